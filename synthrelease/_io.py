@@ -1,0 +1,182 @@
+"""Safe file input and atomic file output.
+
+Every file written by synthrelease goes to a temporary file in the target's folder
+and is renamed into place, so a crash never leaves a half-written output. Every file
+read from a user is parsed without executing code (``yaml.safe_load``, JSON,
+``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from synthrelease.errors import InputFileError
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """SHA-256 hex digest of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Args:
+        path: destination file; its folder is created if needed.
+        data: the bytes to write.
+        mode: optional permission bits (e.g. ``0o600`` for a private key), set before
+            the rename so the file never exists with looser permissions.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(p.parent)
+    return p
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int | None = None) -> Path:
+    """Write UTF-8 text atomically (see :func:`write_bytes_atomic`)."""
+    return write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON atomically."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_table_atomic(path: str | os.PathLike[str], df: pd.DataFrame) -> Path:
+    """Write a DataFrame as CSV or Parquet (by suffix) atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if p.suffix.lower() == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+@contextlib.contextmanager
+def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Build a directory in a temporary sibling and rename it to ``target`` on success.
+
+    If the body raises (or the process dies), ``target`` is untouched and the
+    temporary sibling is removed (or, after a kill, left as an obviously temporary
+    ``.<name>.partial-*`` folder that holds no finished bundle).
+
+    Raises:
+        InputFileError: ``target`` already exists and is not an empty directory.
+    """
+    t = Path(target)
+    if t.exists() and (not t.is_dir() or any(t.iterdir())):
+        raise InputFileError(f"{t}: output directory exists and is not empty; choose a new --out")
+    t.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=t.parent, prefix=f".{t.name}.partial-"))
+    try:
+        yield tmp
+        if t.exists():
+            t.rmdir()
+        os.replace(tmp, t)
+        _fsync_dir(t.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """Parse a YAML file with ``yaml.safe_load``.
+
+    Raises:
+        InputFileError: the file is missing, unreadable, or not valid YAML.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: {what} file not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{p}: cannot read {what} file: {type(e).__name__}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise InputFileError(f"{p}{where}: {what} file is not valid YAML: {problem}") from None
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV or Parquet table without type guessing beyond pandas' defaults.
+
+    Raises:
+        InputFileError: missing, unreadable, empty or unparsable file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: data file not found")
+    try:
+        if p.suffix.lower() == ".parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, skipinitialspace=True)
+    except Exception as e:  # any parser failure is bad input, named by file
+        raise InputFileError(f"{p}: cannot parse table: {type(e).__name__}") from None
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputFileError(f"{p}: table has no rows or no columns")
+    return df

@@ -1,0 +1,181 @@
+"""The public metadata file: each column's kind and its PUBLIC domain.
+
+Everything here is treated as public knowledge: the declared bounds of numerical
+columns and the category lists of categorical columns are what the DP transforms use
+to encode the private table, so they must come from documentation, a code book or
+domain knowledge, never from the private rows themselves (unless marked and paid for
+with ε, see :mod:`synthrelease.transforms`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier"]
+CategoryValue = str | int | float | bool
+
+
+def canonical_category(value: Any) -> str | None:
+    """The canonical string of a category value, or None for a missing value.
+
+    ``1``, ``1.0`` and ``"1"`` are the same category; surrounding spaces are ignored.
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
+        if isinstance(value, bool):
+            return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    s = str(value).strip()
+    if s == "" or s.lower() == "nan":
+        return None
+    try:
+        f = float(s)
+    except ValueError:
+        return s
+    if f.is_integer() and s.lower() not in ("inf", "-inf", "infinity"):
+        return str(int(f))
+    return s
+
+
+class ColumnSpec(BaseModel):
+    """One column of the table.
+
+    Attributes:
+        type: ``integer``/``float`` (numerical), ``categorical``, ``boolean``, or
+            ``identifier`` (dropped before training, never synthesised).
+        nullable: whether missing values are allowed (they get an indicator).
+        min, max: declared public bounds of a numerical column (values are clipped).
+        categories: declared public category list of a categorical column.
+        transform: ``log1p`` for heavy-tailed non-negative columns, else ``none``.
+        zero_inflated: model ``== 0`` separately from the positive part.
+        description: free text.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ColumnType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: list[CategoryValue] | None = None
+    transform: Literal["none", "log1p"] = "none"
+    zero_inflated: bool = False
+    description: str = ""
+
+    @property
+    def is_numerical(self) -> bool:
+        """True for ``integer`` and ``float`` columns."""
+        return self.type in ("integer", "float")
+
+    @model_validator(mode="after")
+    def _check_domain(self) -> ColumnSpec:
+        if self.is_numerical:
+            if self.categories is not None:
+                raise ValueError("a numerical column takes min/max, not categories")
+            if self.min is None or self.max is None:
+                raise ValueError("a numerical column needs public bounds 'min' and 'max'")
+            if not (math.isfinite(self.min) and math.isfinite(self.max)):
+                raise ValueError("min and max must be finite numbers")
+            if not self.min < self.max:
+                raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+            if self.transform == "log1p" and self.min < 0:
+                raise ValueError("transform log1p needs min >= 0")
+            if self.zero_inflated and not self.min <= 0 <= self.max:
+                raise ValueError("zero_inflated needs 0 within [min, max]")
+        else:
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"a {self.type} column takes no min/max")
+            if self.transform != "none" or self.zero_inflated:
+                raise ValueError(f"transform/zero_inflated apply to numerical columns, not {self.type}")
+        if self.type == "categorical":
+            if not self.categories:
+                raise ValueError("a categorical column needs a non-empty public 'categories' list")
+            canon = [canonical_category(c) for c in self.categories]
+            if any(c is None for c in canon):
+                raise ValueError("categories may not contain empty or missing values; use nullable: true")
+            if len(set(canon)) != len(canon):
+                raise ValueError("categories contain duplicates")
+        elif self.categories is not None:
+            raise ValueError(f"a {self.type} column takes no categories")
+        return self
+
+    def canonical_categories(self) -> list[str]:
+        """Declared categories as canonical strings (booleans: ``False``, ``True``)."""
+        if self.type == "boolean":
+            return ["False", "True"]
+        return [c for c in (canonical_category(v) for v in self.categories or []) if c is not None]
+
+    def declared_categories(self) -> list[CategoryValue]:
+        """Declared categories as written in the file (booleans: ``False``, ``True``)."""
+        if self.type == "boolean":
+            return [False, True]
+        return list(self.categories or [])
+
+
+class Metadata(BaseModel):
+    """Public description of a table.
+
+    Attributes:
+        version: schema version (1).
+        name: dataset name, used in reports and the ledger.
+        reviewed: set to true by the data steward after checking that every bound and
+            category list is public knowledge. Training refuses unreviewed metadata.
+        target: optional column used for utility audits and as the generator's condition.
+        columns: column name → :class:`ColumnSpec`, in table order.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    name: str = "dataset"
+    reviewed: bool = False
+    target: str | None = None
+    columns: dict[str, ColumnSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_target(self) -> Metadata:
+        if self.target is not None:
+            if self.target not in self.columns:
+                raise ValueError(f"target {self.target!r} is not a declared column")
+            if self.columns[self.target].type not in ("categorical", "boolean"):
+                raise ValueError(f"target {self.target!r} must be categorical or boolean")
+        if all(c.type == "identifier" for c in self.columns.values()):
+            raise ValueError("every column is an identifier; nothing to synthesise")
+        return self
+
+    @property
+    def model_columns(self) -> list[str]:
+        """Columns that are synthesised (everything but identifiers), in table order."""
+        return [c for c, s in self.columns.items() if s.type != "identifier"]
+
+    @property
+    def numerical_columns(self) -> list[str]:
+        """Numerical (integer and float) columns."""
+        return [c for c, s in self.columns.items() if s.is_numerical]
+
+    @property
+    def discrete_columns(self) -> list[str]:
+        """Categorical and boolean columns."""
+        return [c for c, s in self.columns.items() if s.type in ("categorical", "boolean")]
+
+    def to_sdmetrics(self) -> dict[str, Any]:
+        """The SDV/sdmetrics single-table metadata dict for the synthesised columns."""
+        sd = {"integer": "numerical", "float": "numerical", "categorical": "categorical",
+              "boolean": "boolean"}
+        return {"columns": {c: {"sdtype": sd[self.columns[c].type]} for c in self.model_columns}}
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """A plain dict for writing back to YAML (unset optional fields left out)."""
+        return self.model_dump(mode="json", exclude_defaults=False, exclude_none=True)

@@ -1,0 +1,56 @@
+"""Frozen value types for privacy parameters.
+
+The privacy unit throughout synthrelease is *one row = one person*, under the
+add/remove-one-row neighbouring relation (the relation Opacus' accountants assume
+for Poisson-sampled DP-SGD).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from synthrelease.errors import PrivacyParameterError
+
+PRIVACY_UNIT = "one row = one person; neighbouring tables differ by adding or removing one row"
+
+
+@dataclass(frozen=True)
+class PrivacyLoss:
+    """An (ε, δ) pair. ε never travels without its δ.
+
+    Raises:
+        PrivacyParameterError: ε is not a positive finite number or δ is not in [0, 1).
+    """
+
+    epsilon: float
+    delta: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon)):
+            raise PrivacyParameterError(f"epsilon must be a finite number, got {self.epsilon!r}")
+        if self.epsilon <= 0:
+            raise PrivacyParameterError(f"epsilon must be > 0, got {self.epsilon}")
+        if not (isinstance(self.delta, (int, float)) and math.isfinite(self.delta)):
+            raise PrivacyParameterError(f"delta must be a finite number, got {self.delta!r}")
+        if not 0 <= self.delta < 1:
+            raise PrivacyParameterError(f"delta must be in [0, 1), got {self.delta}")
+
+    def check_delta_for_rows(self, n_rows: int) -> None:
+        """Refuse δ ≥ 1/n: such a δ allows releasing one whole row in the clear.
+
+        Raises:
+            PrivacyParameterError: δ ≥ 1/n_rows.
+        """
+        if n_rows > 0 and self.delta >= 1.0 / n_rows:
+            raise PrivacyParameterError(
+                f"delta={self.delta:g} must be below 1/n = {1.0 / n_rows:.3g} "
+                f"for the {n_rows} training rows (choose e.g. delta=1e-5 or smaller)"
+            )
+
+
+def default_delta(n_rows: int) -> float:
+    """A conventional δ for n rows: the largest power of ten not above 1/(10·n)."""
+    if n_rows <= 0:
+        return 1e-6
+    return 10.0 ** math.floor(math.log10(1.0 / (10.0 * n_rows)))

@@ -1,0 +1,225 @@
+"""Reversible encoding of a table into the generator's space, from PUBLIC metadata only.
+
+Guarantee: no parameter of :class:`TableEncoder` depends on the private rows. Bounds,
+category lists, the log transform and the zero/missing indicators are all read from
+the declared metadata; :meth:`TableEncoder.encode` applies them to rows but learns
+nothing from them. So the encoder itself may be released with the generator at no ε
+cost (tested: changing private rows changes no parameter).
+
+Encoded layout, per synthesised column, in metadata order:
+
+* numerical: ``[missing?] [zero?] value`` — an optional 2-way one-hot for missing
+  (nullable columns), an optional 2-way one-hot for exactly-zero (``zero_inflated``),
+  then one continuous value in [-1, 1]: the clipped value, ``log1p``-transformed if
+  declared, scaled linearly from the declared public bounds.
+* categorical / boolean: one-hot over the declared categories, plus ``<missing>`` for
+  nullable columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from synthrelease.errors import ModelFileError
+from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
+
+MISSING = "<missing>"
+SpanKind = Literal["continuous", "discrete"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A slice of the encoded vector.
+
+    Attributes:
+        column: source column.
+        role: ``value`` (continuous value), ``category``, ``missing`` or ``zero`` (indicators).
+        kind: ``continuous`` (one tanh output) or ``discrete`` (a softmax block).
+        start: first index in the encoded vector.
+        width: number of entries (1 for continuous).
+    """
+
+    column: str
+    role: str
+    kind: SpanKind
+    start: int
+    width: int
+
+    @property
+    def stop(self) -> int:
+        """One past the last index."""
+        return self.start + self.width
+
+
+def _forward(spec: ColumnSpec, x: np.ndarray) -> np.ndarray:
+    """Clip to the public bounds, apply the declared transform, scale to [-1, 1]."""
+    lo, hi = float(spec.min), float(spec.max)  # type: ignore[arg-type]
+    x = np.clip(x, lo, hi)
+    if spec.transform == "log1p":
+        x, lo, hi = np.log1p(x), math.log1p(lo), math.log1p(hi)
+    return (2.0 * (x - lo) / (hi - lo) - 1.0).astype(np.float32)
+
+
+def _inverse(spec: ColumnSpec, v: np.ndarray) -> np.ndarray:
+    lo, hi = float(spec.min), float(spec.max)  # type: ignore[arg-type]
+    tlo, thi = (math.log1p(lo), math.log1p(hi)) if spec.transform == "log1p" else (lo, hi)
+    x = (np.clip(v, -1.0, 1.0) + 1.0) / 2.0 * (thi - tlo) + tlo
+    if spec.transform == "log1p":
+        x = np.expm1(x)
+    x = np.clip(x, lo, hi)
+    if spec.type == "integer":
+        x = np.clip(np.round(x), math.ceil(lo), math.floor(hi))
+    return x
+
+
+class TableEncoder:
+    """Encode/decode a table with parameters taken only from public metadata.
+
+    Args:
+        metadata: the reviewed public metadata.
+    """
+
+    def __init__(self, metadata: Metadata) -> None:
+        self.metadata = metadata
+        self.columns = metadata.model_columns
+        spans: list[Span] = []
+        pos = 0
+
+        def add(column: str, role: str, kind: SpanKind, width: int) -> None:
+            nonlocal pos
+            spans.append(Span(column, role, kind, pos, width))
+            pos += width
+
+        for name in self.columns:
+            spec = metadata.columns[name]
+            if spec.is_numerical:
+                if spec.nullable:
+                    add(name, "missing", "discrete", 2)
+                if spec.zero_inflated:
+                    add(name, "zero", "discrete", 2)
+                add(name, "value", "continuous", 1)
+            else:
+                add(name, "category", "discrete", len(self.categories(name)))
+        self.spans: tuple[Span, ...] = tuple(spans)
+        self.width = pos
+
+    def categories(self, column: str) -> list[str]:
+        """Canonical categories of a discrete column, ``<missing>`` last if nullable."""
+        spec = self.metadata.columns[column]
+        cats = spec.canonical_categories()
+        return [*cats, MISSING] if spec.nullable else cats
+
+    def span(self, column: str, role: str) -> Span:
+        """The span of ``column`` with ``role``."""
+        for s in self.spans:
+            if s.column == column and s.role == role:
+                return s
+        raise KeyError((column, role))
+
+    def parameters(self) -> dict[str, Any]:
+        """Every parameter of the encoding, as plain JSON-able data (for tests and saving)."""
+        return {
+            "metadata": self.metadata.to_yaml_dict(),
+            "spans": [asdict(s) for s in self.spans],
+            "categories": {c: self.categories(c) for c in self.metadata.discrete_columns
+                           if c in self.columns},
+            "width": self.width,
+        }
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """Encode rows (already validated against the metadata) to float32 [n, width].
+
+        Values outside the declared domain are clipped (numerical) or mapped to no
+        category (an all-zero block) — validation refuses such tables before training.
+        """
+        n = len(df)
+        out = np.zeros((n, self.width), dtype=np.float32)
+        for s in self.spans:
+            spec = self.metadata.columns[s.column]
+            col = df[s.column]
+            if s.role == "category":
+                index = {c: i for i, c in enumerate(self.categories(s.column))}
+                canon = col.map(canonical_category)
+                if spec.nullable:
+                    canon = canon.fillna(MISSING)
+                codes = canon.map(index).to_numpy()
+                ok = ~pd.isna(codes)
+                rows = np.nonzero(ok)[0]
+                out[rows, s.start + codes[ok].astype(int)] = 1.0
+                continue
+            x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+            missing = np.isnan(x)
+            if s.role == "missing":
+                out[:, s.start] = (~missing).astype(np.float32)
+                out[:, s.start + 1] = missing.astype(np.float32)
+            elif s.role == "zero":
+                zero = (x == 0) & ~missing
+                out[:, s.start] = zero.astype(np.float32)
+                out[:, s.start + 1] = (~zero).astype(np.float32)
+            else:
+                filled = np.where(missing, float(spec.min), x)  # type: ignore[arg-type]
+                v = _forward(spec, filled)
+                if spec.zero_inflated:
+                    # the value span models only the non-zero part; zeros get a neutral -1
+                    v = np.where(filled == 0, -1.0, v).astype(np.float32)
+                v[missing] = 0.0
+                out[:, s.start] = v
+        return out
+
+    def decode(self, encoded: np.ndarray) -> pd.DataFrame:
+        """Decode generator output to a table with the declared types (post-processing).
+
+        Discrete blocks are decoded by argmax (the generator's sampler has already drawn
+        a one-hot sample); continuous values are inverse-scaled, clipped to the declared
+        bounds and rounded for integer columns.
+        """
+        if encoded.ndim != 2 or encoded.shape[1] != self.width:
+            raise ValueError(f"expected shape [n, {self.width}], got {encoded.shape}")
+        n = encoded.shape[0]
+        data: dict[str, Any] = {}
+        for name in self.columns:
+            spec = self.metadata.columns[name]
+            if not spec.is_numerical:
+                s = self.span(name, "category")
+                codes = encoded[:, s.start:s.stop].argmax(axis=1)
+                declared = spec.declared_categories()
+                values = np.array([*declared, None], dtype=object)
+                if spec.nullable:
+                    data[name] = pd.Series(values[codes], dtype=object)
+                else:
+                    data[name] = pd.Series(values[:-1][codes], dtype=object)
+                if spec.type == "boolean":
+                    data[name] = data[name].astype("boolean" if spec.nullable else bool)
+                continue
+            v = _inverse(spec, encoded[:, self.span(name, "value").start].astype(np.float64))
+            if spec.zero_inflated:
+                z = self.span(name, "zero")
+                v = np.where(encoded[:, z.start:z.stop].argmax(axis=1) == 0, 0.0, v)
+            col = pd.Series(v, dtype=float)
+            if spec.nullable:
+                m = self.span(name, "missing")
+                col[encoded[:, m.start:m.stop].argmax(axis=1) == 1] = np.nan
+            if spec.type == "integer":
+                col = col.round().astype("Int64") if spec.nullable else col.round().astype(np.int64)
+            data[name] = col
+        return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+    @classmethod
+    def from_parameters(cls, params: dict[str, Any]) -> TableEncoder:
+        """Rebuild from :meth:`parameters` (e.g. read from a model file), checking it.
+
+        Raises:
+            ModelFileError: the parameters do not describe a valid encoder.
+        """
+        try:
+            enc = cls(Metadata.model_validate(params["metadata"]))
+        except Exception as e:  # any schema problem means a corrupt model file
+            raise ModelFileError(f"model's encoder metadata is invalid: {type(e).__name__}") from None
+        if enc.width != params.get("width"):
+            raise ModelFileError("model's encoder width does not match its metadata")
+        return enc

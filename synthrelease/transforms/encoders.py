@@ -125,6 +125,7 @@ class TableEncoder:
         """Every parameter of the encoding, as plain JSON-able data (for tests and saving)."""
         return {
             "metadata": self.metadata.to_yaml_dict(),
+            "column_order": list(self.metadata.columns),
             "spans": [asdict(s) for s in self.spans],
             "categories": {c: self.categories(c) for c in self.metadata.discrete_columns
                            if c in self.columns},
@@ -217,7 +218,10 @@ class TableEncoder:
             ModelFileError: the parameters do not describe a valid encoder.
         """
         try:
-            enc = cls(Metadata.model_validate(params["metadata"]))
+            meta = dict(params["metadata"])
+            # JSON writers may sort keys: restore the declared column order.
+            meta["columns"] = {c: meta["columns"][c] for c in params["column_order"]}
+            enc = cls(Metadata.model_validate(meta))
         except Exception as e:  # any schema problem means a corrupt model file
             raise ModelFileError(f"model's encoder metadata is invalid: {type(e).__name__}") from None
         if enc.width != params.get("width"):

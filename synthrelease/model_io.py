@@ -1,0 +1,97 @@
+"""Saving and loading a trained generator without pickle.
+
+A model file holds only tensors (the generator's ``state_dict``, the DP condition
+frequencies) and one JSON string (encoder parameters, architecture, privacy spent).
+It is read with ``torch.load(weights_only=True)``, which refuses arbitrary objects,
+so loading an untrusted model file cannot execute code. The discriminator — the only
+network that saw private rows directly — is never saved.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthrelease import __version__
+from synthrelease._io import write_bytes_atomic
+from synthrelease.budget.accounting import MechanismEntry
+from synthrelease.errors import ModelFileError
+from synthrelease.training.config import TrainingConfig
+from synthrelease.training.models import Generator
+from synthrelease.training.trainer import PrivacySpent, TrainedModel
+from synthrelease.transforms.encoders import TableEncoder
+
+MODEL_FORMAT = "synthrelease-model/1"
+
+
+def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
+    """Write the generator, encoder and privacy record to ``path`` atomically."""
+    info: dict[str, Any] = {
+        "format": MODEL_FORMAT,
+        "tool_version": __version__,
+        "encoder": model.encoder.parameters(),
+        "config": model.config.to_dict(),
+        "condition_column": model.condition_column,
+        "privacy": model.privacy.to_dict(),
+        "train_seconds": model.train_seconds,
+    }
+    payload: dict[str, Any] = {
+        "format": MODEL_FORMAT,
+        "info_json": json.dumps(info),
+        "generator": model.generator.state_dict(),
+    }
+    if model.condition_probs is not None:
+        payload["condition_probs"] = torch.as_tensor(model.condition_probs, dtype=torch.float64)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_model(path: str | os.PathLike[str]) -> TrainedModel:
+    """Load a model file written by :func:`save_model`, refusing anything but tensors and JSON.
+
+    Raises:
+        ModelFileError: missing file, not a synthrelease model, or corrupt content.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"{p}: model file not found")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused, truncated zip, not a torch file
+        raise ModelFileError(f"{p}: not a readable synthrelease model ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{p}: not a synthrelease model file (format {MODEL_FORMAT} expected)")
+    try:
+        info = json.loads(payload["info_json"])
+        encoder = TableEncoder.from_parameters(info["encoder"])
+        config = TrainingConfig(**info["config"])
+        cond_col = info["condition_column"]
+        cond_span = encoder.span(cond_col, "category") if cond_col else None
+        generator = Generator(config.latent_dim, cond_span.width if cond_span else 0,
+                              config.generator_hidden, encoder.spans, cond_span)
+        generator.load_state_dict(payload["generator"], strict=True)
+        generator.eval()
+        priv = info["privacy"]
+        spent = PrivacySpent(
+            epsilon=float(priv["epsilon"]), delta=float(priv["delta"]), accountant=str(priv["accountant"]),
+            entries=tuple(MechanismEntry(m["label"], float(m["noise_multiplier"]), float(m["sample_rate"]),
+                                         int(m["steps"])) for m in priv["mechanisms"]),
+        )
+        probs = payload.get("condition_probs")
+        cond_probs = None if probs is None else np.asarray(probs.numpy(), dtype=np.float64)
+        if cond_span is not None and (cond_probs is None or cond_probs.shape != (cond_span.width,)):
+            raise ValueError("condition frequencies do not match the condition column")
+    except ModelFileError:
+        raise
+    except Exception as e:  # any inconsistency means a corrupt or foreign file
+        raise ModelFileError(f"{p}: corrupt synthrelease model ({type(e).__name__}: {e})") from None
+    return TrainedModel(generator=generator, encoder=encoder, config=config, privacy=spent,
+                        condition_column=cond_col, condition_probs=cond_probs,
+                        train_seconds=float(info.get("train_seconds", 0.0)))

@@ -1,0 +1,69 @@
+"""Training configuration: one frozen object with every knob of a DP-GAN run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from synthrelease.budget.accounting import ACCOUNTANTS
+from synthrelease.errors import PrivacyParameterError
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one DP-GAN training run.
+
+    Privacy (keyword vocabulary of Opacus):
+        target_epsilon, target_delta: the total (ε, δ) of the run, preprocessing included.
+        accountant: ``rdp`` or ``prv`` — used both to calibrate σ and to report ε.
+        max_grad_norm: per-row clipping norm C of the discriminator's gradient.
+        batch_size: expected Poisson batch size; the sample rate is ``1 / round(n / batch_size)``.
+        n_steps: discriminator steps, each one accounted sampled-Gaussian step.
+        condition_epsilon_share: share of ε for the DP histogram of the condition column
+            (its sampling frequencies); 0 when there is no condition column.
+
+    Model:
+        latent_dim, generator_hidden, discriminator_hidden: layer sizes.
+        n_disc_steps: discriminator steps per generator step.
+        generator_lr, discriminator_lr: Adam learning rates.
+        gumbel_tau: temperature of the Gumbel-softmax for discrete outputs.
+        grad_sample_mode: Opacus per-sample-gradient mode (``ghost`` = fast gradient clipping).
+        seed: root of every random stream (data sampling, noise, generator input).
+    """
+
+    target_epsilon: float
+    target_delta: float
+    accountant: str = "rdp"
+    max_grad_norm: float = 1.0
+    batch_size: int = 500
+    n_steps: int = 1000
+    condition_epsilon_share: float = 0.05
+    latent_dim: int = 64
+    generator_hidden: int = 256
+    discriminator_hidden: int = 256
+    n_disc_steps: int = 1
+    generator_lr: float = 2e-4
+    discriminator_lr: float = 2e-4
+    gumbel_tau: float = 0.2
+    grad_sample_mode: str = "ghost"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.accountant not in ACCOUNTANTS:
+            raise PrivacyParameterError(f"accountant must be one of {', '.join(ACCOUNTANTS)}")
+        if not self.target_epsilon > 0:
+            raise PrivacyParameterError(f"epsilon must be > 0, got {self.target_epsilon}")
+        if not 0 < self.target_delta < 1:
+            raise PrivacyParameterError(f"delta must be in (0, 1), got {self.target_delta}")
+        if self.max_grad_norm <= 0:
+            raise PrivacyParameterError("max_grad_norm must be > 0")
+        if self.batch_size < 1 or self.n_steps < 1 or self.n_disc_steps < 1:
+            raise PrivacyParameterError("batch_size, n_steps and n_disc_steps must be >= 1")
+        if not 0 <= self.condition_epsilon_share < 1:
+            raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
+        if self.grad_sample_mode not in ("ghost", "hooks", "functorch"):
+            raise PrivacyParameterError("grad_sample_mode must be ghost, hooks or functorch")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for the internal report and the model file)."""
+        return asdict(self)

@@ -1,0 +1,100 @@
+"""Generator and discriminator networks.
+
+The discriminator sees private rows and is trained with DP-SGD: it holds only
+``nn.Linear`` layers and parameter-free activations, so Opacus' ghost clipping applies
+to every layer and ``ModuleValidator`` accepts it (no BatchNorm). The generator never
+sees private rows (it only receives the discriminator's noisy feedback), so it is
+post-processing and may use BatchNorm over its own fake batches.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from synthrelease.transforms.encoders import Span
+
+
+class _Residual(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+class Generator(nn.Module):
+    """Conditional MLP generator with residual blocks (as in CTGAN).
+
+    Args:
+        latent_dim: size of the Gaussian input z.
+        cond_dim: size of the one-hot condition (0 for none).
+        hidden: width of each residual block.
+        spans: the encoder's spans, which decide each output's activation.
+        cond_span: the span of the condition column (its output is set to the condition).
+    """
+
+    def __init__(self, latent_dim: int, cond_dim: int, hidden: int, spans: tuple[Span, ...],
+                 cond_span: Span | None) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.cond_dim = cond_dim
+        self.spans = spans
+        self.cond_span = cond_span
+        self.out_dim = spans[-1].stop
+        dim = latent_dim + cond_dim
+        self.block1 = _Residual(dim, hidden)
+        self.block2 = _Residual(dim + hidden, hidden)
+        self.head = nn.Linear(dim + 2 * hidden, self.out_dim)
+        cont = [s.start for s in spans if s.kind == "continuous"]
+        self.register_buffer("_continuous_idx", torch.tensor(cont, dtype=torch.long), persistent=False)
+
+    def raw(self, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Unactivated outputs (logits for discrete spans, pre-tanh for continuous)."""
+        x = z if cond is None or self.cond_dim == 0 else torch.cat([z, cond], dim=1)
+        return self.head(self.block2(self.block1(x)))
+
+    def activate(self, raw: torch.Tensor, cond: torch.Tensor | None, *, tau: float,
+                 generator: torch.Generator | None, hard: bool) -> torch.Tensor:
+        """Apply tanh to continuous outputs and (Gumbel-)softmax sampling to discrete blocks.
+
+        ``hard=False`` (training): differentiable Gumbel-softmax with temperature ``tau``.
+        ``hard=True`` (sampling): an exact one-hot draw from each block's softmax.
+        """
+        parts = []
+        for s in self.spans:
+            block = raw[:, s.start:s.stop]
+            if self.cond_span is not None and s == self.cond_span and cond is not None:
+                parts.append(cond)
+            elif s.kind == "continuous":
+                parts.append(torch.tanh(block))
+            elif hard:
+                probs = torch.softmax(block, dim=1)
+                idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                parts.append(F.one_hot(idx, s.width).to(raw.dtype))
+            else:
+                u = torch.rand(block.shape, generator=generator, dtype=raw.dtype).clamp_(1e-10, 1 - 1e-10)
+                gumbel = -torch.log(-torch.log(u))
+                parts.append(torch.softmax((block + gumbel) / tau, dim=1))
+        return torch.cat(parts, dim=1)
+
+
+class Discriminator(nn.Module):
+    """MLP critic over encoded rows: Linear layers and LeakyReLU only (DP-SGD friendly)."""
+
+    def __init__(self, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One logit per row (higher = looks real)."""
+        return self.net(x).squeeze(1)

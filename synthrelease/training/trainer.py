@@ -1,0 +1,350 @@
+"""The DP-GAN training loop on Opacus.
+
+Privacy argument (add/remove one row = one person):
+
+1. The condition column's category counts are released once through a Gaussian
+   mechanism (L2 sensitivity 1, σ from :func:`histogram_noise_for`); they set the
+   sampling frequencies of the condition. Accounted as ``(σ_h, q=1, 1 step)``.
+2. Every discriminator step is one Poisson-subsampled Gaussian mechanism run by Opacus:
+   a fresh batch from Opacus' ``DPDataLoader`` (each row kept with probability q), a
+   per-row loss over the real rows and a FIXED number of fake rows (the expected batch
+   size, a public number — never the sampled count, which would double the
+   sensitivity), per-row gradients clipped to ``max_grad_norm`` by Opacus' ghost
+   clipping, Gaussian noise of std ``σ·max_grad_norm`` added by Opacus' DPOptimizer.
+   Fake rows depend only on the generator, itself a function of earlier noisy
+   discriminator outputs, so clipping them costs no privacy. Opacus' accountant hook
+   records one step per ``optimizer.step()``.
+3. The generator is trained only through the discriminator (hooks off during its step),
+   so it and everything sampled from it are post-processing.
+
+ε reported = one Opacus accountant over (1) + Opacus' own history of (2), at δ.
+σ is calibrated before training with the same accountant for the planned step count;
+training always runs to that count (no early stopping, no model selection on private
+data). Assumption: the number of rows n is public (it fixes the sample rate), as in
+Opacus. Citations: Abadi et al. 2016 (DP-SGD); Xie et al. 2018 (DP-GAN); Lee and
+Kifer 2021 / Bu et al. 2023 (ghost clipping, as implemented in Opacus).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F  # noqa: N812
+from opacus import PrivacyEngine
+from opacus.data_loader import DPDataLoader
+from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+from opacus.validators import ModuleValidator
+from torch import nn
+from torch.utils.data import Dataset
+
+from synthrelease.budget.accounting import (
+    MechanismEntry,
+    calibrate_noise_multiplier,
+    epsilon_for,
+    histogram_noise_for,
+)
+from synthrelease.errors import InternalError, PrivacyParameterError
+from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
+from synthrelease.rng import SeedTree
+from synthrelease.training.config import TrainingConfig
+from synthrelease.training.models import Discriminator, Generator
+from synthrelease.transforms.encoders import Span, TableEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PrivacySpent:
+    """The privacy cost of a run, read from the accountant.
+
+    Attributes:
+        epsilon: total ε at ``delta`` over every entry (one accountant, not a hand sum).
+        delta: the δ used.
+        accountant: ``rdp`` or ``prv``.
+        entries: every accounted mechanism, in order.
+    """
+
+    epsilon: float
+    delta: float
+    accountant: str
+    entries: tuple[MechanismEntry, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for reports and manifests."""
+        return {
+            "epsilon": self.epsilon, "delta": self.delta, "accountant": self.accountant,
+            "mechanisms": [
+                {"label": e.label, "noise_multiplier": e.noise_multiplier,
+                 "sample_rate": e.sample_rate, "steps": e.steps} for e in self.entries
+            ],
+        }
+
+
+@dataclass
+class TrainedModel:
+    """Everything needed to sample: the generator, the public encoder, DP condition frequencies.
+
+    Holds no private rows and no discriminator.
+    """
+
+    generator: Generator
+    encoder: TableEncoder
+    config: TrainingConfig
+    privacy: PrivacySpent
+    condition_column: str | None
+    condition_probs: np.ndarray | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+class _EncodedRows(Dataset[torch.Tensor]):
+    """Encoded private rows; ``__getitems__`` fetches a whole Poisson batch at once."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+    def __getitems__(self, idx: list[int]) -> torch.Tensor:
+        return self.x[torch.as_tensor(idx, dtype=torch.long)]
+
+
+def _identity_collate(batch: torch.Tensor) -> torch.Tensor:
+    return batch
+
+
+def sample_rate_for(n_rows: int, batch_size: int) -> float:
+    """The Poisson sample rate ``1 / round(n / batch_size)``.
+
+    Opacus' ``make_private`` charges ``1 / len(data_loader)`` per step; choosing q with an
+    integer reciprocal makes the calibrated and the charged rate identical.
+    """
+    return 1.0 / max(1, round(n_rows / batch_size))
+
+
+def _condition_span(encoder: TableEncoder, column: str | None) -> Span | None:
+    if column is None:
+        return None
+    return encoder.span(column, "category")
+
+
+def _dp_condition_probs(
+    x: torch.Tensor, span: Span, entry: MechanismEntry, generator: torch.Generator
+) -> np.ndarray:
+    """Gaussian-noised category counts → sampling probabilities (a DP release).
+
+    Reads private rows; DP with L2 sensitivity 1 under add/remove one row; the entry
+    is charged by the caller. Negative noisy counts are clipped to 0 and every
+    category gets one pseudo-count so that rare categories can still be sampled.
+    """
+    counts = x[:, span.start:span.stop].sum(dim=0).double()
+    noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64) * entry.noise_multiplier
+    noisy = (counts + noise).clamp(min=0.0) + 1.0
+    return (noisy / noisy.sum()).numpy()
+
+
+def _batches(loader: DPDataLoader, width: int) -> Iterator[torch.Tensor]:
+    while True:
+        for batch in loader:
+            if not isinstance(batch, torch.Tensor):  # an empty first batch comes back as []
+                batch = torch.empty(0, width)
+            yield batch
+
+
+def train_dp_gan(
+    train: pd.DataFrame,
+    encoder: TableEncoder,
+    config: TrainingConfig,
+    *,
+    condition_column: str | None,
+    progress: ProgressCallback = ignore_progress,
+) -> TrainedModel:
+    """Train a conditional DP-GAN on the private rows ``train``.
+
+    Reads: every row of ``train`` (the private training table, already validated).
+    Guarantee: (ε, δ)-DP for the returned model and anything sampled from it, with
+    ε = ``result.privacy.epsilon`` ≤ ``config.target_epsilon`` at δ = ``config.target_delta``,
+    add/remove-one-row neighbours; see the module docstring for the argument.
+    Assumptions that would void it: rows are not one-per-person; the metadata (encoder)
+    was derived from the private rows; the seed (noise) is disclosed; n is secret.
+
+    Raises:
+        PrivacyParameterError: δ ≥ 1/n, or the budget cannot be met.
+    """
+    started = time.perf_counter()
+    seeds = SeedTree(config.seed)
+    n_rows = len(train)
+    if n_rows < 2:
+        raise PrivacyParameterError("training needs at least 2 rows")
+    if config.target_delta >= 1.0 / n_rows:
+        raise PrivacyParameterError(
+            f"delta={config.target_delta:g} must be below 1/n = {1.0 / n_rows:.3g} for {n_rows} rows"
+        )
+    x = torch.from_numpy(encoder.encode(train))
+    width = x.shape[1]
+    q = sample_rate_for(n_rows, min(config.batch_size, n_rows))
+    expected_batch = max(1, int(n_rows * q))
+    n_disc_total = config.n_steps
+
+    # 1. DP sampling frequencies of the condition column.
+    cond_span = _condition_span(encoder, condition_column)
+    prior: list[MechanismEntry] = []
+    cond_probs: np.ndarray | None = None
+    if cond_span is not None and config.condition_epsilon_share > 0:
+        hist = histogram_noise_for(
+            epsilon=config.condition_epsilon_share * config.target_epsilon,
+            delta=config.target_delta, accountant=config.accountant,
+        )
+        prior.append(hist)
+        cond_probs = _dp_condition_probs(x, cond_span, hist, seeds.torch("condition-noise"))
+    elif cond_span is not None:
+        cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
+
+    # 2. σ for the planned number of discriminator steps, same accountant.
+    sgd = calibrate_noise_multiplier(
+        target_epsilon=config.target_epsilon, target_delta=config.target_delta,
+        sample_rate=q, steps=n_disc_total, accountant=config.accountant, prior=prior,
+    )
+
+    torch_gen = seeds.torch("generator-input")
+    generator = Generator(config.latent_dim, cond_span.width if cond_span else 0,
+                          config.generator_hidden, encoder.spans, cond_span)
+    discriminator = Discriminator(width, config.discriminator_hidden)
+    _seed_init(generator, seeds.torch("generator-init"))
+    _seed_init(discriminator, seeds.torch("discriminator-init"))
+    ModuleValidator.validate(discriminator, strict=True)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.9))
+
+    # Opacus' Poisson-sampling loader, built here so that it can take a seeded generator
+    # (make_private's own wrapper only takes the secure RNG); make_private therefore gets
+    # poisson_sampling=False, which leaves this DPDataLoader unchanged.
+    loader = DPDataLoader(_EncodedRows(x), sample_rate=q, generator=seeds.torch("poisson-sampling"),
+                          collate_fn=_identity_collate)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = PrivacyEngine(accountant=config.accountant)
+    made = engine.make_private(
+        module=discriminator, optimizer=opt_d, data_loader=loader,
+        criterion=nn.BCEWithLogitsLoss(), noise_multiplier=sgd.noise_multiplier,
+        max_grad_norm=config.max_grad_norm, poisson_sampling=False,
+        grad_sample_mode=config.grad_sample_mode, noise_generator=seeds.torch("dp-noise"),
+    )
+    d_module, d_opt, loader = made[0], made[1], made[-1]
+    if abs(1.0 / len(loader) - q) > 1e-12:
+        raise InternalError("Opacus' sample rate differs from the calibrated one")
+
+    cond_sampler = _ConditionSampler(cond_probs, torch_gen)
+    real_label = torch.ones(expected_batch)
+    batches = _batches(loader, width)
+    history: list[dict[str, float]] = []
+    log_every = max(1, n_disc_total // 50)
+    d_loss_val = g_loss_val = float("nan")
+    progress(ProgressEvent("train", 0, n_disc_total, {"noise_multiplier": sgd.noise_multiplier}))
+    generator.train()
+    d_module.train()
+    with warnings.catch_warnings():
+        # Opacus' ghost clipping registers full backward hooks on a module whose input
+        # needs no gradient; torch warns on every step, harmlessly.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for step in range(1, n_disc_total + 1):
+            # --- discriminator: one accounted DP-SGD step --------------------------------
+            real = next(batches)
+            with torch.no_grad():
+                cond = cond_sampler(expected_batch)
+                fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
+                                          tau=config.gumbel_tau, generator=torch_gen, hard=False)
+            rows = torch.cat([real, fake], dim=0)
+            labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(expected_batch)])
+            logits = d_module(rows)
+            per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+            d_opt.zero_grad(set_to_none=True)
+            if config.grad_sample_mode == "ghost":
+                DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+            else:
+                per_row.mean().backward()
+            d_opt.step()
+            d_loss_val = float(per_row.detach().mean())
+
+            # --- generator: post-processing of the discriminator -------------------------
+            if step % config.n_disc_steps == 0:
+                d_module.disable_hooks()
+                cond = cond_sampler(expected_batch)
+                fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
+                                          tau=config.gumbel_tau, generator=torch_gen, hard=False)
+                g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                d_module.enable_hooks()
+                g_loss_val = float(g_loss.detach())
+
+            if step % log_every == 0 or step == n_disc_total:
+                eps_now = epsilon_for([*prior, *_engine_entries(engine)], delta=config.target_delta,
+                                      accountant=config.accountant)
+                point = {"step": float(step), "d_loss": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now}
+                history.append(point)
+                progress(ProgressEvent("train", step, n_disc_total, dict(point)))
+
+    entries = (*prior, *_engine_entries(engine))
+    steps_charged = sum(e.steps for e in entries if e.label.startswith("discriminator"))
+    if steps_charged != n_disc_total:
+        raise InternalError(f"accountant recorded {steps_charged} steps, expected {n_disc_total}")
+    spent = epsilon_for(entries, delta=config.target_delta, accountant=config.accountant)
+    if spent > config.target_epsilon * (1 + 1e-9):
+        raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
+    generator.eval()
+    return TrainedModel(
+        generator=generator, encoder=encoder, config=config,
+        privacy=PrivacySpent(spent, config.target_delta, config.accountant, tuple(entries)),
+        condition_column=condition_column if cond_span else None,
+        condition_probs=cond_probs, history=history,
+        train_seconds=time.perf_counter() - started,
+    )
+
+
+def _engine_entries(engine: PrivacyEngine) -> list[MechanismEntry]:
+    """Opacus' own record of the DP-SGD steps taken so far."""
+    return [MechanismEntry("discriminator DP-SGD", float(s), float(q), int(n))
+            for s, q, n in engine.accountant.history]
+
+
+def _noise(n: int, config: TrainingConfig, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(n, config.latent_dim, generator=generator)
+
+
+def _seed_init(module: nn.Module, generator: torch.Generator) -> None:
+    """Re-initialise Linear layers from an explicit generator (no global RNG)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.in_features)
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+
+
+class _ConditionSampler:
+    """Draws one-hot conditions from the DP (or public) category frequencies."""
+
+    def __init__(self, probs: np.ndarray | None, generator: torch.Generator) -> None:
+        self.probs = None if probs is None else torch.as_tensor(probs, dtype=torch.float64)
+        self.generator = generator
+
+    def __call__(self, n: int) -> torch.Tensor | None:
+        if self.probs is None:
+            return None
+        idx = torch.multinomial(self.probs, n, replacement=True, generator=self.generator)
+        return F.one_hot(idx, self.probs.shape[0]).float()

@@ -20,7 +20,11 @@ class TrainingConfig:
         batch_size: expected Poisson batch size; the sample rate is ``1 / round(n / batch_size)``.
         n_steps: discriminator steps, each one accounted sampled-Gaussian step.
         condition_epsilon_share: share of ε for the DP histogram of the condition column
-            (its sampling frequencies); 0 when there is no condition column.
+            (its sampling frequencies) when conditional marginals are off.
+        marginal_epsilon_share: share of ε for the DP (condition × column) marginals that
+            guide the generator (0 = off); they also give the condition's frequencies.
+        marginal_weight: weight of the marginal-matching term in the generator loss.
+        marginal_bins: equal-width bins per continuous value (over the public bounds).
 
     Model:
         latent_dim, generator_hidden, discriminator_hidden: layer sizes.
@@ -38,6 +42,9 @@ class TrainingConfig:
     batch_size: int = 500
     n_steps: int = 1000
     condition_epsilon_share: float = 0.05
+    marginal_epsilon_share: float = 0.5
+    marginal_weight: float = 10.0
+    marginal_bins: int = 20
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -61,6 +68,10 @@ class TrainingConfig:
             raise PrivacyParameterError("batch_size, n_steps and n_disc_steps must be >= 1")
         if not 0 <= self.condition_epsilon_share < 1:
             raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
+        if not 0 <= self.marginal_epsilon_share < 1:
+            raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
+        if self.marginal_bins < 2 or self.marginal_weight < 0:
+            raise PrivacyParameterError("marginal_bins must be >= 2 and marginal_weight >= 0")
         if self.grad_sample_mode not in ("ghost", "hooks", "functorch"):
             raise PrivacyParameterError("grad_sample_mode must be ghost, hooks or functorch")
 

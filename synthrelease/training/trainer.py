@@ -56,7 +56,9 @@ from synthrelease.errors import InternalError, PrivacyParameterError
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import SeedTree
 from synthrelease.training.config import TrainingConfig
+from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.models import Discriminator, Generator
+from synthrelease.transforms.dp_marginals import measure_marginals
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 log = logging.getLogger(__name__)
@@ -199,11 +201,21 @@ def train_dp_gan(
     expected_batch = max(1, int(n_rows * q))
     n_disc_total = config.n_steps
 
-    # 1. DP sampling frequencies of the condition column.
+    # 1. DP measurements before training: conditional marginals (which also give the
+    #    condition's sampling frequencies) or, if they are off, the condition histogram.
     cond_span = _condition_span(encoder, condition_column)
     prior: list[MechanismEntry] = []
     cond_probs: np.ndarray | None = None
-    if cond_span is not None and config.condition_epsilon_share > 0:
+    matcher: MarginalMatcher | None = None
+    if cond_span is not None and config.marginal_epsilon_share > 0:
+        sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
+                                      delta=config.target_delta, accountant=config.accountant)
+        measured = measure_marginals(x, encoder, condition_column or "", noise_multiplier=sigma_m.noise_multiplier,
+                                     generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
+        prior.append(measured.entry)
+        cond_probs = measured.condition_probs()
+        matcher = MarginalMatcher(measured)
+    elif cond_span is not None and config.condition_epsilon_share > 0:
         hist = histogram_noise_for(
             epsilon=config.condition_epsilon_share * config.target_epsilon,
             delta=config.target_delta, accountant=config.accountant,
@@ -286,6 +298,8 @@ def train_dp_gan(
                 fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
                                           tau=config.gumbel_tau, generator=torch_gen, hard=False)
                 g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
+                if matcher is not None and cond is not None:
+                    g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()

@@ -1,0 +1,343 @@
+"""The ``synthrelease`` command line: a thin click layer over :mod:`synthrelease.pipeline`.
+
+Exit codes: 0 success (released / verified), 1 rejected by the gate or failed
+verification, 2 bad input or usage, 70 internal error (a bug). Errors are one line on
+stderr, never a traceback (unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from synthrelease import __version__
+from synthrelease.errors import EXIT_INTERNAL, SynthreleaseError
+from synthrelease.progress import ProgressEvent
+
+DEMO_MARKER = ".synthrelease-demo"
+
+
+class _ExitError(click.ClickException):
+    """A click exception carrying our exit code, shown as ``Error: <one line>``."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _SafeGroup(click.Group):
+    """Turns library errors into one-line messages with documented exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except SynthreleaseError as e:
+            raise _ExitError(" ".join(str(e).split("\n")), e.exit_code) from None
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise _ExitError(
+                f"internal error (this is a bug in synthrelease, please report it; rerun with --debug "
+                f"for a traceback): {type(e).__name__}: {e}", getattr(e, "exit_code", EXIT_INTERNAL)
+            ) from None
+
+
+class _Progress:
+    """Renders progress events on stderr: a tqdm bar for training, one line per other stage."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.quiet:
+            return
+        if event.stage == "train" and event.total:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=event.total, desc="train (DP-SGD)", unit="step", file=sys.stderr,
+                                dynamic_ncols=True, mininterval=0.5)
+                sigma = event.metrics.get("noise_multiplier")
+                if sigma is not None:
+                    self.bar.write(f"noise multiplier σ = {sigma:.3f}", file=sys.stderr)
+            self.bar.update(event.step - self.bar.n)
+            m = event.metrics
+            if "epsilon" in m:
+                self.bar.set_postfix(d_loss=f"{m['d_loss']:.3f}", g_loss=f"{m['g_loss']:.3f}",
+                                     eps=f"{m['epsilon']:.3f}", refresh=False)
+            if event.step >= event.total:
+                self.bar.close()
+                self.bar = None
+            return
+        click.echo(f"[{time.strftime('%H:%M:%S')}] {event.stage}{': ' + event.message if event.message else ''}",
+                   err=True)
+
+
+@click.group(cls=_SafeGroup)
+@click.version_option(__version__, prog_name="synthrelease")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """Differentially private synthetic data with audits, a policy gate and signed bundles."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(debug=debug, quiet=quiet)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _progress(ctx: click.Context) -> _Progress:
+    return _Progress(bool(ctx.obj.get("quiet")))
+
+
+_common_privacy = [
+    click.option("--epsilon", type=float, required=True, help="Total privacy budget ε (> 0)."),
+    click.option("--delta", type=float, default=None, help="δ (default: ≤ 1/(10 n), capped by the policy)."),
+    click.option("--accountant", type=click.Choice(["rdp", "prv"]), default="rdp", show_default=True),
+    click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None,
+                 help="Discriminator DP-SGD steps (default 1000)."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Expected Poisson batch size."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed of every random stream (secret: it determines the DP noise)."),
+    click.option("--allow-unreviewed-metadata", is_flag=True,
+                 help="Train on metadata not marked reviewed (WEAKENS the guarantee)."),
+]
+
+
+def _with(options: list[Any]) -> Any:
+    def deco(f: Any) -> Any:
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+def _echo_outcome(outcome: Any) -> None:
+    for note in outcome.warnings:
+        click.echo(f"WARNING: {note}", err=True)
+    click.echo("verdict: RELEASED")
+    click.echo(f"epsilon spent: {outcome.epsilon:.4f} (delta {outcome.delta:g}, {outcome.accountant} accountant)")
+    for c in outcome.decision.clauses:
+        click.echo(f"  pass  {c.clause}: {c.reason}")
+    click.echo(f"bundle: {outcome.bundle_dir}")
+    click.echo(f"internal report (do not share): {outcome.report_path}")
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--metadata", "metadata_path", type=click.Path(path_type=Path), required=True)
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), required=True)
+@click.option("--target", default=None, help="Target column for the utility audit (default: metadata's).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory.")
+@click.option("--signing-key", type=click.Path(path_type=Path), required=True,
+              help="Ed25519 private key (PEM) from `synthrelease keys generate`.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Internal report folder (default: OUT.internal-report).")
+@_with(_common_privacy)
+@click.pass_context
+def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
+            out_dir: Path, signing_key: Path, report_dir: Path | None, epsilon: float, delta: float | None,
+            accountant: str, n_steps: int | None, batch_size: int | None, seed: int,
+            allow_unreviewed_metadata: bool) -> None:
+    """Train, audit and — only if every policy clause passes — sign a release bundle."""
+    from synthrelease.pipeline import release as run_release
+
+    if allow_unreviewed_metadata:
+        click.echo("WARNING: --allow-unreviewed-metadata weakens the privacy guarantee", err=True)
+    outcome = run_release(data, metadata_path=metadata_path, policy_path=policy_path, epsilon=epsilon,
+                          delta=delta, target=target, out_dir=out_dir, signing_key=signing_key,
+                          report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
+                          batch_size=batch_size, allow_unreviewed=allow_unreviewed_metadata,
+                          progress=_progress(ctx))
+    _echo_outcome(outcome)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("synthrelease-demo"),
+              show_default=True, help="Folder for keys, bundle and internal report.")
+@click.option("--epsilon", type=float, default=3.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int) -> None:
+    """A full release of the bundled Breast Cancer Wisconsin table under the default policy."""
+    from synthrelease.bundle.signing import generate_keypair
+    from synthrelease.pipeline import release as run_release
+
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / DEMO_MARKER).exists():
+            raise SynthreleaseError(f"{out_dir}: exists and is not a previous demo folder; choose another --out")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / DEMO_MARKER).write_text("created by `synthrelease demo`; safe to delete\n")
+    data_dir = resources.files("synthrelease") / "data"
+    started = time.perf_counter()
+    priv, pub = generate_keypair(out_dir / "keys" / "signing_key.pem", out_dir / "keys" / "signing_key.pub.pem")
+    with resources.as_file(data_dir / "breast_cancer.csv") as data, \
+            resources.as_file(data_dir / "breast_cancer.metadata.yaml") as meta, \
+            resources.as_file(data_dir / "policies" / "default.yaml") as policy:
+        outcome = run_release(data, metadata_path=meta, policy_path=policy, epsilon=epsilon,
+                              out_dir=out_dir / "bundle", signing_key=priv,
+                              report_dir=out_dir / "internal-report", seed=seed, progress=_progress(ctx))
+    _echo_outcome(outcome)
+    click.echo(f"public key: {pub}")
+    click.echo(f"verify with: synthrelease verify {outcome.bundle_dir} --public-key {pub}")
+    click.echo(f"wall time: {time.perf_counter() - started:.1f} s")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(path_type=Path), required=True)
+def verify(bundle: Path, public_key: Path) -> None:
+    """Check a bundle's signature, every file hash, and that no file is extra or missing."""
+    from synthrelease.bundle.verify import verify_bundle
+
+    result = verify_bundle(bundle, public_key)
+    rel = result.manifest.get("release", {})
+    priv = rel.get("privacy", {})
+    click.echo(f"OK: signature valid, {result.n_files} files match their SHA-256")
+    if priv:
+        click.echo(f"epsilon {priv.get('epsilon')} delta {priv.get('delta')} ({priv.get('accountant')}), "
+                   f"policy {rel.get('policy', {}).get('name')}")
+
+
+@cli.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("generate")
+@click.option("--private", "private_path", type=click.Path(path_type=Path), default=Path("signing_key.pem"),
+              show_default=True)
+@click.option("--public", "public_path", type=click.Path(path_type=Path), default=Path("signing_key.pub.pem"),
+              show_default=True)
+def keys_generate(private_path: Path, public_path: Path) -> None:
+    """Create an Ed25519 key pair (private key file mode 0600; never put it in a bundle)."""
+    from synthrelease.bundle.signing import generate_keypair
+
+    priv, pub = generate_keypair(private_path, public_path)
+    click.echo(f"private key: {priv} (mode 0600, keep secret)")
+    click.echo(f"public key:  {pub} (give to verifiers)")
+
+
+@cli.group()
+def metadata() -> None:
+    """Metadata files."""
+
+
+@metadata.command("infer")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@click.option("--target", default=None)
+@click.option("--name", default=None, help="Dataset name (default: file stem).")
+def metadata_infer(data: Path, output: Path, target: str | None, name: str | None) -> None:
+    """Draft a metadata file from DATA (reads private values: marked reviewed: false)."""
+    from synthrelease._io import read_table, write_text_atomic
+    from synthrelease.metadata.infer import infer_metadata, metadata_to_yaml
+
+    df = read_table(data)
+    if target is not None and target not in df.columns:
+        raise SynthreleaseError(f"--target: column {target!r} not in {data}")
+    meta = infer_metadata(df, name=name or data.stem, target=target)
+    write_text_atomic(output, metadata_to_yaml(meta, draft=True))
+    click.echo(f"wrote draft {output}: review every bound and category list, then set 'reviewed: true'")
+
+
+@metadata.command("check")
+@click.argument("metadata_file", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Also validate this table.")
+def metadata_check(metadata_file: Path, data: Path | None) -> None:
+    """Validate a metadata file (and optionally a table against it)."""
+    from synthrelease._io import read_table
+    from synthrelease.metadata.load import load_metadata
+
+    meta = load_metadata(metadata_file)
+    click.echo(f"{metadata_file}: valid, {len(meta.columns)} columns, reviewed: {str(meta.reviewed).lower()}")
+    if data is not None:
+        from synthrelease.validation.expectations import validate_table
+
+        report = validate_table(read_table(data), meta, source=str(data))
+        click.echo(f"{data}: {report.n_rows} rows pass {report.n_checks} checks")
+
+
+@cli.group()
+def policy() -> None:
+    """Policy files."""
+
+
+@policy.command("check")
+@click.argument("policy_file", type=click.Path(path_type=Path))
+def policy_check(policy_file: Path) -> None:
+    """Validate a policy file."""
+    from synthrelease.policy.schema import load_policy
+
+    pol, sha = load_policy(policy_file)
+    click.echo(f"{policy_file}: valid policy '{pol.name}' (sha256 {sha[:16]}…)")
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--metadata", "metadata_path", type=click.Path(path_type=Path), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model file (.pt).")
+@click.option("--condition-column", default=None, help="Categorical column to condition on (default: target).")
+@_with(_common_privacy)
+@click.pass_context
+def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
+          epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
+          seed: int, allow_unreviewed_metadata: bool) -> None:
+    """Train a DP generator on DATA and save it (generator + public encoder only)."""
+    from synthrelease.model_io import save_model
+    from synthrelease.pipeline import train_model
+
+    if allow_unreviewed_metadata:
+        click.echo("WARNING: --allow-unreviewed-metadata weakens the privacy guarantee", err=True)
+    model, _ = train_model(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
+                           condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
+                           batch_size=batch_size, allow_unreviewed=allow_unreviewed_metadata,
+                           progress=_progress(ctx))
+    save_model(model, output)
+    p = model.privacy
+    click.echo(f"model: {output}")
+    click.echo(f"epsilon spent: {p.epsilon:.4f} (delta {p.delta:g}, {p.accountant} accountant)")
+
+
+@cli.command()
+@click.argument("model_file", type=click.Path(path_type=Path))
+@click.option("-n", "n_rows", type=click.IntRange(min=1), required=True, help="Rows to sample.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".csv or .parquet")
+@click.option("--condition", default=None, help="COLUMN=VALUE: sample only that category.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000, show_default=True)
+def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, seed: int, chunk_rows: int) -> None:
+    """Sample N synthetic rows from a trained model (post-processing: no extra ε)."""
+    from synthrelease.model_io import load_model
+    from synthrelease.streaming import write_sample_stream
+
+    cond = None
+    if condition is not None:
+        if "=" not in condition:
+            raise SynthreleaseError("--condition must look like COLUMN=VALUE")
+        col, val = condition.split("=", 1)
+        cond = {col.strip(): val.strip()}
+    model = load_model(model_file)
+    write_sample_stream(model, n_rows, output, seed=seed, condition=cond, chunk_rows=chunk_rows)
+    click.echo(f"wrote {n_rows} rows to {output}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="synthrelease")
+
+
+if __name__ == "__main__":
+    main()

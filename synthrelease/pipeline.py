@@ -1,0 +1,345 @@
+"""The Python API: one call per job. The CLI only wraps these functions.
+
+``release`` runs, in order: metadata → validation → seeded train/holdout split →
+DP-GAN training → sampling → audits → policy gate → signed bundle (only on PASS).
+The holdout never touches training. The internal report is always written, apart from
+the bundle; on FAIL no shareable data is written anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from synthrelease import __version__
+from synthrelease._io import read_table, sha256_bytes, sha256_file
+from synthrelease.audits.base import AuditResult
+from synthrelease.errors import GateRefused, MetadataError, PrivacyParameterError
+from synthrelease.metadata.load import load_metadata, require_reviewed
+from synthrelease.metadata.schema import Metadata
+from synthrelease.policy.gate import GateDecision, evaluate_gate, privacy_clauses
+from synthrelease.policy.schema import Policy, load_policy
+from synthrelease.privacy import PRIVACY_UNIT, PrivacyLoss, default_delta
+from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
+from synthrelease.rng import SeedTree
+from synthrelease.sampling import sample_frame
+from synthrelease.training.config import TrainingConfig
+from synthrelease.training.trainer import TrainedModel, train_dp_gan
+from synthrelease.transforms.encoders import TableEncoder
+
+log = logging.getLogger(__name__)
+
+UNREVIEWED_WARNING = (
+    "metadata is NOT reviewed: its bounds/categories may come from the private rows, "
+    "which voids the differential-privacy guarantee"
+)
+
+
+@dataclass
+class ReleaseOutcome:
+    """What ``release`` did.
+
+    Attributes:
+        passed: the gate's verdict.
+        decision: every clause with threshold, measured value and pass/fail.
+        epsilon, delta, accountant: privacy spent (ε from the accountant, for δ).
+        bundle_dir: the signed bundle (None when rejected).
+        report_path: the internal report (always written; INTERNAL).
+        audits: audit results (INTERNAL).
+        seconds: wall-clock seconds per stage.
+        warnings: notes the user must see (e.g. unreviewed metadata).
+    """
+
+    passed: bool
+    decision: GateDecision
+    epsilon: float
+    delta: float
+    accountant: str
+    bundle_dir: Path | None
+    report_path: Path
+    audits: dict[str, AuditResult] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_inputs(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *,
+                allow_unreviewed: bool = False) -> tuple[pd.DataFrame, Metadata, list[str]]:
+    """Read metadata and table, check reviewed status, validate the table (Great Expectations).
+
+    Raises:
+        MetadataError, InputFileError, DataValidationError: one line naming file and column.
+    """
+    from synthrelease.validation.expectations import validate_table
+
+    metadata = load_metadata(metadata_path)
+    notes: list[str] = []
+    if allow_unreviewed and not metadata.reviewed:
+        notes.append(UNREVIEWED_WARNING)
+    else:
+        require_reviewed(metadata, metadata_path)
+    df = read_table(data)
+    validate_table(df, metadata, source=str(data))
+    return df, metadata, notes
+
+
+def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
+                            n_steps: int | None = None, batch_size: int | None = None) -> TrainingConfig:
+    """Training settings scaled to the table: expected batch ≈ n/5 (16..500 rows), 1,000 steps."""
+    batch = batch_size or max(16, min(500, n_rows // 5))
+    return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
+                          batch_size=batch, n_steps=n_steps or 1000, seed=seed)
+
+
+def _resolve_target(metadata: Metadata, target: str | None) -> str:
+    t = target or metadata.target
+    if t is None:
+        raise MetadataError("no target column: pass --target or declare 'target' in the metadata")
+    if t not in metadata.columns:
+        raise MetadataError(f"--target: column {t!r} is not declared in the metadata")
+    if metadata.columns[t].type not in ("categorical", "boolean"):
+        raise MetadataError(f"--target: column {t!r} must be categorical or boolean")
+    return t
+
+
+def split_train_holdout(df: pd.DataFrame, *, target: str, holdout_fraction: float,
+                        seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seeded split, stratified on the target where every class has ≥ 2 rows."""
+    if not 0 < holdout_fraction < 1:
+        raise PrivacyParameterError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
+    counts = df[target].value_counts(dropna=False)
+    stratify = df[target] if len(counts) > 1 and counts.min() >= 2 else None
+    train, hold = train_test_split(df, test_size=holdout_fraction, random_state=seed, stratify=stratify)
+    return train.reset_index(drop=True), hold.reset_index(drop=True)
+
+
+def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
+               policy: Policy, *, target: str, seed: int,
+               progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
+    """Run the audits the policy asks for. Reads private rows; results are INTERNAL."""
+    from synthrelease.audits.fidelity import run_fidelity
+    from synthrelease.audits.membership import run_membership
+    from synthrelease.audits.utility import run_utility
+
+    results: dict[str, AuditResult] = {}
+    if policy.fidelity is not None:
+        progress(ProgressEvent("audit:fidelity"))
+        results["fidelity"] = run_fidelity(train, synthetic, metadata)
+    if policy.utility is not None:
+        progress(ProgressEvent("audit:utility"))
+        results["utility"] = run_utility(train, holdout, synthetic, metadata, target=target, seed=seed)
+    if policy.membership is not None:
+        progress(ProgressEvent("audit:membership"))
+        results["membership"] = run_membership(train, holdout, synthetic, metadata, seed=seed)
+    return results
+
+
+def coarse_audit_summary(audits: dict[str, AuditResult]) -> dict[str, dict[str, float]]:
+    """Headline audit numbers rounded to 2 decimals: the only audit figures a bundle carries."""
+    return {name: {k: round(float(v), 2) for k, v in a.metrics.items() if v is not None}
+            for name, a in audits.items()}
+
+
+def release(
+    data: str | os.PathLike[str],
+    *,
+    metadata_path: str | os.PathLike[str],
+    policy_path: str | os.PathLike[str],
+    epsilon: float,
+    out_dir: str | os.PathLike[str],
+    signing_key: str | os.PathLike[str],
+    delta: float | None = None,
+    target: str | None = None,
+    report_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    accountant: str = "rdp",
+    n_steps: int | None = None,
+    batch_size: int | None = None,
+    holdout_fraction: float = 0.2,
+    allow_unreviewed: bool = False,
+    progress: ProgressCallback = ignore_progress,
+) -> ReleaseOutcome:
+    """Train a DP synthesizer on ``data``, audit it, and sign a bundle if the policy passes.
+
+    Reads the private table at ``data``. Guarantee: the bundle's synthetic rows are the
+    output of an (ε, δ)-DP mechanism (ε spent ≤ ``epsilon``; see
+    :func:`synthrelease.training.trainer.train_dp_gan`), released only if the gate
+    passes; the gate's verdict itself depends on private data (not DP) and only the
+    verdict and rounded audit figures enter the bundle.
+
+    Raises:
+        SynthreleaseError subclasses for bad input (exit 2); GateRefused (exit 1) when
+        any clause fails — then no bundle exists at ``out_dir``.
+    """
+    from synthrelease.bundle.signing import key_fingerprint, load_private_key
+    from synthrelease.bundle.writer import write_bundle
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PrivacyParameterError(f"{out}: output directory exists and is not empty; choose a new --out")
+    report_root = Path(report_dir) if report_dir is not None else out.parent / f"{out.name}.internal-report"
+    policy, policy_sha = load_policy(policy_path)
+    private_key = load_private_key(signing_key)
+    PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # validates ε early
+    progress(ProgressEvent("validate"))
+    df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    tgt = _resolve_target(metadata, target)
+    seeds = SeedTree(seed)
+    train, holdout = split_train_holdout(df, target=tgt, holdout_fraction=holdout_fraction,
+                                         seed=seeds.integer("split"))
+    n_train = len(train)
+    eff_delta = delta if delta is not None else min(policy.privacy.max_delta, default_delta(n_train))
+    loss = PrivacyLoss(epsilon, eff_delta)
+    loss.check_delta_for_rows(n_train)
+    timings["validate"] = time.perf_counter() - t0
+
+    seed_salt = secrets.token_hex(16)
+    report: dict[str, Any] = {
+        "dataset": metadata.name, "tool_version": __version__,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": {"data": str(data), "data_sha256": sha256_file(data), "metadata": str(metadata_path),
+                   "policy": str(policy_path), "policy_sha256": policy_sha},
+        "rows": {"total": len(df), "train": n_train, "holdout": len(holdout)},
+        "target": tgt, "seed": seed, "seed_salt": seed_salt, "warnings": notes,
+    }
+
+    # Privacy clauses first: refuse before spending any budget on a release that cannot pass.
+    pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train)
+    if not all(c.passed for c in pre):
+        decision = GateDecision(policy.name, tuple(pre))
+        report.update(privacy={"epsilon": 0.0, "delta": eff_delta, "accountant": accountant,
+                               "note": "refused before training: nothing spent"},
+                      audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
+        path = _write_report(report_root, report, decision)
+        raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
+
+    config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
+                                     accountant=accountant, n_steps=n_steps, batch_size=batch_size)
+    t = time.perf_counter()
+    model = train_dp_gan(train, TableEncoder(metadata), config, condition_column=tgt, progress=progress)
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress(ProgressEvent("sample", 0, n_train))
+    synthetic = sample_frame(model, n_train, seed=seeds.integer("sample"))
+    timings["sample"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    audits = run_audits(train, holdout, synthetic, metadata, policy, target=tgt,
+                        seed=seeds.integer("audits"), progress=progress)
+    timings["audits"] = time.perf_counter() - t
+    spent = model.privacy
+    decision = evaluate_gate(policy, epsilon=spent.epsilon, delta=spent.delta, accountant=spent.accountant,
+                             n_train_rows=n_train, audits=audits)
+    report.update(
+        privacy=spent.to_dict(), training=config.to_dict() | {"seconds": model.train_seconds,
+                                                              "history": model.history},
+        audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
+                for k, a in audits.items()},
+        gate=[c.to_dict() for c in decision.clauses], bundle=None,
+    )
+    if not decision.passed:
+        timings["total"] = time.perf_counter() - t0
+        report["seconds"] = timings
+        path = _write_report(report_root, report, decision)
+        raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
+
+    t = time.perf_counter()
+    seed_commitment = sha256_bytes(f"{seed_salt}:{seed}".encode())
+    release_info = {
+        "tool": {"name": "synthrelease", "version": __version__},
+        "dataset": {"name": metadata.name, "synthetic_rows": len(synthetic),
+                    "columns": metadata.model_columns},
+        "metadata": metadata.to_yaml_dict(),
+        "privacy": {"epsilon": round(spent.epsilon, 6), "delta": spent.delta, "accountant": spent.accountant,
+                    "privacy_unit": PRIVACY_UNIT, "mechanisms": spent.to_dict()["mechanisms"]},
+        "policy": {"name": policy.name, "sha256": policy_sha, "document": policy.model_dump(mode="json")},
+        "gate": {"verdict": "released", "clauses": [
+            {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
+            for c in decision.clauses]},
+        "audit_summary": coarse_audit_summary(audits),
+        "seed": {"commitment_sha256": seed_commitment,
+                 "note": "seed withheld: it determines the DP noise; salt and seed are in the internal report"},
+        "signer": {"algorithm": "Ed25519", "public_key_sha256": key_fingerprint(private_key.public_key())},
+    }
+    card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
+                        coarse_audit_summary(audits), len(synthetic))
+    bundle = write_bundle(out, tables={"synthetic": synthetic}, text_files={"RELEASE_CARD.md": card},
+                          release=release_info, private_key=private_key)
+    timings["bundle"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report.update(bundle=str(bundle), seconds=timings)
+    path = _write_report(report_root, report, decision)
+    return ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, bundle, path,
+                          audits, timings, notes)
+
+
+def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecision) -> Path:
+    from synthrelease.internal_report import write_internal_report
+
+    return write_internal_report(report_root, report, decision)
+
+
+def _refusal_message(decision: GateDecision, report_path: Path) -> str:
+    failed = "; ".join(f"{c.clause}: {c.reason}" for c in decision.failed)
+    return (f"release rejected by policy '{decision.policy_name}': {failed}. "
+            f"No data was written; internal report: {report_path}")
+
+
+def release_card(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
+                 policy_sha: str, audit_summary: dict[str, dict[str, float]], n_rows: int) -> str:
+    """The public release card (Markdown)."""
+    lines = [
+        f"# Synthetic data release — {metadata.name}", "",
+        f"This bundle holds {n_rows} **synthetic** rows of {len(metadata.model_columns)} columns generated by "
+        "synthrelease from a private table. No row is a real person's record.", "",
+        "## Privacy guarantee", "",
+        f"The generator was trained with differential privacy: **ε = {epsilon:.3f}, δ = {delta:g}** "
+        f"({accountant} accountant, Opacus), privacy unit: {PRIVACY_UNIT}.",
+        "In plain words: whether or not any one person's row was in the private table changes the "
+        f"probability of any outcome of this release by at most a factor of e^ε ≈ {pow(2.718281828, epsilon):.2f}, "
+        f"except with probability at most δ = {delta:g}. This holds for the data, any number of further "
+        "samples, and anything computed from them.", "",
+        "## Policy", "", f"Released under policy `{policy.name}` (SHA-256 `{policy_sha}`); every clause passed.", "",
+        "## Audit summary (coarse)", "",
+        "These figures were computed on private data and are NOT covered by the DP guarantee; they are "
+        "rounded to two decimals. Detailed results stay with the data steward.", "",
+    ]
+    for name, metrics in audit_summary.items():
+        lines.append(f"- {name}: " + ", ".join(f"{k} = {v:.2f}" for k, v in metrics.items()))
+    lines += ["", "## Verify", "",
+              "```", "synthrelease verify <this-directory> --public-key <steward's public key>", "```",
+              "verification checks the Ed25519 signature over `manifest.json` and the SHA-256 of every file.", ""]
+    return "\n".join(lines)
+
+
+def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
+                delta: float | None = None, condition: str | None = None, seed: int = 0,
+                accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
+                allow_unreviewed: bool = False,
+                progress: ProgressCallback = ignore_progress) -> tuple[TrainedModel, list[str]]:
+    """Train a DP generator on the whole table at ``data`` (no audits, no gate).
+
+    Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``.
+    """
+    df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    cond = condition if condition is not None else metadata.target
+    if cond is not None and (cond not in metadata.columns or metadata.columns[cond].type not in
+                             ("categorical", "boolean")):
+        raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
+    eff_delta = delta if delta is not None else default_delta(len(df))
+    PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
+    config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                     n_steps=n_steps, batch_size=batch_size)
+    model = train_dp_gan(df, TableEncoder(metadata), config, condition_column=cond, progress=progress)
+    return model, notes

@@ -1,0 +1,50 @@
+"""Writing sampled rows to CSV or Parquet chunk by chunk, in flat memory, atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from synthrelease.errors import SynthreleaseError
+from synthrelease.sampling import sample_chunks
+from synthrelease.training.trainer import TrainedModel
+
+
+def write_sample_stream(model: TrainedModel, n_rows: int, output: str | os.PathLike[str], *, seed: int,
+                        condition: dict[str, str] | None = None, chunk_rows: int = 50_000) -> Path:
+    """Sample ``n_rows`` and stream them to ``output`` (.csv or .parquet) via a temp file + rename."""
+    out = Path(output)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise SynthreleaseError(f"{out}: output must end in .csv or .parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        chunks = sample_chunks(model, n_rows, seed=seed, condition=condition, chunk_rows=chunk_rows)
+        if suffix == ".csv":
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                for i, chunk in enumerate(chunks):
+                    chunk.to_csv(f, index=False, header=(i == 0))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for chunk in chunks:
+                    table = pa.Table.from_pandas(chunk, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+            finally:
+                if writer is not None:
+                    writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return out

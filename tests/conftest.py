@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny, seeded tables and their public metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthrelease.metadata.schema import Metadata
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+TINY_METADATA = {
+    "version": 1,
+    "name": "tiny-clinic",
+    "reviewed": True,
+    "target": "outcome",
+    "columns": {
+        "patient_id": {"type": "identifier"},
+        "age": {"type": "integer", "min": 18, "max": 90},
+        "bmi": {"type": "float", "min": 15.0, "max": 45.0, "nullable": True},
+        "dose": {"type": "float", "min": 0.0, "max": 100.0, "zero_inflated": True, "transform": "log1p"},
+        "sex": {"type": "categorical", "categories": ["F", "M"]},
+        "smoker": {"type": "boolean"},
+        "stage": {"type": "categorical", "categories": [1, 2, 3, 4]},
+        "outcome": {"type": "categorical", "categories": ["healthy", "sick"]},
+    },
+}
+
+
+def make_tiny_table(n: int, seed: int) -> pd.DataFrame:
+    """A small clinical-looking table whose outcome depends on the features."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 91, n)
+    bmi = np.clip(rng.normal(27, 4, n), 15, 45).round(1)
+    bmi[rng.random(n) < 0.05] = np.nan
+    dose = np.where(rng.random(n) < 0.6, 0.0, np.clip(rng.lognormal(2, 1, n), 0, 100)).round(2)
+    sex = rng.choice(["F", "M"], n)
+    smoker = rng.random(n) < 0.3
+    stage = rng.integers(1, 5, n)
+    logit = -4 + 0.05 * age + 0.8 * smoker + 0.4 * stage - 0.01 * dose
+    outcome = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "sick", "healthy")
+    return pd.DataFrame({
+        "patient_id": [f"id{i}" for i in range(n)], "age": age, "bmi": bmi, "dose": dose, "sex": sex,
+        "smoker": smoker, "stage": stage, "outcome": outcome,
+    })
+
+
+@pytest.fixture
+def tiny_metadata() -> Metadata:
+    return Metadata.model_validate(TINY_METADATA)
+
+
+@pytest.fixture
+def tiny_table() -> pd.DataFrame:
+    return make_tiny_table(400, seed=7)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from opacus.accountants import PRVAccountant
+from opacus.validators import ModuleValidator
+
+from synthrelease.budget.accounting import epsilon_for
+from synthrelease.errors import PrivacyParameterError
+from synthrelease.model_io import load_model, save_model
+from synthrelease.sampling import sample_frame
+from synthrelease.training.config import TrainingConfig
+from synthrelease.training.models import Discriminator
+from synthrelease.training.trainer import sample_rate_for, train_dp_gan
+from synthrelease.transforms.encoders import TableEncoder
+
+FAST = dict(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=40, generator_hidden=32,
+            discriminator_hidden=32, latent_dim=16)
+
+
+def _train(meta, df, **kw):
+    cfg = TrainingConfig(**{**FAST, **kw})
+    return train_dp_gan(df, TableEncoder(meta), cfg, condition_column="outcome")
+
+
+def test_discriminator_passes_opacus_validator():
+    assert ModuleValidator.validate(Discriminator(10, 16), strict=False) == []
+
+
+def test_spent_epsilon_meets_target_and_matches_opacus(tiny_metadata, tiny_table):
+    model = _train(tiny_metadata, tiny_table, accountant="prv", marginal_epsilon_share=0.0,
+                   condition_epsilon_share=0.0)
+    assert model.privacy.epsilon <= FAST["target_epsilon"]
+    assert model.privacy.epsilon >= 0.99 * FAST["target_epsilon"]
+    (entry,) = model.privacy.entries  # only DP-SGD steps: compare with Opacus' own accountant
+    assert entry.steps == FAST["n_steps"]
+    assert entry.sample_rate == sample_rate_for(len(tiny_table), FAST["batch_size"])
+    acc = PRVAccountant()
+    acc.history = [entry.as_history()]
+    assert model.privacy.epsilon == pytest.approx(acc.get_epsilon(FAST["target_delta"]), rel=1e-9)
+
+
+def test_every_private_step_is_in_the_total(tiny_metadata, tiny_table):
+    model = _train(tiny_metadata, tiny_table)
+    labels = [e.label for e in model.privacy.entries]
+    assert any("marginals" in lab for lab in labels) and any("DP-SGD" in lab for lab in labels)
+    total = epsilon_for(model.privacy.entries, delta=FAST["target_delta"])
+    assert model.privacy.epsilon == pytest.approx(total)
+    sgd_only = epsilon_for(model.privacy.entries[1:], delta=FAST["target_delta"])
+    assert total > sgd_only
+
+
+def test_seeded_runs_are_identical_and_seeds_differ(tiny_metadata, tiny_table):
+    a = sample_frame(_train(tiny_metadata, tiny_table, seed=3), 200, seed=1)
+    b = sample_frame(_train(tiny_metadata, tiny_table, seed=3), 200, seed=1)
+    c = sample_frame(_train(tiny_metadata, tiny_table, seed=4), 200, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_delta_must_be_below_one_over_n(tiny_metadata, tiny_table):
+    with pytest.raises(PrivacyParameterError, match="1/n"):
+        _train(tiny_metadata, tiny_table, target_delta=0.01)
+
+
+def test_rare_category_survives_sampling(tiny_metadata, tiny_table):
+    df = tiny_table.copy()
+    df["outcome"] = "healthy"
+    df.loc[df.index[:20], "outcome"] = "sick"  # 5 %
+    model = _train(tiny_metadata, df)
+    out = sample_frame(model, 2000, seed=0)
+    assert (out["outcome"] == "sick").sum() > 0
+    conditioned = sample_frame(model, 50, seed=0, condition={"outcome": "sick"})
+    assert (conditioned["outcome"] == "sick").all()
+
+
+def test_model_file_round_trip_without_pickle(tiny_metadata, tiny_table, tmp_path):
+    model = _train(tiny_metadata, tiny_table)
+    path = save_model(model, tmp_path / "m.pt")
+    again = load_model(path)
+    pd.testing.assert_frame_equal(sample_frame(model, 100, seed=2), sample_frame(again, 100, seed=2))
+    assert again.privacy == model.privacy
+    assert dataclasses.asdict(again.config) == dataclasses.asdict(model.config)
+    np.testing.assert_allclose(again.condition_probs, model.condition_probs)

@@ -179,7 +179,7 @@ def release(
         SynthreleaseError subclasses for bad input (exit 2); GateRefused (exit 1) when
         any clause fails — then no bundle exists at ``out_dir``.
     """
-    from synthrelease.bundle.signing import key_fingerprint, load_private_key
+    from synthrelease.bundle.signing import load_private_key
     from synthrelease.bundle.writer import write_bundle
 
     timings: dict[str, float] = {}
@@ -270,7 +270,6 @@ def release(
         "audit_summary": coarse_audit_summary(audits),
         "seed": {"commitment_sha256": seed_commitment,
                  "note": "seed withheld: it determines the DP noise; salt and seed are in the internal report"},
-        "signer": {"algorithm": "Ed25519", "public_key_sha256": key_fingerprint(private_key.public_key())},
     }
     card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
                         coarse_audit_summary(audits), len(synthetic))

@@ -1,0 +1,56 @@
+"""The bundle manifest: what is in the bundle, its hashes, and the release facts.
+
+``manifest.json`` is written in canonical JSON (sorted keys, no spaces, UTF-8), and the
+signature covers exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from synthrelease._io import sha256_file
+from synthrelease.errors import BundleError
+
+BUNDLE_FORMAT = "synthrelease-bundle/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, compact, UTF-8; NaN/inf refused).
+
+    Raises:
+        BundleError: ``obj`` holds NaN, infinity or a non-JSON type.
+    """
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError) as e:
+        raise BundleError(f"manifest is not valid JSON: {e}") from None
+
+
+def bundle_files(bundle_dir: Path) -> list[str]:
+    """POSIX relative paths of every file in the bundle except the manifest and its signature."""
+    out = []
+    for p in sorted(bundle_dir.rglob("*")):
+        rel = p.relative_to(bundle_dir).as_posix()
+        if p.is_symlink():
+            out.append(rel)  # listed so that verification rejects it
+        elif p.is_file() and rel not in (MANIFEST, SIGNATURE):
+            out.append(rel)
+    return out
+
+
+def build_manifest(bundle_dir: Path, *, release: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of ``bundle_dir``: every file's SHA-256 and size, plus ``release``."""
+    files = {rel: {"sha256": sha256_file(bundle_dir / rel), "bytes": (bundle_dir / rel).stat().st_size}
+             for rel in bundle_files(bundle_dir)}
+    return {
+        "format": BUNDLE_FORMAT,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+        "release": release,
+    }

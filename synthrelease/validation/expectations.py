@@ -1,0 +1,185 @@
+"""The private table against its public metadata, through a Great Expectations suite.
+
+Reads private rows. The result holds check names and COUNTS of offending rows, never
+the offending values (GX's unexpected-value lists are switched off and stripped), so
+it may be shown to the steward and logged. Great Expectations runs with an ephemeral
+in-memory context, progress bars off, and analytics disabled before it is imported
+(``GX_ANALYTICS_ENABLED=false``): a hospital's validation run must not phone home.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from synthrelease.errors import DataValidationError
+from synthrelease.metadata.schema import Metadata, canonical_category
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+if os.environ["GX_ANALYTICS_ENABLED"].lower() not in ("false", "0"):
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+log = logging.getLogger(__name__)
+
+_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
+               "unexpected_list", "unexpected_index_list", "unexpected_rows", "observed_value", "details")
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One failed check: column, expectation, count of offending rows. No values."""
+
+    column: str | None
+    expectation: str
+    unexpected_count: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """All checks of one table. ``gx_result`` is GX's result JSON with value lists removed."""
+
+    n_rows: int
+    n_checks: int
+    failures: tuple[CheckFailure, ...]
+    gx_result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        """True when no check failed."""
+        return not self.failures
+
+
+def _gx() -> Any:
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return gx
+
+
+def checked_frame(df: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
+    """Copy of the declared synthesised columns typed for checking: numbers as float,
+    categories as canonical strings (``1``, ``1.0`` and ``"1"`` are one category)."""
+    out = {}
+    for c in metadata.model_columns:
+        spec = metadata.columns[c]
+        if spec.is_numerical:
+            out[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+        else:
+            out[c] = df[c].map(canonical_category).astype(object)
+    return pd.DataFrame(out, index=df.index)
+
+
+def ephemeral_context() -> Any:
+    """A fresh in-memory GX context with progress bars off (GX needs one before building suites)."""
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
+def build_table_suite(metadata: Metadata, name: str = "synthrelease-metadata") -> Any:
+    """A GX ExpectationSuite derived only from the metadata (bounds, categories, nulls)."""
+    gx = _gx()
+    ephemeral_context()
+    suite = gx.ExpectationSuite(name=name)
+    for c in metadata.model_columns:
+        spec = metadata.columns[c]
+        if spec.is_numerical:
+            suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(
+                column=c, min_value=float(spec.min), max_value=float(spec.max)))  # type: ignore[arg-type]
+        else:
+            suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(
+                column=c, value_set=spec.canonical_categories()))
+        if not spec.nullable:
+            suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=c))
+    return suite
+
+
+def run_suite(frame: pd.DataFrame, suite: Any) -> dict[str, Any]:
+    """Validate ``frame`` with ``suite`` in an ephemeral context; GX result JSON, value lists stripped."""
+    context = ephemeral_context()
+    asset = context.data_sources.add_pandas("private").add_dataframe_asset("table")
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, result_format=_RESULT_FORMAT).to_json_dict()
+    for r in result.get("results", []):
+        for key in _VALUE_KEYS:
+            r.get("result", {}).pop(key, None)
+    result.get("meta", {}).pop("batch_markers", None)  # holds a fingerprint of the private rows
+    return result
+
+
+def _sentence(expectation: str, column: str, count: int) -> str:
+    what = {
+        "expect_column_values_to_be_between": "outside the declared [min, max]",
+        "expect_column_values_to_be_in_set": "not in the declared categories",
+        "expect_column_values_to_not_be_null": "missing but the column is not nullable",
+        "values_are_numeric": "not numbers",
+        "values_are_integers": "not whole numbers in an integer column",
+    }.get(expectation, "failing")
+    return f"column '{column}': {count} row(s) {what}"
+
+
+def check_table(df: pd.DataFrame, metadata: Metadata) -> ValidationReport:
+    """Run every metadata check on the private table ``df`` (reads private rows; reports counts only)."""
+    failures: list[CheckFailure] = []
+    declared = list(metadata.columns)
+    missing = [c for c in declared if c not in df.columns]
+    extra = [str(c) for c in df.columns if c not in metadata.columns]
+    for c in missing:
+        failures.append(CheckFailure(c, "expect_column_to_exist", len(df), f"column '{c}' is declared but missing"))
+    for c in extra:
+        failures.append(CheckFailure(c, "expect_column_to_be_declared", len(df),
+                                     f"column '{c}' is not declared in the metadata"))
+    if missing:
+        return ValidationReport(len(df), len(declared) + len(extra), tuple(failures))
+    frame = checked_frame(df, metadata)
+    n_checks = len(extra)
+    for c in metadata.numerical_columns:
+        n_checks += 1
+        non_numeric = int((frame[c].isna() & df[c].notna()).sum())
+        if non_numeric:
+            failures.append(CheckFailure(c, "values_are_numeric", non_numeric, _sentence("values_are_numeric", c,
+                                                                                          non_numeric)))
+        if metadata.columns[c].type == "integer":
+            n_checks += 1
+            x = frame[c].dropna()
+            bad = int((x != x.round()).sum())
+            if bad:
+                failures.append(CheckFailure(c, "values_are_integers", bad,
+                                             _sentence("values_are_integers", c, bad)))
+    suite = build_table_suite(metadata)
+    result = run_suite(frame, suite)
+    for r in result.get("results", []):
+        n_checks += 1
+        if r.get("success"):
+            continue
+        cfg = r["expectation_config"]
+        column = cfg["kwargs"].get("column")
+        count = int(r.get("result", {}).get("unexpected_count") or 0)
+        failures.append(CheckFailure(column, cfg["type"], count, _sentence(cfg["type"], column, count)))
+    return ValidationReport(len(df), n_checks, tuple(failures), result)
+
+
+def validate_table(df: pd.DataFrame, metadata: Metadata, *, source: str) -> ValidationReport:
+    """:func:`check_table`, raising on any failure.
+
+    Raises:
+        DataValidationError: one line naming ``source``, each failed column, check and
+            row count (never a value); ``problems`` has one line per failure.
+    """
+    report = check_table(df, metadata)
+    if not report.success:
+        problems = [f.message + f" [{f.expectation}]" for f in report.failures]
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise DataValidationError(f"{source}: {len(problems)} check(s) failed: {shown}", problems)
+    return report

@@ -47,21 +47,26 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     Args:
         path: destination file; its folder is created if needed.
         data: the bytes to write.
-        mode: optional permission bits (e.g. ``0o600`` for a private key), set before
-            the rename so the file never exists with looser permissions.
+        mode: permission bits (e.g. ``0o600`` for a private key; default: 0o666 less the
+            umask), set before the rename so the file never exists with looser permissions.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, _default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -98,6 +103,7 @@ def write_table_atomic(path: str | os.PathLike[str], df: pd.DataFrame) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.fchmod(fd, _default_mode())
     os.close(fd)
     try:
         if p.suffix.lower() == ".parquet":
@@ -130,6 +136,7 @@ def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=t.parent, prefix=f".{t.name}.partial-"))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode() | 0o111)  # mkdtemp makes 0700; a bundle is meant to be shared
         if t.exists():
             t.rmdir()
         os.replace(tmp, t)

@@ -36,24 +36,30 @@ def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> li
     """Columns for Column Pair Trends on wide tables: target and categoricals, then the
     highest-variance numericals, variance taken after scaling by the declared public bounds."""
     cols = metadata.model_columns
-    first = [c for c in cols if c == metadata.target] + [c for c in cols if not metadata.columns[c].is_numerical
-                                                          and c != metadata.target]
+    chosen = [c for c in cols if c == metadata.target]
+    chosen += [c for c in cols if not metadata.columns[c].is_numerical and c not in chosen]
+    chosen = chosen[:max_columns]
     nums = []
     for c in cols:
         spec = metadata.columns[c]
         if spec.is_numerical:
             x = (pd.to_numeric(real[c], errors="coerce") - spec.min) / (spec.max - spec.min)  # type: ignore[operator]
-            nums.append((float(np.nanvar(x.to_numpy(dtype=float))), c))
-    nums.sort(key=lambda t: (-t[0], t[1]))
-    return (first + [c for _, c in nums])[:max_columns]
+            nums.append((float(np.nanvar(x.to_numpy(dtype=float), ddof=1)), c))
+    nums.sort(key=lambda t: -t[0])
+    chosen += [c for _, c in nums[:max(0, max_columns - len(chosen))]]
+    keep = set(chosen)
+    return [c for c in cols if c in keep]  # table order, as the peers' evaluator
 
 
 def _quality(real: pd.DataFrame, synthetic: pd.DataFrame, sdmeta: dict[str, Any]) -> Any:
-    from sdmetrics.reports.single_table import QualityReport
-
-    report = QualityReport()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sdmetrics/pandas notes on constant or sparse columns
+        # sdmetrics 0.32 marks the single-table report deprecated in favour of the unified
+        # one; we keep the single-table report because it is what the peers were scored with.
+        # Also silences sdmetrics/pandas notes on constant or sparse columns.
+        warnings.simplefilter("ignore")
+        from sdmetrics.reports.single_table import QualityReport
+
+        report = QualityReport()
         report.generate(real, synthetic, sdmeta, verbose=False)
     return report
 
@@ -89,11 +95,11 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
     else:
         # sdmetrics' own Column Shapes property over every column (the full report would
         # also score all n(n-1)/2 pairs, which is what the subset below avoids).
-        from sdmetrics.reports.single_table._properties import ColumnShapes
-
-        prop = ColumnShapes()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from sdmetrics.reports.single_table._properties import ColumnShapes
+
+            prop = ColumnShapes()
             shapes = float(prop.get_score(r, s, sdmeta))
         details["column_shapes"] = _records(prop.details)
         subset = pair_columns(real, metadata, max_pair_columns)

@@ -59,8 +59,9 @@ def _gx() -> Any:
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     import great_expectations as gx
 
-    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     return gx
 
 
@@ -80,11 +81,18 @@ def checked_frame(df: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
 def ephemeral_context() -> Any:
     """A fresh in-memory GX context with progress bars off (GX needs one before building suites)."""
     gx = _gx()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    return context
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
 
 
 def build_table_suite(metadata: Metadata, name: str = "synthrelease-metadata") -> Any:

@@ -1,0 +1,166 @@
+"""End-to-end tests through the click CLI (CliRunner) and one through the console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from synthrelease.cli import cli
+from tests.conftest import TINY_METADATA, make_tiny_table
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--steps", "150", "--seed", "1"]
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    data = tmp_path / "private.csv"
+    make_tiny_table(600, seed=5).to_csv(data, index=False)
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    runner = CliRunner()
+    res = runner.invoke(cli, ["keys", "generate", "--private", str(tmp_path / "k.pem"),
+                              "--public", str(tmp_path / "k.pub.pem")])
+    assert res.exit_code == 0, res.output
+    lenient = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    lenient["fidelity"]["min_quality_score"] = 0.3
+    lenient["utility"]["min_tstr_trtr_ratio"] = 0.3
+    lenient["membership"]["max_dcr_mia_auc"] = 0.75
+    (tmp_path / "lenient.yaml").write_text(yaml.safe_dump(lenient))
+    strict = dict(lenient, fidelity={"min_quality_score": 0.999})
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    return tmp_path
+
+
+def _release(ws, policy, out="bundle", extra=()):
+    args = ["-q", "release", str(ws / "private.csv"), "--metadata", str(ws / "meta.yaml"),
+            "--policy", str(ws / policy), "--epsilon", "3", "--out", str(ws / out),
+            "--signing-key", str(ws / "k.pem"), *FAST, *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def test_release_passes_and_verifies_then_detects_a_changed_byte(workspace):
+    res = _release(workspace, "lenient.yaml")
+    assert res.exit_code == 0, res.output
+    assert "verdict: RELEASED" in res.output and "epsilon spent:" in res.output
+    bundle = workspace / "bundle"
+    ok = CliRunner().invoke(cli, ["verify", str(bundle), "--public-key", str(workspace / "k.pub.pem")])
+    assert ok.exit_code == 0 and ok.output.startswith("OK")
+    report = workspace / "bundle.internal-report" / "internal_report.json"
+    assert report.exists() and not (bundle / "internal_report.json").exists()
+    csv = bundle / "synthetic.csv"
+    data = bytearray(csv.read_bytes())
+    data[len(data) // 2] ^= 1
+    csv.write_bytes(bytes(data))
+    bad = CliRunner().invoke(cli, ["verify", str(bundle), "--public-key", str(workspace / "k.pub.pem")])
+    assert bad.exit_code == 1 and "synthetic.csv" in bad.output
+
+
+def test_strict_policy_rejects_and_writes_no_bundle(workspace):
+    res = _release(workspace, "strict.yaml", out="rejected")
+    assert res.exit_code == 1
+    assert "fidelity.min_quality_score" in res.output and "Traceback" not in res.output
+    assert not (workspace / "rejected").exists()
+    assert not [p for p in workspace.iterdir() if p.name.startswith(".rejected")]
+    assert (workspace / "rejected.internal-report" / "internal_report.md").exists()
+
+
+def test_epsilon_above_policy_cap_is_refused_before_training(workspace):
+    res = _release(workspace, "lenient.yaml", out="over", extra=["--epsilon", "50"])
+    assert res.exit_code == 1 and "privacy.max_epsilon" in res.output
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda ws: ["--metadata", str(ws / "nope.yaml")], "not found"),
+        (lambda ws: ["--epsilon", "0"], "epsilon must be > 0"),
+        (lambda ws: ["--epsilon", "-1"], "epsilon must be > 0"),
+        (lambda ws: ["--delta", "0.01"], "1/n"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(workspace, mutate, needle):
+    res = _release(workspace, "lenient.yaml", out="x", extra=mutate(workspace))
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (workspace / "x").exists()
+
+
+def test_bad_files_exit_2(workspace):
+    (workspace / "garbage.csv").write_bytes(b"\x00\x01\x02 not,a\n\"csv")
+    res = CliRunner().invoke(cli, ["-q", "release", str(workspace / "garbage.csv"), "--metadata",
+                                   str(workspace / "meta.yaml"), "--policy", str(workspace / "lenient.yaml"),
+                                   "--epsilon", "1", "--out", str(workspace / "o"), "--signing-key",
+                                   str(workspace / "k.pem")])
+    assert res.exit_code == 2 and "garbage.csv" in res.output
+    make_tiny_table(600, seed=5).drop(columns=["age"]).to_csv(workspace / "short.csv", index=False)
+    res = CliRunner().invoke(cli, ["metadata", "check", str(workspace / "meta.yaml"), "--data",
+                                   str(workspace / "short.csv")])
+    assert res.exit_code == 2 and "'age'" in res.output
+    policy = yaml.safe_load((workspace / "lenient.yaml").read_text())
+    policy["privacy"]["max_epsilonn"] = 3
+    (workspace / "typo.yaml").write_text(yaml.safe_dump(policy))
+    res = CliRunner().invoke(cli, ["policy", "check", str(workspace / "typo.yaml")])
+    assert res.exit_code == 2 and "max_epsilonn" in res.output and "unknown key" in res.output
+
+
+def test_internal_bug_exits_70_without_traceback(workspace, monkeypatch):
+    import synthrelease.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(pipeline, "split_train_holdout", broken)
+    res = _release(workspace, "lenient.yaml", out="bug")
+    assert res.exit_code == 70 and "bug in synthrelease" in res.output and "Traceback" not in res.output
+
+
+def test_train_and_sample_commands(workspace):
+    model = workspace / "model.pt"
+    res = CliRunner().invoke(cli, ["-q", "train", str(workspace / "private.csv"), "--metadata",
+                                   str(workspace / "meta.yaml"), "--epsilon", "2", "-o", str(model), *FAST])
+    assert res.exit_code == 0, res.output
+    out = workspace / "s.parquet"
+    res = CliRunner().invoke(cli, ["sample", str(model), "-n", "1200", "-o", str(out), "--chunk-rows", "500",
+                                   "--condition", "outcome=sick"])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_parquet(out)
+    assert len(df) == 1200 and (df["outcome"] == "sick").all()
+    res = CliRunner().invoke(cli, ["sample", str(model), "-n", "5", "-o", str(workspace / "s.csv"),
+                                   "--condition", "outcome=unknown"])
+    assert res.exit_code == 2 and "not a declared category" in res.output
+
+
+def test_metadata_infer_draft_is_refused_for_training(workspace):
+    draft = workspace / "draft.yaml"
+    res = CliRunner().invoke(cli, ["metadata", "infer", str(workspace / "private.csv"), "-o", str(draft),
+                                   "--target", "outcome"])
+    assert res.exit_code == 0 and "reviewed: false" in draft.read_text()
+    res = CliRunner().invoke(cli, ["-q", "train", str(workspace / "private.csv"), "--metadata", str(draft),
+                                   "--epsilon", "2", "-o", str(workspace / "m.pt")])
+    assert res.exit_code == 2 and "not reviewed" in res.output
+
+
+@pytest.mark.slow
+def test_demo_console_script(tmp_path):
+    """The README's main job, through the installed entry point."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    exe = Path(sys.executable).with_name("synthrelease")
+    proc = subprocess.run([str(exe), "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True,
+                          env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "verdict: RELEASED" in proc.stdout and "epsilon spent:" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    verify = subprocess.run([str(exe), "verify", str(tmp_path / "demo" / "bundle"), "--public-key",
+                             str(tmp_path / "demo" / "keys" / "signing_key.pub.pem")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert verify.returncode == 0, verify.stderr

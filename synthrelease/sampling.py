@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 from synthrelease.errors import SynthreleaseError
 from synthrelease.metadata.schema import canonical_category

@@ -93,5 +93,5 @@ def run_utility(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
         "tstr_accuracy": results["tstr"]["accuracy"], "trtr_accuracy": results["trtr"]["accuracy"],
     }
     details = {"target": target, "classes": classes, "model": "HistGradientBoostingClassifier",
-               "holdout_rows": int(len(y_hold)), "tstr": results["tstr"], "trtr": results["trtr"]}
+               "holdout_rows": len(y_hold), "tstr": results["tstr"], "trtr": results["trtr"]}
     return AuditResult("utility", metrics, details, time.perf_counter() - started)

@@ -10,7 +10,7 @@ post-processing and may use BatchNorm over its own fake batches.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from synthrelease.transforms.encoders import Span

@@ -1,18 +1,22 @@
 """DP measurement of target-conditional one-way marginals (the Gaussian mechanism).
 
 For every synthesised column c other than the condition column y, the joint histogram
-of (y, c) is measured once on the whole private table: discrete blocks by category,
-continuous values in ``n_bins`` equal-width bins of the encoded [-1, 1] range (bins are
-fixed by the public metadata, never by the data). The condition's own histogram is
-measured as well. Each row adds exactly 1 to one cell of each of the M histograms, so
-the vector of all counts has L2 sensitivity √M under add/remove one row; Gaussian noise
-of std σ·√M per cell makes the release one Gaussian mechanism, accounted as the Opacus
-history entry ``(σ, q=1, 1 step)``.
+of (y, cell of c) is measured once on the whole private table. The cells of a column
+are mutually exclusive, so each row falls in exactly one:
 
-The noisy counts are released to the generator's loss (post-processing); they also
-give the condition's sampling frequencies. Citations: Dwork & Roth 2014 (Gaussian
-mechanism); MST/AIM (McKenna et al. 2021/2022) and MargNet (Chen et al. 2025) for
-marginal-guided synthesis.
+* categorical / boolean: its declared categories (plus ``<missing>`` if nullable);
+* numerical: ``missing`` (nullable columns), ``zero`` (zero-inflated columns), then
+  ``n_bins`` equal-width bins of the encoded value over [-1, 1] — bins fixed by the
+  public bounds, never by the data.
+
+The condition's own histogram is measured too. Each row adds exactly 1 to one cell of
+each of the M histograms, so the vector of all counts has L2 sensitivity √M under
+add/remove one row; Gaussian noise of std σ·√M per cell makes the release one Gaussian
+mechanism, accounted as the Opacus history entry ``(σ, q=1, 1 step)``.
+
+The noisy counts feed the generator's loss (post-processing) and give the condition's
+sampling frequencies. Citations: Dwork & Roth 2014 (Gaussian mechanism); McKenna et al.
+2021/2022 (MST/AIM) and Chen et al. 2025 (MargNet) for marginal-guided synthesis.
 """
 
 from __future__ import annotations
@@ -30,30 +34,36 @@ DEFAULT_BINS = 20
 
 
 @dataclass(frozen=True)
-class MarginalTarget:
-    """One measured (condition × column-part) histogram, noisy, in the encoded space.
+class NumericLayout:
+    """Where each measured numerical column lives in the encoded vector (index tensors, -1 = absent)."""
 
-    Attributes:
-        span: the encoded span it describes.
-        kind: ``discrete`` (per category) or ``continuous`` (per bin of [-1, 1]).
-        noisy_counts: float64 [n_condition_classes, n_cells], DP noisy counts (may be < 0).
-        mask_span: for zero-inflated values, the span of the zero indicator (value counted
-            only on non-zero rows); else None.
-    """
-
-    span: Span
-    kind: str
-    noisy_counts: np.ndarray
-    mask_span: Span | None = None
+    columns: tuple[str, ...]
+    value_idx: torch.Tensor
+    present_idx: torch.Tensor
+    nonzero_idx: torch.Tensor
 
 
 @dataclass(frozen=True)
 class MarginalMeasurements:
-    """Every DP marginal of a run plus its ledger entry."""
+    """Every DP marginal of a run plus its ledger entry.
+
+    Attributes:
+        entry: the accounted mechanism.
+        condition_counts: noisy counts of the condition's categories.
+        numeric: layout of the measured numerical columns.
+        numeric_counts: float64 [classes, n_numeric, 2 + n_bins] noisy counts of cells
+            (missing, zero, bins; unused cells of a column are measured as structural zeros).
+        discrete_spans: spans of the measured discrete columns.
+        discrete_counts: float64 [classes, total width of discrete_spans] noisy counts.
+        n_bins: bins per numerical value.
+    """
 
     entry: MechanismEntry
     condition_counts: np.ndarray
-    targets: tuple[MarginalTarget, ...]
+    numeric: NumericLayout
+    numeric_counts: np.ndarray
+    discrete_spans: tuple[Span, ...]
+    discrete_counts: np.ndarray
     n_bins: int
 
     def condition_probs(self) -> np.ndarray:
@@ -67,46 +77,67 @@ def bin_edges(n_bins: int) -> torch.Tensor:
     return torch.linspace(-1.0, 1.0, n_bins + 1)[1:-1]
 
 
-def _measured_parts(encoder: TableEncoder, condition_column: str) -> list[tuple[Span, Span | None]]:
-    parts: list[tuple[Span, Span | None]] = []
-    for s in encoder.spans:
-        if s.column == condition_column:
-            continue
-        if s.role == "value":
-            spec = encoder.metadata.columns[s.column]
-            mask = encoder.span(s.column, "zero") if spec.zero_inflated else None
-            parts.append((s, mask))
-        else:
-            parts.append((s, None))
-    return parts
+def numeric_layout(encoder: TableEncoder, condition_column: str) -> NumericLayout:
+    """Index tensors of the value / present / non-zero entries of each numerical column."""
+    cols = [c for c in encoder.columns if encoder.metadata.columns[c].is_numerical and c != condition_column]
+    value, present, nonzero = [], [], []
+    for c in cols:
+        spec = encoder.metadata.columns[c]
+        value.append(encoder.span(c, "value").start)
+        present.append(encoder.span(c, "missing").start if spec.nullable else -1)
+        nonzero.append(encoder.span(c, "zero").start + 1 if spec.zero_inflated else -1)
+    as_t = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+    return NumericLayout(tuple(cols), as_t(value), as_t(present), as_t(nonzero))
 
 
-def _cells(x: torch.Tensor, span: Span, mask: Span | None, n_bins: int) -> torch.Tensor:
-    """One-hot cell membership [n, n_cells] of each row for this part (all-zero = not counted)."""
-    if span.kind == "discrete":
-        return x[:, span.start:span.stop].double()
-    v = x[:, span.start]
-    idx = torch.bucketize(v.contiguous(), bin_edges(n_bins))
-    out = torch.nn.functional.one_hot(idx, n_bins).double()
-    if mask is not None:  # count only non-zero rows (second entry of the zero indicator)
-        out = out * x[:, mask.start + 1:mask.start + 2].double()
-    return out
+def discrete_spans(encoder: TableEncoder, condition_column: str) -> tuple[Span, ...]:
+    """Category spans of the measured discrete columns."""
+    return tuple(s for s in encoder.spans if s.role == "category" and s.column != condition_column)
+
+
+def _indicator(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x[:, idx] with columns of idx == -1 set to 1 (the indicator is always true)."""
+    out = x[:, idx.clamp(min=0)]
+    return torch.where(idx.unsqueeze(0) >= 0, out, torch.ones_like(out))
+
+
+def numeric_cell_probs(x: torch.Tensor, layout: NumericLayout, n_bins: int, *, smoothing: float | None) -> torch.Tensor:
+    """[n, n_numeric, 2 + n_bins] cell membership: exact one-hot (smoothing None) or soft."""
+    present = _indicator(x, layout.present_idx)
+    nonzero = _indicator(x, layout.nonzero_idx)
+    v = x[:, layout.value_idx]
+    if smoothing is None:
+        bins = torch.nn.functional.one_hot(torch.bucketize(v.contiguous(), bin_edges(n_bins)), n_bins).to(x.dtype)
+    else:
+        cdf = torch.sigmoid((bin_edges(n_bins).view(1, 1, -1) - v.unsqueeze(2)) / smoothing)
+        ones = torch.ones_like(cdf[..., :1])
+        cdf = torch.cat([torch.zeros_like(ones), cdf, ones], dim=2)
+        bins = cdf[..., 1:] - cdf[..., :-1]
+    missing = (1 - present).unsqueeze(2)
+    zero = (present * (1 - nonzero)).unsqueeze(2)
+    return torch.cat([missing, zero, (present * nonzero).unsqueeze(2) * bins], dim=2)
+
+
+def count_histograms(encoder: TableEncoder, condition_column: str) -> int:
+    """M: the number of histograms released (one per non-condition column, plus the condition)."""
+    return sum(1 for c in encoder.columns if c != condition_column) + 1
 
 
 def measure_marginals(x: torch.Tensor, encoder: TableEncoder, condition_column: str, *,
                       noise_multiplier: float, generator: torch.Generator,
                       n_bins: int = DEFAULT_BINS) -> MarginalMeasurements:
-    """Release noisy (condition × part) histograms of the encoded private rows ``x``.
+    """Release noisy (condition × cell) histograms of the encoded private rows ``x``.
 
-    Reads every private row. Guarantee: one Gaussian mechanism with L2 sensitivity √M
-    and noise std ``noise_multiplier``·√M, i.e. the Opacus entry
-    ``(noise_multiplier, 1.0, 1)``, under add/remove one row. Assumes x was encoded with
-    metadata-only parameters (each row is one-hot in each part).
+    Reads every private row. Guarantee: one Gaussian mechanism with L2 sensitivity √M and
+    noise std ``noise_multiplier``·√M per cell, i.e. the Opacus entry
+    ``(noise_multiplier, 1.0, 1)``, under add/remove one row. Assumes ``x`` was encoded
+    with metadata-only parameters (each row lies in exactly one cell per column).
     """
     cond_span = encoder.span(condition_column, "category")
     cond = x[:, cond_span.start:cond_span.stop].double()
-    parts = _measured_parts(encoder, condition_column)
-    m = len(parts) + 1
+    layout = numeric_layout(encoder, condition_column)
+    spans = discrete_spans(encoder, condition_column)
+    m = count_histograms(encoder, condition_column)
     scale = noise_multiplier * math.sqrt(m)
 
     def noisy(counts: torch.Tensor) -> np.ndarray:
@@ -114,15 +145,17 @@ def measure_marginals(x: torch.Tensor, encoder: TableEncoder, condition_column: 
         return (counts + noise).numpy()
 
     cond_counts = noisy(cond.sum(dim=0))
-    targets = []
-    for span, mask in parts:
-        counts = cond.T @ _cells(x, span, mask, n_bins)  # [classes, cells]
-        targets.append(MarginalTarget(span, span.kind, noisy(counts), mask))
-    entry = MechanismEntry(f"conditional marginals ({m} histograms, Gaussian, sensitivity √{m})",
+    xd = x.double()
+    if layout.columns:
+        cells = numeric_cell_probs(xd, layout, n_bins, smoothing=None)  # [n, C, 2 + K]
+        num_counts = noisy(torch.einsum("nk,ncb->kcb", cond, cells))
+    else:
+        num_counts = np.zeros((cond.shape[1], 0, 2 + n_bins))
+    if spans:
+        disc = torch.cat([xd[:, s.start:s.stop] for s in spans], dim=1)
+        disc_counts = noisy(cond.T @ disc)
+    else:
+        disc_counts = np.zeros((cond.shape[1], 0))
+    entry = MechanismEntry(f"conditional marginals ({m} histograms, Gaussian, sensitivity sqrt({m}))",
                            float(noise_multiplier), 1.0, 1)
-    return MarginalMeasurements(entry, cond_counts, tuple(targets), n_bins)
-
-
-def count_histograms(encoder: TableEncoder, condition_column: str) -> int:
-    """M, the number of histograms :func:`measure_marginals` releases."""
-    return len(_measured_parts(encoder, condition_column)) + 1
+    return MarginalMeasurements(entry, cond_counts, layout, num_counts, spans, disc_counts, n_bins)

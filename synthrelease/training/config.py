@@ -32,6 +32,8 @@ class TrainingConfig:
         generator_lr, discriminator_lr: Adam learning rates.
         gumbel_tau: temperature of the Gumbel-softmax for discrete outputs.
         grad_sample_mode: Opacus per-sample-gradient mode (``ghost`` = fast gradient clipping).
+        clip_fake_rows: also clip the fake rows' per-row gradients (one joint forward; slower).
+            Off by default: fake rows are data-independent, so only real rows need clipping.
         seed: root of every random stream (data sampling, noise, generator input).
     """
 
@@ -53,6 +55,7 @@ class TrainingConfig:
     discriminator_lr: float = 2e-4
     gumbel_tau: float = 0.2
     grad_sample_mode: str = "ghost"
+    clip_fake_rows: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -279,15 +279,30 @@ def train_dp_gan(
                 cond = cond_sampler(expected_batch)
                 fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
                                           tau=config.gumbel_tau, generator=torch_gen, hard=False)
-            rows = torch.cat([real, fake], dim=0)
-            labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(expected_batch)])
-            logits = d_module(rows)
-            per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
             d_opt.zero_grad(set_to_none=True)
-            if config.grad_sample_mode == "ghost":
-                DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+            if config.clip_fake_rows or config.grad_sample_mode != "ghost":
+                # one forward over real + fake rows, every row clipped
+                rows = torch.cat([real, fake], dim=0)
+                labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(expected_batch)])
+                per_row = F.binary_cross_entropy_with_logits(d_module(rows), labels, reduction="none")
+                if config.grad_sample_mode == "ghost":
+                    DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+                else:
+                    per_row.mean().backward()
             else:
-                per_row.mean().backward()
+                # real rows: per-row clipping by Opacus' ghost clipping (p.grad = clipped sum);
+                # fake rows: data-independent, their plain summed gradient is added before
+                # Opacus adds the noise (sensitivity unchanged: C per real row).
+                per_row = F.binary_cross_entropy_with_logits(d_module(real), torch.ones(real.shape[0]),
+                                                             reduction="none")
+                if real.shape[0] > 0:
+                    DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+                d_module.disable_hooks()
+                fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(expected_batch),
+                                                               reduction="none")
+                (fake_loss.sum() * config.max_grad_norm).backward()
+                d_module.enable_hooks()
+                per_row = torch.cat([per_row.detach(), fake_loss.detach()])
             d_opt.step()
             d_loss_val = float(per_row.detach().mean())
 

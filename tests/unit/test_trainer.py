@@ -85,3 +85,12 @@ def test_model_file_round_trip_without_pickle(tiny_metadata, tiny_table, tmp_pat
     assert again.privacy == model.privacy
     assert dataclasses.asdict(again.config) == dataclasses.asdict(model.config)
     np.testing.assert_allclose(again.condition_probs, model.condition_probs)
+
+
+@pytest.mark.parametrize(("mode", "clip_fake"), [("ghost", True), ("hooks", True), ("ghost", False)])
+def test_all_step_variants_train_and_account_identically(tiny_metadata, tiny_table, mode, clip_fake):
+    model = _train(tiny_metadata, tiny_table, n_steps=10, grad_sample_mode=mode, clip_fake_rows=clip_fake)
+    assert model.privacy.entries[-1].steps == 10
+    assert model.privacy.epsilon <= FAST["target_epsilon"]
+    out = sample_frame(model, 20, seed=0)
+    assert list(out.columns) == tiny_metadata.model_columns

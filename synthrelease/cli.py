@@ -76,7 +76,8 @@ class _Progress:
             m = event.metrics
             if "epsilon" in m:
                 self.bar.set_postfix(d_loss=f"{m['d_loss']:.3f}", g_loss=f"{m['g_loss']:.3f}",
-                                     eps=f"{m['epsilon']:.3f}", refresh=False)
+                                     eps=f"{m['epsilon']:.3f}", coverage=f"{m.get('coverage', 1.0):.2f}",
+                                     refresh=False)
             if event.step >= event.total:
                 self.bar.close()
                 self.bar = None

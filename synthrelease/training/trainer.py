@@ -260,6 +260,7 @@ def train_dp_gan(
         raise InternalError("Opacus' sample rate differs from the calibrated one")
 
     cond_sampler = _ConditionSampler(cond_probs, torch_gen)
+    probe_gen = seeds.torch("collapse-probe")
     real_label = torch.ones(expected_batch)
     batches = _batches(loader, width)
     history: list[dict[str, float]] = []
@@ -324,7 +325,8 @@ def train_dp_gan(
             if step % log_every == 0 or step == n_disc_total:
                 eps_now = epsilon_for([*prior, *_engine_entries(engine)], delta=config.target_delta,
                                       accountant=config.accountant)
-                point = {"step": float(step), "d_loss": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now}
+                point = {"step": float(step), "d_loss": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,
+                         **_collapse_probe(generator, encoder, cond_span, cond_probs, config, probe_gen)}
                 history.append(point)
                 progress(ProgressEvent("train", step, n_disc_total, dict(point)))
 
@@ -343,6 +345,43 @@ def train_dp_gan(
         condition_probs=cond_probs, history=history,
         train_seconds=time.perf_counter() - started,
     )
+
+
+PROBE_ROWS = 1000
+
+
+def _collapse_probe(generator: Generator, encoder: TableEncoder, cond_span: Span | None,
+                    cond_probs: np.ndarray | None, config: TrainingConfig,
+                    probe_gen: torch.Generator) -> dict[str, float]:
+    """Mode-collapse signals on 1,000 freshly sampled rows (post-processing: no privacy cost).
+
+    ``coverage``: share of the declared categories of discrete columns (condition excluded)
+    that appear at least once; ``collapsed_columns``: discrete columns where one category
+    takes more than 95 % of the rows; ``min_class_share``: smallest share of a condition
+    class among sampled rows (rare classes must not vanish).
+    """
+    was_training = generator.training
+    generator.eval()
+    with torch.no_grad():
+        cond = None
+        if cond_probs is not None:
+            idx = torch.multinomial(torch.as_tensor(cond_probs), PROBE_ROWS, replacement=True, generator=probe_gen)
+            cond = F.one_hot(idx, len(cond_probs)).float()
+        out = generator.activate(generator.raw(torch.randn(PROBE_ROWS, config.latent_dim, generator=probe_gen), cond),
+                                 cond, tau=1.0, generator=probe_gen, hard=True)
+    generator.train(was_training)
+    seen = declared = collapsed = 0
+    for s in encoder.spans:
+        if s.role != "category" or s == cond_span:
+            continue
+        counts = out[:, s.start:s.stop].sum(dim=0)
+        seen += int((counts > 0).sum())
+        declared += s.width
+        collapsed += int(counts.max() > 0.95 * PROBE_ROWS) if s.width > 1 else 0
+    probe = {"coverage": seen / declared if declared else 1.0, "collapsed_columns": float(collapsed)}
+    if cond is not None:
+        probe["min_class_share"] = float(cond.mean(dim=0).min())
+    return probe
 
 
 def _engine_entries(engine: PrivacyEngine) -> list[MechanismEntry]:

@@ -51,6 +51,8 @@ def test_every_private_step_is_in_the_total(tiny_metadata, tiny_table):
     assert model.privacy.epsilon == pytest.approx(total)
     sgd_only = epsilon_for(model.privacy.entries[1:], delta=FAST["target_delta"])
     assert total > sgd_only
+    last = model.history[-1]  # mode-collapse signals are logged with the losses and ε
+    assert 0.0 <= last["coverage"] <= 1.0 and last["min_class_share"] > 0.0 and "collapsed_columns" in last
 
 
 def test_seeded_runs_are_identical_and_seeds_differ(tiny_metadata, tiny_table):

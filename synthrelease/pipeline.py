@@ -33,8 +33,7 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 from synthrelease.rng import SeedTree
 from synthrelease.sampling import sample_frame
 from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import TrainedModel, train_dp_gan
-from synthrelease.transforms.encoders import TableEncoder
+from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +225,8 @@ def release(
     config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
                                      accountant=accountant, n_steps=n_steps, batch_size=batch_size)
     t = time.perf_counter()
-    model = train_dp_gan(train, TableEncoder(metadata), config, condition_column=tgt, progress=progress)
+    model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress)
+    metadata = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -340,5 +340,5 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
     config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
                                      n_steps=n_steps, batch_size=batch_size)
-    model = train_dp_gan(df, TableEncoder(metadata), config, condition_column=cond, progress=progress)
+    model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
     return model, notes

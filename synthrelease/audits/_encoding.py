@@ -20,7 +20,7 @@ def encode_for_distance(df: pd.DataFrame, metadata: Metadata, columns: list[str]
         spec = metadata.columns[c]
         if spec.is_numerical:
             x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
-            lo, hi = float(spec.min), float(spec.max)  # type: ignore[arg-type]
+            lo, hi = spec.domain()
             missing = np.isnan(x)
             scaled = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
             scaled[missing] = 0.5

@@ -43,7 +43,8 @@ def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> li
     for c in cols:
         spec = metadata.columns[c]
         if spec.is_numerical:
-            x = (pd.to_numeric(real[c], errors="coerce") - spec.min) / (spec.max - spec.min)  # type: ignore[operator]
+            lo, hi = spec.domain()
+            x = (pd.to_numeric(real[c], errors="coerce") - lo) / (hi - lo)
             nums.append((float(np.nanvar(x.to_numpy(dtype=float), ddof=1)), c))
     nums.sort(key=lambda t: -t[0])
     chosen += [c for _, c in nums[:max(0, max_columns - len(chosen))]]

@@ -49,6 +49,23 @@ def canonical_category(value: Any) -> str | None:
     return s
 
 
+class DPBoundsSearch(BaseModel):
+    """A PUBLIC search range for bounds estimated with DP (spends ε; see transforms.dp_bounds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search_min: float
+    search_max: float
+
+    @model_validator(mode="after")
+    def _check(self) -> DPBoundsSearch:
+        if not (math.isfinite(self.search_min) and math.isfinite(self.search_max)):
+            raise ValueError("search_min and search_max must be finite")
+        if not self.search_min < self.search_max:
+            raise ValueError("search_min must be below search_max")
+        return self
+
+
 class ColumnSpec(BaseModel):
     """One column of the table.
 
@@ -57,6 +74,8 @@ class ColumnSpec(BaseModel):
             ``identifier`` (dropped before training, never synthesised).
         nullable: whether missing values are allowed (they get an indicator).
         min, max: declared public bounds of a numerical column (values are clipped).
+        dp_bounds: instead of min/max, a public search range within which the bounds are
+            estimated from the rows with a DP histogram (costs a share of ε).
         categories: declared public category list of a categorical column.
         transform: ``log1p`` for heavy-tailed non-negative columns, else ``none``.
         zero_inflated: model ``== 0`` separately from the positive part.
@@ -69,6 +88,7 @@ class ColumnSpec(BaseModel):
     nullable: bool = False
     min: float | None = None
     max: float | None = None
+    dp_bounds: DPBoundsSearch | None = None
     categories: list[CategoryValue] | None = None
     transform: Literal["none", "log1p"] = "none"
     zero_inflated: bool = False
@@ -84,19 +104,26 @@ class ColumnSpec(BaseModel):
         if self.is_numerical:
             if self.categories is not None:
                 raise ValueError("a numerical column takes min/max, not categories")
-            if self.min is None or self.max is None:
-                raise ValueError("a numerical column needs public bounds 'min' and 'max'")
-            if not (math.isfinite(self.min) and math.isfinite(self.max)):
-                raise ValueError("min and max must be finite numbers")
-            if not self.min < self.max:
-                raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
-            if self.transform == "log1p" and self.min < 0:
+            if self.dp_bounds is not None:
+                if self.min is not None or self.max is not None:
+                    raise ValueError("give either public 'min'/'max' or 'dp_bounds', not both")
+                lo, hi = self.dp_bounds.search_min, self.dp_bounds.search_max
+            else:
+                if self.min is None or self.max is None:
+                    raise ValueError("a numerical column needs public bounds 'min' and 'max' "
+                                     "(or 'dp_bounds' with a public search range, which spends ε)")
+                if not (math.isfinite(self.min) and math.isfinite(self.max)):
+                    raise ValueError("min and max must be finite numbers")
+                if not self.min < self.max:
+                    raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+                lo, hi = self.min, self.max
+            if self.transform == "log1p" and lo < 0:
                 raise ValueError("transform log1p needs min >= 0")
-            if self.zero_inflated and not self.min <= 0 <= self.max:
+            if self.zero_inflated and not lo <= 0 <= hi:
                 raise ValueError("zero_inflated needs 0 within [min, max]")
         else:
-            if self.min is not None or self.max is not None:
-                raise ValueError(f"a {self.type} column takes no min/max")
+            if self.min is not None or self.max is not None or self.dp_bounds is not None:
+                raise ValueError(f"a {self.type} column takes no min/max/dp_bounds")
             if self.transform != "none" or self.zero_inflated:
                 raise ValueError(f"transform/zero_inflated apply to numerical columns, not {self.type}")
         if self.type == "categorical":
@@ -110,6 +137,12 @@ class ColumnSpec(BaseModel):
         elif self.categories is not None:
             raise ValueError(f"a {self.type} column takes no categories")
         return self
+
+    def domain(self) -> tuple[float, float]:
+        """Declared [min, max], or the public DP search range while bounds are undeclared."""
+        if self.dp_bounds is not None:
+            return self.dp_bounds.search_min, self.dp_bounds.search_max
+        return float(self.min), float(self.max)  # type: ignore[arg-type]
 
     def canonical_categories(self) -> list[str]:
         """Declared categories as canonical strings (booleans: ``False``, ``True``)."""

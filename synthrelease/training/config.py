@@ -23,6 +23,8 @@ class TrainingConfig:
             (its sampling frequencies) when conditional marginals are off.
         marginal_epsilon_share: share of ε for the DP (condition × column) marginals that
             guide the generator (0 = off); they also give the condition's frequencies.
+        bounds_epsilon_share: share of ε for DP bounds of columns declared with
+            ``dp_bounds`` (unused when every bound is public).
         marginal_weight: weight of the marginal-matching term in the generator loss.
         marginal_bins: equal-width bins per continuous value (over the public bounds).
 
@@ -45,6 +47,7 @@ class TrainingConfig:
     n_steps: int = 1000
     condition_epsilon_share: float = 0.05
     marginal_epsilon_share: float = 0.5
+    bounds_epsilon_share: float = 0.1
     marginal_weight: float = 10.0
     marginal_bins: int = 20
     latent_dim: int = 64
@@ -71,6 +74,8 @@ class TrainingConfig:
             raise PrivacyParameterError("batch_size, n_steps and n_disc_steps must be >= 1")
         if not 0 <= self.condition_epsilon_share < 1:
             raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
+        if not 0 <= self.bounds_epsilon_share < 1:
+            raise PrivacyParameterError("bounds_epsilon_share must be in [0, 1)")
         if not 0 <= self.marginal_epsilon_share < 1:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
         if self.marginal_bins < 2 or self.marginal_weight < 0:

@@ -53,6 +53,7 @@ from synthrelease.budget.accounting import (
     histogram_noise_for,
 )
 from synthrelease.errors import InternalError, PrivacyParameterError
+from synthrelease.metadata.schema import Metadata
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import SeedTree
 from synthrelease.training.config import TrainingConfig
@@ -173,8 +174,12 @@ def train_dp_gan(
     *,
     condition_column: str | None,
     progress: ProgressCallback = ignore_progress,
+    prior_entries: tuple[MechanismEntry, ...] = (),
 ) -> TrainedModel:
     """Train a conditional DP-GAN on the private rows ``train``.
+
+    ``prior_entries``: mechanisms already run on the same rows (e.g. DP bounds); they are
+    composed with this run's in the one accountant that calibrates σ and reports ε.
 
     Reads: every row of ``train`` (the private training table, already validated).
     Guarantee: (ε, δ)-DP for the returned model and anything sampled from it, with
@@ -204,7 +209,7 @@ def train_dp_gan(
     # 1. DP measurements before training: conditional marginals (which also give the
     #    condition's sampling frequencies) or, if they are off, the condition histogram.
     cond_span = _condition_span(encoder, condition_column)
-    prior: list[MechanismEntry] = []
+    prior: list[MechanismEntry] = list(prior_entries)
     cond_probs: np.ndarray | None = None
     matcher: MarginalMatcher | None = None
     if cond_span is not None and config.marginal_epsilon_share > 0:
@@ -382,6 +387,35 @@ def _collapse_probe(generator: Generator, encoder: TableEncoder, cond_span: Span
     if cond is not None:
         probe["min_class_share"] = float(cond.mean(dim=0).min())
     return probe
+
+
+def fit_dp_synthesizer(
+    train: pd.DataFrame,
+    metadata: Metadata,
+    config: TrainingConfig,
+    *,
+    condition_column: str | None,
+    progress: ProgressCallback = ignore_progress,
+) -> TrainedModel:
+    """Estimate undeclared bounds with DP (if any), encode from the metadata, train.
+
+    Guarantee: as :func:`train_dp_gan`, with the DP-bounds histogram (if run) composed in
+    the same accountant, so the reported ε covers preprocessing and training.
+    """
+    from synthrelease.transforms.dp_bounds import columns_needing_bounds, estimate_bounds
+
+    prior: tuple[MechanismEntry, ...] = ()
+    if columns_needing_bounds(metadata):
+        if config.bounds_epsilon_share <= 0:
+            raise PrivacyParameterError("metadata asks for DP bounds but bounds_epsilon_share is 0")
+        sigma = histogram_noise_for(epsilon=config.bounds_epsilon_share * config.target_epsilon,
+                                    delta=config.target_delta, accountant=config.accountant)
+        est = estimate_bounds(train, metadata, noise_multiplier=sigma.noise_multiplier,
+                              generator=SeedTree(config.seed).torch("dp-bounds"))
+        metadata = est.metadata
+        prior = (est.entry,) if est.entry is not None else ()
+    return train_dp_gan(train, TableEncoder(metadata), config, condition_column=condition_column,
+                        progress=progress, prior_entries=prior)
 
 
 def _engine_entries(engine: PrivacyEngine) -> list[MechanismEntry]:

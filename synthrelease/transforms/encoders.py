@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from synthrelease.errors import ModelFileError
+from synthrelease.errors import MetadataError, ModelFileError
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
 
 MISSING = "<missing>"
@@ -85,6 +85,10 @@ class TableEncoder:
     """
 
     def __init__(self, metadata: Metadata) -> None:
+        undeclared = [c for c in metadata.model_columns if metadata.columns[c].dp_bounds is not None]
+        if undeclared:
+            raise MetadataError(f"column '{undeclared[0]}' has no public bounds yet: estimate them with "
+                                "transforms.dp_bounds (spends ε) before encoding")
         self.metadata = metadata
         self.columns = metadata.model_columns
         spans: list[Span] = []

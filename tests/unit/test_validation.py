@@ -59,3 +59,16 @@ def test_integer_column_rejects_fractions(tiny_metadata, tiny_table):
     df.loc[df.index[0], "age"] = 40.5
     failures = check_table(df, tiny_metadata).failures
     assert [(f.column, f.expectation, f.unexpected_count) for f in failures] == [("age", "values_are_integers", 1)]
+
+
+def test_wide_tables_use_vectorised_numeric_checks_with_same_results(monkeypatch, tiny_metadata, tiny_table):
+    import synthrelease.validation.expectations as ex
+
+    df = tiny_table.copy()
+    df.loc[df.index[:4], "age"] = 987654
+    df.loc[df.index[:2], "dose"] = None
+    narrow = {(f.column, f.expectation, f.unexpected_count) for f in check_table(df, tiny_metadata).failures}
+    monkeypatch.setattr(ex, "WIDE_NUMERIC_COLUMNS", 1)
+    wide = {(f.column, f.expectation, f.unexpected_count) for f in check_table(df, tiny_metadata).failures}
+    assert wide == narrow == {("age", "expect_column_values_to_be_between", 4),
+                              ("dose", "expect_column_values_to_not_be_null", 2)}

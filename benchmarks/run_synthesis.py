@@ -1,0 +1,126 @@
+"""Synthesis benchmark on the peers' splits, scored by the peers' evaluator (run by hand).
+
+For each data set (adult: target income; pbmc68k: target cell_type) and ε in {1, 3, 10}
+at δ = 1e-5: train with the shipped defaults (pipeline.default_training_config) in a
+child process (peak RSS measured), sample as many rows as real-train, and score with
+../shared/peers/evaluate.py exactly as PEERS.md. Writes benchmarks/results/synthesis.json
+and synthesis.md.
+
+    python benchmarks/run_synthesis.py [--datasets adult,pbmc68k] [--epsilons 1,3,10] [--splits DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / "shared"
+RESULTS = HERE / "results"
+TARGETS = {"adult": "income", "pbmc68k": "cell_type"}
+PEER_BARS = {  # PEERS.md: best DP peer (quality, TSTR AUC) at each ε; DPCTGAN and PATECTGAN rows
+    ("adult", 1): {"best_dp_quality": 0.813, "best_dp_tstr": 0.796, "dpctgan": (0.569, 0.667),
+                   "patectgan": (0.513, 0.395)},
+    ("adult", 3): {"best_dp_quality": 0.818, "best_dp_tstr": 0.782, "dpctgan": (0.457, 0.595),
+                   "patectgan": (0.642, 0.641)},
+    ("pbmc68k", 1): {"best_dp_quality": 0.368, "best_dp_tstr": 0.502, "dpctgan": (0.343, 0.502),
+                     "patectgan": (0.368, 0.484)},
+    ("pbmc68k", 3): {"best_dp_quality": 0.451, "best_dp_tstr": 0.543, "dpctgan": (0.388, 0.476),
+                     "patectgan": (0.451, 0.543)},
+}
+
+
+def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path) -> None:
+    """Child process: train with the shipped defaults, sample, write CSV and info."""
+    import pandas as pd
+
+    from synthrelease.metadata.load import load_metadata
+    from synthrelease.pipeline import default_training_config
+    from synthrelease.sampling import sample_frame
+    from synthrelease.training.trainer import train_dp_gan
+    from synthrelease.transforms.encoders import TableEncoder
+
+    meta = load_metadata(HERE / "metadata" / f"{name}.yaml")
+    train = pd.read_csv(splits / f"{name}_train.csv")
+    cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=0)
+    t0 = time.perf_counter()
+    model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sample_frame(model, len(train), seed=1).to_csv(out_csv, index=False)
+    info = {"train_seconds": round(train_s, 1), "sample_seconds": round(time.perf_counter() - t0, 1),
+            "privacy": model.privacy.to_dict(), "config": cfg.to_dict(), "last_log": model.history[-1]}
+    info_json.write_text(json.dumps(info))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datasets", default="adult,pbmc68k")
+    ap.add_argument("--epsilons", default="1,3,10")
+    ap.add_argument("--splits", default=None, help="folder of peers/split.py output (made if absent)")
+    ap.add_argument("--one", nargs=4, metavar=("NAME", "EPS", "OUT_CSV", "INFO"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        name, eps, out_csv, info = a.one
+        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info))
+        return
+    splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))
+    if not (splits / "adult_train.csv").exists():
+        subprocess.run([sys.executable, str(SHARED / "peers" / "split.py"), "--out", str(splits)], check=True)
+    rows = []
+    for name in a.datasets.split(","):
+        for eps in [float(e) for e in a.epsilons.split(",")]:
+            work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+            syn, info = work / "synthetic.csv", work / "info.json"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, __file__, "--splits", str(splits), "--one", name, str(eps), str(syn),
+                            str(info)], check=True)
+            wall = time.perf_counter() - t0
+            peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+            ev = work / "eval.json"
+            subprocess.run([sys.executable, str(SHARED / "peers" / "evaluate.py"), "--real-train",
+                            str(splits / f"{name}_train.csv"), "--real-holdout", str(splits / f"{name}_holdout.csv"),
+                            "--synthetic", str(syn), "--target", TARGETS[name], "--metadata",
+                            str(splits / f"{name}_sdmeta.json"), "--out", str(ev)], check=True,
+                           capture_output=True)
+            summary = json.loads(ev.read_text())["summary"]
+            meta = json.loads(info.read_text())
+            row = {"dataset": name, "epsilon": eps, "delta": 1e-5, "epsilon_spent": meta["privacy"]["epsilon"],
+                   "train_seconds": meta["train_seconds"], "process_wall_seconds": round(wall, 1),
+                   "peak_rss_mb": round(peak_mb), **{k: summary[k] for k in (
+                       "quality_overall", "column_shapes", "column_pair_trends", "tstr_auc_hgb", "trtr_auc_hgb",
+                       "tstr_auc_logreg", "dcr_mia_auc", "exact_copy_share")},
+                   "mode_collapse_probe": meta["last_log"], "config": meta["config"],
+                   "mechanisms": meta["privacy"]["mechanisms"]}
+            rows.append(row)
+            print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "epsilon_spent", "train_seconds",
+                                                  "quality_overall", "tstr_auc_hgb", "dcr_mia_auc")}), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    step = RESULTS / "step_speed.json"
+    out = {"rows": rows, "step_speed": json.loads(step.read_text()) if step.exists() else None,
+           "command": "python benchmarks/run_synthesis.py", "peer_bars": {f"{k[0]}@{k[1]}": v for k, v in
+                                                                          PEER_BARS.items()}}
+    (RESULTS / "synthesis.json").write_text(json.dumps(out, indent=1) + "\n")
+    md = ["# Synthesis benchmark (synthrelease DP-GAN vs peers)", "",
+          "Split and scoring: `../shared/peers/split.py` and `evaluate.py`, as in PEERS.md; δ = 1e-5; "
+          "shipped defaults. Command: `python benchmarks/run_synthesis.py`.", "",
+          "| dataset | ε | ε spent | train s | peak RSS MB | quality | shapes | pair trends | TSTR AUC (HGB) | "
+          "TRTR AUC | best DP peer quality / TSTR | DCR-MIA AUC |", "|" + "---|" * 12]
+    for r in rows:
+        bar = PEER_BARS.get((r["dataset"], int(r["epsilon"])))
+        peer = f"{bar['best_dp_quality']:.3f} / {bar['best_dp_tstr']:.3f}" if bar else "—"
+        md.append(f"| {r['dataset']} | {r['epsilon']:g} | {r['epsilon_spent']:.3f} | {r['train_seconds']} | "
+                  f"{r['peak_rss_mb']} | {r['quality_overall']:.3f} | {r['column_shapes']:.3f} | "
+                  f"{r['column_pair_trends']:.3f} | {r['tstr_auc_hgb']:.3f} | {r['trtr_auc_hgb']:.3f} | {peer} | "
+                  f"{r['dcr_mia_auc']:.3f} |")
+    (RESULTS / "synthesis.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()

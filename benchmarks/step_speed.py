@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
@@ -80,7 +80,7 @@ def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool 
         dopt.step()
 
     if shipped:
-        dp_step = shipped_step  # noqa: F811
+        dp_step = shipped_step
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -98,24 +98,31 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_table_atomic(path: str | os.PathLike[str], df: pd.DataFrame) -> Path:
-    """Write a DataFrame as CSV or Parquet (by suffix) atomically."""
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the body succeeds."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     os.fchmod(fd, _default_mode())
     os.close(fd)
     try:
-        if p.suffix.lower() == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
+        yield Path(tmp)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return p
+
+
+def write_table_atomic(path: str | os.PathLike[str], df: pd.DataFrame) -> Path:
+    """Write a DataFrame as CSV or Parquet (by suffix) atomically."""
+    with atomic_output(path) as tmp:
+        if Path(path).suffix.lower() == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+    return Path(path)
 
 
 @contextlib.contextmanager

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
+from synthrelease._io import atomic_output
 from synthrelease.errors import SynthreleaseError
 from synthrelease.sampling import sample_chunks
 from synthrelease.training.trainer import TrainedModel
@@ -19,11 +18,8 @@ def write_sample_stream(model: TrainedModel, n_rows: int, output: str | os.PathL
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise SynthreleaseError(f"{out}: output must end in .csv or .parquet")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        chunks = sample_chunks(model, n_rows, seed=seed, condition=condition, chunk_rows=chunk_rows)
+    chunks = sample_chunks(model, n_rows, seed=seed, condition=condition, chunk_rows=chunk_rows)
+    with atomic_output(out) as tmp:
         if suffix == ".csv":
             with open(tmp, "w", encoding="utf-8", newline="") as f:
                 for i, chunk in enumerate(chunks):
@@ -42,9 +38,4 @@ def write_sample_stream(model: TrainedModel, n_rows: int, output: str | os.PathL
             finally:
                 if writer is not None:
                     writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return out

@@ -47,7 +47,8 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
 
     meta = load_metadata(HERE / "metadata" / f"{name}.yaml")
     train = pd.read_csv(splits / f"{name}_train.csv")
-    cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=0)
+    cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=0, metadata=meta,
+                                  condition_column=meta.target)
     t0 = time.perf_counter()
     model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target)
     train_s = time.perf_counter() - t0

@@ -32,7 +32,7 @@ from synthrelease.privacy import PRIVACY_UNIT, PrivacyLoss, default_delta
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import SeedTree
 from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig
+from synthrelease.training.config import TrainingConfig, marginal_share_for
 from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer
 
 log = logging.getLogger(__name__)
@@ -91,11 +91,24 @@ def load_inputs(data: str | os.PathLike[str], metadata_path: str | os.PathLike[s
 
 
 def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
-                            n_steps: int | None = None, batch_size: int | None = None) -> TrainingConfig:
-    """Training settings scaled to the table: expected batch ≈ n/5 (16..500 rows), 1,000 steps."""
+                            n_steps: int | None = None, batch_size: int | None = None,
+                            metadata: Metadata | None = None, condition_column: str | None = None) -> TrainingConfig:
+    """Training settings scaled to the table, from public quantities only.
+
+    Expected batch ≈ n/5 (16..500 rows), 1,000 discriminator steps, and the conditional
+    marginals' share of ε from :func:`marginal_share_for` (0.5, or 0.2 on wide tables
+    where the marginals would be mostly noise).
+    """
     batch = batch_size or max(16, min(500, n_rows // 5))
+    share = TrainingConfig.__dataclass_fields__["marginal_epsilon_share"].default
+    if metadata is not None and condition_column is not None:
+        n_bins = TrainingConfig.__dataclass_fields__["marginal_bins"].default
+        share = marginal_share_for(
+            n_rows=n_rows, n_histograms=len(metadata.model_columns),
+            n_classes=len(metadata.columns[condition_column].canonical_categories()), n_cells=n_bins + 2,
+            epsilon=epsilon, delta=delta, accountant=accountant)
     return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
-                          batch_size=batch, n_steps=n_steps or 1000, seed=seed)
+                          batch_size=batch, n_steps=n_steps or 1000, seed=seed, marginal_epsilon_share=share)
 
 
 def _resolve_target(metadata: Metadata, target: str | None) -> str:
@@ -223,7 +236,8 @@ def release(
         raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
 
     config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
-                                     accountant=accountant, n_steps=n_steps, batch_size=batch_size)
+                                     accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                     metadata=metadata, condition_column=tgt)
     t = time.perf_counter()
     model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress)
     metadata = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
@@ -339,6 +353,7 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     eff_delta = delta if delta is not None else default_delta(len(df))
     PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
     config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
-                                     n_steps=n_steps, batch_size=batch_size)
+                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
+                                     condition_column=cond)
     model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
     return model, notes

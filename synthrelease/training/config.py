@@ -86,3 +86,21 @@ class TrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for the internal report and the model file)."""
         return asdict(self)
+
+
+def marginal_share_for(*, n_rows: int, n_histograms: int, n_classes: int, n_cells: int, epsilon: float,
+                       delta: float, accountant: str = "rdp") -> float:
+    """Share of ε for the conditional marginals, from PUBLIC quantities only.
+
+    The marginals help when their per-cell noise is small next to the expected per-class
+    cell count n / (classes × cells); on wide tables (thousands of histograms, few rows)
+    they are mostly noise and the budget serves the discriminator better. Rule: 0.5 when
+    that signal-to-noise ratio is at least 0.25, else 0.2 (measured on adult, breast
+    cancer and pbmc68k: benchmarks/results/).
+    """
+    from synthrelease.budget.accounting import histogram_noise_for
+
+    sigma = histogram_noise_for(epsilon=0.5 * epsilon, delta=delta, accountant=accountant).noise_multiplier
+    noise = sigma * n_histograms ** 0.5
+    signal = n_rows / max(1, n_classes * n_cells)
+    return 0.5 if signal / noise >= 0.25 else 0.2

@@ -103,6 +103,11 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "epsilon_spent", "train_seconds",
                                                   "quality_overall", "tstr_auc_hgb", "dcr_mia_auc")}), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = RESULTS / "synthesis.json"
+    if previous.exists():  # keep rows of data sets / ε not rerun this time
+        done = {(r["dataset"], r["epsilon"]) for r in rows}
+        rows = [r for r in json.loads(previous.read_text())["rows"] if (r["dataset"], r["epsilon"]) not in done] + rows
+        rows.sort(key=lambda r: (r["dataset"], r["epsilon"]))
     step = RESULTS / "step_speed.json"
     out = {"rows": rows, "step_speed": json.loads(step.read_text()) if step.exists() else None,
            "command": "python benchmarks/run_synthesis.py", "peer_bars": {f"{k[0]}@{k[1]}": v for k, v in

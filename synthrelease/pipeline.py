@@ -33,7 +33,7 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 from synthrelease.rng import SeedTree
 from synthrelease.sampling import sample_frame
 from synthrelease.training.config import TrainingConfig, marginal_share_for
-from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer
+from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer, sample_rate_for
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,12 @@ def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: 
 
     Expected batch ≈ n/5 (16..500 rows), 1,000 discriminator steps, and the conditional
     marginals' share of ε from :func:`marginal_share_for` (0.5, or 0.2 on wide tables
-    where the marginals would be mostly noise).
+    where the marginals would be mostly noise). In that low signal-to-noise regime the
+    default step count is also capped at about 100 epochs (measured on pbmc68k: fewer,
+    less noisy steps kept more cell-type structure).
     """
     batch = batch_size or max(16, min(500, n_rows // 5))
+    steps = n_steps or 1000
     share = TrainingConfig.__dataclass_fields__["marginal_epsilon_share"].default
     if metadata is not None and condition_column is not None:
         n_bins = TrainingConfig.__dataclass_fields__["marginal_bins"].default
@@ -107,8 +110,10 @@ def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: 
             n_rows=n_rows, n_histograms=len(metadata.model_columns),
             n_classes=len(metadata.columns[condition_column].canonical_categories()), n_cells=n_bins + 2,
             epsilon=epsilon, delta=delta, accountant=accountant)
+        if share < 0.5 and n_steps is None:
+            steps = min(steps, max(100, round(100 / sample_rate_for(n_rows, min(batch, n_rows)))))
     return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
-                          batch_size=batch, n_steps=n_steps or 1000, seed=seed, marginal_epsilon_share=share)
+                          batch_size=batch, n_steps=steps, seed=seed, marginal_epsilon_share=share)
 
 
 def _resolve_target(metadata: Metadata, target: str | None) -> str:

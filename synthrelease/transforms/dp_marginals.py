@@ -147,8 +147,13 @@ def measure_marginals(x: torch.Tensor, encoder: TableEncoder, condition_column: 
     cond_counts = noisy(cond.sum(dim=0))
     xd = x.double()
     if layout.columns:
-        cells = numeric_cell_probs(xd, layout, n_bins, smoothing=None)  # [n, C, 2 + K]
-        num_counts = noisy(torch.einsum("nk,ncb->kcb", cond, cells))
+        # exact counts, in row chunks so that [rows, columns, cells] stays ~ 32M entries
+        chunk = max(1, 32_000_000 // (len(layout.columns) * (n_bins + 2)))
+        counts = torch.zeros(cond.shape[1], len(layout.columns), n_bins + 2, dtype=torch.float64)
+        for i in range(0, x.shape[0], chunk):
+            cells = numeric_cell_probs(xd[i:i + chunk], layout, n_bins, smoothing=None)  # [rows, C, 2 + K]
+            counts += torch.einsum("nk,ncb->kcb", cond[i:i + chunk], cells)
+        num_counts = noisy(counts)
     else:
         num_counts = np.zeros((cond.shape[1], 0, 2 + n_bins))
     if spans:

@@ -14,7 +14,6 @@ Gopi, Lee, Wutschitz 2021 (PRV accountant); both as implemented in Opacus.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,7 +144,3 @@ def histogram_noise_for(*, epsilon: float, delta: float, accountant: str = "rdp"
         accountant=accountant, label="condition histogram (Gaussian, sensitivity 1)",
     )
 
-
-def gaussian_epsilon_lower_bound_sigma(epsilon: float, delta: float) -> float:
-    """Classic analytic σ for one Gaussian mechanism (Dwork & Roth Thm A.1), for sanity checks."""
-    return math.sqrt(2 * math.log(1.25 / delta)) / epsilon

@@ -110,6 +110,7 @@ class TableEncoder:
             else:
                 add(name, "category", "discrete", len(self.categories(name)))
         self.spans: tuple[Span, ...] = tuple(spans)
+        self._span_index = {(sp.column, sp.role): sp for sp in spans}
         self.width = pos
 
     def categories(self, column: str) -> list[str]:
@@ -120,10 +121,7 @@ class TableEncoder:
 
     def span(self, column: str, role: str) -> Span:
         """The span of ``column`` with ``role``."""
-        for s in self.spans:
-            if s.column == column and s.role == role:
-                return s
-        raise KeyError((column, role))
+        return self._span_index[(column, role)]
 
     def parameters(self) -> dict[str, Any]:
         """Every parameter of the encoding, as plain JSON-able data (for tests and saving)."""

@@ -1,115 +1,225 @@
 """Fidelity audit: sdmetrics' own single-table QualityReport behind our AuditResult.
 
-Reads private rows (the real training table). NOT differentially private: the result
-is internal-only; only coarse figures may be released.
+Reads private rows (the real training table). NOT differentially private: the result is
+internal-only (it goes to the steward's internal report); only coarse, rounded figures
+may be released.
+
+The scoring follows the peers' independent evaluator (``shared/peers/evaluate.py``,
+``fidelity``) so that our numbers and the peers' numbers are comparable:
+
+* categorical/boolean values are canonical strings (``1``, ``1.0`` and ``"1"`` are one
+  category) and a missing value is its own category ``"<NA>"``; numericals are floats with
+  NaN for missing values (sdmetrics drops those);
+* sdmetrics' default pair thresholds (only pairs with real |Pearson r| > 0.5 or real
+  Cramér's V > 0.3 count towards Column Pair Trends);
+* tables with more than 60 synthesised columns: Column Shapes over every column, Column
+  Pair Trends over a deterministic subset of columns, overall = mean of the two.
+
+One deliberate difference: sdmetrics subsamples 50,000 rows *without a seed* for the
+contingency pairs of larger tables; we switch that off (``num_rows_subsample = None``), so
+the score is deterministic and exact. Below 50,000 rows nothing changes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from synthrelease.audits.base import AuditResult
+from synthrelease.errors import DataValidationError
 from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.progress import ProgressCallback, ProgressEvent
 
 WIDE_COLUMNS = 60
+"""Above this many synthesised columns, Column Pair Trends uses a column subset."""
+
+NAN_TOKEN = "<NA>"
+"""The category a missing categorical/boolean value becomes (as in the peers' evaluator)."""
+
+_DECIMALS = 4
 
 
-def _prepare(df: pd.DataFrame, metadata: Metadata, cols: list[str]) -> pd.DataFrame:
-    out = {}
+def _prepare(df: pd.DataFrame, metadata: Metadata, cols: list[str], what: str) -> pd.DataFrame:
+    """Typed copy of ``df[cols]`` for sdmetrics (reads private rows; no value leaves this audit).
+
+    Numericals → float (unparseable → NaN); categoricals and booleans → canonical strings,
+    missing → ``"<NA>"``.
+    """
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataValidationError(f"fidelity audit: the {what} table lacks column(s) {missing}")
+    out: dict[str, pd.Series] = {}
     for c in cols:
-        spec = metadata.columns[c]
-        if spec.is_numerical:
+        if metadata.columns[c].is_numerical:
             out[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-        elif spec.type == "boolean":
-            out[c] = df[c].map(canonical_category).map({"True": True, "False": False}).astype(object)
         else:
-            out[c] = df[c].map(canonical_category).astype(object)
-    return pd.DataFrame(out)
+            out[c] = df[c].map(lambda v: canonical_category(v) or NAN_TOKEN).astype(object)
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
 
 
 def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> list[str]:
-    """Columns for Column Pair Trends on wide tables: target and categoricals, then the
-    highest-variance numericals, variance taken after scaling by the declared public bounds."""
+    """The deterministic column subset for Column Pair Trends on wide tables.
+
+    Reads private rows (the variances of the real columns); NOT differentially private; the
+    subset is internal-only (recorded in the internal report).
+
+    As the peers' evaluator: the target, then the categorical/boolean columns in table
+    order, then the numerical columns with the highest variance after min-max scaling —
+    except that the scaling uses the metadata's declared public bounds (``domain()``), not
+    the data's min/max. Ties in variance keep table order (stable sort). Returned in
+    table order.
+    """
     cols = metadata.model_columns
-    chosen = [c for c in cols if c == metadata.target]
-    chosen += [c for c in cols if not metadata.columns[c].is_numerical and c not in chosen]
+    target = metadata.target if metadata.target in cols else None
+    cats = [c for c in cols if not metadata.columns[c].is_numerical and c != target]
+    chosen = ([target] if target is not None else []) + cats
     chosen = chosen[:max_columns]
-    nums = []
-    for c in cols:
-        spec = metadata.columns[c]
-        if spec.is_numerical:
-            lo, hi = spec.domain()
-            x = (pd.to_numeric(real[c], errors="coerce") - lo) / (hi - lo)
-            nums.append((float(np.nanvar(x.to_numpy(dtype=float), ddof=1)), c))
-    nums.sort(key=lambda t: -t[0])
-    chosen += [c for _, c in nums[:max(0, max_columns - len(chosen))]]
+    nums = [c for c in cols if metadata.columns[c].is_numerical]
+    if nums and len(chosen) < max_columns:
+        scaled = {}
+        for c in nums:
+            lo, hi = metadata.columns[c].domain()
+            scaled[c] = (pd.to_numeric(real[c], errors="coerce").astype(float) - lo) / (hi - lo)
+        var = pd.DataFrame(scaled).var().fillna(0.0)  # ddof=1, NaN skipped, as pandas in evaluate.py
+        var = var.sort_values(ascending=False, kind="stable")
+        chosen += list(var.index[: max_columns - len(chosen)])
     keep = set(chosen)
-    return [c for c in cols if c in keep]  # table order, as the peers' evaluator
+    return [c for c in cols if c in keep]
 
 
-def _quality(real: pd.DataFrame, synthetic: pd.DataFrame, sdmeta: dict[str, Any]) -> Any:
-    with warnings.catch_warnings():
-        # sdmetrics 0.32 marks the single-table report deprecated in favour of the unified
-        # one; we keep the single-table report because it is what the peers were scored with.
-        # Also silences sdmetrics/pandas notes on constant or sparse columns.
-        warnings.simplefilter("ignore")
-        from sdmetrics.reports.single_table import QualityReport
-
-        report = QualityReport()
-        report.generate(real, synthetic, sdmeta, verbose=False)
-    return report
+def _plain(value: Any) -> Any:
+    """A JSON-able scalar: numpy → Python, NaN/NA → None, floats rounded to 4 decimals."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, _DECIMALS)
+    return value
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in df.replace({np.nan: None}).to_dict(orient="records")]
+def _records(details: pd.DataFrame) -> list[dict[str, Any]]:
+    """sdmetrics' details table as a list of dicts with snake_case keys (reads private rows' scores)."""
+    keys = {c: c.lower().replace("?", "").strip().replace(" ", "_") for c in details.columns}
+    return [{keys[k]: _plain(v) for k, v in row.items()} for row in details.to_dict(orient="records")]
+
+
+def _finite(x: Any) -> float | None:
+    """``float(x)``, or None when it is NaN/inf (sdmetrics' mean of no pairs is NaN)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *,
-                 max_pair_columns: int = 40) -> AuditResult:
-    """sdmetrics QualityReport of synthetic vs real training rows.
+                 max_pair_columns: int = 40, progress: ProgressCallback | None = None) -> AuditResult:
+    """sdmetrics QualityReport of the synthetic table against the real training rows.
 
-    Reads private rows; NOT DP; internal-only. Tables with more than 60 synthesised
-    columns: Column Shapes over all columns, Column Pair Trends over a deterministic
-    subset of ``max_pair_columns`` columns (see :func:`pair_columns`), overall = mean of
-    the two — as the peers' evaluator does.
+    Reads private rows (``real``); NOT differentially private; the result is internal-only
+    (it goes to the steward's internal report; only coarse figures may be released).
 
-    Metrics: ``quality_score``, ``column_shapes``, ``column_pair_trends``.
+    Scores the synthesised columns (``metadata.model_columns``) with
+    ``metadata.to_sdmetrics()``. Up to 60 columns: sdmetrics' own single-table
+    ``QualityReport``. Wider tables: sdmetrics' Column Shapes over every column, its Column
+    Pair Trends (default thresholds) over :func:`pair_columns` (``max_pair_columns``
+    columns), overall = mean of the two, as the peers' evaluator does. Nothing is printed;
+    sdmetrics' warnings are silenced inside this call (per-column/per-pair errors are kept
+    in the details).
+
+    Metrics: ``quality_score`` (overall), ``column_shapes``, ``column_pair_trends`` (None
+    when no pair meets sdmetrics' thresholds; then overall = column shapes, as sdmetrics).
+    Details: ``column_shapes`` and ``column_pair_trends`` (lists of dicts, floats rounded to
+    4 decimals), ``pair_columns`` (the columns pairs were formed from), counts, thresholds.
+
+    Args:
+        real: the real training rows (private).
+        synthetic: the synthetic rows.
+        metadata: public metadata; its ``model_columns`` are scored.
+        max_pair_columns: size of the pair-trends column subset on wide tables.
+        progress: optional callback for ``audit:fidelity`` progress events.
+
+    Returns:
+        AuditResult named ``fidelity`` (``internal_only``; ``runtime_s`` from ``time.perf_counter``).
+
+    Raises:
+        DataValidationError: a synthesised column is missing from either table.
+        ValueError: ``max_pair_columns`` < 2.
     """
     started = time.perf_counter()
+    if max_pair_columns < 2:
+        raise ValueError(f"max_pair_columns must be at least 2, got {max_pair_columns}")
+    emit = progress or (lambda event: None)
     cols = metadata.model_columns
     sdmeta = metadata.to_sdmetrics()
-    r, s = _prepare(real, metadata, cols), _prepare(synthetic, metadata, cols)
-    details: dict[str, Any] = {}
-    if len(cols) <= WIDE_COLUMNS:
-        report = _quality(r, s, sdmeta)
-        props = report.get_properties().set_index("Property")["Score"]
-        shapes, trends, overall = float(props["Column Shapes"]), float(props["Column Pair Trends"]), \
-            float(report.get_score())
-        details["column_pair_trends"] = _records(report.get_details("Column Pair Trends"))
-        details["column_shapes"] = _records(report.get_details("Column Shapes"))
-    else:
-        # sdmetrics' own Column Shapes property over every column (the full report would
-        # also score all n(n-1)/2 pairs, which is what the subset below avoids).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from sdmetrics.reports.single_table._properties import ColumnShapes
+    r = _prepare(real, metadata, cols, "real")
+    s = _prepare(synthetic, metadata, cols, "synthetic")
+    wide = len(cols) > WIDE_COLUMNS
+    with warnings.catch_warnings():
+        # sdmetrics 0.32 warns (FutureWarning, at import) that the single-table report is
+        # deprecated in favour of the unified one; we keep it because it is what the peers
+        # were scored with. It and scipy/pandas also warn on constant columns. An audit must
+        # not write to the console; the per-item errors sdmetrics catches stay in the details.
+        warnings.simplefilter("ignore")
+        from sdmetrics.reports.single_table import QualityReport
 
-            prop = ColumnShapes()
-            shapes = float(prop.get_score(r, s, sdmeta))
-        details["column_shapes"] = _records(prop.details)
-        subset = pair_columns(real, metadata, max_pair_columns)
-        sub_meta = {"columns": {c: sdmeta["columns"][c] for c in subset}}
-        sub = _quality(r[subset], s[subset], sub_meta)
-        trends = float(sub.get_properties().set_index("Property")["Score"]["Column Pair Trends"])
-        overall = (shapes + trends) / 2
-        details["pair_subset"] = subset
-        details["column_pair_trends"] = _records(sub.get_details("Column Pair Trends"))
-    metrics: dict[str, float | None] = {"quality_score": overall, "column_shapes": shapes,
-                                        "column_pair_trends": trends}
-    return AuditResult("fidelity", metrics, details, time.perf_counter() - started)
+        if not wide:
+            emit(ProgressEvent("audit:fidelity", 0, 1, message=f"quality report on {len(cols)} columns"))
+            report = QualityReport()
+            report.num_rows_subsample = None  # exact: no unseeded 50k-row subsample
+            report.generate(r, s, sdmeta, verbose=False)
+            props = report.get_properties().set_index("Property")["Score"]
+            shapes, trends = props["Column Shapes"], props["Column Pair Trends"]
+            overall = report.get_score()
+            shape_details = report.get_details("Column Shapes")
+            pair_details = report.get_details("Column Pair Trends")
+            corr_t, assoc_t = report.real_correlation_threshold, report.real_association_threshold
+            subset = cols
+        else:
+            from sdmetrics.reports.single_table._properties import ColumnPairTrends, ColumnShapes
+
+            emit(ProgressEvent("audit:fidelity", 0, 2, message=f"column shapes on {len(cols)} columns"))
+            shape_prop = ColumnShapes()
+            shapes = shape_prop.get_score(r, s, sdmeta)
+            shape_details = shape_prop.details
+            subset = pair_columns(real, metadata, max_pair_columns)
+            emit(ProgressEvent("audit:fidelity", 1, 2,
+                               message=f"column pair trends on {len(subset)} of {len(cols)} columns"))
+            defaults = QualityReport()  # only for sdmetrics' default thresholds
+            pair_prop = ColumnPairTrends()
+            pair_prop.real_correlation_threshold = corr_t = defaults.real_correlation_threshold
+            pair_prop.real_association_threshold = assoc_t = defaults.real_association_threshold
+            pair_prop.num_rows_subsample = None
+            trends = pair_prop.get_score(r[subset], s[subset], {"columns": {c: sdmeta["columns"][c] for c in subset}})
+            pair_details = pair_prop.details
+            finite = [float(x) for x in (shapes, trends) if math.isfinite(x)]
+            overall = sum(finite) / len(finite) if finite else math.nan  # sdmetrics' nanmean
+    meets = pair_details["Meets Threshold?"].astype("boolean").fillna(False) if len(pair_details) else []
+    errors = sum(int(d["Error"].notna().sum()) for d in (shape_details, pair_details) if "Error" in d.columns)
+    metrics: dict[str, float | None] = {"quality_score": _finite(overall), "column_shapes": _finite(shapes),
+                                        "column_pair_trends": _finite(trends)}
+    details: dict[str, Any] = {
+        "sdmetrics_version": version("sdmetrics"),
+        "n_columns": len(cols), "n_rows_real": len(r), "n_rows_synthetic": len(s),
+        "pair_subsampled": wide,
+        "pair_columns": list(subset),
+        "n_pairs": len(pair_details), "n_pairs_meeting_threshold": int(np.sum(meets)),
+        "real_correlation_threshold": corr_t, "real_association_threshold": assoc_t,
+        "n_errors": errors,
+        "column_shapes": _records(shape_details),
+        "column_pair_trends": _records(pair_details),
+    }
+    if wide:
+        details["note"] = (f"{len(cols)} columns > {WIDE_COLUMNS}: Column Pair Trends on {len(subset)} columns "
+                           "(target, categoricals, highest-variance numericals scaled by declared bounds); "
+                           "Column Shapes on all columns; overall = mean of the two")
+    if metrics["column_pair_trends"] is None:
+        details["pair_note"] = "no column pair meets sdmetrics' real-correlation/association thresholds"
+    runtime = time.perf_counter() - started
+    emit(ProgressEvent("audit:fidelity", 2 if wide else 1, 2 if wide else 1,
+                       metrics={k: v for k, v in metrics.items() if v is not None}, message="done"))
+    return AuditResult("fidelity", metrics, details, runtime)

@@ -1,16 +1,25 @@
-"""Membership-inference audit: distance to closest record (DCR).
+"""Membership-inference audit: distance to the closest synthetic record (DCR).
 
 Reads private rows (training rows = members, holdout rows = non-members). NOT
-differentially private: the result is internal-only; only coarse figures may be
-released. DCR-type heuristics are weak privacy evidence — passing them does not prove
-privacy (Ganev & De Cristofaro 2023, "On the Inadequacy of Similarity-based Privacy
-Metrics", arXiv 2312.05114); the DP guarantee is the privacy claim, this audit only
-catches gross memorisation.
+differentially private: the result is internal-only (it goes to the steward's internal
+report); only coarse, rounded figures may be released.
+
+DCR-type heuristics are weak privacy evidence: passing them does not show that a release
+is private (Ganev & De Cristofaro 2023, "On the Inadequacy of Similarity-based Privacy
+Metrics", arXiv 2312.05114). The DP guarantee of the generator is the privacy claim; this
+audit only catches gross memorisation (copied rows, synthetic data hugging the training
+rows).
+
+As the peers' evaluator (``shared/peers/evaluate.py``, ``privacy``), with one deliberate
+difference: rows are encoded from the PUBLIC metadata only (declared bounds and category
+lists, see :func:`synthrelease.audits._encoding.encode_for_distance`), not from ranges and
+medians of the private rows.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,60 +28,127 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthrelease.audits._encoding import encode_for_distance
 from synthrelease.audits.base import AuditResult
+from synthrelease.errors import DataValidationError
 from synthrelease.metadata.schema import Metadata
 
 EXACT_COPY_TOLERANCE = 1e-6
+_BLOCK_ELEMENTS = 1 << 24  # rows × width per block when recomputing exact distances (≈ 128 MiB float64)
+
+CAVEAT = ("Distance-to-closest-record (DCR) heuristics are weak privacy evidence: similarity-based "
+          "privacy metrics can pass while severe privacy violations occur (Ganev & De Cristofaro 2023, "
+          "'On the Inadequacy of Similarity-based Privacy Metrics', arXiv 2312.05114). The privacy claim "
+          "is the generator's differential privacy guarantee; this audit only catches gross memorisation.")
 
 
-def nearest_distances(reference: np.ndarray, query: np.ndarray, *, k: int = 1) -> np.ndarray:
-    """Euclidean distances [n_query, k] from each query row to its k nearest reference rows (brute BLAS)."""
-    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
+def nearest_distances(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest reference row, float64 [n_query].
+
+    Reads whatever rows it is given (private rows in this audit; NOT DP; internal-only).
+    The neighbour is found with ``NearestNeighbors(algorithm="brute")`` (blocked BLAS);
+    its distance is then recomputed exactly, block by block, so identical rows are at
+    distance 0 (the BLAS expansion ‖a‖² − 2a·b + ‖b‖² leaves ~1e-8 of rounding noise,
+    which would break exact-copy and tie tests).
+    """
+    nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean")
     nn.fit(reference)
-    dist, _ = nn.kneighbors(query)
-    return dist
+    idx = nn.kneighbors(query, return_distance=False)[:, 0]
+    out = np.empty(len(query), dtype=np.float64)
+    step = max(1, _BLOCK_ELEMENTS // max(1, query.shape[1]))
+    for start in range(0, len(query), step):  # blocks of rows, not single rows
+        q = query[start:start + step].astype(np.float64)
+        r = reference[idx[start:start + step]].astype(np.float64)
+        out[start:start + step] = np.sqrt(np.square(q - r).sum(axis=1))
+    return out
 
 
 def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
                    metadata: Metadata, *, seed: int) -> AuditResult:
-    """DCR membership inference: can the synthetic data tell training rows from holdout rows?
+    """DCR membership inference: does closeness to the synthetic rows tell training rows from holdout rows?
 
-    Reads private rows; NOT DP; internal-only. Members and non-members are subsampled to
-    equal size with ``np.random.default_rng(seed)``; score = −distance to the nearest
-    synthetic row; encoding from public metadata only.
+    Reads private rows (``real_train``, ``holdout``); NOT differentially private; the result
+    is internal-only (it goes to the steward's internal report; only coarse figures may be
+    released). DCR-type heuristics are weak privacy evidence (Ganev & De Cristofaro 2023,
+    arXiv 2312.05114).
 
-    Metrics: ``dcr_mia_auc`` (0.5 = no signal), ``exact_copy_share`` (synthetic rows at
-    distance ≤ 1e-6 from a training row), ``median_dcr_train``, ``median_dcr_holdout``,
-    ``dcr_share`` (share of synthetic rows closer to train than to the equal-size
-    holdout, ties half; 0.5 ideal).
+    Encoding (public metadata only): numericals min-max scaled with the declared bounds and
+    clipped to [0, 1], missing → 0.5 plus a missing indicator for nullable columns;
+    categoricals/booleans one-hot over the declared canonical categories. Euclidean
+    nearest neighbours by brute force (BLAS). Members = training rows, non-members =
+    holdout rows; the larger set is subsampled to the size of the smaller with
+    ``np.random.default_rng(seed)``.
+
+    Metrics:
+        ``dcr_mia_auc``: ROC AUC of score = −(distance to the nearest synthetic row),
+            members vs non-members on the balanced sample (0.5 = no signal).
+        ``exact_copy_share``: share of synthetic rows whose nearest training row (all of
+            them) is at distance ≤ 1e-6.
+        ``median_dcr_train`` / ``median_dcr_holdout``: median distance of every training /
+            holdout row to its nearest synthetic row.
+        ``dcr_share``: share of synthetic rows closer to the (equal-size) training sample
+            than to the (equal-size) holdout sample, ties counted half (mostlyai-qa's
+            ``calculate_dcr_share``); 0.5 ideal.
+
+    Args:
+        real_train: the synthesizer's training rows (private; members).
+        holdout: real rows never used for training (private; non-members).
+        synthetic: the synthetic rows.
+        metadata: public metadata (declared bounds and categories for the encoding).
+        seed: seeds ``np.random.default_rng`` for the subsample (the only randomness).
+
+    Returns:
+        AuditResult named ``membership`` (``internal_only``; ``runtime_s`` from ``time.perf_counter``).
+
+    Raises:
+        DataValidationError: the training, holdout or synthetic table has no rows.
     """
     started = time.perf_counter()
+    n_tr, n_ho, n_sy = len(real_train), len(holdout), len(synthetic)
+    if min(n_tr, n_ho, n_sy) == 0:
+        raise DataValidationError(f"membership audit needs rows in every table (train {n_tr}, holdout {n_ho}, "
+                                  f"synthetic {n_sy})")
     rng = np.random.default_rng(seed)
-    m = min(len(real_train), len(holdout))
-    tr_idx = np.sort(rng.choice(len(real_train), size=m, replace=False))
-    ho_idx = np.sort(rng.choice(len(holdout), size=m, replace=False))
-    e_tr = encode_for_distance(real_train.iloc[tr_idx], metadata)
-    e_ho = encode_for_distance(holdout.iloc[ho_idx], metadata)
+    m = min(n_tr, n_ho)
+    tr_idx = np.sort(rng.choice(n_tr, size=m, replace=False)) if n_tr > m else np.arange(n_tr)
+    ho_idx = np.sort(rng.choice(n_ho, size=m, replace=False)) if n_ho > m else np.arange(n_ho)
+    e_tr = encode_for_distance(real_train, metadata)
+    e_ho = encode_for_distance(holdout, metadata)
     e_sy = encode_for_distance(synthetic, metadata)
-    d_tr = nearest_distances(e_sy, e_tr)[:, 0]
-    d_ho = nearest_distances(e_sy, e_ho)[:, 0]
+
+    d_tr = nearest_distances(e_sy, e_tr)  # every training row → nearest synthetic row
+    d_ho = nearest_distances(e_sy, e_ho)
     labels = np.r_[np.ones(m), np.zeros(m)]
-    auc = float(roc_auc_score(labels, -np.r_[d_tr, d_ho]))
-    s_tr = nearest_distances(encode_for_distance(real_train, metadata), e_sy)[:, 0]
-    s_tr_eq = nearest_distances(e_tr, e_sy)[:, 0]
-    s_ho = nearest_distances(e_ho, e_sy)[:, 0]
-    dcr_share = float(np.mean(s_tr_eq < s_ho) + 0.5 * np.mean(s_tr_eq == s_ho))
+    auc = float(roc_auc_score(labels, -np.r_[d_tr[tr_idx], d_ho[ho_idx]]))
+    auc_all = float(roc_auc_score(np.r_[np.ones(n_tr), np.zeros(n_ho)], -np.r_[d_tr, d_ho]))
+
+    s_tr_all = nearest_distances(e_tr, e_sy)  # every synthetic row → nearest training row
+    s_tr = s_tr_all if n_tr == m else nearest_distances(e_tr[tr_idx], e_sy)
+    s_ho = s_ho_all = nearest_distances(e_ho, e_sy)
+    if n_ho != m:
+        s_ho = nearest_distances(e_ho[ho_idx], e_sy)
+    dcr_share = float(np.mean(s_tr < s_ho) + 0.5 * np.mean(s_tr == s_ho))
+
     metrics: dict[str, float | None] = {
         "dcr_mia_auc": auc,
-        "exact_copy_share": float(np.mean(s_tr <= EXACT_COPY_TOLERANCE)),
+        "exact_copy_share": float(np.mean(s_tr_all <= EXACT_COPY_TOLERANCE)),
         "median_dcr_train": float(np.median(d_tr)),
         "median_dcr_holdout": float(np.median(d_ho)),
         "dcr_share": dcr_share,
     }
-    details = {
-        "members": m, "non_members": m, "synthetic_rows": len(synthetic), "encoded_width": int(e_sy.shape[1]),
-        "method": "Euclidean distance on metadata-scaled numericals and one-hot categoricals; "
-                  "score = -distance to nearest synthetic row; ROC AUC members vs non-members",
-        "caveat": "similarity-based metrics are weak privacy evidence (Ganev & De Cristofaro 2023, "
-                  "arXiv 2312.05114); the DP guarantee is the privacy claim",
+    details: dict[str, Any] = {
+        "members": m, "non_members": m,
+        "rows": {"train": n_tr, "holdout": n_ho, "synthetic": n_sy},
+        "subsampled": "train" if n_tr > m else ("holdout" if n_ho > m else None),
+        "seed_use": "np.random.default_rng(seed) chooses the subsample of the larger set",
+        "encoded_width": int(e_sy.shape[1]),
+        "exact_copy_tolerance": EXACT_COPY_TOLERANCE,
+        "exact_copy_share_holdout": round(float(np.mean(s_ho_all <= EXACT_COPY_TOLERANCE)), 4),
+        "dcr_mia_auc_all_rows": round(auc_all, 4),
+        "method": ("rows encoded from public metadata only (numericals min-max scaled with declared bounds, "
+                   "clipped; missing -> 0.5 plus an indicator for nullable columns; categoricals one-hot over "
+                   "declared canonical categories); Euclidean distance, brute-force nearest neighbours; "
+                   "score = -distance to the nearest synthetic row; ROC AUC of members (train) vs non-members "
+                   "(holdout) on equal-size samples; dcr_share = share of synthetic rows closer to the train "
+                   "sample than to the holdout sample, ties half (mostlyai-qa)"),
+        "caveat": CAVEAT,
     }
     return AuditResult("membership", metrics, details, time.perf_counter() - started)

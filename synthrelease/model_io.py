@@ -83,6 +83,7 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel:
             epsilon=float(priv["epsilon"]), delta=float(priv["delta"]), accountant=str(priv["accountant"]),
             entries=tuple(MechanismEntry(m["label"], float(m["noise_multiplier"]), float(m["sample_rate"]),
                                          int(m["steps"])) for m in priv["mechanisms"]),
+            threshold_delta=float(priv.get("threshold_delta", 0.0)),
         )
         probs = payload.get("condition_probs")
         cond_probs = None if probs is None else np.asarray(probs.numpy(), dtype=np.float64)

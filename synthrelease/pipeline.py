@@ -281,7 +281,8 @@ def release(
                     "columns": metadata.model_columns},
         "metadata": metadata.to_yaml_dict(),
         "privacy": {"epsilon": round(spent.epsilon, 6), "delta": spent.delta, "accountant": spent.accountant,
-                    "privacy_unit": PRIVACY_UNIT, "mechanisms": spent.to_dict()["mechanisms"]},
+                    "privacy_unit": PRIVACY_UNIT, "mechanisms": spent.to_dict()["mechanisms"],
+                    "threshold_delta": spent.threshold_delta},
         "policy": {"name": policy.name, "sha256": policy_sha, "document": policy.model_dump(mode="json")},
         "gate": {"verdict": "released", "clauses": [
             {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
@@ -355,6 +356,8 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     if cond is not None and (cond not in metadata.columns or metadata.columns[cond].type not in
                              ("categorical", "boolean")):
         raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
+    if cond is not None and metadata.columns[cond].dp_categories is not None:
+        raise MetadataError(f"--condition-column: {cond!r} needs a declared 'categories' list, not dp_categories")
     eff_delta = delta if delta is not None else default_delta(len(df))
     PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
     config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,

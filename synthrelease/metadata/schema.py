@@ -66,6 +66,16 @@ class DPBoundsSearch(BaseModel):
         return self
 
 
+class DPCategoriesSearch(BaseModel):
+    """Categories discovered with DP instead of a declared list (spends ε and a little δ;
+    see transforms.dp_categories). Values seen too rarely become ``other_label``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_categories: int = Field(default=50, ge=1, le=10_000)
+    other_label: str = Field(default="<other>", min_length=1)
+
+
 class ColumnSpec(BaseModel):
     """One column of the table.
 
@@ -77,6 +87,8 @@ class ColumnSpec(BaseModel):
         dp_bounds: instead of min/max, a public search range within which the bounds are
             estimated from the rows with a DP histogram (costs a share of ε).
         categories: declared public category list of a categorical column.
+        dp_categories: instead of ``categories``, discover the frequent values with a DP
+            thresholded histogram (costs a share of ε and of δ; rare values → ``other_label``).
         transform: ``log1p`` for heavy-tailed non-negative columns, else ``none``.
         zero_inflated: model ``== 0`` separately from the positive part.
         description: free text.
@@ -90,6 +102,7 @@ class ColumnSpec(BaseModel):
     max: float | None = None
     dp_bounds: DPBoundsSearch | None = None
     categories: list[CategoryValue] | None = None
+    dp_categories: DPCategoriesSearch | None = None
     transform: Literal["none", "log1p"] = "none"
     zero_inflated: bool = False
     description: str = ""
@@ -126,9 +139,15 @@ class ColumnSpec(BaseModel):
                 raise ValueError(f"a {self.type} column takes no min/max/dp_bounds")
             if self.transform != "none" or self.zero_inflated:
                 raise ValueError(f"transform/zero_inflated apply to numerical columns, not {self.type}")
-        if self.type == "categorical":
+        if self.dp_categories is not None and self.type != "categorical":
+            raise ValueError(f"dp_categories applies to categorical columns, not {self.type}")
+        if self.type == "categorical" and self.dp_categories is not None:
+            if self.categories is not None:
+                raise ValueError("give either public 'categories' or 'dp_categories', not both")
+        elif self.type == "categorical":
             if not self.categories:
-                raise ValueError("a categorical column needs a non-empty public 'categories' list")
+                raise ValueError("a categorical column needs a non-empty public 'categories' list "
+                                 "(or 'dp_categories', which spends ε)")
             canon = [canonical_category(c) for c in self.categories]
             if any(c is None for c in canon):
                 raise ValueError("categories may not contain empty or missing values; use nullable: true")
@@ -184,6 +203,9 @@ class Metadata(BaseModel):
                 raise ValueError(f"target {self.target!r} is not a declared column")
             if self.columns[self.target].type not in ("categorical", "boolean"):
                 raise ValueError(f"target {self.target!r} must be categorical or boolean")
+            if self.columns[self.target].dp_categories is not None:
+                raise ValueError(f"target {self.target!r} needs a declared 'categories' list (it is the "
+                                 "generator's condition), not dp_categories")
         if all(c.type == "identifier" for c in self.columns.values()):
             raise ValueError("every column is an identifier; nothing to synthesise")
         return self

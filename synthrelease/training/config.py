@@ -25,6 +25,8 @@ class TrainingConfig:
             guide the generator (0 = off); they also give the condition's frequencies.
         bounds_epsilon_share: share of ε for DP bounds of columns declared with
             ``dp_bounds`` (unused when every bound is public).
+        categories_epsilon_share, categories_delta_share: shares of ε and δ for DP discovery
+            of category lists declared with ``dp_categories`` (unused when every list is public).
         marginal_weight: weight of the marginal-matching term in the generator loss.
         marginal_bins: equal-width bins per continuous value (over the public bounds).
 
@@ -48,6 +50,8 @@ class TrainingConfig:
     condition_epsilon_share: float = 0.05
     marginal_epsilon_share: float = 0.5
     bounds_epsilon_share: float = 0.1
+    categories_epsilon_share: float = 0.05
+    categories_delta_share: float = 0.1
     marginal_weight: float = 10.0
     marginal_bins: int = 20
     latent_dim: int = 64
@@ -76,6 +80,8 @@ class TrainingConfig:
             raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
         if not 0 <= self.bounds_epsilon_share < 1:
             raise PrivacyParameterError("bounds_epsilon_share must be in [0, 1)")
+        if not 0 <= self.categories_epsilon_share < 1 or not 0 <= self.categories_delta_share < 1:
+            raise PrivacyParameterError("categories_epsilon_share and categories_delta_share must be in [0, 1)")
         if not 0 <= self.marginal_epsilon_share < 1:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
         if self.marginal_bins < 2 or self.marginal_weight < 0:

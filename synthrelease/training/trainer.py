@@ -70,21 +70,25 @@ class PrivacySpent:
     """The privacy cost of a run, read from the accountant.
 
     Attributes:
-        epsilon: total ε at ``delta`` over every entry (one accountant, not a hand sum).
-        delta: the δ used.
+        epsilon: total ε over every entry (one accountant, not a hand sum), read at
+            δ − ``threshold_delta``.
+        delta: the total δ of the run (accountant δ plus ``threshold_delta``).
         accountant: ``rdp`` or ``prv``.
         entries: every accounted mechanism, in order.
+        threshold_delta: δ spent outside the accountant by DP category thresholding (0 if none).
     """
 
     epsilon: float
     delta: float
     accountant: str
     entries: tuple[MechanismEntry, ...]
+    threshold_delta: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for reports and manifests."""
         return {
             "epsilon": self.epsilon, "delta": self.delta, "accountant": self.accountant,
+            "threshold_delta": self.threshold_delta,
             "mechanisms": [
                 {"label": e.label, "noise_multiplier": e.noise_multiplier,
                  "sample_rate": e.sample_rate, "steps": e.steps} for e in self.entries
@@ -175,11 +179,14 @@ def train_dp_gan(
     condition_column: str | None,
     progress: ProgressCallback = ignore_progress,
     prior_entries: tuple[MechanismEntry, ...] = (),
+    threshold_delta: float = 0.0,
 ) -> TrainedModel:
     """Train a conditional DP-GAN on the private rows ``train``.
 
     ``prior_entries``: mechanisms already run on the same rows (e.g. DP bounds); they are
     composed with this run's in the one accountant that calibrates σ and reports ε.
+    ``threshold_delta``: δ already spent outside the accountant (DP category thresholding);
+    the accountant then works at δ − threshold_delta so that the total stays at δ.
 
     Reads: every row of ``train`` (the private training table, already validated).
     Guarantee: (ε, δ)-DP for the returned model and anything sampled from it, with
@@ -200,6 +207,10 @@ def train_dp_gan(
         raise PrivacyParameterError(
             f"delta={config.target_delta:g} must be below 1/n = {1.0 / n_rows:.3g} for {n_rows} rows"
         )
+    if not 0 <= threshold_delta < config.target_delta:
+        raise PrivacyParameterError(f"threshold δ {threshold_delta:g} must be below the target δ "
+                                    f"{config.target_delta:g}")
+    acc_delta = config.target_delta - threshold_delta  # δ left for the accountant
     x = torch.from_numpy(encoder.encode(train))
     width = x.shape[1]
     q = sample_rate_for(n_rows, min(config.batch_size, n_rows))
@@ -214,7 +225,7 @@ def train_dp_gan(
     matcher: MarginalMatcher | None = None
     if cond_span is not None and config.marginal_epsilon_share > 0:
         sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
-                                      delta=config.target_delta, accountant=config.accountant)
+                                      delta=acc_delta, accountant=config.accountant)
         measured = measure_marginals(x, encoder, condition_column or "", noise_multiplier=sigma_m.noise_multiplier,
                                      generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
         prior.append(measured.entry)
@@ -223,7 +234,7 @@ def train_dp_gan(
     elif cond_span is not None and config.condition_epsilon_share > 0:
         hist = histogram_noise_for(
             epsilon=config.condition_epsilon_share * config.target_epsilon,
-            delta=config.target_delta, accountant=config.accountant,
+            delta=acc_delta, accountant=config.accountant,
         )
         prior.append(hist)
         cond_probs = _dp_condition_probs(x, cond_span, hist, seeds.torch("condition-noise"))
@@ -232,7 +243,7 @@ def train_dp_gan(
 
     # 2. σ for the planned number of discriminator steps, same accountant.
     sgd = calibrate_noise_multiplier(
-        target_epsilon=config.target_epsilon, target_delta=config.target_delta,
+        target_epsilon=config.target_epsilon, target_delta=acc_delta,
         sample_rate=q, steps=n_disc_total, accountant=config.accountant, prior=prior,
     )
 
@@ -328,7 +339,7 @@ def train_dp_gan(
                 g_loss_val = float(g_loss.detach())
 
             if step % log_every == 0 or step == n_disc_total:
-                eps_now = epsilon_for([*prior, *_engine_entries(engine)], delta=config.target_delta,
+                eps_now = epsilon_for([*prior, *_engine_entries(engine)], delta=acc_delta,
                                       accountant=config.accountant)
                 point = {"step": float(step), "d_loss": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,
                          **_collapse_probe(generator, encoder, cond_span, cond_probs, config, probe_gen)}
@@ -339,13 +350,14 @@ def train_dp_gan(
     steps_charged = sum(e.steps for e in entries if e.label.startswith("discriminator"))
     if steps_charged != n_disc_total:
         raise InternalError(f"accountant recorded {steps_charged} steps, expected {n_disc_total}")
-    spent = epsilon_for(entries, delta=config.target_delta, accountant=config.accountant)
+    spent = epsilon_for(entries, delta=acc_delta, accountant=config.accountant)
     if spent > config.target_epsilon * (1 + 1e-9):
         raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
     generator.eval()
     return TrainedModel(
         generator=generator, encoder=encoder, config=config,
-        privacy=PrivacySpent(spent, config.target_delta, config.accountant, tuple(entries)),
+        privacy=PrivacySpent(spent, config.target_delta, config.accountant, tuple(entries),
+                             threshold_delta=threshold_delta),
         condition_column=condition_column if cond_span else None,
         condition_probs=cond_probs, history=history,
         train_seconds=time.perf_counter() - started,
@@ -397,25 +409,45 @@ def fit_dp_synthesizer(
     condition_column: str | None,
     progress: ProgressCallback = ignore_progress,
 ) -> TrainedModel:
-    """Estimate undeclared bounds with DP (if any), encode from the metadata, train.
+    """Discover undeclared categories and bounds with DP (if any), encode from the metadata, train.
 
-    Guarantee: as :func:`train_dp_gan`, with the DP-bounds histogram (if run) composed in
-    the same accountant, so the reported ε covers preprocessing and training.
+    Guarantee: as :func:`train_dp_gan`, with the DP-categories and DP-bounds histograms (if
+    run) composed in the same accountant and the category threshold's δ counted in the
+    total δ, so the reported (ε, δ) covers preprocessing and training.
     """
     from synthrelease.transforms.dp_bounds import columns_needing_bounds, estimate_bounds
+    from synthrelease.transforms.dp_categories import (
+        columns_needing_categories,
+        discover_categories,
+        map_undiscovered,
+    )
 
+    seeds = SeedTree(config.seed)
     prior: tuple[MechanismEntry, ...] = ()
+    threshold_delta = 0.0
+    if columns_needing_categories(metadata):
+        if config.categories_epsilon_share <= 0 or config.categories_delta_share <= 0:
+            raise PrivacyParameterError("metadata asks for DP categories but categories_epsilon_share or "
+                                        "categories_delta_share is 0")
+        threshold_delta = config.categories_delta_share * config.target_delta
+        sigma = histogram_noise_for(epsilon=config.categories_epsilon_share * config.target_epsilon,
+                                    delta=config.target_delta - threshold_delta, accountant=config.accountant)
+        found = discover_categories(train, metadata, noise_multiplier=sigma.noise_multiplier,
+                                    threshold_delta=threshold_delta, generator=seeds.torch("dp-categories"))
+        train = map_undiscovered(train, found, metadata)
+        metadata = found.metadata
+        prior = (*prior, found.entry) if found.entry is not None else prior
     if columns_needing_bounds(metadata):
         if config.bounds_epsilon_share <= 0:
             raise PrivacyParameterError("metadata asks for DP bounds but bounds_epsilon_share is 0")
         sigma = histogram_noise_for(epsilon=config.bounds_epsilon_share * config.target_epsilon,
-                                    delta=config.target_delta, accountant=config.accountant)
+                                    delta=config.target_delta - threshold_delta, accountant=config.accountant)
         est = estimate_bounds(train, metadata, noise_multiplier=sigma.noise_multiplier,
-                              generator=SeedTree(config.seed).torch("dp-bounds"))
+                              generator=seeds.torch("dp-bounds"))
         metadata = est.metadata
-        prior = (est.entry,) if est.entry is not None else ()
+        prior = (*prior, est.entry) if est.entry is not None else prior
     return train_dp_gan(train, TableEncoder(metadata), config, condition_column=condition_column,
-                        progress=progress, prior_entries=prior)
+                        progress=progress, prior_entries=prior, threshold_delta=threshold_delta)
 
 
 def _engine_entries(engine: PrivacyEngine) -> list[MechanismEntry]:

@@ -23,10 +23,10 @@ from sklearn.model_selection import train_test_split
 from synthrelease import __version__
 from synthrelease._io import read_table, sha256_bytes, sha256_file
 from synthrelease.audits.base import AuditResult
-from synthrelease.errors import GateRefused, MetadataError, PrivacyParameterError
+from synthrelease.errors import GateRefused, MetadataError, PrivacyParameterError, SynthreleaseError
 from synthrelease.metadata.load import load_metadata, require_reviewed
 from synthrelease.metadata.schema import Metadata
-from synthrelease.policy.gate import GateDecision, evaluate_gate, privacy_clauses
+from synthrelease.policy.gate import GateDecision, check_signing_key, evaluate_gate, privacy_clauses
 from synthrelease.policy.schema import Policy, load_policy
 from synthrelease.privacy import PRIVACY_UNIT, PrivacyLoss, default_delta
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -138,10 +138,38 @@ def split_train_holdout(df: pd.DataFrame, *, target: str, holdout_fraction: floa
     return train.reset_index(drop=True), hold.reset_index(drop=True)
 
 
+OPTIONAL_AUDITS = {
+    "shadow": ("synthrelease.audits.shadow", "run_shadow_attack"),
+    "empirical_privacy": ("synthrelease.audits.empirical_privacy", "run_one_run_audit"),
+}
+
+
+def _audit_function(audit: str) -> Any:
+    """The entry point of an audit built as a separate module; a clear error when absent."""
+    import importlib
+
+    module, func = OPTIONAL_AUDITS[audit]
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError):
+        raise SynthreleaseError(f"the policy requires audit '{audit}', but audit {audit} is not available "
+                                f"in this build ({module}.{func})") from None
+
+
+def required_optional_audits(policy: Policy) -> list[str]:
+    """The costly audits (shadow attack, empirical privacy audit) the policy requires."""
+    return ([a for a, on in (("shadow", policy.shadow_attack_required),
+                             ("empirical_privacy", policy.empirical_audit_required)) if on])
+
+
 def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
-               policy: Policy, *, target: str, seed: int,
+               policy: Policy, *, target: str, seed: int, training_config: TrainingConfig | None = None,
                progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
-    """Run the audits the policy asks for. Reads private rows; results are INTERNAL."""
+    """Run the audits the policy asks for. Reads private rows; results are INTERNAL.
+
+    The shadow attack and the empirical privacy audit (when required) retrain the
+    generator with ``training_config``; plausibility rules run on the synthetic rows only.
+    """
     from synthrelease.audits.fidelity import run_fidelity
     from synthrelease.audits.membership import run_membership
     from synthrelease.audits.utility import run_utility
@@ -156,6 +184,20 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
     if policy.membership is not None:
         progress(ProgressEvent("audit:membership"))
         results["membership"] = run_membership(train, holdout, synthetic, metadata, seed=seed)
+    if policy.rules:
+        from synthrelease.audits.plausibility import run_plausibility
+
+        progress(ProgressEvent("audit:plausibility"))
+        results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)
+    for audit in required_optional_audits(policy):
+        run = _audit_function(audit)
+        if training_config is None:
+            raise SynthreleaseError(f"audit {audit} needs the training configuration; pass training_config")
+        progress(ProgressEvent(f"audit:{audit}"))
+        if audit == "shadow":
+            results[audit] = run(train, holdout, metadata, training_config, seed=seed)
+        else:
+            results[audit] = run(train, metadata, training_config, seed=seed)
     return results
 
 
@@ -196,7 +238,8 @@ def release(
         SynthreleaseError subclasses for bad input (exit 2); GateRefused (exit 1) when
         any clause fails — then no bundle exists at ``out_dir``.
     """
-    from synthrelease.bundle.signing import load_private_key
+    from synthrelease.audits.plausibility import check_rules
+    from synthrelease.bundle.signing import key_fingerprint, load_private_key
     from synthrelease.bundle.writer import write_bundle
 
     timings: dict[str, float] = {}
@@ -207,10 +250,14 @@ def release(
     report_root = Path(report_dir) if report_dir is not None else out.parent / f"{out.name}.internal-report"
     policy, policy_sha = load_policy(policy_path)
     private_key = load_private_key(signing_key)
+    check_signing_key(policy, key_fingerprint(private_key.public_key()), str(signing_key))
     PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # validates ε early
     progress(ProgressEvent("validate"))
     df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
     tgt = _resolve_target(metadata, target)
+    check_rules(policy.rules, metadata, policy_path=policy_path)  # before any training
+    for audit in required_optional_audits(policy):
+        _audit_function(audit)  # a required audit this build lacks: refuse before spending ε
     seeds = SeedTree(seed)
     train, holdout = split_train_holdout(df, target=tgt, holdout_fraction=holdout_fraction,
                                          seed=seeds.integer("split"))
@@ -255,7 +302,7 @@ def release(
 
     t = time.perf_counter()
     audits = run_audits(train, holdout, synthetic, metadata, policy, target=tgt,
-                        seed=seeds.integer("audits"), progress=progress)
+                        seed=seeds.integer("audits"), training_config=config, progress=progress)
     timings["audits"] = time.perf_counter() - t
     spent = model.privacy
     decision = evaluate_gate(policy, epsilon=spent.epsilon, delta=spent.delta, accountant=spent.accountant,

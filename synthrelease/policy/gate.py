@@ -2,18 +2,51 @@
 
 The verdict is a function of private data (the audits read private rows). It is used
 once per release attempt; it never feeds back into training or sampling.
+
+Clauses and the audit metrics they read (audit name → metric key):
+
+=========================================  ==========================================
+clause                                     measured value
+=========================================  ==========================================
+privacy.max_epsilon / max_delta            ε and δ spent (accountant)
+privacy.require_delta_below_one_over_n     δ < 1/n
+privacy.accountants                        accountant used
+privacy.lifetime_epsilon_cap               ε spent before on this dataset + this ε
+privacy.empirical_audit                    empirical_privacy: epsilon_lower_bound ≤ epsilon_claimed
+data.min_rows                              training rows
+fidelity.min_quality_score                 fidelity: quality_score
+fidelity.min_prdc_coverage                 fidelity: prdc_coverage
+fidelity.max_missing_category_share        fidelity: missing_category_share
+utility.min_tstr_trtr_ratio                utility: tstr_trtr_ratio
+utility.min_tstr_auc                       utility: tstr_auc
+membership.max_dcr_mia_auc                 membership: dcr_mia_auc
+membership.max_exact_copy_share            membership: exact_copy_share
+membership.max_mia_auc                     membership: mia_auc_max
+membership.max_tpr_at_fpr_1pct             membership: tpr_at_fpr_1pct_max
+membership.max_tpr_at_fpr_0_1pct           membership: tpr_at_fpr_0_1pct_max
+membership.shadow_attack.max_auc           shadow: shadow_mia_auc
+plausibility.<rule id>                     plausibility: violation_share:<rule id>
+=========================================  ==========================================
+
+A clause whose value was not measured fails with the reason "not measured". The
+signing clause is not a gate clause: a key the policy does not allow is refused before
+training (:func:`check_signing_key`, exit 2).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from synthrelease.audits.base import AuditResult
+from synthrelease.errors import PolicyError
 from synthrelease.policy.schema import Policy
 
 Comparator = Literal["<=", ">=", "<", "in"]
+
+EMPIRICAL_FAULT = "empirical lower bound exceeds the claimed ε: likely an implementation fault"
 
 
 @dataclass(frozen=True)
@@ -50,9 +83,10 @@ class GateDecision:
         return tuple(c for c in self.clauses if not c.passed)
 
 
-def _numeric(clause: str, comparator: Comparator, threshold: float, measured: float | None) -> ClauseResult:
+def _numeric(clause: str, comparator: Comparator, threshold: float, measured: float | None,
+             *, absent: str = "not measured") -> ClauseResult:
     if measured is None or (isinstance(measured, float) and math.isnan(measured)):
-        return ClauseResult(clause, comparator, threshold, None, False, "not measured")
+        return ClauseResult(clause, comparator, threshold, None, False, absent)
     ok = {"<=": measured <= threshold, ">=": measured >= threshold, "<": measured < threshold}[comparator]
     word = "meets" if ok else "violates"
     return ClauseResult(clause, comparator, threshold, measured, ok,
@@ -60,8 +94,13 @@ def _numeric(clause: str, comparator: Comparator, threshold: float, measured: fl
 
 
 def privacy_clauses(policy: Policy, *, epsilon: float, delta: float, accountant: str,
-                    n_train_rows: int) -> list[ClauseResult]:
-    """Clauses that can be checked before training (ε, δ, accountant, row count)."""
+                    n_train_rows: int, epsilon_spent_before: float | None = None) -> list[ClauseResult]:
+    """Clauses that can be checked before training (ε, δ, accountant, row count, lifetime cap).
+
+    Args:
+        epsilon_spent_before: ε already spent on this dataset, from the ledger. Only read
+            when the policy sets ``lifetime_epsilon_cap``; then None fails "not measured".
+    """
     pc = policy.privacy
     out = [
         _numeric("privacy.max_epsilon", "<=", pc.max_epsilon, epsilon),
@@ -73,30 +112,94 @@ def privacy_clauses(policy: Policy, *, epsilon: float, delta: float, accountant:
     ok = accountant in pc.accountants
     out.append(ClauseResult("privacy.accountants", "in", ",".join(pc.accountants), accountant, ok,
                             f"accountant {accountant} {'is' if ok else 'is not'} accepted"))
+    if pc.lifetime_epsilon_cap is not None:
+        total = None if epsilon_spent_before is None else epsilon_spent_before + epsilon
+        out.append(_numeric("privacy.lifetime_epsilon_cap", "<=", pc.lifetime_epsilon_cap, total,
+                            absent="not measured: no ledger figure for the ε already spent on this dataset"))
     return out
 
 
+def _empirical_clause(audits: Mapping[str, AuditResult]) -> ClauseResult:
+    result = audits.get("empirical_privacy")
+    lb = _value(result, "epsilon_lower_bound")
+    claimed = _value(result, "epsilon_claimed")
+    if lb is None or claimed is None:
+        return ClauseResult("privacy.empirical_audit", "<=", "epsilon_claimed" if claimed is None else claimed,
+                            lb, False, "not measured")
+    ok = lb <= claimed
+    reason = f"measured lower bound {lb:.4g} meets <= claimed ε {claimed:g}" if ok else \
+        f"{EMPIRICAL_FAULT} (lower bound {lb:.4g} > claimed {claimed:g})"
+    return ClauseResult("privacy.empirical_audit", "<=", claimed, lb, ok, reason)
+
+
+def _value(result: AuditResult | None, name: str) -> float | None:
+    value = None if result is None else result.metrics.get(name)
+    return None if value is None else float(value)
+
+
 def evaluate_gate(policy: Policy, *, epsilon: float, delta: float, accountant: str, n_train_rows: int,
-                  audits: dict[str, AuditResult]) -> GateDecision:
-    """Evaluate every clause. A clause whose metric was not measured fails."""
+                  audits: Mapping[str, AuditResult], epsilon_spent_before: float | None = None) -> GateDecision:
+    """Evaluate every clause of ``policy``. A clause whose metric was not measured fails.
+
+    Optional audits (the shadow attack or the empirical audit with ``required: false``)
+    are checked whenever their result is present in ``audits``.
+    """
 
     def metric(audit: str, name: str) -> float | None:
-        result = audits.get(audit)
-        value = None if result is None else result.metrics.get(name)
-        return None if value is None else float(value)
+        return _value(audits.get(audit), name)
 
     clauses = privacy_clauses(policy, epsilon=epsilon, delta=delta, accountant=accountant,
-                              n_train_rows=n_train_rows)
-    if policy.fidelity is not None:
-        clauses.append(_numeric("fidelity.min_quality_score", ">=", policy.fidelity.min_quality_score,
+                              n_train_rows=n_train_rows, epsilon_spent_before=epsilon_spent_before)
+    if policy.privacy.empirical_audit is not None and (policy.empirical_audit_required
+                                                       or "empirical_privacy" in audits):
+        clauses.append(_empirical_clause(audits))
+    fc = policy.fidelity
+    if fc is not None:
+        clauses.append(_numeric("fidelity.min_quality_score", ">=", fc.min_quality_score,
                                 metric("fidelity", "quality_score")))
-    if policy.utility is not None:
-        clauses.append(_numeric("utility.min_tstr_trtr_ratio", ">=", policy.utility.min_tstr_trtr_ratio,
+        if fc.min_prdc_coverage is not None:
+            clauses.append(_numeric("fidelity.min_prdc_coverage", ">=", fc.min_prdc_coverage,
+                                    metric("fidelity", "prdc_coverage")))
+        if fc.max_missing_category_share is not None:
+            clauses.append(_numeric("fidelity.max_missing_category_share", "<=", fc.max_missing_category_share,
+                                    metric("fidelity", "missing_category_share")))
+    uc = policy.utility
+    if uc is not None:
+        clauses.append(_numeric("utility.min_tstr_trtr_ratio", ">=", uc.min_tstr_trtr_ratio,
                                 metric("utility", "tstr_trtr_ratio")))
-    if policy.membership is not None:
-        clauses.append(_numeric("membership.max_dcr_mia_auc", "<=", policy.membership.max_dcr_mia_auc,
+        if uc.min_tstr_auc is not None:
+            clauses.append(_numeric("utility.min_tstr_auc", ">=", uc.min_tstr_auc, metric("utility", "tstr_auc")))
+    mc = policy.membership
+    if mc is not None:
+        clauses.append(_numeric("membership.max_dcr_mia_auc", "<=", mc.max_dcr_mia_auc,
                                 metric("membership", "dcr_mia_auc")))
-        clauses.append(_numeric("membership.max_exact_copy_share", "<=",
-                                policy.membership.max_exact_copy_share,
+        clauses.append(_numeric("membership.max_exact_copy_share", "<=", mc.max_exact_copy_share,
                                 metric("membership", "exact_copy_share")))
+        optional = (("max_mia_auc", mc.max_mia_auc, "mia_auc_max"),
+                    ("max_tpr_at_fpr_1pct", mc.max_tpr_at_fpr_1pct, "tpr_at_fpr_1pct_max"),
+                    ("max_tpr_at_fpr_0_1pct", mc.max_tpr_at_fpr_0_1pct, "tpr_at_fpr_0_1pct_max"))
+        for key, limit, name in optional:
+            if limit is not None:
+                clauses.append(_numeric(f"membership.{key}", "<=", limit, metric("membership", name)))
+        sa = mc.shadow_attack
+        if sa is not None and (sa.required or "shadow" in audits):
+            clauses.append(_numeric("membership.shadow_attack.max_auc", "<=", sa.max_auc,
+                                    metric("shadow", "shadow_mia_auc")))
+    for rule in policy.rules:
+        clauses.append(_numeric(f"plausibility.{rule.id}", "<=", rule.max_violation_share,
+                                metric("plausibility", f"violation_share:{rule.id}")))
     return GateDecision(policy.name, tuple(clauses))
+
+
+def check_signing_key(policy: Policy, fingerprint: str, key_path: str) -> None:
+    """Refuse a signing key the policy does not allow (call before training).
+
+    Raises:
+        PolicyError: (exit 2) naming the key file, its fingerprint and the policy.
+    """
+    allowed = policy.signing.allowed_key_fingerprints if policy.signing is not None else None
+    if allowed is None or fingerprint.lower() in allowed:
+        return
+    raise PolicyError(f"{key_path}: signing key (SHA-256 fingerprint {fingerprint}) is not among "
+                      f"policy '{policy.name}' signing.allowed_key_fingerprints "
+                      f"({len(allowed)} allowed); use an allowed key or change the policy")

@@ -1,26 +1,67 @@
 """Release policies: a versioned YAML schema, and errors that name file, line and key.
 
 A policy is public: it may be shipped in a bundle and handed to verifiers. It holds
-thresholds only — never data.
+thresholds and public domain rules only — never data.
+
+Versions:
+    1: privacy (max ε, max δ, δ < 1/n, accountants), data (min rows), fidelity
+       (quality score), utility (TSTR/TRTR ratio), membership (DCR AUC, exact copies).
+    2: everything in 1, plus optional clauses: a per-dataset lifetime ε cap, the
+       empirical privacy audit, PRDC coverage and missing-category share, TSTR AUC,
+       the worst MIA AUC, TPR at FPR 1 % and 0.1 %, the shadow attack, plausibility
+       rules, and who signs. A version-1 file that uses a version-2 key is refused
+       with the key and line, so an older tool and a newer file never disagree silently.
+
+Impossible values are refused at load time: ε ≤ 0 or not finite, δ outside (0, 1),
+shares and scores outside [0, 1], membership-attack AUC limits outside [0.5, 1] (0.5
+is a coin flip, so a lower limit could never pass), TPR limits at FPR α below α
+(a no-signal attack already has TPR ≈ α), a lifetime ε cap below the per-release cap,
+range rules with min > max.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from synthrelease._io import read_yaml, sha256_bytes
 from synthrelease.errors import PolicyError
 
-Fraction = float
+SCHEMA_VERSIONS = (1, 2)
+
+Share = Annotated[float, Field(ge=0, le=1)]
+AttackAUC = Annotated[float, Field(ge=0.5, le=1)]
+CategoryValue = str | int | float | bool
+RULE_KINDS = ("range", "in_set", "less_than", "non_negative", "conditional")
+ALL_NUMERICAL = "all numerical"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, serialize_by_alias=True)
+
+
+class EmpiricalAuditClause(_Section):
+    """``required``: run the one-run empirical privacy audit (Steinke et al. 2023).
+
+    The release fails when the audit's ε lower bound exceeds the ε the accountant claims:
+    a DP-correct implementation cannot be caught spending more than it claims, so this
+    points at an implementation fault, not at bad luck.
+    """
+
+    required: bool = False
 
 
 class PrivacyClauses(_Section):
@@ -28,15 +69,29 @@ class PrivacyClauses(_Section):
 
     Attributes:
         max_epsilon: the release's total ε (preprocessing + training) must not exceed this.
-        max_delta: the δ used must not exceed this.
+        max_delta: the δ used must not exceed this; in (0, 1).
         require_delta_below_one_over_n: δ must be below 1/n for the n training rows.
         accountants: accountants whose ε is accepted.
+        lifetime_epsilon_cap: (v2) total ε all releases of one dataset may spend; the
+            ledger enforces it. Must be ≥ ``max_epsilon``.
+        empirical_audit: (v2) the empirical privacy audit.
     """
 
     max_epsilon: float = Field(gt=0)
     max_delta: float = Field(gt=0, lt=1)
     require_delta_below_one_over_n: bool = True
     accountants: list[Literal["rdp", "prv"]] = Field(default_factory=lambda: ["rdp", "prv"], min_length=1)
+    lifetime_epsilon_cap: float | None = Field(default=None, gt=0)
+    empirical_audit: EmpiricalAuditClause | None = None
+
+    @field_validator("lifetime_epsilon_cap")
+    @classmethod
+    def _cap_covers_one_release(cls, v: float | None, info: ValidationInfo) -> float | None:
+        max_eps = info.data.get("max_epsilon")
+        if v is not None and max_eps is not None and v < max_eps:
+            raise ValueError(f"lifetime_epsilon_cap ({v:g}) is below max_epsilon ({max_eps:g}); "
+                             "lower max_epsilon instead")
+        return v
 
 
 class DataClauses(_Section):
@@ -46,35 +101,226 @@ class DataClauses(_Section):
 
 
 class FidelityClauses(_Section):
-    """``min_quality_score``: sdmetrics QualityReport overall score (0..1) must reach this."""
+    """Fidelity of the synthetic rows to the training rows (audit ``fidelity``).
 
-    min_quality_score: Fraction = Field(ge=0, le=1)
+    Attributes:
+        min_quality_score: sdmetrics QualityReport overall score (0..1) must reach this.
+        min_prdc_coverage: (v2) PRDC coverage (0..1) must reach this.
+        max_missing_category_share: (v2) share of declared categories seen in the
+            training rows but absent from the synthetic rows must not exceed this.
+    """
+
+    min_quality_score: Share
+    min_prdc_coverage: Share | None = None
+    max_missing_category_share: Share | None = None
 
 
 class UtilityClauses(_Section):
-    """``min_tstr_trtr_ratio``: TSTR AUC / TRTR AUC on the holdout must reach this."""
+    """Train-synthetic-test-real utility (audit ``utility``).
+
+    Attributes:
+        min_tstr_trtr_ratio: TSTR AUC / TRTR AUC on the holdout must reach this (0..2).
+        min_tstr_auc: (v2) TSTR ROC AUC on the holdout must reach this (0..1).
+    """
 
     min_tstr_trtr_ratio: float = Field(ge=0, le=2)
+    min_tstr_auc: Share | None = None
+
+
+class ShadowAttackClause(_Section):
+    """(v2) Targeted shadow-model membership attack (audit ``shadow``).
+
+    Attributes:
+        required: run the attack (costly: it retrains the generator on shadow data).
+        max_auc: the attack's ROC AUC must not exceed this; checked whenever the attack ran.
+    """
+
+    required: bool = True
+    max_auc: AttackAUC
 
 
 class MembershipClauses(_Section):
-    """Membership-inference limits.
+    """Membership-inference limits (audit ``membership``, shadow attack: audit ``shadow``).
 
     Attributes:
         max_dcr_mia_auc: AUC of the distance-to-closest-record attack (0.5 = no signal).
         max_exact_copy_share: share of synthetic rows equal to a training row.
+        max_mia_auc: (v2) worst AUC over the DCR, NNDR and DOMIAS attacks.
+        max_tpr_at_fpr_1pct: (v2) worst attack TPR at FPR = 1 %; at least 0.01.
+        max_tpr_at_fpr_0_1pct: (v2) worst attack TPR at FPR = 0.1 %; at least 0.001.
+            Only estimable with about 10,000 holdout rows; otherwise "not measured".
+        shadow_attack: (v2) the shadow attack.
     """
 
-    max_dcr_mia_auc: float = Field(ge=0.5, le=1)
-    max_exact_copy_share: Fraction = Field(default=0.0, ge=0, le=1)
+    max_dcr_mia_auc: AttackAUC
+    max_exact_copy_share: Share = 0.0
+    max_mia_auc: AttackAUC | None = None
+    max_tpr_at_fpr_1pct: float | None = Field(default=None, ge=0.01, le=1)
+    max_tpr_at_fpr_0_1pct: float | None = Field(default=None, ge=0.001, le=1)
+    shadow_attack: ShadowAttackClause | None = None
+
+
+# ---------------------------------------------------------------- plausibility rules
+
+class _RangeBody(_Section):
+    column: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _RangeBody:
+        if self.min is None and self.max is None:
+            raise ValueError("a range rule needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class _InSetBody(_Section):
+    column: str = Field(min_length=1)
+    values: list[CategoryValue] = Field(min_length=1)
+
+
+class _RuleBase(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)
+    max_violation_share: Share = 0.0
+    description: str = ""
+
+
+class RangeRule(_RuleBase, _RangeBody):
+    """``min ≤ column ≤ max`` (either side optional). Missing values are not violations."""
+
+    kind: Literal["range"]
+
+
+class InSetRule(_RuleBase, _InSetBody):
+    """``column`` takes only the listed values. Missing values are not violations."""
+
+    kind: Literal["in_set"]
+
+
+class LessThanRule(_RuleBase):
+    """``column_a < column_b`` (``≤`` with ``or_equal``); rows missing either are skipped."""
+
+    kind: Literal["less_than"]
+    column_a: str = Field(min_length=1)
+    column_b: str = Field(min_length=1)
+    or_equal: bool = False
+
+    @model_validator(mode="after")
+    def _two_columns(self) -> LessThanRule:
+        if self.column_a == self.column_b:
+            raise ValueError("column_a and column_b must differ")
+        return self
+
+
+class NonNegativeRule(_RuleBase):
+    """Every listed numerical column (or ``all numerical``) is ≥ 0.
+
+    The measured share is the worst column's share of negative values.
+    """
+
+    kind: Literal["non_negative"]
+    columns: list[str] | Literal["all numerical"]
+
+    @field_validator("columns")
+    @classmethod
+    def _non_empty(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one column, or 'all numerical'")
+        return v
+
+
+class RuleCondition(_Section):
+    """The ``if`` of a conditional rule: ``column`` equals a value or is in a set."""
+
+    column: str = Field(min_length=1)
+    equals: CategoryValue | None = None
+    in_set: list[CategoryValue] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> RuleCondition:
+        if (self.equals is None) == (self.in_set is None):
+            raise ValueError("give exactly one of 'equals' and 'in_set'")
+        return self
+
+
+class ThenRange(_RangeBody):
+    """The ``then`` of a conditional rule: a range."""
+
+    kind: Literal["range"]
+
+
+class ThenInSet(_InSetBody):
+    """The ``then`` of a conditional rule: an allowed set."""
+
+    kind: Literal["in_set"]
+
+
+class ConditionalRule(_RuleBase):
+    """On the rows where ``if`` holds, the ``then`` rule holds.
+
+    The measured share is over those rows only (0 when no row meets the condition).
+    """
+
+    kind: Literal["conditional"]
+    if_: RuleCondition = Field(alias="if")
+    then: Annotated[ThenRange | ThenInSet, Field(discriminator="kind")]
+
+
+PlausibilityRule = Annotated[RangeRule | InSetRule | LessThanRule | NonNegativeRule | ConditionalRule,
+                             Field(discriminator="kind")]
+
+
+class PlausibilityClauses(_Section):
+    """(v2) Public domain rules checked on the SYNTHETIC rows (audit ``plausibility``).
+
+    Each rule fails the gate when its violation share (violating rows / rows with a
+    value, see :mod:`synthrelease.audits.plausibility`) exceeds its ``max_violation_share``.
+    """
+
+    rules: list[PlausibilityRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> PlausibilityClauses:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise ValueError(f"rule id {r.id!r} is used twice")
+            seen.add(r.id)
+        return self
+
+
+class SigningClauses(_Section):
+    """(v2) Who signs a release.
+
+    Attributes:
+        signer: the signing person or organisation (free text, shown in the report).
+        allowed_key_fingerprints: SHA-256 fingerprints of the Ed25519 public keys that
+            may sign (as printed by :func:`synthrelease.bundle.signing.key_fingerprint`);
+            any other key is refused before training (exit 2). Absent: any key.
+    """
+
+    signer: str = Field(min_length=1)
+    allowed_key_fingerprints: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("allowed_key_fingerprints")
+    @classmethod
+    def _hex(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        for fp in v:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", fp):
+                raise ValueError(f"{fp!r} is not a SHA-256 fingerprint (64 hex digits)")
+        return [fp.lower() for fp in v]
 
 
 class Policy(BaseModel):
-    """A release policy (schema version 1). Every section's clauses must pass."""
+    """A release policy (schema version 1 or 2). Every clause must pass."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, serialize_by_alias=True)
 
-    version: Literal[1]
+    version: Literal[1, 2]
     name: str = Field(min_length=1)
     description: str = ""
     privacy: PrivacyClauses
@@ -82,15 +328,67 @@ class Policy(BaseModel):
     fidelity: FidelityClauses | None = None
     utility: UtilityClauses | None = None
     membership: MembershipClauses | None = None
+    plausibility: PlausibilityClauses | None = None
+    signing: SigningClauses | None = None
 
     @model_validator(mode="after")
     def _needs_audits(self) -> Policy:
         if self.fidelity is None and self.utility is None and self.membership is None:
             raise ValueError("a policy needs at least one audit section (fidelity, utility, membership)")
+        if self.version == 1:
+            used = v2_keys_used(self.model_dump(by_alias=True, exclude_unset=True))
+            if used:
+                raise ValueError(f"key '{'.'.join(used[0])}' needs 'version: 2'")
         return self
 
+    @property
+    def lifetime_epsilon_cap(self) -> float | None:
+        """The per-dataset lifetime ε cap the ledger enforces (None: no cap)."""
+        return self.privacy.lifetime_epsilon_cap
 
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    @property
+    def rules(self) -> list[Any]:
+        """The plausibility rules (empty when none)."""
+        return list(self.plausibility.rules) if self.plausibility is not None else []
+
+    @property
+    def shadow_attack_required(self) -> bool:
+        """True when the policy requires the shadow attack."""
+        m = self.membership
+        return bool(m is not None and m.shadow_attack is not None and m.shadow_attack.required)
+
+    @property
+    def empirical_audit_required(self) -> bool:
+        """True when the policy requires the empirical privacy audit."""
+        e = self.privacy.empirical_audit
+        return bool(e is not None and e.required)
+
+
+V2_KEYS: tuple[tuple[str, ...], ...] = (
+    ("privacy", "lifetime_epsilon_cap"), ("privacy", "empirical_audit"),
+    ("fidelity", "min_prdc_coverage"), ("fidelity", "max_missing_category_share"),
+    ("utility", "min_tstr_auc"),
+    ("membership", "max_mia_auc"), ("membership", "max_tpr_at_fpr_1pct"),
+    ("membership", "max_tpr_at_fpr_0_1pct"), ("membership", "shadow_attack"),
+    ("plausibility",), ("signing",),
+)
+
+
+def v2_keys_used(doc: Any) -> list[tuple[str, ...]]:
+    """Key paths of version-2 clauses present in a policy mapping, in :data:`V2_KEYS` order."""
+    used = []
+    for path in V2_KEYS:
+        node = doc
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if node is not None:
+            used.append(path)
+    return used
+
+
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     """1-based line of the YAML node at key path ``loc`` (composed safely, no objects built)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -115,6 +413,33 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+_line_of = line_of  # backwards-compatible private name
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union/discriminator tags, which are not keys of the file."""
+    out: list[Any] = []
+    for x in loc:
+        s = str(x)
+        if s.startswith("function-") or "[" in s:
+            continue
+        if s in RULE_KINDS and out and (isinstance(out[-1], int) or out[-1] == "then"):
+            continue
+        out.append(x)
+    return tuple(out)
+
+
+def _rule_label(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """`` (rule 'id')`` when ``loc`` points into a plausibility rule that has an id."""
+    if len(loc) < 3 or loc[:2] != ("plausibility", "rules") or not isinstance(loc[2], int):
+        return ""
+    try:
+        rule_id = raw["plausibility"]["rules"][loc[2]].get("id")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return f" (rule '{rule_id}')" if isinstance(rule_id, str) else ""
+
+
 def load_policy(path: str | os.PathLike[str]) -> tuple[Policy, str]:
     """Load and validate a policy file; returns the policy and the file's SHA-256.
 
@@ -127,16 +452,24 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[Policy, str]:
     text = p.read_text(encoding="utf-8")
     if not isinstance(raw, dict):
         raise PolicyError(f"{p}: policy file must be a mapping (version, name, privacy, ...)")
+    if raw.get("version") == 1:
+        used = v2_keys_used(raw)
+        if used:
+            line = line_of(text, used[0])
+            where = f"{p}:{line}" if line else str(p)
+            raise PolicyError(f"{where}: policy key '{'.'.join(used[0])}': needs 'version: 2' "
+                              "(version 1 has no such clause)")
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as e:
         errs = e.errors()
         first = errs[0]
-        loc = tuple(x for x in first["loc"] if not str(x).startswith("function-"))
-        line = _line_of(text, loc)
+        loc = _clean_loc(tuple(first["loc"]))
+        line = line_of(text, loc)
         where = f"{p}:{line}" if line else str(p)
         key = ".".join(str(x) for x in loc) or "(top level)"
         msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
         more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
-        raise PolicyError(f"{where}: policy key '{key}': {msg}{more}") from None
+        rule = _rule_label(raw, loc)
+        raise PolicyError(f"{where}: policy key '{key}'{rule}: {msg}{more}".replace("\n", " ")) from None
     return policy, sha256_bytes(p.read_bytes())

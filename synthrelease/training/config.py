@@ -29,6 +29,8 @@ class TrainingConfig:
             of category lists declared with ``dp_categories`` (unused when every list is public).
         marginal_weight: weight of the marginal-matching term in the generator loss.
         marginal_bins: equal-width bins per continuous value (over the public bounds).
+        marginal_columns_per_step: numerical columns matched per generator step (a fresh
+            random subset each step on wider tables; 0 = all).
 
     Model:
         latent_dim, generator_hidden, discriminator_hidden: layer sizes.
@@ -54,6 +56,7 @@ class TrainingConfig:
     categories_delta_share: float = 0.1
     marginal_weight: float = 10.0
     marginal_bins: int = 20
+    marginal_columns_per_step: int = 2000
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -84,6 +87,8 @@ class TrainingConfig:
             raise PrivacyParameterError("categories_epsilon_share and categories_delta_share must be in [0, 1)")
         if not 0 <= self.marginal_epsilon_share < 1:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
+        if self.marginal_columns_per_step < 0:
+            raise PrivacyParameterError("marginal_columns_per_step must be >= 0")
         if self.marginal_bins < 2 or self.marginal_weight < 0:
             raise PrivacyParameterError("marginal_bins must be >= 2 and marginal_weight >= 0")
         if self.grad_sample_mode not in ("ghost", "hooks", "functorch"):

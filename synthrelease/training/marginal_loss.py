@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthrelease.transforms.dp_marginals import MarginalMeasurements, numeric_cell_probs
+from synthrelease.transforms.dp_marginals import MarginalMeasurements, NumericLayout, numeric_cell_probs
 
 
 def _normalise(counts: np.ndarray, groups: list[slice]) -> np.ndarray:
@@ -26,9 +26,15 @@ def _normalise(counts: np.ndarray, groups: list[slice]) -> np.ndarray:
 class MarginalMatcher:
     """Precomputes normalised DP targets; ``loss(fake, cond)`` is differentiable in ``fake``."""
 
-    def __init__(self, measurements: MarginalMeasurements, *, smoothing: float = 0.02) -> None:
+    def __init__(self, measurements: MarginalMeasurements, *, smoothing: float = 0.02,
+                 columns_per_step: int = 0, generator: torch.Generator | None = None) -> None:
+        """``columns_per_step`` > 0: each call matches a fresh random subset of that many
+        numerical columns (drawn with ``generator``), an unbiased estimate of the full
+        term that keeps [batch × columns × cells] small on very wide tables."""
         self.m = measurements
         self.smoothing = smoothing
+        self.columns_per_step = columns_per_step
+        self.generator = generator
         num = np.clip(measurements.numeric_counts, 0.0, None) + 1e-3
         # structural cells (a missing cell of a non-nullable column...) are forced to zero
         layout = measurements.numeric
@@ -58,11 +64,20 @@ class MarginalMatcher:
         total = fake.new_zeros(())
         n_cols = 0
         if self.m.numeric.columns:
-            cells = numeric_cell_probs(fake, self.m.numeric, self.m.n_bins, smoothing=self.smoothing)
+            layout, target = self.m.numeric, self.num_target
+            n_num = len(layout.columns)
+            if 0 < self.columns_per_step < n_num:
+                sel = torch.randperm(n_num, generator=self.generator)[: self.columns_per_step].sort().values
+                layout = NumericLayout(tuple(layout.columns[i] for i in sel.tolist()), layout.value_idx[sel],
+                                       layout.present_idx[sel], layout.nonzero_idx[sel])
+                target = target[:, sel]
+            cells = numeric_cell_probs(fake, layout, self.m.n_bins, smoothing=self.smoothing)
             dist = torch.einsum("nk,ncb->kcb", cond, cells) * inv.view(-1, 1, 1)
-            err = ((dist.cumsum(dim=2) - self.num_target) ** 2).mean(dim=2).sum(dim=1)  # [classes]
+            per_column = ((dist.cumsum(dim=2) - target) ** 2).mean(dim=2)  # [classes, columns]
+            # sum over the columns; for a subset, its mean scaled to the full column count
+            err = per_column.sum(dim=1) if target is self.num_target else per_column.mean(dim=1) * n_num
             total = total + (err * w).sum()
-            n_cols += len(self.m.numeric.columns)
+            n_cols += n_num
         if self.n_disc_columns:
             dist = (cond.T @ fake[:, self.disc_index]) * inv.view(-1, 1)
             err = ((dist - self.disc_target) ** 2).sum(dim=1)  # summed over cells of all columns

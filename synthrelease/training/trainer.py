@@ -44,7 +44,6 @@ from opacus.data_loader import DPDataLoader
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from opacus.validators import ModuleValidator
 from torch import nn
-from torch.utils.data import Dataset
 
 from synthrelease.budget.accounting import (
     MechanismEntry,
@@ -59,10 +58,14 @@ from synthrelease.rng import SeedTree
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.models import Discriminator, Generator
+from synthrelease.training.rows import RowSource, encoded_rows
 from synthrelease.transforms.dp_marginals import measure_marginals
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 log = logging.getLogger(__name__)
+
+ROW_CHUNK = 4096
+"""Rows per block when a measurement reads every private row."""
 
 
 @dataclass(frozen=True)
@@ -113,22 +116,6 @@ class TrainedModel:
     train_seconds: float = 0.0
 
 
-class _EncodedRows(Dataset[torch.Tensor]):
-    """Encoded private rows; ``__getitems__`` fetches a whole Poisson batch at once."""
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]
-
-    def __getitems__(self, idx: list[int]) -> torch.Tensor:
-        return self.x[torch.as_tensor(idx, dtype=torch.long)]
-
-
 def _identity_collate(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
@@ -149,7 +136,7 @@ def _condition_span(encoder: TableEncoder, column: str | None) -> Span | None:
 
 
 def _dp_condition_probs(
-    x: torch.Tensor, span: Span, entry: MechanismEntry, generator: torch.Generator
+    rows: RowSource, span: Span, entry: MechanismEntry, generator: torch.Generator
 ) -> np.ndarray:
     """Gaussian-noised category counts → sampling probabilities (a DP release).
 
@@ -157,7 +144,9 @@ def _dp_condition_probs(
     is charged by the caller. Negative noisy counts are clipped to 0 and every
     category gets one pseudo-count so that rare categories can still be sampled.
     """
-    counts = x[:, span.start:span.stop].sum(dim=0).double()
+    counts = torch.zeros(span.width, dtype=torch.float64)
+    for chunk in rows.chunks(ROW_CHUNK):
+        counts += chunk[:, span.start:span.stop].double().sum(dim=0)
     noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64) * entry.noise_multiplier
     noisy = (counts + noise).clamp(min=0.0) + 1.0
     return (noisy / noisy.sum()).numpy()
@@ -211,8 +200,8 @@ def train_dp_gan(
         raise PrivacyParameterError(f"threshold δ {threshold_delta:g} must be below the target δ "
                                     f"{config.target_delta:g}")
     acc_delta = config.target_delta - threshold_delta  # δ left for the accountant
-    x = torch.from_numpy(encoder.encode(train))
-    width = x.shape[1]
+    rows = encoded_rows(train, encoder)  # encoded up front, or per batch for very wide tables
+    width = rows.width
     q = sample_rate_for(n_rows, min(config.batch_size, n_rows))
     expected_batch = max(1, int(n_rows * q))
     n_disc_total = config.n_steps
@@ -226,18 +215,19 @@ def train_dp_gan(
     if cond_span is not None and config.marginal_epsilon_share > 0:
         sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
                                       delta=acc_delta, accountant=config.accountant)
-        measured = measure_marginals(x, encoder, condition_column or "", noise_multiplier=sigma_m.noise_multiplier,
+        measured = measure_marginals(rows, encoder, condition_column or "", noise_multiplier=sigma_m.noise_multiplier,
                                      generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
         prior.append(measured.entry)
         cond_probs = measured.condition_probs()
-        matcher = MarginalMatcher(measured)
+        matcher = MarginalMatcher(measured, columns_per_step=config.marginal_columns_per_step,
+                                  generator=seeds.torch("marginal-columns"))
     elif cond_span is not None and config.condition_epsilon_share > 0:
         hist = histogram_noise_for(
             epsilon=config.condition_epsilon_share * config.target_epsilon,
             delta=acc_delta, accountant=config.accountant,
         )
         prior.append(hist)
-        cond_probs = _dp_condition_probs(x, cond_span, hist, seeds.torch("condition-noise"))
+        cond_probs = _dp_condition_probs(rows, cond_span, hist, seeds.torch("condition-noise"))
     elif cond_span is not None:
         cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
 
@@ -260,7 +250,7 @@ def train_dp_gan(
     # Opacus' Poisson-sampling loader, built here so that it can take a seeded generator
     # (make_private's own wrapper only takes the secure RNG); make_private therefore gets
     # poisson_sampling=False, which leaves this DPDataLoader unchanged.
-    loader = DPDataLoader(_EncodedRows(x), sample_rate=q, generator=seeds.torch("poisson-sampling"),
+    loader = DPDataLoader(rows, sample_rate=q, generator=seeds.torch("poisson-sampling"),
                           collate_fn=_identity_collate)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,10 +124,13 @@ def count_histograms(encoder: TableEncoder, condition_column: str) -> int:
     return sum(1 for c in encoder.columns if c != condition_column) + 1
 
 
-def measure_marginals(x: torch.Tensor, encoder: TableEncoder, condition_column: str, *,
+def measure_marginals(x: torch.Tensor | Any, encoder: TableEncoder, condition_column: str, *,
                       noise_multiplier: float, generator: torch.Generator,
                       n_bins: int = DEFAULT_BINS) -> MarginalMeasurements:
     """Release noisy (condition × cell) histograms of the encoded private rows ``x``.
+
+    ``x``: an encoded tensor [n, width], or a row source with ``chunks(rows)`` yielding
+    encoded blocks (wide tables are never held encoded in full; see training.rows).
 
     Reads every private row. Guarantee: one Gaussian mechanism with L2 sensitivity √M and
     noise std ``noise_multiplier``·√M per cell, i.e. the Opacus entry
@@ -134,7 +138,6 @@ def measure_marginals(x: torch.Tensor, encoder: TableEncoder, condition_column: 
     with metadata-only parameters (each row lies in exactly one cell per column).
     """
     cond_span = encoder.span(condition_column, "category")
-    cond = x[:, cond_span.start:cond_span.stop].double()
     layout = numeric_layout(encoder, condition_column)
     spans = discrete_spans(encoder, condition_column)
     m = count_histograms(encoder, condition_column)
@@ -144,23 +147,26 @@ def measure_marginals(x: torch.Tensor, encoder: TableEncoder, condition_column: 
         noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64) * scale
         return (counts + noise).numpy()
 
-    cond_counts = noisy(cond.sum(dim=0))
-    xd = x.double()
-    if layout.columns:
-        # exact counts, in row chunks so that [rows, columns, cells] stays ~ 32M entries
-        chunk = max(1, 32_000_000 // (len(layout.columns) * (n_bins + 2)))
-        counts = torch.zeros(cond.shape[1], len(layout.columns), n_bins + 2, dtype=torch.float64)
-        for i in range(0, x.shape[0], chunk):
-            cells = numeric_cell_probs(xd[i:i + chunk], layout, n_bins, smoothing=None)  # [rows, C, 2 + K]
-            counts += torch.einsum("nk,ncb->kcb", cond[i:i + chunk], cells)
-        num_counts = noisy(counts)
-    else:
-        num_counts = np.zeros((cond.shape[1], 0, 2 + n_bins))
-    if spans:
-        disc = torch.cat([xd[:, s.start:s.stop] for s in spans], dim=1)
-        disc_counts = noisy(cond.T @ disc)
-    else:
-        disc_counts = np.zeros((cond.shape[1], 0))
+    # exact counts, in row chunks so that [rows, columns, cells] stays ~ 32M entries
+    chunk = max(1, 32_000_000 // max(1, len(layout.columns) * (n_bins + 2)))
+    blocks = (x[i:i + chunk] for i in range(0, x.shape[0], chunk)) if isinstance(x, torch.Tensor) else x.chunks(chunk)
+    k = cond_span.width
+    cond_total = torch.zeros(k, dtype=torch.float64)
+    counts = torch.zeros(k, len(layout.columns), n_bins + 2, dtype=torch.float64)
+    disc_total = torch.zeros(k, sum(s.width for s in spans), dtype=torch.float64)
+    for block in blocks:
+        xd = block.double()
+        cond = xd[:, cond_span.start:cond_span.stop]
+        cond_total += cond.sum(dim=0)
+        if layout.columns:
+            cells = numeric_cell_probs(xd, layout, n_bins, smoothing=None)  # [rows, C, 2 + K]
+            counts += torch.einsum("nk,ncb->kcb", cond, cells)
+        if spans:
+            disc_total += cond.T @ torch.cat([xd[:, s.start:s.stop] for s in spans], dim=1)
+    # noise drawn in a fixed order: condition, numerical cells, discrete cells
+    cond_counts = noisy(cond_total)
+    num_counts = noisy(counts) if layout.columns else np.zeros((k, 0, 2 + n_bins))
+    disc_counts = noisy(disc_total) if spans else np.zeros((k, 0))
     entry = MechanismEntry(f"conditional marginals ({m} histograms, Gaussian, sensitivity sqrt({m}))",
                            float(noise_multiplier), 1.0, 1)
     return MarginalMeasurements(entry, cond_counts, layout, num_counts, spans, disc_counts, n_bins)

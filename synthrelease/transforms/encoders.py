@@ -89,6 +89,10 @@ class TableEncoder:
         if undeclared:
             raise MetadataError(f"column '{undeclared[0]}' has no public bounds yet: estimate them with "
                                 "transforms.dp_bounds (spends ε) before encoding")
+        undiscovered = [c for c in metadata.model_columns if metadata.columns[c].dp_categories is not None]
+        if undiscovered:
+            raise MetadataError(f"column '{undiscovered[0]}' has no public categories yet: discover them with "
+                                "transforms.dp_categories (spends ε) before encoding")
         self.metadata = metadata
         self.columns = metadata.model_columns
         spans: list[Span] = []
@@ -112,6 +116,7 @@ class TableEncoder:
         self.spans: tuple[Span, ...] = tuple(spans)
         self._span_index = {(sp.column, sp.role): sp for sp in spans}
         self.width = pos
+        self._numeric = _NumericBlock.build(self)
 
     def categories(self, column: str) -> list[str]:
         """Canonical categories of a discrete column, ``<missing>`` last if nullable."""
@@ -142,36 +147,19 @@ class TableEncoder:
         """
         n = len(df)
         out = np.zeros((n, self.width), dtype=np.float32)
+        self._numeric.encode_into(df, out)
         for s in self.spans:
+            if s.role != "category":
+                continue  # numerical spans: one vectorised block above
             spec = self.metadata.columns[s.column]
-            col = df[s.column]
-            if s.role == "category":
-                index = {c: i for i, c in enumerate(self.categories(s.column))}
-                canon = col.map(canonical_category)
-                if spec.nullable:
-                    canon = canon.fillna(MISSING)
-                codes = canon.map(index).to_numpy()
-                ok = ~pd.isna(codes)
-                rows = np.nonzero(ok)[0]
-                out[rows, s.start + codes[ok].astype(int)] = 1.0
-                continue
-            x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-            missing = np.isnan(x)
-            if s.role == "missing":
-                out[:, s.start] = (~missing).astype(np.float32)
-                out[:, s.start + 1] = missing.astype(np.float32)
-            elif s.role == "zero":
-                zero = (x == 0) & ~missing
-                out[:, s.start] = zero.astype(np.float32)
-                out[:, s.start + 1] = (~zero).astype(np.float32)
-            else:
-                filled = np.where(missing, float(spec.min), x)  # type: ignore[arg-type]
-                v = _forward(spec, filled)
-                if spec.zero_inflated:
-                    # the value span models only the non-zero part; zeros get a neutral -1
-                    v = np.where(filled == 0, -1.0, v).astype(np.float32)
-                v[missing] = 0.0
-                out[:, s.start] = v
+            index = {c: i for i, c in enumerate(self.categories(s.column))}
+            canon = df[s.column].map(canonical_category)
+            if spec.nullable:
+                canon = canon.fillna(MISSING)
+            codes = canon.map(index).to_numpy()
+            ok = ~pd.isna(codes)
+            rows = np.nonzero(ok)[0]
+            out[rows, s.start + codes[ok].astype(int)] = 1.0
         return out
 
     def decode(self, encoded: np.ndarray) -> pd.DataFrame:
@@ -229,3 +217,71 @@ class TableEncoder:
         if enc.width != params.get("width"):
             raise ModelFileError("model's encoder width does not match its metadata")
         return enc
+
+
+@dataclass(frozen=True)
+class _NumericBlock:
+    """Every numerical column's encoding parameters as arrays, so that encoding is a few
+    matrix operations however many columns there are (wide expression matrices).
+
+    All parameters come from the public metadata (bounds, transform, indicators)."""
+
+    columns: tuple[str, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+    log1p: np.ndarray
+    zero_inflated: np.ndarray
+    value_idx: np.ndarray
+    zero_idx: np.ndarray  # first entry of the zero indicator, -1 if none
+    missing_idx: np.ndarray  # first entry of the missing indicator, -1 if none
+
+    @classmethod
+    def build(cls, encoder: TableEncoder) -> _NumericBlock:
+        cols = [c for c in encoder.columns if encoder.metadata.columns[c].is_numerical]
+        specs = [encoder.metadata.columns[c] for c in cols]
+
+        def start(c: str, role: str, present: bool) -> int:
+            return encoder.span(c, role).start if present else -1
+
+        return cls(
+            tuple(cols),
+            np.array([float(s.min) for s in specs], dtype=np.float64),  # type: ignore[arg-type]
+            np.array([float(s.max) for s in specs], dtype=np.float64),  # type: ignore[arg-type]
+            np.array([s.transform == "log1p" for s in specs], dtype=bool),
+            np.array([s.zero_inflated for s in specs], dtype=bool),
+            np.array([encoder.span(c, "value").start for c in cols], dtype=np.int64),
+            np.array([start(c, "zero", s.zero_inflated) for c, s in zip(cols, specs, strict=True)], dtype=np.int64),
+            np.array([start(c, "missing", s.nullable) for c, s in zip(cols, specs, strict=True)], dtype=np.int64),
+        )
+
+    def _matrix(self, df: pd.DataFrame) -> np.ndarray:
+        """The numerical columns as float64 [n, C]; unparseable values become NaN."""
+        frame = df.loc[:, list(self.columns)]
+        numeric = frame.dtypes.map(lambda d: pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d))
+        if not bool(numeric.all()):
+            frame = frame.apply(lambda col: pd.to_numeric(col, errors="coerce"))
+        return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def encode_into(self, df: pd.DataFrame, out: np.ndarray) -> None:
+        """Write the value, zero and missing entries of every numerical column into ``out``."""
+        if not self.columns:
+            return
+        x = self._matrix(df)
+        missing = np.isnan(x)
+        filled = np.clip(np.where(missing, self.lo, x), self.lo, self.hi)
+        tlo = np.where(self.log1p, np.log1p(np.maximum(self.lo, 0.0)), self.lo)
+        thi = np.where(self.log1p, np.log1p(np.maximum(self.hi, 0.0)), self.hi)
+        t = np.where(self.log1p, np.log1p(np.where(self.log1p, np.maximum(filled, 0.0), 0.0)), filled)
+        v = (2.0 * (t - tlo) / (thi - tlo) - 1.0).astype(np.float32)
+        zero = (filled == 0) & ~missing
+        v = np.where(self.zero_inflated & zero, np.float32(-1.0), v)
+        v[missing] = 0.0
+        out[:, self.value_idx] = v
+        z = self.zero_idx >= 0
+        if z.any():
+            out[:, self.zero_idx[z]] = zero[:, z]
+            out[:, self.zero_idx[z] + 1] = ~zero[:, z]
+        m = self.missing_idx >= 0
+        if m.any():
+            out[:, self.missing_idx[m]] = ~missing[:, m]
+            out[:, self.missing_idx[m] + 1] = missing[:, m]

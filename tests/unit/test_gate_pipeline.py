@@ -1,0 +1,112 @@
+"""The pipeline's use of the policy: refusals before training (exit 2) and the audits it runs."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from synthrelease import pipeline
+from synthrelease.audits.base import AuditResult
+from synthrelease.bundle.signing import generate_keypair, key_fingerprint, load_public_key
+from synthrelease.cli import cli
+from synthrelease.errors import PolicyError, SynthreleaseError
+from synthrelease.metadata.schema import Metadata
+from synthrelease.policy.schema import Policy
+from tests.conftest import TINY_METADATA, make_tiny_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _policy_doc(**extra: object) -> dict:
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    doc.update(extra)
+    return doc
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    make_tiny_table(300, seed=2).to_csv(tmp_path / "private.csv", index=False)
+    (tmp_path / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training must not start")
+
+    monkeypatch.setattr(pipeline, "fit_dp_synthesizer", no_training)
+    return tmp_path
+
+
+def _release(ws: Path, doc: dict) -> None:
+    (ws / "policy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+                     epsilon=3.0, out_dir=ws / "bundle", signing_key=ws / "k.pem")
+
+
+def test_a_key_the_policy_does_not_allow_is_refused_before_training(ws):
+    doc = _policy_doc()
+    doc["signing"]["allowed_key_fingerprints"] = ["0" * 64]
+    with pytest.raises(PolicyError, match=r"k\.pem: signing key \(SHA-256 fingerprint [0-9a-f]{64}\) is not among"):
+        _release(ws, doc)
+    res = CliRunner().invoke(cli, ["release", str(ws / "private.csv"), "--metadata", str(ws / "meta.yaml"),
+                                   "--policy", str(ws / "policy.yaml"), "--epsilon", "3",
+                                   "--out", str(ws / "bundle"), "--signing-key", str(ws / "k.pem")])
+    assert res.exit_code == 2 and "allowed_key_fingerprints" in res.output
+    assert not (ws / "bundle").exists()
+
+
+def test_an_allowed_key_goes_on_to_training(ws):
+    doc = _policy_doc()
+    doc["signing"]["allowed_key_fingerprints"] = [key_fingerprint(load_public_key(ws / "k.pub.pem"))]
+    with pytest.raises(AssertionError, match="training must not start"):
+        _release(ws, doc)
+
+
+def test_unknown_rule_column_is_refused_before_training(ws):
+    doc = _policy_doc(plausibility={"rules": [{"id": "bmi_cap", "kind": "range", "column": "BMI", "max": 60}]})
+    with pytest.raises(PolicyError, match=r"policy\.yaml:\d+: plausibility rule 'bmi_cap': column 'BMI' is not"):
+        _release(ws, doc)
+
+
+def test_a_required_audit_missing_from_the_build_is_refused_before_training(ws, monkeypatch):
+    monkeypatch.setitem(pipeline.OPTIONAL_AUDITS, "shadow", ("synthrelease.audits.no_such_module", "run"))
+    doc = _policy_doc()
+    doc["membership"]["shadow_attack"] = {"required": True, "max_auc": 0.6}
+    with pytest.raises(SynthreleaseError, match="audit shadow is not available in this build") as err:
+        _release(ws, doc)
+    assert err.value.exit_code == 2
+
+
+def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
+    calls: dict[str, tuple] = {}
+
+    def fake(name: str, metric: str):
+        def run(*args: object, **kwargs: object) -> AuditResult:
+            calls[name] = (args, kwargs)
+            return AuditResult(name, {metric: 0.5})
+        return run
+
+    monkeypatch.setitem(pipeline.OPTIONAL_AUDITS, "shadow", ("fake_shadow", "run_shadow_attack"))
+    monkeypatch.setitem(pipeline.OPTIONAL_AUDITS, "empirical_privacy", ("fake_emp", "run_one_run_audit"))
+    monkeypatch.setitem(sys.modules, "fake_shadow",
+                        types.SimpleNamespace(run_shadow_attack=fake("shadow", "shadow_mia_auc")))
+    monkeypatch.setitem(sys.modules, "fake_emp",
+                        types.SimpleNamespace(run_one_run_audit=fake("empirical_privacy", "epsilon_lower_bound")))
+    doc = _policy_doc(plausibility={"rules": [{"id": "adult", "kind": "range", "column": "age", "min": 18}]})
+    doc.pop("fidelity"), doc.pop("utility")
+    doc["privacy"]["empirical_audit"] = {"required": True}
+    doc["membership"]["shadow_attack"] = {"required": True, "max_auc": 0.6}
+    policy = Policy.model_validate(doc)
+    meta = Metadata.model_validate(TINY_METADATA)
+    train, holdout, synthetic = (make_tiny_table(120, seed=s) for s in (1, 2, 3))
+    config = object()
+    results = pipeline.run_audits(train, holdout, synthetic, meta, policy, target="outcome", seed=4,
+                                  training_config=config)
+    assert set(results) == {"membership", "plausibility", "shadow", "empirical_privacy"}
+    assert results["plausibility"].metrics["violation_share:adult"] == 0.0
+    assert calls["shadow"] == ((train, holdout, meta, config), {"seed": 4})
+    assert calls["empirical_privacy"] == ((train, meta, config), {"seed": 4})

@@ -6,7 +6,10 @@ child process (peak RSS measured), sample as many rows as real-train, and score 
 ../shared/peers/evaluate.py exactly as PEERS.md. Writes benchmarks/results/synthesis.json
 and synthesis.md.
 
-    python benchmarks/run_synthesis.py [--datasets adult,pbmc68k] [--epsilons 1,3,10] [--splits DIR]
+    python benchmarks/run_synthesis.py [--datasets adult,pbmc68k] [--epsilons 1,3,10] [--seeds 0,1,2] [--splits DIR]
+
+Seed s trains with seed s and samples with seed s + 1; with several seeds the markdown
+adds the mean and range per (data set, ε).
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ PEER_BARS = {  # PEERS.md: best DP peer (quality, TSTR AUC) at each ε; DPCTGAN 
 }
 
 
-def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path) -> None:
+def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0) -> None:
     """Child process: train with the shipped defaults, sample, write CSV and info."""
     import pandas as pd
 
@@ -47,13 +50,13 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
 
     meta = load_metadata(HERE / "metadata" / f"{name}.yaml")
     train = pd.read_csv(splits / f"{name}_train.csv")
-    cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=0, metadata=meta,
+    cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=seed, metadata=meta,
                                   condition_column=meta.target)
     t0 = time.perf_counter()
     model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sample_frame(model, len(train), seed=1).to_csv(out_csv, index=False)
+    sample_frame(model, len(train), seed=seed + 1).to_csv(out_csv, index=False)
     info = {"train_seconds": round(train_s, 1), "sample_seconds": round(time.perf_counter() - t0, 1),
             "privacy": model.privacy.to_dict(), "config": cfg.to_dict(), "last_log": model.history[-1]}
     info_json.write_text(json.dumps(info))
@@ -64,24 +67,25 @@ def main() -> None:
     ap.add_argument("--datasets", default="adult,pbmc68k")
     ap.add_argument("--epsilons", default="1,3,10")
     ap.add_argument("--splits", default=None, help="folder of peers/split.py output (made if absent)")
-    ap.add_argument("--one", nargs=4, metavar=("NAME", "EPS", "OUT_CSV", "INFO"), help=argparse.SUPPRESS)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        name, eps, out_csv, info = a.one
-        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info))
+        name, eps, out_csv, info, seed = a.one
+        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed))
         return
     splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))
     if not (splits / "adult_train.csv").exists():
         subprocess.run([sys.executable, str(SHARED / "peers" / "split.py"), "--out", str(splits)], check=True)
     rows = []
     for name in a.datasets.split(","):
-        for eps in [float(e) for e in a.epsilons.split(",")]:
+        for eps, seed in [(float(e), int(s)) for e in a.epsilons.split(",") for s in a.seeds.split(",")]:
             work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
             syn, info = work / "synthetic.csv", work / "info.json"
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             subprocess.run([sys.executable, __file__, "--splits", str(splits), "--one", name, str(eps), str(syn),
-                            str(info)], check=True)
+                            str(info), str(seed)], check=True)
             wall = time.perf_counter() - t0
             peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
             ev = work / "eval.json"
@@ -92,7 +96,8 @@ def main() -> None:
                            capture_output=True)
             summary = json.loads(ev.read_text())["summary"]
             meta = json.loads(info.read_text())
-            row = {"dataset": name, "epsilon": eps, "delta": 1e-5, "epsilon_spent": meta["privacy"]["epsilon"],
+            row = {"dataset": name, "epsilon": eps, "seed": seed, "delta": 1e-5,
+                   "epsilon_spent": meta["privacy"]["epsilon"],
                    "train_seconds": meta["train_seconds"], "process_wall_seconds": round(wall, 1),
                    "peak_rss_mb": round(peak_mb), **{k: summary[k] for k in (
                        "quality_overall", "column_shapes", "column_pair_trends", "tstr_auc_hgb", "trtr_auc_hgb",
@@ -100,14 +105,17 @@ def main() -> None:
                    "mode_collapse_probe": meta["last_log"], "config": meta["config"],
                    "mechanisms": meta["privacy"]["mechanisms"]}
             rows.append(row)
-            print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "epsilon_spent", "train_seconds",
+            print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", "epsilon_spent", "train_seconds",
                                                   "quality_overall", "tstr_auc_hgb", "dcr_mia_auc")}), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     previous = RESULTS / "synthesis.json"
     if previous.exists():  # keep rows of data sets / ε not rerun this time
-        done = {(r["dataset"], r["epsilon"]) for r in rows}
-        rows = [r for r in json.loads(previous.read_text())["rows"] if (r["dataset"], r["epsilon"]) not in done] + rows
-        rows.sort(key=lambda r: (r["dataset"], r["epsilon"]))
+        done = {(r["dataset"], r["epsilon"], r["seed"]) for r in rows}
+        rows = [r for r in json.loads(previous.read_text())["rows"]
+                if (r["dataset"], r["epsilon"], r.get("seed", 0)) not in done] + rows
+        for r in rows:
+            r.setdefault("seed", 0)
+        rows.sort(key=lambda r: (r["dataset"], r["epsilon"], r["seed"]))
     step = RESULTS / "step_speed.json"
     out = {"rows": rows, "step_speed": json.loads(step.read_text()) if step.exists() else None,
            "command": "python benchmarks/run_synthesis.py", "peer_bars": {f"{k[0]}@{k[1]}": v for k, v in
@@ -116,15 +124,30 @@ def main() -> None:
     md = ["# Synthesis benchmark (synthrelease DP-GAN vs peers)", "",
           "Split and scoring: `../shared/peers/split.py` and `evaluate.py`, as in PEERS.md; δ = 1e-5; "
           "shipped defaults. Command: `python benchmarks/run_synthesis.py`.", "",
-          "| dataset | ε | ε spent | train s | peak RSS MB | quality | shapes | pair trends | TSTR AUC (HGB) | "
-          "TRTR AUC | best DP peer quality / TSTR | DCR-MIA AUC |", "|" + "---|" * 12]
+          "| dataset | ε | seed | ε spent | train s | peak RSS MB | quality | shapes | pair trends | TSTR AUC (HGB) | "
+          "TRTR AUC | best DP peer quality / TSTR | DCR-MIA AUC |", "|" + "---|" * 13]
     for r in rows:
         bar = PEER_BARS.get((r["dataset"], int(r["epsilon"])))
         peer = f"{bar['best_dp_quality']:.3f} / {bar['best_dp_tstr']:.3f}" if bar else "—"
-        md.append(f"| {r['dataset']} | {r['epsilon']:g} | {r['epsilon_spent']:.3f} | {r['train_seconds']} | "
+        md.append(f"| {r['dataset']} | {r['epsilon']:g} | {r['seed']} | {r['epsilon_spent']:.3f} | "
+                  f"{r['train_seconds']} | "
                   f"{r['peak_rss_mb']} | {r['quality_overall']:.3f} | {r['column_shapes']:.3f} | "
                   f"{r['column_pair_trends']:.3f} | {r['tstr_auc_hgb']:.3f} | {r['trtr_auc_hgb']:.3f} | {peer} | "
                   f"{r['dcr_mia_auc']:.3f} |")
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["epsilon"]), []).append(r)
+    multi = {k: v for k, v in groups.items() if len(v) > 1}
+    if multi:
+        md += ["", "Across seeds (mean, min–max):", "", "| dataset | ε | seeds | quality | TSTR AUC (HGB) | "
+               "best DP peer quality / TSTR |", "|---|---|---|---|---|---|"]
+        for (name, eps), rs in sorted(multi.items()):
+            q = [r["quality_overall"] for r in rs]
+            t = [r["tstr_auc_hgb"] for r in rs]
+            bar = PEER_BARS.get((name, int(eps)))
+            peer = f"{bar['best_dp_quality']:.3f} / {bar['best_dp_tstr']:.3f}" if bar else "—"
+            md.append(f"| {name} | {eps:g} | {len(rs)} | {sum(q) / len(q):.3f} ({min(q):.3f}–{max(q):.3f}) | "
+                      f"{sum(t) / len(t):.3f} ({min(t):.3f}–{max(t):.3f}) | {peer} |")
     (RESULTS / "synthesis.md").write_text("\n".join(md) + "\n")
 
 

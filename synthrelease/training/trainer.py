@@ -200,8 +200,8 @@ def train_dp_gan(
         raise PrivacyParameterError(f"threshold δ {threshold_delta:g} must be below the target δ "
                                     f"{config.target_delta:g}")
     acc_delta = config.target_delta - threshold_delta  # δ left for the accountant
-    rows = encoded_rows(train, encoder)  # encoded up front, or per batch for very wide tables
-    width = rows.width
+    row_source = encoded_rows(train, encoder)  # encoded up front, or per batch for very wide tables
+    width = row_source.width
     q = sample_rate_for(n_rows, min(config.batch_size, n_rows))
     expected_batch = max(1, int(n_rows * q))
     n_disc_total = config.n_steps
@@ -215,7 +215,8 @@ def train_dp_gan(
     if cond_span is not None and config.marginal_epsilon_share > 0:
         sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
                                       delta=acc_delta, accountant=config.accountant)
-        measured = measure_marginals(rows, encoder, condition_column or "", noise_multiplier=sigma_m.noise_multiplier,
+        measured = measure_marginals(row_source, encoder, condition_column or "",
+                                     noise_multiplier=sigma_m.noise_multiplier,
                                      generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
         prior.append(measured.entry)
         cond_probs = measured.condition_probs()
@@ -227,7 +228,7 @@ def train_dp_gan(
             delta=acc_delta, accountant=config.accountant,
         )
         prior.append(hist)
-        cond_probs = _dp_condition_probs(rows, cond_span, hist, seeds.torch("condition-noise"))
+        cond_probs = _dp_condition_probs(row_source, cond_span, hist, seeds.torch("condition-noise"))
     elif cond_span is not None:
         cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
 
@@ -250,7 +251,7 @@ def train_dp_gan(
     # Opacus' Poisson-sampling loader, built here so that it can take a seeded generator
     # (make_private's own wrapper only takes the secure RNG); make_private therefore gets
     # poisson_sampling=False, which leaves this DPDataLoader unchanged.
-    loader = DPDataLoader(rows, sample_rate=q, generator=seeds.torch("poisson-sampling"),
+    loader = DPDataLoader(row_source, sample_rate=q, generator=seeds.torch("poisson-sampling"),
                           collate_fn=_identity_collate)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")

@@ -27,7 +27,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from synthrelease.audits._encoding import encode_for_distance
+from synthrelease.audits.attack_metrics import LOW_FPRS, attack_summary
 from synthrelease.audits.base import AuditResult
+from synthrelease.audits.domias import domias_scores
 from synthrelease.errors import DataValidationError
 from synthrelease.metadata.schema import Metadata
 
@@ -127,6 +129,22 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         s_ho = nearest_distances(e_ho[ho_idx], e_sy)
     dcr_share = float(np.mean(s_tr < s_ho) + 0.5 * np.mean(s_tr == s_ho))
 
+    # attacks on the balanced sample: DCR, nearest-neighbour distance ratio, DOMIAS
+    attacks = {"dcr": attack_summary(-d_tr[tr_idx], -d_ho[ho_idx], seed=seed)}
+    nn2 = NearestNeighbors(n_neighbors=min(2, n_sy), algorithm="brute").fit(e_sy)
+    ratio = []
+    for e in (e_tr[tr_idx], e_ho[ho_idx]):
+        d = nn2.kneighbors(e)[0]
+        d = np.maximum(d, 0.0)
+        ratio.append(d[:, 0] / np.maximum(d[:, -1], 1e-12) if d.shape[1] > 1 else d[:, 0])
+    attacks["nndr"] = attack_summary(-ratio[0], -ratio[1], seed=seed)
+    half = m // 2
+    if half >= 2:
+        ho_perm = rng.permutation(ho_idx)
+        reference, scored = e_ho[ho_perm[:half]], e_ho[ho_perm[half:2 * half]]
+        members_d = e_tr[rng.permutation(tr_idx)[:half]]
+        scores = domias_scores(reference, e_sy, np.vstack([members_d, scored]), seed=seed)
+        attacks["domias"] = attack_summary(scores[:half], scores[half:], seed=seed)
     metrics: dict[str, float | None] = {
         "dcr_mia_auc": auc,
         "exact_copy_share": float(np.mean(s_tr_all <= EXACT_COPY_TOLERANCE)),
@@ -134,6 +152,14 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         "median_dcr_holdout": float(np.median(d_ho)),
         "dcr_share": dcr_share,
     }
+    for name, a in attacks.items():
+        if name != "dcr":
+            metrics[f"{name}_mia_auc"] = a["auc"]
+        for fpr in LOW_FPRS:
+            metrics[f"{name}_tpr_at_fpr_{fpr}"] = a[f"tpr_at_fpr_{fpr}"]
+    metrics["mia_auc_max"] = max(a["auc"] for a in attacks.values())
+    for fpr in LOW_FPRS:
+        metrics[f"tpr_at_fpr_{fpr}_max"] = max(a[f"tpr_at_fpr_{fpr}"] for a in attacks.values())
     details: dict[str, Any] = {
         "members": m, "non_members": m,
         "rows": {"train": n_tr, "holdout": n_ho, "synthetic": n_sy},
@@ -150,5 +176,14 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
                    "(holdout) on equal-size samples; dcr_share = share of synthetic rows closer to the train "
                    "sample than to the holdout sample, ties half (mostlyai-qa)"),
         "caveat": CAVEAT,
+        "attacks": attacks,
+        "attack_methods": {
+            "dcr": "score = -distance to the nearest synthetic row",
+            "nndr": "score = -(distance to the nearest / to the 2nd nearest synthetic row)",
+            "domias": "score = log p_synthetic - log p_reference (Gaussian KDEs in PCA <= 20 dims: local bandwidth "
+                      "for the synthetic rows, Scott for the reference; PCA "
+                      "fitted on the reference); reference = a seeded half of the holdout sample, the other half "
+                      "are the scored non-members; members = as many training rows",
+        },
     }
     return AuditResult("membership", metrics, details, time.perf_counter() - started)

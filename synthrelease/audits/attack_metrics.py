@@ -1,0 +1,67 @@
+"""How well a membership score separates members from non-members: AUC and TPR at low FPR.
+
+Reads attack scores computed on private rows; the figures are NOT differentially private
+and are internal-only (the steward's internal report).
+
+* ROC AUC (scikit-learn) with a seeded percentile-bootstrap 95 % interval (members and
+  non-members resampled separately).
+* TPR at a fixed FPR (1 %, 0.1 %): the threshold is the (k+1)-th largest non-member score
+  with k = ⌊FPR · m⌋, a row is called a member when its score is strictly above it (so the
+  empirical FPR is at most the target); the 95 % interval of that TPR is Clopper-Pearson
+  (exact binomial). With m non-members an FPR of 0.1 % is only resolved when m ≥ ~1,000;
+  ``n_nonmembers`` is reported so a reader can judge (Carlini et al. 2022, "Membership
+  inference attacks from first principles", argue for TPR at low FPR over AUC).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta
+from sklearn.metrics import roc_auc_score
+
+LOW_FPRS = {"1pct": 0.01, "0_1pct": 0.001}
+
+
+def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided binomial interval for ``successes / trials``."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    a = 1.0 - confidence
+    lo = 0.0 if successes == 0 else float(beta.ppf(a / 2, successes, trials - successes + 1))
+    hi = 1.0 if successes == trials else float(beta.ppf(1 - a / 2, successes + 1, trials - successes))
+    return (lo, hi)
+
+
+def tpr_at_fpr(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> tuple[float, int, float]:
+    """(TPR, members above the threshold, the empirical FPR) at a threshold with FPR ≤ ``fpr``."""
+    k = math.floor(fpr * len(nonmembers))
+    ordered = np.sort(nonmembers)[::-1]
+    threshold = ordered[min(k, len(ordered) - 1)]
+    hits = int(np.sum(members > threshold))
+    return hits / len(members), hits, float(np.mean(nonmembers > threshold))
+
+
+def attack_summary(members: np.ndarray, nonmembers: np.ndarray, *, seed: int,
+                   n_bootstrap: int = 200) -> dict[str, Any]:
+    """AUC (with bootstrap CI) and TPR at 1 % and 0.1 % FPR (with Clopper-Pearson CIs).
+
+    Higher scores mean "more likely a member". Reads private-row scores; internal-only.
+    """
+    members = np.asarray(members, dtype=np.float64)
+    nonmembers = np.asarray(nonmembers, dtype=np.float64)
+    labels = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))]
+    auc = float(roc_auc_score(labels, np.r_[members, nonmembers]))
+    rng = np.random.default_rng(seed)
+    boots = [roc_auc_score(labels, np.r_[rng.choice(members, len(members)), rng.choice(nonmembers, len(nonmembers))])
+             for _ in range(n_bootstrap)]
+    out: dict[str, Any] = {"auc": auc, "auc_ci": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+                           "n_members": len(members), "n_nonmembers": len(nonmembers)}
+    for name, fpr in LOW_FPRS.items():
+        tpr, hits, achieved = tpr_at_fpr(members, nonmembers, fpr)
+        out[f"tpr_at_fpr_{name}"] = tpr
+        out[f"tpr_at_fpr_{name}_ci"] = list(clopper_pearson(hits, len(members)))
+        out[f"fpr_achieved_{name}"] = achieved
+    return out

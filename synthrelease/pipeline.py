@@ -177,7 +177,7 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
     results: dict[str, AuditResult] = {}
     if policy.fidelity is not None:
         progress(ProgressEvent("audit:fidelity"))
-        results["fidelity"] = run_fidelity(train, synthetic, metadata)
+        results["fidelity"] = run_fidelity(train, synthetic, metadata, seed=seed, progress=progress)
     if policy.utility is not None:
         progress(ProgressEvent("audit:utility"))
         results["utility"] = run_utility(train, holdout, synthetic, metadata, target=target, seed=seed)

@@ -117,7 +117,8 @@ def _finite(x: Any) -> float | None:
 
 
 def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *,
-                 max_pair_columns: int = 40, progress: ProgressCallback | None = None) -> AuditResult:
+                 max_pair_columns: int = 40, progress: ProgressCallback | None = None,
+                 coverage: bool = True, seed: int = 0) -> AuditResult:
     """sdmetrics QualityReport of the synthetic table against the real training rows.
 
     Reads private rows (``real``); NOT differentially private; the result is internal-only
@@ -142,6 +143,10 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
         metadata: public metadata; its ``model_columns`` are scored.
         max_pair_columns: size of the pair-trends column subset on wide tables.
         progress: optional callback for ``audit:fidelity`` progress events.
+        coverage: also compute PRDC and per-category coverage (audits/coverage.py): metrics
+            ``prdc_precision``, ``prdc_recall``, ``prdc_density``, ``prdc_coverage``,
+            ``missing_category_share``; details ``coverage``.
+        seed: seeds the coverage subsample (at most 5,000 rows per side).
 
     Returns:
         AuditResult named ``fidelity`` (``internal_only``; ``runtime_s`` from ``time.perf_counter``).
@@ -219,6 +224,11 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
                            "Column Shapes on all columns; overall = mean of the two")
     if metrics["column_pair_trends"] is None:
         details["pair_note"] = "no column pair meets sdmetrics' real-correlation/association thresholds"
+    if coverage:
+        from synthrelease.audits.coverage import run_coverage
+
+        cov_metrics, details["coverage"] = run_coverage(real, synthetic, metadata, seed=seed)
+        metrics.update(cov_metrics)
     runtime = time.perf_counter() - started
     emit(ProgressEvent("audit:fidelity", 2 if wide else 1, 2 if wide else 1,
                        metrics={k: v for k, v in metrics.items() if v is not None}, message="done"))

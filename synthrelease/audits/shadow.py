@@ -1,0 +1,308 @@
+"""Targeted shadow-modelling membership attack (Stadler, Oprisanu, Troncoso, USENIX Security 2022,
+"Synthetic Data - Anonymisation Groundhog Day"), aimed at the most vulnerable training rows.
+
+PRIVACY: this audit reads private rows — the targets ARE training rows, the reference
+population is the holdout. It is NOT differentially private and its results (which row,
+its AUC) are INTERNAL ONLY (the steward's internal report). Every shadow model and shadow
+synthetic table is discarded when the audit returns; none of them enters a bundle, and
+nothing here feeds back into the released model.
+
+Game, per target t and shadow pair i (the attacker knows the generator, its configuration
+and a reference population; it does not know the release's seed):
+
+1. Targets: the ``n_targets`` training rows with the largest mean Euclidean distance to
+   their k = 5 nearest other training rows in the metadata-only encoding
+   (:func:`synthrelease.audits._encoding.encode_for_distance`) — the "vulnerable record"
+   rule of Meeus et al. 2023 (arXiv 2306.10308).
+2. Reference population = the holdout (non-members), minus any holdout row whose encoding
+   equals a target's. Pair i draws R_i (``shadow_rows`` rows, without replacement); the
+   synthesizer is trained on R_i ("out") and on R_i ∪ {t} ("in": add/remove one row, the
+   project's DP neighbouring relation), and ``synthetic_rows`` rows are sampled from each.
+   R_i and its "out" table are shared by all targets (cost: ``n_pairs × (1 + n_targets)``
+   synthesizer fits instead of ``2 × n_pairs × n_targets``).
+3. Features of a synthetic table S (encoded as in 1.): Stadler's "naive" set — per encoded
+   column mean, std and 10/50/90 % quantiles — plus target-specific distances: the 5
+   smallest distances from t to S, the share of S within r_t of t (r_t = distance from t to
+   its nearest reference row, known to the attacker) and the share of exact copies of t.
+4. Per target and feature set ("distance" alone, "naive+distance"), a random forest (fixed
+   ``random_state``) learns "in" vs "out"; it is scored by leave-pairs-out cross-validation
+   (GroupKFold over pairs, so both tables of a pair are held out together and every
+   training fold stays balanced); AUC from the out-of-fold probabilities. A target's AUC is
+   the better of the two feature sets (both are reported). With few pairs the ~5 × width
+   naive features let a forest find chance separators, so the small "distance" set is
+   often the stronger attack.
+
+``shadow_mia_auc`` is the maximum over targets (the most exposed one) — with few pairs the
+maximum of several noisy AUCs is biased upwards, so read it with ``n_shadow_pairs``;
+``shadow_mia_auc_mean`` is the mean. Optional last step of Stadler et al.: with
+``released=`` the per-target forest (its better feature set), fitted on all pairs, scores the
+actual released table (subsampled to ``synthetic_rows`` if longer). Every target is a
+member, so this is one draw per target, not an AUC; a population shift between the shadow
+tables (reference rows) and the release (training rows) makes it less reliable than the
+cross-validated AUC (cf. Sarmin et al. 2024 on the Groundhog game's preconditions).
+
+Default synthesizer: the project's DP-GAN (:func:`fit_dp_synthesizer` +
+:func:`sample_frame`) with ``training_config`` — same ε, δ, steps and Poisson sample rate
+as the release (the batch size is rescaled to the shadow table's size so that
+q = batch / rows is unchanged, and δ is lowered to ``default_delta`` only if it would not be
+below 1/rows), each fit with its own child seed. Cost: ``n_fits`` fits × one fit's wall
+time, reported in the details. Off by default; run when the policy requires it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold, cross_val_predict
+from sklearn.neighbors import NearestNeighbors
+
+from synthrelease.audits._encoding import encode_for_distance
+from synthrelease.audits.base import AuditResult
+from synthrelease.errors import DataValidationError, PrivacyParameterError
+from synthrelease.metadata.schema import Metadata
+from synthrelease.privacy import default_delta
+from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
+from synthrelease.training.config import TrainingConfig
+
+Synthesizer = Callable[[pd.DataFrame, int, int], pd.DataFrame]
+"""``(train_rows, n_rows, seed) -> synthetic rows``: train on ``train_rows``, sample ``n_rows``."""
+
+K_VULNERABLE = 5  # neighbours for the vulnerability score
+K_DISTANCES = 5  # smallest target-to-synthetic distances used as features
+QUANTILES = (0.1, 0.5, 0.9)
+EXACT_COPY = 1e-6
+N_TREES = 100
+MAX_FOLDS = 5
+N_TARGET_FEATURES = K_DISTANCES + 2
+# Column selectors into [naive | distance] feature rows; the first wins ties.
+FEATURE_SETS: dict[str, slice] = {"distance": slice(-N_TARGET_FEATURES, None), "naive+distance": slice(None)}
+
+
+def vulnerable_rows(encoded: np.ndarray, n_targets: int, *, k: int = K_VULNERABLE) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the ``n_targets`` rows with the largest mean distance to their k nearest other rows.
+
+    Returns ``(positions, scores)``, most vulnerable first (ties: lower position first).
+    Reads whatever rows it is given (private training rows here; internal only).
+    """
+    k = max(1, min(k, len(encoded) - 1))
+    nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(encoded)
+    dist, _ = nn.kneighbors(encoded)
+    score = dist[:, 1:].mean(axis=1)  # column 0 is the row itself (or an exact duplicate: distance 0)
+    order = np.lexsort((np.arange(len(score)), -score))[:n_targets]
+    return order, score[order]
+
+
+def table_features(synthetic: np.ndarray) -> np.ndarray:
+    """Stadler's "naive" features of one encoded synthetic table: per-column mean, std, quantiles."""
+    return np.concatenate([synthetic.mean(axis=0), synthetic.std(axis=0),
+                           np.quantile(synthetic, QUANTILES, axis=0).ravel()])
+
+
+def target_features(synthetic: np.ndarray, target: np.ndarray, radius: float) -> np.ndarray:
+    """Distances from the target to the synthetic rows: the 5 smallest, share within ``radius``, copy share."""
+    d = np.sqrt(np.square(synthetic.astype(np.float64) - target.astype(np.float64)).sum(axis=1))
+    k = min(K_DISTANCES, len(d))
+    smallest = np.sort(np.partition(d, k - 1)[:k])
+    smallest = np.pad(smallest, (0, K_DISTANCES - k), constant_values=smallest[-1])
+    return np.concatenate([smallest, [np.mean(d <= radius), np.mean(d <= EXACT_COPY)]])
+
+
+def dp_gan_synthesizer(metadata: Metadata, config: TrainingConfig, *, condition_column: str | None,
+                       sample_rate: float) -> Synthesizer:
+    """The project's DP-GAN as a shadow synthesizer, run with ``config`` at Poisson rate ``sample_rate``.
+
+    Each call trains a fresh model (its seed derived from the call's seed) on the rows it
+    is given and samples ``n_rows`` rows; the model is dropped afterwards.
+    """
+    from synthrelease.rng import SeedTree
+    from synthrelease.sampling import sample_frame
+    from synthrelease.training.trainer import fit_dp_synthesizer
+
+    def fit_and_sample(train: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
+        tree = SeedTree(seed)
+        m = len(train)
+        delta = config.target_delta if config.target_delta < 1.0 / m else default_delta(m)
+        cfg = dataclasses.replace(config, seed=tree.integer("fit"), target_delta=delta,
+                                  batch_size=max(1, round(m * sample_rate)))
+        model = fit_dp_synthesizer(train, metadata, cfg, condition_column=condition_column)
+        return sample_frame(model, n_rows, seed=tree.integer("sample"))
+
+    return fit_and_sample
+
+
+def _check_settings(real_train: pd.DataFrame, holdout: pd.DataFrame, n_targets: int, n_shadow_pairs: int) -> None:
+    if n_targets < 1:
+        raise PrivacyParameterError(f"shadow attack: n_targets must be >= 1, got {n_targets}")
+    if n_shadow_pairs < 2:
+        raise PrivacyParameterError(f"shadow attack: n_shadow_pairs must be >= 2 (cross-validation over "
+                                    f"pairs), got {n_shadow_pairs}")
+    if len(real_train) < max(2, n_targets):
+        raise DataValidationError(f"shadow attack: the training table has {len(real_train)} rows, "
+                                  f"fewer than n_targets={n_targets} (or 2)")
+    if len(holdout) < 2:
+        raise DataValidationError("shadow attack: the holdout (reference population) needs at least 2 rows")
+
+
+def _cv_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, random_state: int) -> np.ndarray:
+    """Out-of-fold P(in) with leave-pairs-out folds."""
+    clf = RandomForestClassifier(n_estimators=N_TREES, random_state=random_state, n_jobs=1)
+    cv = GroupKFold(n_splits=min(MAX_FOLDS, len(np.unique(groups))))
+    return cross_val_predict(clf, x, y, groups=groups, cv=cv, method="predict_proba")[:, 1]
+
+
+def run_shadow_attack(
+    real_train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    metadata: Metadata,
+    training_config: TrainingConfig | None,
+    *,
+    seed: int,
+    n_targets: int = 5,
+    n_shadow_pairs: int = 8,
+    shadow_rows: int | None = None,
+    synthetic_rows: int | None = None,
+    synthesizer: Synthesizer | None = None,
+    condition_column: str | None = None,
+    released: pd.DataFrame | None = None,
+    progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Shadow-modelling membership attack on the most vulnerable training rows (audit ``shadow``).
+
+    Args:
+        real_train: the private training rows (members); the targets are taken from them.
+        holdout: private rows never trained on; the attacker's reference population.
+        training_config: the release's configuration (used by the default DP-GAN synthesizer;
+            may be None when ``synthesizer`` is given).
+        seed: root of every random choice (``np.random.SeedSequence(seed)`` children).
+        n_targets, n_shadow_pairs: targets attacked; ("out", "in") table pairs per target.
+        shadow_rows: rows of each reference sample R_i (default min(len(holdout), 500)).
+        synthetic_rows: rows sampled per shadow table (default ``len(real_train)``, the size of
+            the release the pipeline samples, so that shadow and released tables compare).
+        synthesizer: ``(rows, n_rows, seed) -> synthetic rows``; default the project's DP-GAN.
+        condition_column: the DP-GAN's condition column (default ``metadata.target``).
+        released: the actual released synthetic table, scored per target (optional).
+
+    Returns:
+        AuditResult ``shadow``: ``shadow_mia_auc`` (max over targets), ``shadow_mia_auc_mean``;
+        details per target (training-row position, vulnerability score, AUC, advantage),
+        ``n_fits``, seconds per fit and in total. NOT DP; INTERNAL ONLY.
+
+    Raises:
+        PrivacyParameterError: impossible settings; DataValidationError: too few rows.
+    """
+    started = time.perf_counter()
+    report = progress or ignore_progress
+    _check_settings(real_train, holdout, n_targets, n_shadow_pairs)
+    enc_train = encode_for_distance(real_train, metadata)
+    enc_hold = encode_for_distance(holdout, metadata)
+    positions, vuln = vulnerable_rows(enc_train, min(n_targets, len(real_train)))
+    targets = enc_train[positions]
+
+    # Reference pool: holdout rows that are not exact copies of a target.
+    to_target = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(targets).kneighbors(enc_hold)[0][:, 0]
+    pool = np.flatnonzero(to_target > EXACT_COPY)
+    if len(pool) < 2:
+        raise DataValidationError("shadow attack: fewer than 2 holdout rows differ from the targets")
+    m = min(len(pool), 500) if shadow_rows is None else int(shadow_rows)
+    if not 1 <= m <= len(pool):
+        raise PrivacyParameterError(f"shadow attack: shadow_rows={m} must be in [1, {len(pool)}] "
+                                    f"(the usable holdout rows)")
+    n_syn = len(real_train) if synthetic_rows is None else int(synthetic_rows)
+    if n_syn < 1:
+        raise PrivacyParameterError(f"shadow attack: synthetic_rows must be >= 1, got {n_syn}")
+    radius = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(enc_hold[pool]).kneighbors(targets)[0][:, 0]
+
+    if synthesizer is None:
+        if training_config is None:
+            raise PrivacyParameterError("shadow attack: the DP-GAN synthesizer needs the training configuration")
+        from synthrelease.training.trainer import sample_rate_for
+
+        q = sample_rate_for(len(real_train), min(training_config.batch_size, len(real_train)))
+        synthesizer = dp_gan_synthesizer(metadata, training_config, sample_rate=q,
+                                         condition_column=condition_column or metadata.target)
+
+    root = np.random.SeedSequence(seed)
+    pair_seeds = root.spawn(n_shadow_pairs)
+    n_fits = n_shadow_pairs * (1 + len(positions))
+    fit_seconds: list[float] = []
+
+    def synth(rows: pd.DataFrame, child: np.random.SeedSequence) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = synthesizer(rows.reset_index(drop=True), n_syn, int(child.generate_state(1)[0] & 0x7FFFFFFF))
+        fit_seconds.append(time.perf_counter() - t0)
+        report(ProgressEvent("audit:shadow", step=len(fit_seconds), total=n_fits))
+        return encode_for_distance(out, metadata)
+
+    report(ProgressEvent("audit:shadow", step=0, total=n_fits))
+    # features[j] rows: pair 0 out, pair 0 in, pair 1 out, ...
+    x: list[list[np.ndarray]] = [[] for _ in positions]
+    for ps in pair_seeds:
+        sub, out_seed, *in_seeds = ps.spawn(2 + len(positions))
+        ref = holdout.iloc[np.random.default_rng(sub).choice(pool, size=m, replace=False)]
+        s_out = synth(ref, out_seed)
+        base_out = table_features(s_out)
+        for j, pos in enumerate(positions):
+            s_in = synth(pd.concat([ref, real_train.iloc[[pos]]], axis=0), in_seeds[j])
+            x[j].append(np.concatenate([base_out, target_features(s_out, targets[j], radius[j])]))
+            x[j].append(np.concatenate([table_features(s_in), target_features(s_in, targets[j], radius[j])]))
+
+    y = np.tile([0, 1], n_shadow_pairs)
+    groups = np.repeat(np.arange(n_shadow_pairs), 2)
+    clf_state = int(root.generate_state(1)[0] & 0x7FFFFFFF)
+    released_enc = None
+    if released is not None:
+        rel = released
+        if len(rel) > n_syn:  # score on as many rows as the shadow tables had
+            rel = rel.iloc[np.sort(np.random.default_rng(root.spawn(1)[0]).choice(len(rel), n_syn, replace=False))]
+        released_enc = encode_for_distance(rel, metadata)
+
+    per_target: list[dict[str, Any]] = []
+    for j, pos in enumerate(positions):
+        xj = np.vstack(x[j])
+        row: dict[str, Any] = {"train_row_position": int(pos), "vulnerability": float(vuln[j]),
+                               "reference_radius": float(radius[j]), "by_features": {}}
+        for name, cols in FEATURE_SETS.items():
+            scores = _cv_scores(xj[:, cols], y, groups, clf_state)
+            pred = scores > 0.5
+            row["by_features"][name] = {"auc": float(roc_auc_score(y, scores)),
+                                        "advantage": float(pred[y == 1].mean() - pred[y == 0].mean())}
+        best = max(FEATURE_SETS, key=lambda k: row["by_features"][k]["auc"])  # ties: the first set
+        row.update(row["by_features"][best], features=best)
+        if released_enc is not None:
+            cols = FEATURE_SETS[best]
+            clf = RandomForestClassifier(n_estimators=N_TREES, random_state=clf_state, n_jobs=1).fit(xj[:, cols], y)
+            feats = np.concatenate([table_features(released_enc),
+                                    target_features(released_enc, targets[j], radius[j])])[cols]
+            row["released_p_member"] = float(clf.predict_proba(feats[None, :])[0, 1])
+        per_target.append(row)
+
+    aucs = np.array([t["auc"] for t in per_target])
+    metrics: dict[str, float | None] = {"shadow_mia_auc": float(aucs.max()), "shadow_mia_auc_mean": float(aucs.mean())}
+    if released_enc is not None:
+        metrics["shadow_released_mean_p_member"] = float(np.mean([t["released_p_member"] for t in per_target]))
+    runtime = time.perf_counter() - started
+    details: dict[str, Any] = {
+        "targets": per_target,
+        "n_targets": len(positions), "n_shadow_pairs": n_shadow_pairs, "shadow_rows": m,
+        "synthetic_rows": n_syn, "reference": "holdout (non-members), minus exact copies of the targets",
+        "reference_pool_rows": len(pool),
+        "features": {"distance": "target distances (5 nearest, share within the reference radius, exact-copy "
+                                 "share)", "naive+distance": "per encoded column mean/std/q10/q50/q90 + distance"},
+        "classifier": f"RandomForest({N_TREES} trees), GroupKFold over pairs (leave-pairs-out)",
+        "n_fits": len(fit_seconds), "seconds_per_fit_mean": float(np.mean(fit_seconds)),
+        "seconds_per_fit_max": float(np.max(fit_seconds)), "seconds_fitting": float(np.sum(fit_seconds)),
+        "seconds_total": runtime,
+        "cost": f"{len(fit_seconds)} synthesizer fits (n_pairs × (1 + n_targets)), "
+                f"{np.mean(fit_seconds):.2f} s each on average",
+        "released_scored": released is not None,
+        "note": "NOT DP; reads training rows (targets) and holdout rows; internal only. Shadow models "
+                "and tables were discarded.",
+    }
+    return AuditResult("shadow", metrics, details, runtime_s=runtime)

@@ -29,6 +29,9 @@ class TrainingConfig:
             of category lists declared with ``dp_categories`` (unused when every list is public).
         marginal_weight: weight of the marginal-matching term in the generator loss.
         marginal_bins: equal-width bins per continuous value (over the public bounds).
+        embedding_epsilon_share, embedding_features, embedding_weight: share of ε for DP
+            class-conditional mean embeddings in random features (DP-MERF; 0 = off), the
+            number of features, and the weight of matching them in the generator loss.
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -57,6 +60,9 @@ class TrainingConfig:
     marginal_weight: float = 10.0
     marginal_bins: int = 20
     marginal_columns_per_step: int = 2000
+    embedding_epsilon_share: float = 0.0
+    embedding_features: int = 2000
+    embedding_weight: float = 10.0
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -87,6 +93,9 @@ class TrainingConfig:
             raise PrivacyParameterError("categories_epsilon_share and categories_delta_share must be in [0, 1)")
         if not 0 <= self.marginal_epsilon_share < 1:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
+        if not 0 <= self.embedding_epsilon_share < 1 or self.embedding_features < 2 or self.embedding_weight < 0:
+            raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1), embedding_features >= 2, "
+                                        "embedding_weight >= 0")
         if self.marginal_columns_per_step < 0:
             raise PrivacyParameterError("marginal_columns_per_step must be >= 0")
         if self.marginal_bins < 2 or self.marginal_weight < 0:

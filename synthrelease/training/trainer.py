@@ -57,6 +57,7 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 from synthrelease.rng import SeedTree
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.marginal_loss import MarginalMatcher
+from synthrelease.training.mean_embedding import ClassMeanEmbedding
 from synthrelease.training.models import Discriminator, Generator
 from synthrelease.training.rows import RowSource, encoded_rows
 from synthrelease.transforms.dp_marginals import measure_marginals
@@ -232,6 +233,16 @@ def train_dp_gan(
     elif cond_span is not None:
         cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
 
+    embedding: ClassMeanEmbedding | None = None
+    if cond_span is not None and config.embedding_epsilon_share > 0:
+        sigma_e = histogram_noise_for(epsilon=config.embedding_epsilon_share * config.target_epsilon,
+                                      delta=acc_delta, accountant=config.accountant)
+        embedding = ClassMeanEmbedding.measure(
+            row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width,
+            n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
+            feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"))
+        prior.append(embedding.entry)
+
     # 2. σ for the planned number of discriminator steps, same accountant.
     sgd = calibrate_noise_multiplier(
         target_epsilon=config.target_epsilon, target_delta=acc_delta,
@@ -323,6 +334,8 @@ def train_dp_gan(
                 g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
                 if matcher is not None and cond is not None:
                     g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
+                if embedding is not None and cond is not None and cond_probs is not None:
+                    g_loss = g_loss + config.embedding_weight * embedding.loss(fake, cond, cond_probs * n_rows)
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()

@@ -60,7 +60,9 @@ def _prepare(df: pd.DataFrame, metadata: Metadata, cols: list[str], what: str) -
             out[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
         else:
             out[c] = df[c].map(lambda v: canonical_category(v) or NAN_TOKEN).astype(object)
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    # by position: ``df`` may carry any index (filtered rows, duplicate labels); aligning the
+    # series on a RangeIndex by label would silently turn rows into NaN
+    return pd.DataFrame({c: v.to_numpy() for c, v in out.items()}, index=pd.RangeIndex(len(df)))
 
 
 def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> list[str]:

@@ -129,7 +129,9 @@ def main() -> None:
         md.append(f"| {r['setting']} | {r['shadow_mia_auc']:.3f} | {r['shadow_mia_auc_mean']:.3f} | "
                   f"{r.get('shadow_released_mean_p_member', float('nan')):.2f} | {r['n_fits']} | "
                   f"{r['seconds_per_fit_mean']:.2f} |")
-    md += ["", "Cost of the DP-GAN attack = fits × s/fit (n_pairs × (1 + n_targets) fits of the shipped "
+    md += ["", "'released p(member)' is not calibrated: the holdout-resample row shows its level with no "
+           "leakage at all (the release comes from a different population than the shadow tables).",
+           "", "Cost of the DP-GAN attack = fits × s/fit (n_pairs × (1 + n_targets) fits of the shipped "
            "default configuration, 1,000 discriminator steps, on the smaller shadow tables). "
            "Per-target details (training-row position, AUC per feature set) in shadow_attack.json "
            "(INTERNAL in a real release)."]

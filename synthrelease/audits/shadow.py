@@ -34,8 +34,9 @@ and a reference population; it does not know the release's seed):
    forest generalised worse to the released table.
 
 Noise: with P pairs each AUC rests on 2P tables. Measured on breast cancer with a
-no-signal synthesizer at P = 4: mean 0.61, 95th percentile 0.94 of the max AUC (old
-max-over-feature-set rule; benchmarks/results/shadow_attack.md has the current figures).
+no-signal synthesizer (bootstrap of the holdout), one target, 20 attack seeds: P = 4 gives
+mean 0.51, 95th percentile 0.91; P = 10 gives mean 0.48, 95th percentile 0.63, max 0.71
+(benchmarks/results/shadow_attack.md). The max over several targets is biased further up.
 Use ≥ 20 pairs before reading a gate threshold such as 0.6.
 
 ``shadow_mia_auc`` is the maximum over targets (the most exposed one) — with few pairs the

@@ -152,3 +152,15 @@ def test_identifier_target_is_refused():
     table = make_tiny_table(50, seed=1)
     with pytest.raises(MetadataError, match="patient_id"):
         run_utility(table, table, table, META, target="patient_id", seed=0)
+
+
+def test_wide_tables_permute_only_the_features_with_the_highest_f_statistic(monkeypatch):
+    import synthrelease.audits.utility as utility
+
+    monkeypatch.setattr(utility, "IMPORTANCE_MAX_FEATURES", 2)
+    train, hold = with_bmi_signal(make_tiny_table(300, seed=1), 1), with_bmi_signal(make_tiny_table(300, seed=2), 2)
+    result = run_utility(train, hold, train.copy(), META, target="bmi", seed=0)
+    imp = result.details["importance"]
+    assert list(imp["per_feature"]) == ["age", "stage"]  # bmi = 15 + 0.2 age + 2 stage + noise
+    assert "2 of 6 features" in imp["method"]
+    assert result.metrics["importance_rank_agreement"] == pytest.approx(1.0)

@@ -323,7 +323,9 @@ def _importance_details(details: dict[str, Any], feats: list[str], n_features: i
     details["importance"] = {
         "method": (f"sklearn permutation_importance of the gradient-boosting model, drop in holdout {score}, "
                    f"n_repeats={IMPORTANCE_REPEATS}, random_state={seed}, on {n_rows} holdout rows{screened}"),
-        "agreement": "Spearman rank correlation between the TSTR and TRTR importances",
+        "agreement": ("Spearman rank correlation between the TSTR and TRTR importances; it ignores magnitude "
+                      "(compare 'total': a model that learnt nothing has a total near 0)"),
+        "total": {name: (None if imp is None else round(float(np.sum(imp)), 4)) for name, imp in importances.items()},
         "per_feature": {f: {name: (None if imp is None else round(imp[i], 4)) for name, imp in importances.items()}
                         for i, f in enumerate(feats)},
     }

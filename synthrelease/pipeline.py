@@ -195,7 +195,7 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
             raise SynthreleaseError(f"audit {audit} needs the training configuration; pass training_config")
         progress(ProgressEvent(f"audit:{audit}"))
         if audit == "shadow":
-            results[audit] = run(train, holdout, metadata, training_config, seed=seed)
+            results[audit] = run(train, holdout, metadata, training_config, seed=seed, condition_column=target)
         else:
             results[audit] = run(train, metadata, training_config, seed=seed)
     return results

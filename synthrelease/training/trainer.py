@@ -31,7 +31,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,8 @@ def train_dp_gan(
     progress: ProgressCallback = ignore_progress,
     prior_entries: tuple[MechanismEntry, ...] = (),
     threshold_delta: float = 0.0,
+    audit_callback: Callable[[int, nn.Module, torch.Tensor], None] | None = None,
+    _unsafe_noise_scale: float = 1.0,
 ) -> TrainedModel:
     """Train a conditional DP-GAN on the private rows ``train``.
 
@@ -177,6 +179,18 @@ def train_dp_gan(
     composed with this run's in the one accountant that calibrates σ and reports ε.
     ``threshold_delta``: δ already spent outside the accountant (DP category thresholding);
     the accountant then works at δ − threshold_delta so that the total stays at δ.
+    ``audit_callback``: AUDIT ONLY (:mod:`synthrelease.audits.empirical_privacy`): called
+    after every discriminator update (before the generator step) as ``(step, discriminator,
+    fake_rows)`` (the step's data-independent fake rows); the parameters' ``.grad`` then
+    hold that step's privatized gradient (Opacus hooks are
+    off during the call; the callback must not modify the module). The discriminator and
+    its gradients fall under the same (ε, δ) guarantee (DP-SGD's composition covers every
+    iterate) but are never saved: the caller must discard them.
+    ``_unsafe_noise_scale``: TEST-ONLY knob that BREAKS the guarantee — the noise Opacus
+    adds is multiplied by it while the accountant still records the calibrated σ (so the
+    reported ε is a lie). Used only by the empirical audit's power checks and tests (1 =
+    the correct mechanism, 0 = no noise); refused unless ``audit_callback`` is set.
+    Never part of :class:`TrainingConfig`, config files or the CLI.
 
     Reads: every row of ``train`` (the private training table, already validated).
     Guarantee: (ε, δ)-DP for the returned model and anything sampled from it, with
@@ -191,6 +205,8 @@ def train_dp_gan(
     started = time.perf_counter()
     seeds = SeedTree(config.seed)
     n_rows = len(train)
+    if _unsafe_noise_scale != 1.0 and audit_callback is None:
+        raise InternalError("_unsafe_noise_scale breaks DP: only the empirical audit may set it")
     if n_rows < 2:
         raise PrivacyParameterError("training needs at least 2 rows")
     if config.target_delta >= 1.0 / n_rows:
@@ -274,6 +290,8 @@ def train_dp_gan(
         grad_sample_mode=config.grad_sample_mode, noise_generator=seeds.torch("dp-noise"),
     )
     d_module, d_opt, loader = made[0], made[1], made[-1]
+    if _unsafe_noise_scale != 1.0:
+        _break_noise(d_opt, _unsafe_noise_scale)
     if abs(1.0 / len(loader) - q) > 1e-12:
         raise InternalError("Opacus' sample rate differs from the calibrated one")
 
@@ -324,6 +342,10 @@ def train_dp_gan(
                 per_row = torch.cat([per_row.detach(), fake_loss.detach()])
             d_opt.step()
             d_loss_val = float(per_row.detach().mean())
+            if audit_callback is not None:
+                d_module.disable_hooks()
+                audit_callback(step, discriminator, fake)
+                d_module.enable_hooks()
 
             # --- generator: post-processing of the discriminator -------------------------
             if step % config.n_disc_steps == 0:
@@ -452,6 +474,22 @@ def fit_dp_synthesizer(
         prior = (*prior, est.entry) if est.entry is not None else prior
     return train_dp_gan(train, TableEncoder(metadata), config, condition_column=condition_column,
                         progress=progress, prior_entries=prior, threshold_delta=threshold_delta)
+
+
+def _break_noise(optimizer: Any, scale: float) -> None:
+    """TEST-ONLY: scale the noise Opacus adds; its accountant still reads the calibrated σ."""
+    calibrated = optimizer.add_noise
+    log.warning("DP noise deliberately scaled by %g for an empirical audit: this run is NOT DP", scale)
+
+    def scaled_add_noise() -> None:
+        sigma = optimizer.noise_multiplier
+        optimizer.noise_multiplier = sigma * scale
+        try:
+            calibrated()
+        finally:
+            optimizer.noise_multiplier = sigma
+
+    optimizer.add_noise = scaled_add_noise
 
 
 def _engine_entries(engine: PrivacyEngine) -> list[MechanismEntry]:

@@ -124,7 +124,8 @@ def main() -> None:
                   "| audit | seconds |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in a["audit_seconds"].items()]
         lines += [f"| **total** | **{a['total_audit_seconds']}** |", "",
-                  f"Peak RSS of the child process (training + audits): {a['peak_rss_mb']:.0f} MB. Target: under 60 s.", ""]
+                  f"Peak RSS of the child process (training + audits): {a['peak_rss_mb']:.0f} MB. "
+                  "Target: under 60 s.", ""]
     if "dcr" in results["parts"]:
         d = results["parts"]["dcr"]
         lines += ["## DCR alone", "", "| reference rows | query rows | columns | seconds | peak RSS MB |",

@@ -170,7 +170,7 @@ def train_dp_gan(
     progress: ProgressCallback = ignore_progress,
     prior_entries: tuple[MechanismEntry, ...] = (),
     threshold_delta: float = 0.0,
-    audit_callback: Callable[[int, nn.Module, torch.Tensor], None] | None = None,
+    audit_callback: Callable[[int, nn.Module, torch.Tensor | None, torch.Tensor | None], None] | None = None,
     _unsafe_noise_scale: float = 1.0,
 ) -> TrainedModel:
     """Train a conditional DP-GAN on the private rows ``train``.
@@ -180,10 +180,12 @@ def train_dp_gan(
     ``threshold_delta``: δ already spent outside the accountant (DP category thresholding);
     the accountant then works at δ − threshold_delta so that the total stays at δ.
     ``audit_callback``: AUDIT ONLY (:mod:`synthrelease.audits.empirical_privacy`): called
-    after every discriminator update (before the generator step) as ``(step, discriminator,
-    fake_rows)`` (the step's data-independent fake rows); the parameters' ``.grad`` then
-    hold that step's privatized gradient (Opacus hooks are
-    off during the call; the callback must not modify the module). The discriminator and
+    once before training as ``(0, discriminator, None, None)`` and after every
+    discriminator update (before the generator step) as ``(step, discriminator,
+    fake_rows, real_rows)`` (the step's data-independent fake rows and its Poisson batch
+    of encoded real rows); the parameters' ``.grad`` then hold that step's privatized
+    gradient (Opacus hooks are off during the call; the callback must not modify the
+    module). The discriminator and
     its gradients fall under the same (ε, δ) guarantee (DP-SGD's composition covers every
     iterate) but are never saved: the caller must discard them.
     ``_unsafe_noise_scale``: TEST-ONLY knob that BREAKS the guarantee — the noise Opacus
@@ -305,6 +307,10 @@ def train_dp_gan(
     progress(ProgressEvent("train", 0, n_disc_total, {"noise_multiplier": sgd.noise_multiplier}))
     generator.train()
     d_module.train()
+    if audit_callback is not None:
+        d_module.disable_hooks()
+        audit_callback(0, discriminator, None, None)
+        d_module.enable_hooks()
     with warnings.catch_warnings():
         # Opacus' ghost clipping registers full backward hooks on a module whose input
         # needs no gradient; torch warns on every step, harmlessly.
@@ -344,7 +350,7 @@ def train_dp_gan(
             d_loss_val = float(per_row.detach().mean())
             if audit_callback is not None:
                 d_module.disable_hooks()
-                audit_callback(step, discriminator, fake)
+                audit_callback(step, discriminator, fake, real)
                 d_module.enable_hooks()
 
             # --- generator: post-processing of the discriminator -------------------------

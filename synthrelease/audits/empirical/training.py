@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import uniform_filter1d
 from torch import nn
 
 from synthrelease.budget.accounting import MechanismEntry, histogram_noise_for
@@ -24,39 +23,33 @@ from synthrelease.privacy import default_delta
 from synthrelease.progress import ProgressCallback, ignore_progress
 from synthrelease.rng import SeedTree
 from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import TrainedModel, train_dp_gan
+from synthrelease.training.trainer import TrainedModel, sample_rate_for, train_dp_gan
 from synthrelease.transforms.encoders import TableEncoder
 
+_MATCH_TOLERANCE = 1e-5
+"""Max distance (encoded space) at which a batch row is taken to be one of the canaries."""
 
-class GradientAlignment:
-    """White-box score over the whole training transcript, for canaries known in advance.
 
-    After every discriminator update, for each canary c: the per-row gradient g(c) of the
-    discriminator's "real" loss at c (clipped to the run's clipping norm C, as DP-SGD clips
-    it), dotted with the step's privatized gradient G̃ (what the parameters' ``.grad`` hold:
-    clipped real-row sum + noise + fake-row gradient, scaled by Opacus). A canary in the
-    Poisson batch contributes its own clipped gradient to G̃, so members score higher; the
-    per-step mean over canaries is subtracted (common drift), and so is the component along
-    the step's fake-row gradient F (data-independent, known to the trainer; it dominated
-    the score's variance): score += ⟨g, G̃⟩ − ⟨g, F⟩⟨F, G̃⟩/‖F‖². The noisy gradients are
-    exactly what DP-SGD's accounting covers, so any bound from this score must stay below
-    the claimed ε. Per-row gradients of the ``Linear`` layers are formed in closed form from
-    activations a and output gradients δ (‖δaᵀ‖ = ‖δ‖‖a‖), one forward/backward per step.
-    g is taken at the parameters after the update (a 1-step lag, negligible at GAN rates).
+class _LinearStack:
+    """Per-row gradients of a Linear-only MLP's BCE loss, in closed form from one backward.
+
+    For a ``Linear`` layer with input a and output gradient δ (per row), the row's weight
+    gradient is δaᵀ and its bias gradient δ, so ‖g‖² = Σ_layers ‖δ‖²(‖a‖² + 1) and
+    ⟨g, R⟩ = Σ_layers (δᵀ R_W a + δᵀ R_b), without materialising per-row gradients.
     """
 
-    def __init__(self, x: torch.Tensor, clip: float) -> None:
-        self.x = x
-        self.clip = clip
-        self.per_step: list[np.ndarray] = []
-        self.final: nn.Module | None = None
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.linears = [mod for mod in module.modules() if isinstance(mod, nn.Linear)]
+        owned = {id(t) for lin in self.linears for t in (lin.weight, lin.bias) if t is not None}
+        if any(id(p) not in owned for p in module.parameters()) or any(lin.bias is None for lin in self.linears):
+            raise InternalError("the white-box audit needs a discriminator of biased Linear layers only")
+        names = {id(p): n for n, p in module.named_parameters()}
+        self.names = [(names[id(lin.weight)], names[id(lin.bias)]) for lin in self.linears]
 
-    def __call__(self, step: int, discriminator: nn.Module, fake: torch.Tensor) -> None:
-        del step
-        self.final = discriminator
-        linears = [mod for mod in discriminator.modules() if isinstance(mod, nn.Linear)]
-        if any(lin.weight.grad is None or lin.bias is None or lin.bias.grad is None for lin in linears):
-            return
+    def backprop(self, params: dict[str, torch.Tensor], x: torch.Tensor,
+                 label: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Inputs a and output gradients δ of every Linear layer, for the loss of each row of ``x``."""
         inputs: list[torch.Tensor] = []
         outputs: list[torch.Tensor] = []
 
@@ -64,53 +57,183 @@ class GradientAlignment:
             inputs.append(inp[0].detach())
             outputs.append(out)
 
-        handles = [lin.register_forward_hook(keep) for lin in linears]
+        handles = [lin.register_forward_hook(keep) for lin in self.linears]
         try:
             with torch.enable_grad():
-                logit = discriminator(self.x)
-                loss = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit), reduction="sum")
+                live = {n: t.detach().requires_grad_(True) for n, t in params.items()}
+                logit = torch.func.functional_call(self.module, live, (x,))
+                loss = F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, label), reduction="sum")
                 deltas = torch.autograd.grad(loss, outputs)
-                n_can = len(outputs)
-                f_logit = discriminator(fake.detach())
-                f_loss = F.binary_cross_entropy_with_logits(f_logit, torch.zeros_like(f_logit), reduction="sum")
-                f_grads = torch.autograd.grad(f_loss, [t for lin in linears for t in (lin.weight, lin.bias)])
         finally:
             for h in handles:
                 h.remove()
+        return inputs, [d.detach() for d in deltas]
+
+    @staticmethod
+    def norms(acts: list[torch.Tensor], deltas: list[torch.Tensor]) -> torch.Tensor:
+        """Per-row gradient norms (float64)."""
+        sq = sum(((d * d).sum(1) * ((a * a).sum(1) + 1.0)).double() for a, d in zip(acts, deltas, strict=True))
+        return torch.as_tensor(sq).sqrt()
+
+    def weighted_sum(self, acts: list[torch.Tensor], deltas: list[torch.Tensor],
+                     weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Σ_rows weight·g_row, per parameter name."""
+        out: dict[str, torch.Tensor] = {}
+        w = weights.to(acts[0].dtype) if acts else weights
+        for (wn, bn), a, d in zip(self.names, acts, deltas, strict=True):
+            dw = d * w[:, None]
+            out[wn] = dw.T @ a
+            out[bn] = dw.sum(0)
+        return out
+
+    def dots(self, acts: list[torch.Tensor], deltas: list[torch.Tensor],
+             direction: dict[str, torch.Tensor]) -> torch.Tensor:
+        """⟨g_row, direction⟩ per row (float64)."""
+        out = torch.zeros(acts[0].shape[0] if acts else 0, dtype=torch.float64)
+        for (wn, bn), a, d in zip(self.names, acts, deltas, strict=True):
+            out += (((d @ direction[wn]) * a).sum(1) + d @ direction[bn]).double()
+        return out
+
+
+class TranscriptResidual:
+    """White-box score over the whole DP-SGD transcript, for canaries known in advance.
+
+    The adversary of the DP definition knows every row except the canary's membership,
+    and with Poisson sampling each row's inclusion is independent of the others'; so the
+    auditor may subtract everything in a step's update that does not involve a canary.
+    At step t, with pre-step parameters θ and B the expected batch (Opacus' scale):
+
+        R_t = B·G̃_t − Σ_{non-canary real rows i in the batch} c_i g_i(θ) − (fake-row part)
+            = Σ_{canaries in the batch} c_c g_c(θ) + N(0, σ²C²I)
+
+    where G̃_t is the privatized gradient (the parameters' ``.grad`` after Opacus' step),
+    c = min(1, C / (‖g‖ + 1e-6)) Opacus' clipping factor, and the fake-row part is exactly
+    what the trainer added (C·Σ g_f unclipped on the ghost path, clipped rows otherwise).
+    The canaries' scores come from the residuals of every step jointly (:meth:`scores`: a
+    posterior mean of each canary's inclusion given Σ_t Ĝ_tᵀR_t, ĝ_c = c_c g_c(θ)).
+
+    Validity: the score is a function of the privatized transcript (G̃_t, the θ_t it
+    produces, the generator's fake rows, which are post-processing) and of which
+    NON-canary rows each Poisson batch holds. The latter is independent of the canaries'
+    inclusion (Poisson sampling draws every row independently), and DP-SGD's guarantee
+    for a canary holds conditionally on the other rows' sampling, so the one-run bound
+    stays valid. The batch's canary rows are recognised only to be left out of the
+    subtraction; neither their number nor their identity enters the score.
+    Per-row gradients are closed form (:class:`_LinearStack`); θ is the parameter
+    snapshot taken after the previous step (or before training for step 1).
+    """
+
+    def __init__(self, canaries: torch.Tensor, config: TrainingConfig, *, sample_rate: float) -> None:
+        self.x = canaries
+        self.sample_rate = min(max(sample_rate, 1e-6), 1 - 1e-6)
+        self.clip = config.max_grad_norm
+        self.clip_fake = config.clip_fake_rows or config.grad_sample_mode != "ghost"
+        m = canaries.shape[0]
+        self.projection = torch.zeros(m, dtype=torch.float64)
+        self.gram_sum = torch.zeros(m, m, dtype=torch.float64)
+        self.noise_var_sum = 0.0
+        self.steps = 0
+        self.final: nn.Module | None = None
+        self._stack: _LinearStack | None = None
+        self._before: dict[str, torch.Tensor] | None = None
+        self.residual_share: list[float] = []
+
+    def __call__(self, step: int, discriminator: nn.Module, fake: torch.Tensor | None,
+                 real: torch.Tensor | None) -> None:
+        self.final = discriminator
+        if self._stack is None:
+            self._stack = _LinearStack(discriminator)
+        stack = self._stack
+        if step > 0 and self._before is not None and fake is not None and real is not None:
+            grads = {n: p.grad for n, p in discriminator.named_parameters()}
+            if all(g is not None for g in grads.values()):
+                self._score_step(stack, grads, fake, real)  # type: ignore[arg-type]
+        self._before = {n: p.detach().clone() for n, p in discriminator.named_parameters()}
+
+    def _clipped(self, acts: list[torch.Tensor], deltas: list[torch.Tensor]) -> torch.Tensor:
+        return torch.clamp(self.clip / (_LinearStack.norms(acts, deltas) + 1e-6), max=1.0)
+
+    def _score_step(self, stack: _LinearStack, grads: dict[str, torch.Tensor], fake: torch.Tensor,
+                    real: torch.Tensor) -> None:
+        theta = self._before
+        assert theta is not None
+        batch = fake.shape[0]
         with torch.no_grad():
-            inputs = inputs[:n_can]
-            n = self.x.shape[0]
-            dot = torch.zeros(n, dtype=torch.float64)
-            dot_f = torch.zeros(n, dtype=torch.float64)
-            sq = torch.zeros(n, dtype=torch.float64)
-            f_sq = f_dot_g = 0.0
-            for i, (lin, a, d) in enumerate(zip(linears, inputs, deltas, strict=True)):
-                fw, fb = f_grads[2 * i], f_grads[2 * i + 1]
-                gw, gb = lin.weight.grad, lin.bias.grad
-                dot += (((d @ gw) * a).sum(1) + d @ gb).double()  # type: ignore[operator]
-                dot_f += (((d @ fw) * a).sum(1) + d @ fb).double()
-                sq += ((d * d).sum(1) * ((a * a).sum(1) + 1.0)).double()
-                f_sq += float((fw * fw).sum() + (fb * fb).sum())
-                f_dot_g += float((fw * gw).sum() + (fb * gb).sum())  # type: ignore[operator]
-            if f_sq > 0:
-                dot = dot - dot_f * (f_dot_g / f_sq)
-            contrib = dot * torch.clamp(self.clip / sq.sqrt().clamp(min=1e-12), max=1.0)
-            self.per_step.append((contrib - contrib.mean()).numpy())
+            residual = {n: g.detach() * batch for n, g in grads.items()}
+            if real.shape[0] > 0 and self.x.shape[0] > 0:
+                # exact distances: the matrix-product form loses ~1e-3 to cancellation
+                dist = torch.cdist(real, self.x, compute_mode="donot_use_mm_for_euclid_dist")
+                others = real[dist.min(dim=1).values > _MATCH_TOLERANCE]
+            else:
+                others = real
+        full = sum(float((r * r).sum()) for r in residual.values())
+        parts: list[tuple[torch.Tensor, float]] = [(others, 1.0)]
+        if fake.shape[0] > 0:
+            parts.append((fake.detach(), 0.0))
+        for rows, label in parts:
+            if rows.shape[0] == 0:
+                continue
+            acts, deltas = stack.backprop(theta, rows, label)
+            if label == 1.0 or self.clip_fake:
+                weights = self._clipped(acts, deltas)
+            else:
+                weights = torch.full((rows.shape[0],), self.clip, dtype=torch.float64)
+            for n, v in stack.weighted_sum(acts, deltas, weights).items():
+                residual[n] = residual[n] - v
+        self.residual_share.append(sum(float((r * r).sum()) for r in residual.values()) / max(full, 1e-30))
+        acts, deltas = stack.backprop(theta, self.x, 1.0)
+        factor = self._clipped(acts, deltas)
+        self._accumulate(stack, acts, deltas, factor, residual)
+        self.steps += 1
 
-    def scores(self, window: int = 5) -> np.ndarray:
-        """Sum over steps of the positive part of each canary's high-passed contribution.
+    def _accumulate(self, stack: _LinearStack, acts: list[torch.Tensor], deltas: list[torch.Tensor],
+                    factor: torch.Tensor, residual: dict[str, torch.Tensor]) -> None:
+        """Add this step's Ĝᵀ R, Ĝᵀ Ĝ and noise-variance estimate to the running sums.
 
-        A canary's own gradient enters G̃ only in the steps that sampled it (Poisson, each
-        step independently), a spike of ~C²/batch; the other rows' cross terms drift
-        slowly. Subtracting a centred moving average over ``window`` steps removes the drift
-        and keeps the spikes (breast cancer, no noise, 200 canaries, 200 steps: AUC in-vs-out
-        0.51 for the plain sum, 0.70 high-passed). Still a function of the noisy transcript.
+        Ĝ: the canaries' clipped gradients as columns; ĜᵀĜ is formed in closed form per
+        layer, (ΔΔᵀ) ∘ (AAᵀ + 1), never materialising Ĝ. The noise variance per
+        coordinate s² is the least-squares residual of R on Ĝ per remaining degree of
+        freedom (zero without noise; ‖R‖²/d when there are fewer parameters d than canaries).
         """
-        if not self.per_step:
-            return np.zeros(self.x.shape[0])
-        steps = np.vstack(self.per_step)
-        resid = steps - uniform_filter1d(steps, min(window, steps.shape[0]), axis=0, mode="nearest")
-        return np.clip(resid, 0.0, None).sum(axis=0)
+        m = self.x.shape[0]
+        gram = torch.zeros(m, m, dtype=torch.float64)
+        for a, d in zip(acts, deltas, strict=True):
+            gram += (d.double() @ d.double().T) * (a.double() @ a.double().T + 1.0)
+        f = factor.double()
+        gram = gram * f[:, None] * f[None, :]
+        b = stack.dots(acts, deltas, residual) * f
+        r_sq = sum(float((r.double() ** 2).sum()) for r in residual.values())
+        n_params = sum(r.numel() for r in residual.values())
+        if n_params > m:
+            jitter = 1e-9 * max(float(gram.diagonal().mean()), 1e-30)
+            z_ls = torch.linalg.solve(gram + jitter * torch.eye(m, dtype=torch.float64), b)
+            s_sq = max(r_sq - float(z_ls @ b), 0.0) / (n_params - m)
+        else:
+            s_sq = r_sq / max(n_params, 1)
+        self.projection += b
+        self.gram_sum += gram
+        self.noise_var_sum += s_sq
+
+    def scores(self) -> np.ndarray:
+        """Each canary's estimated inclusion û (higher = more likely included).
+
+        Over the run, S = Σ_t Ĝ_tᵀR_t ≈ q·K̄u + η with K̄ = Σ_t Ĝ_tᵀĜ_t, u ∈ {0, 1}^m the
+        unknown inclusions (prior mean ½, variance ¼), q the sample rate and η ~ N(0, s²K̄).
+        The posterior mean û = ½ + (q²K̄ + 4s²I)⁻¹ q(S − ½qK̄1) separates a canary's own
+        gradient from the other included canaries' (an inner product alone cannot when
+        canary gradients are correlated, as they are in a GAN's discriminator).
+        """
+        m = self.x.shape[0]
+        if self.steps == 0 or m == 0:
+            return np.full(m, 0.5)
+        q = self.sample_rate
+        s_sq = self.noise_var_sum / self.steps
+        ones = torch.ones(m, dtype=torch.float64)
+        scale = max(float(self.gram_sum.diagonal().mean()), 1e-30)
+        ridge = max(4.0 * s_sq, 1e-9 * q * q * scale)
+        system = q * q * self.gram_sum + ridge * torch.eye(m, dtype=torch.float64)
+        u = 0.5 + torch.linalg.solve(system, q * (self.projection - 0.5 * q * (self.gram_sum @ ones)))
+        return u.numpy().copy()
 
 
 @dataclass
@@ -191,7 +314,7 @@ def train_for_audit(rows: pd.DataFrame, metadata: Metadata, config: TrainingConf
                     noise_scale: float = 1.0, progress: ProgressCallback = ignore_progress) -> AuditRun:
     """Train as :func:`~synthrelease.training.trainer.fit_dp_synthesizer` does, keeping D.
 
-    With ``canaries`` (rows in the table's columns), their :class:`GradientAlignment` score
+    With ``canaries`` (rows in the table's columns), their :class:`TranscriptResidual` score
     is accumulated over every step (encoded with the run's own encoder).
 
     DP discovery of categories/bounds (when the metadata asks for it) is repeated exactly as
@@ -231,7 +354,7 @@ def train_for_audit(rows: pd.DataFrame, metadata: Metadata, config: TrainingConf
         prior = (*prior, est.entry) if est.entry is not None else prior
     encoder = TableEncoder(metadata)
     x = torch.from_numpy(encoder.encode(canaries)) if canaries is not None else torch.zeros(0, encoder.width)
-    tracker = GradientAlignment(x, config.max_grad_norm)
+    tracker = TranscriptResidual(x, config, sample_rate=sample_rate_for(len(rows), min(config.batch_size, len(rows))))
     model = train_dp_gan(rows, encoder, config, condition_column=condition_column,
                          progress=progress, prior_entries=prior, threshold_delta=threshold_delta,
                          audit_callback=tracker, _unsafe_noise_scale=noise_scale)

@@ -197,7 +197,7 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
         if audit == "shadow":
             results[audit] = run(train, holdout, metadata, training_config, seed=seed, condition_column=target)
         else:
-            results[audit] = run(train, metadata, training_config, seed=seed)
+            results[audit] = run(train, metadata, training_config, seed=seed, condition_column=target)
     return results
 
 

@@ -50,7 +50,7 @@ def run_one_run_audit(
     config: TrainingConfig,
     *,
     seed: int,
-    n_canaries: int = 1000,
+    n_canaries: int | None = None,
     score: Score = "white_box",
     progress: ProgressCallback | None = None,
     condition_column: str | None = None,
@@ -59,6 +59,9 @@ def run_one_run_audit(
     _unsafe_noise_scale: float = 1.0,
 ) -> AuditResult:
     """Audit the DP-GAN's ε claim with ``n_canaries`` canaries in one extra training run.
+
+    ``n_canaries`` defaults to min(1,000, training rows), so the audit table is at most
+    twice the training table.
 
     Each canary (:func:`make_canaries`, public metadata + seed only) joins a copy of
     ``real_train`` independently with probability ½; the DP-GAN is trained on that copy with
@@ -81,6 +84,8 @@ def run_one_run_audit(
     """
     started = time.perf_counter()
     progress = progress or ignore_progress
+    if n_canaries is None:
+        n_canaries = max(4, min(1000, len(real_train)))
     if n_canaries < 4:
         raise PrivacyParameterError(f"the empirical audit needs at least 4 canaries, got {n_canaries}")
     if score not in ("white_box", "final_logit", "black_box"):

@@ -109,4 +109,4 @@ def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
     assert set(results) == {"membership", "plausibility", "shadow", "empirical_privacy"}
     assert results["plausibility"].metrics["violation_share:adult"] == 0.0
     assert calls["shadow"] == ((train, holdout, meta, config), {"seed": 4, "condition_column": "outcome"})
-    assert calls["empirical_privacy"] == ((train, meta, config), {"seed": 4})
+    assert calls["empirical_privacy"] == ((train, meta, config), {"seed": 4, "condition_column": "outcome"})

@@ -335,6 +335,44 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
     click.echo(f"wrote {n_rows} rows to {output}")
 
 
+@cli.command("audit-privacy")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--metadata", "metadata_path", type=click.Path(path_type=Path), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Internal JSON report (computed on private rows: keep it in-house).")
+@click.option("--condition-column", default=None, help="Categorical column to condition on (default: target).")
+@click.option("--canaries", type=click.IntRange(min=4), default=None,
+              help="Canaries of the one-run audit (default: min(1000, rows)).")
+@click.option("--many-run", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also run the classic many-run audit with this many trainings (even, >= 8; small models only).")
+@_with(_common_privacy)
+@click.pass_context
+def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
+                  canaries: int | None, many_run: int, epsilon: float, delta: float | None, accountant: str,
+                  n_steps: int | None, batch_size: int | None, seed: int, allow_unreviewed_metadata: bool) -> None:
+    """Measure a lower bound on the DP-GAN's ε for DATA; exit 1 if it contradicts the claim."""
+    from synthrelease._io import write_json_atomic
+    from synthrelease.pipeline import audit_privacy_claim
+
+    results = audit_privacy_claim(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
+                                  condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
+                                  batch_size=batch_size, n_canaries=canaries, many_run=many_run,
+                                  allow_unreviewed=allow_unreviewed_metadata, progress=_progress(ctx))
+    write_json_atomic(output, {name: {"metrics": r.metrics, "details": r.details, "runtime_s": r.runtime_s}
+                               for name, r in results.items()})
+    faults = []
+    for name, r in results.items():
+        lb, claimed = r.metrics["epsilon_lower_bound"], r.metrics["epsilon_claimed"]
+        verdict = "LIKELY IMPLEMENTATION FAULT" if lb > claimed else "no evidence against the claim"
+        click.echo(f"{name}: epsilon lower bound {lb:.3f} (95 %) vs claimed {claimed:.3f}: {verdict}")
+        if lb > claimed:
+            faults.append(name)
+    click.echo(f"internal report (private: not for sharing): {output}")
+    if faults:
+        raise _ExitError(f"empirical lower bound exceeds the claimed epsilon in {', '.join(faults)}: "
+                         "likely an implementation fault", 1)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="synthrelease")

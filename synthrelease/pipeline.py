@@ -412,3 +412,39 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                                      condition_column=cond)
     model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
     return model, notes
+
+
+def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
+                        delta: float | None = None, condition: str | None = None, seed: int = 0,
+                        accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
+                        n_canaries: int | None = None, many_run: int = 0, allow_unreviewed: bool = False,
+                        progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
+    """Check the DP-GAN's ε claim on ``data`` with the empirical audits (nothing released).
+
+    Trains the audit run(s) with the settings ``train``/``release`` would use for this
+    table (:func:`default_training_config`). Always runs the one-run audit (Steinke et al.
+    2023, ``n_canaries`` canaries); with ``many_run`` = T > 0 also the many-run audit
+    (Jagielski et al. 2020, T trainings: small models only). Reads private rows; NOT DP;
+    the results are INTERNAL (no model, table or bundle is written), and no ε is charged:
+    nothing from these runs is released.
+    """
+    from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
+
+    df, metadata, _ = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    cond = condition if condition is not None else metadata.target
+    if cond is None or cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"):
+        raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
+    eff_delta = delta if delta is not None else default_delta(len(df))
+    PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
+    config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
+                                     condition_column=cond)
+    seeds = SeedTree(seed)
+    results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),
+                                                      n_canaries=n_canaries, condition_column=cond,
+                                                      progress=progress)}
+    if many_run:
+        results["empirical_privacy_many_run"] = run_many_run_audit(
+            df, metadata, config, seed=seeds.integer("many-run"), n_runs=many_run, condition_column=cond,
+            progress=progress)
+    return results

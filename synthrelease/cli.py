@@ -145,11 +145,13 @@ def _echo_outcome(outcome: Any) -> None:
               help="Ed25519 private key (PEM) from `synthrelease keys generate`.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Internal report folder (default: OUT.internal-report).")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
+              help="Privacy-budget ledger (default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
-            out_dir: Path, signing_key: Path, report_dir: Path | None, epsilon: float, delta: float | None,
-            accountant: str, n_steps: int | None, batch_size: int | None, seed: int,
+            out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, epsilon: float,
+            delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int,
             allow_unreviewed_metadata: bool) -> None:
     """Train, audit and — only if every policy clause passes — sign a release bundle."""
     from synthrelease.pipeline import release as run_release
@@ -160,7 +162,7 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
                           delta=delta, target=target, out_dir=out_dir, signing_key=signing_key,
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
                           batch_size=batch_size, allow_unreviewed=allow_unreviewed_metadata,
-                          progress=_progress(ctx))
+                          ledger_path=ledger_path, progress=_progress(ctx))
     _echo_outcome(outcome)
 
 
@@ -189,7 +191,8 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int) -> None:
             resources.as_file(data_dir / "policies" / "default.yaml") as policy:
         outcome = run_release(data, metadata_path=meta, policy_path=policy, epsilon=epsilon,
                               out_dir=out_dir / "bundle", signing_key=priv,
-                              report_dir=out_dir / "internal-report", seed=seed, progress=_progress(ctx))
+                              report_dir=out_dir / "internal-report", seed=seed,
+                              ledger_path=out_dir / "ledger.sqlite3", progress=_progress(ctx))
     _echo_outcome(outcome)
     click.echo(f"public key: {pub}")
     click.echo(f"verify with: synthrelease verify {outcome.bundle_dir} --public-key {pub}")
@@ -229,6 +232,65 @@ def keys_generate(private_path: Path, public_path: Path) -> None:
     priv, pub = generate_keypair(private_path, public_path)
     click.echo(f"private key: {priv} (mode 0600, keep secret)")
     click.echo(f"public key:  {pub} (give to verifiers)")
+
+
+_ledger_option = click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
+                              help="Ledger file (default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
+
+
+def _open_ledger(ledger_path: Path | None, *, must_exist: bool) -> Any:
+    from synthrelease.budget.ledger import Ledger, default_ledger_path
+
+    path = ledger_path if ledger_path is not None else default_ledger_path()
+    if must_exist and not path.is_file():
+        raise SynthreleaseError(f"{path}: no privacy ledger here (it is created by the first release)")
+    return Ledger(path)
+
+
+@cli.group()
+def ledger() -> None:
+    """The privacy-budget ledger: ε and δ spent per dataset (basic composition)."""
+
+
+@ledger.command("show")
+@click.argument("dataset", required=False)
+@_ledger_option
+def ledger_show(dataset: str | None, ledger_path: Path | None) -> None:
+    """Per dataset: releases, ε and δ spent (summed), open reservations, and every entry."""
+    book = _open_ledger(ledger_path, must_exist=True)
+    names = [dataset] if dataset is not None else book.datasets()
+    if dataset is not None and dataset not in book.datasets():
+        raise SynthreleaseError(f"{book.path}: no entries for dataset '{dataset}'")
+    click.echo(f"ledger {book.path} (basic composition: epsilon and delta summed over releases)")
+    for name in names:
+        t = book.totals(name)
+        click.echo(f"{name}: spent epsilon {t.spent_epsilon:.4f} delta {t.spent_delta:.3g} in {t.releases} "
+                   f"release(s); reserved epsilon {t.reserved_epsilon:.4f} in {t.open_reservations} open "
+                   "reservation(s)")
+        for e in book.entries(name):
+            flag = "  STALE: its process is gone; resolve with `synthrelease ledger recover`" if e.stale else ""
+            click.echo(f"  #{e.id} {e.status:9s} epsilon {e.epsilon:.4f} delta {e.delta:.3g} {e.created_utc} "
+                       f"pid {e.pid}@{e.host} {e.note}{flag}")
+
+
+@ledger.command("recover")
+@click.argument("entry_id", type=int)
+@click.option("--spent", "as_spent", is_flag=True, help="Count the reservation as spent (safe default choice).")
+@click.option("--cancel", "as_cancelled", is_flag=True,
+              help="Cancel it: only if the release certainly never started training.")
+@_ledger_option
+def ledger_recover(entry_id: int, as_spent: bool, as_cancelled: bool, ledger_path: Path | None) -> None:
+    """Resolve a reservation left by a killed release."""
+    if as_spent == as_cancelled:
+        raise SynthreleaseError("ledger recover: give exactly one of --spent or --cancel")
+    book = _open_ledger(ledger_path, must_exist=True)
+    entry = book.entry(entry_id)
+    if entry.running:
+        raise SynthreleaseError(f"{book.path}: entry {entry_id} belongs to a running process (pid {entry.pid}); "
+                                "wait for it to finish")
+    done = book.recover(entry_id, spent=as_spent, note="recovered by a steward: " +
+                        ("counted as spent" if as_spent else "cancelled"))
+    click.echo(f"entry #{done.id} is now {done.status}")
 
 
 @cli.group()

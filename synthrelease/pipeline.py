@@ -23,7 +23,14 @@ from sklearn.model_selection import train_test_split
 from synthrelease import __version__
 from synthrelease._io import read_table, sha256_bytes, sha256_file
 from synthrelease.audits.base import AuditResult
-from synthrelease.errors import GateRefused, MetadataError, PrivacyParameterError, SynthreleaseError
+from synthrelease.budget.ledger import Ledger, default_ledger_path
+from synthrelease.errors import (
+    BudgetExceededError,
+    GateRefused,
+    MetadataError,
+    PrivacyParameterError,
+    SynthreleaseError,
+)
 from synthrelease.metadata.load import load_metadata, require_reviewed
 from synthrelease.metadata.schema import Metadata
 from synthrelease.policy.gate import GateDecision, check_signing_key, evaluate_gate, privacy_clauses
@@ -33,7 +40,7 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 from synthrelease.rng import SeedTree
 from synthrelease.sampling import sample_frame
 from synthrelease.training.config import TrainingConfig, marginal_share_for
-from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer, sample_rate_for
+from synthrelease.training.trainer import PrivacySpent, TrainedModel, fit_dp_synthesizer, sample_rate_for
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +231,7 @@ def release(
     batch_size: int | None = None,
     holdout_fraction: float = 0.2,
     allow_unreviewed: bool = False,
+    ledger_path: str | os.PathLike[str] | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> ReleaseOutcome:
     """Train a DP synthesizer on ``data``, audit it, and sign a bundle if the policy passes.
@@ -233,6 +241,12 @@ def release(
     :func:`synthrelease.training.trainer.train_dp_gan`), released only if the gate
     passes; the gate's verdict itself depends on private data (not DP) and only the
     verdict and rounded audit figures enter the bundle.
+
+    Budget: the release reserves ε (and δ) for the dataset (the metadata's ``name``) in
+    the privacy ledger at ``ledger_path`` (default :func:`default_ledger_path`) before
+    training, against the policy's lifetime cap; the reservation becomes spent once
+    training has started (released or rejected alike) and is cancelled if the release
+    stops before training. The ledger entry id is in the internal report.
 
     Raises:
         SynthreleaseError subclasses for bad input (exit 2); GateRefused (exit 1) when
@@ -278,76 +292,109 @@ def release(
     }
 
     # Privacy clauses first: refuse before spending any budget on a release that cannot pass.
-    pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train)
-    if not all(c.passed for c in pre):
+    ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
+
+    def refuse_before_training(used_before: float) -> GateRefused:
+        pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant,
+                              n_train_rows=n_train, epsilon_spent_before=used_before)
         decision = GateDecision(policy.name, tuple(pre))
         report.update(privacy={"epsilon": 0.0, "delta": eff_delta, "accountant": accountant,
                                "note": "refused before training: nothing spent"},
                       audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
         path = _write_report(report_root, report, decision)
-        raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
+        return GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
 
-    config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
-                                     accountant=accountant, n_steps=n_steps, batch_size=batch_size,
-                                     metadata=metadata, condition_column=tgt)
-    t = time.perf_counter()
-    model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress)
-    metadata = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
-    timings["train"] = time.perf_counter() - t
+    used = ledger.totals(metadata.name).committed_epsilon
+    pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train,
+                          epsilon_spent_before=used)
+    if not all(c.passed for c in pre):
+        raise refuse_before_training(used)
+    try:  # atomic against concurrent releases of the same dataset
+        hold = ledger.reserve(metadata.name, epsilon, eff_delta, cap=policy.lifetime_epsilon_cap,
+                              data_sha256=report["inputs"]["data_sha256"], note=f"release to {out}")
+    except BudgetExceededError:
+        raise refuse_before_training(ledger.totals(metadata.name).committed_epsilon) from None
+    report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": metadata.name,
+                        "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
+    spent_so_far: list[PrivacySpent] = []
+    training_started = False
+    try:
+        config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
+                                         accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                         metadata=metadata, condition_column=tgt)
+        t = time.perf_counter()
+        training_started = True
+        model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress)
+        metadata = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
+        timings["train"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    progress(ProgressEvent("sample", 0, n_train))
-    synthetic = sample_frame(model, n_train, seed=seeds.integer("sample"))
-    timings["sample"] = time.perf_counter() - t
+        t = time.perf_counter()
+        progress(ProgressEvent("sample", 0, n_train))
+        synthetic = sample_frame(model, n_train, seed=seeds.integer("sample"))
+        timings["sample"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    audits = run_audits(train, holdout, synthetic, metadata, policy, target=tgt,
-                        seed=seeds.integer("audits"), training_config=config, progress=progress)
-    timings["audits"] = time.perf_counter() - t
-    spent = model.privacy
-    decision = evaluate_gate(policy, epsilon=spent.epsilon, delta=spent.delta, accountant=spent.accountant,
-                             n_train_rows=n_train, audits=audits)
-    report.update(
-        privacy=spent.to_dict(), training=config.to_dict() | {"seconds": model.train_seconds,
-                                                              "history": model.history},
-        audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
-                for k, a in audits.items()},
-        gate=[c.to_dict() for c in decision.clauses], bundle=None,
-    )
-    if not decision.passed:
+        t = time.perf_counter()
+        audits = run_audits(train, holdout, synthetic, metadata, policy, target=tgt,
+                            seed=seeds.integer("audits"), training_config=config, progress=progress)
+        timings["audits"] = time.perf_counter() - t
+        spent = model.privacy
+        spent_so_far.append(spent)
+        decision = evaluate_gate(policy, epsilon=spent.epsilon, delta=spent.delta, accountant=spent.accountant,
+                                 n_train_rows=n_train, audits=audits, epsilon_spent_before=hold.used_before)
+        report.update(
+            privacy=spent.to_dict(), training=config.to_dict() | {"seconds": model.train_seconds,
+                                                                  "history": model.history},
+            audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
+                    for k, a in audits.items()},
+            gate=[c.to_dict() for c in decision.clauses], bundle=None,
+        )
+        if not decision.passed:
+            timings["total"] = time.perf_counter() - t0
+            report["seconds"] = timings
+            path = _write_report(report_root, report, decision)
+            raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
+
+        t = time.perf_counter()
+        seed_commitment = sha256_bytes(f"{seed_salt}:{seed}".encode())
+        release_info = {
+            "tool": {"name": "synthrelease", "version": __version__},
+            "dataset": {"name": metadata.name, "synthetic_rows": len(synthetic),
+                        "columns": metadata.model_columns},
+            "metadata": metadata.to_yaml_dict(),
+            "privacy": {"epsilon": round(spent.epsilon, 6), "delta": spent.delta, "accountant": spent.accountant,
+                        "privacy_unit": PRIVACY_UNIT, "mechanisms": spent.to_dict()["mechanisms"],
+                        "threshold_delta": spent.threshold_delta},
+            "policy": {"name": policy.name, "sha256": policy_sha, "document": policy.model_dump(mode="json")},
+            "gate": {"verdict": "released", "clauses": [
+                {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
+                for c in decision.clauses]},
+            "audit_summary": coarse_audit_summary(audits),
+            "seed": {"commitment_sha256": seed_commitment,
+                     "note": "seed withheld: it determines the DP noise; salt and seed are in the internal report"},
+        }
+        card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
+                            coarse_audit_summary(audits), len(synthetic))
+        bundle = write_bundle(out, tables={"synthetic": synthetic}, text_files={"RELEASE_CARD.md": card},
+                              release=release_info, private_key=private_key)
+        timings["bundle"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        report["seconds"] = timings
+        report.update(bundle=str(bundle), seconds=timings)
         path = _write_report(report_root, report, decision)
-        raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
-
-    t = time.perf_counter()
-    seed_commitment = sha256_bytes(f"{seed_salt}:{seed}".encode())
-    release_info = {
-        "tool": {"name": "synthrelease", "version": __version__},
-        "dataset": {"name": metadata.name, "synthetic_rows": len(synthetic),
-                    "columns": metadata.model_columns},
-        "metadata": metadata.to_yaml_dict(),
-        "privacy": {"epsilon": round(spent.epsilon, 6), "delta": spent.delta, "accountant": spent.accountant,
-                    "privacy_unit": PRIVACY_UNIT, "mechanisms": spent.to_dict()["mechanisms"],
-                    "threshold_delta": spent.threshold_delta},
-        "policy": {"name": policy.name, "sha256": policy_sha, "document": policy.model_dump(mode="json")},
-        "gate": {"verdict": "released", "clauses": [
-            {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
-            for c in decision.clauses]},
-        "audit_summary": coarse_audit_summary(audits),
-        "seed": {"commitment_sha256": seed_commitment,
-                 "note": "seed withheld: it determines the DP noise; salt and seed are in the internal report"},
-    }
-    card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
-                        coarse_audit_summary(audits), len(synthetic))
-    bundle = write_bundle(out, tables={"synthetic": synthetic}, text_files={"RELEASE_CARD.md": card},
-                          release=release_info, private_key=private_key)
-    timings["bundle"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    report.update(bundle=str(bundle), seconds=timings)
-    path = _write_report(report_root, report, decision)
-    return ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, bundle, path,
-                          audits, timings, notes)
+        outcome = ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, bundle, path,
+                                 audits, timings, notes)
+    except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
+        if isinstance(e, GateRefused) and spent_so_far:
+            ledger.spend(hold, spent_so_far[0].epsilon, spent_so_far[0].delta,
+                         note="rejected by the gate; training ran, so its ε is spent")
+        elif training_started:  # conservative: the run may have finished reading the private rows
+            ledger.spend(hold, spent_so_far[0].epsilon if spent_so_far else hold.epsilon,
+                         spent_so_far[0].delta if spent_so_far else hold.delta,
+                         note=f"stopped after training started ({type(e).__name__}): counted as spent")
+        else:
+            ledger.cancel(hold, note=f"stopped before training ({type(e).__name__})")
+        raise
+    ledger.spend(hold, outcome.epsilon, outcome.delta, note=f"released: {outcome.bundle_dir}")
+    return outcome
 
 
 def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecision) -> Path:

@@ -31,6 +31,12 @@ TINY_METADATA = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _private_ledger(tmp_path_factory, monkeypatch):
+    """Every test gets its own privacy ledger (never the user's ~/.synthrelease one)."""
+    monkeypatch.setenv("SYNTHRELEASE_LEDGER", str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite3"))
+
+
 def make_tiny_table(n: int, seed: int) -> pd.DataFrame:
     """A small clinical-looking table whose outcome depends on the features."""
     rng = np.random.default_rng(seed)

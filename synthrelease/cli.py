@@ -132,6 +132,10 @@ def _echo_outcome(outcome: Any) -> None:
     for c in outcome.decision.clauses:
         click.echo(f"  pass  {c.clause}: {c.reason}")
     click.echo(f"bundle: {outcome.bundle_dir}")
+    from synthrelease.bundle.writer import archive_path
+
+    if archive_path(outcome.bundle_dir).is_file():
+        click.echo(f"archive: {archive_path(outcome.bundle_dir)}")
     click.echo(f"internal report (do not share): {outcome.report_path}")
 
 
@@ -147,10 +151,12 @@ def _echo_outcome(outcome: Any) -> None:
               help="Internal report folder (default: OUT.internal-report).")
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
               help="Privacy-budget ledger (default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
+@click.option("--archive", is_flag=True, help="Also write OUT.tar.gz (deterministic; verify accepts it).")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
-            out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, epsilon: float,
+            out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
+            epsilon: float,
             delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int,
             allow_unreviewed_metadata: bool) -> None:
     """Train, audit and — only if every policy clause passes — sign a release bundle."""
@@ -162,7 +168,7 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
                           delta=delta, target=target, out_dir=out_dir, signing_key=signing_key,
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
                           batch_size=batch_size, allow_unreviewed=allow_unreviewed_metadata,
-                          ledger_path=ledger_path, progress=_progress(ctx))
+                          ledger_path=ledger_path, archive=archive, progress=_progress(ctx))
     _echo_outcome(outcome)
 
 
@@ -202,10 +208,16 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int) -> None:
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--public-key", type=click.Path(path_type=Path), required=True)
-def verify(bundle: Path, public_key: Path) -> None:
-    """Check a bundle's signature, every file hash, and that no file is extra or missing."""
-    from synthrelease.bundle.verify import verify_bundle
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
+              help="Also check the manifest's ε, δ and accountant against this policy (the verifier's choice).")
+def verify(bundle: Path, public_key: Path, policy_path: Path | None) -> None:
+    """Check a bundle (folder or .tar.gz): signature, every file hash, no extra or missing file."""
+    from synthrelease.bundle.verify import check_against_policy, verify_bundle
 
+    if policy_path is not None:
+        from synthrelease.policy.schema import load_policy
+
+        load_policy(policy_path)  # a bad policy is bad input (exit 2), found before any verdict
     result = verify_bundle(bundle, public_key)
     rel = result.manifest.get("release", {})
     priv = rel.get("privacy", {})
@@ -213,6 +225,9 @@ def verify(bundle: Path, public_key: Path) -> None:
     if priv:
         click.echo(f"epsilon {priv.get('epsilon')} delta {priv.get('delta')} ({priv.get('accountant')}), "
                    f"policy {rel.get('policy', {}).get('name')}")
+    if policy_path is not None:
+        for line in check_against_policy(result.manifest, policy_path):
+            click.echo(f"OK: {line}")
 
 
 @cli.group()

@@ -232,6 +232,7 @@ def release(
     holdout_fraction: float = 0.2,
     allow_unreviewed: bool = False,
     ledger_path: str | os.PathLike[str] | None = None,
+    archive: bool = False,
     progress: ProgressCallback = ignore_progress,
 ) -> ReleaseOutcome:
     """Train a DP synthesizer on ``data``, audit it, and sign a bundle if the policy passes.
@@ -261,6 +262,8 @@ def release(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PrivacyParameterError(f"{out}: output directory exists and is not empty; choose a new --out")
+    if archive and Path(f"{out}.tar.gz").exists():
+        raise PrivacyParameterError(f"{out}.tar.gz: archive already exists; choose a new --out")
     report_root = Path(report_dir) if report_dir is not None else out.parent / f"{out.name}.internal-report"
     policy, policy_sha = load_policy(policy_path)
     private_key = load_private_key(signing_key)
@@ -375,7 +378,7 @@ def release(
         card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
                             coarse_audit_summary(audits), len(synthetic))
         bundle = write_bundle(out, tables={"synthetic": synthetic}, text_files={"RELEASE_CARD.md": card},
-                              release=release_info, private_key=private_key)
+                              release=release_info, private_key=private_key, archive=archive)
         timings["bundle"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         report.update(bundle=str(bundle), seconds=timings)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,19 +30,103 @@ def _safe_relative(rel: str) -> bool:
     return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+MAX_ARCHIVE_BYTES = 64 << 30
+"""Refuse archives whose members claim more than this in total (a decompression bomb)."""
+
+
+def _extract_archive(archive: Path, into: Path) -> Path:
+    """Unpack a bundle archive safely; returns the one bundle folder inside.
+
+    Only regular files and folders under one top-level folder, relative paths without
+    '..', no links or devices (checked member by member before anything is written, then
+    extracted with tarfile's 'data' filter where Python has it).
+
+    Raises:
+        VerificationError: a member breaks those rules, or the archive is corrupt.
+    """
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            members = tar.getmembers()
+            tops = set()
+            total = 0
+            for m in members:
+                parts = PurePosixPath(m.name).parts
+                if not _safe_relative(m.name) or not parts:
+                    raise VerificationError(f"{archive}: archive member {m.name!r} has an unsafe path")
+                if not (m.isfile() or m.isdir()):
+                    raise VerificationError(f"{archive}: archive member {m.name!r} is not a regular file or folder")
+                tops.add(parts[0])
+                total += m.size
+            if len(tops) != 1:
+                raise VerificationError(f"{archive}: archive must hold exactly one bundle folder, found {len(tops)}")
+            if total > MAX_ARCHIVE_BYTES:
+                raise VerificationError(f"{archive}: archive members claim {total} bytes; refusing to unpack")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, members=members, filter="data")
+            else:  # Python < 3.11.4: the checks above are the filter
+                tar.extractall(into, members=members)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise VerificationError(f"{archive}: not a readable .tar.gz bundle archive ({type(e).__name__})") from None
+    folder = into / tops.pop()
+    if not folder.is_dir():
+        raise VerificationError(f"{archive}: archive holds a file, not a bundle folder")
+    return folder
+
+
+def _check_canonical_archive(archive: Path, folder: Path) -> None:
+    """The archive must be exactly the canonical packing of its (verified) folder.
+
+    The signature covers the files, not the container; requiring the exact gzip header
+    and tar stream that :func:`synthrelease.bundle.writer.write_archive` produces leaves
+    no byte of the archive unauthenticated (gzip's CRC covers the compressed data).
+    """
+    import zlib
+
+    from synthrelease.bundle.writer import GZIP_HEADER, canonical_tar
+
+    raw = archive.read_bytes()
+    if raw[:len(GZIP_HEADER)] != GZIP_HEADER:
+        raise VerificationError(f"{archive}: gzip header is not the one synthrelease writes")
+    try:
+        inflater = zlib.decompressobj(wbits=31)  # exactly one gzip member, CRC and length checked
+        stream = inflater.decompress(raw) + inflater.flush()
+    except zlib.error as e:
+        raise VerificationError(f"{archive}: corrupt gzip data ({e})") from None
+    if not inflater.eof or inflater.unused_data:
+        raise VerificationError(f"{archive}: gzip data is truncated or followed by extra bytes")
+    if stream != canonical_tar(folder):
+        raise VerificationError(f"{archive}: tar stream differs from the canonical packing of its files "
+                                "(a byte outside the signed files was changed)")
+
+
 def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.PathLike[str]) -> VerifiedBundle:
-    """Check ``bundle_dir`` against the signer's public key.
+    """Check a bundle folder, or its ``.tar.gz`` archive, against the signer's public key.
 
     Order: files present → signature over manifest.json → signer fingerprint → format →
-    every listed file (safe path, regular file, size, SHA-256) → no unlisted file.
+    every listed file (safe path, regular file, size, SHA-256) → no unlisted file. An
+    archive is unpacked into a temporary folder (:func:`_extract_archive`) and removed
+    afterwards. A ``.NAME.partial-*`` folder (a release stopped before its bundle was
+    renamed into place) is refused.
 
     Raises:
         InputFileError: the bundle folder or the key file is missing or unreadable.
         VerificationError: one line naming exactly what is wrong.
     """
     root = Path(bundle_dir)
+    if root.is_file() and root.name.endswith(ARCHIVE_SUFFIXES):
+        key_check = load_public_key(public_key_path)  # bad key: bad input before unpacking
+        del key_check
+        with tempfile.TemporaryDirectory(prefix="synthrelease-verify-") as tmp:
+            folder = _extract_archive(root, Path(tmp))
+            inner = verify_bundle(folder, public_key_path)
+            _check_canonical_archive(root, folder)
+            return VerifiedBundle(root, inner.manifest, inner.n_files)
     if not root.is_dir():
-        raise InputFileError(f"{root}: bundle directory not found")
+        raise InputFileError(f"{root}: bundle directory (or .tar.gz archive) not found")
+    if root.name.startswith(".") and ".partial-" in root.name:
+        raise VerificationError(f"{root}: an unfinished bundle staging folder (the release stopped before "
+                                "the bundle was renamed into place); not a release")
     key = load_public_key(public_key_path)
     for name in (MANIFEST, SIGNATURE):
         if not (root / name).is_file():
@@ -75,3 +161,33 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.
     if extra:
         raise VerificationError(f"{root}: file(s) not in the manifest: {', '.join(extra)}")
     return VerifiedBundle(root, manifest, len(listed))
+
+
+def check_against_policy(manifest: dict[str, Any], policy_path: str | os.PathLike[str]) -> list[str]:
+    """Check a verified manifest's ε, δ and accountant against a policy the verifier chooses.
+
+    Returns one line per clause checked (privacy.max_epsilon, privacy.max_delta,
+    privacy.accountants).
+
+    Raises:
+        PolicyError / InputFileError: the policy file is invalid (bad input).
+        VerificationError: the first clause the manifest breaks, naming it and the policy.
+    """
+    from synthrelease.policy.schema import load_policy
+
+    policy, _ = load_policy(policy_path)
+    priv = manifest.get("release", {}).get("privacy", {})
+    eps, delta, accountant = priv.get("epsilon"), priv.get("delta"), priv.get("accountant")
+    if not isinstance(eps, int | float) or not isinstance(delta, int | float) or not isinstance(accountant, str):
+        raise VerificationError("manifest has no epsilon, delta and accountant to check against the policy")
+    name = f"policy {policy.name} ({policy_path})"
+    pc = policy.privacy
+    if eps > pc.max_epsilon:
+        raise VerificationError(f"manifest epsilon {eps:g} exceeds privacy.max_epsilon {pc.max_epsilon:g} of {name}")
+    if delta > pc.max_delta:
+        raise VerificationError(f"manifest delta {delta:g} exceeds privacy.max_delta {pc.max_delta:g} of {name}")
+    if accountant not in pc.accountants:
+        raise VerificationError(f"manifest accountant {accountant} is not in privacy.accountants "
+                                f"{list(pc.accountants)} of {name}")
+    return [f"privacy.max_epsilon: {eps:g} <= {pc.max_epsilon:g}", f"privacy.max_delta: {delta:g} <= {pc.max_delta:g}",
+            f"privacy.accountants: {accountant} in {list(pc.accountants)}"]

@@ -7,23 +7,34 @@ SHA-256 fingerprint of its public key.
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from synthrelease._io import staged_directory, write_bytes_atomic, write_table_atomic, write_text_atomic
+from synthrelease._io import (
+    atomic_output,
+    staged_directory,
+    write_bytes_atomic,
+    write_table_atomic,
+    write_text_atomic,
+)
 from synthrelease.bundle.manifest import MANIFEST, SIGNATURE, build_manifest, canonical_json
 from synthrelease.bundle.signing import key_fingerprint, sign
 
 
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],
-                 release: dict[str, Any], private_key: Ed25519PrivateKey) -> Path:
+                 release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False) -> Path:
     """Write tables (CSV + Parquet), text files, ``manifest.json`` and ``manifest.sig``.
 
     ``manifest.sig`` holds the raw 64-byte Ed25519 signature of ``manifest.json``'s bytes.
+    With ``archive``, also ``<out_dir>.tar.gz`` beside the folder (:func:`write_archive`),
+    written after the folder is complete.
 
     Raises:
         InputFileError: ``out_dir`` exists and is not empty.
@@ -40,4 +51,59 @@ def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFr
         manifest_bytes = canonical_json(build_manifest(tmp, release=release))
         write_bytes_atomic(tmp / MANIFEST, manifest_bytes)
         write_bytes_atomic(tmp / SIGNATURE, sign(private_key, manifest_bytes))
+    if archive:
+        write_archive(target)
     return target
+
+
+def archive_path(bundle_dir: str | os.PathLike[str]) -> Path:
+    """Where :func:`write_archive` puts a bundle's archive: ``<bundle>.tar.gz`` beside it."""
+    p = Path(bundle_dir)
+    return p.with_name(p.name + ".tar.gz")
+
+
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+"""The exact gzip header of every archive: no name, mtime 0, maximum compression, OS unknown."""
+
+
+def canonical_tar(bundle_dir: str | os.PathLike[str]) -> bytes:
+    """The uncompressed tar stream of a bundle folder, byte-for-byte deterministic.
+
+    Members: the folder and its regular files under ``<bundle name>/``, sorted, mode
+    0644/0755, owner 0:0 without names, mtime 0, PAX format.
+    """
+    root = Path(bundle_dir)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(info: tarfile.TarInfo, data: bytes | None = None) -> None:
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+        top = tarfile.TarInfo(root.name)
+        top.type, top.mode = tarfile.DIRTYPE, 0o755
+        add(top)
+        for p in sorted(root.rglob("*")):
+            info = tarfile.TarInfo(f"{root.name}/{p.relative_to(root).as_posix()}")
+            if p.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                add(info)
+            elif p.is_file() and not p.is_symlink():
+                data = p.read_bytes()
+                info.size, info.mode = len(data), 0o644
+                add(info, data)
+    return buf.getvalue()
+
+
+def write_archive(bundle_dir: str | os.PathLike[str]) -> Path:
+    """Pack a finished bundle folder into one ``.tar.gz`` beside it (atomic).
+
+    The tar stream is :func:`canonical_tar`; the gzip header is :data:`GZIP_HEADER`.
+    ``synthrelease verify`` accepts the archive and checks that its tar stream is exactly
+    the canonical packing of the verified files, so no byte of it is unauthenticated.
+    """
+    root = Path(bundle_dir)
+    out = archive_path(root)
+    with atomic_output(out) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+        gz.write(canonical_tar(root))
+    return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,3 +100,106 @@ def test_crash_mid_write_leaves_nothing(tmp_path, keys, monkeypatch):
 def test_manifest_is_canonical_json(bundle):
     raw = (bundle / "manifest.json").read_bytes()
     assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_every_byte_of_every_file_is_authenticated(bundle, keys):
+    """Flip each byte (one bit) of every file in turn: verification must fail every time."""
+    flips = 0
+    for path in sorted(bundle.iterdir()):
+        original = path.read_bytes()
+        for pos in range(len(original)):
+            data = bytearray(original)
+            data[pos] ^= 1 << (pos % 8)
+            path.write_bytes(bytes(data))
+            with pytest.raises(VerificationError):
+                verify_bundle(bundle, keys[1])
+            flips += 1
+        path.write_bytes(original)
+    assert flips > 1000
+    verify_bundle(bundle, keys[1])
+
+
+def test_archive_is_deterministic_verifies_and_every_byte_counts(bundle, keys, tmp_path):
+    import gzip
+
+    archive = writer_module.write_archive(bundle)
+    assert archive == tmp_path / "bundle.tar.gz"
+    first = archive.read_bytes()
+    assert writer_module.write_archive(bundle).read_bytes() == first
+    assert first[:10] == writer_module.GZIP_HEADER
+    assert verify_bundle(archive, keys[1]).n_files == 3
+    # Every byte: verification fails, or the flip hit one of deflate's padding bits, which
+    # carry no data (the unpacked tar stream is then byte-identical: nothing changed).
+    stream = gzip.decompress(first)
+    caught = 0
+    for pos in range(len(first)):
+        data = bytearray(first)
+        data[pos] ^= 1 << (pos % 8)
+        archive.write_bytes(bytes(data))
+        try:
+            verify_bundle(archive, keys[1])
+        except VerificationError:
+            caught += 1
+        else:
+            assert gzip.decompress(bytes(data)) == stream, pos
+    assert caught >= 0.98 * len(first)
+    archive.write_bytes(first + b"\0")
+    with pytest.raises(VerificationError):
+        verify_bundle(archive, keys[1])
+
+
+def test_archive_with_unsafe_members_is_refused_before_extraction(tmp_path, keys):
+    import io
+    import tarfile
+
+    for name, kind in [("../evil.txt", tarfile.REGTYPE), ("/abs.txt", tarfile.REGTYPE),
+                       ("b/link", tarfile.SYMTYPE)]:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+        bad = tmp_path / "bad.tar.gz"
+        bad.write_bytes(buf.getvalue())
+        with pytest.raises(VerificationError, match="archive member"):
+            verify_bundle(bad, keys[1])
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_unfinished_staging_folder_is_never_a_release(bundle, keys, tmp_path):
+    staged = tmp_path / ".bundle.partial-abc123"
+    bundle.rename(staged)
+    with pytest.raises(VerificationError, match="unfinished bundle"):
+        verify_bundle(staged, keys[1])
+
+
+def test_verify_against_a_policy_names_the_clause(tmp_path, keys):
+    import yaml
+    from click.testing import CliRunner
+
+    from synthrelease.cli import cli
+
+    df = pd.DataFrame({"a": [1, 2, 3]})
+    out = writer_module.write_bundle(
+        tmp_path / "b", tables={"synthetic": df}, text_files={},
+        release={"privacy": {"epsilon": 3.0, "delta": 1e-6, "accountant": "rdp"}},
+        private_key=load_private_key(keys[0]), archive=True)
+    repo = Path(__file__).resolve().parents[2] / "policies"
+    ok = CliRunner().invoke(cli, ["verify", str(out), "--public-key", str(keys[1]), "--policy",
+                                  str(repo / "default.yaml")])
+    assert ok.exit_code == 0 and "OK: privacy.max_epsilon: 3 <= 5" in ok.output, ok.output
+    strict = CliRunner().invoke(cli, ["verify", f"{out}.tar.gz", "--public-key", str(keys[1]), "--policy",
+                                      str(repo / "consortium-strict.yaml")])
+    assert strict.exit_code == 1
+    assert "manifest epsilon 3 exceeds privacy.max_epsilon 1 of policy consortium-strict" in strict.output
+    doc = yaml.safe_load((repo / "default.yaml").read_text())
+    doc["privacy"]["accountants"] = ["prv"]
+    (tmp_path / "prv-only.yaml").write_text(yaml.safe_dump(doc))
+    res = CliRunner().invoke(cli, ["verify", str(out), "--public-key", str(keys[1]), "--policy",
+                                   str(tmp_path / "prv-only.yaml")])
+    assert res.exit_code == 1 and "accountant rdp is not in privacy.accountants" in res.output
+    (tmp_path / "broken.yaml").write_text("version: 2\nname: x\n")
+    res = CliRunner().invoke(cli, ["verify", str(out), "--public-key", str(keys[1]), "--policy",
+                                   str(tmp_path / "broken.yaml")])
+    assert res.exit_code == 2 and "broken.yaml" in res.output

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ import pandas as pd
 import yaml
 
 from synthrelease.errors import InputFileError
+
+TEST_PAUSE_ENV = "SYNTHRELEASE_TEST_PAUSE_BEFORE_RENAME"
+"""TEST ONLY: seconds :func:`staged_directory` sleeps before its rename (the kill test)."""
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -144,6 +148,9 @@ def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _default_mode() | 0o111)  # mkdtemp makes 0700; a bundle is meant to be shared
+        pause = os.environ.get(TEST_PAUSE_ENV)
+        if pause:  # TEST ONLY: widens the staged-but-not-renamed window for the kill test
+            time.sleep(float(pause))
         if t.exists():
             t.rmdir()
         os.replace(tmp, t)

@@ -1,0 +1,103 @@
+"""Killing `synthrelease release` (SIGKILL) at seeded random moments never leaves a partial bundle.
+
+After every kill the --out path either does not exist or is a complete bundle that
+verifies; a hidden `.NAME.partial-*` staging folder may remain (the release died before
+its rename) and `verify` refuses it; the ledger stays consistent (the killed release's
+reservation is visible, stale and still counted).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from synthrelease._io import TEST_PAUSE_ENV
+from synthrelease.budget.ledger import Ledger
+from synthrelease.bundle.signing import generate_keypair
+from synthrelease.bundle.verify import verify_bundle
+from synthrelease.errors import VerificationError
+from tests.conftest import TINY_METADATA, make_tiny_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    make_tiny_table(600, seed=5).to_csv(tmp_path / "private.csv", index=False)
+    (tmp_path / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    doc["fidelity"]["min_quality_score"] = 0.3
+    doc["utility"]["min_tstr_trtr_ratio"] = 0.3
+    doc["membership"]["max_dcr_mia_auc"] = 0.75
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path
+
+
+def _start(ws: Path, out: str, pause: float = 0.0) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "SYNTHRELEASE_LEDGER": str(ws / "ledger.sqlite3")}
+    if pause:
+        env[TEST_PAUSE_ENV] = str(pause)
+    cmd = [sys.executable, "-m", "synthrelease.cli", "-q", "release", str(ws / "private.csv"), "--metadata",
+           str(ws / "meta.yaml"), "--policy", str(ws / "policy.yaml"), "--epsilon", "3", "--out", str(ws / out),
+           "--signing-key", str(ws / "k.pem"), "--steps", "40", "--seed", "1", "--archive"]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _check_no_partial_bundle(ws: Path, out: str) -> str:
+    """The state after a kill: 'absent' or 'complete' (which verifies); staging leftovers are refused."""
+    target = ws / out
+    for staged in ws.glob(f".{out}.partial-*"):
+        with pytest.raises(VerificationError, match="unfinished bundle"):
+            verify_bundle(staged, ws / "k.pub")
+    archive = ws / f"{out}.tar.gz"
+    if archive.exists():  # written only after the folder is complete, and atomically
+        assert target.is_dir()
+        verify_bundle(archive, ws / "k.pub")
+    if not target.exists():
+        return "absent"
+    verify_bundle(target, ws / "k.pub")
+    return "complete"
+
+
+def test_sigkill_at_random_points_never_leaves_a_partial_bundle(ws):
+    t0 = time.perf_counter()
+    full = _start(ws, "full")
+    _, err = full.communicate(timeout=300)
+    duration = time.perf_counter() - t0
+    assert full.returncode == 0, err[-2000:]
+    assert _check_no_partial_bundle(ws, "full") == "complete"
+
+    outcomes = []
+    for i, delay in enumerate(np.random.default_rng(7).uniform(0.3, duration, size=4)):
+        proc = _start(ws, f"b{i}")
+        time.sleep(float(delay))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        outcomes.append(_check_no_partial_bundle(ws, f"b{i}"))
+
+    # a kill inside the window where the bundle is staged and signed but not yet renamed
+    proc = _start(ws, "staged", pause=30.0)
+    deadline = time.time() + 300
+    while not any((p / "manifest.sig").exists() for p in ws.glob(".staged.partial-*")):
+        assert proc.poll() is None and time.time() < deadline, "the release ended before staging its bundle"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _check_no_partial_bundle(ws, "staged") == "absent"
+    assert list(ws.glob(".staged.partial-*")), "the staging folder was expected to remain after SIGKILL"
+
+    entries = Ledger(ws / "ledger.sqlite3").entries("tiny-clinic")
+    assert entries[0].status == "spent"
+    killed = [e for e in entries[1:] if e.status == "reserved"]
+    assert all(e.stale for e in killed) and len(killed) >= 1
+    assert all(e.status in ("reserved", "spent", "cancelled") for e in entries)
+    print("kill outcomes:", outcomes)

@@ -447,6 +447,32 @@ def fit_dp_synthesizer(
     run) composed in the same accountant and the category threshold's δ counted in the
     total δ, so the reported (ε, δ) covers preprocessing and training.
     """
+    pre = dp_preprocess(train, metadata, config)
+    return train_dp_gan(pre.rows, TableEncoder(pre.metadata), config, condition_column=condition_column,
+                        progress=progress, prior_entries=pre.prior_entries, threshold_delta=pre.threshold_delta)
+
+
+@dataclass(frozen=True)
+class DPPreprocessed:
+    """The private rows and metadata after DP category discovery and DP bounds (if asked for).
+
+    ``prior_entries``: the accountant entries of those mechanisms; ``threshold_delta``: the
+    δ of category thresholding, spent outside the accountant.
+    """
+
+    rows: pd.DataFrame
+    metadata: Metadata
+    prior_entries: tuple[MechanismEntry, ...]
+    threshold_delta: float
+
+
+def dp_preprocess(train: pd.DataFrame, metadata: Metadata, config: TrainingConfig) -> DPPreprocessed:
+    """Run the DP preprocessing the metadata asks for (categories, then bounds), seeded by ``config.seed``.
+
+    Reads the private rows only through the DP mechanisms of :mod:`synthrelease.transforms.
+    dp_categories` and :mod:`synthrelease.transforms.dp_bounds`; with neither asked for it
+    returns its inputs and spends nothing.
+    """
     from synthrelease.transforms.dp_bounds import columns_needing_bounds, estimate_bounds
     from synthrelease.transforms.dp_categories import (
         columns_needing_categories,
@@ -478,8 +504,9 @@ def fit_dp_synthesizer(
                               generator=seeds.torch("dp-bounds"))
         metadata = est.metadata
         prior = (*prior, est.entry) if est.entry is not None else prior
-    return train_dp_gan(train, TableEncoder(metadata), config, condition_column=condition_column,
-                        progress=progress, prior_entries=prior, threshold_delta=threshold_delta)
+    return DPPreprocessed(train, metadata, prior, threshold_delta)
+
+
 
 
 def _break_noise(optimizer: Any, scale: float) -> None:

@@ -16,14 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthrelease.budget.accounting import MechanismEntry, histogram_noise_for
-from synthrelease.errors import InternalError, PrivacyParameterError
+from synthrelease.errors import InternalError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.privacy import default_delta
 from synthrelease.progress import ProgressCallback, ignore_progress
-from synthrelease.rng import SeedTree
 from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import TrainedModel, sample_rate_for, train_dp_gan
+from synthrelease.training.trainer import TrainedModel, dp_preprocess, sample_rate_for, train_dp_gan
 from synthrelease.transforms.encoders import TableEncoder
 
 _MATCH_TOLERANCE = 1e-5
@@ -321,42 +319,13 @@ def train_for_audit(rows: pd.DataFrame, metadata: Metadata, config: TrainingConf
     in ``fit_dp_synthesizer`` (same seeds and shares) and composed in the same accountant.
     ``noise_scale`` ≠ 1 BREAKS the mechanism (test/power-check only; see ``train_dp_gan``).
     """
-    from synthrelease.transforms.dp_bounds import columns_needing_bounds, estimate_bounds
-    from synthrelease.transforms.dp_categories import (
-        columns_needing_categories,
-        discover_categories,
-        map_undiscovered,
-    )
-
-    seeds = SeedTree(config.seed)
-    prior: tuple[MechanismEntry, ...] = ()
-    threshold_delta = 0.0
-    if columns_needing_categories(metadata):
-        if config.categories_epsilon_share <= 0 or config.categories_delta_share <= 0:
-            raise PrivacyParameterError("metadata asks for DP categories but categories_epsilon_share or "
-                                        "categories_delta_share is 0")
-        threshold_delta = config.categories_delta_share * config.target_delta
-        sigma = histogram_noise_for(epsilon=config.categories_epsilon_share * config.target_epsilon,
-                                    delta=config.target_delta - threshold_delta, accountant=config.accountant)
-        found = discover_categories(rows, metadata, noise_multiplier=sigma.noise_multiplier,
-                                    threshold_delta=threshold_delta, generator=seeds.torch("dp-categories"))
-        rows = map_undiscovered(rows, found, metadata)
-        metadata = found.metadata
-        prior = (*prior, found.entry) if found.entry is not None else prior
-    if columns_needing_bounds(metadata):
-        if config.bounds_epsilon_share <= 0:
-            raise PrivacyParameterError("metadata asks for DP bounds but bounds_epsilon_share is 0")
-        sigma = histogram_noise_for(epsilon=config.bounds_epsilon_share * config.target_epsilon,
-                                    delta=config.target_delta - threshold_delta, accountant=config.accountant)
-        est = estimate_bounds(rows, metadata, noise_multiplier=sigma.noise_multiplier,
-                              generator=seeds.torch("dp-bounds"))
-        metadata = est.metadata
-        prior = (*prior, est.entry) if est.entry is not None else prior
+    pre = dp_preprocess(rows, metadata, config)
+    rows, metadata = pre.rows, pre.metadata
     encoder = TableEncoder(metadata)
     x = torch.from_numpy(encoder.encode(canaries)) if canaries is not None else torch.zeros(0, encoder.width)
     tracker = TranscriptResidual(x, config, sample_rate=sample_rate_for(len(rows), min(config.batch_size, len(rows))))
     model = train_dp_gan(rows, encoder, config, condition_column=condition_column,
-                         progress=progress, prior_entries=prior, threshold_delta=threshold_delta,
+                         progress=progress, prior_entries=pre.prior_entries, threshold_delta=pre.threshold_delta,
                          audit_callback=tracker, _unsafe_noise_scale=noise_scale)
     if tracker.final is None:
         raise InternalError("the trainer did not hand back its discriminator")

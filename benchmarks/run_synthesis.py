@@ -38,7 +38,23 @@ PEER_BARS = {  # PEERS.md: best DP peer (quality, TSTR AUC) at each ε; DPCTGAN 
 }
 
 
-def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0) -> None:
+def _overrides(pairs: list[str]) -> dict:
+    """``key=value`` TrainingConfig overrides (numbers parsed, the rest kept as strings)."""
+    out: dict = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0,
+              overrides: dict | None = None) -> None:
     """Child process: train with the shipped defaults, sample, write CSV and info."""
     import pandas as pd
 
@@ -52,6 +68,10 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
     train = pd.read_csv(splits / f"{name}_train.csv")
     cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=seed, metadata=meta,
                                   condition_column=meta.target)
+    if overrides:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, **overrides)
     t0 = time.perf_counter()
     model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target)
     train_s = time.perf_counter() - t0
@@ -68,11 +88,14 @@ def main() -> None:
     ap.add_argument("--epsilons", default="1,3,10")
     ap.add_argument("--splits", default=None, help="folder of peers/split.py output (made if absent)")
     ap.add_argument("--seeds", default="0")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="TrainingConfig override (repeatable); results go to synthesis-TAG.* with --tag")
+    ap.add_argument("--tag", default="", help="suffix of the results files (synthesis-TAG.json/.md)")
     ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
         name, eps, out_csv, info, seed = a.one
-        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed))
+        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), _overrides(a.set))
         return
     splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))
     if not (splits / "adult_train.csv").exists():
@@ -85,7 +108,7 @@ def main() -> None:
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             subprocess.run([sys.executable, __file__, "--splits", str(splits), "--one", name, str(eps), str(syn),
-                            str(info), str(seed)], check=True)
+                            str(info), str(seed), *[f"--set={kv}" for kv in a.set]], check=True)
             wall = time.perf_counter() - t0
             peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
             ev = work / "eval.json"
@@ -108,7 +131,8 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", "epsilon_spent", "train_seconds",
                                                   "quality_overall", "tstr_auc_hgb", "dcr_mia_auc")}), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    previous = RESULTS / "synthesis.json"
+    stem = f"synthesis-{a.tag}" if a.tag else "synthesis"
+    previous = RESULTS / f"{stem}.json"
     if previous.exists():  # keep rows of data sets / ε not rerun this time
         done = {(r["dataset"], r["epsilon"], r["seed"]) for r in rows}
         rows = [r for r in json.loads(previous.read_text())["rows"]
@@ -118,12 +142,13 @@ def main() -> None:
         rows.sort(key=lambda r: (r["dataset"], r["epsilon"], r["seed"]))
     step = RESULTS / "step_speed.json"
     out = {"rows": rows, "step_speed": json.loads(step.read_text()) if step.exists() else None,
-           "command": "python benchmarks/run_synthesis.py", "peer_bars": {f"{k[0]}@{k[1]}": v for k, v in
-                                                                          PEER_BARS.items()}}
-    (RESULTS / "synthesis.json").write_text(json.dumps(out, indent=1) + "\n")
+           "command": "python benchmarks/run_synthesis.py " + " ".join(sys.argv[1:]), "overrides": a.set,
+           "peer_bars": {f"{k[0]}@{k[1]}": v for k, v in PEER_BARS.items()}}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
     md = ["# Synthesis benchmark (synthrelease DP-GAN vs peers)", "",
           "Split and scoring: `../shared/peers/split.py` and `evaluate.py`, as in PEERS.md; δ = 1e-5; "
-          "shipped defaults. Command: `python benchmarks/run_synthesis.py`.", "",
+          f"{'overrides ' + ', '.join(a.set) if a.set else 'shipped defaults'}. "
+          f"Command: `python benchmarks/run_synthesis.py {' '.join(sys.argv[1:])}`.", "",
           "| dataset | ε | seed | ε spent | train s | peak RSS MB | quality | shapes | pair trends | TSTR AUC (HGB) | "
           "TRTR AUC | best DP peer quality / TSTR | DCR-MIA AUC |", "|" + "---|" * 13]
     for r in rows:
@@ -148,7 +173,7 @@ def main() -> None:
             peer = f"{bar['best_dp_quality']:.3f} / {bar['best_dp_tstr']:.3f}" if bar else "—"
             md.append(f"| {name} | {eps:g} | {len(rs)} | {sum(q) / len(q):.3f} ({min(q):.3f}–{max(q):.3f}) | "
                       f"{sum(t) / len(t):.3f} ({min(t):.3f}–{max(t):.3f}) | {peer} |")
-    (RESULTS / "synthesis.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ sensitivity 1 under add/remove one row: one Gaussian mechanism, Opacus entry
 ``(σ, 1.0, 1)``. The generator then matches each class's noisy mean embedding
 (post-processing). Unlike per-gene histograms (sensitivity √genes), the cost does not
 grow with the number of columns, which is what wide expression matrices need.
+
+Kernel ``linear``: φ(x) = x/‖x‖, the row's direction in the encoded space (also unit
+norm, so the same sensitivity 1): the generator then matches each class's mean profile,
+e.g. the marker-gene shifts that separate cell types.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ def random_features(width: int, n_features: int, *, generator: torch.Generator) 
     return torch.randn(width, n_features // 2, generator=generator) * scale
 
 
-def feature_map(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """φ(x) with ‖φ(x)‖ = 1 for every row."""
+def feature_map(x: torch.Tensor, freqs: torch.Tensor | None) -> torch.Tensor:
+    """φ(x) with ‖φ(x)‖ = 1 for every row (``freqs`` None: the linear kernel, x/‖x‖)."""
+    if freqs is None:
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
     proj = x @ freqs
     return torch.cat([torch.cos(proj), torch.sin(proj)], dim=1) / math.sqrt(freqs.shape[1])
 
@@ -37,15 +43,16 @@ def feature_map(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
 class ClassMeanEmbedding:
     """Noisy per-class sums of φ and the accountant entry (a DP release)."""
 
-    freqs: torch.Tensor
+    freqs: torch.Tensor | None  # None: linear kernel
     sums: torch.Tensor  # [classes, D]
     entry: MechanismEntry
 
     @classmethod
     def measure(cls, chunks: object, cond_slice: slice, *, width: int, n_features: int, noise_multiplier: float,
-                feature_generator: torch.Generator, noise_generator: torch.Generator) -> ClassMeanEmbedding:
-        """Read every private row once (``chunks``: iterable of encoded blocks)."""
-        freqs = random_features(width, n_features, generator=feature_generator)
+                feature_generator: torch.Generator, noise_generator: torch.Generator,
+                kernel: str = "rff") -> ClassMeanEmbedding:
+        """Read every private row once (``chunks``: iterable of encoded blocks); ``kernel``: rff or linear."""
+        freqs = random_features(width, n_features, generator=feature_generator) if kernel == "rff" else None
         sums: torch.Tensor | None = None
         for block in chunks:  # type: ignore[attr-defined]
             phi = feature_map(block.float(), freqs).double()
@@ -53,7 +60,7 @@ class ClassMeanEmbedding:
             sums = part if sums is None else sums + part
         assert sums is not None
         sums = sums + torch.randn(sums.shape, generator=noise_generator, dtype=torch.float64) * noise_multiplier
-        entry = MechanismEntry("class mean embeddings (random features, Gaussian, sensitivity 1)",
+        entry = MechanismEntry(f"class mean embeddings ({kernel} features, Gaussian, sensitivity 1)",
                                float(noise_multiplier), 1.0, 1)
         return cls(freqs, sums.float(), entry)
 

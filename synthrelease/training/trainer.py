@@ -258,7 +258,8 @@ def train_dp_gan(
         embedding = ClassMeanEmbedding.measure(
             row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width,
             n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
-            feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"))
+            feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"),
+            kernel=config.embedding_kernel)
         prior.append(embedding.entry)
 
     # 2. σ for the planned number of discriminator steps, same accountant.

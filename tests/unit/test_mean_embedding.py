@@ -16,6 +16,20 @@ def test_every_row_has_unit_feature_norm():
     freqs = random_features(30, 200, generator=torch.Generator().manual_seed(0))
     x = torch.randn(500, 30) * torch.logspace(-3, 3, 500)[:, None]
     assert torch.allclose(feature_map(x, freqs).norm(dim=1), torch.ones(500), atol=1e-5)
+    assert torch.allclose(feature_map(x, None).norm(dim=1), torch.ones(500), atol=1e-5)  # linear kernel
+
+
+def test_linear_kernel_matches_class_mean_profiles():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 6)
+    cond = torch.nn.functional.one_hot(torch.arange(300) % 3, 3).float()
+    rows = torch.cat([x, cond], dim=1)
+    emb = ClassMeanEmbedding.measure([rows], slice(6, 9), width=9, n_features=100, noise_multiplier=0.0,
+                                     feature_generator=g, noise_generator=g, kernel="linear")
+    assert emb.freqs is None and emb.sums.shape == (3, 9) and "linear" in emb.entry.label
+    counts = cond.sum(dim=0).numpy()
+    assert emb.loss(rows, cond, counts).item() == pytest.approx(0.0, abs=1e-6)
+    assert emb.loss(torch.cat([x * torch.tensor([3.0, 1, 1, 1, 1, 1]), cond], dim=1), cond, counts).item() > 1e-3
 
 
 def test_noiseless_embedding_loss_is_zero_on_the_real_rows_and_positive_elsewhere():

@@ -448,10 +448,29 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
 
     Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``.
     """
+    df, metadata, notes, cond, config = _whole_table_setup(
+        data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=False)
+    model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
+    return model, notes
+
+
+def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
+                       delta: float | None, condition: str | None, seed: int, accountant: str,
+                       n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
+                       require_condition: bool) -> tuple[pd.DataFrame, Metadata, list[str], str | None,
+                                                         TrainingConfig]:
+    """Load and validate a table for training on all its rows; the condition column and the config.
+
+    Raises:
+        MetadataError: the condition column is not a declared categorical with a category list
+            (or is missing while ``require_condition``).
+        PrivacyParameterError: ε or δ impossible for the row count.
+    """
     df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
     cond = condition if condition is not None else metadata.target
-    if cond is not None and (cond not in metadata.columns or metadata.columns[cond].type not in
-                             ("categorical", "boolean")):
+    if (cond is None and require_condition) or (cond is not None and (
+            cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"))):
         raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
     if cond is not None and metadata.columns[cond].dp_categories is not None:
         raise MetadataError(f"--condition-column: {cond!r} needs a declared 'categories' list, not dp_categories")
@@ -460,8 +479,7 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
                                      n_steps=n_steps, batch_size=batch_size, metadata=metadata,
                                      condition_column=cond)
-    model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
-    return model, notes
+    return df, metadata, notes, cond, config
 
 
 def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
@@ -480,15 +498,9 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
     """
     from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
 
-    df, metadata, _ = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
-    cond = condition if condition is not None else metadata.target
-    if cond is None or cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"):
-        raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
-    eff_delta = delta if delta is not None else default_delta(len(df))
-    PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
-    config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
-                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
-                                     condition_column=cond)
+    df, metadata, _, cond, config = _whole_table_setup(
+        data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True)
     seeds = SeedTree(seed)
     results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),
                                                       n_canaries=n_canaries, condition_column=cond,

@@ -32,8 +32,9 @@ class TrainingConfig:
         embedding_epsilon_share, embedding_features, embedding_weight: share of ε for DP
             class-conditional mean embeddings in random features (DP-MERF; 0 = off), the
             number of features, and the weight of matching them in the generator loss.
-        embedding_kernel: ``rff`` (random Fourier features) or ``linear`` (each row's
-            direction x/‖x‖: class mean profiles).
+        embedding_kernel: ``rff`` (random Fourier features), ``linear`` (each row's
+            direction x/‖x‖: class mean profiles) or ``centered`` (the direction minus a DP
+            mean direction, renormalised: more of the budget on class differences).
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -96,8 +97,9 @@ class TrainingConfig:
             raise PrivacyParameterError("categories_epsilon_share and categories_delta_share must be in [0, 1)")
         if not 0 <= self.marginal_epsilon_share < 1:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
-        if self.embedding_kernel not in ("rff", "linear"):
-            raise PrivacyParameterError(f"embedding_kernel must be rff or linear, got {self.embedding_kernel!r}")
+        if self.embedding_kernel not in ("rff", "linear", "centered"):
+            raise PrivacyParameterError(f"embedding_kernel must be rff, linear or centered, got "
+                                        f"{self.embedding_kernel!r}")
         if not 0 <= self.embedding_epsilon_share < 1 or self.embedding_features < 2 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1), embedding_features >= 2, "
                                         "embedding_weight >= 0")

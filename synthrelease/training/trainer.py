@@ -256,11 +256,11 @@ def train_dp_gan(
         sigma_e = histogram_noise_for(epsilon=config.embedding_epsilon_share * config.target_epsilon,
                                       delta=acc_delta, accountant=config.accountant)
         embedding = ClassMeanEmbedding.measure(
-            row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width,
+            lambda: row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width, n_rows=n_rows,
             n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
             feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"),
             kernel=config.embedding_kernel)
-        prior.append(embedding.entry)
+        prior.extend(embedding.entries)
 
     # 2. σ for the planned number of discriminator steps, same accountant.
     sgd = calibrate_noise_multiplier(

@@ -26,7 +26,7 @@ def test_linear_kernel_matches_class_mean_profiles():
     rows = torch.cat([x, cond], dim=1)
     emb = ClassMeanEmbedding.measure([rows], slice(6, 9), width=9, n_features=100, noise_multiplier=0.0,
                                      feature_generator=g, noise_generator=g, kernel="linear")
-    assert emb.freqs is None and emb.sums.shape == (3, 9) and "linear" in emb.entry.label
+    assert emb.freqs is None and emb.sums.shape == (3, 9) and "linear" in emb.entries[0].label
     counts = cond.sum(dim=0).numpy()
     assert emb.loss(rows, cond, counts).item() == pytest.approx(0.0, abs=1e-6)
     assert emb.loss(torch.cat([x * torch.tensor([3.0, 1, 1, 1, 1, 1]), cond], dim=1), cond, counts).item() > 1e-3
@@ -54,3 +54,23 @@ def test_embedding_release_is_charged_in_the_total(tiny_table, tiny_metadata):
     assert model.privacy.epsilon == pytest.approx(epsilon_for(model.privacy.entries, delta=1e-4))
     assert 0.99 * 2.0 <= model.privacy.epsilon <= 2.0
     assert np.isfinite([h["g_loss"] for h in model.history]).all()
+
+
+def test_centered_kernel_spends_exactly_the_budget_of_one_release():
+    """Center + sums at σ/√w and σ/√(1−w) have the RDP of one Gaussian release at σ."""
+    from synthrelease.budget.accounting import MechanismEntry
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 6) + 2.0
+    cond = torch.nn.functional.one_hot(torch.arange(300) % 3, 3).float()
+    rows = torch.cat([x, cond], dim=1)
+    emb = ClassMeanEmbedding.measure(lambda: iter([rows[:100], rows[100:]]), slice(6, 9), width=9, n_features=2,
+                                     noise_multiplier=3.0, feature_generator=g, noise_generator=g,
+                                     kernel="centered", n_rows=300)
+    assert len(emb.entries) == 2 and emb.center is not None
+    one = epsilon_for([MechanismEntry("one", 3.0, 1.0, 1)], delta=1e-5)
+    assert epsilon_for(list(emb.entries), delta=1e-5) == pytest.approx(one, rel=1e-9)
+    assert torch.allclose(feature_map(rows, None, emb.center).norm(dim=1), torch.ones(300), atol=1e-5)
+    exact = ClassMeanEmbedding.measure([rows], slice(6, 9), width=9, n_features=2, noise_multiplier=0.0,
+                                       feature_generator=g, noise_generator=g, kernel="centered", n_rows=300)
+    assert exact.loss(rows, cond, cond.sum(dim=0).numpy()).item() == pytest.approx(0.0, abs=1e-6)

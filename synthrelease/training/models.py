@@ -9,6 +9,8 @@ post-processing and may use BatchNorm over its own fake batches.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -136,12 +138,28 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """MLP critic over encoded rows: Linear layers and LeakyReLU only (DP-SGD friendly)."""
+    """MLP critic over encoded rows: Linear layers and LeakyReLU only (DP-SGD friendly).
 
-    def __init__(self, in_dim: int, hidden: int) -> None:
+    ``projection`` k > 0: the rows first go through a fixed random projection
+    P ~ N(0, 1/k) of shape [in_dim, k] (a buffer drawn from ``generator``, not trained and
+    independent of the data). DP-SGD's noise grows with the square root of the number of
+    trained parameters; on wide tables the first layer holds almost all of them, so a
+    projection to k ≪ in_dim dimensions (Johnson–Lindenstrauss: distances kept) cuts the
+    noise the discriminator sees by about √(in_dim / k).
+    """
+
+    def __init__(self, in_dim: int, hidden: int, *, projection: int = 0,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
+        first = in_dim
+        if projection > 0:
+            self.register_buffer("projection", torch.randn(in_dim, projection, generator=generator)
+                                 / math.sqrt(projection))
+            first = projection
+        else:
+            self.projection: torch.Tensor | None = None
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden),
+            nn.Linear(first, hidden),
             nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden),
             nn.LeakyReLU(0.2),
@@ -150,4 +168,6 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One logit per row (higher = looks real)."""
+        if self.projection is not None:
+            x = x @ self.projection
         return self.net(x).squeeze(1)

@@ -271,7 +271,8 @@ def train_dp_gan(
     torch_gen = seeds.torch("generator-input")
     generator = Generator(config.latent_dim, cond_span.width if cond_span else 0,
                           config.generator_hidden, encoder.spans, cond_span)
-    discriminator = Discriminator(width, config.discriminator_hidden)
+    discriminator = Discriminator(width, config.discriminator_hidden, projection=config.discriminator_projection,
+                                  generator=seeds.torch("discriminator-projection"))
     _seed_init(generator, seeds.torch("generator-init"))
     _seed_init(discriminator, seeds.torch("discriminator-init"))
     ModuleValidator.validate(discriminator, strict=True)

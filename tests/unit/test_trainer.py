@@ -31,6 +31,18 @@ def test_discriminator_passes_opacus_validator():
     assert ModuleValidator.validate(Discriminator(10, 16), strict=False) == []
 
 
+def test_discriminator_projection_is_a_fixed_buffer_and_trains_reproducibly(tiny_metadata, tiny_table):
+    d = Discriminator(40, 16, projection=8, generator=torch.Generator().manual_seed(0))
+    assert ModuleValidator.validate(d, strict=False) == []
+    assert d.projection.shape == (40, 8) and not d.projection.requires_grad
+    assert sum(p.numel() for p in d.parameters()) == 8 * 16 + 16 + 16 * 16 + 16 + 16 + 1  # no [40, 16] layer
+    a = sample_frame(_train(tiny_metadata, tiny_table, seed=3, discriminator_projection=6), 100, seed=1)
+    b = sample_frame(_train(tiny_metadata, tiny_table, seed=3, discriminator_projection=6), 100, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(PrivacyParameterError, match="discriminator_projection"):
+        TrainingConfig(**{**FAST, "discriminator_projection": -1})
+
+
 def test_spent_epsilon_meets_target_and_matches_opacus(tiny_metadata, tiny_table):
     model = _train(tiny_metadata, tiny_table, accountant="prv", marginal_epsilon_share=0.0,
                    condition_epsilon_share=0.0)

@@ -283,21 +283,24 @@ def ledger_show(dataset: str | None, ledger_path: Path | None) -> None:
                    f"release(s); reserved epsilon {t.reserved_epsilon:.4f} in {t.open_reservations} open "
                    "reservation(s)")
         for e in book.entries(name):
-            flag = "  STALE: its process is gone; resolve with `synthrelease ledger recover`" if e.stale else ""
+            flag = ("  STALE: its process is gone; resolve with `synthrelease ledger recover`" if e.stale else
+                    "  (process on another host: check it there)" if e.status == "reserved" and not e.running
+                    else "")
             click.echo(f"  #{e.id} {e.status:9s} epsilon {e.epsilon:.4f} delta {e.delta:.3g} {e.created_utc} "
                        f"pid {e.pid}@{e.host} {e.note}{flag}")
 
 
 @ledger.command("recover")
 @click.argument("entry_id", type=int)
-@click.option("--spent", "as_spent", is_flag=True, help="Count the reservation as spent (safe default choice).")
+@click.option("--spent", "--commit", "as_spent", is_flag=True,
+              help="Count the reservation as spent (the safe choice when in doubt).")
 @click.option("--cancel", "as_cancelled", is_flag=True,
               help="Cancel it: only if the release certainly never started training.")
 @_ledger_option
 def ledger_recover(entry_id: int, as_spent: bool, as_cancelled: bool, ledger_path: Path | None) -> None:
     """Resolve a reservation left by a killed release."""
     if as_spent == as_cancelled:
-        raise SynthreleaseError("ledger recover: give exactly one of --spent or --cancel")
+        raise SynthreleaseError("ledger recover: give exactly one of --spent (alias --commit) or --cancel")
     book = _open_ledger(ledger_path, must_exist=True)
     entry = book.entry(entry_id)
     if entry.running:

@@ -305,18 +305,22 @@ def release(
                                "note": "refused before training: nothing spent"},
                       audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
         path = _write_report(report_root, report, decision)
-        return GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
+        message = _refusal_message(decision, path)
+        if any(c.clause == "privacy.lifetime_epsilon_cap" for c in decision.failed):
+            message += f"; privacy ledger: {ledger.path}"
+        return GateRefused(message, [c.reason for c in decision.failed])
 
-    used = ledger.totals(metadata.name).committed_epsilon
+    data_sha = report["inputs"]["data_sha256"]
+    used = ledger.used(metadata.name, data_sha)
     pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train,
                           epsilon_spent_before=used)
     if not all(c.passed for c in pre):
         raise refuse_before_training(used)
     try:  # atomic against concurrent releases of the same dataset
         hold = ledger.reserve(metadata.name, epsilon, eff_delta, cap=policy.lifetime_epsilon_cap,
-                              data_sha256=report["inputs"]["data_sha256"], note=f"release to {out}")
+                              data_sha256=data_sha, note=f"release to {out}")
     except BudgetExceededError:
-        raise refuse_before_training(ledger.totals(metadata.name).committed_epsilon) from None
+        raise refuse_before_training(ledger.used(metadata.name, data_sha)) from None
     report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": metadata.name,
                         "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
     spent_so_far: list[PrivacySpent] = []

@@ -23,7 +23,9 @@ steward resolves it with :meth:`Ledger.recover` (``synthrelease ledger recover``
 
 Datasets are identified by the metadata's declared ``name`` (public, chosen by the
 steward), not by the bytes of the file, so an updated or re-exported file cannot escape
-a cap; the SHA-256 of the file used is recorded in each entry.
+a cap; the SHA-256 of the file used is recorded in each entry. The cap check also counts
+entries recorded for the *same file bytes* under another name (the same people's rows),
+so renaming a dataset in its metadata does not escape its cap either.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ from synthrelease.errors import BudgetExceededError, InputFileError, InternalErr
 SCHEMA_VERSION = 1
 LEDGER_ENV = "SYNTHRELEASE_LEDGER"
 STATUSES = ("reserved", "spent", "cancelled")
-_TOLERANCE = 1e-9
+_TOLERANCE = 1e-9  # relative, as the trainer's own check of spent ε against its target
+
+
+def _exceeds(value: float, limit: float) -> bool:
+    return value > limit * (1 + _TOLERANCE) + _TOLERANCE
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -196,6 +202,22 @@ class Ledger:
         return BudgetTotals(dataset, float(spent[0]), float(spent[1]), float(reserved[0]), float(reserved[1]),
                             int(spent[2]), int(reserved[2]))
 
+    @staticmethod
+    def _used(con: sqlite3.Connection, dataset: str, data_sha256: str | None) -> tuple[float, float]:
+        """(ε spent or reserved on ``dataset`` or on the same file bytes, of it from other names)."""
+        own = con.execute("SELECT COALESCE(SUM(epsilon), 0) FROM entries WHERE status IN ('spent', 'reserved') "
+                          "AND dataset = ?", (dataset,)).fetchone()[0]
+        other = 0.0 if data_sha256 is None else con.execute(
+            "SELECT COALESCE(SUM(epsilon), 0) FROM entries WHERE status IN ('spent', 'reserved') "
+            "AND dataset != ? AND data_sha256 = ?", (dataset, data_sha256)).fetchone()[0]
+        return float(own) + float(other), float(other)
+
+    def used(self, dataset: str, data_sha256: str | None = None) -> float:
+        """ε that counts against ``dataset``'s lifetime cap: spent plus reserved, on its name or
+        (when ``data_sha256`` is given) on the same file bytes under another name."""
+        with self._connect() as con:
+            return self._used(con, dataset, data_sha256)[0]
+
     def totals(self, dataset: str) -> BudgetTotals:
         """ε and δ spent and reserved on ``dataset`` (basic composition)."""
         with self._connect() as con:
@@ -213,11 +235,12 @@ class Ledger:
             raise InternalError(f"ledger reservation needs ε >= 0 and δ in [0, 1), got {epsilon}, {delta}")
         with self._write() as con:
             t = self._totals(con, dataset)
-            used = t.committed_epsilon
-            if cap is not None and used + epsilon > cap + _TOLERANCE:
+            used, other = self._used(con, dataset, data_sha256)
+            if cap is not None and _exceeds(used + epsilon, cap):
+                same_file = f", ε {other:.4g} under other names for the same file" if other else ""
                 raise BudgetExceededError(
                     f"{self.path}: dataset '{dataset}' has used ε {used:.4g} of its lifetime cap {cap:g} "
-                    f"(spent {t.spent_epsilon:.4g}, reserved {t.reserved_epsilon:.4g}); "
+                    f"(spent {t.spent_epsilon:.4g}, reserved {t.reserved_epsilon:.4g}{same_file}); "
                     f"this release asks for ε {epsilon:g}")
             now = _now()
             cur = con.execute(
@@ -239,7 +262,7 @@ class Ledger:
                 raise InputFileError(f"{self.path}: ledger entry {entry_id} is already {row[0]}, not reserved")
             eps = row[1] if epsilon is None else float(epsilon)
             dlt = row[2] if delta is None else float(delta)
-            if eps > row[1] + _TOLERANCE:
+            if _exceeds(eps, row[1]):
                 raise InternalError(f"ledger entry {entry_id}: ε spent {eps} exceeds the ε reserved {row[1]}")
             con.execute("UPDATE entries SET status = ?, epsilon = ?, delta = ?, note = ?, updated_utc = ? "
                         "WHERE id = ?", (status, eps, dlt, note, _now(), entry_id))
@@ -260,6 +283,11 @@ class Ledger:
         internal report shows no training); when in doubt, count it as spent.
         """
         return self._close(entry_id, "spent" if spent else "cancelled", note)
+
+    def stale_reservations(self, dataset: str | None = None) -> list[LedgerEntry]:
+        """Reservations (of ``dataset``) whose process on this host is gone: they still count
+        against the cap until a steward resolves them with :meth:`recover`."""
+        return [e for e in self.entries(dataset) if e.stale]
 
     def entry(self, entry_id: int) -> LedgerEntry:
         """One entry by id."""

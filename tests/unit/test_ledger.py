@@ -51,6 +51,27 @@ def test_cap_counts_spent_and_reserved_and_names_the_dataset(tmp_path):
     assert book.totals("cohort").committed_epsilon == pytest.approx(5.0)
 
 
+def test_the_same_file_under_another_name_counts_against_the_cap(tmp_path):
+    book = Ledger(tmp_path / "l.sqlite3")
+    book.spend(book.reserve("cohort", 3.0, 1e-6, cap=5.0, data_sha256="ab" * 32), 3.0, 1e-6)
+    assert book.used("renamed", "ab" * 32) == pytest.approx(3.0) and book.used("renamed") == 0.0
+    with pytest.raises(BudgetExceededError, match=r"'renamed'.*ε 3 under other names for the same file"):
+        book.reserve("renamed", 2.5, 1e-6, cap=5.0, data_sha256="ab" * 32)
+    hold = book.reserve("renamed", 2.0, 1e-6, cap=5.0, data_sha256="ab" * 32)
+    assert hold.used_before == pytest.approx(3.0)
+    book.reserve("renamed", 2.5, 1e-6, cap=5.0, data_sha256="cd" * 32)  # other bytes: the name's own 2.0 only
+
+
+def test_spending_the_reserved_eps_up_to_rounding_is_accepted(tmp_path):
+    book = Ledger(tmp_path / "l.sqlite3")
+    hold = book.reserve("cohort", 10.0, 1e-6, cap=10.0)
+    assert book.spend(hold, 10.0 * (1 + 5e-10), 1e-6).status == "spent"  # the trainer's own tolerance
+    from synthrelease.errors import InternalError
+
+    with pytest.raises(InternalError, match="exceeds the ε reserved"):
+        book.spend(book.reserve("other", 1.0, 1e-6, cap=None), 1.01, 1e-6)
+
+
 def test_ledger_uses_wal_and_refuses_a_foreign_file(tmp_path):
     book = Ledger(tmp_path / "l.sqlite3")
     book.totals("x")
@@ -116,12 +137,15 @@ def test_a_killed_release_leaves_a_visible_reservation_that_can_be_recovered(tmp
     proc.stdout.close()
     (entry,) = Ledger(path).entries("cohort")
     assert entry.status == "reserved" and entry.stale
+    assert [e.id for e in Ledger(path).stale_reservations()] == [entry.id]
     assert Ledger(path).totals("cohort").committed_epsilon == pytest.approx(2.0)  # still counted
     shown = CliRunner().invoke(cli, ["ledger", "show", "--ledger", str(path)])
     assert shown.exit_code == 0 and "STALE" in shown.output and "reserved epsilon 2.0000" in shown.output
     res = CliRunner().invoke(cli, ["ledger", "recover", str(entry.id), "--cancel", "--ledger", str(path)])
     assert res.exit_code == 0, res.output
-    assert Ledger(path).totals("cohort").committed_epsilon == 0.0
+    assert Ledger(path).totals("cohort").committed_epsilon == 0.0 and not Ledger(path).stale_reservations()
+    res = CliRunner().invoke(cli, ["ledger", "recover", str(entry.id), "--commit", "--ledger", str(path)])
+    assert res.exit_code == 2 and "already cancelled" in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_ledger_show_without_a_ledger_is_one_line(tmp_path):
@@ -161,7 +185,7 @@ def test_release_spends_from_the_ledger_and_the_lifetime_cap_refuses_before_trai
     (entry,) = book.entries("tiny-clinic")
     assert entry.status == "spent" and entry.epsilon == pytest.approx(first.epsilon) and entry.epsilon <= 3.0
     assert "released" in entry.note
-    with pytest.raises(GateRefused, match=r"privacy\.lifetime_epsilon_cap"):
+    with pytest.raises(GateRefused, match=r"privacy\.lifetime_epsilon_cap.*privacy ledger: .*ledger\.sqlite3"):
         _release(capped, "b2", 3.0)
     assert not (capped / "b2").exists()
     assert [e.status for e in book.entries("tiny-clinic")] == ["spent"]  # the refusal reserved nothing

@@ -177,8 +177,9 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
               show_default=True, help="Folder for keys, bundle and internal report.")
 @click.option("--epsilon", type=float, default=3.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--archive", is_flag=True, help="Also write bundle.tar.gz (deterministic; verify accepts it).")
 @click.pass_context
-def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int) -> None:
+def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: bool) -> None:
     """A full release of the bundled Breast Cancer Wisconsin table under the default policy."""
     from synthrelease.bundle.signing import generate_keypair
     from synthrelease.pipeline import release as run_release
@@ -198,7 +199,7 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int) -> None:
         outcome = run_release(data, metadata_path=meta, policy_path=policy, epsilon=epsilon,
                               out_dir=out_dir / "bundle", signing_key=priv,
                               report_dir=out_dir / "internal-report", seed=seed,
-                              ledger_path=out_dir / "ledger.sqlite3", progress=_progress(ctx))
+                              ledger_path=out_dir / "ledger.sqlite3", archive=archive, progress=_progress(ctx))
     _echo_outcome(outcome)
     click.echo(f"public key: {pub}")
     click.echo(f"verify with: synthrelease verify {outcome.bundle_dir} --public-key {pub}")
@@ -219,14 +220,15 @@ def verify(bundle: Path, public_key: Path, policy_path: Path | None) -> None:
 
         load_policy(policy_path)  # a bad policy is bad input (exit 2), found before any verdict
     result = verify_bundle(bundle, public_key)
-    rel = result.manifest.get("release", {})
-    priv = rel.get("privacy", {})
+    rel = result.manifest.get("release", {})  # a dict: verify_bundle read the signer from it
+    priv, used_policy = rel.get("privacy"), rel.get("policy")
     click.echo(f"OK: signature valid, {result.n_files} files match their SHA-256")
-    if priv:
+    if isinstance(priv, dict) and priv:
+        name = used_policy.get("name") if isinstance(used_policy, dict) else None
         click.echo(f"epsilon {priv.get('epsilon')} delta {priv.get('delta')} ({priv.get('accountant')}), "
-                   f"policy {rel.get('policy', {}).get('name')}")
+                   f"policy {name}")
     if policy_path is not None:
-        for line in check_against_policy(result.manifest, policy_path):
+        for line in check_against_policy(result.manifest, policy_path, bundle=bundle):
             click.echo(f"OK: {line}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tarfile
 import tempfile
@@ -119,9 +120,14 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.
         del key_check
         with tempfile.TemporaryDirectory(prefix="synthrelease-verify-") as tmp:
             folder = _extract_archive(root, Path(tmp))
-            inner = verify_bundle(folder, public_key_path)
+            try:
+                inner = verify_bundle(folder, public_key_path)
+            except VerificationError as e:  # name the archive, not the temporary folder
+                raise VerificationError(str(e).replace(f"{folder}: ", f"{root}: {folder.name}/")) from None
             _check_canonical_archive(root, folder)
             return VerifiedBundle(root, inner.manifest, inner.n_files)
+    if root.is_file():
+        raise InputFileError(f"{root}: not a bundle folder or a {' / '.join(ARCHIVE_SUFFIXES)} bundle archive")
     if not root.is_dir():
         raise InputFileError(f"{root}: bundle directory (or .tar.gz archive) not found")
     if root.name.startswith(".") and ".partial-" in root.name:
@@ -132,15 +138,19 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.
         if not (root / name).is_file():
             raise VerificationError(f"{root}: {name} is missing")
     manifest_bytes = (root / MANIFEST).read_bytes()
-    verify_signature(key, manifest_bytes, (root / SIGNATURE).read_bytes())
+    try:
+        verify_signature(key, manifest_bytes, (root / SIGNATURE).read_bytes())
+    except VerificationError as e:
+        raise VerificationError(f"{root}: {e}") from None
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise VerificationError(f"{root}: manifest.json is not valid JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise VerificationError(f"{root}: manifest format is not {BUNDLE_FORMAT}")
-    signer = manifest.get("release", {}).get("signer", {})
-    if signer.get("public_key_sha256") != key_fingerprint(key):
+    release = manifest.get("release")
+    signer = release.get("signer") if isinstance(release, dict) else None
+    if not isinstance(signer, dict) or signer.get("public_key_sha256") != key_fingerprint(key):
         raise VerificationError(f"{root}: manifest names another signer than the given public key")
     listed = manifest.get("files")
     if not isinstance(listed, dict):
@@ -163,11 +173,14 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.
     return VerifiedBundle(root, manifest, len(listed))
 
 
-def check_against_policy(manifest: dict[str, Any], policy_path: str | os.PathLike[str]) -> list[str]:
+def check_against_policy(manifest: dict[str, Any], policy_path: str | os.PathLike[str],
+                         bundle: str | os.PathLike[str] | None = None) -> list[str]:
     """Check a verified manifest's ε, δ and accountant against a policy the verifier chooses.
 
-    Returns one line per clause checked (privacy.max_epsilon, privacy.max_delta,
-    privacy.accountants).
+    The signature proves who made the claims; this checks that the claims are acceptable
+    to the verifier, whatever policy the signer used. Returns one line per clause checked
+    (privacy.max_epsilon, privacy.max_delta, privacy.accountants); ``bundle`` only names
+    the bundle in error messages.
 
     Raises:
         PolicyError / InputFileError: the policy file is invalid (bad input).
@@ -176,18 +189,28 @@ def check_against_policy(manifest: dict[str, Any], policy_path: str | os.PathLik
     from synthrelease.policy.schema import load_policy
 
     policy, _ = load_policy(policy_path)
-    priv = manifest.get("release", {}).get("privacy", {})
+    where = f"{bundle}: " if bundle is not None else ""
+    release = manifest.get("release")
+    priv = release.get("privacy") if isinstance(release, dict) else None
+    priv = priv if isinstance(priv, dict) else {}
     eps, delta, accountant = priv.get("epsilon"), priv.get("delta"), priv.get("accountant")
-    if not isinstance(eps, int | float) or not isinstance(delta, int | float) or not isinstance(accountant, str):
-        raise VerificationError("manifest has no epsilon, delta and accountant to check against the policy")
+
+    def number(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not number(eps) or not number(delta) or not isinstance(accountant, str):
+        raise VerificationError(f"{where}manifest has no finite epsilon, delta and accountant "
+                                f"to check against policy {policy.name} ({policy_path})")
     name = f"policy {policy.name} ({policy_path})"
     pc = policy.privacy
     if eps > pc.max_epsilon:
-        raise VerificationError(f"manifest epsilon {eps:g} exceeds privacy.max_epsilon {pc.max_epsilon:g} of {name}")
+        raise VerificationError(f"{where}manifest epsilon {eps:g} exceeds privacy.max_epsilon "
+                                f"{pc.max_epsilon:g} of {name}")
     if delta > pc.max_delta:
-        raise VerificationError(f"manifest delta {delta:g} exceeds privacy.max_delta {pc.max_delta:g} of {name}")
+        raise VerificationError(f"{where}manifest delta {delta:g} exceeds privacy.max_delta "
+                                f"{pc.max_delta:g} of {name}")
     if accountant not in pc.accountants:
-        raise VerificationError(f"manifest accountant {accountant} is not in privacy.accountants "
+        raise VerificationError(f"{where}manifest accountant {accountant} is not in privacy.accountants "
                                 f"{list(pc.accountants)} of {name}")
     return [f"privacy.max_epsilon: {eps:g} <= {pc.max_epsilon:g}", f"privacy.max_delta: {delta:g} <= {pc.max_delta:g}",
             f"privacy.accountants: {accountant} in {list(pc.accountants)}"]

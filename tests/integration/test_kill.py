@@ -43,25 +43,43 @@ def ws(tmp_path):
 
 
 def _start(ws: Path, out: str, pause: float = 0.0) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "SYNTHRELEASE_LEDGER": str(ws / "ledger.sqlite3")}
+    # OMP_NUM_THREADS=1: on a loaded 2-core machine OpenMP spin-waiting (scikit-learn's
+    # gradient boosting, torch) slowed one tiny release from ~17 s to ~7 min.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "SYNTHRELEASE_LEDGER": str(ws / "ledger.sqlite3"),
+           "OMP_NUM_THREADS": "1"}
     if pause:
         env[TEST_PAUSE_ENV] = str(pause)
     cmd = [sys.executable, "-m", "synthrelease.cli", "-q", "release", str(ws / "private.csv"), "--metadata",
            str(ws / "meta.yaml"), "--policy", str(ws / "policy.yaml"), "--epsilon", "3", "--out", str(ws / out),
-           "--signing-key", str(ws / "k.pem"), "--steps", "40", "--seed", "1", "--archive"]
+           "--signing-key", str(ws / "k.pem"), "--steps", "20", "--seed", "1", "--archive"]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _check_no_partial_bundle(ws: Path, out: str) -> str:
-    """The state after a kill: 'absent' or 'complete' (which verifies); staging leftovers are refused."""
+    """The state after a kill: 'absent' or 'complete' (which verifies); leftovers are never a bundle.
+
+    Everything whose name contains ``out`` must be one of: the bundle folder (verifies), its
+    archive (verifies, only beside a complete folder), the internal report folder (holds no
+    signature), a hidden ``.OUT.partial-*`` staging folder (refused by ``verify``) or a
+    hidden ``.OUT.tar.gz.*.tmp`` half-written archive (not a ``.tar.gz``: never taken for one).
+    """
     target = ws / out
-    for staged in ws.glob(f".{out}.partial-*"):
-        with pytest.raises(VerificationError, match="unfinished bundle"):
-            verify_bundle(staged, ws / "k.pub")
-    archive = ws / f"{out}.tar.gz"
-    if archive.exists():  # written only after the folder is complete, and atomically
-        assert target.is_dir()
-        verify_bundle(archive, ws / "k.pub")
+    for p in sorted(ws.iterdir()):
+        name = p.name
+        if out not in name or name == out:
+            continue
+        if name.startswith(f".{out}.partial-"):
+            with pytest.raises(VerificationError, match="unfinished bundle"):
+                verify_bundle(p, ws / "k.pub")
+        elif name == f"{out}.tar.gz":  # written only after the folder is complete, and atomically
+            assert target.is_dir()
+            verify_bundle(p, ws / "k.pub")
+        elif name == f"{out}.internal-report":
+            assert not list(p.rglob("manifest.sig"))
+        elif name.startswith(f".{out}.tar.gz.") and name.endswith(".tmp"):
+            assert p.is_file()
+        else:
+            raise AssertionError(f"unexpected leftover after a kill: {name}")
     if not target.exists():
         return "absent"
     verify_bundle(target, ws / "k.pub")
@@ -69,35 +87,34 @@ def _check_no_partial_bundle(ws: Path, out: str) -> str:
 
 
 def test_sigkill_at_random_points_never_leaves_a_partial_bundle(ws):
+    # 1. A kill inside the window where the bundle is staged and signed but not yet renamed
+    #    (test-only pause before the rename). Its timing also measures a whole run.
     t0 = time.perf_counter()
-    full = _start(ws, "full")
-    _, err = full.communicate(timeout=300)
+    proc = _start(ws, "staged", pause=30.0)
+    deadline = time.time() + 300
+    while not any((p / "manifest.sig").exists() for p in ws.glob(".staged.partial-*")):
+        if proc.poll() is not None:
+            raise AssertionError(f"the release ended before staging its bundle: {proc.stderr.read()[-2000:]}")
+        assert time.time() < deadline, "the release did not stage its bundle within 300 s"
+        time.sleep(0.05)
     duration = time.perf_counter() - t0
-    assert full.returncode == 0, err[-2000:]
-    assert _check_no_partial_bundle(ws, "full") == "complete"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _check_no_partial_bundle(ws, "staged") == "absent"
+    assert list(ws.glob(".staged.partial-*")), "the staging folder was expected to remain after SIGKILL"
 
+    # 2. Kills at seeded random moments spanning the run (start-up, training, audits,
+    #    bundle and archive writing, and just after the end).
     outcomes = []
-    for i, delay in enumerate(np.random.default_rng(7).uniform(0.3, duration, size=4)):
+    for i, delay in enumerate(np.random.default_rng(7).uniform(0.3, 1.1 * duration, size=4)):
         proc = _start(ws, f"b{i}")
         time.sleep(float(delay))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         outcomes.append(_check_no_partial_bundle(ws, f"b{i}"))
 
-    # a kill inside the window where the bundle is staged and signed but not yet renamed
-    proc = _start(ws, "staged", pause=30.0)
-    deadline = time.time() + 300
-    while not any((p / "manifest.sig").exists() for p in ws.glob(".staged.partial-*")):
-        assert proc.poll() is None and time.time() < deadline, "the release ended before staging its bundle"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert _check_no_partial_bundle(ws, "staged") == "absent"
-    assert list(ws.glob(".staged.partial-*")), "the staging folder was expected to remain after SIGKILL"
-
     entries = Ledger(ws / "ledger.sqlite3").entries("tiny-clinic")
-    assert entries[0].status == "spent"
-    killed = [e for e in entries[1:] if e.status == "reserved"]
-    assert all(e.stale for e in killed) and len(killed) >= 1
     assert all(e.status in ("reserved", "spent", "cancelled") for e in entries)
-    print("kill outcomes:", outcomes)
+    killed = [e for e in entries if e.status == "reserved"]
+    assert killed and all(e.stale for e in killed)  # at least the staged run's reservation
+    print(f"run {duration:.1f} s; kill outcomes:", outcomes)

@@ -203,3 +203,68 @@ def test_verify_against_a_policy_names_the_clause(tmp_path, keys):
     res = CliRunner().invoke(cli, ["verify", str(out), "--public-key", str(keys[1]), "--policy",
                                    str(tmp_path / "broken.yaml")])
     assert res.exit_code == 2 and "broken.yaml" in res.output
+
+
+def test_errors_inside_an_archive_name_the_archive(bundle, keys, tmp_path):
+    import gzip
+    import io
+    import tarfile
+
+    archive = writer_module.write_archive(bundle)
+    # Repack with one changed data byte (a valid archive whose files no longer match).
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for m, data in members:
+            if m.name.endswith("synthetic.csv"):
+                data = data.replace(b"x", b"w")
+            tar.addfile(m, io.BytesIO(data) if data is not None else None)
+    archive.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    with pytest.raises(VerificationError) as e:
+        verify_bundle(archive, keys[1])
+    msg = str(e.value)
+    assert msg.startswith(f"{archive}: bundle/synthetic.csv") and "synthrelease-verify-" not in msg, msg
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    with pytest.raises(InputFileError, match="not a bundle folder"):
+        verify_bundle(other, keys[1])
+
+
+def test_archive_with_hardlink_or_device_is_refused(tmp_path, keys):
+    import io
+    import tarfile
+
+    for kind in (tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            top = tarfile.TarInfo("b")
+            top.type = tarfile.DIRTYPE
+            tar.addfile(top)
+            info = tarfile.TarInfo("b/x")
+            info.type, info.linkname = kind, "b/y" if kind == tarfile.LNKTYPE else ""
+            tar.addfile(info)
+        bad = tmp_path / "bad.tar.gz"
+        bad.write_bytes(buf.getvalue())
+        with pytest.raises(VerificationError, match="not a regular file or folder"):
+            verify_bundle(bad, keys[1])
+
+
+def test_wrong_key_error_names_the_bundle(bundle, tmp_path):
+    _, other_pub = generate_keypair(tmp_path / "o.pem", tmp_path / "o.pub.pem")
+    with pytest.raises(VerificationError, match=f"^{bundle}: signature does not match"):
+        verify_bundle(bundle, other_pub)
+
+
+def test_policy_check_refuses_missing_or_non_finite_claims():
+    from synthrelease.bundle.verify import check_against_policy
+
+    policy = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+    for release in ([], {"privacy": []}, {"privacy": {"epsilon": float("nan"), "delta": 1e-6, "accountant": "rdp"}},
+                    {"privacy": {"epsilon": True, "delta": 1e-6, "accountant": "rdp"}},
+                    {"privacy": {"epsilon": 1.0, "delta": float("inf"), "accountant": "rdp"}}):
+        with pytest.raises(VerificationError, match="no finite epsilon, delta and accountant"):
+            check_against_policy({"release": release}, policy, bundle="b")
+    with pytest.raises(VerificationError, match=r"^b: manifest delta 0\.001 exceeds privacy\.max_delta 1e-05"):
+        check_against_policy({"release": {"privacy": {"epsilon": 1, "delta": 1e-3, "accountant": "rdp"}}},
+                             policy, bundle="b")

@@ -20,7 +20,8 @@ SHIPPED = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "policies").glo
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
-                    st.sampled_from([".nan", ".inf", "-.inf", "1e309", "yes", "NO", "~", "0x1F", "2026-11-25"]))
+                    st.sampled_from([".nan", ".inf", "-.inf", "1e309", "yes", "NO", "~", "0x1F", "2026-11-25",
+                                     "NaN", "inf", "-0.0", 1e308, -1e308, 5e-324, 10**100, -(10**100), 0, -0.0]))
 documents = st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
                                                          st.dictionaries(st.text(max_size=12), kids, max_size=4)),
                          max_leaves=12)
@@ -75,7 +76,7 @@ def _check(text: str) -> None:
         assert math.isfinite(pc.max_epsilon) and pc.max_epsilon > 0 and 0 < pc.max_delta < 1
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ

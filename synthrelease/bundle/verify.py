@@ -75,6 +75,35 @@ def _extract_archive(archive: Path, into: Path) -> Path:
     return folder
 
 
+def _check_gzip_integrity(archive: Path) -> None:
+    """Before unpacking: exactly one gzip member, its CRC and length intact.
+
+    A corrupted compressed byte can otherwise read as an early end of the tar stream and
+    surface as a misleading "missing file" error. (The exact header is checked after
+    unpacking, by :func:`_check_canonical_archive`.)
+
+    Raises:
+        VerificationError: the gzip data is corrupt, truncated or followed by extra bytes.
+    """
+    import zlib
+
+    try:
+        with open(archive, "rb") as f:
+            inflater = zlib.decompressobj(wbits=31)
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                if inflater.eof:
+                    raise VerificationError(f"{archive}: gzip data is followed by extra bytes")
+                while chunk:
+                    inflater.decompress(chunk, 1 << 20)
+                    chunk = inflater.unconsumed_tail
+    except zlib.error as e:
+        raise VerificationError(f"{archive}: corrupt gzip data ({e})") from None
+    except OSError as e:
+        raise InputFileError(f"{archive}: cannot read archive ({type(e).__name__})") from None
+    if not inflater.eof or inflater.unused_data:
+        raise VerificationError(f"{archive}: gzip data is truncated or followed by extra bytes")
+
+
 def _check_canonical_archive(archive: Path, folder: Path) -> None:
     """The archive must be exactly the canonical packing of its (verified) folder.
 
@@ -119,6 +148,7 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.
         key_check = load_public_key(public_key_path)  # bad key: bad input before unpacking
         del key_check
         with tempfile.TemporaryDirectory(prefix="synthrelease-verify-") as tmp:
+            _check_gzip_integrity(root)
             folder = _extract_archive(root, Path(tmp))
             try:
                 inner = verify_bundle(folder, public_key_path)

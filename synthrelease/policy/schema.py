@@ -469,6 +469,8 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[Policy, str]:
         where = f"{p}:{line}" if line else str(p)
         key = ".".join(str(x) for x in loc) or "(top level)"
         msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        if len(msg) > 240:  # pydantic may echo a whole offending value (found by the fuzz test)
+            msg = msg[:237] + "..."
         more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
         rule = _rule_label(raw, loc)
         raise PolicyError(f"{where}: policy key '{key}'{rule}: {msg}{more}".replace("\n", " ")) from None

@@ -268,3 +268,17 @@ def test_policy_check_refuses_missing_or_non_finite_claims():
     with pytest.raises(VerificationError, match=r"^b: manifest delta 0\.001 exceeds privacy\.max_delta 1e-05"):
         check_against_policy({"release": {"privacy": {"epsilon": 1, "delta": 1e-3, "accountant": "rdp"}}},
                              policy, bundle="b")
+
+
+def test_corrupt_compressed_bytes_are_reported_as_gzip_corruption(bundle, keys):
+    archive = writer_module.write_archive(bundle)
+    first = archive.read_bytes()
+    for pos in (len(first) // 3, len(first) // 2, len(first) - 12, len(first) - 3):
+        data = bytearray(first)
+        data[pos] ^= 0xFF
+        archive.write_bytes(bytes(data))
+        with pytest.raises(VerificationError, match=f"^{archive}: .*gzip"):
+            verify_bundle(archive, keys[1])
+    archive.write_bytes(first[:-5])
+    with pytest.raises(VerificationError, match="truncated"):
+        verify_bundle(archive, keys[1])

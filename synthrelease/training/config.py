@@ -34,7 +34,9 @@ class TrainingConfig:
             number of features, and the weight of matching them in the generator loss.
         embedding_kernel: ``rff`` (random Fourier features), ``linear`` (each row's
             direction x/‖x‖: class mean profiles) or ``centered`` (the direction minus a DP
-            mean direction, renormalised: more of the budget on class differences).
+            mean direction, renormalised: more of the budget on class differences) or
+            ``values`` (the numerical values on [0, 1] over their public bounds, as a unit
+            vector: class mean profiles of expression data at full strength).
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -69,6 +71,8 @@ class TrainingConfig:
     embedding_features: int = 2000
     embedding_weight: float = 10.0
     embedding_kernel: str = "rff"
+    adversarial_weight: float = 1.0
+    embedding_shrinkage: float = 0.0
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -102,8 +106,8 @@ class TrainingConfig:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
         if self.discriminator_projection < 0:
             raise PrivacyParameterError("discriminator_projection must be >= 0 (0 = no projection)")
-        if self.embedding_kernel not in ("rff", "linear", "centered"):
-            raise PrivacyParameterError(f"embedding_kernel must be rff, linear or centered, got "
+        if self.embedding_kernel not in ("rff", "linear", "centered", "values"):
+            raise PrivacyParameterError(f"embedding_kernel must be rff, linear, centered or values, got "
                                         f"{self.embedding_kernel!r}")
         if not 0 <= self.embedding_epsilon_share < 1 or self.embedding_features < 2 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1), embedding_features >= 2, "

@@ -60,7 +60,7 @@ from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.mean_embedding import ClassMeanEmbedding
 from synthrelease.training.models import Discriminator, Generator
 from synthrelease.training.rows import RowSource, encoded_rows
-from synthrelease.transforms.dp_marginals import measure_marginals
+from synthrelease.transforms.dp_marginals import measure_marginals, numeric_layout
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,9 @@ def train_dp_gan(
             lambda: row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width, n_rows=n_rows,
             n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
             feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"),
-            kernel=config.embedding_kernel)
+            kernel=config.embedding_kernel,
+            layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None)
+        embedding.shrinkage = config.embedding_shrinkage
         prior.extend(embedding.entries)
 
     # 2. σ for the planned number of discriminator steps, same accountant.
@@ -361,7 +363,7 @@ def train_dp_gan(
                 cond = cond_sampler(expected_batch)
                 fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
                                           tau=config.gumbel_tau, generator=torch_gen, hard=False)
-                g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
+                g_loss = config.adversarial_weight * F.binary_cross_entropy_with_logits(d_module(fake), real_label)
                 if matcher is not None and cond is not None:
                     g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
                 if embedding is not None and cond is not None and cond_probs is not None:

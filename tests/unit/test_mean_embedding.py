@@ -74,3 +74,77 @@ def test_centered_kernel_spends_exactly_the_budget_of_one_release():
     exact = ClassMeanEmbedding.measure([rows], slice(6, 9), width=9, n_features=2, noise_multiplier=0.0,
                                        feature_generator=g, noise_generator=g, kernel="centered", n_rows=300)
     assert exact.loss(rows, cond, cond.sum(dim=0).numpy()).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def _values_setup(tiny_table, tiny_metadata):
+    from synthrelease.transforms.dp_marginals import numeric_layout
+
+    encoder = TableEncoder(tiny_metadata)
+    rows = torch.from_numpy(encoder.encode(tiny_table))
+    span = encoder.span("outcome", "category")
+    return encoder, rows, slice(span.start, span.stop), numeric_layout(encoder, "outcome")
+
+
+def test_values_kernel_reads_numerical_values_on_their_public_scale(tiny_table, tiny_metadata):
+    """u = value on [0, 1] over the declared bounds, 0 for a zero or missing entry; ‖φ‖ ≤ 1."""
+    from synthrelease.training.mean_embedding import numeric_values
+
+    _, rows, _, layout = _values_setup(tiny_table, tiny_metadata)
+    u = numeric_values(rows, layout)
+    assert list(layout.columns) == ["age", "bmi", "dose"]
+    age = (tiny_table["age"].to_numpy() - 18) / (90 - 18)
+    assert np.allclose(u[:, 0].numpy(), age, atol=1e-5)
+    bmi = tiny_table["bmi"].to_numpy()
+    assert np.allclose(u[:, 1].numpy(), np.where(np.isnan(bmi), 0.0, (bmi - 15) / 30), atol=1e-5)
+    assert (u[:, 2].numpy()[tiny_table["dose"].to_numpy() == 0] == 0).all()
+    at_minimum = torch.zeros(3, rows.shape[1])
+    at_minimum[:, layout.value_idx] = -1.0  # every value at its lower bound: u = 0, φ = 0
+    assert (feature_map(at_minimum, None, layout=layout).norm(dim=1) == 0).all()
+    assert (feature_map(torch.rand(200, rows.shape[1]), None, layout=layout).norm(dim=1) <= 1 + 1e-6).all()
+
+
+def test_values_kernel_spends_one_release_and_anchors_the_scale(tiny_table, tiny_metadata):
+    """Norm histogram + class sums at σ/√w, σ/√(1−w): one Gaussian release's RDP. The
+    loss is ≈ 0 on the real rows and grows when every value is halved (a unit-norm
+    kernel alone cannot see that)."""
+    from synthrelease.budget.accounting import MechanismEntry
+    from synthrelease.training.mean_embedding import numeric_values
+
+    _, rows, cond_slice, layout = _values_setup(tiny_table, tiny_metadata)
+    g = torch.Generator().manual_seed(0)
+    noisy = ClassMeanEmbedding.measure([rows], cond_slice, width=rows.shape[1], n_features=2, noise_multiplier=2.0,
+                                       feature_generator=g, noise_generator=g, kernel="values", layout=layout)
+    assert len(noisy.entries) == 2 and "row norms" in noisy.entries[0].label
+    one = epsilon_for([MechanismEntry("one", 2.0, 1.0, 1)], delta=1e-5)
+    assert epsilon_for(list(noisy.entries), delta=1e-5) == pytest.approx(one, rel=1e-9)
+
+    exact = ClassMeanEmbedding.measure([rows], cond_slice, width=rows.shape[1], n_features=2, noise_multiplier=0.0,
+                                       feature_generator=g, noise_generator=g, kernel="values", layout=layout)
+    true_norm = float(numeric_values(rows, layout).norm(dim=1).mean())
+    assert exact.mean_norm == pytest.approx(true_norm, rel=0.08)  # bin centres of 48 log bins
+    cond = rows[:, cond_slice]
+    counts = cond.sum(dim=0).numpy()
+    halved = rows.clone()
+    halved[:, layout.value_idx] = (rows[:, layout.value_idx] + 1) / 2 - 1  # every value on [0, 1] halved
+    assert exact.loss(rows, cond, counts).item() < 0.01
+    assert exact.loss(halved, cond, counts).item() > 0.1
+    with pytest.raises(ValueError, match="layout"):
+        ClassMeanEmbedding.measure([rows], cond_slice, width=rows.shape[1], n_features=2, noise_multiplier=1.0,
+                                   feature_generator=g, noise_generator=g, kernel="values")
+
+
+def test_shrinkage_soft_thresholds_class_deviations_at_their_noise_scale():
+    rows = torch.cat([torch.rand(300, 4), torch.nn.functional.one_hot(torch.arange(300) % 3, 3).float()], dim=1)
+    g = torch.Generator().manual_seed(0)
+    emb = ClassMeanEmbedding.measure([rows], slice(4, 7), width=7, n_features=2, noise_multiplier=5.0,
+                                     feature_generator=g, noise_generator=g, kernel="linear")
+    counts = torch.full((3,), 100.0)
+    raw = emb.target(counts)
+    assert torch.allclose(raw, emb.sums / 100.0)
+    emb.shrinkage = 1e6  # every deviation below threshold: all classes get the overall mean
+    overall = emb.sums.sum(dim=0) / 300.0
+    assert torch.allclose(emb.target(counts), overall.expand(3, -1), atol=1e-6)
+    emb.shrinkage = 1.0  # deviations move towards the overall mean by at most σ/n, never past it
+    dev_raw, dev = raw - overall, emb.target(counts) - overall
+    assert ((dev.abs() <= dev_raw.abs() + 1e-6) & (dev * dev_raw >= 0)).all()
+    assert ((dev_raw.abs() - dev.abs()) <= 5.0 / 100.0 + 1e-6).all()

@@ -19,7 +19,8 @@ discrete blocks left out. The linear kernel's unit norm is mostly spent on indic
 entries and on the −1 that encodes every zero, so on zero-inflated expression data a
 marker gene's shift takes a small part of it; in value space the same shift is a large
 part of a row's norm (measured on pbmc68k: class-mean signal ≈ 6× larger per unit of
-noise). The generator's soft indicators enter as P(present)·P(non-zero)·value. A unit
+noise). The generator's soft indicators enter as P(present)·P(non-zero)·value. A constant
+first feature (``COUNT_FEATURE``) makes the same release give DP class counts. A unit
 vector has no scale, so a second, small Gaussian release (``NORM_WEIGHT`` of the budget, in
 1/σ², as for ``centered``) measures a histogram of ‖u‖ over public log-spaced bins; its
 mean M (post-processing) anchors the generated rows' mean ‖u‖. Without it the generator
@@ -57,6 +58,11 @@ CENTER_WEIGHT = 0.2
 
 NORM_WEIGHT = 0.05
 """Share of the embedding's Gaussian budget (in 1/σ²) spent on the ‖u‖ histogram of kernel ``values``."""
+
+COUNT_FEATURE = 0.5
+"""Kernel ``values``: constant first feature c (the rest scaled by √(1 − c²), so ‖φ‖ ≤ 1 still):
+the class sums' first entry is c·n_k plus noise, i.e. DP class counts at noise σ/c from the
+same release — far less noisy than a separate small-ε histogram of the condition."""
 
 NORM_BINS = 48
 """Log-spaced bins of the ‖u‖ histogram between √width/1000 and √width (all public), plus one for 0."""
@@ -108,7 +114,8 @@ def feature_map(x: torch.Tensor, freqs: torch.Tensor | None, center: torch.Tenso
     None: the linear kernel x/‖x‖, or with ``center`` m: (u − m)/‖u − m‖, u = x/‖x‖.
     """
     if layout is not None:
-        return _unit(numeric_values(x, layout))
+        direction = _unit(numeric_values(x, layout)) * math.sqrt(1.0 - COUNT_FEATURE ** 2)
+        return torch.cat([torch.full((x.shape[0], 1), COUNT_FEATURE, dtype=x.dtype), direction], dim=1)
     if freqs is None:
         return _unit(_unit(x) - center) if center is not None else _unit(x)
     proj = x @ freqs
@@ -176,6 +183,12 @@ class ClassMeanEmbedding:
         entries += (MechanismEntry(f"class mean embeddings ({kernel} features, Gaussian, sensitivity 1)",
                                    sigma, 1.0, 1),)
         return cls(freqs, sums.float(), entries, center, layout, mean_norm, sigma)
+
+    def class_counts(self) -> np.ndarray | None:
+        """Kernel ``values``: the DP class counts read off the constant feature (post-processing)."""
+        if self.layout is None:
+            return None
+        return (self.sums[:, 0].double() / COUNT_FEATURE).numpy()
 
     def target(self, counts: torch.Tensor) -> torch.Tensor:
         """Per-class target means (post-processing of the release).

@@ -226,31 +226,12 @@ def train_dp_gan(
     n_disc_total = config.n_steps
 
     # 1. DP measurements before training: conditional marginals (which also give the
-    #    condition's sampling frequencies) or, if they are off, the condition histogram.
+    #    condition's sampling frequencies), the class mean embeddings (kernel "values" also
+    #    gives them) or, if all are off, the condition histogram.
     cond_span = _condition_span(encoder, condition_column)
     prior: list[MechanismEntry] = list(prior_entries)
     cond_probs: np.ndarray | None = None
     matcher: MarginalMatcher | None = None
-    if cond_span is not None and config.marginal_epsilon_share > 0:
-        sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
-                                      delta=acc_delta, accountant=config.accountant)
-        measured = measure_marginals(row_source, encoder, condition_column or "",
-                                     noise_multiplier=sigma_m.noise_multiplier,
-                                     generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
-        prior.append(measured.entry)
-        cond_probs = measured.condition_probs()
-        matcher = MarginalMatcher(measured, columns_per_step=config.marginal_columns_per_step,
-                                  generator=seeds.torch("marginal-columns"))
-    elif cond_span is not None and config.condition_epsilon_share > 0:
-        hist = histogram_noise_for(
-            epsilon=config.condition_epsilon_share * config.target_epsilon,
-            delta=acc_delta, accountant=config.accountant,
-        )
-        prior.append(hist)
-        cond_probs = _dp_condition_probs(row_source, cond_span, hist, seeds.torch("condition-noise"))
-    elif cond_span is not None:
-        cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
-
     embedding: ClassMeanEmbedding | None = None
     if cond_span is not None and config.embedding_epsilon_share > 0:
         sigma_e = histogram_noise_for(epsilon=config.embedding_epsilon_share * config.target_epsilon,
@@ -263,6 +244,30 @@ def train_dp_gan(
             layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None)
         embedding.shrinkage = config.embedding_shrinkage
         prior.extend(embedding.entries)
+
+    if cond_span is not None and config.marginal_epsilon_share > 0:
+        sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
+                                      delta=acc_delta, accountant=config.accountant)
+        measured = measure_marginals(row_source, encoder, condition_column or "",
+                                     noise_multiplier=sigma_m.noise_multiplier,
+                                     generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
+        prior.append(measured.entry)
+        cond_probs = measured.condition_probs()
+        matcher = MarginalMatcher(measured, columns_per_step=config.marginal_columns_per_step,
+                                  generator=seeds.torch("marginal-columns"))
+    elif embedding is not None and (counts := embedding.class_counts()) is not None:
+        # kernel 'values': class counts from the embedding's own release (post-processing)
+        noisy = np.clip(counts, 0.0, None) + 1.0
+        cond_probs = noisy / noisy.sum()
+    elif cond_span is not None and config.condition_epsilon_share > 0:
+        hist = histogram_noise_for(
+            epsilon=config.condition_epsilon_share * config.target_epsilon,
+            delta=acc_delta, accountant=config.accountant,
+        )
+        prior.append(hist)
+        cond_probs = _dp_condition_probs(row_source, cond_span, hist, seeds.torch("condition-noise"))
+    elif cond_span is not None:
+        cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
 
     # 2. σ for the planned number of discriminator steps, same accountant.
     sgd = calibrate_noise_multiplier(

@@ -98,8 +98,8 @@ def test_values_kernel_reads_numerical_values_on_their_public_scale(tiny_table, 
     assert np.allclose(u[:, 1].numpy(), np.where(np.isnan(bmi), 0.0, (bmi - 15) / 30), atol=1e-5)
     assert (u[:, 2].numpy()[tiny_table["dose"].to_numpy() == 0] == 0).all()
     at_minimum = torch.zeros(3, rows.shape[1])
-    at_minimum[:, layout.value_idx] = -1.0  # every value at its lower bound: u = 0, φ = 0
-    assert (feature_map(at_minimum, None, layout=layout).norm(dim=1) == 0).all()
+    at_minimum[:, layout.value_idx] = -1.0  # every value at its lower bound: u = 0, φ = (c, 0, ...)
+    assert torch.allclose(feature_map(at_minimum, None, layout=layout), torch.tensor([[0.5, 0, 0, 0]] * 3))
     assert (feature_map(torch.rand(200, rows.shape[1]), None, layout=layout).norm(dim=1) <= 1 + 1e-6).all()
 
 
@@ -148,3 +148,34 @@ def test_shrinkage_soft_thresholds_class_deviations_at_their_noise_scale():
     dev_raw, dev = raw - overall, emb.target(counts) - overall
     assert ((dev.abs() <= dev_raw.abs() + 1e-6) & (dev * dev_raw >= 0)).all()
     assert ((dev_raw.abs() - dev.abs()) <= 5.0 / 100.0 + 1e-6).all()
+
+
+def test_values_kernel_gives_the_condition_frequencies_without_another_release(tiny_table, tiny_metadata):
+    cfg = TrainingConfig(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=10, generator_hidden=16,
+                         discriminator_hidden=16, latent_dim=8, marginal_epsilon_share=0.0,
+                         embedding_epsilon_share=0.8, embedding_kernel="values", embedding_shrinkage=2.5)
+    model = train_dp_gan(tiny_table, TableEncoder(tiny_metadata), cfg, condition_column="outcome")
+    labels = [e.label for e in model.privacy.entries]
+    assert not any(lbl.startswith("condition histogram") for lbl in labels)
+    assert sum(lbl.startswith("class mean embeddings") for lbl in labels) == 2
+    assert 0.99 * 2.0 <= model.privacy.epsilon <= 2.0
+    true = tiny_table["outcome"].value_counts(normalize=True).reindex(["healthy", "sick"]).to_numpy()
+    assert model.condition_probs is not None and model.condition_probs.sum() == pytest.approx(1.0)
+    assert np.abs(model.condition_probs - true).max() < 0.1  # σ/c ≈ 2.6 rows of noise on ~hundreds
+
+
+def test_wide_tables_default_to_class_mean_profiles():
+    """From public quantities only: many columns per row → kernel 'values', marginals off."""
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.pipeline import WIDE_TABLE_SETTINGS, default_training_config
+    from tests.conftest import TINY_METADATA
+
+    wide = Metadata.model_validate({
+        "version": 1, "name": "wide", "reviewed": True, "target": "label",
+        "columns": {**{f"g{i}": {"type": "float", "min": 0.0, "max": 10.0, "zero_inflated": True} for i in range(300)},
+                    "label": {"type": "categorical", "categories": list("abcde")}}})
+    cfg = default_training_config(500, epsilon=1.0, delta=1e-5, seed=0, metadata=wide, condition_column="label")
+    assert {k: getattr(cfg, k) for k in WIDE_TABLE_SETTINGS} == WIDE_TABLE_SETTINGS
+    tiny = Metadata.model_validate(TINY_METADATA)
+    cfg = default_training_config(20000, epsilon=1.0, delta=1e-5, seed=0, metadata=tiny, condition_column="outcome")
+    assert cfg.marginal_epsilon_share == 0.5 and cfg.embedding_epsilon_share == 0.0

@@ -91,6 +91,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="TrainingConfig override (repeatable); results go to synthesis-TAG.* with --tag")
     ap.add_argument("--tag", default="", help="suffix of the results files (synthesis-TAG.json/.md)")
+    ap.add_argument("--merge", action="append", default=[], metavar="STEM",
+                    help="no training: fold the rows of results/STEM.json (runs done in parallel under --tag) "
+                         "into this run's results files")
     ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
@@ -101,7 +104,9 @@ def main() -> None:
     if not (splits / "adult_train.csv").exists():
         subprocess.run([sys.executable, str(SHARED / "peers" / "split.py"), "--out", str(splits)], check=True)
     rows = []
-    for name in a.datasets.split(","):
+    for stem in a.merge:
+        rows += json.loads((RESULTS / f"{stem}.json").read_text())["rows"]
+    for name in ([] if a.merge else a.datasets.split(",")):
         for eps, seed in [(float(e), int(s)) for e in a.epsilons.split(",") for s in a.seeds.split(",")]:
             work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
             syn, info = work / "synthetic.csv", work / "info.json"

@@ -106,16 +106,29 @@ def numeric_values(x: torch.Tensor, layout: NumericLayout) -> torch.Tensor:
     return u
 
 
+def nonzero_indicators(x: torch.Tensor, layout: NumericLayout) -> torch.Tensor:
+    """P(non-zero) of every zero-inflated numerical column (exact 0/1 on encoded real rows)."""
+    has = layout.nonzero_idx >= 0
+    return x[:, layout.nonzero_idx[has]]
+
+
 def feature_map(x: torch.Tensor, freqs: torch.Tensor | None, center: torch.Tensor | None = None,
-                layout: NumericLayout | None = None) -> torch.Tensor:
+                layout: NumericLayout | None = None, zero_weight: float = 0.0) -> torch.Tensor:
     """φ(x) with ‖φ(x)‖ ≤ 1 for every row (= 1 unless a ``values`` row is all zero).
 
     ``layout`` given: kernel ``values``, u/‖u‖ with u = :func:`numeric_values`. ``freqs``
     None: the linear kernel x/‖x‖, or with ``center`` m: (u − m)/‖u − m‖, u = x/‖x‖.
     """
     if layout is not None:
-        direction = _unit(numeric_values(x, layout)) * math.sqrt(1.0 - COUNT_FEATURE ** 2)
-        return torch.cat([torch.full((x.shape[0], 1), COUNT_FEATURE, dtype=x.dtype), direction], dim=1)
+        rest = 1.0 - COUNT_FEATURE ** 2
+        parts = [torch.full((x.shape[0], 1), COUNT_FEATURE, dtype=x.dtype)]
+        if zero_weight > 0 and bool((layout.nonzero_idx >= 0).any()):
+            z = nonzero_indicators(x, layout)
+            parts += [_unit(numeric_values(x, layout)) * math.sqrt(rest * (1.0 - zero_weight)),
+                      z * math.sqrt(rest * zero_weight / z.shape[1])]
+        else:
+            parts.append(_unit(numeric_values(x, layout)) * math.sqrt(rest))
+        return torch.cat(parts, dim=1)
     if freqs is None:
         return _unit(_unit(x) - center) if center is not None else _unit(x)
     proj = x @ freqs
@@ -134,12 +147,13 @@ class ClassMeanEmbedding:
     mean_norm: float | None = None  # kernel "values": DP mean of ‖u‖ over the real rows
     sums_sigma: float = 0.0  # σ of the Gaussian noise on each entry of ``sums``
     shrinkage: float = 0.0  # λ: soft-threshold class deviations at λ·σ/n_k (0 = off)
+    zero_weight: float = 0.0  # kernel "values": share of the profile's norm on non-zero indicators
 
     @classmethod
     def measure(cls, chunks: Callable[[], Iterable[torch.Tensor]] | list[torch.Tensor], cond_slice: slice, *,
                 width: int, n_features: int, noise_multiplier: float, feature_generator: torch.Generator,
                 noise_generator: torch.Generator, kernel: str = "rff", n_rows: int | None = None,
-                layout: NumericLayout | None = None) -> ClassMeanEmbedding:
+                layout: NumericLayout | None = None, zero_weight: float = 0.0) -> ClassMeanEmbedding:
         """Release the noisy class sums of φ (``chunks``: encoded blocks, or a function giving them anew).
 
         ``noise_multiplier`` σ is the budget of the whole embedding; kernel ``centered``
@@ -175,14 +189,14 @@ class ClassMeanEmbedding:
                                        sigma_norm, 1.0, 1),)
         sums: torch.Tensor | None = None
         for block in blocks():
-            phi = feature_map(block.float(), freqs, center, layout).double()
+            phi = feature_map(block.float(), freqs, center, layout, zero_weight).double()
             part = block[:, cond_slice].double().T @ phi
             sums = part if sums is None else sums + part
         assert sums is not None
         sums = sums + torch.randn(sums.shape, generator=noise_generator, dtype=torch.float64) * sigma
         entries += (MechanismEntry(f"class mean embeddings ({kernel} features, Gaussian, sensitivity 1)",
                                    sigma, 1.0, 1),)
-        return cls(freqs, sums.float(), entries, center, layout, mean_norm, sigma)
+        return cls(freqs, sums.float(), entries, center, layout, mean_norm, sigma, zero_weight=zero_weight)
 
     def class_counts(self) -> np.ndarray | None:
         """Kernel ``values``: the DP class counts read off the constant feature (post-processing)."""
@@ -213,7 +227,7 @@ class ClassMeanEmbedding:
         counts = torch.as_tensor(np.clip(class_counts, 1.0, None), dtype=torch.float32)
         target = self.target(counts)
         mass = cond.sum(dim=0)
-        fake_mean = (cond.T @ feature_map(fake, self.freqs, self.center, self.layout)) / mass.clamp(min=1.0)[:, None]
+        fake_mean = (cond.T @ feature_map(fake, self.freqs, self.center, self.layout, self.zero_weight)) / mass.clamp(min=1.0)[:, None]
         w = (counts / counts.sum()) * (mass > 0).float()
         loss = (w * ((fake_mean - target) ** 2).sum(dim=1)).sum() / w.sum().clamp(min=1e-9)
         if self.layout is not None and self.mean_norm is not None and self.mean_norm > 0:

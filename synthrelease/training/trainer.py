@@ -241,7 +241,8 @@ def train_dp_gan(
             n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
             feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"),
             kernel=config.embedding_kernel,
-            layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None)
+            layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None,
+            zero_weight=config.embedding_zero_weight)
         embedding.shrinkage = config.embedding_shrinkage
         prior.extend(embedding.entries)
 

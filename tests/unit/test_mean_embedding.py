@@ -179,3 +179,25 @@ def test_wide_tables_default_to_class_mean_profiles():
     tiny = Metadata.model_validate(TINY_METADATA)
     cfg = default_training_config(20000, epsilon=1.0, delta=1e-5, seed=0, metadata=tiny, condition_column="outcome")
     assert cfg.marginal_epsilon_share == 0.5 and cfg.embedding_epsilon_share == 0.0
+
+
+def test_values_kernel_can_also_match_the_share_of_zeros(tiny_table, tiny_metadata):
+    """zero_weight > 0: the non-zero indicators join the profile; ‖φ‖ ≤ 1 still, and a
+    table with the same values but no exact zeros is told apart."""
+    _, rows, cond_slice, layout = _values_setup(tiny_table, tiny_metadata)
+    g = torch.Generator().manual_seed(0)
+    phi = feature_map(rows, None, layout=layout, zero_weight=0.4)
+    assert phi.shape[1] == 1 + 3 + 1 and (phi.norm(dim=1) <= 1 + 1e-6).all()
+    nonzero = (tiny_table["dose"].to_numpy() != 0).astype(float)
+    assert np.allclose(phi[:, -1].numpy() / np.sqrt(0.75 * 0.4), nonzero, atol=1e-6)
+    exact = ClassMeanEmbedding.measure([rows], cond_slice, width=rows.shape[1], n_features=2, noise_multiplier=0.0,
+                                       feature_generator=g, noise_generator=g, kernel="values", layout=layout,
+                                       zero_weight=0.4)
+    cond = rows[:, cond_slice]
+    counts = cond.sum(dim=0).numpy()
+    no_zeros = rows.clone()
+    z = layout.nonzero_idx[layout.nonzero_idx >= 0]
+    no_zeros[:, z] = 1.0  # P(non-zero) = 1 everywhere, P(zero) = 0
+    no_zeros[:, z - 1] = 0.0
+    base = exact.loss(rows, cond, counts).item()
+    assert base < 0.01 and exact.loss(no_zeros, cond, counts).item() > base + 0.01

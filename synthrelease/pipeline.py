@@ -99,14 +99,15 @@ def load_inputs(data: str | os.PathLike[str], metadata_path: str | os.PathLike[s
 
 WIDE_TABLE_SETTINGS: dict[str, Any] = {
     "marginal_epsilon_share": 0.0, "embedding_kernel": "values", "embedding_epsilon_share": 0.85,
-    "embedding_weight": 100.0, "embedding_shrinkage": 2.5,
+    "embedding_weight": 100.0, "embedding_shrinkage": 2.5, "embedding_zero_weight": 0.3,
 }
 """Defaults where :func:`marginal_share_for` finds the marginals too noisy (wide tables): the
 generator matches DP class mean profiles of the numerical values (kernel ``values``; its
 release also gives the class counts), shrunk towards the overall mean at 2.5× their noise
-scale; the DP discriminator gets the remaining 15 % of ε. Measured on pbmc68k with the
-peers' evaluator (5 seeds, benchmarks/results/synthesis.md): cell-type TSTR AUC 0.510 →
-0.638 at ε = 1 and 0.502 → 0.769 at ε = 3; quality 0.65 → 0.57 at ε = 1, 0.67 → 0.65 at ε = 3."""
+scale, with 30 % of the profile's norm on the non-zero indicators; the DP discriminator
+gets the remaining 15 % of ε. Measured on pbmc68k with the peers' evaluator (5 seeds,
+benchmarks/results/synthesis.md): cell-type TSTR AUC 0.510 → 0.619 at ε = 1 and 0.502 →
+0.742 at ε = 3; quality 0.65 → 0.62 at ε = 1, 0.67 → 0.68 at ε = 3."""
 
 
 def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",

@@ -59,6 +59,9 @@ CENTER_WEIGHT = 0.2
 NORM_WEIGHT = 0.05
 """Share of the embedding's Gaussian budget (in 1/σ²) spent on the ‖u‖ histogram of kernel ``values``."""
 
+MEASURE_ROWS = 512
+"""Rows per piece when the release reads the table (bounds its transient memory)."""
+
 COUNT_FEATURE = 0.5
 """Kernel ``values``: constant first feature c (the rest scaled by √(1 − c²), so ‖φ‖ ≤ 1 still):
 the class sums' first entry is c·n_k plus noise, i.e. DP class counts at noise σ/c from the
@@ -164,7 +167,11 @@ class ClassMeanEmbedding:
         if kernel == "values" and (layout is None or len(layout.columns) == 0):
             raise ValueError("kernel 'values' needs a layout with at least one numerical column")
         layout = layout if kernel == "values" else None
-        blocks = chunks if callable(chunks) else (lambda: chunks)
+        source = chunks if callable(chunks) else (lambda: chunks)
+
+        def blocks() -> Iterable[torch.Tensor]:  # small pieces: φ's float64 copy stays ~100 MB on 20k genes
+            for chunk in source():
+                yield from chunk.split(MEASURE_ROWS)
         freqs = random_features(width, n_features, generator=feature_generator) if kernel == "rff" else None
         center = None
         entries: tuple[MechanismEntry, ...] = ()

@@ -133,7 +133,8 @@ def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: 
             epsilon=epsilon, delta=delta, accountant=accountant)
         if share < 0.5 and n_steps is None:
             steps = min(steps, max(100, round(100 / sample_rate_for(n_rows, min(batch, n_rows)))))
-        if share < 0.5 and any(metadata.columns[c].is_numerical for c in metadata.model_columns if c != condition_column):
+        numerical = [c for c in metadata.model_columns if c != condition_column and metadata.columns[c].is_numerical]
+        if share < 0.5 and numerical:
             # Wide, low signal-to-noise table (e.g. expression matrices): per-column marginals
             # are mostly noise, so the budget goes to the class mean profiles instead.
             return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,

@@ -42,7 +42,6 @@ class TrainingConfig:
             matches it (post-processing; 0 = match the raw noisy means).
         embedding_zero_weight: kernel ``values`` only: share of the profile's norm given to
             the zero-inflated columns' non-zero indicators (class-wise shares of zeros).
-        adversarial_weight: weight of the discriminator's term in the generator loss.
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -77,7 +76,6 @@ class TrainingConfig:
     embedding_features: int = 2000
     embedding_weight: float = 10.0
     embedding_kernel: str = "rff"
-    adversarial_weight: float = 1.0
     embedding_shrinkage: float = 0.0
     embedding_zero_weight: float = 0.0
     latent_dim: int = 64
@@ -119,9 +117,8 @@ class TrainingConfig:
         if not 0 <= self.embedding_epsilon_share < 1 or self.embedding_features < 2 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1), embedding_features >= 2, "
                                         "embedding_weight >= 0")
-        if self.adversarial_weight < 0 or self.embedding_shrinkage < 0 or not 0 <= self.embedding_zero_weight < 1:
-            raise PrivacyParameterError("adversarial_weight and embedding_shrinkage must be >= 0, "
-                                        "embedding_zero_weight in [0, 1)")
+        if self.embedding_shrinkage < 0 or not 0 <= self.embedding_zero_weight < 1:
+            raise PrivacyParameterError("embedding_shrinkage must be >= 0 and embedding_zero_weight in [0, 1)")
         if self.marginal_columns_per_step < 0:
             raise PrivacyParameterError("marginal_columns_per_step must be >= 0")
         if self.marginal_bins < 2 or self.marginal_weight < 0:

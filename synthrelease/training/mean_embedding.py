@@ -87,7 +87,6 @@ def dp_mean_norm(norms: torch.Tensor, max_norm: float, sigma: float, generator: 
     if float(noisy.sum()) <= 0:
         return float(max_norm) / 2
     return float((noisy * centres).sum() / noisy.sum())
-"""Share of the embedding's Gaussian budget (in 1/σ²) spent on the DP center of kernel ``centered``."""
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +118,9 @@ def feature_map(x: torch.Tensor, freqs: torch.Tensor | None, center: torch.Tenso
                 layout: NumericLayout | None = None, zero_weight: float = 0.0) -> torch.Tensor:
     """φ(x) with ‖φ(x)‖ ≤ 1 for every row (= 1 unless a ``values`` row is all zero).
 
-    ``layout`` given: kernel ``values``, u/‖u‖ with u = :func:`numeric_values`. ``freqs``
+    ``layout`` given: kernel ``values``, [c, √(1−c²)·u/‖u‖] with u = :func:`numeric_values`
+    and c = ``COUNT_FEATURE``; with ``zero_weight`` w > 0 that share of the √(1−c²) part
+    goes to the non-zero indicators z/√(#zero-inflated columns). ``freqs``
     None: the linear kernel x/‖x‖, or with ``center`` m: (u − m)/‖u − m‖, u = x/‖x‖.
     """
     if layout is not None:
@@ -234,7 +235,8 @@ class ClassMeanEmbedding:
         counts = torch.as_tensor(np.clip(class_counts, 1.0, None), dtype=torch.float32)
         target = self.target(counts)
         mass = cond.sum(dim=0)
-        fake_mean = (cond.T @ feature_map(fake, self.freqs, self.center, self.layout, self.zero_weight)) / mass.clamp(min=1.0)[:, None]
+        phi = feature_map(fake, self.freqs, self.center, self.layout, self.zero_weight)
+        fake_mean = (cond.T @ phi) / mass.clamp(min=1.0)[:, None]
         w = (counts / counts.sum()) * (mass > 0).float()
         loss = (w * ((fake_mean - target) ** 2).sum(dim=1)).sum() / w.sum().clamp(min=1e-9)
         if self.layout is not None and self.mean_norm is not None and self.mean_norm > 0:

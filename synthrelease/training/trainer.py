@@ -369,7 +369,7 @@ def train_dp_gan(
                 cond = cond_sampler(expected_batch)
                 fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
                                           tau=config.gumbel_tau, generator=torch_gen, hard=False)
-                g_loss = config.adversarial_weight * F.binary_cross_entropy_with_logits(d_module(fake), real_label)
+                g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
                 if matcher is not None and cond is not None:
                     g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
                 if embedding is not None and cond is not None and cond_probs is not None:

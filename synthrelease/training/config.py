@@ -42,6 +42,9 @@ class TrainingConfig:
             matches it (post-processing; 0 = match the raw noisy means).
         embedding_zero_weight: kernel ``values`` only: share of the profile's norm given to
             the zero-inflated columns' non-zero indicators (class-wise shares of zeros).
+        pair_epsilon_share, pair_max_cells, pair_weight: share of ε for DP joint histograms of the pairs
+            of discrete non-condition columns with at most ``pair_max_cells`` cells (chosen
+            from the metadata; 0 = off), and the weight of matching them.
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -78,6 +81,9 @@ class TrainingConfig:
     embedding_kernel: str = "rff"
     embedding_shrinkage: float = 0.0
     embedding_zero_weight: float = 0.0
+    pair_epsilon_share: float = 0.0
+    pair_max_cells: int = 100
+    pair_weight: float = 10.0
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -117,6 +123,8 @@ class TrainingConfig:
         if not 0 <= self.embedding_epsilon_share < 1 or self.embedding_features < 2 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1), embedding_features >= 2, "
                                         "embedding_weight >= 0")
+        if not 0 <= self.pair_epsilon_share < 1 or self.pair_max_cells < 4 or self.pair_weight < 0:
+            raise PrivacyParameterError("pair_epsilon_share must be in [0, 1), pair_max_cells >= 4, pair_weight >= 0")
         if self.embedding_shrinkage < 0 or not 0 <= self.embedding_zero_weight < 1:
             raise PrivacyParameterError("embedding_shrinkage must be >= 0 and embedding_zero_weight in [0, 1)")
         if self.marginal_columns_per_step < 0:

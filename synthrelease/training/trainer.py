@@ -61,6 +61,7 @@ from synthrelease.training.mean_embedding import ClassMeanEmbedding
 from synthrelease.training.models import Discriminator, Generator
 from synthrelease.training.rows import RowSource, encoded_rows
 from synthrelease.transforms.dp_marginals import measure_marginals, numeric_layout
+from synthrelease.transforms.dp_pairs import PairMatcher, discrete_pairs, measure_pairs
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,17 @@ def train_dp_gan(
     elif cond_span is not None:
         cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
 
+    pair_matcher: PairMatcher | None = None
+    pairs = discrete_pairs(encoder, condition_column, config.pair_max_cells) if config.pair_epsilon_share > 0 else []
+    if pairs:
+        sigma_p = histogram_noise_for(epsilon=config.pair_epsilon_share * config.target_epsilon,
+                                      delta=acc_delta, accountant=config.accountant)
+        measured_pairs = measure_pairs(lambda: row_source.chunks(ROW_CHUNK), pairs,
+                                       noise_multiplier=sigma_p.noise_multiplier,
+                                       generator=seeds.torch("pair-noise"))
+        prior.append(measured_pairs.entry)
+        pair_matcher = PairMatcher(measured_pairs)
+
     # 2. σ for the planned number of discriminator steps, same accountant.
     sgd = calibrate_noise_multiplier(
         target_epsilon=config.target_epsilon, target_delta=acc_delta,
@@ -372,6 +384,8 @@ def train_dp_gan(
                 g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
                 if matcher is not None and cond is not None:
                     g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
+                if pair_matcher is not None:
+                    g_loss = g_loss + config.pair_weight * pair_matcher.loss(fake)
                 if embedding is not None and cond is not None and cond_probs is not None:
                     g_loss = g_loss + config.embedding_weight * embedding.loss(fake, cond, cond_probs * n_rows)
                 opt_g.zero_grad(set_to_none=True)

@@ -187,20 +187,24 @@ class ClassMeanEmbedding:
             center = (total / n_rows).float()
             entries += (MechanismEntry("class mean embeddings: center (mean direction, Gaussian, sensitivity 1)",
                                        sigma_center, 1.0, 1),)
-        mean_norm = None
-        if layout is not None:
-            sigma_norm = sigma / math.sqrt(NORM_WEIGHT) if sigma > 0 else 0.0
-            sigma = sigma / math.sqrt(1 - NORM_WEIGHT) if sigma > 0 else 0.0
-            norms = torch.cat([numeric_values(block.float(), layout).norm(dim=1) for block in blocks()])
-            mean_norm = dp_mean_norm(norms, math.sqrt(len(layout.columns)), sigma_norm, noise_generator)
-            entries += (MechanismEntry("class mean embeddings: histogram of row norms (Gaussian, sensitivity 1)",
-                                       sigma_norm, 1.0, 1),)
         sums: torch.Tensor | None = None
+        norm_parts: list[torch.Tensor] = []  # kernel "values": ‖u‖ per row, read in the same pass
         for block in blocks():
-            phi = feature_map(block.float(), freqs, center, layout, zero_weight).double()
+            x = block.float()
+            if layout is not None:
+                norm_parts.append(numeric_values(x, layout).norm(dim=1))
+            phi = feature_map(x, freqs, center, layout, zero_weight).double()
             part = block[:, cond_slice].double().T @ phi
             sums = part if sums is None else sums + part
         assert sums is not None
+        mean_norm = None
+        if layout is not None:  # noise order: the norm histogram first, then the class sums
+            sigma_norm = sigma / math.sqrt(NORM_WEIGHT) if sigma > 0 else 0.0
+            sigma = sigma / math.sqrt(1 - NORM_WEIGHT) if sigma > 0 else 0.0
+            mean_norm = dp_mean_norm(torch.cat(norm_parts), math.sqrt(len(layout.columns)), sigma_norm,
+                                     noise_generator)
+            entries += (MechanismEntry("class mean embeddings: histogram of row norms (Gaussian, sensitivity 1)",
+                                       sigma_norm, 1.0, 1),)
         sums = sums + torch.randn(sums.shape, generator=noise_generator, dtype=torch.float64) * sigma
         entries += (MechanismEntry(f"class mean embeddings ({kernel} features, Gaussian, sensitivity 1)",
                                    sigma, 1.0, 1),)

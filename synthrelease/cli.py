@@ -75,7 +75,7 @@ class _Progress:
             self.bar.update(event.step - self.bar.n)
             m = event.metrics
             if "epsilon" in m:
-                self.bar.set_postfix(d_loss=f"{m['d_loss']:.3f}", g_loss=f"{m['g_loss']:.3f}",
+                self.bar.set_postfix(d_fake=f"{m['d_loss_fake']:.3f}", g_loss=f"{m['g_loss']:.3f}",
                                      eps=f"{m['epsilon']:.3f}", coverage=f"{m.get('coverage', 1.0):.2f}",
                                      refresh=False)
             if event.step >= event.total:
@@ -110,10 +110,13 @@ _common_privacy = [
                  help="Discriminator DP-SGD steps (default 1000)."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Expected Poisson batch size."),
     click.option("--seed", type=int, default=0, show_default=True,
-                 help="Seed of every random stream (secret: it determines the DP noise)."),
-    click.option("--allow-unreviewed-metadata", is_flag=True,
-                 help="Train on metadata not marked reviewed (WEAKENS the guarantee)."),
+                 help="Public seed: fixes only non-private randomness (generator initialisation, latent "
+                      "noise, audit models). It does NOT fix the DP noise, the Poisson batches or the "
+                      "train/holdout split: those use fresh OS entropy every run, so two runs differ."),
 ]
+_allow_unreviewed = click.option(
+    "--allow-unreviewed-metadata", is_flag=True,
+    help="Run this INTERNAL audit on metadata not marked reviewed (nothing is released).")
 
 
 def _with(options: list[Any]) -> Any:
@@ -128,7 +131,10 @@ def _echo_outcome(outcome: Any) -> None:
     for note in outcome.warnings:
         click.echo(f"WARNING: {note}", err=True)
     click.echo("verdict: RELEASED")
-    click.echo(f"epsilon spent: {outcome.epsilon:.4f} (delta {outcome.delta:g}, {outcome.accountant} accountant)")
+    from synthrelease.pipeline import ceil_decimals
+
+    click.echo(f"epsilon spent: {ceil_decimals(outcome.epsilon, 4):.4f} (rounded up; delta {outcome.delta:g}, "
+               f"{outcome.accountant} accountant; DP gate included)")
     for c in outcome.decision.clauses:
         click.echo(f"  pass  {c.clause}: {c.reason}")
     click.echo(f"bundle: {outcome.bundle_dir}")
@@ -157,18 +163,15 @@ def _echo_outcome(outcome: Any) -> None:
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
             out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
             epsilon: float,
-            delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int,
-            allow_unreviewed_metadata: bool) -> None:
-    """Train, audit and — only if every policy clause passes — sign a release bundle."""
+            delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int) -> None:
+    """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle."""
     from synthrelease.pipeline import release as run_release
 
-    if allow_unreviewed_metadata:
-        click.echo("WARNING: --allow-unreviewed-metadata weakens the privacy guarantee", err=True)
     outcome = run_release(data, metadata_path=metadata_path, policy_path=policy_path, epsilon=epsilon,
                           delta=delta, target=target, out_dir=out_dir, signing_key=signing_key,
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
-                          batch_size=batch_size, allow_unreviewed=allow_unreviewed_metadata,
-                          ledger_path=ledger_path, archive=archive, progress=_progress(ctx))
+                          batch_size=batch_size, ledger_path=ledger_path, archive=archive,
+                          progress=_progress(ctx))
     _echo_outcome(outcome)
 
 
@@ -373,25 +376,32 @@ def policy_check(policy_file: Path) -> None:
 @click.option("--metadata", "metadata_path", type=click.Path(path_type=Path), required=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model file (.pt).")
 @click.option("--condition-column", default=None, help="Categorical column to condition on (default: target).")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
+              help="Privacy-budget ledger charged with this model's ε "
+                   "(default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
+              help="Enforce this policy's privacy.lifetime_epsilon_cap before training.")
 @_with(_common_privacy)
 @click.pass_context
 def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
+          ledger_path: Path | None, policy_path: Path | None,
           epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
-          seed: int, allow_unreviewed_metadata: bool) -> None:
-    """Train a DP generator on DATA and save it (generator + public encoder only)."""
+          seed: int) -> None:
+    """Train a DP generator on DATA and save it (generator + public encoder only); charged to the ledger."""
     from synthrelease.model_io import save_model
     from synthrelease.pipeline import train_model
 
-    if allow_unreviewed_metadata:
-        click.echo("WARNING: --allow-unreviewed-metadata weakens the privacy guarantee", err=True)
     model, _ = train_model(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                            condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
-                           batch_size=batch_size, allow_unreviewed=allow_unreviewed_metadata,
+                           batch_size=batch_size, ledger_path=ledger_path, policy_path=policy_path,
                            progress=_progress(ctx))
     save_model(model, output)
     p = model.privacy
     click.echo(f"model: {output}")
-    click.echo(f"epsilon spent: {p.epsilon:.4f} (delta {p.delta:g}, {p.accountant} accountant)")
+    from synthrelease.pipeline import ceil_decimals
+
+    click.echo(f"epsilon spent: {ceil_decimals(p.epsilon, 4):.4f} (rounded up; delta {p.delta:g}, "
+               f"{p.accountant} accountant)")
 
 
 @cli.command()
@@ -428,6 +438,7 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
 @click.option("--many-run", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also run the classic many-run audit with this many trainings (even, >= 8; small models only).")
 @_with(_common_privacy)
+@_allow_unreviewed
 @click.pass_context
 def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
                   canaries: int | None, many_run: int, epsilon: float, delta: float | None, accountant: str,

@@ -1,7 +1,8 @@
 """The steward's internal audit report. INTERNAL: never part of a shareable bundle.
 
-Its numbers are computed on private rows (the audits are not differentially private)
-and it records the seed, which must stay secret because it determines the DP noise.
+Its numbers are computed on private rows: the audits' exact figures and the exact values
+behind the DP gate's noisy figures are NOT differentially private. It holds no private
+randomness (the DP noise used fresh OS entropy, never stored).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from synthrelease._io import write_json_atomic, write_text_atomic
 from synthrelease.policy.gate import GateDecision
 
 INTERNAL_BANNER = (
-    "INTERNAL — CONTAINS RESULTS COMPUTED ON PRIVATE DATA AND THE SECRET SEED. "
+    "INTERNAL — CONTAINS EXACT (NOT DIFFERENTIALLY PRIVATE) RESULTS COMPUTED ON PRIVATE DATA. "
     "Do not share outside the data steward's organisation."
 )
 

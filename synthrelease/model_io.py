@@ -21,7 +21,7 @@ import torch
 from synthrelease import __version__
 from synthrelease._io import write_bytes_atomic
 from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.errors import ModelFileError
+from synthrelease.errors import InternalError, ModelFileError
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.models import Generator
 from synthrelease.training.trainer import PrivacySpent, TrainedModel
@@ -31,7 +31,17 @@ MODEL_FORMAT = "synthrelease-model/1"
 
 
 def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
-    """Write the generator, encoder and privacy record to ``path`` atomically."""
+    """Write the generator, encoder and privacy record to ``path`` atomically.
+
+    The file holds no private randomness: DP noise came from fresh OS entropy that was
+    never stored; ``config.seed`` fixes public streams only.
+
+    Raises:
+        InternalError: the model was trained with the test-only reproducible randomness.
+    """
+    if model.reproducible_private_randomness:
+        raise InternalError("refusing to save a model trained with test-only reproducible private randomness "
+                            "(its DP noise could be replayed)")
     info: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "tool_version": __version__,

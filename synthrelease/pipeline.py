@@ -1,16 +1,26 @@
 """The Python API: one call per job. The CLI only wraps these functions.
 
-``release`` runs, in order: metadata → validation → seeded train/holdout split →
-DP-GAN training → sampling → audits → policy gate → signed bundle (only on PASS).
-The holdout never touches training. The internal report is always written, apart from
-the bundle; on FAIL no shareable data is written anywhere.
+``release`` runs, in order: metadata → validation → train/holdout split by secret per-row
+coins → DP-GAN training → sampling → audits (internal) → DP gate figures → policy gate →
+signed bundle (only on PASS). The holdout never touches training. The internal report is
+always written, apart from the bundle; on FAIL no shareable data is written anywhere.
+
+Neighbour relation: two input tables are neighbours when one is the other with one row
+(one person) added or removed. Each row independently goes to the holdout with the public
+probability h by its own secret coin, so a neighbouring table changes exactly one row's
+membership (in the training rows with probability 1 − h, in the holdout otherwise) and no
+other row moves: the training rows of neighbouring inputs are themselves add/remove
+neighbours (or identical), which is the relation Opacus' accountant analyses for DP-SGD,
+and the gate's sensitivities cover a row added to or removed from either part. Row counts
+are treated as public (the total n fixes Opacus' sample rate; the split sizes fix the
+gate's sensitivities); the number of synthetic rows is a function of n and h only.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from synthrelease import __version__
-from synthrelease._io import read_table, sha256_bytes, sha256_file
+from synthrelease._io import read_table, sha256_file
 from synthrelease.audits.base import AuditResult
 from synthrelease.budget.ledger import Ledger, default_ledger_path
 from synthrelease.errors import (
@@ -37,10 +46,10 @@ from synthrelease.policy.gate import GateDecision, check_signing_key, evaluate_g
 from synthrelease.policy.schema import Policy, load_policy
 from synthrelease.privacy import PRIVACY_UNIT, PrivacyLoss, default_delta
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.rng import SeedTree
+from synthrelease.rng import PrivateRandomness, SeedTree
 from synthrelease.sampling import sample_frame
 from synthrelease.training.config import TrainingConfig, marginal_share_for
-from synthrelease.training.trainer import PrivacySpent, TrainedModel, fit_dp_synthesizer, sample_rate_for
+from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer, sample_rate_for
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +69,10 @@ class ReleaseOutcome:
         epsilon, delta, accountant: privacy spent (ε from the accountant, for δ).
         bundle_dir: the signed bundle (None when rejected).
         report_path: the internal report (always written; INTERNAL).
-        audits: audit results (INTERNAL).
+        audits: audit results (INTERNAL: exact, not DP).
         seconds: wall-clock seconds per stage.
-        warnings: notes the user must see (e.g. unreviewed metadata).
+        warnings: notes the user must see.
+        figures: the DP gate's figures (noisy values are DP; ``exact`` is INTERNAL).
     """
 
     passed: bool
@@ -75,11 +85,15 @@ class ReleaseOutcome:
     audits: dict[str, AuditResult] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def load_inputs(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *,
                 allow_unreviewed: bool = False) -> tuple[pd.DataFrame, Metadata, list[str]]:
     """Read metadata and table, check reviewed status, validate the table (Great Expectations).
+
+    ``allow_unreviewed`` is for INTERNAL computations only (the empirical audit command);
+    ``release`` and ``train``, whose outputs are shareable, always require reviewed metadata.
 
     Raises:
         MetadataError, InputFileError, DataValidationError: one line naming file and column.
@@ -154,15 +168,36 @@ def _resolve_target(metadata: Metadata, target: str | None) -> str:
     return t
 
 
-def split_train_holdout(df: pd.DataFrame, *, target: str, holdout_fraction: float,
-                        seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Seeded split, stratified on the target where every class has ≥ 2 rows."""
+def split_train_holdout(df: pd.DataFrame, *, holdout_fraction: float,
+                        randomness: PrivateRandomness) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each row goes to the holdout by its own secret coin (probability ``holdout_fraction``).
+
+    Row-independent: adding or removing one row changes only that row's membership, never
+    another's (no stratification, no fixed sizes: both would read private counts). The
+    coins come from ``randomness`` (fresh OS entropy in a release) and are never stored.
+
+    Raises:
+        PrivacyParameterError: the fraction is not in (0, 1), or a part has fewer than 2 rows.
+    """
     if not 0 < holdout_fraction < 1:
         raise PrivacyParameterError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
-    counts = df[target].value_counts(dropna=False)
-    stratify = df[target] if len(counts) > 1 and counts.min() >= 2 else None
-    train, hold = train_test_split(df, test_size=holdout_fraction, random_state=seed, stratify=stratify)
+    coins = randomness.numpy("split").random(len(df)) < holdout_fraction
+    train, hold = df.loc[~coins], df.loc[coins]
+    if len(train) < 2 or len(hold) < 2:
+        raise PrivacyParameterError(f"the table's {len(df)} rows are too few to split into training and "
+                                    f"holdout rows (holdout fraction {holdout_fraction:g})")
     return train.reset_index(drop=True), hold.reset_index(drop=True)
+
+
+def synthetic_row_count(n_rows: int, holdout_fraction: float) -> int:
+    """Rows a release generates: ⌈n·(1 − h)⌉, a function of public numbers only (never the coins)."""
+    return max(1, math.ceil(n_rows * (1.0 - holdout_fraction)))
+
+
+def ceil_decimals(value: float, decimals: int) -> float:
+    """``value`` rounded UP at ``decimals`` decimals (a reported ε is never rounded down)."""
+    factor = 10.0 ** decimals
+    return math.ceil(value * factor - 1e-9) / factor
 
 
 OPTIONAL_AUDITS = {
@@ -192,10 +227,14 @@ def required_optional_audits(policy: Policy) -> list[str]:
 def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
                policy: Policy, *, target: str, seed: int, training_config: TrainingConfig | None = None,
                progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
-    """Run the audits the policy asks for. Reads private rows; results are INTERNAL.
+    """Run the audits the policy asks for. Reads private rows; results are INTERNAL (not DP).
 
-    The shadow attack and the empirical privacy audit (when required) retrain the
-    generator with ``training_config``; plausibility rules run on the synthetic rows only.
+    The gate never reads these exact figures (it reads the DP figures of
+    :mod:`synthrelease.policy.dp_gate`), except two that read no private row:
+    plausibility rules (on the synthetic rows) and the empirical privacy audit, which
+    trains its canary run on the SYNTHETIC rows so that its verdict is post-processing of
+    the DP release and costs no privacy. The shadow attack retrains on private rows; its
+    figures stay internal.
     """
     from synthrelease.audits.fidelity import run_fidelity
     from synthrelease.audits.membership import run_membership
@@ -223,15 +262,9 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
         progress(ProgressEvent(f"audit:{audit}"))
         if audit == "shadow":
             results[audit] = run(train, holdout, metadata, training_config, seed=seed, condition_column=target)
-        else:
-            results[audit] = run(train, metadata, training_config, seed=seed, condition_column=target)
+        else:  # the canary run's base table: the released synthetic rows (public), never private rows
+            results[audit] = run(synthetic, metadata, training_config, seed=seed, condition_column=target)
     return results
-
-
-def coarse_audit_summary(audits: dict[str, AuditResult]) -> dict[str, dict[str, float]]:
-    """Headline audit numbers rounded to 2 decimals: the only audit figures a bundle carries."""
-    return {name: {k: round(float(v), 2) for k, v in a.metrics.items() if v is not None}
-            for name, a in audits.items()}
 
 
 def release(
@@ -250,18 +283,22 @@ def release(
     n_steps: int | None = None,
     batch_size: int | None = None,
     holdout_fraction: float = 0.2,
-    allow_unreviewed: bool = False,
     ledger_path: str | os.PathLike[str] | None = None,
     archive: bool = False,
     progress: ProgressCallback = ignore_progress,
 ) -> ReleaseOutcome:
-    """Train a DP synthesizer on ``data``, audit it, and sign a bundle if the policy passes.
+    """Train a DP synthesizer on ``data``, gate it on DP figures, and sign a bundle if the policy passes.
 
-    Reads the private table at ``data``. Guarantee: the bundle's synthetic rows are the
-    output of an (ε, δ)-DP mechanism (ε spent ≤ ``epsilon``; see
-    :func:`synthrelease.training.trainer.train_dp_gan`), released only if the gate
-    passes; the gate's verdict itself depends on private data (not DP) and only the
-    verdict and rounded audit figures enter the bundle.
+    Reads the private table at ``data``. Guarantee: everything the release puts out — the
+    synthetic rows, the figures in the manifest and release card, the verdict itself (and
+    so whether a bundle exists) — is the output of one (ε, δ)-DP computation under
+    add/remove-one-row neighbours, ε = the accountant's total over the DP preprocessing,
+    the DP-SGD training and the DP gate's Gaussian release (see the module docstring for
+    the neighbour relation). The internal report is NOT DP: it stays with the steward.
+
+    Randomness: every DP mechanism and the split draw fresh OS entropy
+    (:class:`PrivateRandomness`), never stored. ``seed`` fixes public streams only
+    (generator initialisation, latent noise, audit models, the gate's pair subsample).
 
     Budget: the release reserves ε (and δ) for the dataset (the metadata's ``name``) in
     the privacy ledger at ``ledger_path`` (default :func:`default_ledger_path`) before
@@ -270,12 +307,13 @@ def release(
     stops before training. The ledger entry id is in the internal report.
 
     Raises:
-        SynthreleaseError subclasses for bad input (exit 2); GateRefused (exit 1) when
-        any clause fails — then no bundle exists at ``out_dir``.
+        SynthreleaseError subclasses for bad input (exit 2), including unreviewed metadata;
+        GateRefused (exit 1) when any clause fails — then no bundle exists at ``out_dir``.
     """
     from synthrelease.audits.plausibility import check_rules
     from synthrelease.bundle.signing import key_fingerprint, load_private_key
     from synthrelease.bundle.writer import write_bundle
+    from synthrelease.policy import dp_gate
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -290,28 +328,32 @@ def release(
     check_signing_key(policy, key_fingerprint(private_key.public_key()), str(signing_key))
     PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # validates ε early
     progress(ProgressEvent("validate"))
-    df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    df, metadata, notes = load_inputs(data, metadata_path)
     tgt = _resolve_target(metadata, target)
     check_rules(policy.rules, metadata, policy_path=policy_path)  # before any training
     for audit in required_optional_audits(policy):
         _audit_function(audit)  # a required audit this build lacks: refuse before spending ε
-    seeds = SeedTree(seed)
-    train, holdout = split_train_holdout(df, target=tgt, holdout_fraction=holdout_fraction,
-                                         seed=seeds.integer("split"))
+    seeds = SeedTree(seed)  # public streams only
+    secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
+    train, holdout = split_train_holdout(df, holdout_fraction=holdout_fraction, randomness=secret)
     n_train = len(train)
+    n_synthetic = synthetic_row_count(len(df), holdout_fraction)
     eff_delta = delta if delta is not None else min(policy.privacy.max_delta, default_delta(n_train))
     loss = PrivacyLoss(epsilon, eff_delta)
     loss.check_delta_for_rows(n_train)
+    gate_figures = dp_gate.figures_needed(policy)
+    gate_entry = dp_gate.gate_entry(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant)
     timings["validate"] = time.perf_counter() - t0
 
-    seed_salt = secrets.token_hex(16)
     report: dict[str, Any] = {
         "dataset": metadata.name, "tool_version": __version__,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": {"data": str(data), "data_sha256": sha256_file(data), "metadata": str(metadata_path),
                    "policy": str(policy_path), "policy_sha256": policy_sha},
-        "rows": {"total": len(df), "train": n_train, "holdout": len(holdout)},
-        "target": tgt, "seed": seed, "seed_salt": seed_salt, "warnings": notes,
+        "rows": {"total": len(df), "train": n_train, "holdout": len(holdout), "synthetic": n_synthetic,
+                 "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}"},
+        "target": tgt, "public_seed": seed, "warnings": notes,
+        "randomness": PUBLIC_SEED_NOTE,
     }
 
     # Privacy clauses first: refuse before spending any budget on a release that cannot pass.
@@ -343,7 +385,7 @@ def release(
         raise refuse_before_training(ledger.used(metadata.name, data_sha)) from None
     report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": metadata.name,
                         "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
-    spent_so_far: list[PrivacySpent] = []
+    spent_epsilon: list[float] = []
     training_started = False
     try:
         config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
@@ -351,28 +393,41 @@ def release(
                                          metadata=metadata, condition_column=tgt)
         t = time.perf_counter()
         training_started = True
-        model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress)
+        model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress,
+                                   reserved_entries=(gate_entry,) if gate_entry is not None else (),
+                                   randomness=secret)
+        spent = model.privacy  # includes the gate's reserved entry
+        spent_epsilon.append(spent.epsilon)
         metadata = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        progress(ProgressEvent("sample", 0, n_train))
-        synthetic = sample_frame(model, n_train, seed=seeds.integer("sample"))
+        progress(ProgressEvent("sample", 0, n_synthetic))
+        synthetic = sample_frame(model, n_synthetic, seed=seeds.integer("sample"))
         timings["sample"] = time.perf_counter() - t
 
         t = time.perf_counter()
         audits = run_audits(train, holdout, synthetic, metadata, policy, target=tgt,
                             seed=seeds.integer("audits"), training_config=config, progress=progress)
         timings["audits"] = time.perf_counter() - t
-        spent = model.privacy
-        spent_so_far.append(spent)
+
+        t = time.perf_counter()
+        progress(ProgressEvent("audit:dp-gate"))
+        figures: dict[str, dp_gate.GateFigure] = {}
+        if gate_entry is not None:
+            exact = dp_gate.compute_figures(gate_figures, train, holdout, synthetic, metadata, target=tgt,
+                                            seed=seeds.integer("gate"))
+            figures = dp_gate.release_figures(exact, gate_figures, gate_entry, secret)
+        timings["dp_gate"] = time.perf_counter() - t
         decision = evaluate_gate(policy, epsilon=spent.epsilon, delta=spent.delta, accountant=spent.accountant,
-                                 n_train_rows=n_train, audits=audits, epsilon_spent_before=hold.used_before)
+                                 n_train_rows=n_train, dp_figures=dp_gate.noisy_values(figures), audits=audits,
+                                 epsilon_spent_before=hold.used_before)
         report.update(
-            privacy=spent.to_dict(), training=config.to_dict() | {"seconds": model.train_seconds,
-                                                                  "history": model.history},
+            privacy=spent.to_dict() | {"gate_budget_share": policy.privacy.audit_budget_share},
+            training=config.to_dict() | {"seconds": model.train_seconds, "history": model.history},
             audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
                     for k, a in audits.items()},
+            dp_gate={k: f.internal() for k, f in figures.items()},
             gate=[c.to_dict() for c in decision.clauses], bundle=None,
         )
         if not decision.passed:
@@ -382,25 +437,27 @@ def release(
             raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
 
         t = time.perf_counter()
-        seed_commitment = sha256_bytes(f"{seed_salt}:{seed}".encode())
+        public_figures = {k: f.public() for k, f in figures.items()}
         release_info = {
             "tool": {"name": "synthrelease", "version": __version__},
             "dataset": {"name": metadata.name, "synthetic_rows": len(synthetic),
                         "columns": metadata.model_columns},
             "metadata": metadata.to_yaml_dict(),
-            "privacy": {"epsilon": round(spent.epsilon, 6), "delta": spent.delta, "accountant": spent.accountant,
-                        "privacy_unit": PRIVACY_UNIT, "mechanisms": spent.to_dict()["mechanisms"],
-                        "threshold_delta": spent.threshold_delta},
+            "privacy": {"epsilon": ceil_decimals(spent.epsilon, 6), "delta": spent.delta,
+                        "accountant": spent.accountant, "privacy_unit": PRIVACY_UNIT,
+                        "covers": GUARANTEE_COVERS, "mechanisms": spent.to_dict()["mechanisms"],
+                        "threshold_delta": spent.threshold_delta,
+                        "gate_budget_share": policy.privacy.audit_budget_share},
             "policy": {"name": policy.name, "sha256": policy_sha, "document": policy.model_dump(mode="json")},
             "gate": {"verdict": "released", "clauses": [
                 {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
                 for c in decision.clauses]},
-            "audit_summary": coarse_audit_summary(audits),
-            "seed": {"commitment_sha256": seed_commitment,
-                     "note": "seed withheld: it determines the DP noise; salt and seed are in the internal report"},
+            "dp_figures": public_figures,
+            "synthetic_only_checks": _synthetic_only_summary(audits),
+            "randomness": PUBLIC_SEED_NOTE,
         }
         card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
-                            coarse_audit_summary(audits), len(synthetic))
+                            public_figures, _synthetic_only_summary(audits), len(synthetic))
         bundle = write_bundle(out, tables={"synthetic": synthetic}, text_files={"RELEASE_CARD.md": card},
                               release=release_info, private_key=private_key, archive=archive)
         timings["bundle"] = time.perf_counter() - t
@@ -408,20 +465,36 @@ def release(
         report.update(bundle=str(bundle), seconds=timings)
         path = _write_report(report_root, report, decision)
         outcome = ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, bundle, path,
-                                 audits, timings, notes)
+                                 audits, timings, notes, figures)
     except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
-        if isinstance(e, GateRefused) and spent_so_far:
-            ledger.spend(hold, spent_so_far[0].epsilon, spent_so_far[0].delta,
-                         note="rejected by the gate; training ran, so its ε is spent")
+        if isinstance(e, GateRefused) and spent_epsilon:
+            ledger.spend(hold, spent_epsilon[0], eff_delta,
+                         note="rejected by the gate; training and the DP gate ran, so their ε is spent")
         elif training_started:  # conservative: the run may have finished reading the private rows
-            ledger.spend(hold, spent_so_far[0].epsilon if spent_so_far else hold.epsilon,
-                         spent_so_far[0].delta if spent_so_far else hold.delta,
+            ledger.spend(hold, spent_epsilon[0] if spent_epsilon else hold.epsilon, hold.delta,
                          note=f"stopped after training started ({type(e).__name__}): counted as spent")
         else:
             ledger.cancel(hold, note=f"stopped before training ({type(e).__name__})")
         raise
     ledger.spend(hold, outcome.epsilon, outcome.delta, note=f"released: {outcome.bundle_dir}")
     return outcome
+
+
+PUBLIC_SEED_NOTE = ("every DP mechanism (noise of all releases and of DP-SGD, Poisson masks) and the "
+                    "train/holdout coins used fresh operating-system entropy, never stored; the public seed "
+                    "fixes only public randomness (initialisation, latent noise, audit models)")
+
+GUARANTEE_COVERS = ("the synthetic rows, the generator they came from, every figure in this manifest and "
+                    "release card, and the verdict itself (whether this bundle exists): one (ε, δ)-DP "
+                    "computation on the private table, add/remove one row")
+
+SYNTHETIC_ONLY_AUDITS = ("plausibility",)
+
+
+def _synthetic_only_summary(audits: dict[str, AuditResult]) -> dict[str, dict[str, float]]:
+    """Figures computed on the synthetic rows only (post-processing): the plausibility rules' shares."""
+    return {name: {k: round(float(v), 4) for k, v in a.metrics.items() if v is not None}
+            for name, a in audits.items() if name in SYNTHETIC_ONLY_AUDITS}
 
 
 def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecision) -> Path:
@@ -437,26 +510,39 @@ def _refusal_message(decision: GateDecision, report_path: Path) -> str:
 
 
 def release_card(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
-                 policy_sha: str, audit_summary: dict[str, dict[str, float]], n_rows: int) -> str:
-    """The public release card (Markdown)."""
+                 policy_sha: str, dp_figures: dict[str, dict[str, Any]],
+                 synthetic_checks: dict[str, dict[str, float]], n_rows: int) -> str:
+    """The public release card (Markdown): only DP figures and figures of the synthetic rows."""
+    eps_up = ceil_decimals(epsilon, 3)
+    factor = math.exp(eps_up) if eps_up < 700 else math.inf
     lines = [
         f"# Synthetic data release — {metadata.name}", "",
         f"This bundle holds {n_rows} **synthetic** rows of {len(metadata.model_columns)} columns generated by "
         "synthrelease from a private table. No row is a real person's record.", "",
         "## Privacy guarantee", "",
-        f"The generator was trained with differential privacy: **ε = {epsilon:.3f}, δ = {delta:g}** "
-        f"({accountant} accountant, Opacus), privacy unit: {PRIVACY_UNIT}.",
+        f"Differential privacy with **ε = {eps_up:.3f}, δ = {delta:g}** ({accountant} accountant, Opacus; "
+        f"ε rounded up), privacy unit: {PRIVACY_UNIT}.",
+        f"It covers {GUARANTEE_COVERS}.",
         "In plain words: whether or not any one person's row was in the private table changes the "
-        f"probability of any outcome of this release by at most a factor of e^ε ≈ {pow(2.718281828, epsilon):.2f}, "
-        f"except with probability at most δ = {delta:g}. This holds for the data, any number of further "
-        "samples, and anything computed from them.", "",
-        "## Policy", "", f"Released under policy `{policy.name}` (SHA-256 `{policy_sha}`); every clause passed.", "",
-        "## Audit summary (coarse)", "",
-        "These figures were computed on private data and are NOT covered by the DP guarantee; they are "
-        "rounded to two decimals. Detailed results stay with the data steward.", "",
+        f"probability of any outcome of this release by at most a factor of e^ε ≈ {factor:.3g}, "
+        f"except with probability at most δ = {delta:g}. This holds for the data, the verdict, every figure "
+        "below, any number of further samples, and anything computed from them.", "",
+        "## Policy", "", f"Released under policy `{policy.name}` (SHA-256 `{policy_sha}`); every clause passed, "
+        "judged on the noisy figures below.", "",
+        "## Audit figures (differentially private)", "",
+        "Each figure was computed on the private rows and released with Gaussian noise of the standard "
+        f"deviation shown, from {policy.privacy.audit_budget_share:.0%} of the privacy budget (included in ε above). "
+        "Exact values stay with the data steward.", "",
+        "| figure | noisy value | noise std |", "|---|---|---|",
     ]
-    for name, metrics in audit_summary.items():
-        lines.append(f"- {name}: " + ", ".join(f"{k} = {v:.2f}" for k, v in metrics.items()))
+    for name, fig in dp_figures.items():
+        value = "—" if fig["value"] is None else f"{fig['value']:.4f}"
+        lines.append(f"| {name} | {value} | {fig['noise_std']:.3g} |")
+    if synthetic_checks:
+        lines += ["", "## Checks on the synthetic rows only", "",
+                  "Computed on the synthetic rows alone (no private row read): exact.", ""]
+        for name, metrics in synthetic_checks.items():
+            lines.append(f"- {name}: " + ", ".join(f"{k} = {v:.4f}" for k, v in metrics.items()))
     lines += ["", "## Verify", "",
               "```", "synthrelease verify <this-directory> --public-key <steward's public key>", "```",
               "verification checks the Ed25519 signature over `manifest.json` and the SHA-256 of every file.", ""]
@@ -466,16 +552,41 @@ def release_card(metadata: Metadata, epsilon: float, delta: float, accountant: s
 def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
                 delta: float | None = None, condition: str | None = None, seed: int = 0,
                 accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
-                allow_unreviewed: bool = False,
+                ledger_path: str | os.PathLike[str] | None = None, policy_path: str | os.PathLike[str] | None = None,
                 progress: ProgressCallback = ignore_progress) -> tuple[TrainedModel, list[str]]:
     """Train a DP generator on the whole table at ``data`` (no audits, no gate).
 
-    Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``.
+    Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``; its
+    DP randomness is fresh OS entropy (``seed`` fixes public streams only). Requires
+    reviewed metadata. The model is shareable, so its ε is charged to the privacy ledger
+    like a release's: reserved before training (against ``policy_path``'s lifetime cap,
+    when given) and spent once training starts.
+
+    Raises:
+        MetadataError: unreviewed metadata (exit 2). GateRefused: the lifetime cap would be
+        exceeded (exit 1, nothing spent).
     """
     df, metadata, notes, cond, config = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
-        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=False)
-    model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False)
+    cap = load_policy(policy_path)[0].lifetime_epsilon_cap if policy_path is not None else None
+    ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
+    data_sha = sha256_file(data)
+    try:
+        hold = ledger.reserve(metadata.name, epsilon, config.target_delta, cap=cap, data_sha256=data_sha,
+                              note=f"train {data}")
+    except BudgetExceededError:
+        total = ledger.used(metadata.name, data_sha) + epsilon
+        raise GateRefused(f"privacy.lifetime_epsilon_cap: training would bring dataset '{metadata.name}' to "
+                          f"ε = {total:.4g} > cap {cap:g}; nothing spent; privacy ledger: {ledger.path}",
+                          ["privacy.lifetime_epsilon_cap"]) from None
+    try:
+        model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
+    except BaseException as e:
+        ledger.spend(hold, hold.epsilon, hold.delta,
+                     note=f"train stopped after it started ({type(e).__name__}): counted as spent")
+        raise
+    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"trained model of {data}")
     return model, notes
 
 

@@ -1,31 +1,32 @@
-"""The release gate: every clause of the policy against the measured values.
+"""The release gate: every clause of the policy against DIFFERENTIALLY PRIVATE figures.
 
-The verdict is a function of private data (the audits read private rows). It is used
-once per release attempt; it never feeds back into training or sampling.
-
-Clauses and the audit metrics they read (audit name → metric key):
+The audit clauses compare noisy figures released by :mod:`synthrelease.policy.dp_gate`
+(one accounted Gaussian mechanism); the plausibility clauses read the synthetic rows only
+and the empirical privacy audit runs on the synthetic rows only (both post-processing of
+the DP generator). The verdict is therefore post-processing of DP outputs: it is covered by
+the release's (ε, δ). It is used once per release attempt and never feeds back into
+training or sampling.
 
 =========================================  ==========================================
-clause                                     measured value
+clause                                     compared value
 =========================================  ==========================================
-privacy.max_epsilon / max_delta            ε and δ spent (accountant)
+privacy.max_epsilon / max_delta            ε and δ spent (accountant, gate included)
 privacy.require_delta_below_one_over_n     δ < 1/n
 privacy.accountants                        accountant used
 privacy.lifetime_epsilon_cap               ε spent before on this dataset + this ε
-privacy.empirical_audit                    empirical_privacy: epsilon_lower_bound ≤ epsilon_claimed
+privacy.empirical_audit                    ε lower bound (audit on synthetic rows) ≤ ε claimed
 data.min_rows                              training rows
-fidelity.min_quality_score                 fidelity: quality_score
-fidelity.min_prdc_coverage                 fidelity: prdc_coverage
-fidelity.max_missing_category_share        fidelity: missing_category_share
-utility.min_tstr_trtr_ratio                utility: tstr_trtr_ratio
-utility.min_tstr_auc                       utility: tstr_auc
-membership.max_dcr_mia_auc                 membership: dcr_mia_auc
-membership.max_exact_copy_share            membership: exact_copy_share
-membership.max_mia_auc                     membership: mia_auc_max
-membership.max_tpr_at_fpr_1pct             membership: tpr_at_fpr_1pct_max
-membership.max_tpr_at_fpr_0_1pct           membership: tpr_at_fpr_0_1pct_max
-membership.shadow_attack.max_auc           shadow: shadow_mia_auc
-plausibility.<rule id>                     plausibility: violation_share:<rule id>
+fidelity.min_quality_score                 DP figure quality_score
+fidelity.min_prdc_coverage                 DP figure coverage
+fidelity.max_missing_category_share        DP figure missing_category_share
+utility.min_tstr_accuracy                  DP figure tstr_accuracy
+utility.min_tstr_auc                       DP figure tstr_auc
+membership.max_dcr_mia_auc                 DP figure dcr_mia_auc
+membership.max_exact_copy_share            DP figure exact_copy_share
+membership.max_mia_auc                     DP figure mia_auc_max
+membership.max_tpr_at_fpr_1pct             DP figure tpr_at_fpr_0.01_max
+membership.max_tpr_at_fpr_0_1pct           DP figure tpr_at_fpr_0.001_max
+plausibility.<rule id>                     plausibility: violation_share:<rule id> (synthetic rows)
 =========================================  ==========================================
 
 A clause whose value was not measured fails with the reason "not measured". The
@@ -138,15 +139,19 @@ def _value(result: AuditResult | None, name: str) -> float | None:
 
 
 def evaluate_gate(policy: Policy, *, epsilon: float, delta: float, accountant: str, n_train_rows: int,
-                  audits: Mapping[str, AuditResult], epsilon_spent_before: float | None = None) -> GateDecision:
-    """Evaluate every clause of ``policy``. A clause whose metric was not measured fails.
+                  dp_figures: Mapping[str, float | None], audits: Mapping[str, AuditResult],
+                  epsilon_spent_before: float | None = None) -> GateDecision:
+    """Evaluate every clause of ``policy``. A clause whose value is missing fails "not measured".
 
-    Optional audits (the shadow attack or the empirical audit with ``required: false``)
-    are checked whenever their result is present in ``audits``.
+    ``dp_figures``: the NOISY figures (:func:`synthrelease.policy.dp_gate.noisy_values`) —
+    never exact audit metrics. ``audits``: read only for the plausibility rules (synthetic
+    rows) and the empirical privacy audit (run on synthetic rows).
     """
+    from synthrelease.policy.dp_gate import CLAUSE_FIGURES
 
-    def metric(audit: str, name: str) -> float | None:
-        return _value(audits.get(audit), name)
+    def figure(clause: str) -> float | None:
+        value = dp_figures.get(CLAUSE_FIGURES[clause])
+        return None if value is None else float(value)
 
     clauses = privacy_clauses(policy, epsilon=epsilon, delta=delta, accountant=accountant,
                               n_train_rows=n_train_rows, epsilon_spent_before=epsilon_spent_before)
@@ -156,38 +161,32 @@ def evaluate_gate(policy: Policy, *, epsilon: float, delta: float, accountant: s
     fc = policy.fidelity
     if fc is not None:
         clauses.append(_numeric("fidelity.min_quality_score", ">=", fc.min_quality_score,
-                                metric("fidelity", "quality_score")))
+                                figure("fidelity.min_quality_score")))
         if fc.min_prdc_coverage is not None:
             clauses.append(_numeric("fidelity.min_prdc_coverage", ">=", fc.min_prdc_coverage,
-                                    metric("fidelity", "prdc_coverage")))
+                                    figure("fidelity.min_prdc_coverage")))
         if fc.max_missing_category_share is not None:
             clauses.append(_numeric("fidelity.max_missing_category_share", "<=", fc.max_missing_category_share,
-                                    metric("fidelity", "missing_category_share")))
+                                    figure("fidelity.max_missing_category_share")))
     uc = policy.utility
     if uc is not None:
-        clauses.append(_numeric("utility.min_tstr_trtr_ratio", ">=", uc.min_tstr_trtr_ratio,
-                                metric("utility", "tstr_trtr_ratio")))
-        if uc.min_tstr_auc is not None:
-            clauses.append(_numeric("utility.min_tstr_auc", ">=", uc.min_tstr_auc, metric("utility", "tstr_auc")))
+        for key, limit in (("min_tstr_accuracy", uc.min_tstr_accuracy), ("min_tstr_auc", uc.min_tstr_auc)):
+            if limit is not None:
+                clauses.append(_numeric(f"utility.{key}", ">=", limit, figure(f"utility.{key}")))
     mc = policy.membership
     if mc is not None:
         clauses.append(_numeric("membership.max_dcr_mia_auc", "<=", mc.max_dcr_mia_auc,
-                                metric("membership", "dcr_mia_auc")))
+                                figure("membership.max_dcr_mia_auc")))
         clauses.append(_numeric("membership.max_exact_copy_share", "<=", mc.max_exact_copy_share,
-                                metric("membership", "exact_copy_share")))
-        optional = (("max_mia_auc", mc.max_mia_auc, "mia_auc_max"),
-                    ("max_tpr_at_fpr_1pct", mc.max_tpr_at_fpr_1pct, "tpr_at_fpr_1pct_max"),
-                    ("max_tpr_at_fpr_0_1pct", mc.max_tpr_at_fpr_0_1pct, "tpr_at_fpr_0_1pct_max"))
-        for key, limit, name in optional:
+                                figure("membership.max_exact_copy_share")))
+        optional = (("max_mia_auc", mc.max_mia_auc), ("max_tpr_at_fpr_1pct", mc.max_tpr_at_fpr_1pct),
+                    ("max_tpr_at_fpr_0_1pct", mc.max_tpr_at_fpr_0_1pct))
+        for key, limit in optional:
             if limit is not None:
-                clauses.append(_numeric(f"membership.{key}", "<=", limit, metric("membership", name)))
-        sa = mc.shadow_attack
-        if sa is not None and (sa.required or "shadow" in audits):
-            clauses.append(_numeric("membership.shadow_attack.max_auc", "<=", sa.max_auc,
-                                    metric("shadow", "shadow_mia_auc")))
+                clauses.append(_numeric(f"membership.{key}", "<=", limit, figure(f"membership.{key}")))
     for rule in policy.rules:
         clauses.append(_numeric(f"plausibility.{rule.id}", "<=", rule.max_violation_share,
-                                metric("plausibility", f"violation_share:{rule.id}")))
+                                _value(audits.get("plausibility"), f"violation_share:{rule.id}")))
     return GateDecision(policy.name, tuple(clauses))
 
 

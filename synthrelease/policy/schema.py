@@ -4,13 +4,19 @@ A policy is public: it may be shipped in a bundle and handed to verifiers. It ho
 thresholds and public domain rules only — never data.
 
 Versions:
-    1: privacy (max ε, max δ, δ < 1/n, accountants), data (min rows), fidelity
-       (quality score), utility (TSTR/TRTR ratio), membership (DCR AUC, exact copies).
-    2: everything in 1, plus optional clauses: a per-dataset lifetime ε cap, the
-       empirical privacy audit, PRDC coverage and missing-category share, TSTR AUC,
-       the worst MIA AUC, TPR at FPR 1 % and 0.1 %, the shadow attack, plausibility
-       rules, and who signs. A version-1 file that uses a version-2 key is refused
-       with the key and line, so an older tool and a newer file never disagree silently.
+    1, 2: gated on the EXACT audit figures of private rows (not DP). Refused since the
+       release gate became differentially private: the same thresholds now mean
+       something else, so an old file must be rewritten, never reinterpreted silently.
+    3: the gate compares DIFFERENTIALLY PRIVATE figures (each audit statistic with a
+       bounded sensitivity, released with Gaussian noise from ``privacy.audit_budget_share``
+       of the release's budget; see :mod:`synthrelease.policy.dp_gate`). Clauses: privacy
+       (max ε, max δ, δ < 1/n, accountants, audit budget share, lifetime cap, empirical
+       audit), data (min rows), fidelity (quality, coverage, missing-category share),
+       utility (TSTR AUC), membership (DCR AUC, exact copies, worst attack AUC, mean TPR
+       over FPR ≤ 1 % / 0.1 %), plausibility rules (on synthetic rows only: exact), signing.
+       Not DP-releasable, so refused with a hint: ``utility.min_tstr_trtr_ratio`` (TRTR
+       trains a model on private rows: unbounded sensitivity) and
+       ``membership.shadow_attack.max_auc`` (the shadow attack's figures stay internal).
 
 Impossible values are refused at load time: ε ≤ 0 or not finite, δ outside (0, 1),
 shares and scores outside [0, 1], membership-attack AUC limits outside [0.5, 1] (0.5
@@ -40,7 +46,7 @@ from pydantic import (
 from synthrelease._io import read_yaml, sha256_bytes
 from synthrelease.errors import PolicyError
 
-SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSIONS = (3,)
 
 Share = Annotated[float, Field(ge=0, le=1)]
 AttackAUC = Annotated[float, Field(ge=0.5, le=1)]
@@ -72,6 +78,9 @@ class PrivacyClauses(_Section):
         max_delta: the δ used must not exceed this; in (0, 1).
         require_delta_below_one_over_n: δ must be below 1/n for the n training rows.
         accountants: accountants whose ε is accepted.
+        audit_budget_share: (v3) share of the release's privacy budget (of its Rényi-DP
+            curve, so the total ε stays the requested ε) spent on the DP release gate's
+            noisy figures; the rest trains the generator. In (0, 0.5]; default 0.1.
         lifetime_epsilon_cap: (v2) total ε all releases of one dataset may spend; the
             ledger enforces it. Must be ≥ ``max_epsilon``.
         empirical_audit: (v2) the empirical privacy audit.
@@ -81,6 +90,7 @@ class PrivacyClauses(_Section):
     max_delta: float = Field(gt=0, lt=1)
     require_delta_below_one_over_n: bool = True
     accountants: list[Literal["rdp", "prv"]] = Field(default_factory=lambda: ["rdp", "prv"], min_length=1)
+    audit_budget_share: float = Field(default=0.1, gt=0, le=0.5)
     lifetime_epsilon_cap: float | None = Field(default=None, gt=0)
     empirical_audit: EmpiricalAuditClause | None = None
 
@@ -101,13 +111,16 @@ class DataClauses(_Section):
 
 
 class FidelityClauses(_Section):
-    """Fidelity of the synthetic rows to the training rows (audit ``fidelity``).
+    """Fidelity of the synthetic rows to the training rows (audit ``fidelity``), on DP figures.
 
     Attributes:
-        min_quality_score: sdmetrics QualityReport overall score (0..1) must reach this.
-        min_prdc_coverage: (v2) PRDC coverage (0..1) must reach this.
-        max_missing_category_share: (v2) share of declared categories seen in the
-            training rows but absent from the synthetic rows must not exceed this.
+        min_quality_score: DP quality score (0..1): sdmetrics' Column Shapes (KS/TV
+            complement) and Column Pair Trends with every pair scored by its contingency
+            similarity on public bins; must reach this.
+        min_prdc_coverage: DP share of training rows inside the synthetic rows' k-NN balls
+            (coverage of the real data by the synthetic manifold) must reach this.
+        max_missing_category_share: DP share of training rows (averaged over categorical
+            columns) whose category the synthetic rows never take must not exceed this.
     """
 
     min_quality_score: Share
@@ -118,42 +131,77 @@ class FidelityClauses(_Section):
 class UtilityClauses(_Section):
     """Train-synthetic-test-real utility (audit ``utility``).
 
+    A model is trained on the synthetic rows and tested on the real holdout rows.
+
     Attributes:
-        min_tstr_trtr_ratio: TSTR AUC / TRTR AUC on the holdout must reach this (0..2).
-        min_tstr_auc: (v2) TSTR ROC AUC on the holdout must reach this (0..1).
+        min_tstr_accuracy: its DP accuracy on the holdout must reach this (noise ∝ 1/holdout rows).
+        min_tstr_auc: its DP ROC AUC (macro one-vs-rest for several classes) must reach
+            this; noisier than the accuracy on small holdouts.
+        min_tstr_trtr_ratio: REFUSED since version 3 (TRTR trains on private rows, so it has
+            no bounded sensitivity and cannot be released with DP); use the two above.
+    At least one of ``min_tstr_accuracy`` and ``min_tstr_auc`` is required.
     """
 
-    min_tstr_trtr_ratio: float = Field(ge=0, le=2)
+    min_tstr_accuracy: Share | None = None
     min_tstr_auc: Share | None = None
+    min_tstr_trtr_ratio: float | None = None
+
+    @model_validator(mode="after")
+    def _one_clause(self) -> UtilityClauses:
+        if self.min_tstr_accuracy is None and self.min_tstr_auc is None:
+            raise ValueError("the utility section needs min_tstr_accuracy or min_tstr_auc")
+        return self
+
+    @field_validator("min_tstr_trtr_ratio")
+    @classmethod
+    def _not_dp(cls, v: float | None) -> float | None:
+        if v is not None:
+            raise ValueError("not releasable with DP: TRTR trains a model on the private rows (unbounded "
+                             "sensitivity); gate on utility.min_tstr_auc instead (TRTR stays in the internal report)")
+        return v
 
 
 class ShadowAttackClause(_Section):
-    """(v2) Targeted shadow-model membership attack (audit ``shadow``).
+    """Targeted shadow-model membership attack (audit ``shadow``): INTERNAL, never gating.
 
     Attributes:
-        required: run the attack (costly: it retrains the generator on shadow data).
-        max_auc: the attack's ROC AUC must not exceed this; checked whenever the attack ran.
+        required: run the attack (costly: it retrains the generator on shadow data); its
+            results go to the internal report only.
+        max_auc: REFUSED since version 3 (not DP-releasable).
     """
 
     required: bool = True
-    max_auc: AttackAUC
+    max_auc: float | None = None
+
+    @field_validator("max_auc")
+    @classmethod
+    def _not_dp(cls, v: float | None) -> float | None:
+        if v is not None:
+            raise ValueError("the shadow attack retrains on private rows chosen from private rows: its figures "
+                             "have no DP bound, so they cannot gate a release; they stay in the internal report "
+                             "(remove max_auc)")
+        return v
 
 
 class MembershipClauses(_Section):
-    """Membership-inference limits (audit ``membership``, shadow attack: audit ``shadow``).
+    """Membership-inference limits on DP figures (audit ``membership``).
 
     Attributes:
-        max_dcr_mia_auc: AUC of the distance-to-closest-record attack (0.5 = no signal).
-        max_exact_copy_share: share of synthetic rows equal to a training row.
-        max_mia_auc: (v2) worst AUC over the DCR, NNDR and DOMIAS attacks.
-        max_tpr_at_fpr_1pct: (v2) worst attack TPR at FPR = 1 %; at least 0.01.
-        max_tpr_at_fpr_0_1pct: (v2) worst attack TPR at FPR = 0.1 %; at least 0.001.
-            Only estimable with about 10,000 holdout rows; otherwise "not measured".
-        shadow_attack: (v2) the shadow attack.
+        max_dcr_mia_auc: DP AUC of the distance-to-closest-record attack, training rows vs
+            holdout rows (0.5 = no signal).
+        max_exact_copy_share: DP share of training rows that have an exact copy among the
+            synthetic rows (default 0.01: a DP figure carries noise, so a limit of 0 fails
+            about half the time even when nothing is copied).
+        max_mia_auc: worst DP AUC over the DCR, NNDR and density-ratio attacks.
+        max_tpr_at_fpr_1pct: worst attack's DP mean TPR over FPR ∈ [0, 1 %] (a no-signal
+            attack gives ≈ 0.005); at least 0.01.
+        max_tpr_at_fpr_0_1pct: the same over FPR ∈ [0, 0.1 %]; at least 0.001. Its noise
+            scales with 1/(0.001 · holdout rows): only meaningful with ≳ 100,000 holdout rows.
+        shadow_attack: the shadow attack (internal only).
     """
 
     max_dcr_mia_auc: AttackAUC
-    max_exact_copy_share: Share = 0.0
+    max_exact_copy_share: Share = 0.01
     max_mia_auc: AttackAUC | None = None
     max_tpr_at_fpr_1pct: float | None = Field(default=None, ge=0.01, le=1)
     max_tpr_at_fpr_0_1pct: float | None = Field(default=None, ge=0.001, le=1)
@@ -316,11 +364,11 @@ class SigningClauses(_Section):
 
 
 class Policy(BaseModel):
-    """A release policy (schema version 1 or 2). Every clause must pass."""
+    """A release policy (schema version 3). Every clause must pass, on DP figures."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, serialize_by_alias=True)
 
-    version: Literal[1, 2]
+    version: Literal[3]
     name: str = Field(min_length=1)
     description: str = ""
     privacy: PrivacyClauses
@@ -335,10 +383,6 @@ class Policy(BaseModel):
     def _needs_audits(self) -> Policy:
         if self.fidelity is None and self.utility is None and self.membership is None:
             raise ValueError("a policy needs at least one audit section (fidelity, utility, membership)")
-        if self.version == 1:
-            used = v2_keys_used(self.model_dump(by_alias=True, exclude_unset=True))
-            if used:
-                raise ValueError(f"key '{'.'.join(used[0])}' needs 'version: 2'")
         return self
 
     @property
@@ -364,28 +408,11 @@ class Policy(BaseModel):
         return bool(e is not None and e.required)
 
 
-V2_KEYS: tuple[tuple[str, ...], ...] = (
-    ("privacy", "lifetime_epsilon_cap"), ("privacy", "empirical_audit"),
-    ("fidelity", "min_prdc_coverage"), ("fidelity", "max_missing_category_share"),
-    ("utility", "min_tstr_auc"),
-    ("membership", "max_mia_auc"), ("membership", "max_tpr_at_fpr_1pct"),
-    ("membership", "max_tpr_at_fpr_0_1pct"), ("membership", "shadow_attack"),
-    ("plausibility",), ("signing",),
-)
-
-
-def v2_keys_used(doc: Any) -> list[tuple[str, ...]]:
-    """Key paths of version-2 clauses present in a policy mapping, in :data:`V2_KEYS` order."""
-    used = []
-    for path in V2_KEYS:
-        node = doc
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-            if node is None:
-                break
-        if node is not None:
-            used.append(path)
-    return used
+OLD_VERSION_HINT = (
+    "gates on exact audit figures of private rows, which is not differentially private; this "
+    "synthrelease gates on DP figures: rewrite it as 'version: 3' (see policies/default.yaml; "
+    "utility.min_tstr_trtr_ratio becomes utility.min_tstr_auc, shadow_attack.max_auc is gone, "
+    "thresholds now apply to noisy figures)")
 
 
 def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -452,13 +479,10 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[Policy, str]:
     text = p.read_text(encoding="utf-8")
     if not isinstance(raw, dict):
         raise PolicyError(f"{p}: policy file must be a mapping (version, name, privacy, ...)")
-    if raw.get("version") == 1:
-        used = v2_keys_used(raw)
-        if used:
-            line = line_of(text, used[0])
-            where = f"{p}:{line}" if line else str(p)
-            raise PolicyError(f"{where}: policy key '{'.'.join(used[0])}': needs 'version: 2' "
-                              "(version 1 has no such clause)")
+    if raw.get("version") in (1, 2):
+        line = line_of(text, ("version",))
+        where = f"{p}:{line}" if line else str(p)
+        raise PolicyError(f"{where}: policy key 'version': version {raw['version']} {OLD_VERSION_HINT}")
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as e:

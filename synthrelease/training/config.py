@@ -58,7 +58,9 @@ class TrainingConfig:
         grad_sample_mode: Opacus per-sample-gradient mode (``ghost`` = fast gradient clipping).
         clip_fake_rows: also clip the fake rows' per-row gradients (one joint forward; slower).
             Off by default: fake rows are data-independent, so only real rows need clipping.
-        seed: root of every random stream (data sampling, noise, generator input).
+        seed: root of the PUBLIC random streams only (initialisation, latent noise, random
+            features, the collapse probe). DP noise, Poisson masks and the split never
+            come from it (:class:`synthrelease.rng.PrivateRandomness`).
     """
 
     target_epsilon: float

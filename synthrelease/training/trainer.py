@@ -54,7 +54,7 @@ from synthrelease.budget.accounting import (
 from synthrelease.errors import InternalError, PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.rng import SeedTree
+from synthrelease.rng import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.mean_embedding import ClassMeanEmbedding
@@ -116,6 +116,8 @@ class TrainedModel:
     condition_probs: np.ndarray | None
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    reproducible_private_randomness: bool = False
+    """True only when trained with the test-only reproducible randomness: never saved or released."""
 
 
 def _identity_collate(batch: torch.Tensor) -> torch.Tensor:
@@ -149,7 +151,7 @@ def _dp_condition_probs(
     counts = torch.zeros(span.width, dtype=torch.float64)
     for chunk in rows.chunks(ROW_CHUNK):
         counts += chunk[:, span.start:span.stop].double().sum(dim=0)
-    noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64) * entry.noise_multiplier
+    noise = gaussian_noise(counts.shape, entry.noise_multiplier, generator)
     noisy = (counts + noise).clamp(min=0.0) + 1.0
     return (noisy / noisy.sum()).numpy()
 
@@ -172,6 +174,8 @@ def train_dp_gan(
     prior_entries: tuple[MechanismEntry, ...] = (),
     threshold_delta: float = 0.0,
     audit_callback: Callable[[int, nn.Module, torch.Tensor | None, torch.Tensor | None], None] | None = None,
+    reserved_entries: tuple[MechanismEntry, ...] = (),
+    randomness: PrivateRandomness | None = None,
     _unsafe_noise_scale: float = 1.0,
 ) -> TrainedModel:
     """Train a conditional DP-GAN on the private rows ``train``.
@@ -189,6 +193,12 @@ def train_dp_gan(
     module). The discriminator and
     its gradients fall under the same (ε, δ) guarantee (DP-SGD's composition covers every
     iterate) but are never saved: the caller must discard them.
+    ``reserved_entries``: mechanisms that will run on the same rows AFTER training (the DP
+    release gate); σ is calibrated with them in the history, and the reported ε includes them.
+    ``randomness``: the SECRET streams of every DP mechanism here (noise of the releases and
+    of DP-SGD, Poisson masks); default: fresh OS entropy (:class:`PrivateRandomness`). Only
+    tests pass the reproducible test-only kind. ``config.seed`` fixes public streams only
+    (initialisation, latent noise, random features, the collapse probe).
     ``_unsafe_noise_scale``: TEST-ONLY knob that BREAKS the guarantee — the noise Opacus
     adds is multiplied by it while the accountant still records the calibrated σ (so the
     reported ε is a lie). Used only by the empirical audit's power checks and tests (1 =
@@ -200,13 +210,15 @@ def train_dp_gan(
     ε = ``result.privacy.epsilon`` ≤ ``config.target_epsilon`` at δ = ``config.target_delta``,
     add/remove-one-row neighbours; see the module docstring for the argument.
     Assumptions that would void it: rows are not one-per-person; the metadata (encoder)
-    was derived from the private rows; the seed (noise) is disclosed; n is secret.
+    was derived from the private rows; the private randomness is disclosed or reproducible;
+    n is secret.
 
     Raises:
         PrivacyParameterError: δ ≥ 1/n, or the budget cannot be met.
     """
     started = time.perf_counter()
-    seeds = SeedTree(config.seed)
+    seeds = SeedTree(config.seed)  # public streams only
+    secret = randomness if randomness is not None else PrivateRandomness()
     n_rows = len(train)
     if _unsafe_noise_scale != 1.0 and audit_callback is None:
         raise InternalError("_unsafe_noise_scale breaks DP: only the empirical audit may set it")
@@ -240,7 +252,7 @@ def train_dp_gan(
         embedding = ClassMeanEmbedding.measure(
             lambda: row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width, n_rows=n_rows,
             n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
-            feature_generator=seeds.torch("embedding-features"), noise_generator=seeds.torch("embedding-noise"),
+            feature_generator=seeds.torch("embedding-features"), noise_generator=secret.torch("embedding-noise"),
             kernel=config.embedding_kernel,
             layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None,
             zero_weight=config.embedding_zero_weight)
@@ -252,7 +264,7 @@ def train_dp_gan(
                                       delta=acc_delta, accountant=config.accountant)
         measured = measure_marginals(row_source, encoder, condition_column or "",
                                      noise_multiplier=sigma_m.noise_multiplier,
-                                     generator=seeds.torch("marginal-noise"), n_bins=config.marginal_bins)
+                                     generator=secret.torch("marginal-noise"), n_bins=config.marginal_bins)
         prior.append(measured.entry)
         cond_probs = measured.condition_probs()
         matcher = MarginalMatcher(measured, columns_per_step=config.marginal_columns_per_step,
@@ -267,7 +279,7 @@ def train_dp_gan(
             delta=acc_delta, accountant=config.accountant,
         )
         prior.append(hist)
-        cond_probs = _dp_condition_probs(row_source, cond_span, hist, seeds.torch("condition-noise"))
+        cond_probs = _dp_condition_probs(row_source, cond_span, hist, secret.torch("condition-noise"))
     elif cond_span is not None:
         cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
 
@@ -278,14 +290,15 @@ def train_dp_gan(
                                       delta=acc_delta, accountant=config.accountant)
         measured_pairs = measure_pairs(lambda: row_source.chunks(ROW_CHUNK), pairs,
                                        noise_multiplier=sigma_p.noise_multiplier,
-                                       generator=seeds.torch("pair-noise"))
+                                       generator=secret.torch("pair-noise"))
         prior.append(measured_pairs.entry)
         pair_matcher = PairMatcher(measured_pairs)
 
-    # 2. σ for the planned number of discriminator steps, same accountant.
+    # 2. σ for the planned number of discriminator steps, same accountant, with the
+    #    mechanisms reserved for after training (the DP release gate) in the history.
     sgd = calibrate_noise_multiplier(
         target_epsilon=config.target_epsilon, target_delta=acc_delta,
-        sample_rate=q, steps=n_disc_total, accountant=config.accountant, prior=prior,
+        sample_rate=q, steps=n_disc_total, accountant=config.accountant, prior=[*prior, *reserved_entries],
     )
 
     torch_gen = seeds.torch("generator-input")
@@ -299,10 +312,10 @@ def train_dp_gan(
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.9))
 
-    # Opacus' Poisson-sampling loader, built here so that it can take a seeded generator
-    # (make_private's own wrapper only takes the secure RNG); make_private therefore gets
+    # Opacus' Poisson-sampling loader, built here so that it can take our secret generator
+    # (make_private's own wrapper only takes torchcsprng's); make_private therefore gets
     # poisson_sampling=False, which leaves this DPDataLoader unchanged.
-    loader = DPDataLoader(row_source, sample_rate=q, generator=seeds.torch("poisson-sampling"),
+    loader = DPDataLoader(row_source, sample_rate=q, generator=secret.torch("poisson-sampling"),
                           collate_fn=_identity_collate)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
@@ -311,9 +324,12 @@ def train_dp_gan(
         module=discriminator, optimizer=opt_d, data_loader=loader,
         criterion=nn.BCEWithLogitsLoss(), noise_multiplier=sgd.noise_multiplier,
         max_grad_norm=config.max_grad_norm, poisson_sampling=False,
-        grad_sample_mode=config.grad_sample_mode, noise_generator=seeds.torch("dp-noise"),
+        grad_sample_mode=config.grad_sample_mode, noise_generator=secret.torch("dp-noise"),
     )
     d_module, d_opt, loader = made[0], made[1], made[-1]
+    # Opacus' floating-point-hardened noise (secure mode's sampler) with our secret generator;
+    # PrivacyEngine(secure_mode=True) would also demand torchcsprng, which has no build here.
+    d_opt.secure_mode = True
     if _unsafe_noise_scale != 1.0:
         _break_noise(d_opt, _unsafe_noise_scale)
     if abs(1.0 / len(loader) - q) > 1e-12:
@@ -358,18 +374,17 @@ def train_dp_gan(
                 # real rows: per-row clipping by Opacus' ghost clipping (p.grad = clipped sum);
                 # fake rows: data-independent, their plain summed gradient is added before
                 # Opacus adds the noise (sensitivity unchanged: C per real row).
-                per_row = F.binary_cross_entropy_with_logits(d_module(real), torch.ones(real.shape[0]),
-                                                             reduction="none")
-                if real.shape[0] > 0:
+                if real.shape[0] > 0:  # an empty Poisson batch: no real-row forward (nothing to clip)
+                    per_row = F.binary_cross_entropy_with_logits(d_module(real), torch.ones(real.shape[0]),
+                                                                 reduction="none")
                     DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
                 d_module.disable_hooks()
                 fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(expected_batch),
                                                                reduction="none")
                 (fake_loss.sum() * config.max_grad_norm).backward()
                 d_module.enable_hooks()
-                per_row = torch.cat([per_row.detach(), fake_loss.detach()])
             d_opt.step()
-            d_loss_val = float(per_row.detach().mean())
+            d_loss_val = _fake_row_loss(d_module, fake, expected_batch)
             if audit_callback is not None:
                 d_module.disable_hooks()
                 audit_callback(step, discriminator, fake, real)
@@ -395,14 +410,14 @@ def train_dp_gan(
                 g_loss_val = float(g_loss.detach())
 
             if step % log_every == 0 or step == n_disc_total:
-                eps_now = epsilon_for([*prior, *_engine_entries(engine)], delta=acc_delta,
+                eps_now = epsilon_for([*prior, *_engine_entries(engine), *reserved_entries], delta=acc_delta,
                                       accountant=config.accountant)
-                point = {"step": float(step), "d_loss": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,
+                point = {"step": float(step), "d_loss_fake": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,
                          **_collapse_probe(generator, encoder, cond_span, cond_probs, config, probe_gen)}
                 history.append(point)
                 progress(ProgressEvent("train", step, n_disc_total, dict(point)))
 
-    entries = (*prior, *_engine_entries(engine))
+    entries = (*prior, *_engine_entries(engine), *reserved_entries)
     steps_charged = sum(e.steps for e in entries if e.label.startswith("discriminator"))
     if steps_charged != n_disc_total:
         raise InternalError(f"accountant recorded {steps_charged} steps, expected {n_disc_total}")
@@ -416,7 +431,7 @@ def train_dp_gan(
                              threshold_delta=threshold_delta),
         condition_column=condition_column if cond_span else None,
         condition_probs=cond_probs, history=history,
-        train_seconds=time.perf_counter() - started,
+        train_seconds=time.perf_counter() - started, reproducible_private_randomness=secret.reproducible,
     )
 
 
@@ -464,16 +479,22 @@ def fit_dp_synthesizer(
     *,
     condition_column: str | None,
     progress: ProgressCallback = ignore_progress,
+    reserved_entries: tuple[MechanismEntry, ...] = (),
+    randomness: PrivateRandomness | None = None,
 ) -> TrainedModel:
     """Discover undeclared categories and bounds with DP (if any), encode from the metadata, train.
+
+    ``reserved_entries`` and ``randomness``: as :func:`train_dp_gan`.
 
     Guarantee: as :func:`train_dp_gan`, with the DP-categories and DP-bounds histograms (if
     run) composed in the same accountant and the category threshold's δ counted in the
     total δ, so the reported (ε, δ) covers preprocessing and training.
     """
-    pre = dp_preprocess(train, metadata, config)
+    secret = randomness if randomness is not None else PrivateRandomness()
+    pre = dp_preprocess(train, metadata, config, secret)
     return train_dp_gan(pre.rows, TableEncoder(pre.metadata), config, condition_column=condition_column,
-                        progress=progress, prior_entries=pre.prior_entries, threshold_delta=pre.threshold_delta)
+                        progress=progress, prior_entries=pre.prior_entries, threshold_delta=pre.threshold_delta,
+                        reserved_entries=reserved_entries, randomness=secret)
 
 
 @dataclass(frozen=True)
@@ -490,8 +511,11 @@ class DPPreprocessed:
     threshold_delta: float
 
 
-def dp_preprocess(train: pd.DataFrame, metadata: Metadata, config: TrainingConfig) -> DPPreprocessed:
-    """Run the DP preprocessing the metadata asks for (categories, then bounds), seeded by ``config.seed``.
+def dp_preprocess(train: pd.DataFrame, metadata: Metadata, config: TrainingConfig,
+                  randomness: PrivateRandomness | None = None) -> DPPreprocessed:
+    """Run the DP preprocessing the metadata asks for (categories, then bounds).
+
+    Its noise comes from ``randomness`` (default: fresh OS entropy), never from a seed.
 
     Reads the private rows only through the DP mechanisms of :mod:`synthrelease.transforms.
     dp_categories` and :mod:`synthrelease.transforms.dp_bounds`; with neither asked for it
@@ -504,7 +528,7 @@ def dp_preprocess(train: pd.DataFrame, metadata: Metadata, config: TrainingConfi
         map_undiscovered,
     )
 
-    seeds = SeedTree(config.seed)
+    secret = randomness if randomness is not None else PrivateRandomness()
     prior: tuple[MechanismEntry, ...] = ()
     threshold_delta = 0.0
     if columns_needing_categories(metadata):
@@ -515,7 +539,7 @@ def dp_preprocess(train: pd.DataFrame, metadata: Metadata, config: TrainingConfi
         sigma = histogram_noise_for(epsilon=config.categories_epsilon_share * config.target_epsilon,
                                     delta=config.target_delta - threshold_delta, accountant=config.accountant)
         found = discover_categories(train, metadata, noise_multiplier=sigma.noise_multiplier,
-                                    threshold_delta=threshold_delta, generator=seeds.torch("dp-categories"))
+                                    threshold_delta=threshold_delta, generator=secret.torch("dp-categories"))
         train = map_undiscovered(train, found, metadata)
         metadata = found.metadata
         prior = (*prior, found.entry) if found.entry is not None else prior
@@ -525,7 +549,7 @@ def dp_preprocess(train: pd.DataFrame, metadata: Metadata, config: TrainingConfi
         sigma = histogram_noise_for(epsilon=config.bounds_epsilon_share * config.target_epsilon,
                                     delta=config.target_delta - threshold_delta, accountant=config.accountant)
         est = estimate_bounds(train, metadata, noise_multiplier=sigma.noise_multiplier,
-                              generator=seeds.torch("dp-bounds"))
+                              generator=secret.torch("dp-bounds"))
         metadata = est.metadata
         prior = (*prior, est.entry) if est.entry is not None else prior
     return DPPreprocessed(train, metadata, prior, threshold_delta)
@@ -553,6 +577,19 @@ def _engine_entries(engine: PrivacyEngine) -> list[MechanismEntry]:
     """Opacus' own record of the DP-SGD steps taken so far."""
     return [MechanismEntry("discriminator DP-SGD", float(s), float(q), int(n))
             for s, q, n in engine.accountant.history]
+
+
+def _fake_row_loss(d_module: nn.Module, fake: torch.Tensor, n_fake: int) -> float:
+    """The discriminator's loss on this step's fake rows, after the DP update.
+
+    Post-processing of DP outputs (the privatized discriminator and the generator), so it
+    may be shown and logged; the real rows' loss is not DP and is never reported.
+    """
+    d_module.disable_hooks()
+    with torch.no_grad():
+        value = float(F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(n_fake)))
+    d_module.enable_hooks()
+    return value
 
 
 def _noise(n: int, config: TrainingConfig, generator: torch.Generator) -> torch.Tensor:

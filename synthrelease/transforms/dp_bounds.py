@@ -26,6 +26,7 @@ import torch
 
 from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.metadata.schema import Metadata
+from synthrelease.rng import gaussian_noise
 
 DEFAULT_BINS = 64
 DEFAULT_TRIM = 0.001
@@ -82,7 +83,7 @@ def estimate_bounds(df: pd.DataFrame, metadata: Metadata, *, noise_multiplier: f
         x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
         x = np.clip(x[~np.isnan(x)], lo, hi)
         counts = np.histogram(x, bins=edges)[0].astype(float)
-        noisy = counts + torch.randn(len(counts), generator=generator, dtype=torch.float64).numpy() * scale
+        noisy = counts + gaussian_noise((len(counts),), scale, generator).numpy()
         left = np.nonzero(np.cumsum(noisy) > tau)[0]
         right = np.nonzero(np.cumsum(noisy[::-1]) > tau)[0]
         b_lo = float(edges[left[0]]) if len(left) else lo

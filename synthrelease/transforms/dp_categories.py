@@ -33,6 +33,7 @@ from scipy.stats import norm
 from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.rng import gaussian_noise
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def discover_categories(df: pd.DataFrame, metadata: Metadata, *, noise_multiplie
         counts = df[c].map(canonical_category).dropna().value_counts(sort=False)
         keys = np.asarray(sorted(counts.index), dtype=object)  # order independent of the data's row order
         values = counts.reindex(keys).to_numpy(dtype=np.float64)
-        noisy = values + torch.randn(len(values), generator=generator, dtype=torch.float64).numpy() * scale
+        noisy = values + gaussian_noise((len(values),), scale, generator).numpy()
         passed = np.nonzero(noisy > tau)[0]
         passed = passed[np.argsort(-noisy[passed], kind="stable")][: search.max_categories]
         kept = sorted(str(k) for k in keys[passed] if str(k) != search.other_label)

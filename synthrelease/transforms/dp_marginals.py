@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from synthrelease.budget.accounting import MechanismEntry
+from synthrelease.rng import gaussian_noise
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 DEFAULT_BINS = 20
@@ -144,7 +145,7 @@ def measure_marginals(x: torch.Tensor | Any, encoder: TableEncoder, condition_co
     scale = noise_multiplier * math.sqrt(m)
 
     def noisy(counts: torch.Tensor) -> np.ndarray:
-        noise = torch.randn(counts.shape, generator=generator, dtype=torch.float64) * scale
+        noise = gaussian_noise(counts.shape, scale, generator)
         return (counts + noise).numpy()
 
     # exact counts, in row chunks so that [rows, columns, cells] stays ~ 32M entries

@@ -157,7 +157,8 @@ class UtilityClauses(_Section):
     def _not_dp(cls, v: float | None) -> float | None:
         if v is not None:
             raise ValueError("not releasable with DP: TRTR trains a model on the private rows (unbounded "
-                             "sensitivity); gate on utility.min_tstr_auc instead (TRTR stays in the internal report)")
+                             "sensitivity); gate on utility.min_tstr_accuracy or min_tstr_auc instead "
+                             "(TRTR stays in the internal report)")
         return v
 
 
@@ -411,7 +412,7 @@ class Policy(BaseModel):
 OLD_VERSION_HINT = (
     "gates on exact audit figures of private rows, which is not differentially private; this "
     "synthrelease gates on DP figures: rewrite it as 'version: 3' (see policies/default.yaml; "
-    "utility.min_tstr_trtr_ratio becomes utility.min_tstr_auc, shadow_attack.max_auc is gone, "
+    "utility.min_tstr_trtr_ratio becomes min_tstr_accuracy or min_tstr_auc, shadow_attack.max_auc is gone, "
     "thresholds now apply to noisy figures)")
 
 

@@ -30,7 +30,7 @@ def workspace(tmp_path):
     assert res.exit_code == 0, res.output
     lenient = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
     lenient["fidelity"]["min_quality_score"] = 0.3
-    lenient["utility"]["min_tstr_trtr_ratio"] = 0.3
+    lenient["utility"]["min_tstr_accuracy"] = 0.3
     lenient["membership"]["max_dcr_mia_auc"] = 0.75
     (tmp_path / "lenient.yaml").write_text(yaml.safe_dump(lenient))
     strict = dict(lenient, fidelity={"min_quality_score": 0.999})

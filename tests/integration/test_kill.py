@@ -36,7 +36,7 @@ def ws(tmp_path):
     generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
     doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
     doc["fidelity"]["min_quality_score"] = 0.3
-    doc["utility"]["min_tstr_trtr_ratio"] = 0.3
+    doc["utility"]["min_tstr_accuracy"] = 0.3
     doc["membership"]["max_dcr_mia_auc"] = 0.75
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path

@@ -75,7 +75,7 @@ def test_unknown_rule_column_is_refused_before_training(ws):
 def test_a_required_audit_missing_from_the_build_is_refused_before_training(ws, monkeypatch):
     monkeypatch.setitem(pipeline.OPTIONAL_AUDITS, "shadow", ("synthrelease.audits.no_such_module", "run"))
     doc = _policy_doc()
-    doc["membership"]["shadow_attack"] = {"required": True, "max_auc": 0.6}
+    doc["membership"]["shadow_attack"] = {"required": True}
     with pytest.raises(SynthreleaseError, match="audit shadow is not available in this build") as err:
         _release(ws, doc)
     assert err.value.exit_code == 2
@@ -99,7 +99,7 @@ def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
     doc = _policy_doc(plausibility={"rules": [{"id": "adult", "kind": "range", "column": "age", "min": 18}]})
     doc.pop("fidelity"), doc.pop("utility")
     doc["privacy"]["empirical_audit"] = {"required": True}
-    doc["membership"]["shadow_attack"] = {"required": True, "max_auc": 0.6}
+    doc["membership"]["shadow_attack"] = {"required": True}
     policy = Policy.model_validate(doc)
     meta = Metadata.model_validate(TINY_METADATA)
     train, holdout, synthetic = (make_tiny_table(120, seed=s) for s in (1, 2, 3))
@@ -109,4 +109,21 @@ def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
     assert set(results) == {"membership", "plausibility", "shadow", "empirical_privacy"}
     assert results["plausibility"].metrics["violation_share:adult"] == 0.0
     assert calls["shadow"] == ((train, holdout, meta, config), {"seed": 4, "condition_column": "outcome"})
-    assert calls["empirical_privacy"] == ((train, meta, config), {"seed": 4, "condition_column": "outcome"})
+    # the empirical audit's canary run is trained on the SYNTHETIC rows, never the private ones
+    assert calls["empirical_privacy"] == ((synthetic, meta, config), {"seed": 4, "condition_column": "outcome"})
+
+
+def test_unreviewed_metadata_is_refused_by_release_and_train(ws):
+    meta = dict(TINY_METADATA, reviewed=False)
+    (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (ws / "policy.yaml").write_text(yaml.safe_dump(_policy_doc(), sort_keys=False))
+    common = ["--metadata", str(ws / "meta.yaml"), "--epsilon", "3"]
+    res = CliRunner().invoke(cli, ["release", str(ws / "private.csv"), *common, "--policy", str(ws / "policy.yaml"),
+                                   "--out", str(ws / "bundle"), "--signing-key", str(ws / "k.pem")])
+    assert res.exit_code == 2 and "meta.yaml" in res.output and "reviewed" in res.output
+    res = CliRunner().invoke(cli, ["train", str(ws / "private.csv"), *common, "-o", str(ws / "m.pt")])
+    assert res.exit_code == 2 and "meta.yaml" in res.output and "reviewed" in res.output
+    for command in ("release", "train"):  # the escape hatch is gone
+        res = CliRunner().invoke(cli, [command, "--help"])
+        assert "--allow-unreviewed-metadata" not in res.output
+    assert not (ws / "bundle").exists() and not (ws / "m.pt").exists()

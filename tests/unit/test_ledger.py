@@ -161,7 +161,6 @@ def capped(tmp_path):
     assert CliRunner().invoke(cli, ["keys", "generate", "--private", str(key), "--public",
                                     str(tmp_path / "k.pub")]).exit_code == 0
     doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
-    doc["version"] = 2
     doc["privacy"]["lifetime_epsilon_cap"] = 5.0
     doc["fidelity"]["min_quality_score"] = 0.3
     del doc["utility"]  # the slowest audit; the ledger does not depend on which audits run
@@ -222,3 +221,20 @@ def test_a_gate_rejection_still_spends_and_a_stop_before_training_cancels(capped
     with pytest.raises(KeyboardInterrupt):
         _release(capped, "b3", 1.0)
     assert [e.status for e in book.entries("tiny-clinic")] == ["spent", "cancelled"]
+
+
+def test_train_is_charged_to_the_ledger_and_respects_the_cap(capped):
+    """A trained model is shareable: repeated `train` calls must not escape the lifetime cap."""
+    args = ["train", str(capped / "private.csv"), "--metadata", str(capped / "meta.yaml"), "--epsilon", "2",
+            "--steps", "20", "--ledger", str(capped / "ledger.sqlite3"), "--policy", str(capped / "policy.yaml")]
+    assert CliRunner().invoke(cli, ["-q", *args, "-o", str(capped / "m1.pt")]).exit_code == 0
+    assert CliRunner().invoke(cli, ["-q", *args, "-o", str(capped / "m2.pt")]).exit_code == 0
+    book = Ledger(capped / "ledger.sqlite3")
+    entries = book.entries("tiny-clinic")
+    assert [e.status for e in entries] == ["spent", "spent"] and all(0 < e.epsilon <= 2.0 for e in entries)
+    res = CliRunner().invoke(cli, ["-q", *args, "-o", str(capped / "m3.pt")])
+    assert res.exit_code == 1 and "privacy.lifetime_epsilon_cap" in res.output and "nothing spent" in res.output
+    assert not (capped / "m3.pt").exists() and len(book.entries("tiny-clinic")) == 2
+    # and a release sees what training spent
+    with pytest.raises(GateRefused, match=r"privacy\.lifetime_epsilon_cap"):
+        _release(capped, "b1", 3.0)

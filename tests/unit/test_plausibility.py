@@ -84,17 +84,17 @@ def test_max_violation_share(result):
 
 @pytest.mark.parametrize("rule_id", list(EXPECTED))
 def test_each_rule_fails_the_gate_above_its_tolerance(rule_id, result):
-    policy_doc = {"version": 2, "name": "p", "privacy": {"max_epsilon": 5, "max_delta": 1e-5},
+    policy_doc = {"version": 3, "name": "p", "privacy": {"max_epsilon": 5, "max_delta": 1e-5},
                   "membership": {"max_dcr_mia_auc": 0.6}}
     priv = dict(epsilon=1.0, delta=1e-6, accountant="rdp", n_train_rows=1000)
-    audits = {"membership": AuditResult("membership", {"dcr_mia_auc": 0.5, "exact_copy_share": 0.0}),
-              "plausibility": result}
+    figures = {"dcr_mia_auc": 0.5, "exact_copy_share": 0.0}
+    audits = {"plausibility": result}
     tolerances = {r["id"]: 1.0 for r in RULES}
     for tolerance, passes in ((EXPECTED[rule_id], True), (EXPECTED[rule_id] - 0.005, False)):
         tolerances[rule_id] = tolerance
         rules = [{**r, "max_violation_share": tolerances[r["id"]]} for r in RULES]
         policy = Policy.model_validate({**policy_doc, "plausibility": {"rules": rules}})
-        decision = evaluate_gate(policy, audits=audits, **priv)
+        decision = evaluate_gate(policy, dp_figures=figures, audits=audits, **priv)
         assert decision.passed is passes
         if not passes:
             assert [c.clause for c in decision.failed] == [f"plausibility.{rule_id}"]
@@ -145,7 +145,7 @@ def test_all_numerical_non_negative_and_wide_tables():
 
 
 def _policy_file(tmp_path: Path, rules: list[dict]) -> Path:
-    doc = {"version": 2, "name": "p", "privacy": {"max_epsilon": 5, "max_delta": 1e-5},
+    doc = {"version": 3, "name": "p", "privacy": {"max_epsilon": 5, "max_delta": 1e-5},
            "membership": {"max_dcr_mia_auc": 0.6}, "plausibility": {"rules": rules}}
     p = tmp_path / "rules.yaml"
     p.write_text(yaml.safe_dump(doc, sort_keys=False))

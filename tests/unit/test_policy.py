@@ -80,8 +80,8 @@ def test_old_policy_versions_and_non_dp_clauses_are_refused_with_a_hint(tmp_path
 
 
 def test_errors_name_file_line_and_key(tmp_path):
-    text = (REPO / "policies" / "default.yaml").read_text().replace("  min_quality_score: 0.7",
-                                                                   "  min_quality_score: 0.7\n  colour: red")
+    text = (REPO / "policies" / "default.yaml").read_text().replace("  min_quality_score: 0.6",
+                                                                   "  min_quality_score: 0.6\n  colour: red")
     p = tmp_path / "p.yaml"
     p.write_text(text)
     with pytest.raises(PolicyError) as err:

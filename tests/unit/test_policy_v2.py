@@ -1,4 +1,4 @@
-"""Policy schema v2: shipped policies, v1 compatibility, impossible values, file:line:key errors."""
+"""Policy schema v3: shipped policies, old versions refused, impossible values, file:line:key errors."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_shipped_policies_say_what_they_are():
     assert strict.privacy.max_epsilon <= 1 and strict.privacy.max_delta <= 1e-6
     assert strict.privacy.require_delta_below_one_over_n
     assert strict.shadow_attack_required and strict.empirical_audit_required
-    assert strict.membership.max_tpr_at_fpr_1pct is not None and strict.membership.max_tpr_at_fpr_0_1pct is not None
+    assert strict.membership.max_tpr_at_fpr_1pct is not None and strict.privacy.audit_budget_share > 0
     assert strict.lifetime_epsilon_cap is not None and strict.rules
     assert {r.kind for r in strict.rules} == {"range", "in_set", "less_than", "non_negative", "conditional"}
     exploratory_text = (REPO / "policies" / "exploratory.yaml").read_text()
@@ -69,19 +69,21 @@ def test_strict_rules_fit_the_bundled_demo_metadata():
     check_rules(load_policy(policy_path)[0].rules, meta, policy_path=policy_path)
 
 
-def test_version_1_still_loads(tmp_path):
-    policy, sha = load_policy(_write(tmp_path, V1_POLICY))
-    assert policy.version == 1 and len(sha) == 64
+def test_version_1_and_2_are_refused_with_their_line_and_a_hint(tmp_path):
+    """Old files gated on exact (non-DP) figures: refused, never silently reinterpreted."""
+    for version in (1, 2):
+        p = _write(tmp_path, V1_POLICY.replace("version: 1", f"version: {version}"))
+        with pytest.raises(PolicyError) as err:
+            load_policy(p)
+        assert str(err.value).startswith(f"{p}:1: policy key 'version': version {version} gates on exact")
+        assert "version: 3" in str(err.value)
+
+
+def test_a_minimal_version_3_policy_loads(tmp_path):
+    text = V1_POLICY.replace("version: 1", "version: 3").replace("min_tstr_trtr_ratio: 0.85", "min_tstr_accuracy: 0.8")
+    policy, sha = load_policy(_write(tmp_path, text))
+    assert policy.version == 3 and len(sha) == 64 and policy.privacy.audit_budget_share == 0.1
     assert policy.rules == [] and policy.signing is None and policy.lifetime_epsilon_cap is None
-
-
-def test_version_1_refuses_a_version_2_key_with_its_line(tmp_path):
-    text = V1_POLICY.replace("  max_exact_copy_share: 0.0", "  max_exact_copy_share: 0.0\n  max_mia_auc: 0.6")
-    p = _write(tmp_path, text)
-    with pytest.raises(PolicyError) as err:
-        load_policy(p)
-    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "max_mia_auc" in ln)
-    assert f"{p}:{line}: policy key 'membership.max_mia_auc': needs 'version: 2'" in str(err.value)
 
 
 def _strict_doc() -> dict:
@@ -104,7 +106,9 @@ def _strict_doc() -> dict:
         (("membership", "max_mia_auc"), 0.4, "membership.max_mia_auc"),
         (("membership", "max_tpr_at_fpr_1pct"), 0.005, "membership.max_tpr_at_fpr_1pct"),
         (("membership", "max_tpr_at_fpr_0_1pct"), 0.0001, "membership.max_tpr_at_fpr_0_1pct"),
-        (("membership", "shadow_attack", "max_auc"), 1.2, "membership.shadow_attack.max_auc"),
+        (("membership", "shadow_attack", "max_auc"), 0.6, "membership.shadow_attack.max_auc"),
+        (("utility", "min_tstr_trtr_ratio"), 0.8, "utility.min_tstr_trtr_ratio"),
+        (("privacy", "audit_budget_share"), 0.0, "privacy.audit_budget_share"),
         (("membership", "shadow_attack", "colour"), "red", "membership.shadow_attack.colour"),
         (("plausibility", "rules", 0, "max_violation_share"), 1.5, "plausibility.rules.0.max_violation_share"),
         (("plausibility", "rules", 0, "min"), 100, "plausibility.rules.0"),

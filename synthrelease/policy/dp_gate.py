@@ -171,8 +171,9 @@ def release_figures(exact: Mapping[str, Any], names: list[str], entry: Mechanism
 
     Each figure's vector is released as v + N(0, (z·√B·Δ)²) per coordinate (z =
     ``entry.noise_multiplier``, B = len(names), Δ its L2 sensitivity), then post-processed
-    by its ``finish``. A figure that could not be computed is replaced by its public worst
-    value (:data:`WORST_VALUE`) before noise, so that which figures exist leaks nothing.
+    by its ``finish``. A figure that could not be computed (only on degenerate inputs: fewer
+    than two rows in a part, a single class) is released as its public worst value
+    (:data:`WORST_VALUE`), which fails its clause.
     """
     generator = randomness.torch("gate-noise")
     scale = entry.noise_multiplier * math.sqrt(len(names))
@@ -180,7 +181,7 @@ def release_figures(exact: Mapping[str, Any], names: list[str], entry: Mechanism
     for name in names:
         fig = exact.get(name)
         if fig is None:
-            values, delta, finish = np.array([WORST_VALUE[name]]), 1.0, _clip01
+            values, delta, finish = np.array([WORST_VALUE[name]]), 0.0, _clip01
             meaning, exact_value = "not computable on this input (public worst value released)", None
         else:
             values, delta, finish = np.asarray(fig.values, dtype=np.float64), float(fig.l2_sensitivity), fig.finish

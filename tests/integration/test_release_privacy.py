@@ -1,0 +1,89 @@
+"""End to end: what a release puts out is DP (secret noise, noisy gate figures, ε rounded up)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from synthrelease import pipeline
+from synthrelease.bundle.signing import generate_keypair
+from tests.conftest import TINY_METADATA, make_tiny_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def two_releases(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("release")
+    make_tiny_table(600, seed=5).to_csv(ws / "private.csv", index=False)
+    (ws / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    generate_keypair(ws / "k.pem", ws / "k.pub")
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    doc["fidelity"]["min_quality_score"] = 0.2
+    doc["utility"]["min_tstr_accuracy"] = 0.2
+    doc["membership"]["max_dcr_mia_auc"] = 0.95
+    doc["membership"]["max_exact_copy_share"] = 0.5
+    (ws / "policy.yaml").write_text(yaml.safe_dump(doc))
+    outcomes = [pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+                                 epsilon=3.0, out_dir=ws / f"b{i}", signing_key=ws / "k.pem", n_steps=40, seed=0,
+                                 ledger_path=ws / "ledger.sqlite3") for i in (1, 2)]
+    return ws, outcomes
+
+
+def _manifest(outcome) -> dict:
+    return json.loads((outcome.bundle_dir / "manifest.json").read_text())["release"]
+
+
+def test_same_seed_twice_gives_different_releases(two_releases):
+    _, (a, b) = two_releases
+    assert a.passed and b.passed
+    rows_a = pd.read_csv(a.bundle_dir / "synthetic.csv")
+    rows_b = pd.read_csv(b.bundle_dir / "synthetic.csv")
+    assert len(rows_a) == len(rows_b) == pipeline.synthetic_row_count(600, 0.2)  # public count, not the coins
+    assert not rows_a.equals(rows_b)
+    fa, fb = _manifest(a)["dp_figures"], _manifest(b)["dp_figures"]
+    assert all(fa[k]["value"] != fb[k]["value"] for k in fa)
+
+
+def test_bundle_carries_only_dp_figures_with_their_noise(two_releases):
+    _, (a, _) = two_releases
+    release = _manifest(a)
+    assert "audit_summary" not in release and "seed" not in release
+    figures = release["dp_figures"]
+    assert set(figures) == {"quality_score", "tstr_accuracy", "dcr_mia_auc", "exact_copy_share"}
+    report = json.loads(a.report_path.read_text())
+    for name, fig in figures.items():
+        assert set(fig) == {"value", "noise_std", "l2_sensitivity"} and fig["noise_std"] > 0
+        assert fig["value"] != pytest.approx(report["dp_gate"][name]["exact"], abs=1e-6)  # noisy, not exact
+    card = (a.bundle_dir / "RELEASE_CARD.md").read_text()
+    assert "noise std" in card and "the verdict itself" in card
+    exact_quality = report["audits"]["fidelity"]["metrics"]["quality_score"]
+    assert f"{exact_quality:.4f}" not in card and f"{round(exact_quality, 2):.2f} " not in card
+    # no seed that determines noise anywhere
+    assert "seed_salt" not in json.dumps(report) and "commitment" not in json.dumps(release)
+
+
+def test_epsilon_is_rounded_up_and_covers_the_gate(two_releases):
+    _, (a, _) = two_releases
+    release = _manifest(a)
+    labels = [m["label"] for m in release["privacy"]["mechanisms"]]
+    assert any(label.startswith("DP release gate (4 figures") for label in labels)
+    assert release["privacy"]["epsilon"] >= a.epsilon and release["privacy"]["epsilon"] - a.epsilon < 1e-6
+    assert a.epsilon <= 3.0
+    card = (a.bundle_dir / "RELEASE_CARD.md").read_text()
+    shown = float(card.split("ε = ")[1].split(",")[0])
+    assert shown >= a.epsilon and shown == math.ceil(a.epsilon * 1000 - 1e-9) / 1000
+
+
+def test_the_ledger_charges_the_whole_release(two_releases):
+    from synthrelease.budget.ledger import Ledger
+
+    ws, outcomes = two_releases
+    entries = Ledger(ws / "ledger.sqlite3").entries("tiny-clinic")
+    assert [e.status for e in entries] == ["spent", "spent"]
+    assert [e.epsilon for e in entries] == pytest.approx([o.epsilon for o in outcomes])

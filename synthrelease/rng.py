@@ -80,6 +80,17 @@ class PrivateRandomness:
         out._tree = SeedTree(seed)
         return out
 
+    @classmethod
+    def for_discarded_run(cls, seed: int) -> PrivateRandomness:
+        """Reproducible streams for a training run whose DP outputs are all DISCARDED.
+
+        Only for the empirical privacy audit's canary runs: their model, discriminator and
+        table never leave the audit (only its ε lower bound does), so replaying them reveals
+        nothing, and a seeded run makes the audit repeatable. ``reproducible`` is True, so
+        such a model can never be saved or released.
+        """
+        return cls.unsafe_reproducible_for_tests(seed)
+
     @property
     def reproducible(self) -> bool:
         """True only for the test-only hook: such randomness must never reach a release."""

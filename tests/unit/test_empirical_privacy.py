@@ -128,6 +128,32 @@ def test_audit_catches_a_broken_mechanism_and_passes_the_correct_one(noise_scale
     assert "discarded" in res.details
 
 
+@pytest.fixture(scope="module")
+def synthetic_base() -> pd.DataFrame:
+    """What a release hands the relocated audit: rows sampled from a DP generator (public)."""
+    from synthrelease.sampling import sample_frame
+
+    meta = Metadata.model_validate(WIDE_METADATA)
+    cfg = TrainingConfig(target_epsilon=1.0, target_delta=1e-4, batch_size=100, n_steps=60, generator_hidden=32,
+                         discriminator_hidden=32, latent_dim=8, seed=0)
+    model = train_dp_gan(_wide_table(200, 1), TableEncoder(meta), cfg, condition_column="label")
+    return sample_frame(model, 200, seed=0)
+
+
+@pytest.mark.parametrize(("noise_scale", "caught"), [(0.1, True), (1.0, False)])
+def test_audit_on_the_synthetic_rows_keeps_its_power(synthetic_base, noise_scale, caught):
+    """The release runs the canary audit on its synthetic rows (no private row: free to gate on).
+
+    Same setting as above with the base table = 200 rows sampled from a DP generator:
+    noise ÷10 is still caught and the correct mechanism still passes.
+    """
+    meta = Metadata.model_validate(WIDE_METADATA)
+    cfg = TrainingConfig(target_epsilon=0.5, **AUDIT_CFG)
+    res = run_one_run_audit(synthetic_base, meta, cfg, seed=0, n_canaries=200, _unsafe_noise_scale=noise_scale)
+    lb, claimed = res.metrics["epsilon_lower_bound"], res.metrics["epsilon_claimed"]
+    assert (lb > claimed) is caught, res.details["sweep"]
+
+
 @pytest.mark.parametrize("clip_fake_rows", [False, True])
 def test_residual_subtraction_is_exact_without_noise(clip_fake_rows):
     """No noise, no canary in the table: R_t = B·G̃_t − (known rows' clipped gradients) vanishes."""

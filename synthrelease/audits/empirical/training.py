@@ -20,6 +20,7 @@ from synthrelease.errors import InternalError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.privacy import default_delta
 from synthrelease.progress import ProgressCallback, ignore_progress
+from synthrelease.rng import PrivateRandomness
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.trainer import TrainedModel, dp_preprocess, sample_rate_for, train_dp_gan
 from synthrelease.transforms.encoders import TableEncoder
@@ -319,14 +320,17 @@ def train_for_audit(rows: pd.DataFrame, metadata: Metadata, config: TrainingConf
     in ``fit_dp_synthesizer`` (same seeds and shares) and composed in the same accountant.
     ``noise_scale`` ≠ 1 BREAKS the mechanism (test/power-check only; see ``train_dp_gan``).
     """
-    pre = dp_preprocess(rows, metadata, config)
+    # every output of this run is discarded (only the canaries' scores leave), so its
+    # private streams may be reproducible from the audit's seed (the audit is repeatable)
+    secret = PrivateRandomness.for_discarded_run(config.seed)
+    pre = dp_preprocess(rows, metadata, config, secret)
     rows, metadata = pre.rows, pre.metadata
     encoder = TableEncoder(metadata)
     x = torch.from_numpy(encoder.encode(canaries)) if canaries is not None else torch.zeros(0, encoder.width)
     tracker = TranscriptResidual(x, config, sample_rate=sample_rate_for(len(rows), min(config.batch_size, len(rows))))
     model = train_dp_gan(rows, encoder, config, condition_column=condition_column,
                          progress=progress, prior_entries=pre.prior_entries, threshold_delta=pre.threshold_delta,
-                         audit_callback=tracker, _unsafe_noise_scale=noise_scale)
+                         audit_callback=tracker, randomness=secret, _unsafe_noise_scale=noise_scale)
     if tracker.final is None:
         raise InternalError("the trainer did not hand back its discriminator")
     return AuditRun(model, tracker.final, config, tracker.scores() if canaries is not None else None)

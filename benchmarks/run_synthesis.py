@@ -7,9 +7,17 @@ child process (peak RSS measured), sample as many rows as real-train, and score 
 and synthesis.md.
 
     python benchmarks/run_synthesis.py [--datasets adult,pbmc68k] [--epsilons 1,3,10] [--seeds 0,1,2] [--splits DIR]
+        [--gate-policy policies/default.yaml --tag gate]
 
-Seed s trains with seed s and samples with seed s + 1; with several seeds the markdown
-adds the mean and range per (data set, ε).
+Seed s fixes the public streams (initialisation, latent noise: training seed s, sampling
+seed s + 1); the DP noise is fresh OS entropy every run, as in a release. With several
+seeds the markdown adds the mean and range per (data set, ε).
+
+``--gate-policy``: train as ``release`` does under that policy — the DP gate's Gaussian
+release is reserved in the accountant (its share of the budget no longer trains the
+generator) — then compute the gate's figures on the peers' split (train = members, holdout
+= non-members) and release them with the gate's noise; each row records the exact and the
+noisy figures and their noise std.
 """
 from __future__ import annotations
 
@@ -54,8 +62,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0,
-              overrides: dict | None = None) -> None:
-    """Child process: train with the shipped defaults, sample, write CSV and info."""
+              overrides: dict | None = None, gate_policy: str | None = None) -> None:
+    """Child process: train with the shipped defaults (and the gate's reserved entry), sample, write CSV and info."""
     import pandas as pd
 
     from synthrelease.metadata.load import load_metadata
@@ -72,13 +80,34 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
         import dataclasses
 
         cfg = dataclasses.replace(cfg, **overrides)
+    policy = entry = None
+    if gate_policy:
+        from synthrelease.policy import dp_gate
+        from synthrelease.policy.schema import load_policy
+
+        policy = load_policy(gate_policy)[0]
+        entry = dp_gate.gate_entry(policy, epsilon=eps, delta=1e-5, accountant=cfg.accountant)
     t0 = time.perf_counter()
-    model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target)
+    model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target,
+                         reserved_entries=(entry,) if entry is not None else ())
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sample_frame(model, len(train), seed=seed + 1).to_csv(out_csv, index=False)
+    synthetic = sample_frame(model, len(train), seed=seed + 1)
+    synthetic.to_csv(out_csv, index=False)
     info = {"train_seconds": round(train_s, 1), "sample_seconds": round(time.perf_counter() - t0, 1),
             "privacy": model.privacy.to_dict(), "config": cfg.to_dict(), "last_log": model.history[-1]}
+    if policy is not None and entry is not None:
+        from synthrelease.rng import PrivateRandomness
+
+        holdout = pd.read_csv(splits / f"{name}_holdout.csv")
+        names = dp_gate.figures_needed(policy)
+        t0 = time.perf_counter()
+        exact = dp_gate.compute_figures(names, train, holdout, synthetic, meta, target=meta.target, seed=seed)
+        figures = dp_gate.release_figures(exact, names, entry, PrivateRandomness())
+        info["dp_gate"] = {"policy": gate_policy, "share": policy.privacy.audit_budget_share,
+                           "noise_multiplier": entry.noise_multiplier, "seconds": round(time.perf_counter() - t0, 1),
+                           "figures": {k: {"exact": f.exact, "noisy": f.value, "noise_std": f.noise_std}
+                                       for k, f in figures.items()}}
     info_json.write_text(json.dumps(info))
 
 
@@ -94,11 +123,13 @@ def main() -> None:
     ap.add_argument("--merge", action="append", default=[], metavar="STEM",
                     help="no training: fold the rows of results/STEM.json (runs done in parallel under --tag) "
                          "into this run's results files")
+    ap.add_argument("--gate-policy", default=None, help="reserve and release the DP gate of this policy")
     ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
         name, eps, out_csv, info, seed = a.one
-        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), _overrides(a.set))
+        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), _overrides(a.set),
+                  a.gate_policy)
         return
     splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))
     if not (splits / "adult_train.csv").exists():
@@ -112,8 +143,9 @@ def main() -> None:
             syn, info = work / "synthetic.csv", work / "info.json"
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
+            gate = ["--gate-policy", a.gate_policy] if a.gate_policy else []
             subprocess.run([sys.executable, __file__, "--splits", str(splits), "--one", name, str(eps), str(syn),
-                            str(info), str(seed), *[f"--set={kv}" for kv in a.set]], check=True)
+                            str(info), str(seed), *[f"--set={kv}" for kv in a.set], *gate], check=True)
             wall = time.perf_counter() - t0
             peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
             ev = work / "eval.json"
@@ -131,7 +163,7 @@ def main() -> None:
                        "quality_overall", "column_shapes", "column_pair_trends", "tstr_auc_hgb", "trtr_auc_hgb",
                        "tstr_auc_logreg", "dcr_mia_auc", "exact_copy_share")},
                    "mode_collapse_probe": meta["last_log"], "config": meta["config"],
-                   "mechanisms": meta["privacy"]["mechanisms"]}
+                   "mechanisms": meta["privacy"]["mechanisms"], "dp_gate": meta.get("dp_gate")}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", "epsilon_spent", "train_seconds",
                                                   "quality_overall", "tstr_auc_hgb", "dcr_mia_auc")}), flush=True)
@@ -178,6 +210,21 @@ def main() -> None:
             peer = f"{bar['best_dp_quality']:.3f} / {bar['best_dp_tstr']:.3f}" if bar else "—"
             md.append(f"| {name} | {eps:g} | {len(rs)} | {sum(q) / len(q):.3f} ({min(q):.3f}–{max(q):.3f}) | "
                       f"{sum(t) / len(t):.3f} ({min(t):.3f}–{max(t):.3f}) | {peer} |")
+    gated = [r for r in rows if r.get("dp_gate")]
+    if gated:
+        names = list(gated[0]["dp_gate"]["figures"])
+        md += ["", f"DP gate figures ({gated[0]['dp_gate']['policy']}, share {gated[0]['dp_gate']['share']:g} of "
+               "the budget): exact (internal) / noisy (released) ± noise std, on the peers' split.", "",
+               "| dataset | ε | seed | gate s | " + " | ".join(names) + " |", "|" + "---|" * (4 + len(names))]
+        for r in gated:
+            cells = []
+            for n in names:
+                f = r["dp_gate"]["figures"][n]
+                exact = "—" if f["exact"] is None else f"{f['exact']:.3f}"
+                noisy = "—" if f["noisy"] is None else f"{f['noisy']:.3f}"
+                cells.append(f"{exact} / {noisy} ± {f['noise_std']:.3g}")
+            md.append(f"| {r['dataset']} | {r['epsilon']:g} | {r['seed']} | {r['dp_gate']['seconds']} | "
+                      + " | ".join(cells) + " |")
     (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthrelease.audits.base import AuditResult
 from synthrelease.audits.plausibility import MAX_LISTED_VALUES, check_rules, run_plausibility
 from synthrelease.errors import PolicyError
 from synthrelease.metadata.schema import Metadata

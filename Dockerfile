@@ -1,6 +1,8 @@
 # synthrelease: CPU image.
 #   docker build -t synthrelease .
 #   docker run --rm -v "$PWD/out:/out" synthrelease demo --out /out/demo
+# The process runs under tini (PID 1), so `docker stop` (SIGTERM) reaches synthrelease,
+# which cleans up, marks its ledger entry and writes its internal report (exit 143).
 # torch is pinned by constraints.txt. PyPI's Linux torch wheel bundles CUDA libraries;
 # to get the smaller CPU-only build, pass your CPU wheel index (or a local mirror):
 #   docker build --build-arg PIP_EXTRA_INDEX_URL=<cpu-wheel-index> -t synthrelease .
@@ -13,9 +15,10 @@ WORKDIR /app
 COPY constraints.txt pyproject.toml README.md ./
 COPY synthrelease ./synthrelease
 COPY policies ./policies
-RUN PIP_EXTRA_INDEX_URL="${PIP_EXTRA_INDEX_URL}" pip install --no-cache-dir -c constraints.txt . \
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/* \
+    && PIP_EXTRA_INDEX_URL="${PIP_EXTRA_INDEX_URL}" pip install --no-cache-dir -c constraints.txt . \
     && useradd --create-home steward
 USER steward
 WORKDIR /home/steward
-ENTRYPOINT ["synthrelease"]
+ENTRYPOINT ["/usr/bin/tini", "--", "synthrelease"]
 CMD ["--help"]

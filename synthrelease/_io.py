@@ -160,21 +160,59 @@ def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+MAX_YAML_BYTES = 16 << 20
+"""Policy and metadata files larger than this are refused (they are hand-written documents)."""
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (YAML's last-wins is a trap)."""
+
+
+def _construct_unique_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:  # an unhashable key: let SafeLoader report it
+            continue
+        if first != key_node.start_mark.line + 1:
+            raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"key {key!r} appears twice (lines {first} and {line})")
+        self.line = line
+
+
+_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
-    """Parse a YAML file with ``yaml.safe_load``.
+    """Parse a YAML file safely (``yaml.SafeLoader``), refusing duplicate keys and absurd nesting.
 
     Raises:
-        InputFileError: the file is missing, unreadable, or not valid YAML.
+        InputFileError: the file is missing, unreadable, too large, too deeply nested, has a
+            duplicate key (named with its line), or is not valid YAML.
     """
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: {what} file not found")
     try:
+        if p.stat().st_size > MAX_YAML_BYTES:
+            raise InputFileError(f"{p}: {what} file is larger than {MAX_YAML_BYTES >> 20} MiB; refusing to parse it")
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputFileError(f"{p}: cannot read {what} file: {type(e).__name__}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictSafeLoader)  # a SafeLoader subclass: no object construction
+    except _DuplicateKey as e:
+        raise InputFileError(f"{p}:{e.line}: {what} file: {e}; remove one of them") from None
+    except RecursionError:
+        raise InputFileError(f"{p}: {what} file is nested too deeply to be a {what}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -1,8 +1,10 @@
 """The ``synthrelease`` command line: a thin click layer over :mod:`synthrelease.pipeline`.
 
 Exit codes: 0 success (released / verified), 1 rejected by the gate or failed
-verification, 2 bad input or usage, 70 internal error (a bug). Errors are one line on
-stderr, never a traceback (unless ``--debug``).
+verification, 2 bad input or usage, 70 internal error (a bug), 130 / 143 / 129 stopped by
+SIGINT / SIGTERM / SIGHUP (after cleaning up: staging removed, ledger entry marked,
+internal report written). Errors are one line on stderr, never a traceback (unless
+``--debug``).
 """
 
 from __future__ import annotations
@@ -36,14 +38,24 @@ class _SafeGroup(click.Group):
     """Turns library errors into one-line messages with documented exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from synthrelease.signals import Stopped, stop_signals_raise
+
         try:
-            return super().invoke(ctx)
+            with stop_signals_raise():
+                return super().invoke(ctx)
+        except click.UsageError as e:  # one line, not click's usage block
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            raise _ExitError(f"{' '.join(e.format_message().split())}{hint}", e.exit_code) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except SynthreleaseError as e:
             raise _ExitError(" ".join(str(e).split("\n")), e.exit_code) from None
         except KeyboardInterrupt:
-            raise
+            raise _ExitError("interrupted (SIGINT): cleaned up; see the ledger and the internal report, if any",
+                             130) from None
+        except Stopped as e:
+            raise _ExitError(f"{e}: cleaned up; see the ledger and the internal report, if any",
+                             e.exit_code) from None
         except Exception as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -114,6 +126,8 @@ _common_privacy = [
                       "noise, audit models). It does NOT fix the DP noise, the Poisson batches or the "
                       "train/holdout split: those use fresh OS entropy every run, so two runs differ."),
 ]
+_force_option = click.option("--force", is_flag=True,
+                             help="Replace an existing output file (never one of this command's inputs).")
 _allow_unreviewed = click.option(
     "--allow-unreviewed-metadata", is_flag=True,
     help="Run this INTERNAL audit on metadata not marked reviewed (nothing is released).")
@@ -326,10 +340,15 @@ def metadata() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @click.option("--target", default=None)
 @click.option("--name", default=None, help="Dataset name (default: file stem).")
-def metadata_infer(data: Path, output: Path, target: str | None, name: str | None) -> None:
+@_force_option
+def metadata_infer(data: Path, output: Path, target: str | None, name: str | None, force: bool) -> None:
     """Draft a metadata file from DATA (reads private values: marked reviewed: false)."""
     from synthrelease._io import read_table, write_text_atomic
     from synthrelease.metadata.infer import infer_metadata, metadata_to_yaml
+    from synthrelease.outputs import check_writable, refuse_overwrite
+
+    refuse_overwrite(output, inputs=[data], force=force)
+    check_writable(output, option="-o")
 
     df = read_table(data)
     if target is not None and target not in df.columns:
@@ -381,15 +400,21 @@ def policy_check(policy_file: Path) -> None:
                    "(default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
               help="Enforce this policy's privacy.lifetime_epsilon_cap before training.")
+@_force_option
 @_with(_common_privacy)
 @click.pass_context
 def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
-          ledger_path: Path | None, policy_path: Path | None,
+          ledger_path: Path | None, policy_path: Path | None, force: bool,
           epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
           seed: int) -> None:
     """Train a DP generator on DATA and save it (generator + public encoder only); charged to the ledger."""
     from synthrelease.model_io import save_model
+    from synthrelease.outputs import check_writable, refuse_overwrite
     from synthrelease.pipeline import train_model
+
+    inputs = [data, metadata_path, *([policy_path] if policy_path else []), *([ledger_path] if ledger_path else [])]
+    refuse_overwrite(output, inputs=inputs, force=force)
+    check_writable(output, option="-o")
 
     model, _ = train_model(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                            condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
@@ -411,10 +436,19 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
 @click.option("--condition", default=None, help="COLUMN=VALUE: sample only that category.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000, show_default=True)
-def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, seed: int, chunk_rows: int) -> None:
-    """Sample N synthetic rows from a trained model (post-processing: no extra ε)."""
+@_force_option
+def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, seed: int, chunk_rows: int,
+           force: bool) -> None:
+    """Sample N synthetic rows from a trained model (post-processing: no extra ε).
+
+    --seed fixes the latent noise of sampling (public randomness).
+    """
     from synthrelease.model_io import load_model
+    from synthrelease.outputs import check_writable, refuse_overwrite
     from synthrelease.streaming import write_sample_stream
+
+    refuse_overwrite(output, inputs=[model_file], force=force)
+    check_writable(output, option="-o")
 
     cond = None
     if condition is not None:
@@ -439,13 +473,19 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
               help="Also run the classic many-run audit with this many trainings (even, >= 8; small models only).")
 @_with(_common_privacy)
 @_allow_unreviewed
+@_force_option
 @click.pass_context
 def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
                   canaries: int | None, many_run: int, epsilon: float, delta: float | None, accountant: str,
-                  n_steps: int | None, batch_size: int | None, seed: int, allow_unreviewed_metadata: bool) -> None:
+                  n_steps: int | None, batch_size: int | None, seed: int, allow_unreviewed_metadata: bool,
+                  force: bool) -> None:
     """Measure a lower bound on the DP-GAN's ε for DATA; exit 1 if it contradicts the claim."""
     from synthrelease._io import write_json_atomic
+    from synthrelease.outputs import check_writable, refuse_overwrite
     from synthrelease.pipeline import audit_privacy_claim
+
+    refuse_overwrite(output, inputs=[data, metadata_path], force=force)
+    check_writable(output, option="-o")
 
     results = audit_privacy_claim(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                                   condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,

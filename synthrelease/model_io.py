@@ -87,6 +87,10 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel:
         generator = Generator(config.latent_dim, cond_span.width if cond_span else 0,
                               config.generator_hidden, encoder.spans, cond_span)
         generator.load_state_dict(payload["generator"], strict=True)
+        bad = [k for k, v in payload["generator"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ModelFileError(f"{p}: corrupt synthrelease model: generator weights {bad[0]!r} hold NaN or "
+                                 "infinite values (it would sample blank rows)")
         generator.eval()
         priv = info["privacy"]
         spent = PrivacySpent(

@@ -36,6 +36,7 @@ from synthrelease.budget.ledger import Ledger, default_ledger_path
 from synthrelease.errors import (
     BudgetExceededError,
     GateRefused,
+    InputFileError,
     MetadataError,
     PrivacyParameterError,
     SynthreleaseError,
@@ -184,7 +185,7 @@ def split_train_holdout(df: pd.DataFrame, *, holdout_fraction: float,
     coins = randomness.numpy("split").random(len(df)) < holdout_fraction
     train, hold = df.loc[~coins], df.loc[coins]
     if len(train) < 2 or len(hold) < 2:
-        raise PrivacyParameterError(f"the table's {len(df)} rows are too few to split into training and "
+        raise PrivacyParameterError(f"the table's {len(df)} row(s) are too few to split into training and "
                                     f"holdout rows (holdout fraction {holdout_fraction:g})")
     return train.reset_index(drop=True), hold.reset_index(drop=True)
 
@@ -312,7 +313,8 @@ def release(
     """
     from synthrelease.audits.plausibility import check_rules
     from synthrelease.bundle.signing import key_fingerprint, load_private_key
-    from synthrelease.bundle.writer import write_bundle
+    from synthrelease.bundle.writer import archive_path, write_archive, write_bundle
+    from synthrelease.outputs import check_writable, refuse_nested, release_size_estimate
     from synthrelease.policy import dp_gate
 
     timings: dict[str, float] = {}
@@ -323,6 +325,18 @@ def release(
     if archive and Path(f"{out}.tar.gz").exists():
         raise PrivacyParameterError(f"{out}.tar.gz: archive already exists; choose a new --out")
     report_root = Path(report_dir) if report_dir is not None else out.parent / f"{out.name}.internal-report"
+    # outputs first: a run that cannot write its results must fail before any ε is reserved
+    refuse_nested(out, report_root, names=("--out (the shareable bundle)", "--report (the internal report)"))
+    if report_root.exists() and not report_root.is_dir():
+        raise InputFileError(f"{report_root}: --report must be a folder, and this is an existing file")
+    if (report_root / INTERNAL_REPORT_NAME).exists():
+        raise InputFileError(f"{report_root}: holds an earlier release's internal report; choose a new --report")
+    check_writable(out, option="--out", needed_bytes=release_size_estimate(data))
+    check_writable(report_root, option="--report")
+    if archive:
+        check_writable(archive_path(out), option="--archive", needed_bytes=release_size_estimate(data))
+    if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
     policy, policy_sha = load_policy(policy_path)
     private_key = load_private_key(signing_key)
     check_signing_key(policy, key_fingerprint(private_key.public_key()), str(signing_key))
@@ -387,6 +401,7 @@ def release(
                         "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
     spent_epsilon: list[float] = []
     training_started = False
+    report_written = False
     try:
         config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
                                          accountant=accountant, n_steps=n_steps, batch_size=batch_size,
@@ -434,6 +449,7 @@ def release(
             timings["total"] = time.perf_counter() - t0
             report["seconds"] = timings
             path = _write_report(report_root, report, decision)
+            report_written = True
             raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
 
         t = time.perf_counter()
@@ -459,14 +475,23 @@ def release(
         card = release_card(metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha,
                             public_figures, _synthetic_only_summary(audits), len(synthetic))
         bundle = write_bundle(out, tables={"synthetic": synthetic}, text_files={"RELEASE_CARD.md": card},
-                              release=release_info, private_key=private_key, archive=archive)
+                              release=release_info, private_key=private_key)
+        if archive:
+            try:
+                write_archive(bundle)
+            except OSError as e:  # the signed bundle is complete: the release stands, the archive does not
+                notes.append(f"bundle complete at {bundle}, but its archive {archive_path(bundle)} could not be "
+                             f"written ({e.strerror or type(e).__name__}); rerun `tar` yourself or free space")
         timings["bundle"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        report.update(bundle=str(bundle), seconds=timings)
+        report.update(bundle=str(bundle), seconds=timings, warnings=notes)
         path = _write_report(report_root, report, decision)
+        report_written = True
         outcome = ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, bundle, path,
                                  audits, timings, notes, figures)
     except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
+        if training_started and not report_written:
+            _write_stopped_report(report_root, report, policy.name, e, hold.epsilon, hold.delta)
         if isinstance(e, GateRefused) and spent_epsilon:
             ledger.spend(hold, spent_epsilon[0], eff_delta,
                          note="rejected by the gate; training and the DP gate ran, so their ε is spent")
@@ -495,6 +520,22 @@ def _synthetic_only_summary(audits: dict[str, AuditResult]) -> dict[str, dict[st
     """Figures computed on the synthetic rows only (post-processing): the plausibility rules' shares."""
     return {name: {k: round(float(v), 4) for k, v in a.metrics.items() if v is not None}
             for name, a in audits.items() if name in SYNTHETIC_ONLY_AUDITS}
+
+
+INTERNAL_REPORT_NAME = "internal_report.json"
+
+
+def _write_stopped_report(report_root: Path, report: dict[str, Any], policy_name: str, error: BaseException,
+                          epsilon: float, delta: float) -> None:
+    """Best effort: record a release that stopped after training started (signal, crash, full disk)."""
+    report.setdefault("privacy", {"epsilon": epsilon, "delta": delta, "accountant": "-",
+                                  "note": "stopped after training started: the reserved ε is counted as spent"})
+    report.setdefault("audits", {})
+    report.update(stopped=f"{type(error).__name__}: {error}", bundle=None)
+    try:
+        _write_report(report_root, report, GateDecision(policy_name, ()))
+    except Exception as e:  # the original error is what the user must see
+        log.warning("could not write the internal report of a stopped release: %s", e)
 
 
 def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecision) -> Path:
@@ -602,6 +643,8 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
             (or is missing while ``require_condition``).
         PrivacyParameterError: ε or δ impossible for the row count.
     """
+    if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
     df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
     cond = condition if condition is not None else metadata.target
     if (cond is None and require_condition) or (cond is not None and (

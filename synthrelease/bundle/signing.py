@@ -28,12 +28,17 @@ def generate_keypair(private_path: str | os.PathLike[str],
     """Create an Ed25519 key pair: private key PEM (PKCS8, mode 0600), public key PEM.
 
     Raises:
-        InputFileError: either file already exists (keys are never overwritten).
+        InputFileError: either file already exists (keys are never overwritten), the two paths
+            are the same, or a folder cannot take the file (checked before anything is written).
     """
+    from synthrelease.outputs import check_writable, refuse_nested
+
     priv_p, pub_p = Path(private_path), Path(public_path)
+    refuse_nested(priv_p, pub_p, names=("the private key path", "the public key path"))
     for p in (priv_p, pub_p):
-        if p.exists():
+        if p.exists() or p.is_symlink():
             raise InputFileError(f"{p}: key file already exists; refusing to overwrite it")
+        check_writable(p, option="key file")
     key = Ed25519PrivateKey.generate()
     priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())

@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+MAX_ABS_BOUND = 1e15
+"""Declared numerical bounds must lie within ±this: wider ranges overflow (max − min) or lose precision."""
 
 ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier"]
 CategoryValue = str | int | float | bool
@@ -61,6 +64,8 @@ class DPBoundsSearch(BaseModel):
     def _check(self) -> DPBoundsSearch:
         if not (math.isfinite(self.search_min) and math.isfinite(self.search_max)):
             raise ValueError("search_min and search_max must be finite")
+        if max(abs(self.search_min), abs(self.search_max)) > MAX_ABS_BOUND:
+            raise ValueError(f"search_min and search_max must lie within ±{MAX_ABS_BOUND:g}")
         if not self.search_min < self.search_max:
             raise ValueError("search_min must be below search_max")
         return self
@@ -127,6 +132,9 @@ class ColumnSpec(BaseModel):
                                      "(or 'dp_bounds' with a public search range, which spends ε)")
                 if not (math.isfinite(self.min) and math.isfinite(self.max)):
                     raise ValueError("min and max must be finite numbers")
+                if max(abs(self.min), abs(self.max)) > MAX_ABS_BOUND:
+                    raise ValueError(f"min and max must lie within ±{MAX_ABS_BOUND:g} (beyond it the range "
+                                     "overflows the encoding and a value's precision is lost)")
                 if not self.min < self.max:
                     raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
                 lo, hi = self.min, self.max
@@ -192,7 +200,7 @@ class Metadata(BaseModel):
 
     version: Literal[1] = 1
     name: str = "dataset"
-    reviewed: bool = False
+    reviewed: StrictBool = False
     target: str | None = None
     columns: dict[str, ColumnSpec] = Field(min_length=1)
 

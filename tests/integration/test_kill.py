@@ -8,6 +8,7 @@ reservation is visible, stale and still counted).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -118,3 +119,25 @@ def test_sigkill_at_random_points_never_leaves_a_partial_bundle(ws):
     killed = [e for e in entries if e.status == "reserved"]
     assert killed and all(e.stale for e in killed)  # at least the staged run's reservation
     print(f"run {duration:.1f} s; kill outcomes:", outcomes)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_sigterm_sighup_sigint_clean_up_mark_the_ledger_and_write_the_report(ws, sig, code):
+    """A stop after training: staging removed, entry spent (training read the rows), report written."""
+    out = f"stop{int(sig)}"
+    proc = _start(ws, out, pause=30.0)
+    deadline = time.time() + 300
+    while not any((p / "manifest.sig").exists() for p in ws.glob(f".{out}.partial-*")):
+        if proc.poll() is not None:
+            raise AssertionError(f"the release ended before staging its bundle: {proc.stderr.read()[-2000:]}")
+        assert time.time() < deadline, "the release did not stage its bundle within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (ws / out).exists() and not list(ws.glob(f".{out}.partial-*"))  # staging cleaned up
+    (entry,) = Ledger(ws / "ledger.sqlite3").entries("tiny-clinic")
+    assert entry.status == "spent"
+    report = json.loads((ws / f"{out}.internal-report" / "internal_report.json").read_text())
+    assert report["stopped"] and report["bundle"] is None

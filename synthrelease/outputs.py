@@ -80,7 +80,7 @@ def check_writable(path: str | os.PathLike[str], *, option: str, needed_bytes: i
         InputFileError: naming the path, the option and what is wrong.
     """
     target = Path(path)
-    parent = _existing_ancestor(target if not target.exists() or not target.is_dir() else target / "x")
+    parent = _existing_ancestor(target if target.is_dir() else target.parent)
     if not parent.is_dir():
         raise InputFileError(f"{target}: {option}: {parent} is not a folder")
     try:

@@ -1,0 +1,200 @@
+"""Never destroy a steward's file, check outputs before ε, and answer bad input with one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from synthrelease.budget.ledger import Ledger
+from synthrelease.cli import cli
+from tests.conftest import TINY_METADATA, make_tiny_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    make_tiny_table(300, seed=5).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    assert CliRunner().invoke(cli, ["keys", "generate", "--private", str(tmp_path / "k.pem"), "--public",
+                                    str(tmp_path / "k.pub")]).exit_code == 0
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    doc["fidelity"]["min_quality_score"] = 0.2
+    doc["utility"]["min_tstr_accuracy"] = 0.2
+    doc["membership"]["max_dcr_mia_auc"] = 0.95
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["-q", *args])
+
+
+def one_line_error(res, code: int = 2) -> str:
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    return res.output
+
+
+def _release_args(ws: Path, *extra: str) -> list[str]:
+    return ["release", str(ws / "t.csv"), "--metadata", str(ws / "m.yaml"), "--policy", str(ws / "p.yaml"),
+            "--epsilon", "3", "--signing-key", str(ws / "k.pem"), "--ledger", str(ws / "l.sqlite3"),
+            "--steps", "20", *extra]
+
+
+@pytest.mark.parametrize("report", ["b", "b/inner", "."])
+def test_the_internal_report_can_never_land_in_the_bundle(ws, report):
+    res = run(*_release_args(ws, "--out", str(ws / "b"), "--report", str(ws / report)))
+    assert "--report" in one_line_error(res)
+    assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()  # nothing reserved
+
+
+def test_an_earlier_internal_report_is_never_replaced(ws):
+    (ws / "r").mkdir()
+    (ws / "r" / "internal_report.json").write_text("{}")
+    res = run(*_release_args(ws, "--out", str(ws / "b"), "--report", str(ws / "r")))
+    assert "earlier release's internal report" in one_line_error(res)
+    assert (ws / "r" / "internal_report.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("out", ["/proc/synthrelease-out", "/proc/self/status/x"])
+def test_an_unwritable_output_is_refused_before_any_epsilon_is_reserved(ws, out):
+    assert "--out" in one_line_error(run(*_release_args(ws, "--out", out)))
+    assert not (ws / "l.sqlite3").exists() or not Ledger(ws / "l.sqlite3").entries()
+
+
+def test_metadata_infer_never_overwrites_its_input_and_asks_for_force(ws):
+    before = (ws / "t.csv").read_bytes()
+    assert "input of this command" in one_line_error(run("metadata", "infer", str(ws / "t.csv"), "-o",
+                                                         str(ws / "t.csv")))
+    assert "input of this command" in one_line_error(run("metadata", "infer", str(ws / "t.csv"), "-o",
+                                                         str(ws / "t.csv"), "--force"))
+    assert (ws / "t.csv").read_bytes() == before
+    reviewed = (ws / "m.yaml").read_bytes()
+    assert "--force" in one_line_error(run("metadata", "infer", str(ws / "t.csv"), "-o", str(ws / "m.yaml")))
+    assert (ws / "m.yaml").read_bytes() == reviewed
+    assert run("metadata", "infer", str(ws / "t.csv"), "-o", str(ws / "m.yaml"), "--force").exit_code == 0
+    assert "/proc" in one_line_error(run("metadata", "infer", str(ws / "t.csv"), "-o", "/proc/draft.yaml"))
+
+
+def test_sample_and_train_refuse_to_overwrite(ws):
+    model = ws / "m.pt"
+    args = ["train", str(ws / "t.csv"), "--metadata", str(ws / "m.yaml"), "--epsilon", "2", "--steps", "5",
+            "--ledger", str(ws / "l.sqlite3")]
+    assert "input of this command" in one_line_error(run(*args, "-o", str(ws / "t.csv")))
+    assert run(*args, "-o", str(model)).exit_code == 0
+    spent = len(Ledger(ws / "l.sqlite3").entries())
+    assert "--force" in one_line_error(run(*args, "-o", str(model)))
+    assert len(Ledger(ws / "l.sqlite3").entries()) == spent  # refused before reserving ε
+    before = (ws / "t.csv").read_bytes()
+    assert "input of this command" in one_line_error(run("sample", str(model), "-n", "5", "-o", str(model)))
+    assert "--force" in one_line_error(run("sample", str(model), "-n", "5", "-o", str(ws / "t.csv")))
+    assert (ws / "t.csv").read_bytes() == before
+    assert "/proc" in one_line_error(run("sample", str(model), "-n", "5", "-o", "/proc/rows.csv"))
+    assert run("sample", str(model), "-n", "5", "-o", str(ws / "rows.csv")).exit_code == 0
+    assert run("sample", str(model), "-n", "7", "-o", str(ws / "rows.csv"), "--force").exit_code == 0
+    assert len(pd.read_csv(ws / "rows.csv")) == 7
+
+
+def test_keys_never_share_a_path_or_overwrite(ws):
+    assert "public key path" in one_line_error(run("keys", "generate", "--private", str(ws / "x.pem"),
+                                                   "--public", str(ws / "x.pem")))
+    assert not (ws / "x.pem").exists()
+    assert "already exists" in one_line_error(run("keys", "generate", "--private", str(ws / "k.pem"),
+                                                  "--public", str(ws / "new.pub")))
+    assert "/proc" in one_line_error(run("keys", "generate", "--private", "/proc/k.pem", "--public",
+                                         str(ws / "y.pub")))
+
+
+def test_archive_failure_after_a_complete_bundle_is_reported_as_such(ws, monkeypatch):
+    from synthrelease import pipeline
+    from synthrelease.bundle import writer
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer, "write_archive", no_space)
+    outcome = pipeline.release(ws / "t.csv", metadata_path=ws / "m.yaml", policy_path=ws / "p.yaml", epsilon=3.0,
+                               out_dir=ws / "b", signing_key=ws / "k.pem", n_steps=20, archive=True,
+                               ledger_path=ws / "l.sqlite3")
+    assert outcome.passed and (ws / "b" / "manifest.sig").exists()
+    assert any("bundle complete" in w and "No space left" in w for w in outcome.warnings)
+    report = json.loads(outcome.report_path.read_text())
+    assert any("archive" in w for w in report["warnings"])
+    (entry,) = Ledger(ws / "l.sqlite3").entries()
+    assert entry.status == "spent" and "released" in entry.note
+
+
+@pytest.mark.parametrize("which", ["policy", "metadata"])
+def test_duplicate_yaml_keys_are_refused_with_line_and_key(ws, which):
+    if which == "policy":
+        text = (ws / "p.yaml").read_text().replace("max_epsilon: 5.0", "max_epsilon: 1.0\n  max_epsilon: 1000.0")
+        (ws / "p.yaml").write_text(text)
+        res = run("policy", "check", str(ws / "p.yaml"))
+    else:
+        text = (ws / "m.yaml").read_text().replace("reviewed: true", "reviewed: true\nreviewed: false")
+        (ws / "m.yaml").write_text(text)
+        res = run("metadata", "check", str(ws / "m.yaml"))
+    out = one_line_error(res)
+    assert "appears twice" in out and (("max_epsilon" in out) if which == "policy" else ("reviewed" in out))
+    line = int(out.split(".yaml:")[1].split(":")[0])
+    assert line >= 2
+
+
+def test_deep_yaml_and_one_row_tables_are_bad_input(ws):
+    (ws / "deep.yaml").write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    for command in (["policy", "check"], ["metadata", "check"]):
+        assert "nested too deeply" in one_line_error(run(*command, str(ws / "deep.yaml")))
+    make_tiny_table(1, seed=1).to_csv(ws / "one.csv", index=False)
+    res = run("release", str(ws / "one.csv"), "--metadata", str(ws / "m.yaml"), "--policy", str(ws / "p.yaml"),
+              "--epsilon", "3", "--out", str(ws / "b"), "--signing-key", str(ws / "k.pem"), "--ledger",
+              str(ws / "l.sqlite3"))
+    assert "too few" in one_line_error(res)
+
+
+def test_delta_zero_and_impossible_metadata_values_are_refused(ws):
+    assert "--delta must be in (0, 1)" in one_line_error(run(*_release_args(ws, "--out", str(ws / "b"),
+                                                                            "--delta", "0")))
+    for change, word in ((("age", "max", 1e308), "within"), (("age", "min", -1e308), "within")):
+        meta = yaml.safe_load(yaml.safe_dump(TINY_METADATA))
+        meta["columns"][change[0]][change[1]] = change[2]
+        (ws / "bad.yaml").write_text(yaml.safe_dump(meta))
+        assert word in one_line_error(run("metadata", "check", str(ws / "bad.yaml")))
+    for value in ('"true"', "1", "yes_please"):
+        text = (ws / "m.yaml").read_text().replace("reviewed: true", f"reviewed: {value}")
+        (ws / "r.yaml").write_text(text)
+        assert "reviewed" in one_line_error(run("metadata", "check", str(ws / "r.yaml")))
+
+
+def test_nan_model_weights_are_refused(ws):
+    args = ["train", str(ws / "t.csv"), "--metadata", str(ws / "m.yaml"), "--epsilon", "2", "--steps", "5",
+            "--ledger", str(ws / "l.sqlite3"), "-o", str(ws / "m.pt")]
+    assert run(*args).exit_code == 0
+    payload = torch.load(ws / "m.pt", weights_only=True)
+    first = next(iter(payload["generator"]))
+    payload["generator"][first] = torch.full_like(payload["generator"][first], float("nan"))
+    torch.save(payload, ws / "nan.pt")
+    out = one_line_error(run("sample", str(ws / "nan.pt"), "-n", "5", "-o", str(ws / "rows.csv")))
+    assert "NaN" in out and not (ws / "rows.csv").exists()
+
+
+def test_usage_errors_are_one_line():
+    res = CliRunner().invoke(cli, ["release"])
+    assert "Missing argument 'DATA'" in one_line_error(res) and "--help" in res.output
+    assert "No such command" in one_line_error(CliRunner().invoke(cli, ["relase"]))
+
+
+def test_a_huge_epsilon_card_does_not_overflow():
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.pipeline import release_card
+    from synthrelease.policy.schema import load_policy
+
+    policy = load_policy(REPO / "policies" / "default.yaml")[0]
+    card = release_card(Metadata.model_validate(TINY_METADATA), 996.0, 1e-5, "rdp", policy, "0" * 64, {}, {}, 10)
+    assert "e^ε ≈ inf" in card

@@ -32,6 +32,7 @@ import pandas as pd
 from synthrelease import __version__
 from synthrelease._io import read_table, sha256_file
 from synthrelease.audits.base import AuditResult
+from synthrelease.budget.fingerprint import table_fingerprint
 from synthrelease.budget.ledger import Ledger, default_ledger_path
 from synthrelease.errors import (
     BudgetExceededError,
@@ -387,16 +388,18 @@ def release(
         return GateRefused(message, [c.reason for c in decision.failed])
 
     data_sha = report["inputs"]["data_sha256"]
-    used = ledger.used(metadata.name, data_sha)
+    content_sha = table_fingerprint(df, metadata)  # survives reformatting and renaming (see its docstring)
+    report["inputs"]["content_sha256"] = content_sha
+    used = ledger.used(metadata.name, data_sha, content_sha256=content_sha)
     pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train,
                           epsilon_spent_before=used)
     if not all(c.passed for c in pre):
         raise refuse_before_training(used)
     try:  # atomic against concurrent releases of the same dataset
         hold = ledger.reserve(metadata.name, epsilon, eff_delta, cap=policy.lifetime_epsilon_cap,
-                              data_sha256=data_sha, note=f"release to {out}")
+                              data_sha256=data_sha, content_sha256=content_sha, note=f"release to {out}")
     except BudgetExceededError:
-        raise refuse_before_training(ledger.used(metadata.name, data_sha)) from None
+        raise refuse_before_training(ledger.used(metadata.name, data_sha, content_sha256=content_sha)) from None
     report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": metadata.name,
                         "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
     spent_epsilon: list[float] = []
@@ -613,11 +616,12 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     cap = load_policy(policy_path)[0].lifetime_epsilon_cap if policy_path is not None else None
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
     data_sha = sha256_file(data)
+    content_sha = table_fingerprint(df, metadata)
     try:
         hold = ledger.reserve(metadata.name, epsilon, config.target_delta, cap=cap, data_sha256=data_sha,
-                              note=f"train {data}")
+                              content_sha256=content_sha, note=f"train {data}")
     except BudgetExceededError:
-        total = ledger.used(metadata.name, data_sha) + epsilon
+        total = ledger.used(metadata.name, data_sha, content_sha256=content_sha) + epsilon
         raise GateRefused(f"privacy.lifetime_epsilon_cap: training would bring dataset '{metadata.name}' to "
                           f"ε = {total:.4g} > cap {cap:g}; nothing spent; privacy ledger: {ledger.path}",
                           ["privacy.lifetime_epsilon_cap"]) from None

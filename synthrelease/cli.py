@@ -230,7 +230,7 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: 
               help="Also check the manifest's ε, δ and accountant against this policy (the verifier's choice).")
 def verify(bundle: Path, public_key: Path, policy_path: Path | None) -> None:
     """Check a bundle (folder or .tar.gz): signature, every file hash, no extra or missing file."""
-    from synthrelease.bundle.verify import check_against_policy, verify_bundle
+    from synthrelease.bundle.verify import check_against_policy, shown, verify_bundle
 
     if policy_path is not None:
         from synthrelease.policy.schema import load_policy
@@ -242,8 +242,8 @@ def verify(bundle: Path, public_key: Path, policy_path: Path | None) -> None:
     click.echo(f"OK: signature valid, {result.n_files} files match their SHA-256")
     if isinstance(priv, dict) and priv:
         name = used_policy.get("name") if isinstance(used_policy, dict) else None
-        click.echo(f"epsilon {priv.get('epsilon')} delta {priv.get('delta')} ({priv.get('accountant')}), "
-                   f"policy {name}")
+        click.echo(shown(f"epsilon {priv.get('epsilon')} delta {priv.get('delta')} ({priv.get('accountant')}), "
+                         f"policy {name}"))
     if policy_path is not None:
         for line in check_against_policy(result.manifest, policy_path, bundle=bundle):
             click.echo(f"OK: {line}")

@@ -32,6 +32,7 @@ def workspace(tmp_path):
     lenient["fidelity"]["min_quality_score"] = 0.3
     lenient["utility"]["min_tstr_accuracy"] = 0.3
     lenient["membership"]["max_dcr_mia_auc"] = 0.75
+    lenient["membership"]["max_exact_copy_share"] = 0.5  # a DP figure: keep the noise far from the limit
     (tmp_path / "lenient.yaml").write_text(yaml.safe_dump(lenient))
     strict = dict(lenient, fidelity={"min_quality_score": 0.999})
     (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))

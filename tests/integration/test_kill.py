@@ -39,6 +39,7 @@ def ws(tmp_path):
     doc["fidelity"]["min_quality_score"] = 0.3
     doc["utility"]["min_tstr_accuracy"] = 0.3
     doc["membership"]["max_dcr_mia_auc"] = 0.75
+    doc["membership"]["max_exact_copy_share"] = 0.5  # a DP figure: keep the noise far from the limit
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path
 

@@ -28,6 +28,7 @@ def ws(tmp_path):
     doc["fidelity"]["min_quality_score"] = 0.2
     doc["utility"]["min_tstr_accuracy"] = 0.2
     doc["membership"]["max_dcr_mia_auc"] = 0.95
+    doc["membership"]["max_exact_copy_share"] = 0.5  # 300 rows: the DP figure's noise std is about 0.03
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path
 

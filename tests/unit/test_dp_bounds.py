@@ -6,7 +6,7 @@ import pytest
 from synthrelease.budget.accounting import epsilon_for
 from synthrelease.errors import MetadataError
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import SeedTree
+from synthrelease.rng import PrivateRandomness, SeedTree
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.trainer import fit_dp_synthesizer
 from synthrelease.transforms.dp_bounds import estimate_bounds, search_edges
@@ -46,7 +46,8 @@ def test_estimated_bounds_cover_the_bulk_of_the_data(tiny_table):
 def test_dp_bounds_are_charged_in_the_total(tiny_table):
     cfg = TrainingConfig(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=20, generator_hidden=32,
                          discriminator_hidden=32, latent_dim=16)
-    model = fit_dp_synthesizer(tiny_table, Metadata.model_validate(DP_META), cfg, condition_column="outcome")
+    model = fit_dp_synthesizer(tiny_table, Metadata.model_validate(DP_META), cfg, condition_column="outcome",
+                               randomness=PrivateRandomness.unsafe_reproducible_for_tests(3))
     labels = [e.label for e in model.privacy.entries]
     assert labels[0].startswith("DP bounds") and any("marginals" in x for x in labels)
     assert model.privacy.epsilon == pytest.approx(epsilon_for(model.privacy.entries, delta=1e-4))

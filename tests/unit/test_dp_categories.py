@@ -7,7 +7,7 @@ from scipy.stats import norm
 
 from synthrelease.budget.accounting import epsilon_for
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import SeedTree
+from synthrelease.rng import PrivateRandomness, SeedTree
 from synthrelease.sampling import sample_frame
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.trainer import fit_dp_synthesizer
@@ -84,7 +84,8 @@ def test_dp_categories_are_charged_in_epsilon_and_delta():
     df = _with_site(600, seed=6)
     cfg = TrainingConfig(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=20, generator_hidden=32,
                          discriminator_hidden=32, latent_dim=16)
-    model = fit_dp_synthesizer(df, Metadata.model_validate(CAT_META), cfg, condition_column="outcome")
+    model = fit_dp_synthesizer(df, Metadata.model_validate(CAT_META), cfg, condition_column="outcome",
+                               randomness=PrivateRandomness.unsafe_reproducible_for_tests(6))
     spent = model.privacy
     assert spent.entries[0].label.startswith("DP categories")
     assert spent.delta == 1e-4 and spent.threshold_delta == pytest.approx(cfg.categories_delta_share * 1e-4)

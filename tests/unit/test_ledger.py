@@ -166,6 +166,7 @@ def capped(tmp_path):
     doc["fidelity"]["min_quality_score"] = 0.3
     del doc["utility"]  # the slowest audit; the ledger does not depend on which audits run
     doc["membership"]["max_dcr_mia_auc"] = 0.75
+    doc["membership"]["max_exact_copy_share"] = 0.5  # a DP figure: keep the noise far from the limit
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path
 

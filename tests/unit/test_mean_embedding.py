@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from synthrelease.budget.accounting import epsilon_for
+from synthrelease.rng import PrivateRandomness
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.mean_embedding import ClassMeanEmbedding, feature_map, random_features
 from synthrelease.training.trainer import train_dp_gan
@@ -154,7 +155,8 @@ def test_values_kernel_gives_the_condition_frequencies_without_another_release(t
     cfg = TrainingConfig(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=10, generator_hidden=16,
                          discriminator_hidden=16, latent_dim=8, marginal_epsilon_share=0.0,
                          embedding_epsilon_share=0.8, embedding_kernel="values", embedding_shrinkage=2.5)
-    model = train_dp_gan(tiny_table, TableEncoder(tiny_metadata), cfg, condition_column="outcome")
+    model = train_dp_gan(tiny_table, TableEncoder(tiny_metadata), cfg, condition_column="outcome",
+                         randomness=PrivateRandomness.unsafe_reproducible_for_tests(4))
     labels = [e.label for e in model.privacy.entries]
     assert not any(lbl.startswith("condition histogram") for lbl in labels)
     assert sum(lbl.startswith("class mean embeddings") for lbl in labels) == 2

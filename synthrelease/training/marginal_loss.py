@@ -16,10 +16,38 @@ import torch
 from synthrelease.transforms.dp_marginals import MarginalMeasurements, NumericLayout, numeric_cell_probs
 
 
-def _normalise(counts: np.ndarray, groups: list[slice]) -> np.ndarray:
-    out = np.clip(counts, 0.0, None) + 1e-3
+def project_counts(noisy: np.ndarray, totals: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares non-negative counts summing to ``totals``: the Euclidean projection of each
+    noisy histogram (last axis) onto {c ≥ 0, Σc = total} (post-processing of a DP release).
+
+    Clipping noisy counts at zero instead adds about σ/√(2π) to every empty cell, which on a
+    small table turns a concentrated histogram into a near-uniform one (the synthetic column
+    then spreads to its declared bounds); the projection subtracts one common threshold and
+    clips, removing that bias (Duchi et al. 2008's simplex projection). ``allowed``: cells
+    that can hold mass (structural zeros excluded). ``totals``: broadcastable to the leading axes.
+    """
+    x = np.asarray(noisy, dtype=np.float64)
+    ok = np.ones_like(x, dtype=bool) if allowed is None else np.broadcast_to(allowed, x.shape)
+    t = np.maximum(np.broadcast_to(np.asarray(totals, dtype=np.float64), x.shape[:-1])[..., None], 1e-9)
+    v = np.where(ok, x, -np.inf)
+    srt = -np.sort(-v, axis=-1)  # descending
+    finite = np.isfinite(srt)
+    css = np.cumsum(np.where(finite, srt, 0.0), axis=-1) - t
+    k = np.arange(1, x.shape[-1] + 1)
+    cond = finite & (srt - css / k > 0)
+    rho = np.maximum(cond.sum(axis=-1, keepdims=True), 1)  # conditions hold for a prefix
+    theta = np.take_along_axis(css, rho - 1, axis=-1) / rho
+    return np.where(ok, np.maximum(x - theta, 0.0), 0.0)
+
+
+def _normalise(counts: np.ndarray, groups: list[slice], totals: np.ndarray | None = None) -> np.ndarray:
+    out = np.asarray(counts, dtype=np.float64).copy()
     for g in groups:
-        out[..., g] = out[..., g] / out[..., g].sum(axis=-1, keepdims=True)
+        block = out[..., g]
+        if totals is not None:
+            block = project_counts(block, totals)
+        block = np.clip(block, 0.0, None) + 1e-3
+        out[..., g] = block / block.sum(axis=-1, keepdims=True)
     return out
 
 
@@ -35,12 +63,16 @@ class MarginalMatcher:
         self.smoothing = smoothing
         self.columns_per_step = columns_per_step
         self.generator = generator
-        num = np.clip(measurements.numeric_counts, 0.0, None) + 1e-3
-        # structural cells (a missing cell of a non-nullable column...) are forced to zero
+        # each row falls in exactly one cell of every column: a class's cells sum to its
+        # (noisy, DP) count, so the noisy histograms are projected onto that simplex
+        class_totals = np.clip(measurements.condition_counts, 1.0, None)
+        totals = class_totals[:, None]
         layout = measurements.numeric
-        if layout.columns:
-            num[:, (layout.present_idx < 0).numpy(), 0] = 0.0
-            num[:, (layout.nonzero_idx < 0).numpy(), 1] = 0.0
+        allowed = np.ones(measurements.numeric_counts.shape[1:], dtype=bool)
+        if layout.columns:  # structural cells (a missing cell of a non-nullable column...) hold nothing
+            allowed[(layout.present_idx < 0).numpy(), 0] = False
+            allowed[(layout.nonzero_idx < 0).numpy(), 1] = False
+        num = project_counts(measurements.numeric_counts, totals, allowed) + 1e-3 * allowed
         num = num / num.sum(axis=2, keepdims=True)
         self.num_target = torch.as_tensor(np.cumsum(num, axis=2), dtype=torch.float32)
         spans = measurements.discrete_spans
@@ -49,7 +81,7 @@ class MarginalMatcher:
             groups.append(slice(pos, pos + s.width))
             pos += s.width
         self.disc_index = torch.tensor([i for s in spans for i in range(s.start, s.stop)], dtype=torch.long)
-        self.disc_target = torch.as_tensor(_normalise(measurements.discrete_counts.copy(), groups),
+        self.disc_target = torch.as_tensor(_normalise(measurements.discrete_counts, groups, class_totals),
                                            dtype=torch.float32)
         self.n_disc_columns = len(spans)
         total = np.clip(measurements.condition_counts, 0.0, None)

@@ -1,0 +1,191 @@
+"""Small-cohort fidelity benchmark (run by hand): the bundled demo table and a clinical diabetes table.
+
+Data: ``demo`` = the bundled Breast Cancer Wisconsin table (569 rows, 30 measurements,
+target diagnosis); ``diabetes`` = scikit-learn's diabetes table in raw units, made into a
+clinical table (benchmarks/metadata/diabetes.yaml: 442 patients, 11 columns + target
+high_progression = progression > 140). Split as ``../shared/peers/split.py`` splits
+(stratified 80/20, random_state 0); scored by ``../shared/peers/evaluate.py`` (quality, TSTR)
+plus what a clinician notices at once, computed here on the same split:
+
+* strong correlations: every numerical pair with |r| ≥ 0.5 in the real training rows —
+  share whose synthetic r has the same sign, and mean |r_syn − r_real|;
+* spread: per numerical column std_syn / std_real — median, and share within 25 % of 1;
+* PRDC precision and coverage (synthrelease's fidelity audit, metadata-only embedding).
+
+Each run trains with ``pipeline.default_training_config`` (plus ``--set`` overrides), fresh
+DP noise (as a release), the public seed fixing initialisation and latent noise.
+
+    python benchmarks/small_tables.py [--datasets demo,diabetes] [--epsilons 1] [--seeds 0,1,2]
+        [--set KEY=VALUE ...] [--tag TAG]
+
+Writes benchmarks/results/small_tables[-TAG].{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / "shared"
+RESULTS = HERE / "results"
+
+
+def load(name: str) -> tuple[pd.DataFrame, object]:
+    """The table and its public metadata."""
+    from synthrelease._io import read_table
+    from synthrelease.metadata.load import load_metadata
+
+    if name == "demo":
+        data = resources.files("synthrelease") / "data"
+        return (read_table(Path(str(data / "breast_cancer.csv"))),
+                load_metadata(Path(str(data / "breast_cancer.metadata.yaml"))))
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        raw = load_diabetes(scaled=False, as_frame=True).frame
+        df = pd.DataFrame({
+            "age": raw["age"].astype(int), "sex": raw["sex"].astype(int), "bmi": raw["bmi"], "bp": raw["bp"],
+            "total_chol": raw["s1"], "ldl": raw["s2"], "hdl": raw["s3"], "tch_hdl_ratio": raw["s4"],
+            "log_triglycerides": raw["s5"], "glucose": raw["s6"], "progression": raw["target"],
+            "high_progression": np.where(raw["target"] > 140, "yes", "no")})
+        return df, load_metadata(HERE / "metadata" / "diabetes.yaml")
+    raise SystemExit(f"unknown dataset {name}")
+
+
+def split(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """As ../shared/peers/split.py: stratified 80/20, random_state 0."""
+    from sklearn.model_selection import train_test_split
+
+    train, hold = train_test_split(df, test_size=0.2, random_state=0, stratify=df[target])
+    return train.reset_index(drop=True), hold.reset_index(drop=True)
+
+
+def clinician_metrics(train: pd.DataFrame, syn: pd.DataFrame, meta) -> dict:
+    """Strong-correlation signs and error, spread ratios, PRDC precision/coverage."""
+    from synthrelease.audits.fidelity import run_fidelity
+
+    num = [c for c in meta.model_columns if meta.columns[c].is_numerical]
+    real_r = train[num].astype(float).corr().to_numpy()
+    syn_r = syn[num].astype(float).corr().to_numpy()
+    iu = np.triu_indices(len(num), 1)
+    strong = np.abs(real_r[iu]) >= 0.5
+    rr, sr = real_r[iu][strong], np.nan_to_num(syn_r[iu][strong])
+    ratio = (syn[num].astype(float).std() / train[num].astype(float).std()).to_numpy()
+    fid = run_fidelity(train, syn, meta, seed=0)
+    return {"strong_pairs": int(strong.sum()),
+            "strong_sign_agreement": float(np.mean(np.sign(sr) == np.sign(rr))) if strong.any() else None,
+            "strong_abs_error": float(np.mean(np.abs(sr - rr))) if strong.any() else None,
+            "std_ratio_median": float(np.median(ratio)),
+            "std_within_25pct": float(np.mean(np.abs(ratio - 1) <= 0.25)),
+            "prdc_precision": fid.metrics.get("prdc_precision"), "prdc_coverage": fid.metrics.get("prdc_coverage")}
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out: dict = {}
+    for pair in pairs:
+        key, value = pair.split("=", 1)
+        for cast in (int, float):
+            try:
+                out[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
+def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path) -> dict:
+    """Train, sample, score with the peers' evaluator and the clinician metrics."""
+    from synthrelease.pipeline import default_training_config
+    from synthrelease.privacy import default_delta
+    from synthrelease.sampling import sample_frame
+    from synthrelease.training.trainer import fit_dp_synthesizer
+
+    df, meta = load(name)
+    train, hold = split(df, meta.target)
+    cfg = default_training_config(len(train), epsilon=eps, delta=min(1e-5, default_delta(len(train))), seed=seed,
+                                  metadata=meta, condition_column=meta.target)
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    t0 = time.perf_counter()
+    model = fit_dp_synthesizer(train, meta, cfg, condition_column=meta.target)
+    train_s = time.perf_counter() - t0
+    syn = sample_frame(model, len(train), seed=seed + 1)
+    for part, frame in (("train", train), ("holdout", hold), ("synthetic", syn)):
+        frame[meta.model_columns].to_csv(work / f"{part}.csv", index=False)  # identifiers are not synthesised
+    sdmeta = {"columns": {c: {"sdtype": "numerical" if meta.columns[c].is_numerical and c != meta.target
+                              else "categorical"} for c in meta.model_columns}}
+    (work / "sdmeta.json").write_text(json.dumps(sdmeta))
+    subprocess.run([sys.executable, str(SHARED / "peers" / "evaluate.py"), "--real-train", str(work / "train.csv"),
+                    "--real-holdout", str(work / "holdout.csv"), "--synthetic", str(work / "synthetic.csv"),
+                    "--target", meta.target, "--metadata", str(work / "sdmeta.json"), "--out",
+                    str(work / "eval.json")], check=True, capture_output=True)
+    summary = json.loads((work / "eval.json").read_text())["summary"]
+    return {"dataset": name, "epsilon": eps, "seed": seed, "epsilon_spent": model.privacy.epsilon,
+            "train_seconds": round(train_s, 1), "overrides": overrides,
+            "kernel": cfg.embedding_kernel if cfg.embedding_epsilon_share > 0 else "marginals",
+            "marginal_share": cfg.marginal_epsilon_share, "embedding_share": cfg.embedding_epsilon_share,
+            **{k: summary[k] for k in ("quality_overall", "column_shapes", "column_pair_trends", "tstr_auc_hgb",
+                                       "trtr_auc_hgb", "dcr_mia_auc")},
+            **clinician_metrics(train, syn, meta)}
+
+
+COLUMNS = ("quality_overall", "tstr_auc_hgb", "strong_sign_agreement", "strong_abs_error", "std_ratio_median",
+           "std_within_25pct", "prdc_precision", "prdc_coverage")
+
+
+def _fmt(values: list) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "—"
+    return f"{np.mean(vals):.3f} ({min(vals):.3f}–{max(vals):.3f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default="demo,diabetes")
+    ap.add_argument("--epsilons", default="1")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--tag", default="")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    overrides = _overrides(a.set)
+    rows = []
+    for name in a.datasets.split(","):
+        for eps in [float(e) for e in a.epsilons.split(",")]:
+            for seed in [int(s) for s in a.seeds.split(",")]:
+                row = run_one(name, eps, seed, overrides, Path(tempfile.mkdtemp(prefix=f"small-{name}-")))
+                rows.append(row)
+                print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", *COLUMNS)}), flush=True)
+    stem = "small_tables" + (f"-{a.tag}" if a.tag else "")
+    command = "python benchmarks/small_tables.py " + " ".join(sys.argv[1:])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    md = [f"# Small-cohort fidelity ({a.tag or 'shipped defaults'})", "", f"Command: `{command}`. "
+          "Peers' evaluator for quality and TSTR AUC (HGB); strong pairs = numerical pairs with real |r| ≥ 0.5; "
+          "std ratio = synthetic / real per numerical column. Mean (min–max) over seeds.", "",
+          "| dataset | ε | runs | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (3 + len(COLUMNS))]
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["epsilon"]), []).append(r)
+    for (name, eps), rs in groups.items():
+        md.append(f"| {name} | {eps:g} | {len(rs)} | " + " | ".join(_fmt([r[c] for r in rs]) for c in COLUMNS) + " |")
+    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()

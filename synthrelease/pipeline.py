@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from synthrelease import __version__
-from synthrelease._io import read_table, sha256_file
+from synthrelease._io import read_table, sha256_file, write_table_atomic
 from synthrelease.audits.base import AuditResult
 from synthrelease.budget.fingerprint import table_fingerprint
 from synthrelease.budget.ledger import Ledger, default_ledger_path
@@ -459,6 +459,11 @@ def release(
         if not decision.passed:
             timings["total"] = time.perf_counter() - t0
             report["seconds"] = timings
+            report["advice"] = {c.clause: advice_for(c.clause) for c in decision.failed}
+            # the rejected rows are DP output (post-processing) but NOT released: internal only
+            report_root.mkdir(parents=True, exist_ok=True)
+            sample_path = write_table_atomic(report_root / REJECTED_SAMPLE_NAME, synthetic)
+            report["rejected_sample"] = str(sample_path)
             path = _write_report(report_root, report, decision)
             report_written = True
             raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
@@ -536,6 +541,82 @@ def _synthetic_only_summary(audits: dict[str, AuditResult]) -> dict[str, dict[st
 INTERNAL_REPORT_NAME = "internal_report.json"
 
 
+@dataclass
+class Preflight:
+    """What ``release --dry-run`` found, before any ε is reserved or any row is split.
+
+    Attributes:
+        passed: every clause that can be judged before training passes and no figure is too noisy.
+        clauses: the privacy and data clauses, judged with the expected split sizes.
+        notes: plain sentences: sizes, δ, ledger budget left, each DP figure's noise std.
+        fixes: what to change for each problem found.
+    """
+
+    passed: bool
+    clauses: list[Any]
+    notes: list[str]
+    fixes: list[str]
+
+
+def preflight_release(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str],
+                      policy_path: str | os.PathLike[str], epsilon: float, delta: float | None = None,
+                      target: str | None = None, accountant: str = "rdp", holdout_fraction: float = 0.2,
+                      ledger_path: str | os.PathLike[str] | None = None) -> Preflight:
+    """Check every clause that needs no training: spends no ε, reserves nothing, splits nothing.
+
+    Reads and validates the private table (its row count is treated as public) and the
+    ledger (read-only). Judges δ, δ < 1/n, the accountant, min rows and the lifetime cap with
+    the EXPECTED split (holdout probability ``holdout_fraction``), checks the plausibility
+    rules' columns, and computes each DP gate figure's noise std from public sizes, flagging
+    figures whose noise is at least half their clause's distance from chance.
+    """
+    from synthrelease.audits.plausibility import check_rules
+    from synthrelease.policy import dp_gate
+
+    policy, _ = load_policy(policy_path)
+    df, metadata, _ = load_inputs(data, metadata_path)
+    tgt = _resolve_target(metadata, target)
+    check_rules(policy.rules, metadata, policy_path=policy_path)
+    n = len(df)
+    n_train = synthetic_row_count(n, holdout_fraction)
+    n_holdout = n - n_train
+    eff_delta = delta if delta is not None else min(policy.privacy.max_delta, default_delta(n_train))
+    ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
+    used = ledger.used(metadata.name, sha256_file(data), content_sha256=table_fingerprint(df, metadata))
+    clauses = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant,
+                              n_train_rows=n_train, epsilon_spent_before=used)
+    notes = [f"{n} rows: about {n_train} for training and {n_holdout} for the holdout (each row by a secret coin, "
+             f"holdout probability {holdout_fraction:g}); target {tgt}",
+             f"delta {eff_delta:g} (1/n of the training rows: {1 / max(n_train, 1):.3g})"]
+    if policy.lifetime_epsilon_cap is not None:
+        notes.append(f"ledger {ledger.path}: {used:.4g} of the lifetime cap {policy.lifetime_epsilon_cap:g} spent; "
+                     f"{max(policy.lifetime_epsilon_cap - used, 0):.4g} left, this release asks for {epsilon:g}")
+    fixes = [f"{c.clause}: {c.reason}; to change: {advice_for(c.clause)}" for c in clauses if not c.passed]
+    names = dp_gate.figures_needed(policy)
+    entry = dp_gate.gate_entry(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant)
+    noise = dp_gate.expected_noise(names, entry, n_train=n_train, n_holdout=n_holdout)
+    chance = {"dcr_mia_auc": 0.5, "mia_auc_max": 0.5, "tpr_at_fpr_0.01_max": 0.005, "tpr_at_fpr_0.001_max": 0.0005,
+              "exact_copy_share": 0.0, "missing_category_share": 0.0}
+    figure_clause = {v: k for k, v in dp_gate.CLAUSE_FIGURES.items()}
+    for name, std in noise.items():
+        clause = figure_clause[name]
+        limit = _clause_threshold(policy, clause)
+        notes.append(f"DP figure {name} for {clause}: noise std {std:.3g}")
+        if name in chance and limit is not None and std >= 0.5 * abs(limit - chance[name]):
+            fixes.append(f"{clause}: its DP figure's noise std ({std:.3g}) is at least half the distance from "
+                         f"chance ({chance[name]:g}) to the limit {limit:g}, so a good release would often be refused; "
+                         "to change: raise privacy.audit_budget_share, loosen the limit, ask for more ε, or "
+                         "release a larger table")
+    return Preflight(not fixes, clauses, notes, fixes)
+
+
+def _clause_threshold(policy: Policy, clause: str) -> float | None:
+    section, key = clause.split(".", 1)
+    node = getattr(policy, section, None)
+    value = getattr(node, key, None) if node is not None else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def _write_stopped_report(report_root: Path, report: dict[str, Any], policy_name: str, error: BaseException,
                           epsilon: float, delta: float) -> None:
     """Best effort: record a release that stopped after training started (signal, crash, full disk)."""
@@ -555,10 +636,47 @@ def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecis
     return write_internal_report(report_root, report, decision)
 
 
+REJECTED_SAMPLE_NAME = "rejected_synthetic_sample.csv"
+
+ADVICE: dict[str, str] = {
+    "privacy.max_epsilon": "ask for a smaller --epsilon, or use a policy that allows more",
+    "privacy.max_delta": "pass a smaller --delta (or leave it out: the default is below 1/(10 n))",
+    "privacy.require_delta_below_one_over_n": "pass a smaller --delta: it must be below 1/n of the training rows",
+    "privacy.accountants": "pass --accountant with one the policy accepts",
+    "privacy.lifetime_epsilon_cap": "this dataset's budget is used up: stop releasing it, or ask for less ε",
+    "privacy.empirical_audit": "likely an implementation fault: do not release; report it with the internal report",
+    "data.min_rows": "the table is too small for this policy: collect more rows or use a policy with a lower min_rows",
+    "fidelity.min_quality_score": "more ε (the generator gets more signal), or a looser threshold; check the "
+                                  "per-column scores in the internal report for columns whose bounds are far too wide",
+    "fidelity.min_prdc_coverage": "more ε or tighter public bounds (values spread towards wide bounds miss the data)",
+    "fidelity.max_missing_category_share": "more ε, or merge rare categories in the metadata",
+    "utility.min_tstr_accuracy": "more ε; make sure the target is the policy's target column; a threshold above the "
+                                 "most frequent class's share",
+    "utility.min_tstr_auc": "more ε, a larger holdout, or gate on min_tstr_accuracy (its noise is smaller)",
+    "membership.max_dcr_mia_auc": "on a small holdout this DP figure is noisy: raise privacy.audit_budget_share or "
+                                  "the limit; if the exact value is high too, use a smaller ε",
+    "membership.max_exact_copy_share": "a smaller ε, or declare identifier columns so they are not synthesised",
+    "membership.max_mia_auc": "as max_dcr_mia_auc: a noisy figure on small tables; otherwise a smaller ε",
+    "membership.max_tpr_at_fpr_1pct": "needs tens of thousands of holdout rows to be precise; loosen it on small "
+                                      "tables",
+    "membership.max_tpr_at_fpr_0_1pct": "needs hundreds of thousands of holdout rows; drop it on small tables",
+}
+"""What to change for each failed clause (shown with a rejection and in the internal report)."""
+
+
+def advice_for(clause: str) -> str:
+    """One sentence on what to change when ``clause`` fails."""
+    if clause.startswith("plausibility."):
+        return ("look at the rejected sample in the internal report folder; more ε, or DP pair marginals "
+                "(TrainingConfig.pair_epsilon_share) for rules on two discrete columns, or a looser "
+                "max_violation_share")
+    return ADVICE.get(clause, "see the internal report")
+
+
 def _refusal_message(decision: GateDecision, report_path: Path) -> str:
-    failed = "; ".join(f"{c.clause}: {c.reason}" for c in decision.failed)
+    failed = "; ".join(f"{c.clause}: {c.reason} (to change: {advice_for(c.clause)})" for c in decision.failed)
     return (f"release rejected by policy '{decision.policy_name}': {failed}. "
-            f"No data was written; internal report: {report_path}")
+            f"No shareable data was written; internal report: {report_path}")
 
 
 def release_card(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,

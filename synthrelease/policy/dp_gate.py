@@ -204,3 +204,21 @@ def _finite(x: float | None) -> float | None:
 def noisy_values(figures: Mapping[str, GateFigure]) -> dict[str, float | None]:
     """Figure name → noisy value, the only input the gate's audit clauses read."""
     return {k: v.value for k, v in figures.items()}
+
+
+def expected_noise(names: list[str], entry: MechanismEntry | None, *, n_train: int, n_holdout: int) -> dict[str, float]:
+    """Noise std each figure WILL carry, from public sizes only (for a preflight, before any ε).
+
+    Uses the sensitivities of :mod:`synthrelease.audits.dp_figures` with the expected part
+    sizes; TSTR AUC is taken at m = n_holdout.
+    """
+    if entry is None or not names:
+        return {}
+    n1, n0 = max(n_train, 2), max(n_holdout, 2)
+    sens = {"quality_score": 1 / (n1 - 1), "coverage": 1 / (n1 - 1), "missing_category_share": 1 / (n1 - 1),
+            "exact_copy_share": 1 / (n1 - 1), "tstr_accuracy": 1 / (n0 - 1), "tstr_auc": 2 / (n0 - 1),
+            "dcr_mia_auc": 1 / (min(n1, n0) - 1), "mia_auc_max": 1 / (min(n1, n0) - 1),
+            "tpr_at_fpr_0.01_max": max(1 / (n1 - 1), 1 / (0.01 * (n0 - 1))),
+            "tpr_at_fpr_0.001_max": max(1 / (n1 - 1), 1 / (0.001 * (n0 - 1)))}
+    scale = entry.noise_multiplier * math.sqrt(len(names))
+    return {name: scale * sens[name] for name in names}

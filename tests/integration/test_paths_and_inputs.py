@@ -199,3 +199,34 @@ def test_a_huge_epsilon_card_does_not_overflow():
     policy = load_policy(REPO / "policies" / "default.yaml")[0]
     card = release_card(Metadata.model_validate(TINY_METADATA), 996.0, 1e-5, "rdp", policy, "0" * 64, {}, {}, 10)
     assert "e^ε ≈ inf" in card
+
+
+def test_dry_run_judges_what_it_can_and_spends_nothing(ws):
+    args = _release_args(ws, "--out", str(ws / "b"), "--dry-run")
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "ready to release" in res.output and "noise std" in res.output and "about 240 for training" in res.output
+    doc = yaml.safe_load((ws / "p.yaml").read_text())
+    doc["data"]["min_rows"] = 500
+    doc["membership"]["max_dcr_mia_auc"] = 0.55
+    (ws / "big.yaml").write_text(yaml.safe_dump(doc))
+    strict = CliRunner().invoke(cli, [a if a != str(ws / "p.yaml") else str(ws / "big.yaml") for a in args])
+    assert "fix   membership.max_dcr_mia_auc: its DP figure's noise std" in strict.output
+    assert strict.exit_code == 1 and "fix   data.min_rows" in strict.output and "to change:" in strict.output
+    assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()  # nothing written, nothing reserved
+
+
+def test_a_rejection_says_what_to_change_and_keeps_the_rejected_sample_internal(ws):
+    doc = yaml.safe_load((ws / "p.yaml").read_text())
+    doc["fidelity"]["min_quality_score"] = 0.999
+    (ws / "strict.yaml").write_text(yaml.safe_dump(doc))
+    args = [a if a != str(ws / "p.yaml") else str(ws / "strict.yaml")
+            for a in _release_args(ws, "--out", str(ws / "b"))]
+    res = run(*args)
+    assert res.exit_code == 1 and "fidelity.min_quality_score" in res.output and "to change: more ε" in res.output
+    assert not (ws / "b").exists()
+    report_dir = ws / "b.internal-report"
+    report = json.loads((report_dir / "internal_report.json").read_text())
+    assert "fidelity.min_quality_score" in report["advice"]
+    sample = pd.read_csv(report_dir / "rejected_synthetic_sample.csv")
+    assert len(sample) > 0 and set(TINY_METADATA["columns"]) - {"patient_id"} <= set(sample.columns)

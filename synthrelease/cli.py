@@ -172,14 +172,33 @@ def _echo_outcome(outcome: Any) -> None:
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path), default=None,
               help="Privacy-budget ledger (default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
 @click.option("--archive", is_flag=True, help="Also write OUT.tar.gz (deterministic; verify accepts it).")
+@click.option("--dry-run", is_flag=True,
+              help="Check every clause that needs no training (sizes, delta, ledger cap, rule columns, how noisy "
+                   "each DP figure will be) and say what to change; spends no ε, writes nothing.")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
             out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
-            epsilon: float,
+            dry_run: bool, epsilon: float,
             delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int) -> None:
     """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle."""
+    from synthrelease.pipeline import preflight_release
     from synthrelease.pipeline import release as run_release
+
+    if dry_run:
+        check = preflight_release(data, metadata_path=metadata_path, policy_path=policy_path, epsilon=epsilon,
+                                  delta=delta, target=target, accountant=accountant, ledger_path=ledger_path)
+        for c in check.clauses:
+            click.echo(f"  {'pass' if c.passed else 'FAIL'}  {c.clause}: {c.reason}")
+        for note in check.notes:
+            click.echo(f"  note  {note}")
+        for fix in check.fixes:
+            click.echo(f"  fix   {fix}")
+        click.echo("dry run: ready to release (nothing was spent)" if check.passed else
+                   "dry run: fix the lines marked 'fix' before spending ε (nothing was spent)")
+        if not check.passed:
+            raise _ExitError("dry run found problems (see above); nothing was spent", 1)
+        return
 
     outcome = run_release(data, metadata_path=metadata_path, policy_path=policy_path, epsilon=epsilon,
                           delta=delta, target=target, out_dir=out_dir, signing_key=signing_key,
@@ -532,6 +551,28 @@ def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: P
     if faults:
         raise _ExitError(f"empirical lower bound exceeds the claimed epsilon in {', '.join(faults)}: "
                          "likely an implementation fault", 1)
+
+
+@cli.command("report")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="HTML file (self-contained; INTERNAL: shows exact figures computed on private rows).")
+@_force_option
+def report(results: Path, output: Path, force: bool) -> None:
+    """Draw the HTML page of an internal report JSON again, from the JSON alone (nothing recomputed)."""
+    from synthrelease._io import write_text_atomic
+    from synthrelease._json import loads_strict
+    from synthrelease.outputs import check_writable, refuse_overwrite
+    from synthrelease.report.html import render_internal_html
+
+    refuse_overwrite(output, inputs=[results], force=force)
+    check_writable(output, option="-o")
+    try:
+        text = results.read_bytes()
+    except OSError as e:
+        raise SynthreleaseError(f"{results}: cannot read ({e.strerror or type(e).__name__})") from None
+    write_text_atomic(output, render_internal_html(loads_strict(text, source=str(results)), source=str(results)))
+    click.echo(f"report (internal: do not share): {output}")
 
 
 def main() -> None:

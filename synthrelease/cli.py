@@ -66,14 +66,39 @@ class _SafeGroup(click.Group):
 
 
 class _Progress:
-    """Renders progress events on stderr: a tqdm bar for training, one line per other stage."""
+    """Renders progress events on stderr: a tqdm bar (with ETA) for any stage that counts steps
+    (training, the shadow attack's and the many-run audit's trainings), one line per other
+    stage, and each finished stage's duration."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
+        self.stage: str | None = None
+        self.started = time.perf_counter()
+
+    def _next_stage(self, stage: str) -> None:
+        if stage != self.stage:
+            if self.stage is not None:
+                click.echo(f"[{time.strftime('%H:%M:%S')}] {self.stage}: done in "
+                           f"{time.perf_counter() - self.started:.1f} s", err=True)
+            self.stage, self.started = stage, time.perf_counter()
 
     def __call__(self, event: ProgressEvent) -> None:
         if self.quiet:
+            return
+        self._next_stage(event.stage)
+        if event.stage.startswith("audit:") and event.total and event.total > 1:
+            from tqdm import tqdm
+
+            if self.bar is None or getattr(self.bar, "desc", "") != event.stage:
+                if self.bar is not None:
+                    self.bar.close()
+                self.bar = tqdm(total=event.total, desc=event.stage, unit="run", file=sys.stderr,
+                                dynamic_ncols=True, mininterval=0.5)
+            self.bar.update(event.step - self.bar.n)
+            if event.step >= event.total:
+                self.bar.close()
+                self.bar = None
             return
         if event.stage == "train" and event.total:
             if self.bar is None:

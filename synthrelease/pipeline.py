@@ -271,9 +271,11 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
             raise SynthreleaseError(f"audit {audit} needs the training configuration; pass training_config")
         progress(ProgressEvent(f"audit:{audit}"))
         if audit == "shadow":
-            results[audit] = run(train, holdout, metadata, training_config, seed=seed, condition_column=target)
+            results[audit] = run(train, holdout, metadata, training_config, seed=seed, condition_column=target,
+                                 progress=progress)
         else:  # the canary run's base table: the released synthetic rows (public), never private rows
-            results[audit] = run(synthetic, metadata, training_config, seed=seed, condition_column=target)
+            results[audit] = run(synthetic, metadata, training_config, seed=seed, condition_column=target,
+                                 progress=progress)
     return results
 
 

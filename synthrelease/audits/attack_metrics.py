@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import beta
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 LOW_FPRS = {"1pct": 0.01, "0_1pct": 0.001}
+MAX_ROC_POINTS = 200
+"""ROC curves kept for the internal report's plot: at most this many points."""
+MAX_HISTOGRAM_BINS = 40
 
 
 def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -65,3 +68,39 @@ def attack_summary(members: np.ndarray, nonmembers: np.ndarray, *, seed: int,
         out[f"tpr_at_fpr_{name}_ci"] = list(clopper_pearson(hits, len(members)))
         out[f"fpr_achieved_{name}"] = achieved
     return out
+
+
+def roc_points(members: np.ndarray, nonmembers: np.ndarray, *, max_points: int = MAX_ROC_POINTS) -> dict[str, Any]:
+    """The attack's ROC curve, at most ``max_points`` points, for a log-log plot. INTERNAL (private-row scores).
+
+    Points are kept at geometrically spaced indices of scikit-learn's ``roc_curve``
+    (``drop_intermediate``), so the low-FPR end, where attacks matter, keeps its detail;
+    the first and last points are always kept.
+    """
+    labels = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))]
+    fpr, tpr, _ = roc_curve(labels, np.r_[np.asarray(members, np.float64), np.asarray(nonmembers, np.float64)])
+    if len(fpr) > max_points:
+        keep = np.unique(np.r_[0, np.round(np.geomspace(1, len(fpr) - 1, max_points - 1)).astype(int)])
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr],
+            "n_members": len(members), "n_nonmembers": len(nonmembers)}
+
+
+def distance_histogram(train: np.ndarray, holdout: np.ndarray, *, bins: int = MAX_HISTOGRAM_BINS) -> dict[str, Any]:
+    """Shares of training and holdout rows per distance-to-closest-synthetic-record bin. INTERNAL.
+
+    Common bins from 0 to the 99th percentile of both sides (larger distances go to the
+    last bin); ``zero_*`` are the shares at distance 0 (exact copies).
+    """
+    both = np.r_[train, holdout]
+    top = float(np.quantile(both, 0.99)) if len(both) else 1.0
+    edges = np.linspace(0.0, top if top > 0 else 1.0, bins + 1)
+
+    def shares(d: np.ndarray) -> list[float]:
+        counts, _ = np.histogram(np.clip(d, 0.0, edges[-1]), bins=edges)
+        return [round(float(c) / max(len(d), 1), 5) for c in counts]
+
+    return {"edges": [float(f"{e:.6g}") for e in edges], "train": shares(train), "holdout": shares(holdout),
+            "zero_train": round(float(np.mean(train == 0)) if len(train) else 0.0, 5),
+            "zero_holdout": round(float(np.mean(holdout == 0)) if len(holdout) else 0.0, 5),
+            "n_train": len(train), "n_holdout": len(holdout)}

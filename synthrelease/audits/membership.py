@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from synthrelease.audits._encoding import encode_for_distance
-from synthrelease.audits.attack_metrics import LOW_FPRS, attack_summary
+from synthrelease.audits.attack_metrics import LOW_FPRS, attack_summary, distance_histogram, roc_points
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.domias import domias_scores
 from synthrelease.errors import DataValidationError
@@ -90,6 +90,10 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
             than to the (equal-size) holdout sample, ties counted half (mostlyai-qa's
             ``calculate_dcr_share``); 0.5 ideal.
 
+    Details also hold ``plots`` for the internal report's figures (INTERNAL): each attack's
+    ROC curve (at most 200 points) and the distance-to-closest-record histograms of every
+    training and holdout row (at most 40 bins).
+
     Args:
         real_train: the synthesizer's training rows (private; members).
         holdout: real rows never used for training (private; non-members).
@@ -131,6 +135,7 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
 
     # attacks on the balanced sample: DCR, nearest-neighbour distance ratio, DOMIAS
     attacks = {"dcr": attack_summary(-d_tr[tr_idx], -d_ho[ho_idx], seed=seed)}
+    curves = {"dcr": roc_points(-d_tr[tr_idx], -d_ho[ho_idx])}
     nn2 = NearestNeighbors(n_neighbors=min(2, n_sy), algorithm="brute").fit(e_sy)
     ratio = []
     for e in (e_tr[tr_idx], e_ho[ho_idx]):
@@ -138,6 +143,7 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         d = np.maximum(d, 0.0)
         ratio.append(d[:, 0] / np.maximum(d[:, -1], 1e-12) if d.shape[1] > 1 else d[:, 0])
     attacks["nndr"] = attack_summary(-ratio[0], -ratio[1], seed=seed)
+    curves["nndr"] = roc_points(-ratio[0], -ratio[1])
     half = m // 2
     if half >= 2:
         ho_perm = rng.permutation(ho_idx)
@@ -145,6 +151,7 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         members_d = e_tr[rng.permutation(tr_idx)[:half]]
         scores = domias_scores(reference, e_sy, np.vstack([members_d, scored]), seed=seed)
         attacks["domias"] = attack_summary(scores[:half], scores[half:], seed=seed)
+        curves["domias"] = roc_points(scores[:half], scores[half:])
     metrics: dict[str, float | None] = {
         "dcr_mia_auc": auc,
         "exact_copy_share": float(np.mean(s_tr_all <= EXACT_COPY_TOLERANCE)),
@@ -177,6 +184,8 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
                    "sample than to the holdout sample, ties half (mostlyai-qa)"),
         "caveat": CAVEAT,
         "attacks": attacks,
+        "plots": {"notice": "INTERNAL: attack scores and distances of private rows; never part of a bundle",
+                  "roc": curves, "dcr_histogram": distance_histogram(d_tr, d_ho)},
         "attack_methods": {
             "dcr": "score = -distance to the nearest synthetic row",
             "nndr": "score = -(distance to the nearest / to the 2nd nearest synthetic row)",

@@ -1,0 +1,111 @@
+"""The public release card, as Markdown and as self-contained HTML, from ONE context.
+
+PUBLIC: the card goes into the signed bundle. It shows only what the release's (ε, δ)
+guarantee covers — the verdict, ε and δ, the policy, the DP gate's noisy figures with
+their noise std — and figures computed on the synthetic rows alone. Each DP figure is
+read through :func:`_public_figure`, which keeps ``value``, ``noise_std`` and
+``l2_sensitivity`` only, so an exact (internal) value passed by mistake never reaches
+the card. Its one plot is a bar chart of those noisy figures; no plot of real rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from synthrelease.metadata.schema import Metadata
+from synthrelease.policy.schema import Policy
+from synthrelease.report import plots
+from synthrelease.report.explain import explain_figure
+
+PUBLIC_BANNER = ("PUBLIC RELEASE CARD — shows only differentially private figures (with their noise) and "
+                 "figures of the synthetic rows; no exact value computed on private rows")
+
+
+def _public_figure(fig: Mapping[str, Any]) -> dict[str, Any]:
+    """The only keys of a DP figure the card may read."""
+    return {k: fig.get(k) for k in ("value", "noise_std", "l2_sensitivity")}
+
+
+def _policy_limits(policy: Policy) -> dict[str, tuple[str, float]]:
+    """DP figure → (comparator, limit) of the policy clause that compares it (public: the policy is public)."""
+    from synthrelease.policy.dp_gate import CLAUSE_FIGURES
+
+    out: dict[str, tuple[str, float]] = {}
+    for clause, figure in CLAUSE_FIGURES.items():
+        section, key = clause.split(".", 1)
+        limit = getattr(getattr(policy, section, None), key, None)
+        if isinstance(limit, int | float):
+            out[figure] = (">=" if key.startswith("min_") else "<=", float(limit))
+    return out
+
+
+def _meets(value: float | None, comparator: str, limit: float) -> bool:
+    return value is not None and (value >= limit if comparator == ">=" else value <= limit)
+
+
+def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
+                 policy_sha: str, dp_figures: Mapping[str, Mapping[str, Any]],
+                 synthetic_checks: Mapping[str, Mapping[str, float]], n_rows: int) -> dict[str, Any]:
+    """What both card formats show (PUBLIC: DP figures and synthetic-only checks; the arguments of
+    :func:`synthrelease.pipeline.release_card`)."""
+    from synthrelease.pipeline import GUARANTEE_COVERS, PUBLIC_SEED_NOTE, ceil_decimals
+    from synthrelease.privacy import PRIVACY_UNIT
+
+    eps_up = ceil_decimals(epsilon, 3)
+    factor = math.exp(eps_up) if eps_up < 700 else math.inf
+    limits = _policy_limits(policy)
+    figures = []
+    for name, raw in dp_figures.items():
+        fig = _public_figure(raw)
+        ex = explain_figure(name)
+        comparator, limit = limits.get(name, ("", None))
+        figures.append({
+            "name": name, "value": fig["value"], "noise_std": fig["noise_std"], "sensitivity": fig["l2_sensitivity"],
+            "value_text": "—" if fig["value"] is None else f"{fig['value']:.4f}", "std_text": f"{fig['noise_std']:.3g}",
+            "comparator": comparator, "limit": limit, "sentence": ex.sentence, "direction": ex.direction_text,
+            "meets": None if limit is None else _meets(fig["value"], comparator, limit)})
+    return {
+        "dataset": metadata.name, "n_rows": n_rows, "n_columns": len(metadata.model_columns),
+        "epsilon_text": f"{eps_up:.3f}", "delta_text": f"{delta:g}", "accountant": accountant,
+        "factor_text": f"{factor:.3g}", "unit": PRIVACY_UNIT, "covers": GUARANTEE_COVERS,
+        "randomness": PUBLIC_SEED_NOTE, "policy_name": policy.name, "policy_sha": policy_sha,
+        "share_text": f"{policy.privacy.audit_budget_share:.0%}", "figures": figures,
+        "checks": [{"name": name, "text": ", ".join(f"{k} = {v:.4f}" for k, v in m.items())}
+                   for name, m in synthetic_checks.items()],
+    }
+
+
+def _figures_chart(figures: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Bar chart of the noisy figures, ±2 noise std, policy limits (PUBLIC: DP values only)."""
+    if not figures:
+        return None
+    png = plots.limit_bars([f["name"] for f in figures], [f["value"] for f in figures],
+                           [f["limit"] for f in figures], [f["meets"] is not False for f in figures],
+                           errors=[float(f["noise_std"] or 0.0) for f in figures],
+                           xlabel="noisy value (DP); error bar ±2 noise std; black tick = policy limit")
+    return {"src": plots.data_uri(png), "alt": "differentially private audit figures",
+            "caption": "Each audit figure as released with differential privacy, with ±2 standard deviations of "
+                       "its noise; the black tick is the policy's limit."}
+
+
+def render_card_markdown(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
+                         policy_sha: str, dp_figures: Mapping[str, Mapping[str, Any]],
+                         synthetic_checks: Mapping[str, Mapping[str, float]], n_rows: int) -> str:
+    """``RELEASE_CARD.md`` (PUBLIC); identical to :func:`synthrelease.pipeline.release_card`."""
+    from synthrelease.report.html import render
+
+    return render("release_card.md.j2", **card_context(metadata, epsilon, delta, accountant, policy, policy_sha,
+                                                       dp_figures, synthetic_checks, n_rows))
+
+
+def render_card_html(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
+                     policy_sha: str, dp_figures: Mapping[str, Mapping[str, Any]],
+                     synthetic_checks: Mapping[str, Mapping[str, float]], n_rows: int) -> str:
+    """``RELEASE_CARD.html`` (PUBLIC): self-contained page from the same context as the Markdown card."""
+    from synthrelease.report.html import render
+
+    context = card_context(metadata, epsilon, delta, accountant, policy, policy_sha, dp_figures, synthetic_checks,
+                           n_rows)
+    return render("release_card.html.j2", banner=PUBLIC_BANNER, chart=_figures_chart(context["figures"]), **context)

@@ -63,3 +63,28 @@ def tiny_metadata() -> Metadata:
 @pytest.fixture
 def tiny_table() -> pd.DataFrame:
     return make_tiny_table(400, seed=7)
+
+
+def lenient_policy_doc() -> dict:
+    """policies/default.yaml with limits far from the DP figures' noise on a few hundred rows."""
+    import yaml
+
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    doc["fidelity"]["min_quality_score"] = 0.2
+    doc["utility"]["min_tstr_accuracy"] = 0.2
+    doc["membership"].update(max_dcr_mia_auc=0.95, max_exact_copy_share=0.5)
+    return doc
+
+
+def release_workspace(path: Path, *, rows: int = 600, seed: int = 5, policy: dict | None = None,
+                      public_key: str = "k.pub") -> Path:
+    """``private.csv`` (a tiny table), ``meta.yaml``, ``k.pem`` + ``public_key`` and ``policy.yaml`` in ``path``."""
+    import yaml
+
+    from synthrelease.bundle.signing import generate_keypair
+
+    make_tiny_table(rows, seed=seed).to_csv(path / "private.csv", index=False)
+    (path / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    generate_keypair(path / "k.pem", path / public_key)
+    (path / "policy.yaml").write_text(yaml.safe_dump(policy if policy is not None else lenient_policy_doc()))
+    return path

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from PIL import Image
 
 from scripts.make_example_report import report_wiring
 from synthrelease import pipeline
-from synthrelease.bundle.signing import generate_keypair
 from synthrelease.cli import cli
 from synthrelease.report.card import render_card_html, render_card_markdown
-from tests.conftest import TINY_METADATA, make_tiny_table
+from tests.conftest import lenient_policy_doc, release_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("verdict", "clauses", "privacy", "dp-gate", "distributions", "membership", "utility", "plausibility",
@@ -37,18 +35,11 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("html-release")
-    make_tiny_table(600, seed=11).to_csv(ws / "private.csv", index=False)
-    (ws / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
-    generate_keypair(ws / "k.pem", ws / "k.pub")
-    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
-    doc["fidelity"]["min_quality_score"] = 0.2
-    doc["utility"]["min_tstr_accuracy"] = 0.2
-    doc["membership"].update(max_dcr_mia_auc=0.95, max_exact_copy_share=0.5)
+    doc = lenient_policy_doc()
     doc["plausibility"] = {"rules": [
         {"id": "age_adult", "kind": "range", "column": "age", "min": 18, "max": 90, "max_violation_share": 0.5},
         {"id": "sex_codes", "kind": "in_set", "column": "sex", "values": ["F", "M"], "max_violation_share": 0.5}]}
-    (ws / "policy.yaml").write_text(yaml.safe_dump(doc))
+    ws = release_workspace(tmp_path_factory.mktemp("html-release"), seed=11, policy=doc)
     with report_wiring() as captured:
         outcome = pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
                                    epsilon=3.0, out_dir=ws / "bundle", signing_key=ws / "k.pem", n_steps=40, seed=0,

@@ -18,30 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from synthrelease._io import TEST_PAUSE_ENV
 from synthrelease.budget.ledger import Ledger
-from synthrelease.bundle.signing import generate_keypair
 from synthrelease.bundle.verify import verify_bundle
 from synthrelease.errors import VerificationError
-from tests.conftest import TINY_METADATA, make_tiny_table
+from tests.conftest import release_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def ws(tmp_path):
-    make_tiny_table(600, seed=5).to_csv(tmp_path / "private.csv", index=False)
-    (tmp_path / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
-    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
-    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
-    doc["fidelity"]["min_quality_score"] = 0.3
-    doc["utility"]["min_tstr_accuracy"] = 0.3
-    doc["membership"]["max_dcr_mia_auc"] = 0.75
-    doc["membership"]["max_exact_copy_share"] = 0.5  # a DP figure: keep the noise far from the limit
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc))
-    return tmp_path
+    return release_workspace(tmp_path)
 
 
 def _start(ws: Path, out: str, pause: float = 0.0) -> subprocess.Popen:

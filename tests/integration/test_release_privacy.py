@@ -8,27 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from synthrelease import pipeline
-from synthrelease.bundle.signing import generate_keypair
-from tests.conftest import TINY_METADATA, make_tiny_table
+from tests.conftest import release_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def two_releases(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("release")
-    make_tiny_table(600, seed=5).to_csv(ws / "private.csv", index=False)
-    (ws / "meta.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
-    generate_keypair(ws / "k.pem", ws / "k.pub")
-    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
-    doc["fidelity"]["min_quality_score"] = 0.2
-    doc["utility"]["min_tstr_accuracy"] = 0.2
-    doc["membership"]["max_dcr_mia_auc"] = 0.95
-    doc["membership"]["max_exact_copy_share"] = 0.5
-    (ws / "policy.yaml").write_text(yaml.safe_dump(doc))
+    ws = release_workspace(tmp_path_factory.mktemp("release"))
     outcomes = [pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
                                  epsilon=3.0, out_dir=ws / f"b{i}", signing_key=ws / "k.pem", n_steps=40, seed=0,
                                  ledger_path=ws / "ledger.sqlite3") for i in (1, 2)]
@@ -60,7 +49,8 @@ def test_bundle_carries_only_dp_figures_with_their_noise(two_releases):
     report = json.loads(a.report_path.read_text())
     for name, fig in figures.items():
         assert set(fig) == {"value", "noise_std", "l2_sensitivity"} and fig["noise_std"] > 0
-        assert fig["value"] != pytest.approx(report["dp_gate"][name]["exact"], abs=1e-6)  # noisy, not exact
+        if 0 < fig["value"] < 1:  # a noisy figure clipped at a bound may equal an exact 0 or 1
+            assert fig["value"] != pytest.approx(report["dp_gate"][name]["exact"], abs=1e-6)  # noisy, not exact
     card = (a.bundle_dir / "RELEASE_CARD.md").read_text()
     assert "noise std" in card and "the verdict itself" in card
     exact_quality = report["audits"]["fidelity"]["metrics"]["quality_score"]

@@ -565,6 +565,15 @@ def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: P
                                   allow_unreviewed=allow_unreviewed_metadata, progress=_progress(ctx))
     write_json_atomic(output, {name: {"metrics": r.metrics, "details": r.details, "runtime_s": r.runtime_s}
                                for name, r in results.items()})
+    html_path = output.with_suffix(".html")
+    if html_path != output and (force or not html_path.exists()):  # the same page `synthrelease report` draws
+        from synthrelease._io import write_text_atomic
+        from synthrelease._json import loads_strict
+        from synthrelease.report.html import render_internal_html
+
+        write_text_atomic(html_path, render_internal_html(loads_strict(output.read_bytes(), source=str(output)),
+                                                          source=str(output)))
+        click.echo(f"internal HTML page (private: not for sharing): {html_path}")
     faults = []
     for name, r in results.items():
         lb, claimed = r.metrics["epsilon_lower_bound"], r.metrics["epsilon_claimed"]

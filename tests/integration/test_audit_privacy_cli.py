@@ -27,6 +27,8 @@ def test_audit_privacy_reports_bounds_and_writes_an_internal_report(tmp_path):
     assert one["epsilon_lower_bound"] <= one["epsilon_claimed"] <= 1.0 + 1e-9
     assert report["empirical_privacy"]["details"]["n_canaries"] == 40
     assert report["empirical_privacy_many_run"]["metrics"]["audit_runs"] == 8
+    page = (tmp_path / "audit.html").read_text()  # one self-contained HTML page per audit run
+    assert "<html" in page.lower() and "empirical_privacy" in page and "https://" not in page
 
 
 def test_audit_privacy_bad_input_is_one_line(tmp_path):

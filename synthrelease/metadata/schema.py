@@ -194,6 +194,10 @@ class Metadata(BaseModel):
             category list is public knowledge. Training refuses unreviewed metadata.
         target: optional column used for utility audits and as the generator's condition.
         columns: column name → :class:`ColumnSpec`, in table order.
+        related_columns: optional groups of numerical columns known (from the domain, not
+            from the rows) to move together, e.g. ``[[mean_radius, mean_perimeter,
+            mean_area]]``: their pairwise joint histograms are released with DP and matched
+            by the generator, so those correlations survive on small tables.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -203,6 +207,27 @@ class Metadata(BaseModel):
     reviewed: StrictBool = False
     target: str | None = None
     columns: dict[str, ColumnSpec] = Field(min_length=1)
+    related_columns: list[list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _check_related(self) -> Metadata:
+        for group in self.related_columns or []:
+            if len(group) < 2 or len(set(group)) != len(group):
+                raise ValueError(f"related_columns: group {group} needs two or more distinct columns")
+            for c in group:
+                if c not in self.columns or not self.columns[c].is_numerical:
+                    raise ValueError(f"related_columns: {c!r} is not a declared numerical column")
+        return self
+
+    @property
+    def related_pairs(self) -> list[tuple[str, str]]:
+        """Every pair of columns within each ``related_columns`` group (public), in first-seen order."""
+        seen: dict[tuple[str, str], None] = {}
+        for group in self.related_columns or []:
+            for i, a in enumerate(group):
+                for b in group[i + 1:]:
+                    seen.setdefault((a, b) if (b, a) not in seen else (b, a), None)
+        return list(seen)
 
     @model_validator(mode="after")
     def _check_target(self) -> Metadata:

@@ -86,6 +86,8 @@ class TrainingConfig:
     pair_epsilon_share: float = 0.0
     pair_max_cells: int = 100
     pair_weight: float = 10.0
+    related_epsilon_share: float = 0.0
+    related_weight: float = 10.0
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -127,6 +129,8 @@ class TrainingConfig:
                                         "embedding_weight >= 0")
         if not 0 <= self.pair_epsilon_share < 1 or self.pair_max_cells < 4 or self.pair_weight < 0:
             raise PrivacyParameterError("pair_epsilon_share must be in [0, 1), pair_max_cells >= 4, pair_weight >= 0")
+        if not 0 <= self.related_epsilon_share < 1 or self.related_weight < 0:
+            raise PrivacyParameterError("related_epsilon_share must be in [0, 1) and related_weight >= 0")
         if self.embedding_shrinkage < 0 or not 0 <= self.embedding_zero_weight < 1:
             raise PrivacyParameterError("embedding_shrinkage must be >= 0 and embedding_zero_weight in [0, 1)")
         if self.marginal_columns_per_step < 0:

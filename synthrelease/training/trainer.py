@@ -61,6 +61,7 @@ from synthrelease.training.mean_embedding import ClassMeanEmbedding
 from synthrelease.training.models import Discriminator, Generator
 from synthrelease.training.rows import RowSource, encoded_rows
 from synthrelease.transforms.dp_marginals import measure_marginals, numeric_layout
+from synthrelease.transforms.dp_numeric_pairs import NumericPairMatcher, measure_numeric_pairs, pair_layout
 from synthrelease.transforms.dp_pairs import PairMatcher, discrete_pairs, measure_pairs
 from synthrelease.transforms.encoders import Span, TableEncoder
 
@@ -294,6 +295,19 @@ def train_dp_gan(
         prior.append(measured_pairs.entry)
         pair_matcher = PairMatcher(measured_pairs)
 
+    related_matcher: NumericPairMatcher | None = None
+    related = encoder.metadata.related_pairs if config.related_epsilon_share > 0 else []
+    if related:  # publicly declared related numerical columns: DP joint histograms (one release)
+        sub, idx = pair_layout(numeric_layout(encoder, condition_column or ""), related)
+        sigma_r = histogram_noise_for(epsilon=config.related_epsilon_share * config.target_epsilon,
+                                      delta=acc_delta, accountant=config.accountant)
+        measured_related = measure_numeric_pairs(lambda: row_source.chunks(ROW_CHUNK), sub, idx,
+                                                 n_bins=max(3, config.marginal_bins // 2),
+                                                 noise_multiplier=sigma_r.noise_multiplier,
+                                                 generator=secret.torch("related-pair-noise"))
+        prior.append(measured_related.entry)
+        related_matcher = NumericPairMatcher(measured_related, n_rows=n_rows)
+
     # 2. σ for the planned number of discriminator steps, same accountant, with the
     #    mechanisms reserved for after training (the DP release gate) in the history.
     sgd = calibrate_noise_multiplier(
@@ -401,6 +415,8 @@ def train_dp_gan(
                     g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
                 if pair_matcher is not None:
                     g_loss = g_loss + config.pair_weight * pair_matcher.loss(fake)
+                if related_matcher is not None:
+                    g_loss = g_loss + config.related_weight * related_matcher.loss(fake)
                 if embedding is not None and cond is not None and cond_probs is not None:
                     g_loss = g_loss + config.embedding_weight * embedding.loss(fake, cond, cond_probs * n_rows)
                 opt_g.zero_grad(set_to_none=True)

@@ -55,6 +55,13 @@ RULE_KINDS = ("range", "in_set", "less_than", "non_negative", "conditional")
 ALL_NUMERICAL = "all numerical"
 
 
+def _refused(value: float | None, why: str) -> float | None:
+    """A version-3 validator for a key that is no longer allowed (its figure is not DP-releasable)."""
+    if value is not None:
+        raise ValueError(why)
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, serialize_by_alias=True)
 
@@ -155,11 +162,9 @@ class UtilityClauses(_Section):
     @field_validator("min_tstr_trtr_ratio")
     @classmethod
     def _not_dp(cls, v: float | None) -> float | None:
-        if v is not None:
-            raise ValueError("not releasable with DP: TRTR trains a model on the private rows (unbounded "
-                             "sensitivity); gate on utility.min_tstr_accuracy or min_tstr_auc instead "
-                             "(TRTR stays in the internal report)")
-        return v
+        return _refused(v, "not releasable with DP: TRTR trains a model on the private rows (unbounded "
+                           "sensitivity); gate on utility.min_tstr_accuracy or min_tstr_auc instead (TRTR stays "
+                           "in the internal report)")
 
 
 class ShadowAttackClause(_Section):
@@ -177,11 +182,9 @@ class ShadowAttackClause(_Section):
     @field_validator("max_auc")
     @classmethod
     def _not_dp(cls, v: float | None) -> float | None:
-        if v is not None:
-            raise ValueError("the shadow attack retrains on private rows chosen from private rows: its figures "
-                             "have no DP bound, so they cannot gate a release; they stay in the internal report "
-                             "(remove max_auc)")
-        return v
+        return _refused(v, "the shadow attack retrains on private rows chosen from private rows: its figures "
+                           "have no DP bound, so they cannot gate a release; they stay in the internal report "
+                           "(remove max_auc)")
 
 
 class MembershipClauses(_Section):

@@ -364,6 +364,7 @@ def release(
         _audit_function(audit)  # a required audit this build lacks: refuse before spending ε
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
+    secret.require_secret("release")  # the test-only reproducible kind can never reach a release
     train, holdout = split_train_holdout(df, holdout_fraction=holdout_fraction, randomness=secret)
     n_train = len(train)
     n_synthetic = synthetic_row_count(len(df), holdout_fraction)

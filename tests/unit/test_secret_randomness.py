@@ -135,3 +135,16 @@ def test_hardened_gaussian_noise_has_the_right_scale() -> None:
     assert x.dtype == torch.float64
     assert abs(float(x.std()) - 3.0) < 0.03 and abs(float(x.mean())) < 0.03
     assert torch.equal(gaussian_noise((4,), 0.0, g), torch.zeros(4, dtype=torch.float64))
+
+
+def test_a_release_refuses_the_test_only_randomness(monkeypatch, tmp_path):
+    """Even if the reproducible kind were slipped into a release, it stops before any ε is reserved."""
+    from synthrelease import pipeline
+    from tests.conftest import release_workspace
+
+    ws = release_workspace(tmp_path)
+    monkeypatch.setattr(pipeline, "PrivateRandomness", lambda: PrivateRandomness.unsafe_reproducible_for_tests(0))
+    with pytest.raises(InternalError, match="test-only"):
+        pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+                         epsilon=3.0, out_dir=ws / "b", signing_key=ws / "k.pem", ledger_path=ws / "l.sqlite3")
+    assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()

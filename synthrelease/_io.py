@@ -164,31 +164,27 @@ MAX_YAML_BYTES = 16 << 20
 """Policy and metadata files larger than this are refused (they are hand-written documents)."""
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (YAML's last-wins is a trap)."""
+def _first_duplicate_key(node: yaml.Node) -> tuple[str, int, int] | None:
+    """(key, first line, repeated line) of the first mapping key given twice, walking the node tree.
 
-
-def _construct_unique_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            first = seen.setdefault(key, key_node.start_mark.line + 1)
-        except TypeError:  # an unhashable key: let SafeLoader report it
-            continue
-        if first != key_node.start_mark.line + 1:
-            raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int, first: int) -> None:
-        super().__init__(f"key {key!r} appears twice (lines {first} and {line})")
-        self.line = line
-
-
-_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+    ``yaml.compose`` builds nodes only (no Python objects); YAML's own rule for a repeated key
+    is last-wins, a trap in a policy (``max_epsilon: 1`` then ``max_epsilon: 1000``).
+    """
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[tuple[str, str], int] = {}
+            for key_node, value_node in current.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    where = key_node.start_mark.line + 1
+                    first = seen.setdefault((key_node.tag, key_node.value), where)
+                    if first != where:
+                        return key_node.value, first, where
+                stack += [key_node, value_node]
+        elif isinstance(current, yaml.SequenceNode):
+            stack += current.value
+    return None
 
 
 def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
@@ -208,9 +204,13 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise InputFileError(f"{p}: cannot read {what} file: {type(e).__name__}") from None
     try:
-        return yaml.load(text, Loader=_StrictSafeLoader)  # a SafeLoader subclass: no object construction
-    except _DuplicateKey as e:
-        raise InputFileError(f"{p}:{e.line}: {what} file: {e}; remove one of them") from None
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicate = _first_duplicate_key(node) if node is not None else None
+        if duplicate is not None:
+            key, first, line = duplicate
+            raise InputFileError(f"{p}:{line}: {what} file: key {key!r} appears twice (lines {first} and {line}); "
+                                 "remove one of them")
+        return yaml.safe_load(text)
     except RecursionError:
         raise InputFileError(f"{p}: {what} file is nested too deeply to be a {what}") from None
     except yaml.YAMLError as e:

@@ -10,6 +10,7 @@ internal report written). Errors are one line on stderr, never a traceback (unle
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -331,6 +332,15 @@ def ledger() -> None:
     """The privacy-budget ledger: ε and δ spent per dataset (basic composition)."""
 
 
+def _closed_stdout() -> None:
+    """The reader of stdout went away (``ledger show | head``): send what is still buffered to
+    /dev/null, so the interpreter's final flush cannot fail, and exit 0 quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise click.exceptions.Exit(0)
+
+
 @ledger.command("show")
 @click.argument("dataset", required=False)
 @_ledger_option
@@ -340,7 +350,6 @@ def ledger_show(dataset: str | None, ledger_path: Path | None) -> None:
     Read-only: never creates or changes a file (no ledger yet: says where it will be, exit 0).
     A reader that closes the output early (`ledger show | head`) ends it quietly with exit 0.
     """
-    import os
 
     book = _open_ledger(ledger_path, must_exist=False)
     try:
@@ -365,11 +374,7 @@ def ledger_show(dataset: str | None, ledger_path: Path | None) -> None:
                            f"pid {e.pid}@{e.host} {e.note}{flag}")
         sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at interpreter exit
     except BrokenPipeError:
-        try:  # what is still buffered goes nowhere, quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        raise click.exceptions.Exit(0) from None
+        _closed_stdout()
 
 
 @ledger.command("recover")
@@ -381,8 +386,6 @@ def ledger_show(dataset: str | None, ledger_path: Path | None) -> None:
 @_ledger_option
 def ledger_recover(entry_id: int, as_spent: bool, as_cancelled: bool, ledger_path: Path | None) -> None:
     """Resolve a reservation left by a killed release (ENTRY_ID: 1 to 2**63-1)."""
-    import os
-
     if as_spent == as_cancelled:
         raise SynthreleaseError("ledger recover: give exactly one of --spent (alias --commit) or --cancel")
     book = _open_ledger(ledger_path, must_exist=True)
@@ -395,12 +398,8 @@ def ledger_recover(entry_id: int, as_spent: bool, as_cancelled: bool, ledger_pat
     try:
         click.echo(f"entry #{done.id} is now {done.status}")
         sys.stdout.flush()
-    except BrokenPipeError:  # recovered; nobody reads the confirmation: exit 0 quietly
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        raise click.exceptions.Exit(0) from None
+    except BrokenPipeError:  # recovered; nobody reads the confirmation
+        _closed_stdout()
 
 
 @cli.group()

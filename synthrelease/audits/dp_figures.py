@@ -312,8 +312,12 @@ def exact_copy_share(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Met
     n1 = len(train)
     if n1 <= 1 or len(synthetic) == 0:
         return None
-    d1 = nearest_distances(_encode(train, metadata), _encode(synthetic, metadata), 1)[:, 0]
-    return _scalar("exact_copy_share", float(np.mean(d1 <= COPY_TOLERANCE)), _mean_sensitivity(n1),
+    return _copy_figure(nearest_distances(_encode(train, metadata), _encode(synthetic, metadata), 1)[:, 0])
+
+
+def _copy_figure(d1: np.ndarray) -> Figure:
+    """:func:`exact_copy_share` from each training row's distance to its nearest synthetic row."""
+    return _scalar("exact_copy_share", float(np.mean(d1 <= COPY_TOLERANCE)), _mean_sensitivity(len(d1)),
                    "Share of training rows that the synthetic table reproduces exactly (memorisation); lower is "
                    "better.",
                    "A mean over the n1 training rows of a 0/1 term fixed by the row and the public synthetic "
@@ -414,12 +418,13 @@ def membership_figures(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd
     Units: AUC and TPR in [0, 1]; finish = clip to [0, 1]. Every figure is None when n1 ≤ 1,
     n0 ≤ 1 or the synthetic table has < 2 rows. Exact values are internal. ``names``: the figures
     wanted (``dcr_mia_auc`` alone needs only the nearest-neighbour attack, the costly density
-    attack runs only for the others).
+    attack runs only for the others). ``exact_copy_share`` may be asked for too: it is derived
+    from the DCR attack's distances (the same figure as :func:`exact_copy_share`).
     """
     n1, n0 = len(train), len(holdout)
     if n1 <= 1 or n0 <= 1 or len(synthetic) < 2:
         return dict.fromkeys(names)
-    attacks = ATTACKS if set(names) - {"dcr_mia_auc"} else ("dcr",)
+    attacks = ATTACKS if set(names) - {"dcr_mia_auc", "exact_copy_share"} else ("dcr",)
     scores = attack_scores(train, holdout, synthetic, metadata, seed=seed, attacks=attacks)
     aucs = {name: attack_auc(*pair) for name, pair in scores.items()}
     out: dict[str, Figure | None] = {
@@ -436,6 +441,8 @@ def membership_figures(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd
             "Each attack's AUC moves by at most 1/(min(n1, n0) - 1) (scores are per row, from the public "
             "synthetic table), and so does their maximum."),
     }
+    if "exact_copy_share" in names:  # the same nearest-neighbour distances: computed once
+        out["exact_copy_share"] = _copy_figure(-scores["dcr"][0])
     if attacks == ("dcr",):
         return {k: v for k, v in out.items() if k in names}
     for alpha in (0.01, 0.001):
@@ -575,3 +582,19 @@ def tstr_accuracy(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Meta
                    "better (a constant guess scores the share of the most frequent class).",
                    "A mean over the n0 holdout rows of a 0/1 term that depends on the row and the public "
                    "synthetic rows only; one row added or removed moves it by at most 1/(n0 - 1).")
+
+
+def sensitivity_for(name: str, *, n_train: int, n_holdout: int) -> float:
+    """The L2 sensitivity figure ``name`` states for parts of ``n_train`` and ``n_holdout`` rows
+    (TSTR AUC at m = n_holdout labelled rows): the same bounds the figure functions above use."""
+    train_side = ("quality_score", "coverage", "missing_category_share", "exact_copy_share")
+    if name in train_side:
+        return _mean_sensitivity(n_train)
+    if name == "tstr_accuracy":
+        return _mean_sensitivity(n_holdout)
+    if name == "tstr_auc":
+        return class_auc_sensitivity(n_holdout)
+    if name in ("dcr_mia_auc", "mia_auc_max"):
+        return _auc_sensitivity(n_train, n_holdout)
+    alpha = {"tpr_at_fpr_0.01_max": 0.01, "tpr_at_fpr_0.001_max": 0.001}[name]
+    return _tpr_sensitivity(n_train, n_holdout, alpha)

@@ -139,6 +139,18 @@ def _boot_id() -> str:
         return "?"
 
 
+def _linux_start_ticks(pid: int) -> int | None:
+    """Field 22 (``starttime``) of ``/proc/PID/stat``, or None where there is no such file (not
+    Linux, or the process is gone) or it cannot be parsed; the caller then tries psutil."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2:].split()  # the fields after "(comm)" start at field 3
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
 def _process_start(pid: int) -> str | None:
     """An opaque token of when process ``pid`` started, or None where it cannot be read.
 
@@ -146,13 +158,8 @@ def _process_start(pid: int) -> str | None:
     boot id and field 22 (``starttime``, clock ticks since boot) of ``/proc/PID/stat``;
     elsewhere psutil's creation time when psutil happens to be installed (no dependency).
     """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-        start = int(raw[raw.rindex(b")") + 2:].split()[19])  # fields after "(comm)" start at field 3
-    except (OSError, ValueError, IndexError):
-        pass
-    else:
+    start = _linux_start_ticks(pid)
+    if start is not None:
         return f"linux:{_boot_id()}:{start}"
     try:
         import psutil  # type: ignore[import-untyped]

@@ -155,11 +155,9 @@ def compute_figures(names: list[str], train: pd.DataFrame, holdout: pd.DataFrame
         out["tstr_auc"] = f.tstr_auc(holdout, synthetic, metadata, target=target, seed=seed)
     if "tstr_accuracy" in names:
         out["tstr_accuracy"] = f.tstr_accuracy(holdout, synthetic, metadata, target=target, seed=seed)
-    if "exact_copy_share" in names:
-        out["exact_copy_share"] = f.exact_copy_share(train, synthetic, metadata)
     membership = [n for n in names if n in ("dcr_mia_auc", "mia_auc_max", "tpr_at_fpr_0.01_max",
-                                            "tpr_at_fpr_0.001_max")]
-    if membership:
+                                            "tpr_at_fpr_0.001_max", "exact_copy_share")]
+    if membership:  # copies come from the DCR attack's nearest-neighbour distances: computed once
         mf = f.membership_figures(train, holdout, synthetic, metadata, seed=seed, names=tuple(membership))
         out.update({n: mf.get(n) for n in membership})
     return out
@@ -214,11 +212,8 @@ def expected_noise(names: list[str], entry: MechanismEntry | None, *, n_train: i
     """
     if entry is None or not names:
         return {}
+    from synthrelease.audits.dp_figures import sensitivity_for
+
     n1, n0 = max(n_train, 2), max(n_holdout, 2)
-    sens = {"quality_score": 1 / (n1 - 1), "coverage": 1 / (n1 - 1), "missing_category_share": 1 / (n1 - 1),
-            "exact_copy_share": 1 / (n1 - 1), "tstr_accuracy": 1 / (n0 - 1), "tstr_auc": 2 / (n0 - 1),
-            "dcr_mia_auc": 1 / (min(n1, n0) - 1), "mia_auc_max": 1 / (min(n1, n0) - 1),
-            "tpr_at_fpr_0.01_max": max(1 / (n1 - 1), 1 / (0.01 * (n0 - 1))),
-            "tpr_at_fpr_0.001_max": max(1 / (n1 - 1), 1 / (0.001 * (n0 - 1)))}
     scale = entry.noise_multiplier * math.sqrt(len(names))
-    return {name: scale * sens[name] for name in names}
+    return {name: scale * sensitivity_for(name, n_train=n1, n_holdout=n0) for name in names}

@@ -355,7 +355,7 @@ def train_dp_gan(
     batches = _batches(loader, width)
     history: list[dict[str, float]] = []
     log_every = max(1, n_disc_total // 50)
-    d_loss_val = g_loss_val = float("nan")
+    g_loss_val = float("nan")
     progress(ProgressEvent("train", 0, n_disc_total, {"noise_multiplier": sgd.noise_multiplier}))
     generator.train()
     d_module.train()
@@ -398,7 +398,6 @@ def train_dp_gan(
                 (fake_loss.sum() * config.max_grad_norm).backward()
                 d_module.enable_hooks()
             d_opt.step()
-            d_loss_val = _fake_row_loss(d_module, fake, expected_batch)
             if audit_callback is not None:
                 d_module.disable_hooks()
                 audit_callback(step, discriminator, fake, real)
@@ -426,6 +425,7 @@ def train_dp_gan(
                 g_loss_val = float(g_loss.detach())
 
             if step % log_every == 0 or step == n_disc_total:
+                d_loss_val = _fake_row_loss(d_module, fake, expected_batch)  # logged steps only
                 eps_now = epsilon_for([*prior, *_engine_entries(engine), *reserved_entries], delta=acc_delta,
                                       accountant=config.accountant)
                 point = {"step": float(step), "d_loss_fake": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,

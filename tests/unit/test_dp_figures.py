@@ -386,3 +386,13 @@ def test_too_small_tables_give_none(tables):
     one_class = Metadata.model_validate({"columns": {"age": {"type": "integer", "min": 18, "max": 90},
                                                      "sex": {"type": "categorical", "categories": ["F"]}}})
     assert dpf.tstr_auc(holdout, synthetic, one_class, target="sex", seed=SEED) is None
+
+
+def test_copies_from_the_dcr_distances_equal_the_standalone_figure(tables):
+    train, holdout, synthetic = tables
+    synthetic = pd.concat([synthetic, train.iloc[:7]], ignore_index=True)  # seven exact copies
+    alone = dpf.exact_copy_share(train, synthetic, META)
+    shared = dpf.membership_figures(train, holdout, synthetic, META, seed=SEED,
+                                    names=("dcr_mia_auc", "exact_copy_share"))["exact_copy_share"]
+    assert shared.values == pytest.approx(alone.values) and alone.values[0] >= 7 / len(train)
+    assert shared.l2_sensitivity == alone.l2_sensitivity

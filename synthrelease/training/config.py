@@ -45,6 +45,10 @@ class TrainingConfig:
         pair_epsilon_share, pair_max_cells, pair_weight: share of ε for DP joint histograms of the pairs
             of discrete non-condition columns with at most ``pair_max_cells`` cells (chosen
             from the metadata; 0 = off), and the weight of matching them.
+        related_epsilon_share, related_weight: share of ε for DP joint histograms of the
+            metadata's declared ``related_columns`` pairs, and the weight of matching them.
+        correlation_epsilon_share, correlation_weight: share of ε for one DP release of the
+            numerical columns' correlation matrix (0 = off), and the weight of matching it.
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -88,6 +92,8 @@ class TrainingConfig:
     pair_weight: float = 10.0
     related_epsilon_share: float = 0.0
     related_weight: float = 10.0
+    correlation_epsilon_share: float = 0.0
+    correlation_weight: float = 10.0
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -131,6 +137,8 @@ class TrainingConfig:
             raise PrivacyParameterError("pair_epsilon_share must be in [0, 1), pair_max_cells >= 4, pair_weight >= 0")
         if not 0 <= self.related_epsilon_share < 1 or self.related_weight < 0:
             raise PrivacyParameterError("related_epsilon_share must be in [0, 1) and related_weight >= 0")
+        if not 0 <= self.correlation_epsilon_share < 1 or self.correlation_weight < 0:
+            raise PrivacyParameterError("correlation_epsilon_share must be in [0, 1) and correlation_weight >= 0")
         if self.embedding_shrinkage < 0 or not 0 <= self.embedding_zero_weight < 1:
             raise PrivacyParameterError("embedding_shrinkage must be >= 0 and embedding_zero_weight in [0, 1)")
         if self.marginal_columns_per_step < 0:

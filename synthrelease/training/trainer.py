@@ -60,7 +60,8 @@ from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.mean_embedding import ClassMeanEmbedding
 from synthrelease.training.models import Discriminator, Generator
 from synthrelease.training.rows import RowSource, encoded_rows
-from synthrelease.transforms.dp_marginals import measure_marginals, numeric_layout
+from synthrelease.transforms.dp_correlation import CorrelationMatcher, centres_and_scales, measure_correlation
+from synthrelease.transforms.dp_marginals import MarginalMeasurements, measure_marginals, numeric_layout
 from synthrelease.transforms.dp_numeric_pairs import NumericPairMatcher, measure_numeric_pairs, pair_layout
 from synthrelease.transforms.dp_pairs import PairMatcher, discrete_pairs, measure_pairs
 from synthrelease.transforms.encoders import Span, TableEncoder
@@ -246,6 +247,7 @@ def train_dp_gan(
     prior: list[MechanismEntry] = list(prior_entries)
     cond_probs: np.ndarray | None = None
     matcher: MarginalMatcher | None = None
+    measured: MarginalMeasurements | None = None
     embedding: ClassMeanEmbedding | None = None
     if cond_span is not None and config.embedding_epsilon_share > 0:
         sigma_e = histogram_noise_for(epsilon=config.embedding_epsilon_share * config.target_epsilon,
@@ -307,6 +309,19 @@ def train_dp_gan(
                                                  generator=secret.torch("related-pair-noise"))
         prior.append(measured_related.entry)
         related_matcher = NumericPairMatcher(measured_related, n_rows=n_rows)
+
+    correlation_matcher: CorrelationMatcher | None = None
+    num_layout = numeric_layout(encoder, condition_column or "")
+    if config.correlation_epsilon_share > 0 and len(num_layout.columns) >= 2:
+        # every numerical pair's correlation in one release, centred and scaled by the DP marginals
+        sigma_c = histogram_noise_for(epsilon=config.correlation_epsilon_share * config.target_epsilon,
+                                      delta=acc_delta, accountant=config.accountant)
+        center, scale = centres_and_scales(num_layout, measured)
+        measured_corr = measure_correlation(lambda: row_source.chunks(ROW_CHUNK), num_layout, center=center,
+                                            scale=scale, noise_multiplier=sigma_c.noise_multiplier,
+                                            generator=secret.torch("correlation-noise"))
+        prior.append(measured_corr.entry)
+        correlation_matcher = CorrelationMatcher(measured_corr, n_rows=n_rows)
 
     # 2. σ for the planned number of discriminator steps, same accountant, with the
     #    mechanisms reserved for after training (the DP release gate) in the history.
@@ -416,6 +431,8 @@ def train_dp_gan(
                     g_loss = g_loss + config.pair_weight * pair_matcher.loss(fake)
                 if related_matcher is not None:
                     g_loss = g_loss + config.related_weight * related_matcher.loss(fake)
+                if correlation_matcher is not None:
+                    g_loss = g_loss + config.correlation_weight * correlation_matcher.loss(fake)
                 if embedding is not None and cond is not None and cond_probs is not None:
                     g_loss = g_loss + config.embedding_weight * embedding.loss(fake, cond, cond_probs * n_rows)
                 opt_g.zero_grad(set_to_none=True)

@@ -16,7 +16,11 @@ Each run trains with ``pipeline.default_training_config`` (plus ``--set`` overri
 DP noise (as a release), the public seed fixing initialisation and latent noise.
 
     python benchmarks/small_tables.py [--datasets demo,diabetes] [--epsilons 1] [--seeds 0,1,2]
-        [--set KEY=VALUE ...] [--tag TAG]
+        [--set KEY=VALUE ...] [--tag TAG] [--peer mst --peer-python VENV/bin/python]
+
+``--peer mst`` scores smartnoise-synth 1.0.8's MST instead (benchmarks/peers/mst_peer.py, run in
+a venv of its own: ``pip install smartnoise-synth --no-deps`` plus mbi, disjoint-set, opendp,
+smartnoise-sql, antlr4-python3-runtime==4.9.3, pyyaml, sqlalchemy, "pandas<3").
 
 Writes benchmarks/results/small_tables[-TAG].{json,md}.
 """
@@ -105,7 +109,30 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path) -> dict:
+def run_peer(peer: tuple[str, str], train: pd.DataFrame, meta, eps: float, delta: float,
+             work: Path) -> tuple[pd.DataFrame, float]:
+    """Train a peer (``(name, python)``; only smartnoise's MST) in its own environment on the
+    training rows with the PUBLIC bounds; returns its synthetic rows and the ε it was given."""
+    name, python = peer
+    if name != "mst":
+        raise SystemExit(f"unknown peer {name}")
+    cols = meta.model_columns
+    spec = {"epsilon": eps, "delta": delta, "n_rows": len(train), "columns": {
+        c: ({"kind": "numerical", "lower": meta.columns[c].min, "upper": meta.columns[c].max}
+            if meta.columns[c].is_numerical and c != meta.target else {"kind": "categorical"}) for c in cols}}
+    (work / "peer_spec.json").write_text(json.dumps(spec))
+    train[cols].to_csv(work / "peer_train.csv", index=False)
+    subprocess.run([python, str(HERE / "peers" / "mst_peer.py"), str(work / "peer_train.csv"),
+                    str(work / "peer_spec.json"), str(work / "peer_synthetic.csv")], check=True)
+    syn = pd.read_csv(work / "peer_synthetic.csv")
+    for c in cols:
+        if not meta.columns[c].is_numerical:
+            syn[c] = syn[c].astype(train[c].dtype)
+    return syn, eps
+
+
+def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
+            peer: tuple[str, str] | None = None) -> dict:
     """Train, sample, score with the peers' evaluator and the clinician metrics."""
     from synthrelease.pipeline import default_training_config
     from synthrelease.privacy import default_delta
@@ -119,9 +146,12 @@ def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path) -> di
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     t0 = time.perf_counter()
-    model = fit_dp_synthesizer(train, meta, cfg, condition_column=meta.target)
+    if peer:
+        syn, spent = run_peer(peer, train, meta, eps, cfg.target_delta, work)
+    else:
+        model = fit_dp_synthesizer(train, meta, cfg, condition_column=meta.target)
+        syn, spent = sample_frame(model, len(train), seed=seed + 1), model.privacy.epsilon
     train_s = time.perf_counter() - t0
-    syn = sample_frame(model, len(train), seed=seed + 1)
     for part, frame in (("train", train), ("holdout", hold), ("synthetic", syn)):
         frame[meta.model_columns].to_csv(work / f"{part}.csv", index=False)  # identifiers are not synthesised
     sdmeta = {"columns": {c: {"sdtype": "numerical" if meta.columns[c].is_numerical and c != meta.target
@@ -132,7 +162,8 @@ def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path) -> di
                     "--target", meta.target, "--metadata", str(work / "sdmeta.json"), "--out",
                     str(work / "eval.json")], check=True, capture_output=True)
     summary = json.loads((work / "eval.json").read_text())["summary"]
-    return {"dataset": name, "epsilon": eps, "seed": seed, "epsilon_spent": model.privacy.epsilon,
+    return {"dataset": name, "epsilon": eps, "seed": seed, "epsilon_spent": spent, "system": peer[0] if peer else
+            "synthrelease",
             "train_seconds": round(train_s, 1), "overrides": overrides,
             "kernel": cfg.embedding_kernel if cfg.embedding_epsilon_share > 0 else "marginals",
             "marginal_share": cfg.marginal_epsilon_share, "embedding_share": cfg.embedding_epsilon_share,
@@ -159,6 +190,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--peer", default="", help="mst: run smartnoise-synth's MST instead (needs --peer-python)")
+    ap.add_argument("--peer-python", default="", help="python of a venv with smartnoise-synth 1.0.8")
     a = ap.parse_args()
     import torch
 
@@ -168,7 +201,8 @@ def main() -> None:
     for name in a.datasets.split(","):
         for eps in [float(e) for e in a.epsilons.split(",")]:
             for seed in [int(s) for s in a.seeds.split(",")]:
-                row = run_one(name, eps, seed, overrides, Path(tempfile.mkdtemp(prefix=f"small-{name}-")))
+                row = run_one(name, eps, seed, overrides, Path(tempfile.mkdtemp(prefix=f"small-{name}-")),
+                              (a.peer, a.peer_python) if a.peer else None)
                 rows.append(row)
                 print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", *COLUMNS)}), flush=True)
     stem = "small_tables" + (f"-{a.tag}" if a.tag else "")

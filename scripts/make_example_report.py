@@ -94,8 +94,8 @@ def run_demo(work: Path, *, epsilon: float = 3.0, seed: int = 0, data_dir: Path 
     with report_wiring() as captured:
         try:
             outcome: Any = pipeline.release(
-                data_dir / "breast_cancer.csv", metadata_path=data_dir / "breast_cancer.metadata.yaml",
-                policy_path=example_policy(work / "policy.yaml"), epsilon=epsilon, out_dir=work / "bundle",
+                data_dir / "breast_cancer.csv", metadata=data_dir / "breast_cancer.metadata.yaml",
+                policy=example_policy(work / "policy.yaml"), epsilon=epsilon, out_dir=work / "bundle",
                 signing_key=key, report_dir=work / "internal-report", seed=seed, ledger_path=work / "ledger.sqlite3")
         except GateRefused as e:
             outcome = e

@@ -120,13 +120,28 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_table_atomic(path: str | os.PathLike[str], df: pd.DataFrame) -> Path:
-    """Write a DataFrame as CSV or Parquet (by suffix) atomically."""
-    with atomic_output(path) as tmp:
-        if Path(path).suffix.lower() == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-    return Path(path)
+    """Write a DataFrame atomically, its format chosen by suffix.
+
+    ``.parquet``/``.pq`` → Parquet; ``.tsv``/``.tab`` → tab-separated; anything else →
+    comma-separated CSV (no index, pandas' default float formatting). ``.h5ad`` needs to know
+    which columns are genes: use :func:`synthrelease.formats.write_table_as` with a TableFormat.
+
+    Raises:
+        ValueError: ``path`` ends in ``.h5ad``.
+    """
+    from synthrelease.formats import TableFormat, write_table_as
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".h5ad":
+        raise ValueError(f"{path}: writing .h5ad needs a TableFormat naming the gene columns; "
+                         "use synthrelease.formats.write_table_as")
+    if suffix in (".parquet", ".pq"):
+        fmt = TableFormat("parquet")
+    elif suffix in (".tsv", ".tab"):
+        fmt = TableFormat("tsv", sep="\t")
+    else:
+        fmt = TableFormat("csv", sep=",")
+    return write_table_as(path, df, fmt)
 
 
 @contextlib.contextmanager
@@ -220,22 +235,17 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
         raise InputFileError(f"{p}{where}: {what} file is not valid YAML: {problem}") from None
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV or Parquet table without type guessing beyond pandas' defaults.
+def read_table(path: str | os.PathLike[str], sep: str | None = None) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or AnnData table without type guessing beyond pandas' defaults.
+
+    The format comes from the extension (see :func:`synthrelease.formats.detect_format`);
+    ``sep`` is an explicit separator for delimited text. Use
+    :func:`synthrelease.formats.read_table_as` to learn the format too.
 
     Raises:
-        InputFileError: missing, unreadable, empty or unparsable file.
+        InputFileError: missing, unreadable, empty, unparsable or unaccepted file (one line
+            naming the file).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: data file not found")
-    try:
-        if p.suffix.lower() == ".parquet":
-            df = pd.read_parquet(p)
-        else:
-            df = pd.read_csv(p, skipinitialspace=True)
-    except Exception as e:  # any parser failure is bad input, named by file
-        raise InputFileError(f"{p}: cannot parse table: {type(e).__name__}") from None
-    if df.shape[0] == 0 or df.shape[1] == 0:
-        raise InputFileError(f"{p}: table has no rows or no columns")
-    return df
+    from synthrelease.formats import read_table_as
+
+    return read_table_as(path, sep)[0]

@@ -201,19 +201,35 @@ def _echo_outcome(outcome: Any) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Check every clause that needs no training (sizes, delta, ledger cap, rule columns, how noisy "
                    "each DP figure will be) and say what to change; spends no ε, writes nothing.")
+@click.option("--sep", default=None, help="Field separator of a delimited text DATA file (default: by extension, "
+                                          "',' for .csv and tab for .tsv).")
+@click.option("--synthetic-rows", type=click.IntRange(min=1), default=None,
+              help="Synthetic rows to generate (default: as many as the expected training rows).")
+@click.option("--pair-marginals", type=float, default=None, metavar="SHARE",
+              help="Spend this share of ε (0-0.5) on DP joint histograms of discrete column pairs: helps "
+                   "plausibility rules on two discrete columns.")
+@click.option("--train-option", "train_options", multiple=True, metavar="KEY=VALUE",
+              help="Any training setting by name (see TrainingConfig), e.g. marginal_bins=8; repeatable.")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
             out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
-            dry_run: bool, epsilon: float,
+            dry_run: bool, sep: str | None, synthetic_rows: int | None, pair_marginals: float | None,
+            train_options: tuple[str, ...], epsilon: float,
             delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int) -> None:
-    """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle."""
+    """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle.
+
+    DATA: CSV, TSV, Parquet or AnnData (.h5ad). The training levers (--steps, --batch-size,
+    --synthetic-rows, --pair-marginals, --train-option) are public settings; the gate stays
+    in front of them and the manifest records them."""
     from synthrelease.pipeline import preflight_release
     from synthrelease.pipeline import release as run_release
 
+    options = _parse_train_options(train_options)
     if dry_run:
-        check = preflight_release(data, metadata_path=metadata_path, policy_path=policy_path, epsilon=epsilon,
-                                  delta=delta, target=target, accountant=accountant, ledger_path=ledger_path)
+        check = preflight_release(data, metadata=metadata_path, policy=policy_path, epsilon=epsilon,
+                                  delta=delta, target=target, accountant=accountant, ledger_path=ledger_path,
+                                  sep=sep)
         for c in check.clauses:
             click.echo(f"  {'pass' if c.passed else 'FAIL'}  {c.clause}: {c.reason}")
         for note in check.notes:
@@ -226,12 +242,33 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
             raise _ExitError("dry run found problems (see above); nothing was spent", 1)
         return
 
-    outcome = run_release(data, metadata_path=metadata_path, policy_path=policy_path, epsilon=epsilon,
+    outcome = run_release(data, metadata=metadata_path, policy=policy_path, epsilon=epsilon,
                           delta=delta, target=target, out_dir=out_dir, signing_key=signing_key,
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
-                          batch_size=batch_size, ledger_path=ledger_path, archive=archive,
+                          batch_size=batch_size, synthetic_rows=synthetic_rows, pair_marginals=pair_marginals,
+                          training_options=options, ledger_path=ledger_path, archive=archive, sep=sep,
                           progress=_progress(ctx))
     _echo_outcome(outcome)
+
+
+def _parse_train_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as typed values (int, float, true/false, else text); one-line usage errors."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--train-option")
+        text = value.strip()
+        parsed: Any = {"true": True, "false": False}.get(text.lower(), text)
+        if parsed is text:
+            for cast in (int, float):
+                try:
+                    parsed = cast(text)
+                    break
+                except ValueError:
+                    continue
+        out[key.strip()] = parsed
+    return out
 
 
 @cli.command()
@@ -259,7 +296,7 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: 
     with resources.as_file(data_dir / "breast_cancer.csv") as data, \
             resources.as_file(data_dir / "breast_cancer.metadata.yaml") as meta, \
             resources.as_file(data_dir / "policies" / "demo.yaml") as policy:
-        outcome = run_release(data, metadata_path=meta, policy_path=policy, epsilon=epsilon,
+        outcome = run_release(data, metadata=meta, policy=policy, epsilon=epsilon,
                               out_dir=out_dir / "bundle", signing_key=priv,
                               report_dir=out_dir / "internal-report", seed=seed,
                               ledger_path=out_dir / "ledger.sqlite3", archive=archive, progress=_progress(ctx))

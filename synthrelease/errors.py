@@ -21,6 +21,8 @@ Messages name the file, column or clause and never contain private values.
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_BAD_INPUT = 2
@@ -84,13 +86,19 @@ class GateRefused(SynthreleaseError):
 
     Attributes:
         failed_clauses: one line per failed clause with threshold and measured value.
+        decision: the :class:`~synthrelease.policy.gate.GateDecision` (clause objects with
+            ``name``, ``threshold``, ``measured``, ``passed``, ``hint``), when the gate ran.
+        report_path: the internal report written for the refusal (INTERNAL), if any.
     """
 
     exit_code = EXIT_REJECTED
 
-    def __init__(self, message: str, failed_clauses: list[str] | None = None) -> None:
+    def __init__(self, message: str, failed_clauses: list[str] | None = None, *, decision: Any = None,
+                 report_path: Any = None) -> None:
         super().__init__(message)
         self.failed_clauses = list(failed_clauses or [])
+        self.decision = decision  # the GateDecision: every clause with threshold, measured, passed, hint
+        self.report_path = report_path  # the internal report (INTERNAL), when one was written
 
 
 class InternalError(Exception):

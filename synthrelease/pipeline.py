@@ -22,15 +22,17 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from synthrelease import __version__
-from synthrelease._io import read_table, sha256_file, write_table_atomic
+from synthrelease import __version__, stages
+from synthrelease._io import sha256_file, write_table_atomic
 from synthrelease.audits.base import AuditResult
 from synthrelease.budget.fingerprint import table_fingerprint
 from synthrelease.budget.ledger import Ledger, default_ledger_path
@@ -40,26 +42,28 @@ from synthrelease.errors import (
     InputFileError,
     MetadataError,
     PrivacyParameterError,
-    SynthreleaseError,
 )
-from synthrelease.metadata.load import load_metadata, require_reviewed
 from synthrelease.metadata.schema import Metadata
-from synthrelease.policy.gate import GateDecision, check_signing_key, evaluate_gate, privacy_clauses
+from synthrelease.modality import Modality, tabular
+from synthrelease.policy.advice import advice_for
+from synthrelease.policy.gate import GateDecision, check_signing_key, privacy_clauses
 from synthrelease.policy.schema import Policy, load_policy
 from synthrelease.privacy import PRIVACY_UNIT, PrivacyLoss, default_delta
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import PrivateRandomness, SeedTree
-from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig, marginal_bins_for, marginal_share_for
-from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer, sample_rate_for
+from synthrelease.training.config import TrainingConfig
+from synthrelease.training.defaults import (  # noqa: F401  (re-exported: the table defaults' public names)
+    RELATED_EPSILON_SHARE,
+    WIDE_MIN_NUMERICAL,
+    WIDE_TABLE_SETTINGS,
+    default_training_config,
+)
+from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer
 
 log = logging.getLogger(__name__)
 
-UNREVIEWED_WARNING = (
-    "metadata is NOT reviewed: its bounds/categories may come from the private rows, "
-    "which voids the differential-privacy guarantee"
-)
-
+UNREVIEWED_WARNING = stages.UNREVIEWED_WARNING
+OPTIONAL_AUDITS = stages.OPTIONAL_AUDITS
 
 @dataclass
 class ReleaseOutcome:
@@ -67,7 +71,7 @@ class ReleaseOutcome:
 
     Attributes:
         passed: the gate's verdict.
-        decision: every clause with threshold, measured value and pass/fail.
+        decision: every clause (``name``, ``threshold``, ``measured``, ``passed``, ``hint``).
         epsilon, delta, accountant: privacy spent (ε from the accountant, for δ).
         bundle_dir: the signed bundle (None when rejected).
         report_path: the internal report (always written; INTERNAL).
@@ -75,6 +79,8 @@ class ReleaseOutcome:
         seconds: wall-clock seconds per stage.
         warnings: notes the user must see.
         figures: the DP gate's figures (noisy values are DP; ``exact`` is INTERNAL).
+        synthetic: the released synthetic rows (the DP output; the bundle holds the same rows).
+        settings: the training settings the manifest records (public).
     """
 
     passed: bool
@@ -88,10 +94,18 @@ class ReleaseOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    synthetic: pd.DataFrame | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> dict[str, Path | None]:
+        """Where the outputs are: ``bundle``, ``synthetic`` (its CSV), ``internal_report`` (INTERNAL)."""
+        synthetic = self.bundle_dir / "synthetic.csv" if self.bundle_dir is not None else None
+        return {"bundle": self.bundle_dir, "synthetic": synthetic, "internal_report": self.report_path}
 
 
-def load_inputs(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *,
-                allow_unreviewed: bool = False) -> tuple[pd.DataFrame, Metadata, list[str]]:
+def load_inputs(data: stages.DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any], *,
+                allow_unreviewed: bool = False, sep: str | None = None) -> tuple[pd.DataFrame, Metadata, list[str]]:
     """Read metadata and table, check reviewed status, validate the table (Great Expectations).
 
     ``allow_unreviewed`` is for INTERNAL computations only (the empirical audit command);
@@ -100,75 +114,9 @@ def load_inputs(data: str | os.PathLike[str], metadata_path: str | os.PathLike[s
     Raises:
         MetadataError, InputFileError, DataValidationError: one line naming file and column.
     """
-    from synthrelease.validation.expectations import validate_table
-
-    metadata = load_metadata(metadata_path)
-    notes: list[str] = []
-    if allow_unreviewed and not metadata.reviewed:
-        notes.append(UNREVIEWED_WARNING)
-    else:
-        require_reviewed(metadata, metadata_path)
-    df = read_table(data)
-    validate_table(df, metadata, source=str(data))
-    return df, metadata, notes
-
-
-RELATED_EPSILON_SHARE = 0.2
-"""ε share of the joint histograms of the metadata's ``related_columns`` pairs, when it declares any."""
-
-WIDE_MIN_NUMERICAL = 100
-"""The class-profile settings need this many numerical columns: on a few dozen columns
-(the 455-row breast-cancer demo at ε = 1) they left TSTR AUC between 0.29 and 0.86 over 3
-runs where per-column marginals on fewer bins give 0.95 (benchmarks/results/small_tables-*)."""
-
-WIDE_TABLE_SETTINGS: dict[str, Any] = {
-    "marginal_epsilon_share": 0.0, "embedding_kernel": "values", "embedding_epsilon_share": 0.85,
-    "embedding_weight": 100.0, "embedding_shrinkage": 2.5, "embedding_zero_weight": 0.3,
-}
-"""Defaults where :func:`marginal_share_for` finds the marginals too noisy (wide tables): the
-generator matches DP class mean profiles of the numerical values (kernel ``values``; its
-release also gives the class counts), shrunk towards the overall mean at 2.5× their noise
-scale, with 30 % of the profile's norm on the non-zero indicators; the DP discriminator
-gets the remaining 15 % of ε. Measured on pbmc68k with the peers' evaluator (5 seeds,
-benchmarks/results/synthesis.md): cell-type TSTR AUC 0.510 → 0.619 at ε = 1 and 0.502 →
-0.742 at ε = 3; quality 0.65 → 0.62 at ε = 1, 0.67 → 0.68 at ε = 3."""
-
-
-def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
-                            n_steps: int | None = None, batch_size: int | None = None,
-                            metadata: Metadata | None = None, condition_column: str | None = None) -> TrainingConfig:
-    """Training settings scaled to the table, from public quantities only.
-
-    Expected batch ≈ n/5 (16..500 rows), 1,000 discriminator steps, the numerical marginals'
-    bins from :func:`marginal_bins_for` (fewer, wider bins on small tables) and their share
-    of ε from :func:`marginal_share_for` (0.5, or 0.2 where they would be mostly noise).
-    Where they would be mostly noise on a table with at least :data:`WIDE_MIN_NUMERICAL`
-    numerical columns (expression matrices), :data:`WIDE_TABLE_SETTINGS` replace the
-    marginals by DP class mean profiles and the step count is capped at about 100 epochs.
-    """
-    batch = batch_size or max(16, min(500, n_rows // 5))
-    steps = n_steps or 1000
-    share = TrainingConfig.__dataclass_fields__["marginal_epsilon_share"].default
-    bins = TrainingConfig.__dataclass_fields__["marginal_bins"].default
-    if metadata is not None and condition_column is not None:
-        n_classes = len(metadata.columns[condition_column].canonical_categories())
-        n_histograms = len(metadata.model_columns)
-        bins = marginal_bins_for(n_rows=n_rows, n_histograms=n_histograms, n_classes=n_classes,
-                                 epsilon=epsilon, delta=delta, accountant=accountant, max_bins=bins)
-        share = marginal_share_for(n_rows=n_rows, n_histograms=n_histograms, n_classes=n_classes,
-                                   n_cells=bins + 2, epsilon=epsilon, delta=delta, accountant=accountant)
-        numerical = [c for c in metadata.model_columns if c != condition_column and metadata.columns[c].is_numerical]
-        if share < 0.5 and len(numerical) >= WIDE_MIN_NUMERICAL:
-            # Wide, low signal-to-noise table (e.g. expression matrices): per-column marginals
-            # are mostly noise, so the budget goes to the class mean profiles instead.
-            if n_steps is None:
-                steps = min(steps, max(100, round(100 / sample_rate_for(n_rows, min(batch, n_rows)))))
-            return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
-                                  batch_size=batch, n_steps=steps, seed=seed, **WIDE_TABLE_SETTINGS)
-    related = RELATED_EPSILON_SHARE if metadata is not None and metadata.related_pairs else 0.0
-    return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
-                          batch_size=batch, n_steps=steps, seed=seed, marginal_epsilon_share=share,
-                          marginal_bins=bins, related_epsilon_share=related)
+    loaded = stages.load(data, metadata, sep=sep, allow_unreviewed=allow_unreviewed)
+    stages.validate(loaded)
+    return loaded.table, loaded.metadata, list(loaded.notes)
 
 
 def _resolve_target(metadata: Metadata, target: str | None) -> str:
@@ -182,27 +130,6 @@ def _resolve_target(metadata: Metadata, target: str | None) -> str:
     return t
 
 
-def split_train_holdout(df: pd.DataFrame, *, holdout_fraction: float,
-                        randomness: PrivateRandomness) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each row goes to the holdout by its own secret coin (probability ``holdout_fraction``).
-
-    Row-independent: adding or removing one row changes only that row's membership, never
-    another's (no stratification, no fixed sizes: both would read private counts). The
-    coins come from ``randomness`` (fresh OS entropy in a release) and are never stored.
-
-    Raises:
-        PrivacyParameterError: the fraction is not in (0, 1), or a part has fewer than 2 rows.
-    """
-    if not 0 < holdout_fraction < 1:
-        raise PrivacyParameterError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
-    coins = randomness.numpy("split").random(len(df)) < holdout_fraction
-    train, hold = df.loc[~coins], df.loc[coins]
-    if len(train) < 2 or len(hold) < 2:
-        raise PrivacyParameterError(f"the table's {len(df)} row(s) are too few to split into training and "
-                                    f"holdout rows (holdout fraction {holdout_fraction:g})")
-    return train.reset_index(drop=True), hold.reset_index(drop=True)
-
-
 def synthetic_row_count(n_rows: int, holdout_fraction: float) -> int:
     """Rows a release generates: ⌈n·(1 − h)⌉, a function of public numbers only (never the coins)."""
     return max(1, math.ceil(n_rows * (1.0 - holdout_fraction)))
@@ -214,83 +141,31 @@ def ceil_decimals(value: float, decimals: int) -> float:
     return math.ceil(value * factor - 1e-9) / factor
 
 
-OPTIONAL_AUDITS = {
-    "shadow": ("synthrelease.audits.shadow", "run_shadow_attack"),
-    "empirical_privacy": ("synthrelease.audits.empirical_privacy", "run_one_run_audit"),
-}
-
-
-def _audit_function(audit: str) -> Any:
-    """The entry point of an audit built as a separate module; a clear error when absent."""
-    import importlib
-
-    module, func = OPTIONAL_AUDITS[audit]
-    try:
-        return getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError):
-        raise SynthreleaseError(f"the policy requires audit '{audit}', but audit {audit} is not available "
-                                f"in this build ({module}.{func})") from None
-
-
-def required_optional_audits(policy: Policy) -> list[str]:
-    """The costly audits (shadow attack, empirical privacy audit) the policy requires."""
-    return ([a for a, on in (("shadow", policy.shadow_attack_required),
-                             ("empirical_privacy", policy.empirical_audit_required)) if on])
+def split_train_holdout(df: pd.DataFrame, *, holdout_fraction: float,
+                        randomness: PrivateRandomness) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`synthrelease.stages.split` as a (train, holdout) pair."""
+    parts = stages.split(df, holdout_fraction=holdout_fraction, randomness=randomness)
+    return parts.train, parts.holdout
 
 
 def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
                policy: Policy, *, target: str, seed: int, training_config: TrainingConfig | None = None,
+               modality: Modality | None = None,
                progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
-    """Run the audits the policy asks for. Reads private rows; results are INTERNAL (not DP).
-
-    The gate never reads these exact figures (it reads the DP figures of
-    :mod:`synthrelease.policy.dp_gate`), except two that read no private row:
-    plausibility rules (on the synthetic rows) and the empirical privacy audit, which
-    trains its canary run on the SYNTHETIC rows so that its verdict is post-processing of
-    the DP release and costs no privacy. The shadow attack retrains on private rows; its
-    figures stay internal.
-    """
-    from synthrelease.audits.fidelity import run_fidelity
-    from synthrelease.audits.membership import run_membership
-    from synthrelease.audits.utility import run_utility
-
-    results: dict[str, AuditResult] = {}
-    if policy.fidelity is not None:
-        progress(ProgressEvent("audit:fidelity"))
-        results["fidelity"] = run_fidelity(train, synthetic, metadata, seed=seed, progress=progress)
-    if policy.utility is not None:
-        progress(ProgressEvent("audit:utility"))
-        results["utility"] = run_utility(train, holdout, synthetic, metadata, target=target, seed=seed)
-    if policy.membership is not None:
-        progress(ProgressEvent("audit:membership"))
-        results["membership"] = run_membership(train, holdout, synthetic, metadata, seed=seed)
-    if policy.rules:
-        from synthrelease.audits.plausibility import run_plausibility
-
-        progress(ProgressEvent("audit:plausibility"))
-        results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)
-    for audit in required_optional_audits(policy):
-        run = _audit_function(audit)
-        if training_config is None:
-            raise SynthreleaseError(f"audit {audit} needs the training configuration; pass training_config")
-        progress(ProgressEvent(f"audit:{audit}"))
-        if audit == "shadow":
-            results[audit] = run(train, holdout, metadata, training_config, seed=seed, condition_column=target,
-                                 progress=progress)
-        else:  # the canary run's base table: the released synthetic rows (public), never private rows
-            results[audit] = run(synthetic, metadata, training_config, seed=seed, condition_column=target,
-                                 progress=progress)
-    return results
+    """:func:`synthrelease.stages.audit` on a (train, holdout) pair (tables by default).
+    Reads private rows; results are INTERNAL (not DP)."""
+    return stages.audit(stages.TrainHoldout(train, holdout), synthetic, metadata, policy, target=target, seed=seed,
+                        config=training_config, modality=modality or tabular(), progress=progress)
 
 
 def release(
-    data: str | os.PathLike[str],
+    data: stages.DataInput,
     *,
-    metadata_path: str | os.PathLike[str],
-    policy_path: str | os.PathLike[str],
+    metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any],
+    policy: str | os.PathLike[str] | Policy | Mapping[str, Any],
     epsilon: float,
     out_dir: str | os.PathLike[str],
-    signing_key: str | os.PathLike[str],
+    signing_key: str | os.PathLike[str] | Any,
     delta: float | None = None,
     target: str | None = None,
     report_dir: str | os.PathLike[str] | None = None,
@@ -298,19 +173,32 @@ def release(
     accountant: str = "rdp",
     n_steps: int | None = None,
     batch_size: int | None = None,
+    synthetic_rows: int | None = None,
+    pair_marginals: float | None = None,
+    training_options: Mapping[str, Any] | None = None,
     holdout_fraction: float = 0.2,
     ledger_path: str | os.PathLike[str] | None = None,
     archive: bool = False,
+    sep: str | None = None,
+    modality: Modality | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> ReleaseOutcome:
     """Train a DP synthesizer on ``data``, gate it on DP figures, and sign a bundle if the policy passes.
 
-    Reads the private table at ``data``. Guarantee: everything the release puts out — the
-    synthetic rows, the figures in the manifest and release card, the verdict itself (and
-    so whether a bundle exists) — is the output of one (ε, δ)-DP computation under
-    add/remove-one-row neighbours, ε = the accountant's total over the DP preprocessing,
-    the DP-SGD training and the DP gate's Gaussian release (see the module docstring for
-    the neighbour relation). The internal report is NOT DP: it stays with the steward.
+    ``data``: a path (CSV, TSV, Parquet, AnnData ``.h5ad``; ``sep`` for other delimited
+    text), a pandas DataFrame or an AnnData object. ``metadata`` and ``policy``: YAML paths,
+    or :class:`Metadata` / :class:`Policy` objects, or plain mappings. ``signing_key``: a PEM
+    path or an ``Ed25519PrivateKey``. Levers (all public, the gate stays in front):
+    ``n_steps``, ``batch_size``, ``synthetic_rows`` (default ⌈n·(1 − holdout_fraction)⌉),
+    ``pair_marginals`` (ε share of DP discrete pair marginals), ``training_options`` (any
+    :class:`TrainingConfig` field); the manifest records the settings used.
+
+    Reads the private table. Guarantee: everything the release puts out — the synthetic
+    rows, the figures in the manifest and release card, the verdict itself (and so whether
+    a bundle exists) — is the output of one (ε, δ)-DP computation under add/remove-one-row
+    neighbours, ε = the accountant's total over the DP preprocessing, the DP-SGD training
+    and the DP gate's Gaussian release (see the module docstring for the neighbour
+    relation). The internal report is NOT DP: it stays with the steward.
 
     Randomness: every DP mechanism and the split draw fresh OS entropy
     (:class:`PrivateRandomness`), never stored. ``seed`` fixes public streams only
@@ -322,16 +210,23 @@ def release(
     training has started (released or rejected alike) and is cancelled if the release
     stops before training. The ledger entry id is in the internal report.
 
+    Returns:
+        :class:`ReleaseOutcome` with the synthetic DataFrame, the decision and the paths.
+
     Raises:
         SynthreleaseError subclasses for bad input (exit 2), including unreviewed metadata;
-        GateRefused (exit 1) when any clause fails — then no bundle exists at ``out_dir``.
+        GateRefused (exit 1) when any clause fails — then no bundle exists at ``out_dir``;
+        the exception carries the same ``decision`` and the internal report's path.
     """
     from synthrelease.audits.plausibility import check_rules
     from synthrelease.bundle.signing import key_fingerprint, load_private_key
-    from synthrelease.bundle.writer import archive_path, write_archive, write_bundle
+    from synthrelease.bundle.writer import archive_path
     from synthrelease.outputs import check_writable, refuse_nested, release_size_estimate
     from synthrelease.policy import dp_gate
 
+    kind = modality or tabular()
+    settings = stages.ReleaseSettings(n_steps=n_steps, batch_size=batch_size, synthetic_rows=synthetic_rows,
+                                      pair_marginals=pair_marginals, training_options=dict(training_options or {}))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -346,41 +241,45 @@ def release(
         raise InputFileError(f"{report_root}: --report must be a folder, and this is an existing file")
     if (report_root / INTERNAL_REPORT_NAME).exists():
         raise InputFileError(f"{report_root}: holds an earlier release's internal report; choose a new --report")
-    check_writable(out, option="--out", needed_bytes=release_size_estimate(data))
+    needed = release_size_estimate(data) if isinstance(data, (str, os.PathLike)) else 0
+    check_writable(out, option="--out", needed_bytes=needed)
     check_writable(report_root, option="--report")
     if archive:
-        check_writable(archive_path(out), option="--archive", needed_bytes=release_size_estimate(data))
+        check_writable(archive_path(out), option="--archive", needed_bytes=needed)
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
-    policy, policy_sha = load_policy(policy_path)
-    private_key = load_private_key(signing_key)
-    check_signing_key(policy, key_fingerprint(private_key.public_key()), str(signing_key))
+    pol, policy_sha, policy_source = stages.resolve_policy(policy)
+    private_key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
+    check_signing_key(pol, key_fingerprint(private_key.public_key()),
+                      "the signing key" if isinstance(signing_key, Ed25519PrivateKey) else str(signing_key))
     PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # validates ε early
     progress(ProgressEvent("validate"))
-    df, metadata, notes = load_inputs(data, metadata_path)
-    tgt = _resolve_target(metadata, target)
-    check_rules(policy.rules, metadata, policy_path=policy_path)  # before any training
-    for audit in required_optional_audits(policy):
-        _audit_function(audit)  # a required audit this build lacks: refuse before spending ε
+    loaded = stages.load(data, metadata, sep=sep)
+    stages.validate(loaded)
+    meta, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
+    tgt = _resolve_target(meta, target)
+    check_rules(pol.rules, meta, policy_path=policy_source)  # before any training
+    for name in stages.required_optional_audits(pol):
+        stages.optional_audit(name)  # a required audit this build lacks: refuse before spending ε
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
     secret.require_secret("release")  # the test-only reproducible kind can never reach a release
-    train, holdout = split_train_holdout(df, holdout_fraction=holdout_fraction, randomness=secret)
-    n_train = len(train)
-    n_synthetic = synthetic_row_count(len(df), holdout_fraction)
-    eff_delta = delta if delta is not None else min(policy.privacy.max_delta, default_delta(n_train))
+    parts = stages.split(df, holdout_fraction=holdout_fraction, randomness=secret)
+    n_train = len(parts.train)
+    n_synthetic = settings.synthetic_rows or synthetic_row_count(len(df), holdout_fraction)
+    eff_delta = delta if delta is not None else min(pol.privacy.max_delta, default_delta(n_train))
     loss = PrivacyLoss(epsilon, eff_delta)
     loss.check_delta_for_rows(n_train)
-    gate_figures = dp_gate.figures_needed(policy)
-    gate_entry = dp_gate.gate_entry(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant)
+    gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
     timings["validate"] = time.perf_counter() - t0
 
     report: dict[str, Any] = {
-        "dataset": metadata.name, "tool_version": __version__,
+        "dataset": meta.name, "tool_version": __version__,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inputs": {"data": str(data), "data_sha256": sha256_file(data), "metadata": str(metadata_path),
-                   "policy": str(policy_path), "policy_sha256": policy_sha},
-        "rows": {"total": len(df), "train": n_train, "holdout": len(holdout), "synthetic": n_synthetic,
+        "inputs": {"data": loaded.source, "data_sha256": loaded.data_sha256, "format": loaded.fmt.kind,
+                   "metadata": loaded.metadata_source, "policy": policy_source, "policy_sha256": policy_sha,
+                   "content_sha256": loaded.content_sha256},
+        "rows": {"total": len(df), "train": n_train, "holdout": len(parts.holdout), "synthetic": n_synthetic,
                  "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}"},
         "target": tgt, "public_seed": seed, "warnings": notes,
         "randomness": PUBLIC_SEED_NOTE,
@@ -390,9 +289,9 @@ def release(
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
 
     def refuse_before_training(used_before: float) -> GateRefused:
-        pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant,
+        pre = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant,
                               n_train_rows=n_train, epsilon_spent_before=used_before)
-        decision = GateDecision(policy.name, tuple(pre))
+        decision = GateDecision(pol.name, tuple(pre))
         report.update(privacy={"epsilon": 0.0, "delta": eff_delta, "accountant": accountant,
                                "note": "refused before training: nothing spent"},
                       audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
@@ -400,68 +299,62 @@ def release(
         message = _refusal_message(decision, path)
         if any(c.clause == "privacy.lifetime_epsilon_cap" for c in decision.failed):
             message += f"; privacy ledger: {ledger.path}"
-        return GateRefused(message, [c.reason for c in decision.failed])
+        return GateRefused(message, [c.reason for c in decision.failed], decision=decision, report_path=path)
 
-    data_sha = report["inputs"]["data_sha256"]
-    content_sha = table_fingerprint(df, metadata)  # survives reformatting and renaming (see its docstring)
-    report["inputs"]["content_sha256"] = content_sha
-    used = ledger.used(metadata.name, data_sha, content_sha256=content_sha)
-    pre = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train,
+    data_sha, content_sha = loaded.data_sha256, loaded.content_sha256
+    used = ledger.used(meta.name, data_sha, content_sha256=content_sha)
+    pre = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train,
                           epsilon_spent_before=used)
     if not all(c.passed for c in pre):
         raise refuse_before_training(used)
     try:  # atomic against concurrent releases of the same dataset
-        hold = ledger.reserve(metadata.name, epsilon, eff_delta, cap=policy.lifetime_epsilon_cap,
+        hold = ledger.reserve(meta.name, epsilon, eff_delta, cap=pol.lifetime_epsilon_cap,
                               data_sha256=data_sha, content_sha256=content_sha, note=f"release to {out}")
     except BudgetExceededError:
-        raise refuse_before_training(ledger.used(metadata.name, data_sha, content_sha256=content_sha)) from None
-    report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": metadata.name,
+        raise refuse_before_training(ledger.used(meta.name, data_sha, content_sha256=content_sha)) from None
+    report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": meta.name,
                         "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
     spent_epsilon: list[float] = []
     training_started = False
     report_written = False
     try:
-        config = default_training_config(n_train, epsilon=epsilon, delta=eff_delta, seed=seeds.integer("train"),
-                                         accountant=accountant, n_steps=n_steps, batch_size=batch_size,
-                                         metadata=metadata, condition_column=tgt)
+        config = stages.training_config(kind, n_train, meta, settings, epsilon=epsilon, delta=eff_delta,
+                                        seed=seeds.integer("train"), accountant=accountant, condition_column=tgt)
         t = time.perf_counter()
         training_started = True
-        model = fit_dp_synthesizer(train, metadata, config, condition_column=tgt, progress=progress,
-                                   reserved_entries=(gate_entry,) if gate_entry is not None else (),
-                                   randomness=secret)
+        model = stages.train(parts.train, meta, config, modality=kind, condition_column=tgt,
+                             reserved_entries=(gate_entry,) if gate_entry is not None else (), randomness=secret,
+                             progress=progress)
         spent = model.privacy  # includes the gate's reserved entry
         spent_epsilon.append(spent.epsilon)
-        metadata = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
+        meta = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        progress(ProgressEvent("sample", 0, n_synthetic))
-        synthetic = sample_frame(model, n_synthetic, seed=seeds.integer("sample"))
+        synthetic = stages.sample(model, n_synthetic, modality=kind, seed=seeds.integer("sample"), progress=progress)
         timings["sample"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        audits = run_audits(train, holdout, synthetic, metadata, policy, target=tgt,
-                            seed=seeds.integer("audits"), training_config=config, progress=progress)
+        audits = stages.audit(parts, synthetic, meta, pol, target=tgt, seed=seeds.integer("audits"), config=config,
+                              modality=kind, progress=progress)
         from synthrelease.report.plot_data import collect_plot_data  # INTERNAL: reads private rows
 
-        plot_data = collect_plot_data(train, holdout, synthetic, metadata, audits, seed=seeds.integer("plots"),
-                                      target=tgt)
+        plot_data = collect_plot_data(parts.train, parts.holdout, synthetic, meta, audits,
+                                      seed=seeds.integer("plots"), target=tgt)
         timings["audits"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        progress(ProgressEvent("audit:dp-gate"))
-        figures: dict[str, dp_gate.GateFigure] = {}
-        if gate_entry is not None:
-            exact = dp_gate.compute_figures(gate_figures, train, holdout, synthetic, metadata, target=tgt,
-                                            seed=seeds.integer("gate"))
-            figures = dp_gate.release_figures(exact, gate_figures, gate_entry, secret)
+        verdict = stages.gate(pol, parts, synthetic, meta, privacy=spent, audits=audits, target=tgt,
+                              gate_entry=gate_entry, randomness=secret, seed=seeds.integer("gate"),
+                              epsilon_spent_before=hold.used_before, progress=progress)
+        decision, figures = verdict.decision, verdict.figures
         timings["dp_gate"] = time.perf_counter() - t
-        decision = evaluate_gate(policy, epsilon=spent.epsilon, delta=spent.delta, accountant=spent.accountant,
-                                 n_train_rows=n_train, dp_figures=dp_gate.noisy_values(figures), audits=audits,
-                                 epsilon_spent_before=hold.used_before)
+        recorded = stages.public_settings(config, settings, n_synthetic=n_synthetic,
+                                          holdout_fraction=holdout_fraction)
         report.update(
-            privacy=spent.to_dict() | {"gate_budget_share": policy.privacy.audit_budget_share},
-            training=config.to_dict() | {"seconds": model.train_seconds, "history": model.history},
+            privacy=spent.to_dict() | {"gate_budget_share": pol.privacy.audit_budget_share},
+            training=config.to_dict() | {"seconds": model.train_seconds, "history": model.history,
+                                         "user_options": recorded["user_options"]},
             audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
                     for k, a in audits.items()},
             dp_gate={k: f.internal() for k, f in figures.items()},
@@ -477,21 +370,23 @@ def release(
             report["rejected_sample"] = str(sample_path)
             path = _write_report(report_root, report, decision)
             report_written = True
-            raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed])
+            raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed],
+                              decision=decision, report_path=path)
 
         t = time.perf_counter()
         public_figures = {k: f.public() for k, f in figures.items()}
         release_info = {
             "tool": {"name": "synthrelease", "version": __version__},
-            "dataset": {"name": metadata.name, "synthetic_rows": len(synthetic),
-                        "columns": metadata.model_columns},
-            "metadata": metadata.to_yaml_dict(),
+            "dataset": {"name": meta.name, "synthetic_rows": len(synthetic), "columns": meta.model_columns,
+                        "input_format": loaded.fmt.kind},
+            "metadata": meta.to_yaml_dict(),
             "privacy": {"epsilon": ceil_decimals(spent.epsilon, 6), "delta": spent.delta,
                         "accountant": spent.accountant, "privacy_unit": PRIVACY_UNIT,
                         "covers": GUARANTEE_COVERS, "mechanisms": spent.to_dict()["mechanisms"],
                         "threshold_delta": spent.threshold_delta,
-                        "gate_budget_share": policy.privacy.audit_budget_share},
-            "policy": {"name": policy.name, "sha256": policy_sha, "document": policy.model_dump(mode="json")},
+                        "gate_budget_share": pol.privacy.audit_budget_share},
+            "training": recorded,
+            "policy": {"name": pol.name, "sha256": policy_sha, "document": pol.model_dump(mode="json")},
             "gate": {"verdict": "released", "clauses": [
                 {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
                 for c in decision.clauses]},
@@ -501,29 +396,22 @@ def release(
         }
         from synthrelease.report.card import render_card_html
 
-        card_args = (metadata, spent.epsilon, spent.delta, spent.accountant, policy, policy_sha, public_figures,
+        card_args = (meta, spent.epsilon, spent.delta, spent.accountant, pol, policy_sha, public_figures,
                      _synthetic_only_summary(audits), len(synthetic))
-        card = release_card(*card_args)
-        card_html = render_card_html(*card_args)
-        bundle = write_bundle(out, tables={"synthetic": synthetic},
-                              text_files={"RELEASE_CARD.md": card, "RELEASE_CARD.html": card_html},
-                              release=release_info, private_key=private_key)
-        if archive:
-            try:
-                write_archive(bundle)
-            except OSError as e:  # the signed bundle is complete: the release stands, the archive does not
-                notes.append(f"bundle complete at {bundle}, but its archive {archive_path(bundle)} could not be "
-                             f"written ({e.strerror or type(e).__name__}); rerun `tar` yourself or free space")
+        written = stages.bundle(out, synthetic=synthetic, fmt=loaded.fmt, release_info=release_info,
+                                text_files={"RELEASE_CARD.md": release_card(*card_args),
+                                            "RELEASE_CARD.html": render_card_html(*card_args)},
+                                private_key=private_key, archive=archive, notes=notes)
         timings["bundle"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        report.update(bundle=str(bundle), seconds=timings, warnings=notes)
+        report.update(bundle=str(written), seconds=timings, warnings=notes)
         path = _write_report(report_root, report, decision)
         report_written = True
-        outcome = ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, bundle, path,
-                                 audits, timings, notes, figures)
+        outcome = ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, written, path,
+                                 audits, timings, notes, figures, synthetic=synthetic, settings=recorded)
     except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
         if training_started and not report_written:
-            _write_stopped_report(report_root, report, policy.name, e, hold.epsilon, hold.delta)
+            _write_stopped_report(report_root, report, pol.name, e, hold.epsilon, hold.delta)
         if isinstance(e, GateRefused) and spent_epsilon:
             ledger.spend(hold, spent_epsilon[0], eff_delta,
                          note="rejected by the gate; training and the DP gate ran, so their ε is spent")
@@ -574,10 +462,11 @@ class Preflight:
     fixes: list[str]
 
 
-def preflight_release(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str],
-                      policy_path: str | os.PathLike[str], epsilon: float, delta: float | None = None,
-                      target: str | None = None, accountant: str = "rdp", holdout_fraction: float = 0.2,
-                      ledger_path: str | os.PathLike[str] | None = None) -> Preflight:
+def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any],
+                      policy: str | os.PathLike[str] | Policy | Mapping[str, Any], epsilon: float,
+                      delta: float | None = None, target: str | None = None, accountant: str = "rdp",
+                      holdout_fraction: float = 0.2, ledger_path: str | os.PathLike[str] | None = None,
+                      sep: str | None = None) -> Preflight:
     """Check every clause that needs no training: spends no ε, reserves nothing, splits nothing.
 
     Reads and validates the private table (its row count is treated as public) and the
@@ -589,16 +478,18 @@ def preflight_release(data: str | os.PathLike[str], *, metadata_path: str | os.P
     from synthrelease.audits.plausibility import check_rules
     from synthrelease.policy import dp_gate
 
-    policy, _ = load_policy(policy_path)
-    df, metadata, _ = load_inputs(data, metadata_path)
+    policy, _, policy_source = stages.resolve_policy(policy)
+    loaded = stages.load(data, metadata, sep=sep)
+    stages.validate(loaded)
+    df, metadata = loaded.table, loaded.metadata
     tgt = _resolve_target(metadata, target)
-    check_rules(policy.rules, metadata, policy_path=policy_path)
+    check_rules(policy.rules, metadata, policy_path=policy_source)
     n = len(df)
     n_train = synthetic_row_count(n, holdout_fraction)
     n_holdout = n - n_train
     eff_delta = delta if delta is not None else min(policy.privacy.max_delta, default_delta(n_train))
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
-    used = ledger.used(metadata.name, sha256_file(data), content_sha256=table_fingerprint(df, metadata))
+    used = ledger.used(metadata.name, loaded.data_sha256, content_sha256=loaded.content_sha256)
     clauses = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant,
                               n_train_rows=n_train, epsilon_spent_before=used)
     notes = [f"{n} rows: about {n_train} for training and {n_holdout} for the holdout (each row by a secret coin, "
@@ -653,41 +544,6 @@ def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecis
 
 
 REJECTED_SAMPLE_NAME = "rejected_synthetic_sample.csv"
-
-ADVICE: dict[str, str] = {
-    "privacy.max_epsilon": "ask for a smaller --epsilon, or use a policy that allows more",
-    "privacy.max_delta": "pass a smaller --delta (or leave it out: the default is below 1/(10 n))",
-    "privacy.require_delta_below_one_over_n": "pass a smaller --delta: it must be below 1/n of the training rows",
-    "privacy.accountants": "pass --accountant with one the policy accepts",
-    "privacy.lifetime_epsilon_cap": "this dataset's budget is used up: stop releasing it, or ask for less ε",
-    "privacy.empirical_audit": "likely an implementation fault: do not release; report it with the internal report",
-    "data.min_rows": "the table is too small for this policy: collect more rows or use a policy with a lower min_rows",
-    "fidelity.min_quality_score": "more ε (the generator gets more signal), or a looser threshold; check the "
-                                  "per-column scores in the internal report for columns whose bounds are far too wide",
-    "fidelity.min_prdc_coverage": "more ε or tighter public bounds (values spread towards wide bounds miss the data)",
-    "fidelity.max_missing_category_share": "more ε, or merge rare categories in the metadata",
-    "utility.min_tstr_accuracy": "more ε; make sure the target is the policy's target column; a threshold above the "
-                                 "most frequent class's share",
-    "utility.min_tstr_auc": "more ε, a larger holdout, or gate on min_tstr_accuracy (its noise is smaller)",
-    "membership.max_dcr_mia_auc": "on a small holdout this DP figure is noisy: raise privacy.audit_budget_share or "
-                                  "the limit; if the exact value is high too, use a smaller ε",
-    "membership.max_exact_copy_share": "a smaller ε, or declare identifier columns so they are not synthesised",
-    "membership.max_mia_auc": "as max_dcr_mia_auc: a noisy figure on small tables; otherwise a smaller ε",
-    "membership.max_tpr_at_fpr_1pct": "needs tens of thousands of holdout rows to be precise; loosen it on small "
-                                      "tables",
-    "membership.max_tpr_at_fpr_0_1pct": "needs hundreds of thousands of holdout rows; drop it on small tables",
-}
-"""What to change for each failed clause (shown with a rejection and in the internal report)."""
-
-
-def advice_for(clause: str) -> str:
-    """One sentence on what to change when ``clause`` fails."""
-    if clause.startswith("plausibility."):
-        return ("look at the rejected sample in the internal report folder; more ε, or DP pair marginals "
-                "(TrainingConfig.pair_epsilon_share) for rules on two discrete columns, or a looser "
-                "max_violation_share")
-    return ADVICE.get(clause, "see the internal report")
-
 
 def _refusal_message(decision: GateDecision, report_path: Path) -> str:
     failed = "; ".join(f"{c.clause}: {c.reason} (to change: {advice_for(c.clause)})" for c in decision.failed)

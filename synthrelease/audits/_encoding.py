@@ -1,6 +1,7 @@
 """Numeric encoding of rows for distance-based audits, from PUBLIC metadata only.
 
-Numericals are min-max scaled with the declared bounds (clipped to [0, 1]); missing
+Numericals are min-max scaled with the declared bounds (clipped to [0, 1]; dates and
+datetimes as days / seconds since 1970-01-01, read with the declared format); missing
 numericals become 0.5 plus a missing indicator; categoricals are one-hot over the
 declared canonical categories (missing → all zeros). No parameter is fitted on rows.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 
@@ -19,7 +21,7 @@ def encode_for_distance(df: pd.DataFrame, metadata: Metadata, columns: list[str]
     for c in columns or metadata.model_columns:
         spec = metadata.columns[c]
         if spec.is_numerical:
-            x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+            x = column_numbers(df[c], spec).to_numpy(dtype=np.float64)
             lo, hi = spec.domain()
             missing = np.isnan(x)
             scaled = np.clip((x - lo) / (hi - lo), 0.0, 1.0)

@@ -37,6 +37,7 @@ from sklearn.neighbors import NearestNeighbors
 from synthrelease.audits._encoding import encode_for_distance
 from synthrelease.audits.domias import domias_scores
 from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba
+from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 MISSING = "<NA>"
@@ -123,18 +124,20 @@ def _numeric_bins(series: pd.Series, lo: float, hi: float) -> np.ndarray:
 
 
 def _shape_column(df: pd.DataFrame, metadata: Metadata, column: str) -> np.ndarray:
-    """Column Shapes input: clipped numbers with a missing sentinel, or canonical category strings."""
+    """Column Shapes input: clipped numbers with a missing sentinel (dates: days / seconds since
+    1970-01-01), or canonical category strings."""
     spec = metadata.columns[column]
     if spec.is_numerical:
-        return _numeric_for_shape(df[column], *spec.domain())
+        return _numeric_for_shape(column_numbers(df[column], spec), *spec.domain())
     return _canonical(df[column])
 
 
 def _pair_column(df: pd.DataFrame, metadata: Metadata, column: str) -> np.ndarray:
-    """Column Pair Trends input: declared-domain bins, or canonical category strings."""
+    """Column Pair Trends input: declared-domain bins (dates: of days / seconds since 1970-01-01),
+    or canonical category strings."""
     spec = metadata.columns[column]
     if spec.is_numerical:
-        return _numeric_bins(df[column], *spec.domain())
+        return _numeric_bins(column_numbers(df[column], spec), *spec.domain())
     return _canonical(df[column])
 
 

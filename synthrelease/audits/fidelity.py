@@ -9,7 +9,8 @@ The scoring follows the peers' independent evaluator (``shared/peers/evaluate.py
 
 * categorical/boolean values are canonical strings (``1``, ``1.0`` and ``"1"`` are one
   category) and a missing value is its own category ``"<NA>"``; numericals are floats with
-  NaN for missing values (sdmetrics drops those);
+  NaN for missing values (sdmetrics drops those); dates and datetimes are numericals (days /
+  seconds since 1970-01-01, read with the declared format, identically on both tables);
 * sdmetrics' default pair thresholds (only pairs with real |Pearson r| > 0.5 or real
   Cramér's V > 0.3 count towards Column Pair Trends);
 * tables with more than 60 synthesised columns: Column Shapes over every column, Column
@@ -33,6 +34,7 @@ import pandas as pd
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError
+from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.progress import ProgressCallback, ProgressEvent
 
@@ -57,7 +59,7 @@ def _prepare(df: pd.DataFrame, metadata: Metadata, cols: list[str], what: str) -
     out: dict[str, pd.Series] = {}
     for c in cols:
         if metadata.columns[c].is_numerical:
-            out[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+            out[c] = column_numbers(df[c], metadata.columns[c])
         else:
             out[c] = df[c].map(lambda v: canonical_category(v) or NAN_TOKEN).astype(object)
     # by position: ``df`` may carry any index (filtered rows, duplicate labels); aligning the
@@ -87,7 +89,7 @@ def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> li
         scaled = {}
         for c in nums:
             lo, hi = metadata.columns[c].domain()
-            scaled[c] = (pd.to_numeric(real[c], errors="coerce").astype(float) - lo) / (hi - lo)
+            scaled[c] = (column_numbers(real[c], metadata.columns[c]) - lo) / (hi - lo)
         var = pd.DataFrame(scaled).var().fillna(0.0)  # ddof=1, NaN skipped, as pandas in evaluate.py
         var = var.sort_values(ascending=False, kind="stable")
         chosen += list(var.index[: max_columns - len(chosen)])

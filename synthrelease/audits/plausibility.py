@@ -10,6 +10,7 @@ range          ExpectColumnValuesToBeBetween(column, min_value, max_value)
 in_set         ExpectColumnValuesToBeInSet(column, value_set)
 less_than      ExpectColumnPairValuesAToBeGreaterThanB(column_A=b, column_B=a,
                or_equal, ignore_row_if="either_value_is_missing")
+before         the same, on two date/datetime columns
 non_negative   ExpectColumnValuesToBeBetween(column, min_value=0), one per column
 conditional    the ``then`` expectation with ``row_condition`` = a GX Condition
                (``Column(c) == v`` or ``Column(c).is_in([...])``); string
@@ -22,7 +23,11 @@ violations; a conditional rule counts only the rows meeting its condition; 0 whe
 domain is empty). A rule's share is the worst of its expectations. Each expectation
 carries ``mostly = 1 - max_violation_share``, so GX's own ``success`` agrees with the
 gate. Categorical values are compared as canonical strings (``1``, ``1.0`` and ``"1"``
-are one category); numerical values as floats.
+are one category); numerical values as floats; dates and datetimes as seconds since
+1970-01-01 (read with the declared format; a date is its midnight), so that ``before``
+and ``less_than`` order two date columns, or a date and a datetime, as points in time.
+Date columns take part only in ``before`` and ``less_than`` rules: their public bounds
+are the metadata's ``min``/``max``, already enforced on every synthetic value.
 
 Guarantee: this audit reads only the synthetic rows (the DP output) and the public
 metadata and policy, so its result is post-processing of the DP release. GX's result
@@ -44,9 +49,11 @@ import pandas as pd
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import PolicyError
+from synthrelease.metadata.dates import UNIT_SECONDS
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.policy.schema import (
     ALL_NUMERICAL,
+    BeforeRule,
     ConditionalRule,
     InSetRule,
     LessThanRule,
@@ -65,7 +72,7 @@ def rule_columns(rule: Any, metadata: Metadata) -> list[str]:
     """Every column a rule reads (``all numerical`` resolved from the metadata)."""
     if isinstance(rule, RangeRule | InSetRule):
         return [rule.column]
-    if isinstance(rule, LessThanRule):
+    if isinstance(rule, LessThanRule | BeforeRule):
         return [rule.column_a, rule.column_b]
     if isinstance(rule, NonNegativeRule):
         if rule.columns == ALL_NUMERICAL:
@@ -82,8 +89,10 @@ def check_rules(rules: list[Any], metadata: Metadata, *,
 
     Raises:
         PolicyError: (exit 2) naming the policy file, line and rule id: an undeclared
-            or identifier column, a numerical rule on a non-numerical column, or a
-            non-numeric value for a numerical column.
+            or identifier column, a numerical rule on a non-numerical column, a ``before``
+            rule on a column that is not a date/datetime, a date column in a rule other
+            than ``before``/``less_than`` (or ``less_than`` between a date and a number),
+            or a non-numeric value for a numerical column.
     """
     text = None
     if policy_path is not None and Path(policy_path).is_file():
@@ -107,6 +116,22 @@ def _rule_problem(rule: Any, metadata: Metadata) -> str | None:
             return f"column '{c}' is not declared in the metadata '{metadata.name}'"
         if spec.type == "identifier":
             return f"column '{c}' is an identifier and is not synthesised"
+    if isinstance(rule, BeforeRule):
+        for c in cols:
+            if not metadata.columns[c].is_temporal:
+                return f"column '{c}' is {metadata.columns[c].type}; a before rule needs two date or datetime columns"
+        return None
+    if isinstance(rule, LessThanRule):
+        temporal = [metadata.columns[c].is_temporal for c in cols]
+        if any(temporal) and not all(temporal):
+            a, b = cols
+            return (f"less_than compares two numerical columns or two date/datetime columns, not '{a}' "
+                    f"({metadata.columns[a].type}) with '{b}' ({metadata.columns[b].type})")
+    else:
+        for c in cols:
+            if metadata.columns[c].is_temporal:
+                return (f"column '{c}' is {metadata.columns[c].type}; date columns take part only in before and "
+                        "less_than rules (their bounds are the metadata's min/max)")
     numeric_needed: list[str] = []
     if isinstance(rule, RangeRule | LessThanRule | NonNegativeRule):
         numeric_needed = cols
@@ -152,7 +177,7 @@ def _expectations(rule: Any, metadata: Metadata, columns: list[str]) -> list[Any
     if isinstance(rule, InSetRule):
         return [e.ExpectColumnValuesToBeInSet(column=rule.column,
                                               value_set=_values(metadata, rule.column, rule.values), **common)]
-    if isinstance(rule, LessThanRule):
+    if isinstance(rule, LessThanRule | BeforeRule):
         return [e.ExpectColumnPairValuesAToBeGreaterThanB(column_A=rule.column_b, column_B=rule.column_a,
                                                           or_equal=rule.or_equal,
                                                           ignore_row_if="either_value_is_missing", **common)]
@@ -229,6 +254,9 @@ def run_plausibility(synthetic: pd.DataFrame, metadata: Metadata, rules: list[An
     t0 = time.perf_counter()
     check_rules(rules, metadata)
     frame = checked_frame(synthetic, metadata)
+    for c in metadata.date_columns:  # one unit (seconds) for every date/datetime comparison
+        if c in frame.columns:
+            frame[c] = frame[c] * UNIT_SECONDS[metadata.columns[c].type]
     gx = _gx()
     suite = gx.ExpectationSuite(name="synthrelease-plausibility")
     ephemeral_context()

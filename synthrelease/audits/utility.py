@@ -38,7 +38,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError, MetadataError
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.dates import column_numbers
+from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
 
 MAX_NATIVE_CATEGORIES = 255
 """HistGradientBoosting's categorical support takes at most ``max_bins`` (255) categories;
@@ -65,8 +66,11 @@ def _codes(series: pd.Series, categories: list[str]) -> np.ndarray:
     return series.map(canonical_category).map(index).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _numbers(series: pd.Series) -> np.ndarray:
-    """float64 values of a numerical column; unparseable → NaN (reads private rows)."""
+def _numbers(series: pd.Series, spec: ColumnSpec | None = None) -> np.ndarray:
+    """float64 values of a numerical column; unparseable → NaN (reads private rows). With its
+    ``spec``, a date/datetime column becomes days/seconds since 1970-01-01."""
+    if spec is not None and spec.is_temporal:
+        return column_numbers(series, spec).to_numpy(dtype=np.float64)
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -75,7 +79,7 @@ def _features(df: pd.DataFrame, metadata: Metadata, feats: list[str]) -> np.ndar
     cols = []
     for c in feats:
         spec = metadata.columns[c]
-        cols.append(_numbers(df[c]) if spec.is_numerical else _codes(df[c], spec.canonical_categories()))
+        cols.append(_numbers(df[c], spec) if spec.is_numerical else _codes(df[c], spec.canonical_categories()))
     return np.column_stack(cols) if cols else np.zeros((len(df), 0))
 
 
@@ -252,7 +256,7 @@ def _regression(frames: dict[str, pd.DataFrame], x_hold: np.ndarray, hold_y: pd.
     """TSTR/TRTR for a numerical target (see :func:`run_utility`); fills ``details``."""
     native = [not metadata.columns[c].is_numerical
               and len(metadata.columns[c].canonical_categories()) <= MAX_NATIVE_CATEGORIES for c in feats]
-    y_hold = _numbers(hold_y)
+    y_hold = _numbers(hold_y, metadata.columns[target])
     keep = ~np.isnan(y_hold)
     if keep.sum() < 2:
         raise DataValidationError(f"utility audit: fewer than 2 holdout rows have a value of target {target!r}")
@@ -269,7 +273,7 @@ def _regression(frames: dict[str, pd.DataFrame], x_hold: np.ndarray, hold_y: pd.
     dropped: dict[str, int] = {"holdout": int((~keep).sum())}
     rows: dict[str, int] = {"holdout": int(keep.sum())}
     for name, frame in frames.items():
-        y = _numbers(frame[target])
+        y = _numbers(frame[target], metadata.columns[target])
         ok = ~np.isnan(y)
         dropped[name], rows[f"{name}_train"] = int((~ok).sum()), int(ok.sum())
         x, y = _features(frame, metadata, feats)[ok], y[ok]

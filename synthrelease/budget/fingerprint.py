@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.errors import DataValidationError
+from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 FINGERPRINT_VERSION = b"synthrelease-table-fingerprint/1\n"
@@ -101,8 +102,10 @@ def table_fingerprint(df: pd.DataFrame, metadata: Metadata) -> str:
     it). Each value is canonicalised whatever the file format made of it: a number (integers,
     floats, numeric strings, booleans as 1/0, "true"/"false") is its float64, with -0.0 = 0.0;
     any other value is :func:`~synthrelease.metadata.schema.canonical_category`'s string
-    (surrounding spaces ignored); a missing value (None, NaN, NA, "", "nan") is one fixed
-    token. Each row's cells are hashed in a canonical column order (columns sorted by the
+    (surrounding spaces ignored); a date or datetime column's value is its number of days /
+    seconds since 1970-01-01 (read with the declared format, so an ISO re-export or a
+    Parquet datetime column gives the same cells); a missing value (None, NaN, NA, "",
+    "nan") is one fixed token. Each row's cells are hashed in a canonical column order (columns sorted by the
     hash of their own sorted values, ties in metadata order); the sorted row hashes are
     hashed with the row and column counts.
 
@@ -128,7 +131,8 @@ def table_fingerprint(df: pd.DataFrame, metadata: Metadata) -> str:
         raise DataValidationError(f"table fingerprint: declared column(s) missing from the table: "
                                   f"{', '.join(repr(c) for c in missing)}")
     n = len(df)
-    prepared = [_Column(df[c]) for c in columns]
+    prepared = [_Column(column_numbers(df[c], metadata.columns[c]) if metadata.columns[c].is_temporal else df[c])
+                for c in columns]
     keys = [col.key(n) for col in prepared]
     ordered = [prepared[i] for i in sorted(range(len(prepared)), key=lambda i: keys[i])]  # stable: ties keep order
     step = max(1, _CHUNK_BYTES // max(1, _CELL * len(ordered)))

@@ -69,6 +69,8 @@ from synthrelease.errors import BudgetExceededError, InputFileError, InternalErr
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x53524C47  # "SRLG" in SQLite's file header (PRAGMA application_id)
 LEDGER_ENV = "SYNTHRELEASE_LEDGER"
+VOLUME_ENV = "SYNTHRELEASE_VOLUME"
+"""Set by the Docker image to its data folder: a ledger inside it must live on a mounted volume."""
 STATUSES = ("reserved", "spent", "cancelled")
 MAX_ENTRY_ID = 2**63 - 1  # SQLite's largest integer
 _TOLERANCE = 1e-9  # relative, as the trainer's own check of spent ε against its target
@@ -113,6 +115,26 @@ def default_ledger_path() -> Path:
     """``$SYNTHRELEASE_LEDGER`` if set, else ``~/.synthrelease/ledger.sqlite3``."""
     env = os.environ.get(LEDGER_ENV)
     return Path(env) if env else Path.home() / ".synthrelease" / "ledger.sqlite3"
+
+
+def require_persistent(path: Path) -> None:
+    """Refuse a ledger that would vanish with its container.
+
+    When ``$SYNTHRELEASE_VOLUME`` names a folder (the Docker image sets ``/data``) and the
+    ledger lies inside it, that folder must be a mount point: otherwise every ε spent
+    would be forgotten when the container is removed, and the lifetime cap with it.
+
+    Raises:
+        InputFileError: one line saying what to mount.
+    """
+    volume = os.environ.get(VOLUME_ENV)
+    if not volume:
+        return
+    vol = Path(volume).resolve()
+    target = Path(os.path.abspath(path))
+    if (target == vol or vol in target.parents) and not os.path.ismount(vol):
+        raise InputFileError(f"{path}: the privacy ledger would live in this container's throw-away layer "
+                             f"({vol} is not a mounted volume); run with -v <host folder>:{vol}")
 
 
 def _now() -> str:
@@ -516,6 +538,7 @@ class Ledger:
         """
         if not (epsilon >= 0 and 0 <= delta < 1):
             raise InternalError(f"ledger reservation needs ε >= 0 and δ in [0, 1), got {epsilon}, {delta}")
+        require_persistent(self.path)
         with self._write(create=True) as db:
             t = self._totals(db.con, dataset)
             used, other = self._used(db, dataset, data_sha256, content_sha256)

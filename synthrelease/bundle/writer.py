@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,12 @@ from synthrelease.bundle.signing import key_fingerprint, sign
 
 
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],
-                 release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False) -> Path:
+                 release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False,
+                 writers: dict[str, Callable[[Path], Any]] | None = None) -> Path:
     """Write tables (CSV + Parquet), text files, ``manifest.json`` and ``manifest.sig``.
+
+    ``writers``: further files, by name, each written by its function given the file's path
+    (e.g. the synthetic rows as AnnData); hashed and signed like every other file.
 
     ``manifest.sig`` holds the raw 64-byte Ed25519 signature of ``manifest.json``'s bytes.
     With ``archive``, also ``<out_dir>.tar.gz`` beside the folder (:func:`write_archive`),
@@ -46,6 +51,8 @@ def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFr
             write_table_atomic(tmp / f"{name}.parquet", df)
         for name, text in text_files.items():
             write_text_atomic(tmp / name, text)
+        for name, write in (writers or {}).items():
+            write(tmp / name)
         release = {**release, "signer": {"algorithm": "Ed25519",
                                          "public_key_sha256": key_fingerprint(private_key.public_key())}}
         manifest_bytes = canonical_json(build_manifest(tmp, release=release))

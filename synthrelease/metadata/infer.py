@@ -1,30 +1,49 @@
 """Drafting a metadata file from a table, for the steward to review.
 
-NOT DP: the draft reads the private rows (their min, max and distinct values). It is a
-starting point for the steward only: the file is marked ``reviewed: false`` and carries
-a warning, and training refuses it until a person has replaced every data-derived bound
-and category list with public knowledge and set ``reviewed: true``.
+NOT DP: the draft reads the private rows (their min, max and distinct values, the
+format their dates are written in, the decimals of their numbers). It is a starting point
+for the steward only: the file is marked ``reviewed: false`` and carries a warning, and
+training refuses it until a person has replaced every data-derived bound and category
+list with public knowledge and set ``reviewed: true``.
+
+Dates: a text column whose non-missing values all parse with one of
+:data:`DATE_FORMATS` (tried in that order, so ISO wins, and a column whose days never
+exceed 12 is drafted day-first with a note to review) becomes ``type: date`` (or
+``datetime`` for formats with a time of day) with that ``format`` and the column's
+earliest and latest values as ``min``/``max``, like numerical bounds.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from synthrelease.metadata.dates import number_to_iso, to_numbers
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
 
 MAX_INFERRED_CATEGORIES = 50
 
+DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d",
+                "%d.%m.%Y")
+"""Formats ``infer`` recognises dates by, in order of preference (ISO first; day-first
+``%d/%m/%Y`` before month-first when both read every value)."""
+
+MAX_INFERRED_DECIMALS = 6
+"""Most decimals drafted for a float column."""
+
 DRAFT_HEADER = """\
 # DRAFT metadata inferred by `synthrelease metadata infer` from the PRIVATE table.
 #
-# WARNING: the min/max bounds and category lists below were read off the private
-# rows. Releasing a model trained with them would leak those values outside the
-# differential-privacy guarantee. Before training, replace each of them with PUBLIC
-# knowledge (a code book, the instrument's range, the study protocol), widen bounds
-# to round public values, check every column type, then set `reviewed: true`.
+# WARNING: the min/max bounds (dates included) and category lists below were read
+# off the private rows (and so were date formats and decimals). Releasing a model
+# trained with them would leak those values outside the differential-privacy
+# guarantee. Before training, replace each of them with PUBLIC knowledge (a code
+# book, the instrument's range, the study protocol), widen bounds to round public
+# values, check every column type, then set `reviewed: true`.
 """
 
 
@@ -33,12 +52,91 @@ def _is_integer_valued(s: pd.Series) -> bool:
     return bool(len(x)) and bool((x == x.round()).all())
 
 
+def _date_format(values: pd.Series) -> tuple[str, bool] | None:
+    """The first of :data:`DATE_FORMATS` every (non-missing, text) value parses with, and
+    whether the day/month order is ambiguous (day-first and month-first both read them all)."""
+    if not len(values) or not all(isinstance(v, str) for v in values):
+        return None
+    texts = [str(t) for t in pd.unique(values.str.strip())]
+    for fmt in DATE_FORMATS:
+        if _all_parse(texts, fmt):
+            return fmt, fmt == "%d/%m/%Y" and _all_parse(texts, "%m/%d/%Y")
+    return None
+
+
+def _all_parse(texts: list[str], fmt: str) -> bool:
+    """True when every text reads with ``fmt`` (pandas first; Python's strptime for dates
+    outside pandas' 1677..2262 range)."""
+    parsed = pd.to_datetime(pd.Series(texts, dtype=object), format=fmt, errors="coerce")
+    for text in (t for t, bad in zip(texts, parsed.isna(), strict=True) if bad):
+        try:
+            datetime.strptime(text, fmt)
+        except ValueError:
+            return False
+    return True
+
+
+def infer_date_column(s: pd.Series) -> ColumnSpec | None:
+    """A draft ``date``/``datetime`` spec when every non-missing value is a date in one of
+    :data:`DATE_FORMATS` (or the column holds datetimes), else None (reads private values; not DP)."""
+    nullable = bool(s.isna().any())
+    non_null = s.dropna()
+    note = ""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        if not len(non_null):
+            return None
+        seconds = to_numbers(non_null, "datetime")
+        kind = "date" if bool(np.all(seconds % 86400 == 0)) else "datetime"
+        fmt = None
+    else:
+        found = _date_format(non_null)
+        if found is None:
+            return None
+        fmt, ambiguous = found
+        kind = "datetime" if "%H" in fmt else "date"
+        if ambiguous:
+            note = "day/month order is ambiguous in these values: check 'format'"
+    x = to_numbers(non_null, kind, fmt)
+    if np.isnan(x).any():
+        return None
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        hi = lo + 1.0  # one day / one second
+    return ColumnSpec(type=kind, nullable=nullable, min=number_to_iso(lo, kind), max=number_to_iso(hi, kind),
+                      format=fmt, description=note)
+
+
+def infer_decimals(values: pd.Series) -> int:
+    """Decimals the values are written with: the smallest k ≤ :data:`MAX_INFERRED_DECIMALS`
+    with ``round(v, k) == v`` for every value, ignoring float noise (0.30000000000000004 → 1)."""
+    x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=np.float64)
+    x = x[np.isfinite(x)]
+    for k in range(MAX_INFERRED_DECIMALS + 1):
+        if np.allclose(np.round(x, k), x, rtol=1e-12, atol=1e-12):
+            return k
+    return MAX_INFERRED_DECIMALS
+
+
+def _outward(lo: float, hi: float, decimals: int) -> tuple[float, float]:
+    """``lo``/``hi`` at ``decimals`` decimals, rounded outward (float noise never puts a value outside)."""
+    step = 10.0 ** -decimals
+    r_lo, r_hi = round(lo, decimals), round(hi, decimals)
+    if r_lo > lo:
+        r_lo = round(r_lo - step, decimals)
+    if r_hi < hi:
+        r_hi = round(r_hi + step, decimals)
+    return r_lo, r_hi
+
+
 def infer_column(name: str, s: pd.Series) -> ColumnSpec:
     """Draft a :class:`ColumnSpec` for one column (reads private values; not DP)."""
     nullable = bool(s.isna().any())
     non_null = s.dropna()
     if pd.api.types.is_bool_dtype(s):
         return ColumnSpec(type="boolean", nullable=nullable)
+    dated = infer_date_column(s)
+    if dated is not None:
+        return dated
     numeric = pd.api.types.is_numeric_dtype(s)
     n_unique = int(non_null.nunique())
     looks_like_id = n_unique == len(non_null) and len(non_null) > 20 and (
@@ -53,7 +151,11 @@ def infer_column(name: str, s: pd.Series) -> ColumnSpec:
             lo, hi = 0.0, 1.0
         if hi <= lo:
             hi = lo + 1.0
-        return ColumnSpec(type="integer" if integer else "float", nullable=nullable, min=lo, max=hi)
+        if integer:
+            return ColumnSpec(type="integer", nullable=nullable, min=lo, max=hi)
+        decimals = infer_decimals(non_null)
+        lo, hi = _outward(lo, hi, decimals)
+        return ColumnSpec(type="float", nullable=nullable, min=lo, max=hi, decimals=decimals)
     cats = sorted({c for c in (canonical_category(v) for v in non_null.unique()) if c is not None})
     if len(cats) > MAX_INFERRED_CATEGORIES:
         return ColumnSpec(type="identifier", nullable=nullable,

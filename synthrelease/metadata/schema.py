@@ -5,6 +5,17 @@ columns and the category lists of categorical columns are what the DP transforms
 to encode the private table, so they must come from documentation, a code book or
 domain knowledge, never from the private rows themselves (unless marked and paid for
 with ε, see :mod:`synthrelease.transforms`).
+
+Example column declarations (YAML)::
+
+    admitted:   {type: date, min: "2001-01-01", max: "2024-12-31", format: "%d/%m/%Y"}
+    discharged: {type: date, min: 2001-01-01, max: 2025-06-30, nullable: true}
+    sampled_at: {type: datetime, min: "2020-01-01T00:00:00", max: "2020-12-31T23:59:59"}
+    weight_kg:  {type: float, min: 2, max: 250, decimals: 1}
+
+Dates and datetimes are numbers inside the model (days / seconds since 1970-01-01, see
+:mod:`synthrelease.metadata.dates`); ``min``/``max`` hold those numbers once loaded and
+are written back as ISO strings.
 """
 
 from __future__ import annotations
@@ -12,12 +23,16 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer, model_validator
+
+from synthrelease.metadata.dates import TEMPORAL_TYPES, bound_to_number, check_format, number_to_iso
 
 MAX_ABS_BOUND = 1e15
 """Declared numerical bounds must lie within ±this: wider ranges overflow (max − min) or lose precision."""
 
-ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier"]
+ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier", "date", "datetime"]
+MAX_DECIMALS = 12
+"""Most decimals a ``float`` column may declare."""
 CategoryValue = str | int | float | bool
 
 
@@ -50,6 +65,20 @@ def canonical_category(value: Any) -> str | None:
     if f.is_integer() and s.lower() not in ("inf", "-inf", "infinity"):
         return str(int(f))
     return s
+
+
+def rounded_bounds(lo: float, hi: float, decimals: int) -> tuple[float, float]:
+    """The smallest value ≥ ``lo`` and the largest ≤ ``hi`` with ``decimals`` decimals.
+
+    ``(lo', hi')`` with ``lo' > hi'`` when no such value lies in [lo, hi].
+    """
+    step = 10.0 ** -decimals
+    r_lo, r_hi = round(lo, decimals), round(hi, decimals)
+    if r_lo < lo:
+        r_lo = round(r_lo + step, decimals)
+    if r_hi > hi:
+        r_hi = round(r_hi - step, decimals)
+    return r_lo, r_hi
 
 
 class DPBoundsSearch(BaseModel):
@@ -85,17 +114,30 @@ class ColumnSpec(BaseModel):
     """One column of the table.
 
     Attributes:
-        type: ``integer``/``float`` (numerical), ``categorical``, ``boolean``, or
+        type: ``integer``/``float`` (numerical), ``date``/``datetime`` (numerical inside the
+            model: days / seconds since 1970-01-01), ``categorical``, ``boolean``, or
             ``identifier`` (dropped before training, never synthesised).
         nullable: whether missing values are allowed (they get an indicator).
-        min, max: declared public bounds of a numerical column (values are clipped).
+        min, max: declared public bounds of a numerical column (values are clipped). For a
+            ``date`` column, ISO dates (``"2001-01-01"``; YAML's unquoted dates are accepted
+            too); for a ``datetime`` column, ISO datetimes (``"2001-01-01T08:00:00"``; a
+            bare date means midnight). Once loaded they hold days (``date``) or seconds
+            (``datetime``) since 1970-01-01, and are written back as ISO strings.
         dp_bounds: instead of min/max, a public search range within which the bounds are
-            estimated from the rows with a DP histogram (costs a share of ε).
+            estimated from the rows with a DP histogram (costs a share of ε). Not for dates.
         categories: declared public category list of a categorical column.
         dp_categories: instead of ``categories``, discover the frequent values with a DP
             thresholded histogram (costs a share of ε and of δ; rare values → ``other_label``).
         transform: ``log1p`` for heavy-tailed non-negative columns, else ``none``.
         zero_inflated: model ``== 0`` separately from the positive part.
+        format: ``date``/``datetime`` only: the strftime pattern the table writes values
+            with, e.g. ``"%d/%m/%Y"``. Synthetic values are written with it. Default: ISO
+            (``%Y-%m-%d``, ``%Y-%m-%dT%H:%M:%S``); without a declared format, input values
+            may use any ISO 8601 spelling. Must write and read back a value unchanged.
+        decimals: ``float`` only, 0..12: the precision synthetic values are written with
+            (rounded after clipping to [min, max], inward at the bounds, so a value never
+            leaves them). Integers always round to whole numbers; dates to whole days and
+            datetimes to whole seconds.
         description: free text.
     """
 
@@ -110,12 +152,68 @@ class ColumnSpec(BaseModel):
     dp_categories: DPCategoriesSearch | None = None
     transform: Literal["none", "log1p"] = "none"
     zero_inflated: bool = False
+    format: str | None = Field(default=None, min_length=1)
+    decimals: int | None = Field(default=None, ge=0, le=MAX_DECIMALS)
     description: str = ""
 
     @property
     def is_numerical(self) -> bool:
-        """True for ``integer`` and ``float`` columns."""
-        return self.type in ("integer", "float")
+        """True for columns encoded as one number: ``integer``, ``float``, ``date``, ``datetime``."""
+        return self.type in ("integer", "float", *TEMPORAL_TYPES)
+
+    @property
+    def is_temporal(self) -> bool:
+        """True for ``date`` and ``datetime`` columns."""
+        return self.type in TEMPORAL_TYPES
+
+    @model_validator(mode="before")
+    @classmethod
+    def _temporal_bounds(cls, data: Any) -> Any:
+        """ISO bounds of a date/datetime column → days/seconds since 1970-01-01."""
+        if not isinstance(data, dict) or data.get("type") not in TEMPORAL_TYPES:
+            return data
+        kind, fmt = data["type"], data.get("format")
+        out = dict(data)
+        for key in ("min", "max"):
+            if out.get(key) is not None:
+                try:
+                    out[key] = bound_to_number(out[key], kind, fmt if isinstance(fmt, str) else None)
+                except (ValueError, OverflowError) as e:
+                    raise ValueError(f"{key}: {e}") from None
+        return out
+
+    @field_serializer("min", "max")
+    def _write_bound(self, value: float | None) -> float | str | None:
+        if value is not None and self.is_temporal:
+            return number_to_iso(value, self.type)
+        return value
+
+    def _bound_text(self, value: float) -> str:
+        return number_to_iso(value, self.type) if self.is_temporal else f"{value:g}"
+
+    @model_validator(mode="after")
+    def _check_temporal_and_decimals(self) -> ColumnSpec:
+        if self.is_temporal:
+            if self.dp_bounds is not None:
+                raise ValueError(f"a {self.type} column needs public bounds 'min' and 'max' as ISO {self.type}s; "
+                                 "dp_bounds is not supported for dates")
+            if self.transform != "none" or self.zero_inflated:
+                raise ValueError(f"transform/zero_inflated do not apply to {self.type} columns")
+            if self.format is not None:
+                check_format(self.format, self.type)
+        elif self.format is not None:
+            raise ValueError(f"format applies to date and datetime columns, not {self.type}")
+        if self.decimals is not None:
+            if self.type != "float":
+                raise ValueError(f"decimals applies to float columns, not {self.type}"
+                                 + (" (integers always round to whole numbers)" if self.type == "integer" else ""))
+            if self.min is not None and self.max is not None and math.isfinite(self.min) \
+                    and math.isfinite(self.max) and self.min < self.max:
+                lo, hi = rounded_bounds(self.min, self.max, self.decimals)
+                if lo > hi:
+                    raise ValueError(f"no value with {self.decimals} decimal(s) lies within [min, max] = "
+                                     f"[{self.min:g}, {self.max:g}]")
+        return self
 
     @model_validator(mode="after")
     def _check_domain(self) -> ColumnSpec:
@@ -127,6 +225,10 @@ class ColumnSpec(BaseModel):
                     raise ValueError("give either public 'min'/'max' or 'dp_bounds', not both")
                 lo, hi = self.dp_bounds.search_min, self.dp_bounds.search_max
             else:
+                if (self.min is None or self.max is None) and self.is_temporal:
+                    example = "'2001-01-01'" if self.type == "date" else "'2001-01-01T08:00:00'"
+                    raise ValueError(f"a {self.type} column needs public bounds 'min' and 'max' "
+                                     f"(ISO {self.type}s such as {example})")
                 if self.min is None or self.max is None:
                     raise ValueError("a numerical column needs public bounds 'min' and 'max' "
                                      "(or 'dp_bounds' with a public search range, which spends ε)")
@@ -136,7 +238,9 @@ class ColumnSpec(BaseModel):
                     raise ValueError(f"min and max must lie within ±{MAX_ABS_BOUND:g} (beyond it the range "
                                      "overflows the encoding and a value's precision is lost)")
                 if not self.min < self.max:
-                    raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+                    order = "before" if self.is_temporal else "below"
+                    raise ValueError(f"min ({self._bound_text(self.min)}) must be {order} max "
+                                     f"({self._bound_text(self.max)})")
                 lo, hi = self.min, self.max
             if self.transform == "log1p" and lo < 0:
                 raise ValueError("transform log1p needs min >= 0")
@@ -171,6 +275,14 @@ class ColumnSpec(BaseModel):
             return self.dp_bounds.search_min, self.dp_bounds.search_max
         return float(self.min), float(self.max)  # type: ignore[arg-type]
 
+    def rounded_domain(self) -> tuple[float, float]:
+        """The smallest and largest values with ``decimals`` decimals inside [min, max] (the
+        declared bounds when no ``decimals`` is declared)."""
+        lo, hi = self.domain()
+        if self.decimals is None:
+            return lo, hi
+        return rounded_bounds(lo, hi, self.decimals)
+
     def canonical_categories(self) -> list[str]:
         """Declared categories as canonical strings (booleans: ``False``, ``True``)."""
         if self.type == "boolean":
@@ -197,7 +309,8 @@ class Metadata(BaseModel):
         related_columns: optional groups of numerical columns known (from the domain, not
             from the rows) to move together, e.g. ``[[mean_radius, mean_perimeter,
             mean_area]]``: their pairwise joint histograms are released with DP and matched
-            by the generator, so those correlations survive on small tables.
+            by the generator, so those correlations survive on small tables. Date and
+            datetime columns count as numerical here (e.g. ``[[admitted, discharged]]``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -216,7 +329,7 @@ class Metadata(BaseModel):
                 raise ValueError(f"related_columns: group {group} needs two or more distinct columns")
             for c in group:
                 if c not in self.columns or not self.columns[c].is_numerical:
-                    raise ValueError(f"related_columns: {c!r} is not a declared numerical column")
+                    raise ValueError(f"related_columns: {c!r} is not a declared numerical or date column")
         return self
 
     @property
@@ -250,8 +363,13 @@ class Metadata(BaseModel):
 
     @property
     def numerical_columns(self) -> list[str]:
-        """Numerical (integer and float) columns."""
-        return [c for c, s in self.columns.items() if s.is_numerical]
+        """Numerical (integer and float) columns; dates are in :attr:`date_columns`."""
+        return [c for c, s in self.columns.items() if s.type in ("integer", "float")]
+
+    @property
+    def date_columns(self) -> list[str]:
+        """``date`` and ``datetime`` columns (numbers inside the model, like numerical columns)."""
+        return [c for c, s in self.columns.items() if s.is_temporal]
 
     @property
     def discrete_columns(self) -> list[str]:
@@ -259,9 +377,12 @@ class Metadata(BaseModel):
         return [c for c, s in self.columns.items() if s.type in ("categorical", "boolean")]
 
     def to_sdmetrics(self) -> dict[str, Any]:
-        """The SDV/sdmetrics single-table metadata dict for the synthesised columns."""
+        """The SDV/sdmetrics single-table metadata dict for the synthesised columns.
+
+        Dates and datetimes are ``numerical``: the audits hand sdmetrics their numeric form
+        (days / seconds since 1970-01-01, :func:`synthrelease.metadata.dates.column_numbers`)."""
         sd = {"integer": "numerical", "float": "numerical", "categorical": "categorical",
-              "boolean": "boolean"}
+              "boolean": "boolean", "date": "numerical", "datetime": "numerical"}
         return {"columns": {c: {"sdtype": sd[self.columns[c].type]} for c in self.model_columns}}
 
     def to_yaml_dict(self) -> dict[str, Any]:

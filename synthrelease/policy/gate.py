@@ -61,6 +61,18 @@ class ClauseResult:
     passed: bool
     reason: str
 
+    @property
+    def name(self) -> str:
+        """The clause's name, ``section.key`` (e.g. ``fidelity.min_quality_score``)."""
+        return self.clause
+
+    @property
+    def hint(self) -> str:
+        """One sentence on what to change when this clause fails (public text)."""
+        from synthrelease.policy.advice import advice_for
+
+        return advice_for(self.clause)
+
     def to_dict(self) -> dict[str, object]:
         """Plain dict."""
         return asdict(self)

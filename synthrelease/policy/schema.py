@@ -51,7 +51,7 @@ SCHEMA_VERSIONS = (3,)
 Share = Annotated[float, Field(ge=0, le=1)]
 AttackAUC = Annotated[float, Field(ge=0.5, le=1)]
 CategoryValue = str | int | float | bool
-RULE_KINDS = ("range", "in_set", "less_than", "non_negative", "conditional")
+RULE_KINDS = ("range", "in_set", "less_than", "before", "non_negative", "conditional")
 ALL_NUMERICAL = "all numerical"
 
 
@@ -251,19 +251,33 @@ class InSetRule(_RuleBase, _InSetBody):
     kind: Literal["in_set"]
 
 
-class LessThanRule(_RuleBase):
-    """``column_a < column_b`` (``≤`` with ``or_equal``); rows missing either are skipped."""
-
-    kind: Literal["less_than"]
+class _PairBody(_RuleBase):
     column_a: str = Field(min_length=1)
     column_b: str = Field(min_length=1)
     or_equal: bool = False
 
     @model_validator(mode="after")
-    def _two_columns(self) -> LessThanRule:
+    def _two_columns(self) -> _PairBody:
         if self.column_a == self.column_b:
             raise ValueError("column_a and column_b must differ")
         return self
+
+
+class LessThanRule(_PairBody):
+    """``column_a < column_b`` (``≤`` with ``or_equal``); rows missing either are skipped.
+
+    Two numerical columns, or two date/datetime columns (compared as points in time)."""
+
+    kind: Literal["less_than"]
+
+
+class BeforeRule(_PairBody):
+    """Date ``column_a`` is before date ``column_b`` (the same day/instant allowed with
+    ``or_equal``); rows missing either are skipped. Both columns must be ``date`` or
+    ``datetime`` columns of the metadata (checked against it before training); a date
+    compared with a datetime is taken at midnight."""
+
+    kind: Literal["before"]
 
 
 class NonNegativeRule(_RuleBase):
@@ -320,8 +334,9 @@ class ConditionalRule(_RuleBase):
     then: Annotated[ThenRange | ThenInSet, Field(discriminator="kind")]
 
 
-PlausibilityRule = Annotated[RangeRule | InSetRule | LessThanRule | NonNegativeRule | ConditionalRule,
-                             Field(discriminator="kind")]
+PlausibilityRule = Annotated[
+    RangeRule | InSetRule | LessThanRule | BeforeRule | NonNegativeRule | ConditionalRule,
+    Field(discriminator="kind")]
 
 
 class PlausibilityClauses(_Section):

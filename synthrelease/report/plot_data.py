@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 MAX_BINS = 30
@@ -93,10 +94,6 @@ def _score_of(scores: list[dict[str, Any]], column: str) -> float | None:
     return next((s["score"] for s in scores if s["column"] == column), None)
 
 
-def _numbers(series: pd.Series) -> np.ndarray:
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def _categories(series: pd.Series) -> np.ndarray:
     """Canonical category strings (object array), missing → ``<missing>``; canonicalises unique values only."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
@@ -105,8 +102,10 @@ def _categories(series: pd.Series) -> np.ndarray:
 
 
 def _prepared(df: pd.DataFrame, metadata: Metadata, cols: list[str]) -> dict[str, np.ndarray]:
-    """Each column once: floats (NaN missing) for numericals, canonical strings for the others."""
-    return {c: _numbers(df[c]) if metadata.columns[c].is_numerical else _categories(df[c]) for c in cols}
+    """Each column once: floats (NaN missing) for numericals (dates: days / seconds since
+    1970-01-01), canonical strings for the others."""
+    return {c: column_numbers(df[c], metadata.columns[c]).to_numpy(dtype=np.float64)
+            if metadata.columns[c].is_numerical else _categories(df[c]) for c in cols}
 
 
 def _ks_complement(a: np.ndarray, b: np.ndarray) -> float:

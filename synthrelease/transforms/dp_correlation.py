@@ -96,7 +96,8 @@ def standardised(x: torch.Tensor, layout: NumericLayout, center: torch.Tensor, s
     return u * (clip / norm).clamp(max=1.0) / clip
 
 
-def centres_and_scales(layout: NumericLayout, marginals: MarginalMeasurements | None) -> tuple[torch.Tensor, torch.Tensor]:
+def centres_and_scales(layout: NumericLayout,
+                       marginals: MarginalMeasurements | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-column centre and scale of the encoded values: from the DP marginals' value bins
     (pooled over classes, post-processing), else the public centre 0 and scale 0.5."""
     d = len(layout.columns)

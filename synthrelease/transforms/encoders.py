@@ -12,6 +12,9 @@ Encoded layout, per synthesised column, in metadata order:
   (nullable columns), an optional 2-way one-hot for exactly-zero (``zero_inflated``),
   then one continuous value in [-1, 1]: the clipped value, ``log1p``-transformed if
   declared, scaled linearly from the declared public bounds.
+* date / datetime: as numerical, the value being days / seconds since 1970-01-01, read
+  from the declared ``format`` (:mod:`synthrelease.metadata.dates`); decoded to whole
+  days / seconds and written back as strings in that format.
 * categorical / boolean: one-hot over the declared categories, plus ``<missing>`` for
   nullable columns.
 """
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.errors import MetadataError, ModelFileError
+from synthrelease.metadata.dates import column_numbers, to_strings
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
 
 MISSING = "<missing>"
@@ -72,8 +76,12 @@ def _inverse(spec: ColumnSpec, v: np.ndarray) -> np.ndarray:
     if spec.transform == "log1p":
         x = np.expm1(x)
     x = np.clip(x, lo, hi)
-    if spec.type == "integer":
+    if spec.type == "integer" or spec.is_temporal:  # whole numbers, whole days, whole seconds
         x = np.clip(np.round(x), math.ceil(lo), math.floor(hi))
+    elif spec.decimals is not None:
+        r_lo, r_hi = spec.rounded_domain()
+        if r_lo <= r_hi:  # rounded inward at the bounds: never outside [min, max]
+            x = np.clip(np.round(x, spec.decimals), r_lo, r_hi)
     return x
 
 
@@ -167,7 +175,9 @@ class TableEncoder:
 
         Discrete blocks are decoded by argmax (the generator's sampler has already drawn
         a one-hot sample); continuous values are inverse-scaled, clipped to the declared
-        bounds and rounded for integer columns.
+        bounds and rounded for integer columns (and to ``decimals`` for float columns that
+        declare it, inward at the bounds); date/datetime columns become strings in their
+        declared format (whole days / seconds; missing → None).
         """
         if encoded.ndim != 2 or encoded.shape[1] != self.width:
             raise ValueError(f"expected shape [n, {self.width}], got {encoded.shape}")
@@ -197,6 +207,8 @@ class TableEncoder:
                 col[encoded[:, m.start:m.stop].argmax(axis=1) == 1] = np.nan
             if spec.type == "integer":
                 col = col.round().astype("Int64") if spec.nullable else col.round().astype(np.int64)
+            elif spec.is_temporal:
+                col = to_strings(col.to_numpy(), spec.type, spec.format)
             data[name] = col
         return pd.DataFrame(data, index=pd.RangeIndex(n))
 
@@ -234,6 +246,7 @@ class _NumericBlock:
     value_idx: np.ndarray
     zero_idx: np.ndarray  # first entry of the zero indicator, -1 if none
     missing_idx: np.ndarray  # first entry of the missing indicator, -1 if none
+    temporal: dict[str, ColumnSpec]  # date/datetime columns, read with their declared format
 
     @classmethod
     def build(cls, encoder: TableEncoder) -> _NumericBlock:
@@ -252,11 +265,14 @@ class _NumericBlock:
             np.array([encoder.span(c, "value").start for c in cols], dtype=np.int64),
             np.array([start(c, "zero", s.zero_inflated) for c, s in zip(cols, specs, strict=True)], dtype=np.int64),
             np.array([start(c, "missing", s.nullable) for c, s in zip(cols, specs, strict=True)], dtype=np.int64),
+            {c: s for c, s in zip(cols, specs, strict=True) if s.is_temporal},
         )
 
     def _matrix(self, df: pd.DataFrame) -> np.ndarray:
         """The numerical columns as float64 [n, C]; unparseable values become NaN."""
         frame = df.loc[:, list(self.columns)]
+        if self.temporal:  # dates: days / seconds since 1970-01-01, read with the declared format
+            frame = frame.assign(**{c: column_numbers(frame[c], spec) for c, spec in self.temporal.items()})
         numeric = frame.dtypes.map(lambda d: pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d))
         if not bool(numeric.all()):
             frame = frame.apply(lambda col: pd.to_numeric(col, errors="coerce"))

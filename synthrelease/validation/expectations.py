@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.errors import DataValidationError
+from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -74,12 +75,14 @@ def _gx() -> Any:
 
 def checked_frame(df: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
     """Copy of the declared synthesised columns typed for checking: numbers as float,
-    categories as canonical strings (``1``, ``1.0`` and ``"1"`` are one category)."""
+    dates as days / datetimes as seconds since 1970-01-01 (read with the declared format;
+    unparsable → NaN), categories as canonical strings (``1``, ``1.0`` and ``"1"`` are one
+    category)."""
     out = {}
     for c in metadata.model_columns:
         spec = metadata.columns[c]
         if spec.is_numerical:
-            out[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+            out[c] = column_numbers(df[c], spec)
         else:
             out[c] = df[c].map(canonical_category).astype(object)
     return pd.DataFrame(out, index=df.index)
@@ -134,7 +137,7 @@ def run_suite(frame: pd.DataFrame, suite: Any) -> dict[str, Any]:
     return result
 
 
-def _sentence(expectation: str, column: str, count: int) -> str:
+def _sentence(expectation: str, column: str, count: int, *, kind: str = "date", fmt: str | None = None) -> str:
     what = {
         "expect_column_values_to_be_between": "outside the declared [min, max]",
         "expect_column_values_to_be_in_set": "not in the declared categories",
@@ -142,11 +145,19 @@ def _sentence(expectation: str, column: str, count: int) -> str:
         "values_are_numeric": "not numbers",
         "values_are_integers": "not whole numbers in an integer column",
     }.get(expectation, "failing")
+    if expectation == "values_are_dates":
+        what = f"not {kind}s written as '{fmt}'" if fmt else f"not ISO {kind}s"
     return f"column '{column}': {count} row(s) {what}"
 
 
 def check_table(df: pd.DataFrame, metadata: Metadata) -> ValidationReport:
-    """Run every metadata check on the private table ``df`` (reads private rows; reports counts only)."""
+    """Run every metadata check on the private table ``df`` (reads private rows; reports counts only).
+
+    Numerical columns: values are numbers (``values_are_numeric``), whole in integer columns
+    (``values_are_integers``), within the declared bounds; date/datetime columns: values
+    parse with the declared format (``values_are_dates``) and lie within the declared ISO
+    bounds (compared as days / seconds since 1970-01-01); categories in the declared list;
+    no missing value in a non-nullable column."""
     failures: list[CheckFailure] = []
     declared = list(metadata.columns)
     missing = [c for c in declared if c not in df.columns]
@@ -173,6 +184,13 @@ def check_table(df: pd.DataFrame, metadata: Metadata) -> ValidationReport:
             if bad:
                 failures.append(CheckFailure(c, "values_are_integers", bad,
                                              _sentence("values_are_integers", c, bad)))
+    for c in metadata.date_columns:
+        n_checks += 1
+        spec = metadata.columns[c]
+        unparsable = int((frame[c].isna() & df[c].notna()).sum())
+        if unparsable:
+            failures.append(CheckFailure(c, "values_are_dates", unparsable, _sentence(
+                "values_are_dates", c, unparsable, kind=spec.type, fmt=spec.format)))
     gx_columns = metadata.model_columns
     if len(metadata.numerical_columns) > WIDE_NUMERIC_COLUMNS:
         wide = [c for c in metadata.numerical_columns if c in frame.columns]

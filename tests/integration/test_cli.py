@@ -113,12 +113,12 @@ def test_bad_files_exit_2(workspace):
 
 
 def test_internal_bug_exits_70_without_traceback(workspace, monkeypatch):
-    import synthrelease.pipeline as pipeline
+    from synthrelease import stages
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(pipeline, "split_train_holdout", broken)
+    monkeypatch.setattr(stages, "split", broken)
     res = _release(workspace, "lenient.yaml", out="bug")
     assert res.exit_code == 70 and "bug in synthrelease" in res.output and "Traceback" not in res.output
 

@@ -41,7 +41,7 @@ def released(tmp_path_factory):
         {"id": "sex_codes", "kind": "in_set", "column": "sex", "values": ["F", "M"], "max_violation_share": 0.5}]}
     ws = release_workspace(tmp_path_factory.mktemp("html-release"), seed=11, policy=doc)
     with report_wiring() as captured:
-        outcome = pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+        outcome = pipeline.release(ws / "private.csv", metadata=ws / "meta.yaml", policy=ws / "policy.yaml",
                                    epsilon=3.0, out_dir=ws / "bundle", signing_key=ws / "k.pem", n_steps=40, seed=0,
                                    ledger_path=ws / "ledger.sqlite3")
     assert outcome.passed

@@ -121,7 +121,7 @@ def test_archive_failure_after_a_complete_bundle_is_reported_as_such(ws, monkeyp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(writer, "write_archive", no_space)
-    outcome = pipeline.release(ws / "t.csv", metadata_path=ws / "m.yaml", policy_path=ws / "p.yaml", epsilon=3.0,
+    outcome = pipeline.release(ws / "t.csv", metadata=ws / "m.yaml", policy=ws / "p.yaml", epsilon=3.0,
                                out_dir=ws / "b", signing_key=ws / "k.pem", n_steps=20, archive=True,
                                ledger_path=ws / "l.sqlite3")
     assert outcome.passed and (ws / "b" / "manifest.sig").exists()

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def two_releases(tmp_path_factory):
     ws = release_workspace(tmp_path_factory.mktemp("release"))
-    outcomes = [pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+    outcomes = [pipeline.release(ws / "private.csv", metadata=ws / "meta.yaml", policy=ws / "policy.yaml",
                                  epsilon=3.0, out_dir=ws / f"b{i}", signing_key=ws / "k.pem", n_steps=40, seed=0,
                                  ledger_path=ws / "ledger.sqlite3") for i in (1, 2)]
     return ws, outcomes

@@ -16,7 +16,10 @@ from synthrelease.bundle.signing import generate_keypair, key_fingerprint, load_
 from synthrelease.cli import cli
 from synthrelease.errors import PolicyError, SynthreleaseError
 from synthrelease.metadata.schema import Metadata
+from synthrelease.modality import Modality
 from synthrelease.policy.schema import Policy
+from synthrelease.training import trainer
+from synthrelease.training.config import TrainingConfig
 from tests.conftest import TINY_METADATA, make_tiny_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,13 +40,13 @@ def ws(tmp_path, monkeypatch):
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("training must not start")
 
-    monkeypatch.setattr(pipeline, "fit_dp_synthesizer", no_training)
+    monkeypatch.setattr(trainer, "fit_dp_synthesizer", no_training)  # what the tabular modality hands over
     return tmp_path
 
 
 def _release(ws: Path, doc: dict) -> None:
     (ws / "policy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+    pipeline.release(ws / "private.csv", metadata=ws / "meta.yaml", policy=ws / "policy.yaml",
                      epsilon=3.0, out_dir=ws / "bundle", signing_key=ws / "k.pem")
 
 
@@ -103,9 +106,12 @@ def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
     policy = Policy.model_validate(doc)
     meta = Metadata.model_validate(TINY_METADATA)
     train, holdout, synthetic = (make_tiny_table(120, seed=s) for s in (1, 2, 3))
-    config = object()
+    config = TrainingConfig(target_epsilon=1.0, target_delta=1e-5, batch_size=24)
+    shadow_fit, audit_trainer = object(), object()
+    modality = Modality("stub", default_config=None, fit=None, sample=None,
+                        shadow_synthesizer=lambda *a, **k: shadow_fit, audit_trainer=audit_trainer)
     results = pipeline.run_audits(train, holdout, synthetic, meta, policy, target="outcome", seed=4,
-                                  training_config=config)
+                                  training_config=config, modality=modality)
     assert set(results) == {"membership", "plausibility", "shadow", "empirical_privacy"}
     assert results["plausibility"].metrics["violation_share:adult"] == 0.0
     def without_progress(call: tuple) -> tuple:
@@ -113,9 +119,12 @@ def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
 
     assert "progress" in calls["shadow"][1] and "progress" in calls["empirical_privacy"][1]  # long stages report
     calls = {k: without_progress(v) for k, v in calls.items()}
-    assert calls["shadow"] == ((train, holdout, meta, config), {"seed": 4, "condition_column": "outcome"})
+    # the audits that retrain get the modality's trainers handed in, never an import of their own
+    assert calls["shadow"] == ((train, holdout, meta, config), {"seed": 4, "condition_column": "outcome",
+                                                                "synthesizer": shadow_fit})
     # the empirical audit's canary run is trained on the SYNTHETIC rows, never the private ones
-    assert calls["empirical_privacy"] == ((synthetic, meta, config), {"seed": 4, "condition_column": "outcome"})
+    assert calls["empirical_privacy"] == ((synthetic, meta, config), {"seed": 4, "condition_column": "outcome",
+                                                                      "trainer": audit_trainer})
 
 
 def test_unreviewed_metadata_is_refused_by_release_and_train(ws):

@@ -174,7 +174,7 @@ def capped(tmp_path):
 def _release(ws: Path, out: str, eps: float, policy: str = "policy.yaml"):
     from synthrelease import pipeline
 
-    return pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / policy,
+    return pipeline.release(ws / "private.csv", metadata=ws / "meta.yaml", policy=ws / policy,
                             epsilon=eps, out_dir=ws / out, signing_key=ws / "k.pem", n_steps=30, seed=1,
                             ledger_path=ws / "ledger.sqlite3")
 
@@ -214,12 +214,12 @@ def test_a_gate_rejection_still_spends_and_a_stop_before_training_cancels(capped
     (entry,) = book.entries("tiny-clinic")
     assert entry.status == "spent" and "rejected by the gate" in entry.note and 0 < entry.epsilon <= 1.0
 
-    from synthrelease import pipeline
+    from synthrelease import stages
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "default_training_config", boom)
+    monkeypatch.setattr(stages, "training_config", boom)  # stopped after the reservation, before training
     with pytest.raises(KeyboardInterrupt):
         _release(capped, "b3", 1.0)
     assert [e.status for e in book.entries("tiny-clinic")] == ["spent", "cancelled"]

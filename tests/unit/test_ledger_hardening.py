@@ -316,3 +316,20 @@ def test_a_renamed_dataset_with_the_same_rows_is_refused_by_the_cap(tmp_path):
     book.reserve("other-cohort", 2.5, 1e-6, cap=5.0, data_sha256="00" * 32, content_sha256=other_rows)
     assert [e.dataset for e in book.entries()] == ["tiny-clinic", "other-cohort"]
     assert book.entries()[1].content_sha256 == other_rows
+
+
+def test_a_container_ledger_must_live_on_a_mounted_volume(tmp_path, monkeypatch):
+    """In the Docker image ($SYNTHRELEASE_VOLUME=/data) a ledger in an unmounted /data is refused."""
+    from synthrelease.budget.ledger import VOLUME_ENV, Ledger
+    from synthrelease.errors import InputFileError
+
+    volume = tmp_path / "data"
+    volume.mkdir()
+    monkeypatch.setenv(VOLUME_ENV, str(volume))
+    with pytest.raises(InputFileError, match="not a mounted volume") as err:
+        Ledger(volume / "ledger.sqlite3").reserve("d", 1.0, 1e-5, cap=None)
+    assert "-v <host folder>:" in str(err.value) and not (volume / "ledger.sqlite3").exists()
+    outside = Ledger(tmp_path / "elsewhere.sqlite3")  # an explicit ledger outside the volume is the user's choice
+    outside.reserve("d", 1.0, 1e-5, cap=None)
+    monkeypatch.setenv(VOLUME_ENV, "/")  # a mount point: accepted
+    Ledger(tmp_path / "ok.sqlite3").reserve("d", 1.0, 1e-5, cap=None)

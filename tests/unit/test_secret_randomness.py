@@ -145,6 +145,6 @@ def test_a_release_refuses_the_test_only_randomness(monkeypatch, tmp_path):
     ws = release_workspace(tmp_path)
     monkeypatch.setattr(pipeline, "PrivateRandomness", lambda: PrivateRandomness.unsafe_reproducible_for_tests(0))
     with pytest.raises(InternalError, match="test-only"):
-        pipeline.release(ws / "private.csv", metadata_path=ws / "meta.yaml", policy_path=ws / "policy.yaml",
+        pipeline.release(ws / "private.csv", metadata=ws / "meta.yaml", policy=ws / "policy.yaml",
                          epsilon=3.0, out_dir=ws / "b", signing_key=ws / "k.pem", ledger_path=ws / "l.sqlite3")
     assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()

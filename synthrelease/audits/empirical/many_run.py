@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import pandas as pd
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.empirical.bounds import many_run_epsilon_lb
 from synthrelease.audits.empirical.canaries import make_canaries
-from synthrelease.audits.empirical.training import audit_config, train_for_audit
+from synthrelease.audits.empirical.training import AuditRun, audit_config, train_for_audit
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -44,7 +45,9 @@ def _best_threshold(scores: np.ndarray, inside: np.ndarray) -> float:
 def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: TrainingConfig, *, seed: int,
                        n_runs: int = 64, progress: ProgressCallback | None = None,
                        condition_column: str | None = None, significance: float = 0.05,
-                       _unsafe_noise_scale: float = 1.0) -> AuditResult:
+                       _unsafe_noise_scale: float = 1.0,
+    trainer: Callable[..., AuditRun] | None = None,
+) -> AuditResult:
     """ε_lb from ``n_runs`` trainings with/without one canary; white-box gradient score.
 
     Metrics: ``epsilon_lower_bound``, ``epsilon_claimed`` (largest ε any run's accountant
@@ -62,7 +65,7 @@ def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: Tra
     for t in range(n_runs):
         rows = pd.concat([real_train, canary], ignore_index=True) if inside[t] else real_train
         cfg = audit_config(config, n_release=len(real_train), n_audit=len(rows), seed=seeds.integer(f"run-{t}"))
-        run = train_for_audit(rows, metadata, cfg, condition_column=condition_column or metadata.target,
+        run = (trainer or train_for_audit)(rows, metadata, cfg, condition_column=condition_column or metadata.target,
                               canaries=canary, noise_scale=_unsafe_noise_scale)
         scores[t] = float(run.alignment[0]) if run.alignment is not None else 0.0
         claimed = max(claimed, run.epsilon)

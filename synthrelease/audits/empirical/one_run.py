@@ -7,6 +7,7 @@ INTERNAL ONLY. The audit's own model, discriminator and table are discarded on r
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +58,7 @@ def run_one_run_audit(
     significance: float = 0.05,
     k_values: list[int] | None = None,
     _unsafe_noise_scale: float = 1.0,
+    trainer: Callable[..., AuditRun] | None = None,
 ) -> AuditResult:
     """Audit the DP-GAN's ε claim with ``n_canaries`` canaries in one extra training run.
 
@@ -96,7 +98,7 @@ def run_one_run_audit(
     rows = pd.concat([real_train, canaries[included]], ignore_index=True)
     cfg = audit_config(config, n_release=len(real_train), n_audit=len(rows), seed=seeds.integer("audit-train"))
     progress(ProgressEvent("audit:empirical_privacy", 0, None, message="training the audit run"))
-    run = train_for_audit(rows, metadata, cfg, condition_column=condition_column or metadata.target,
+    run = (trainer or train_for_audit)(rows, metadata, cfg, condition_column=condition_column or metadata.target,
                           canaries=canaries if score == "white_box" else None,
                           noise_scale=_unsafe_noise_scale, progress=progress)
     train_s = time.perf_counter() - started

@@ -1,0 +1,429 @@
+"""Table formats for input and output: CSV, TSV, Parquet and AnnData (``.h5ad``).
+
+One entry point reads a user's table into a :class:`pandas.DataFrame` and reports the
+:class:`TableFormat` it came in, and one writes a DataFrame back in that format, atomically.
+
+Guarantees:
+
+* Every malformed input raises :class:`~synthrelease.errors.InputFileError` with a one-line
+  message that names the file (and the format); no traceback, no cell values.
+* An ``.h5ad`` file is read through ``anndata``'s backed mode and its ``X`` matrix is copied
+  into one preallocated float32 array in chunks of :data:`H5AD_CHUNK_ROWS` rows (or the
+  equivalent number of columns for CSC): peak memory is the dense float32 result
+  (``n_obs × n_vars × 4`` bytes) plus ``obs`` plus one chunk of ``X`` as stored, never a
+  second dense copy (the DataFrame wraps the array without copying it).
+* Synthetic ``.h5ad`` output never reuses the input's cell ids: its ``obs`` index is
+  ``syn-0``, ``syn-1``, ...
+* Every write goes to a temporary file in the target's folder and is renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from synthrelease._io import atomic_output
+from synthrelease.errors import InputFileError
+
+if TYPE_CHECKING:  # anndata is imported lazily: only .h5ad work pays for it
+    import anndata
+
+FormatKind = Literal["csv", "tsv", "parquet", "h5ad"]
+
+KINDS: tuple[str, ...] = ("csv", "tsv", "parquet", "h5ad")
+"""Every :attr:`TableFormat.kind`."""
+
+ACCEPTED = ".csv, .tsv, .parquet, .h5ad"
+"""The accepted extensions, as named in error messages."""
+
+H5AD_CHUNK_ROWS = 10_000
+"""Rows of ``X`` densified at a time when an AnnData matrix is copied into the table."""
+
+SYNTHETIC_OBS_PREFIX = "syn-"
+"""Prefix of the fresh ``obs`` index written for synthetic cells (``syn-0``, ``syn-1``, ...)."""
+
+OBS_ID_DEFAULT = "obs_id"
+"""Column that holds the ``obs`` index (cell ids) when the index has no name."""
+
+SPARSE_ZERO_SHARE = 0.5
+"""A written ``X`` is stored as CSR when more than this share of its values are zero."""
+
+_SUFFIX = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet", "h5ad": ".h5ad"}
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}
+_TEXT_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+_BINARY_EXT = {".parquet": "parquet", ".pq": "parquet", ".h5ad": "h5ad"}
+_SPREADSHEET_EXT = {".xlsx", ".xls", ".xlsm", ".xlsb", ".ods"}
+_SEP_ALIASES = {"\\t": "\t", "tab": "\t"}  # a shell passes --sep '\t' as backslash + t
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """How a table is stored on disk.
+
+    Attributes:
+        kind: ``"csv"``, ``"tsv"``, ``"parquet"`` or ``"h5ad"``.
+        sep: field separator of ``csv``/``tsv`` (``","``/``"\\t"`` or an explicit ``--sep``);
+            ignored by the binary kinds.
+        obs_columns: ``h5ad`` only: the DataFrame columns that came from ``obs`` (the cell-id
+            column first, when there was one), in order.
+        var_names: ``h5ad`` only: the DataFrame columns that came from ``X``, one per gene, in
+            the file's ``var_names`` order.
+        obs_id_column: ``h5ad`` only: which of ``obs_columns`` holds the input's ``obs`` index
+            (real cell ids; declare it an identifier), or None.
+    """
+
+    kind: FormatKind
+    sep: str = ","
+    obs_columns: tuple[str, ...] = ()
+    var_names: tuple[str, ...] = ()
+    obs_id_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown table format kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if not isinstance(self.sep, str) or not self.sep:
+            raise ValueError("sep must be a non-empty string")
+        object.__setattr__(self, "obs_columns", tuple(str(c) for c in self.obs_columns))
+        object.__setattr__(self, "var_names", tuple(str(c) for c in self.var_names))
+        if self.kind != "h5ad" and (self.obs_columns or self.var_names):
+            raise ValueError("obs_columns and var_names belong to the h5ad format only")
+
+    @property
+    def suffix(self) -> str:
+        """The canonical file extension: ``.csv``, ``.tsv``, ``.parquet`` or ``.h5ad``."""
+        return _SUFFIX[self.kind]
+
+
+def _split_suffix(path: Path) -> tuple[str, str | None]:
+    """(format extension, compression method or None), both lower-case; ``x.csv.gz`` → (".csv", "gzip")."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in _COMPRESSION and suffixes[-2] in _TEXT_EXT:
+        return suffixes[-2], _COMPRESSION[suffixes[-1]]
+    return (suffixes[-1] if suffixes else ""), None
+
+
+def detect_format(path: str | os.PathLike[str], sep: str | None = None) -> TableFormat:
+    """The :class:`TableFormat` of ``path``, from its extension (case-insensitive) alone.
+
+    ``.csv`` → comma-separated; ``.tsv``/``.tab`` → tab-separated; ``.txt`` → delimited text,
+    only with an explicit ``sep``; ``.parquet``/``.pq`` → Parquet; ``.h5ad`` → AnnData. Delimited
+    text may be compressed (``.csv.gz``, ``.tsv.bz2``, ...). An explicit ``sep`` (the CLI's
+    ``--sep``; the two characters ``\\t`` and the word ``tab`` mean a tab) makes any
+    ``.csv``/``.tsv``/``.tab``/``.txt`` file delimited text with that separator (kind ``"tsv"``
+    for a tab, else ``"csv"``); binary formats ignore it. The file is not opened.
+
+    Raises:
+        InputFileError: a spreadsheet (``.xlsx``, ``.xls``, ``.ods``), ``.txt`` without ``sep``,
+            or any other extension; the message names the path and the accepted formats.
+    """
+    p = Path(path)
+    ext, _ = _split_suffix(p)
+    if ext in _SPREADSHEET_EXT:
+        what = "spreadsheet (.ods)" if ext == ".ods" else "Excel"
+        raise InputFileError(f"{p}: {what} files are not accepted; save the sheet as CSV (accepted: {ACCEPTED})")
+    if ext in _BINARY_EXT:
+        return TableFormat(_BINARY_EXT[ext])  # type: ignore[arg-type]
+    if ext in _TEXT_EXT:
+        chosen = _SEP_ALIASES.get(sep, sep) if sep is not None else _TEXT_EXT[ext]
+        if chosen is None:
+            raise InputFileError(f"{p}: a .txt table needs an explicit separator (--sep ',' or --sep '\\t'); "
+                                 f"accepted: {ACCEPTED}")
+        if chosen == "":
+            raise InputFileError(f"{p}: the separator must not be empty")
+        return TableFormat("tsv" if chosen == "\t" else "csv", sep=chosen)
+    shown = f"extension {ext!r}" if ext else "no extension"
+    raise InputFileError(f"{p}: unknown table format ({shown}); accepted: {ACCEPTED} "
+                         "(.tab, .pq, and .txt with --sep also work)")
+
+
+def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
+                  chunk_rows: int | None = None) -> tuple[pd.DataFrame, TableFormat]:
+    """Read a user's table and report its format.
+
+    CSV/TSV are parsed with ``pd.read_csv(sep=..., skipinitialspace=True)`` (pandas' own type
+    inference, nothing more); Parquet with ``pd.read_parquet``; ``.h5ad`` with ``anndata`` in
+    backed mode (see :func:`frame_from_anndata` for the column layout; gene columns are
+    float32).
+
+    Args:
+        path: the table; its format comes from :func:`detect_format`.
+        sep: explicit separator for delimited text (the CLI's ``--sep``).
+        chunk_rows: ``.h5ad`` only: rows densified at a time (default :data:`H5AD_CHUNK_ROWS`).
+
+    Raises:
+        InputFileError: one line naming the file: not found, an unaccepted format, unparsable
+            (``cannot parse <kind> table: <ExceptionType>``), empty (no rows or no columns),
+            a tab-/comma-/semicolon-separated file read with the wrong separator, or an AnnData
+            file whose gene names repeat or clash with an ``obs`` column.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: data file not found")
+    fmt = detect_format(p, sep)
+    if fmt.kind == "h5ad":
+        return _read_h5ad(p, chunk_rows or H5AD_CHUNK_ROWS)
+    try:
+        if fmt.kind == "parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, sep=fmt.sep, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputFileError(f"{p}: table has no rows or no columns") from None
+    except Exception as e:  # any parser failure is bad input, named by file
+        hint = _separator_hint(p, fmt, None)
+        raise InputFileError(hint or f"{p}: cannot parse {fmt.kind} table: {type(e).__name__}") from None
+    if fmt.kind in ("csv", "tsv") and df.shape[1] == 1:
+        hint = _separator_hint(p, fmt, str(df.columns[0]))
+        if hint:
+            raise InputFileError(hint)
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputFileError(f"{p}: table has no rows or no columns")
+    return df, fmt
+
+
+_SEP_NAMES = {"\t": ("tab", "use a .tsv extension or --sep '\\t'"),
+              ",": ("comma", "use a .csv extension or --sep ','"),
+              ";": ("semicolon", "use --sep ';'")}
+
+
+def _separator_hint(p: Path, fmt: TableFormat, header: str | None) -> str | None:
+    """A one-line 'looks X-separated' message when the header line holds another separator.
+
+    ``header`` is the single column name pandas found; None means "sniff the first line of the
+    file" (after a parser error; skipped for compressed files).
+    """
+    if fmt.kind not in ("csv", "tsv"):
+        return None
+    if header is None:
+        if _split_suffix(p)[1] is not None:
+            return None
+        try:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                header = f.readline(1 << 16)
+        except OSError:
+            return None
+        if fmt.sep in header:
+            return None
+    for other, (name, advice) in _SEP_NAMES.items():
+        if other != fmt.sep and other in header:
+            return f"{p}: looks {name}-separated; {advice}"
+    return None
+
+
+# --------------------------------------------------------------------------------------- AnnData
+
+
+def _anndata() -> Any:
+    try:
+        import anndata
+    except ImportError:  # a declared dependency; only a broken install lands here
+        raise InputFileError("reading or writing .h5ad needs the 'anndata' package (pip install anndata)") from None
+    return anndata
+
+
+def _read_h5ad(p: Path, chunk_rows: int) -> tuple[pd.DataFrame, TableFormat]:
+    ad = _anndata()
+    try:
+        with warnings.catch_warnings():
+            # repeated cell ids are harmless here (they become a column); repeated genes are refused below
+            warnings.filterwarnings("ignore", "(Observation|Variable) names are not unique", UserWarning)
+            adata = ad.read_h5ad(p, backed="r")
+    except Exception as e:
+        raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
+    try:
+        return _frame(adata, str(p), chunk_rows)
+    except InputFileError:
+        raise
+    except Exception as e:  # a truncated dataset, an unreadable chunk, ...
+        raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
+    finally:
+        file = getattr(adata, "file", None)
+        if file is not None:
+            file.close()
+
+
+def frame_from_anndata(adata: anndata.AnnData, *,
+                       chunk_rows: int | None = None) -> tuple[pd.DataFrame, TableFormat]:
+    """The table of an in-memory (or backed) AnnData object, and its ``h5ad`` TableFormat.
+
+    Columns, in order: the ``obs`` index (cell ids) as a column named after the index, or
+    ``obs_id`` when unnamed (left out when an ``obs`` column of that name already holds the same
+    values); the ``obs`` columns (categoricals become plain values, as a CSV read would give);
+    then one float32 column per gene in ``var_names`` order, copied from ``X`` (dense, CSR or
+    CSC) in chunks. The frame never shares memory with ``adata``. ``layers``, ``raw``, ``obsm``
+    and ``uns`` are not read.
+
+    Raises:
+        InputFileError: repeated gene names, a gene name equal to an ``obs`` column, a cell-id
+            column that clashes with an ``obs`` column, no ``X`` with genes, or no cells/columns.
+    """
+    return _frame(adata, "AnnData object", chunk_rows or H5AD_CHUNK_ROWS)
+
+
+def _plain(series: pd.Series) -> pd.Series:
+    """A categorical ``obs`` column as plain values (strings stay objects, numbers become numbers)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.astype(object).infer_objects()
+    return series
+
+
+def _frame(adata: Any, source: str, chunk_rows: int) -> tuple[pd.DataFrame, TableFormat]:
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    n_obs, n_vars = (int(x) for x in adata.shape)
+    var_names = [str(v) for v in adata.var_names]
+    obs = adata.obs
+    obs_cols = [str(c) for c in obs.columns]
+    seen: set[str] = set()
+    for g in var_names:
+        if g in seen:
+            raise InputFileError(f"{source}: gene name {g!r} appears more than once in var_names; "
+                                 "make var_names unique")
+        seen.add(g)
+    clash = next((c for c in obs_cols if c in seen), None)
+    if clash is not None:
+        raise InputFileError(f"{source}: gene name {clash!r} is also an obs column; rename one of them")
+
+    id_col = str(obs.index.name) if obs.index.name is not None else OBS_ID_DEFAULT
+    if id_col in seen:
+        raise InputFileError(f"{source}: the cell-id column {id_col!r} (the obs index) is also a gene name; "
+                             "rename the obs index")
+    ids = np.asarray(obs.index, dtype=object)
+    add_ids = id_col not in obs_cols
+    if not add_ids and not np.array_equal(np.asarray(obs[id_col], dtype=object), ids):
+        raise InputFileError(f"{source}: the cell-id column {id_col!r} (the obs index) clashes with an obs "
+                             "column of that name holding other values; rename one of them")
+    if n_obs == 0 or (n_vars == 0 and not obs_cols):
+        raise InputFileError(f"{source}: table has no rows or no columns")
+
+    index = pd.RangeIndex(n_obs)
+    columns: dict[str, Any] = {id_col: ids} if add_ids else {}
+    for c, name in zip(obs.columns, obs_cols, strict=True):
+        columns[name] = _plain(obs[c]).reset_index(drop=True)
+    obs_frame = pd.DataFrame(columns, index=index, copy=True)  # never a view of adata.obs
+    genes = _dense_x(adata, source, n_obs, n_vars, chunk_rows)
+    gene_frame = pd.DataFrame(genes, index=index, columns=pd.Index(var_names, dtype=object), copy=False)
+    df = pd.concat([obs_frame, gene_frame], axis=1, copy=False)
+    fmt = TableFormat("h5ad", obs_columns=tuple(obs_frame.columns), var_names=tuple(var_names),
+                      obs_id_column=id_col)
+    return df, fmt
+
+
+def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int) -> np.ndarray:
+    """``X`` as one float32 array [n_obs, n_vars], filled chunk by chunk.
+
+    CSR and dense ``X``: a row-major array filled in chunks of ``chunk_rows`` rows; CSC: a
+    column-major array filled in column chunks of about as many values. Sparse chunks are
+    densified straight into their slice of the result (``toarray(out=...)``), so the only
+    allocation besides the result is one sparse chunk.
+    """
+    X = adata.X
+    csc = getattr(X, "format", None) == "csc"
+    out = np.empty((n_obs, n_vars), dtype=np.float32, order="F" if csc else "C")
+    if n_vars == 0:
+        return out
+    if X is None:
+        raise InputFileError(f"{source}: has {n_vars} genes but no X matrix")
+    if csc:
+        step = max(1, (chunk_rows * n_vars) // max(n_obs, 1))
+        for k in range(0, n_vars, step):
+            _fill(out[:, k:k + step], X[:, k:k + step])
+    else:
+        for i in range(0, n_obs, chunk_rows):
+            _fill(out[i:i + chunk_rows], X[i:i + chunk_rows])
+    return out
+
+
+def _fill(view: np.ndarray, block: Any) -> None:
+    """Copy a dense or sparse block of ``X`` into ``view`` (a contiguous slice of the result)."""
+    if not hasattr(block, "toarray"):
+        view[...] = np.asarray(block)
+        return
+    try:
+        block.astype(np.float32, copy=False).toarray(out=view)
+    except (TypeError, ValueError):  # a sparse type without out= support
+        view[...] = block.toarray()
+
+
+def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat) -> anndata.AnnData:
+    """An AnnData object for a (synthetic) table laid out as ``fmt`` describes.
+
+    ``X``: the columns in ``fmt.var_names`` that ``df`` has, as float32, stored as CSR when more
+    than half of the values are zero (:data:`SPARSE_ZERO_SHARE`), else dense; ``var`` index:
+    those gene names. ``obs``: the ``fmt.obs_columns`` that ``df`` has, then every other column
+    of ``df``, in table order, except ``fmt.obs_id_column``: the input's cell ids are never
+    written. The ``obs`` index is fresh (``syn-0``, ``syn-1``, ...; named ``fmt.obs_id_column``
+    so a re-read yields the input's column layout), so synthetic cells never carry real ids.
+
+    Raises:
+        ValueError: a gene column is not numeric.
+    """
+    ad = _anndata()
+    import scipy.sparse as sp
+
+    present = {str(c): c for c in df.columns}
+    genes = [g for g in fmt.var_names if g in present]
+    gene_set = set(genes)
+    obs_names = [c for c in fmt.obs_columns if c in present and c != fmt.obs_id_column]
+    declared = {*obs_names, fmt.obs_id_column}
+    obs_names += [c for c in present if c not in gene_set and c not in declared]
+    n = len(df)
+    index = pd.Index([f"{SYNTHETIC_OBS_PREFIX}{i}" for i in range(n)], dtype=object)
+    obs = df[[present[c] for c in obs_names]].copy()
+    obs.columns = pd.Index(obs_names, dtype=object)
+    obs.index = index
+    obs.index.name = fmt.obs_id_column  # so a re-read names the (synthetic) id column as the input did
+    obs = obs.infer_objects()  # object columns of numbers (e.g. after a concat) become numbers
+    try:
+        block = df[[present[g] for g in genes]]
+        nonzero = int(sum(np.count_nonzero(block[c].to_numpy()) for c in block.columns))
+        X: Any = block.to_numpy(dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"gene columns must be numeric to write .h5ad: {type(e).__name__}") from None
+    if X.size and nonzero < (1 - SPARSE_ZERO_SHARE) * X.size:
+        X = sp.csr_matrix(X)
+    var = pd.DataFrame(index=pd.Index(genes, dtype=object))
+    return ad.AnnData(X=X, obs=obs, var=var)
+
+
+# --------------------------------------------------------------------------------------- writing
+
+
+def write_table_as(path: str | os.PathLike[str], df: pd.DataFrame, fmt: TableFormat) -> Path:
+    """Write ``df`` to ``path`` in format ``fmt`` (whatever the suffix), atomically.
+
+    CSV/TSV: ``fmt.sep``, no index, pandas' default float formatting, compressed when the path
+    ends in ``.gz``/``.bz2``/``.xz``/``.zip``/``.zst``. Parquet: no index. ``h5ad``:
+    :func:`anndata_from_frame`. The data go to a temporary file in the target's folder that is
+    renamed onto ``path`` only when complete; a failure leaves ``path`` as it was.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    p = Path(path)
+    with atomic_output(p) as tmp:
+        if fmt.kind == "parquet":
+            df.to_parquet(tmp, index=False)
+        elif fmt.kind == "h5ad":
+            _write_h5ad(tmp, df, fmt)
+        else:
+            df.to_csv(tmp, sep=fmt.sep, index=False, compression=_split_suffix(p)[1])
+    return p
+
+
+def _write_h5ad(tmp: Path, df: pd.DataFrame, fmt: TableFormat) -> None:
+    """Write into ``tmp`` through a sibling that ends in ``.h5ad`` (anndata may insist on the suffix)."""
+    adata = anndata_from_frame(df, fmt)
+    sibling = tmp.with_name(tmp.name + ".h5ad")
+    try:
+        adata.write_h5ad(sibling)
+        os.replace(sibling, tmp)
+    finally:
+        if sibling.exists():
+            sibling.unlink()

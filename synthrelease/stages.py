@@ -1,0 +1,444 @@
+"""The release pipeline as named stages with typed inputs and outputs, each testable alone.
+
+    load → validate → split → train → sample → audit → gate → bundle
+
+:func:`synthrelease.pipeline.release` runs them in this order around the privacy ledger and
+the internal report. No stage imports a trainer: the kind of data (a
+:class:`~synthrelease.modality.Modality`) brings its settings, trainer, sampler and the
+trainers of the audits that retrain, so sequences or images go through this same path.
+
+Privacy roles: ``load``/``validate``/``split`` read the private table; ``train`` is the
+accounted DP mechanism; ``sample`` is post-processing; ``audit`` reads private rows and its
+results are INTERNAL (never released); ``gate`` releases its figures through one accounted
+Gaussian mechanism reserved before training; ``bundle`` writes only DP outputs and public
+inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthrelease._io import sha256_file
+from synthrelease.audits.base import AuditResult
+from synthrelease.budget.fingerprint import table_fingerprint
+from synthrelease.errors import MetadataError, PolicyError, PrivacyParameterError, SynthreleaseError
+from synthrelease.formats import TableFormat, frame_from_anndata, read_table_as, write_table_as
+from synthrelease.metadata.load import format_validation_error, load_metadata, require_reviewed
+from synthrelease.metadata.schema import Metadata
+from synthrelease.modality import Modality
+from synthrelease.policy.gate import GateDecision, evaluate_gate
+from synthrelease.policy.schema import Policy, load_policy
+from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
+from synthrelease.rng import PrivateRandomness
+from synthrelease.training.config import TrainingConfig
+
+DataInput = str | os.PathLike[str] | pd.DataFrame | Any
+"""A table: a file path (CSV, TSV, Parquet, AnnData .h5ad), a DataFrame or an AnnData object."""
+
+
+# ---------------------------------------------------------------- load
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """The private table and its public description, as read.
+
+    Attributes:
+        table: the private rows (PRIVATE).
+        metadata: the public metadata (reviewed, unless an internal command allowed otherwise).
+        fmt: the input's format; the bundle writes the synthetic rows the same way too.
+        source: the path, or ``<DataFrame>`` / ``<AnnData>`` for in-memory data.
+        metadata_source: the metadata's path, or ``<Metadata>`` / ``<mapping>``.
+        data_sha256: SHA-256 of the input file, or the content fingerprint for in-memory data.
+        content_sha256: the format-independent content fingerprint (the ledger's key).
+        notes: warnings the user must see.
+    """
+
+    table: pd.DataFrame
+    metadata: Metadata
+    fmt: TableFormat
+    source: str
+    metadata_source: str
+    data_sha256: str
+    content_sha256: str
+    notes: tuple[str, ...] = ()
+
+
+UNREVIEWED_WARNING = (
+    "metadata is NOT reviewed: its bounds/categories may come from the private rows, "
+    "which voids the differential-privacy guarantee"
+)
+
+
+def resolve_metadata(metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any]) -> tuple[Metadata, str]:
+    """Metadata from a YAML path, a :class:`Metadata` or a plain mapping; and how to name it.
+
+    Raises:
+        MetadataError: one line naming the source and the first problem.
+    """
+    if isinstance(metadata, Metadata):
+        return metadata, "<Metadata>"
+    if isinstance(metadata, Mapping):
+        from pydantic import ValidationError
+
+        try:
+            return Metadata.model_validate(dict(metadata)), "<mapping>"
+        except ValidationError as e:
+            raise MetadataError(format_validation_error("metadata", e, "metadata")) from None
+    return load_metadata(metadata), str(metadata)
+
+
+def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any], *,
+         sep: str | None = None, allow_unreviewed: bool = False) -> LoadedTable:
+    """Read the metadata and the table (any accepted format, or in memory); check ``reviewed``.
+
+    ``allow_unreviewed`` is for INTERNAL computations only (nothing released).
+
+    Raises:
+        MetadataError, InputFileError: one line naming the file or object.
+    """
+    meta, meta_source = resolve_metadata(metadata)
+    notes: list[str] = []
+    if allow_unreviewed and not meta.reviewed:
+        notes.append(UNREVIEWED_WARNING)
+    else:
+        require_reviewed(meta, meta_source)
+    if isinstance(data, pd.DataFrame):
+        if data.shape[0] == 0 or data.shape[1] == 0:
+            raise SynthreleaseError("<DataFrame>: table has no rows or no columns")
+        df, fmt, source = data.reset_index(drop=True), TableFormat("csv", ","), "<DataFrame>"
+    elif type(data).__name__ == "AnnData":
+        df, fmt = frame_from_anndata(data)
+        source = "<AnnData>"
+    elif isinstance(data, (str, os.PathLike)):
+        df, fmt = read_table_as(data, sep=sep)
+        source = str(data)
+    else:
+        raise SynthreleaseError(f"data must be a file path, a pandas DataFrame or an AnnData object, "
+                                f"not {type(data).__name__}")
+    content = table_fingerprint(df, meta)
+    data_sha = sha256_file(data) if isinstance(data, (str, os.PathLike)) else content
+    return LoadedTable(df, meta, fmt, source, meta_source, data_sha, content, tuple(notes))
+
+
+def resolve_policy(policy: str | os.PathLike[str] | Policy | Mapping[str, Any]) -> tuple[Policy, str, str]:
+    """A policy from a YAML path, a :class:`Policy` or a plain mapping: (policy, SHA-256, source).
+
+    The SHA-256 is the file's, or that of the policy's canonical JSON for objects.
+
+    Raises:
+        PolicyError: one line naming the source and the first problem.
+    """
+    from synthrelease.bundle.manifest import canonical_json
+
+    if isinstance(policy, (str, os.PathLike)):
+        parsed, sha = load_policy(policy)
+        return parsed, sha, str(policy)
+    if isinstance(policy, Policy):
+        parsed, source = policy, "<Policy>"
+    elif isinstance(policy, Mapping):
+        from pydantic import ValidationError
+
+        from synthrelease.policy.schema import OLD_VERSION_HINT
+
+        if policy.get("version") in (1, 2):
+            raise PolicyError(f"<mapping>: policy key 'version': version {policy['version']} {OLD_VERSION_HINT}")
+        try:
+            parsed = Policy.model_validate(dict(policy))
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(x) for x in first["loc"]) or "(top level)"
+            msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+            raise PolicyError(f"<mapping>: policy key '{key}': {msg}") from None
+        source = "<mapping>"
+    else:
+        raise PolicyError(f"policy must be a file path, a Policy or a mapping, not {type(policy).__name__}")
+    sha = hashlib.sha256(canonical_json(parsed.model_dump(mode="json"))).hexdigest()
+    return parsed, sha, source
+
+
+# ---------------------------------------------------------------- validate
+
+def validate(loaded: LoadedTable) -> None:
+    """Check the table against its metadata with Great Expectations (reads private rows).
+
+    Raises:
+        DataValidationError: one line naming the source, each failed column and check.
+    """
+    from synthrelease.validation.expectations import validate_table
+
+    validate_table(loaded.table, loaded.metadata, source=loaded.source)
+
+
+# ---------------------------------------------------------------- split
+
+@dataclass(frozen=True)
+class TrainHoldout:
+    """The private rows split by secret per-row coins (PRIVATE; never released)."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRandomness) -> TrainHoldout:
+    """Each row goes to the holdout by its own secret coin (probability ``holdout_fraction``).
+
+    Row-independent: adding or removing one row changes only that row's membership, never
+    another's (no stratification, no fixed sizes: both would read private counts). The
+    coins come from ``randomness`` (fresh OS entropy in a release) and are never stored.
+
+    Raises:
+        PrivacyParameterError: the fraction is not in (0, 1), or a part has fewer than 2 rows.
+    """
+    if not 0 < holdout_fraction < 1:
+        raise PrivacyParameterError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
+    coins = randomness.numpy("split").random(len(table)) < holdout_fraction
+    train, hold = table.loc[~coins], table.loc[coins]
+    if len(train) < 2 or len(hold) < 2:
+        raise PrivacyParameterError(f"the table's {len(table)} row(s) are too few to split into training and "
+                                    f"holdout rows (holdout fraction {holdout_fraction:g})")
+    return TrainHoldout(train.reset_index(drop=True), hold.reset_index(drop=True))
+
+
+# ---------------------------------------------------------------- train settings
+
+FIXED_SETTINGS = ("target_epsilon", "target_delta", "accountant", "seed")
+"""TrainingConfig fields set by their own release arguments, not by ``training_options``."""
+
+MAX_SYNTHETIC_ROWS = 50_000_000
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """The training levers a user may set on a release (all PUBLIC; the gate stays in front).
+
+    Attributes:
+        n_steps, batch_size: discriminator DP-SGD steps and expected Poisson batch size.
+        synthetic_rows: rows to generate (default ⌈n·(1 − holdout fraction)⌉).
+        pair_marginals: ε share of DP joint histograms of discrete column pairs (helps rules
+            on two discrete columns; ``TrainingConfig.pair_epsilon_share``).
+        training_options: any other :class:`TrainingConfig` field by name.
+    """
+
+    n_steps: int | None = None
+    batch_size: int | None = None
+    synthetic_rows: int | None = None
+    pair_marginals: float | None = None
+    training_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.synthetic_rows is not None and not 1 <= self.synthetic_rows <= MAX_SYNTHETIC_ROWS:
+            raise PrivacyParameterError(f"--synthetic-rows must be in [1, {MAX_SYNTHETIC_ROWS}], "
+                                        f"got {self.synthetic_rows}")
+        if self.pair_marginals is not None and not 0 < self.pair_marginals < 0.5:
+            raise PrivacyParameterError(f"--pair-marginals (an ε share) must be in (0, 0.5), got {self.pair_marginals}")
+        known = {f.name for f in dataclasses.fields(TrainingConfig)}
+        for key in self.training_options:
+            if key in FIXED_SETTINGS:
+                raise PrivacyParameterError(f"--train-option {key}: set it with its own option "
+                                            f"(--epsilon, --delta, --accountant, --seed)")
+            if key not in known:
+                raise PrivacyParameterError(f"--train-option {key}: not a training setting (one of: "
+                                            f"{', '.join(sorted(known - set(FIXED_SETTINGS)))})")
+
+    def apply(self, config: TrainingConfig) -> TrainingConfig:
+        """``config`` with these levers set (validated by TrainingConfig).
+
+        Raises:
+            PrivacyParameterError: a value of the wrong type or out of range, naming the option.
+        """
+        changes: dict[str, Any] = dict(self.training_options)
+        if self.pair_marginals is not None:
+            changes["pair_epsilon_share"] = self.pair_marginals
+        if not changes:
+            return config
+        for key, value in changes.items():
+            expected = type(getattr(config, key))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                changes[key] = float(value)
+            elif not isinstance(changes[key], expected) or (expected is int and isinstance(value, bool)):
+                raise PrivacyParameterError(f"--train-option {key}: expected {expected.__name__}, got {value!r}")
+        try:
+            return dataclasses.replace(config, **changes)
+        except PrivacyParameterError as e:
+            raise PrivacyParameterError(f"--train-option: {e}") from None
+
+
+def training_config(modality: Modality, n_train: int, metadata: Metadata, settings: ReleaseSettings, *,
+                    epsilon: float, delta: float, seed: int, accountant: str,
+                    condition_column: str | None) -> TrainingConfig:
+    """The modality's defaults for the table (public quantities only), then the user's levers."""
+    config = modality.default_config(n_train, epsilon=epsilon, delta=delta, seed=seed, accountant=accountant,
+                                     n_steps=settings.n_steps, batch_size=settings.batch_size,
+                                     metadata=metadata, condition_column=condition_column)
+    return settings.apply(config)
+
+
+def public_settings(config: TrainingConfig, settings: ReleaseSettings, *, n_synthetic: int,
+                    holdout_fraction: float) -> dict[str, Any]:
+    """The settings recorded in the manifest: every training knob (public), without the seed."""
+    out = {k: v for k, v in config.to_dict().items() if k != "seed"}
+    return out | {"synthetic_rows": n_synthetic, "holdout_fraction": holdout_fraction,
+                  "user_options": sorted([*settings.training_options,
+                                          *(["n_steps"] if settings.n_steps else []),
+                                          *(["batch_size"] if settings.batch_size else []),
+                                          *(["synthetic_rows"] if settings.synthetic_rows else []),
+                                          *(["pair_marginals"] if settings.pair_marginals else [])])}
+
+
+# ---------------------------------------------------------------- train and sample
+
+def train(rows: pd.DataFrame, metadata: Metadata, config: TrainingConfig, *, modality: Modality,
+          condition_column: str | None, reserved_entries: tuple[Any, ...], randomness: PrivateRandomness,
+          progress: ProgressCallback = ignore_progress) -> Any:
+    """Train the modality's DP generator on the training rows: the accounted (ε, δ)-DP mechanism.
+
+    ``reserved_entries``: mechanisms that run later on the same rows (the DP gate), composed
+    into the same accountant so that the total stays the requested ε.
+    """
+    return modality.fit(rows, metadata, config, condition_column=condition_column, progress=progress,
+                        reserved_entries=reserved_entries, randomness=randomness)
+
+
+def sample(model: Any, n_rows: int, *, modality: Modality, seed: int,
+           progress: ProgressCallback = ignore_progress) -> pd.DataFrame:
+    """``n_rows`` synthetic rows from the DP model (post-processing: no privacy cost)."""
+    progress(ProgressEvent("sample", 0, n_rows))
+    return modality.sample(model, n_rows, seed=seed)
+
+
+# ---------------------------------------------------------------- audit
+
+OPTIONAL_AUDITS = {
+    "shadow": ("synthrelease.audits.shadow", "run_shadow_attack"),
+    "empirical_privacy": ("synthrelease.audits.empirical_privacy", "run_one_run_audit"),
+}
+
+
+def optional_audit(audit: str) -> Callable[..., AuditResult]:
+    """The entry point of an audit built as a separate module; a clear error when absent."""
+    import importlib
+
+    module, func = OPTIONAL_AUDITS[audit]
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError):
+        raise SynthreleaseError(f"the policy requires audit '{audit}', but audit {audit} is not available "
+                                f"in this build ({module}.{func})") from None
+
+
+def required_optional_audits(policy: Policy) -> list[str]:
+    """The costly audits (shadow attack, empirical privacy audit) the policy requires."""
+    return [a for a, on in (("shadow", policy.shadow_attack_required),
+                            ("empirical_privacy", policy.empirical_audit_required)) if on]
+
+
+def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, policy: Policy, *, target: str,
+          seed: int, config: TrainingConfig | None = None, modality: Modality | None = None,
+          progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
+    """Run the audits the policy asks for. Reads private rows; results are INTERNAL (not DP).
+
+    The gate never reads these exact figures (it reads the DP figures of
+    :mod:`synthrelease.policy.dp_gate`), except two that read no private row: plausibility
+    rules (on the synthetic rows) and the empirical privacy audit, which trains its canary
+    run on the SYNTHETIC rows so that its verdict is post-processing of the DP release and
+    costs no privacy. The shadow attack retrains on private rows; its figures stay internal.
+    The audits that retrain get the modality's trainers, never an import of their own.
+    """
+    from synthrelease.audits.fidelity import run_fidelity
+    from synthrelease.audits.membership import run_membership
+    from synthrelease.audits.utility import run_utility
+
+    train_rows, holdout = parts.train, parts.holdout
+    results: dict[str, AuditResult] = {}
+    if policy.fidelity is not None:
+        progress(ProgressEvent("audit:fidelity"))
+        results["fidelity"] = run_fidelity(train_rows, synthetic, metadata, seed=seed, progress=progress)
+    if policy.utility is not None:
+        progress(ProgressEvent("audit:utility"))
+        results["utility"] = run_utility(train_rows, holdout, synthetic, metadata, target=target, seed=seed)
+    if policy.membership is not None:
+        progress(ProgressEvent("audit:membership"))
+        results["membership"] = run_membership(train_rows, holdout, synthetic, metadata, seed=seed)
+    if policy.rules:
+        from synthrelease.audits.plausibility import run_plausibility
+
+        progress(ProgressEvent("audit:plausibility"))
+        results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)
+    for name in required_optional_audits(policy):
+        run = optional_audit(name)
+        if config is None or modality is None:
+            raise SynthreleaseError(f"audit {name} retrains: pass the training configuration and the modality")
+        progress(ProgressEvent(f"audit:{name}"))
+        if name == "shadow":
+            from synthrelease.training.trainer import sample_rate_for
+
+            q = sample_rate_for(len(train_rows), min(config.batch_size, len(train_rows)))
+            synthesizer = modality.shadow_synthesizer(metadata, config, condition_column=target, sample_rate=q)
+            results[name] = run(train_rows, holdout, metadata, config, seed=seed, condition_column=target,
+                                synthesizer=synthesizer, progress=progress)
+        else:  # the canary run's base table: the released synthetic rows (public), never private rows
+            results[name] = run(synthetic, metadata, config, seed=seed, condition_column=target,
+                                trainer=modality.audit_trainer, progress=progress)
+    return results
+
+
+# ---------------------------------------------------------------- gate
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict and the DP figures it was decided on (``figures[k].exact`` is INTERNAL)."""
+
+    decision: GateDecision
+    figures: dict[str, Any]
+
+
+def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, *, privacy: Any,
+         audits: dict[str, AuditResult], target: str, gate_entry: Any, randomness: PrivateRandomness, seed: int,
+         epsilon_spent_before: float, progress: ProgressCallback = ignore_progress) -> GateResult:
+    """Release the figures the policy's clauses compare (one Gaussian mechanism, ``gate_entry``,
+    already in the accountant) and judge every clause on them: the verdict is post-processing."""
+    from synthrelease.policy import dp_gate
+
+    progress(ProgressEvent("audit:dp-gate"))
+    figures: dict[str, Any] = {}
+    if gate_entry is not None:
+        names = dp_gate.figures_needed(policy)
+        exact = dp_gate.compute_figures(names, parts.train, parts.holdout, synthetic, metadata, target=target,
+                                        seed=seed)
+        figures = dp_gate.release_figures(exact, names, gate_entry, randomness)
+    decision = evaluate_gate(policy, epsilon=privacy.epsilon, delta=privacy.delta, accountant=privacy.accountant,
+                             n_train_rows=len(parts.train), dp_figures=dp_gate.noisy_values(figures), audits=audits,
+                             epsilon_spent_before=epsilon_spent_before)
+    return GateResult(decision, figures)
+
+
+# ---------------------------------------------------------------- bundle
+
+def bundle(out_dir: str | os.PathLike[str], *, synthetic: pd.DataFrame, fmt: TableFormat, release_info: dict[str, Any],
+           text_files: dict[str, str], private_key: Any, archive: bool, notes: list[str]) -> Path:
+    """Write and sign the bundle: the synthetic rows as CSV and Parquet (plus the input's own
+    format when it is TSV or AnnData), the release cards and the signed manifest. Only DP
+    outputs and public inputs go in. An archive that cannot be written leaves the signed
+    folder standing and a note in ``notes``."""
+    from synthrelease.bundle.writer import archive_path, write_archive, write_bundle
+
+    writers: dict[str, Callable[[Path], Any]] = {}
+    if fmt.kind in ("tsv", "h5ad"):
+        writers[f"synthetic{fmt.suffix}"] = lambda path: write_table_as(path, synthetic, fmt)
+    out = write_bundle(out_dir, tables={"synthetic": synthetic}, text_files=text_files, release=release_info,
+                       private_key=private_key, writers=writers)
+    if archive:
+        try:
+            write_archive(out)
+        except OSError as e:  # the signed bundle is complete: the release stands, the archive does not
+            notes.append(f"bundle complete at {out}, but its archive {archive_path(out)} could not be "
+                         f"written ({e.strerror or type(e).__name__}); rerun `tar` yourself or free space")
+    return out

@@ -1,0 +1,83 @@
+"""Releases from TSV and AnnData files: the bundle carries the input's format too; bad files exit 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import yaml
+from click.testing import CliRunner
+
+from synthrelease.cli import cli
+from tests.conftest import release_workspace
+
+FAST = ["--epsilon", "3", "--steps", "20", "--batch-size", "64"]
+
+
+def _release(ws, data, out, *extra):
+    return CliRunner().invoke(cli, ["-q", "release", str(data), "--metadata", str(ws / "meta.yaml"), "--policy",
+                                    str(ws / "policy.yaml"), "--signing-key", str(ws / "k.pem"), "--out",
+                                    str(ws / out), *FAST, *extra])
+
+
+def _verify(ws, out):
+    return CliRunner().invoke(cli, ["verify", str(ws / out), "--public-key", str(ws / "k.pub")])
+
+
+def test_a_tsv_release_writes_tsv_too(tmp_path):
+    ws = release_workspace(tmp_path, rows=400)
+    pd.read_csv(ws / "private.csv").to_csv(ws / "private.tsv", sep="\t", index=False)
+    res = _release(ws, ws / "private.tsv", "b")
+    assert res.exit_code == 0, res.output
+    tsv = pd.read_csv(ws / "b" / "synthetic.tsv", sep="\t")
+    assert tsv.equals(pd.read_csv(ws / "b" / "synthetic.csv"))
+    assert _verify(ws, "b").exit_code == 0
+    # the same file under a .txt name needs --sep
+    (ws / "private.txt").write_text((ws / "private.tsv").read_text())
+    res = _release(ws, ws / "private.txt", "c")
+    assert res.exit_code == 2 and "private.txt" in res.output and len(res.output.strip().splitlines()) == 1
+    assert _release(ws, ws / "private.txt", "d", "--sep", "\t").exit_code == 0
+
+
+def test_a_sparse_anndata_release_writes_anndata(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    ws = release_workspace(tmp_path, rows=10)
+    rng = np.random.default_rng(0)
+    n, genes = 400, [f"g{i}" for i in range(12)]
+    cell_type = rng.choice(["T", "B", "NK"], n)
+    dense = np.where(rng.random((n, len(genes))) < 0.6, 0.0, rng.gamma(2.0, 1.0, (n, len(genes))))
+    dense[:, 0] += (cell_type == "T") * 3  # a marker gene
+    adata = anndata.AnnData(X=sp.csr_matrix(np.clip(dense, 0, 9).astype(np.float32)),
+                            obs=pd.DataFrame({"cell_type": cell_type}, index=[f"cell{i}" for i in range(n)]))
+    adata.var_names = genes
+    adata.write_h5ad(ws / "cells.h5ad")
+    meta = {"version": 1, "name": "cells", "reviewed": True, "target": "cell_type",
+            "columns": {"obs_id": {"type": "identifier"},
+                        "cell_type": {"type": "categorical", "categories": ["B", "NK", "T"]},
+                        **{g: {"type": "float", "min": 0.0, "max": 9.0, "zero_inflated": True} for g in genes}}}
+    (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    res = _release(ws, ws / "cells.h5ad", "b")
+    assert res.exit_code == 0, res.output
+    out = anndata.read_h5ad(ws / "b" / "synthetic.h5ad")
+    assert list(out.var_names) == genes and "cell_type" in out.obs.columns
+    assert not set(out.obs_names) & set(adata.obs_names)  # synthetic cells never reuse real ids
+    assert out.n_obs == len(pd.read_csv(ws / "b" / "synthetic.csv"))
+    assert _verify(ws, "b").exit_code == 0
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("cohort.xlsx", b"PK\x03\x04 not really excel"),
+    ("cohort.h5ad", b"\x89HDF garbage"),
+    ("cohort.parquet", b"PAR1 garbage"),
+    ("cohort.foo", b"a,b\n1,2\n"),
+    ("cohort.csv", b""),
+])
+def test_bad_files_of_each_format_exit_2_with_one_line(tmp_path, name, content):
+    ws = release_workspace(tmp_path, rows=10)
+    (ws / name).write_bytes(content)
+    res = _release(ws, ws / name, "b")
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and "Traceback" not in res.output
+    assert not (ws / "b").exists()

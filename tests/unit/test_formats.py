@@ -1,0 +1,275 @@
+"""Table formats: CSV, TSV, Parquet and AnnData (.h5ad) round trips and one-line errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from synthrelease import formats
+from synthrelease._io import read_table, write_table_atomic
+from synthrelease.errors import InputFileError
+from synthrelease.formats import (
+    TableFormat,
+    anndata_from_frame,
+    detect_format,
+    frame_from_anndata,
+    read_table_as,
+    write_table_as,
+)
+
+N_CELLS, N_GENES = 50, 20
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"p{i}" for i in range(6)], "age": [30, 41, 52, 63, 74, 85],
+                         "bmi": [21.5, 22.25, np.nan, 30.0, 27.125, 19.0], "sex": list("FMFMFM"),
+                         "smoker": [True, False, False, True, False, True]})
+
+
+def _adata(kind: str = "csr", seed: int = 0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    dense = rng.random((N_CELLS, N_GENES)).astype(np.float32)
+    dense[rng.random((N_CELLS, N_GENES)) < 0.7] = 0.0  # ~70 % zeros, like counts
+    dense = np.log1p(dense * 10).astype(np.float32)
+    X = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "dense": np.asarray}[kind](dense)
+    obs = pd.DataFrame({"cell_type": pd.Categorical(rng.choice(["T", "B", "NK"], N_CELLS)),
+                        "n_counts": rng.integers(100, 5000, N_CELLS),
+                        "pct_mito": rng.random(N_CELLS).round(3)},
+                       index=pd.Index([f"AAAC-{i:03d}" for i in range(N_CELLS)], name="barcode"))
+    var = pd.DataFrame(index=pd.Index([f"GENE{j}" for j in range(N_GENES)]))
+    return ad.AnnData(X=X, obs=obs, var=var)
+
+
+def _dense(adata: ad.AnnData) -> np.ndarray:
+    return adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+
+
+def _one_line_naming(err: pytest.ExceptionInfo[InputFileError], path) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg and "\r" not in msg, msg
+    assert str(path) in msg, msg
+    return msg
+
+
+# ------------------------------------------------------------------------------------ detection
+
+
+@pytest.mark.parametrize(("name", "sep", "kind", "expected_sep"), [
+    ("a.csv", None, "csv", ","), ("a.CSV", None, "csv", ","), ("a.tsv", None, "tsv", "\t"),
+    ("a.Tab", None, "tsv", "\t"), ("a.txt", "\t", "tsv", "\t"), ("a.txt", ";", "csv", ";"),
+    ("a.csv", "\t", "tsv", "\t"), ("a.tsv", ",", "csv", ","), ("a.csv.gz", None, "csv", ","),
+    ("a.parquet", None, "parquet", ","), ("a.PQ", None, "parquet", ","), ("a.H5AD", None, "h5ad", ","),
+    ("a.parquet", "\t", "parquet", ","), ("a.txt", "\\t", "tsv", "\t"), ("a.csv", "tab", "tsv", "\t"),
+])
+def test_detect_format(name, sep, kind, expected_sep):
+    fmt = detect_format(name, sep)
+    assert (fmt.kind, fmt.sep) == (kind, expected_sep)
+    assert fmt.suffix == f".{kind}"
+
+
+@pytest.mark.parametrize(("name", "needle"), [
+    ("sheet.xlsx", "save the sheet as CSV"), ("old.XLS", "save the sheet as CSV"), ("data.foo", "'.foo'"),
+    ("noext", "no extension"), ("notes.txt", "explicit separator"),
+])
+def test_detect_format_refuses_with_one_line(name, needle):
+    with pytest.raises(InputFileError) as err:
+        detect_format(name)
+    msg = _one_line_naming(err, name)
+    assert needle in msg and ".csv, .tsv, .parquet, .h5ad" in msg
+
+
+def test_table_format_validates():
+    with pytest.raises(ValueError, match="unknown table format"):
+        TableFormat("xlsx")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="h5ad"):
+        TableFormat("csv", var_names=("g",))
+    assert TableFormat("h5ad", var_names=["a", "b"]).var_names == ("a", "b")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------- text and Parquet
+
+
+@pytest.mark.parametrize(("name", "sep"), [("t.csv", None), ("t.tsv", None), ("t.tab", None), ("t.txt", "\t"),
+                                           ("t.txt", ";"), ("t.csv", "|"), ("t.csv.gz", None),
+                                           ("t.parquet", None), ("t.pq", None)])
+def test_round_trip(tmp_path, name, sep):
+    df = _table()
+    fmt = detect_format(name, sep)
+    written = write_table_as(tmp_path / name, df, fmt)
+    assert written == tmp_path / name and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    back, fmt_back = read_table_as(written, sep)
+    assert fmt_back == fmt
+    pd.testing.assert_frame_equal(back, df)
+    if fmt.kind in ("csv", "tsv") and not name.endswith(".gz"):
+        assert written.read_text().splitlines()[0] == fmt.sep.join(df.columns)
+
+
+def test_io_wrappers_keep_their_behaviour(tmp_path):
+    df = _table()
+    for name in ("w.csv", "w.parquet", "w.tsv"):
+        write_table_atomic(tmp_path / name, df)
+        pd.testing.assert_frame_equal(read_table(tmp_path / name), df)
+    assert "\t" in (tmp_path / "w.tsv").read_text().splitlines()[0]
+    assert (tmp_path / "w.csv").read_text().splitlines()[0] == "id,age,bmi,sex,smoker"
+    pd.testing.assert_frame_equal(read_table(tmp_path / "w.tsv", sep="\t"), df)
+    with pytest.raises(ValueError, match="TableFormat"):
+        write_table_atomic(tmp_path / "w.h5ad", df)
+
+
+def test_csv_keeps_skipinitialspace(tmp_path):
+    (tmp_path / "s.csv").write_text("a, b\n1, x\n2, y\n")
+    df = read_table(tmp_path / "s.csv")
+    assert list(df.columns) == ["a", "b"] and df["b"].tolist() == ["x", "y"]
+
+
+# ---------------------------------------------------------------------------------------- AnnData
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr", "csc"])
+def test_h5ad_round_trip(tmp_path, kind):
+    src = _adata(kind)
+    src.write_h5ad(tmp_path / "cells.h5ad")
+    df, fmt = read_table_as(tmp_path / "cells.h5ad")
+
+    genes = [f"GENE{j}" for j in range(N_GENES)]
+    assert list(df.columns) == ["barcode", "cell_type", "n_counts", "pct_mito", *genes]
+    assert fmt == TableFormat("h5ad", obs_columns=("barcode", "cell_type", "n_counts", "pct_mito"),
+                              var_names=tuple(genes), obs_id_column="barcode")
+    assert df["barcode"].tolist() == list(src.obs_names)
+    assert df["cell_type"].tolist() == src.obs["cell_type"].astype(str).tolist()
+    assert df["n_counts"].dtype == np.int64 and df["n_counts"].tolist() == src.obs["n_counts"].tolist()
+    assert (df[genes].dtypes == np.float32).all()
+    np.testing.assert_array_equal(df[genes].to_numpy(), _dense(src))
+
+    out = write_table_as(tmp_path / "out" / "syn.h5ad", df, fmt)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["syn.h5ad"]  # no temporary left behind
+    back = ad.read_h5ad(out)
+    assert sp.issparse(back.X) and back.X.format == "csr"  # ~70 % zeros
+    assert list(back.var_names) == genes
+    assert list(back.obs.columns) == ["cell_type", "n_counts", "pct_mito"]  # real cell ids not kept as a column
+    assert list(back.obs_names) == [f"syn-{i}" for i in range(N_CELLS)]
+    assert not set(back.obs_names) & set(src.obs_names)
+    np.testing.assert_array_equal(back.X.toarray(), _dense(src))
+    np.testing.assert_array_equal(back.obs["pct_mito"].to_numpy(), src.obs["pct_mito"].to_numpy())
+
+    again, fmt_again = read_table_as(out)
+    assert list(again.columns) == list(df.columns) and fmt_again == fmt
+    assert again["barcode"].tolist() == [f"syn-{i}" for i in range(N_CELLS)]
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr", "csc"])
+def test_h5ad_chunked_read_equals_whole_read(tmp_path, kind, monkeypatch):
+    src = _adata(kind, seed=3)
+    src.write_h5ad(tmp_path / "c.h5ad")
+    whole, fmt = read_table_as(tmp_path / "c.h5ad", chunk_rows=N_CELLS * 10)
+    chunked, fmt_chunked = read_table_as(tmp_path / "c.h5ad", chunk_rows=7)
+    monkeypatch.setattr(formats, "H5AD_CHUNK_ROWS", 3)
+    default, _ = read_table_as(tmp_path / "c.h5ad")
+    assert fmt == fmt_chunked
+    pd.testing.assert_frame_equal(chunked, whole)
+    pd.testing.assert_frame_equal(default, whole)
+    np.testing.assert_array_equal(whole[list(fmt.var_names)].to_numpy(), _dense(src))
+
+
+def test_h5ad_unnamed_index_becomes_obs_id(tmp_path):
+    src = _adata("csr")
+    src.obs.index.name = None
+    src.write_h5ad(tmp_path / "u.h5ad")
+    df, fmt = read_table_as(tmp_path / "u.h5ad")
+    assert df.columns[0] == "obs_id" and fmt.obs_id_column == "obs_id"
+    assert df["obs_id"].tolist() == list(src.obs_names)
+
+
+def test_in_memory_conversions():
+    src = _adata("csr")
+    df, fmt = frame_from_anndata(src, chunk_rows=4)
+    np.testing.assert_array_equal(df[list(fmt.var_names)].to_numpy(), _dense(src))
+    df.loc[0, "GENE0"] = 99.0  # the frame is a copy, never a view of the AnnData
+    assert _dense(src)[0, 0] != 99.0
+
+    syn = df.drop(columns=["barcode"]).assign(extra=np.arange(N_CELLS))
+    out = anndata_from_frame(syn, fmt)
+    assert list(out.obs.columns) == ["cell_type", "n_counts", "pct_mito", "extra"]
+    assert list(out.var_names) == list(fmt.var_names) and out.X.dtype == np.float32
+    assert list(out.obs_names) == [f"syn-{i}" for i in range(N_CELLS)]
+    assert sp.issparse(out.X)
+
+    dense_df = df.copy()
+    dense_df[list(fmt.var_names)] = 1.5  # no zeros: X stays dense
+    assert isinstance(anndata_from_frame(dense_df, fmt).X, np.ndarray)
+
+
+# ------------------------------------------------------------------------------------- bad files
+
+
+def _raises_one_line(path, needle: str, sep: str | None = None) -> None:
+    with pytest.raises(InputFileError) as err:
+        read_table_as(path, sep)
+    msg = _one_line_naming(err, path)
+    assert needle in msg, msg
+
+
+@pytest.mark.parametrize(("name", "content", "needle"), [
+    ("bad.h5ad", b"\x89HDF\x00garbage" * 50, "cannot parse h5ad table: "),
+    ("bad.parquet", b"PAR1 this is not parquet at all", "cannot parse parquet table: "),
+    ("bad.xlsx", b"PK\x03\x04 a zip", "save the sheet as CSV"),
+    ("bad.foo", b"a,b\n1,2\n", "unknown table format"),
+    ("tabs.csv", b"a\tb\tc\n1\t2\t3\n4\t5\t6\n", "looks tab-separated; use a .tsv extension or --sep '\\t'"),
+    ("commas.tsv", b"a,b,c\n1,2,3\n", "looks comma-separated"),
+    ("semi.csv", b"a;b;c\n1;2;3\n", "looks semicolon-separated"),
+    ("empty.csv", b"", "table has no rows or no columns"),
+    ("header.csv", b"a,b,c\n", "table has no rows or no columns"),
+    ("empty.tsv", b"", "table has no rows or no columns"),
+])
+def test_bad_files_raise_one_line(tmp_path, name, content, needle):
+    (tmp_path / name).write_bytes(content)
+    _raises_one_line(tmp_path / name, needle)
+
+
+def test_ragged_tsv_named_csv_gets_the_hint(tmp_path):
+    (tmp_path / "r.csv").write_text("a\tb\n1\t2,5\n3\t4,5,6\n")  # commas inside fields: pandas errors
+    _raises_one_line(tmp_path / "r.csv", "looks tab-separated")
+
+
+def test_missing_file(tmp_path):
+    _raises_one_line(tmp_path / "nope.csv", "data file not found")
+
+
+def test_empty_parquet(tmp_path):
+    pd.DataFrame({"a": pd.Series([], dtype=float)}).to_parquet(tmp_path / "e.parquet")
+    _raises_one_line(tmp_path / "e.parquet", "table has no rows or no columns")
+
+
+def test_duplicated_gene_name(tmp_path):
+    src = _adata("csr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # anndata: "Variable names are not unique"
+        src.var_names = ["GENE0", "GENE1", *[f"GENE{j}" for j in range(1, N_GENES - 1)]]
+        src.write_h5ad(tmp_path / "dup.h5ad")
+    _raises_one_line(tmp_path / "dup.h5ad", "gene name 'GENE1' appears more than once")
+    with pytest.raises(InputFileError, match="appears more than once"):
+        frame_from_anndata(src)
+
+
+def test_gene_name_clashing_with_obs_column(tmp_path):
+    src = _adata("csr")
+    src.obs["GENE3"] = 1
+    src.write_h5ad(tmp_path / "clash.h5ad")
+    _raises_one_line(tmp_path / "clash.h5ad", "gene name 'GENE3' is also an obs column")
+
+
+def test_failed_h5ad_write_is_atomic(tmp_path):
+    df, fmt = frame_from_anndata(_adata("csr"))
+    target = tmp_path / "keep.h5ad"
+    target.write_bytes(b"previous release")
+    bad = df.astype({"GENE0": object})
+    bad.loc[0, "GENE0"] = "not a number"
+    with pytest.raises(ValueError, match="numeric"):
+        write_table_as(target, bad, fmt)
+    assert target.read_bytes() == b"previous release"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5ad"]

@@ -464,7 +464,8 @@ def metadata_infer(data: Path, output: Path, target: str | None, name: str | Non
         raise SynthreleaseError(f"--target: column {target!r} not in {data}")
     meta = infer_metadata(df, name=name or data.stem, target=target)
     write_text_atomic(output, metadata_to_yaml(meta, draft=True))
-    click.echo(f"wrote draft {output}: review every bound, category list, date format and decimals, then set 'reviewed: true'")
+    click.echo(f"wrote draft {output}: review every bound, category list, date format and decimals, "
+               "then set 'reviewed: true'")
 
 
 @metadata.command("check")

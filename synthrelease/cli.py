@@ -210,16 +210,18 @@ def _echo_outcome(outcome: Any) -> None:
                    "plausibility rules on two discrete columns.")
 @click.option("--train-option", "train_options", multiple=True, metavar="KEY=VALUE",
               help="Any training setting by name (see TrainingConfig), e.g. marginal_bins=8; repeatable.")
+@click.option("--modality", type=click.Choice(["table", "sequence"]), default=None,
+              help="Kind of data (default: from the metadata: a column of type sequence means sequences).")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
             out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
             dry_run: bool, sep: str | None, synthetic_rows: int | None, pair_marginals: float | None,
-            train_options: tuple[str, ...], epsilon: float,
+            train_options: tuple[str, ...], modality: str | None, epsilon: float,
             delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int) -> None:
     """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle.
 
-    DATA: CSV, TSV, Parquet or AnnData (.h5ad). The training levers (--steps, --batch-size,
+    DATA: CSV, TSV, Parquet, AnnData (.h5ad) or FASTA (sequences). The training levers (--steps, --batch-size,
     --synthetic-rows, --pair-marginals, --train-option) are public settings; the gate stays
     in front of them and the manifest records them."""
     from synthrelease.pipeline import preflight_release
@@ -247,7 +249,7 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
                           batch_size=batch_size, synthetic_rows=synthetic_rows, pair_marginals=pair_marginals,
                           training_options=options, ledger_path=ledger_path, archive=archive, sep=sep,
-                          progress=_progress(ctx))
+                          modality=modality, progress=_progress(ctx))
     _echo_outcome(outcome)
 
 
@@ -277,10 +279,13 @@ def _parse_train_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--epsilon", type=float, default=3.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--archive", is_flag=True, help="Also write bundle.tar.gz (deterministic; verify accepts it).")
+@click.option("--modality", type=click.Choice(["table", "sequence"]), default="table", show_default=True,
+              help="table: the breast-cancer table; sequence: the bundled demo peptide set (synthesised, CC0).")
 @click.pass_context
-def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: bool) -> None:
-    """A full release of the bundled Breast Cancer Wisconsin table (demo policy: the default policy plus the
-    table's domain rules, checked with Great Expectations on the synthetic rows)."""
+def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: bool, modality: str) -> None:
+    """A full release of a bundled dataset: the Breast Cancer Wisconsin table (demo policy: the default policy
+    plus the table's domain rules, checked with Great Expectations on the synthetic rows), or with
+    --modality sequence the demo peptide set (its policy checks length, homopolymer runs and charge)."""
     from synthrelease.bundle.signing import generate_keypair
     from synthrelease.pipeline import release as run_release
 
@@ -293,9 +298,10 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: 
     data_dir = resources.files("synthrelease") / "data"
     started = time.perf_counter()
     priv, pub = generate_keypair(out_dir / "keys" / "signing_key.pem", out_dir / "keys" / "signing_key.pub.pem")
-    with resources.as_file(data_dir / "breast_cancer.csv") as data, \
-            resources.as_file(data_dir / "breast_cancer.metadata.yaml") as meta, \
-            resources.as_file(data_dir / "policies" / "demo.yaml") as policy:
+    stem, policy_name = ("peptides", "peptides.yaml") if modality == "sequence" else ("breast_cancer", "demo.yaml")
+    with resources.as_file(data_dir / f"{stem}.csv") as data, \
+            resources.as_file(data_dir / f"{stem}.metadata.yaml") as meta, \
+            resources.as_file(data_dir / "policies" / policy_name) as policy:
         outcome = run_release(data, metadata=meta, policy=policy, epsilon=epsilon,
                               out_dir=out_dir / "bundle", signing_key=priv,
                               report_dir=out_dir / "internal-report", seed=seed,

@@ -13,6 +13,20 @@ tables today; sequences and images plug in the same way — hands them:
 * ``audit_trainer(rows, metadata, config, *, condition_column, canaries, noise_scale,
   progress) -> AuditRun``: the run the empirical ε audit retrains, keeping its
   discriminator (:mod:`synthrelease.audits.empirical`).
+
+Optional hooks (``None`` = the table behaviour):
+
+* ``validate(table, metadata, source) -> table``: checks (and cleans) the private rows;
+* ``view(df, metadata) -> (frame, metadata)``: a table of PUBLIC-bounded per-record
+  features on which the table audits and the DP gate's figures run (each feature a
+  function of one record, so the figures' sensitivities hold); ``view_metadata(metadata)``
+  its metadata alone (to check policy rules before training);
+* ``copy_keys(df, metadata) -> array``: what makes two records exact copies;
+* ``extra_audits(train, holdout, synthetic, metadata, *, seed) -> {name: AuditResult}``:
+  the modality's own audits (INTERNAL);
+* ``outputs(synthetic, metadata) -> {file name: writer(path)}``: extra bundle files;
+* ``trained_metadata(model, metadata) -> metadata``: the metadata after training (tables:
+  the model's, with DP-estimated bounds).
 """
 
 from __future__ import annotations
@@ -34,6 +48,23 @@ class Modality:
     sample: Callable[..., pd.DataFrame]
     shadow_synthesizer: Callable[..., Callable[[pd.DataFrame, int, int], pd.DataFrame]]
     audit_trainer: Callable[..., Any]
+    validate: Callable[..., pd.DataFrame] | None = None
+    view: Callable[..., tuple[pd.DataFrame, Any]] | None = None
+    view_metadata: Callable[..., Any] | None = None
+    copy_keys: Callable[..., Any] | None = None
+    extra_audits: Callable[..., dict[str, Any]] | None = None
+    outputs: Callable[..., dict[str, Callable[[Any], Any]]] | None = None
+    trained_metadata: Callable[[Any, Any], Any] | None = None
+
+    def metadata_after_training(self, model: Any, metadata: Any) -> Any:
+        """The metadata the rest of the release uses (tables: the model's own, with DP bounds)."""
+        if self.trained_metadata is not None:
+            return self.trained_metadata(model, metadata)
+        return model.encoder.metadata
+
+    def rules_metadata(self, metadata: Any) -> Any:
+        """The metadata the policy's plausibility rules name columns of (the view's, if any)."""
+        return self.view_metadata(metadata) if self.view_metadata is not None else metadata
 
 
 def tabular() -> Modality:
@@ -46,3 +77,24 @@ def tabular() -> Modality:
 
     return Modality("table", default_config=default_training_config, fit=fit_dp_synthesizer, sample=sample_frame,
                     shadow_synthesizer=dp_gan_synthesizer, audit_trainer=train_for_audit)
+
+
+def modality_for(metadata: Any, requested: str | None = None) -> Modality:
+    """The modality of a table: ``sequence`` when its metadata declares a sequence column,
+    else ``table``. ``requested`` (e.g. ``--modality``) must agree with the metadata.
+
+    Raises:
+        MetadataError: the requested modality contradicts the metadata.
+    """
+    from synthrelease.errors import MetadataError
+
+    kind = metadata.modality
+    if requested is not None and requested != kind:
+        need = "a column of type sequence" if requested == "sequence" else "no sequence column"
+        raise MetadataError(f"--modality {requested}: the metadata declares a {kind} dataset "
+                            f"({requested} needs {need})")
+    if kind == "sequence":
+        from synthrelease.sequences.modality import sequence_modality
+
+        return sequence_modality()
+    return tabular()

@@ -41,10 +41,11 @@ from synthrelease.errors import (
     GateRefused,
     InputFileError,
     MetadataError,
+    PolicyError,
     PrivacyParameterError,
 )
 from synthrelease.metadata.schema import Metadata
-from synthrelease.modality import Modality, tabular
+from synthrelease.modality import Modality, modality_for, tabular
 from synthrelease.policy.advice import advice_for
 from synthrelease.policy.gate import GateDecision, check_signing_key, privacy_clauses
 from synthrelease.policy.schema import Policy, load_policy
@@ -115,7 +116,7 @@ def load_inputs(data: stages.DataInput, metadata: str | os.PathLike[str] | Metad
         MetadataError, InputFileError, DataValidationError: one line naming file and column.
     """
     loaded = stages.load(data, metadata, sep=sep, allow_unreviewed=allow_unreviewed)
-    stages.validate(loaded)
+    loaded = stages.validate(loaded, modality_for(loaded.metadata))
     return loaded.table, loaded.metadata, list(loaded.notes)
 
 
@@ -180,7 +181,7 @@ def release(
     ledger_path: str | os.PathLike[str] | None = None,
     archive: bool = False,
     sep: str | None = None,
-    modality: Modality | None = None,
+    modality: Modality | str | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> ReleaseOutcome:
     """Train a DP synthesizer on ``data``, gate it on DP figures, and sign a bundle if the policy passes.
@@ -191,7 +192,9 @@ def release(
     path or an ``Ed25519PrivateKey``. Levers (all public, the gate stays in front):
     ``n_steps``, ``batch_size``, ``synthetic_rows`` (default ⌈n·(1 − holdout_fraction)⌉),
     ``pair_marginals`` (ε share of DP discrete pair marginals), ``training_options`` (any
-    :class:`TrainingConfig` field); the manifest records the settings used.
+    :class:`TrainingConfig` field); the manifest records the settings used. ``modality``:
+    ``table`` or ``sequence`` (default: from the metadata; a sequence column means
+    sequences), or a :class:`Modality`.
 
     Reads the private table. Guarantee: everything the release puts out — the synthetic
     rows, the figures in the manifest and release card, the verdict itself (and so whether
@@ -224,7 +227,6 @@ def release(
     from synthrelease.outputs import check_writable, refuse_nested, release_size_estimate
     from synthrelease.policy import dp_gate
 
-    kind = modality or tabular()
     settings = stages.ReleaseSettings(n_steps=n_steps, batch_size=batch_size, synthetic_rows=synthetic_rows,
                                       pair_marginals=pair_marginals, training_options=dict(training_options or {}))
     timings: dict[str, float] = {}
@@ -255,10 +257,14 @@ def release(
     PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # validates ε early
     progress(ProgressEvent("validate"))
     loaded = stages.load(data, metadata, sep=sep)
-    stages.validate(loaded)
+    kind = modality if isinstance(modality, Modality) else modality_for(loaded.metadata, modality)
+    loaded = stages.validate(loaded, kind)
     meta, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
     tgt = _resolve_target(meta, target)
-    check_rules(pol.rules, meta, policy_path=policy_source)  # before any training
+    check_rules(pol.rules, kind.rules_metadata(meta), policy_path=policy_source)  # before any training
+    if kind.view is not None and stages.required_optional_audits(pol):
+        raise PolicyError(f"{policy_source}: audits {', '.join(stages.required_optional_audits(pol))} are not "
+                          f"available for {kind.name} releases yet; remove them from the policy")
     for name in stages.required_optional_audits(pol):
         stages.optional_audit(name)  # a required audit this build lacks: refuse before spending ε
     seeds = SeedTree(seed)  # public streams only
@@ -327,7 +333,7 @@ def release(
                              progress=progress)
         spent = model.privacy  # includes the gate's reserved entry
         spent_epsilon.append(spent.epsilon)
-        meta = model.encoder.metadata  # with DP-estimated bounds, if any were undeclared
+        meta = kind.metadata_after_training(model, meta)  # tables: with DP-estimated bounds, if any
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -344,7 +350,7 @@ def release(
         timings["audits"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        verdict = stages.gate(pol, parts, synthetic, meta, privacy=spent, audits=audits, target=tgt,
+        verdict = stages.gate(pol, parts, synthetic, meta, privacy=spent, audits=audits, target=tgt, modality=kind,
                               gate_entry=gate_entry, randomness=secret, seed=seeds.integer("gate"),
                               epsilon_spent_before=hold.used_before, progress=progress)
         decision, figures = verdict.decision, verdict.figures
@@ -377,7 +383,8 @@ def release(
         public_figures = {k: f.public() for k, f in figures.items()}
         release_info = {
             "tool": {"name": "synthrelease", "version": __version__},
-            "dataset": {"name": meta.name, "synthetic_rows": len(synthetic), "columns": meta.model_columns,
+            "dataset": {"name": meta.name, "modality": kind.name, "synthetic_rows": len(synthetic),
+                        "columns": meta.model_columns,
                         "input_format": loaded.fmt.kind},
             "metadata": meta.to_yaml_dict(),
             "privacy": {"epsilon": ceil_decimals(spent.epsilon, 6), "delta": spent.delta,
@@ -398,7 +405,8 @@ def release(
 
         card_args = (meta, spent.epsilon, spent.delta, spent.accountant, pol, policy_sha, public_figures,
                      _synthetic_only_summary(audits), len(synthetic))
-        written = stages.bundle(out, synthetic=synthetic, fmt=loaded.fmt, release_info=release_info,
+        written = stages.bundle(out, synthetic=synthetic, fmt=loaded.fmt, release_info=release_info, modality=kind,
+                                metadata=meta,
                                 text_files={"RELEASE_CARD.md": release_card(*card_args),
                                             "RELEASE_CARD.html": render_card_html(*card_args)},
                                 private_key=private_key, archive=archive, notes=notes)
@@ -480,10 +488,11 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
 
     policy, _, policy_source = stages.resolve_policy(policy)
     loaded = stages.load(data, metadata, sep=sep)
-    stages.validate(loaded)
+    kind = modality_for(loaded.metadata)
+    loaded = stages.validate(loaded, kind)
     df, metadata = loaded.table, loaded.metadata
     tgt = _resolve_target(metadata, target)
-    check_rules(policy.rules, metadata, policy_path=policy_source)
+    check_rules(policy.rules, kind.rules_metadata(metadata), policy_path=policy_source)
     n = len(df)
     n_train = synthetic_row_count(n, holdout_fraction)
     n_holdout = n - n_train

@@ -117,6 +117,14 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
     elif type(data).__name__ == "AnnData":
         df, fmt = frame_from_anndata(data)
         source = "<AnnData>"
+    elif isinstance(data, (str, os.PathLike)) and is_fasta(data):
+        from synthrelease.sequences.fasta import read_fasta
+
+        df, fmt, source = read_fasta(data), TableFormat("csv", ","), str(data)
+        # the record ids fill the metadata's one identifier column, whatever it is called
+        ids = [c for c, spec in meta.columns.items() if spec.type == "identifier"]
+        if "id" not in meta.columns and len(ids) == 1 and ids[0] not in df.columns:
+            df = df.rename(columns={"id": ids[0]})
     elif isinstance(data, (str, os.PathLike)):
         df, fmt = read_table_as(data, sep=sep)
         source = str(data)
@@ -126,6 +134,13 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
     content = table_fingerprint(df, meta)
     data_sha = sha256_file(data) if isinstance(data, (str, os.PathLike)) else content
     return LoadedTable(df, meta, fmt, source, meta_source, data_sha, content, tuple(notes))
+
+
+def is_fasta(path: str | os.PathLike[str]) -> bool:
+    """A FASTA file by its extension (``.fasta``, ``.fa``, ``.faa``, ``.fna``, optionally ``.gz``)."""
+    from synthrelease.sequences.fasta import is_fasta_path
+
+    return is_fasta_path(path)
 
 
 def resolve_policy(policy: str | os.PathLike[str] | Policy | Mapping[str, Any]) -> tuple[Policy, str, str]:
@@ -166,15 +181,19 @@ def resolve_policy(policy: str | os.PathLike[str] | Policy | Mapping[str, Any]) 
 
 # ---------------------------------------------------------------- validate
 
-def validate(loaded: LoadedTable) -> None:
-    """Check the table against its metadata with Great Expectations (reads private rows).
+def validate(loaded: LoadedTable, modality: Modality | None = None) -> LoadedTable:
+    """Check the table against its metadata (reads private rows): Great Expectations for tables,
+    the modality's own checks otherwise (which may clean the rows, e.g. clip long sequences).
 
     Raises:
         DataValidationError: one line naming the source, each failed column and check.
     """
     from synthrelease.validation.expectations import validate_table
 
+    if modality is not None and modality.validate is not None:
+        return dataclasses.replace(loaded, table=modality.validate(loaded.table, loaded.metadata, loaded.source))
     validate_table(loaded.table, loaded.metadata, source=loaded.source)
+    return loaded
 
 
 # ---------------------------------------------------------------- split
@@ -358,6 +377,12 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
 
     train_rows, holdout = parts.train, parts.holdout
     results: dict[str, AuditResult] = {}
+    if modality is not None and modality.extra_audits is not None:
+        progress(ProgressEvent(f"audit:{modality.name}"))
+        results.update(modality.extra_audits(train_rows, holdout, synthetic, metadata, seed=seed))
+    if modality is not None and modality.view is not None:  # the table audits run on the feature view
+        (train_rows, _), (holdout, _), (synthetic, metadata) = (
+            modality.view(train_rows, metadata), modality.view(holdout, metadata), modality.view(synthetic, metadata))
     if policy.fidelity is not None:
         progress(ProgressEvent("audit:fidelity"))
         results["fidelity"] = run_fidelity(train_rows, synthetic, metadata, seed=seed, progress=progress)
@@ -373,6 +398,9 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
         progress(ProgressEvent("audit:plausibility"))
         results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)
     for name in required_optional_audits(policy):
+        if modality is not None and modality.view is not None:
+            raise SynthreleaseError(f"audit {name} is not available for {modality.name} releases yet; "
+                                    "remove it from the policy")
         run = optional_audit(name)
         if config is None or modality is None:
             raise SynthreleaseError(f"audit {name} retrains: pass the training configuration and the modality")
@@ -402,17 +430,29 @@ class GateResult:
 
 def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, *, privacy: Any,
          audits: dict[str, AuditResult], target: str, gate_entry: Any, randomness: PrivateRandomness, seed: int,
-         epsilon_spent_before: float, progress: ProgressCallback = ignore_progress) -> GateResult:
+         epsilon_spent_before: float, modality: Modality | None = None,
+         progress: ProgressCallback = ignore_progress) -> GateResult:
     """Release the figures the policy's clauses compare (one Gaussian mechanism, ``gate_entry``,
-    already in the accountant) and judge every clause on them: the verdict is post-processing."""
+    already in the accountant) and judge every clause on them: the verdict is post-processing.
+
+    With a modality that has a feature view, the figures are computed on the view (public
+    bounds, one row per record) and exact copies on the modality's copy keys."""
     from synthrelease.policy import dp_gate
 
     progress(ProgressEvent("audit:dp-gate"))
     figures: dict[str, Any] = {}
     if gate_entry is not None:
         names = dp_gate.figures_needed(policy)
-        exact = dp_gate.compute_figures(names, parts.train, parts.holdout, synthetic, metadata, target=target,
-                                        seed=seed)
+        train, holdout, rows, meta = parts.train, parts.holdout, synthetic, metadata
+        if modality is not None and modality.view is not None:  # per-record features: sensitivities hold
+            (train, _), (holdout, _), (rows, meta) = (modality.view(train, metadata), modality.view(holdout, metadata),
+                                                      modality.view(synthetic, metadata))
+        exact = dp_gate.compute_figures(names, train, holdout, rows, meta, target=target, seed=seed)
+        if "exact_copy_share" in names and modality is not None and modality.copy_keys is not None:
+            from synthrelease.audits.dp_figures import exact_copy_share_by_key
+
+            exact["exact_copy_share"] = exact_copy_share_by_key(modality.copy_keys(parts.train, metadata),
+                                                                modality.copy_keys(synthetic, metadata))
         figures = dp_gate.release_figures(exact, names, gate_entry, randomness)
     decision = evaluate_gate(policy, epsilon=privacy.epsilon, delta=privacy.delta, accountant=privacy.accountant,
                              n_train_rows=len(parts.train), dp_figures=dp_gate.noisy_values(figures), audits=audits,
@@ -423,9 +463,11 @@ def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata:
 # ---------------------------------------------------------------- bundle
 
 def bundle(out_dir: str | os.PathLike[str], *, synthetic: pd.DataFrame, fmt: TableFormat, release_info: dict[str, Any],
-           text_files: dict[str, str], private_key: Any, archive: bool, notes: list[str]) -> Path:
+           text_files: dict[str, str], private_key: Any, archive: bool, notes: list[str],
+           modality: Modality | None = None, metadata: Metadata | None = None) -> Path:
     """Write and sign the bundle: the synthetic rows as CSV and Parquet (plus the input's own
-    format when it is TSV or AnnData), the release cards and the signed manifest. Only DP
+    format when it is TSV or AnnData, and the modality's files, e.g. FASTA), the release cards
+    and the signed manifest. Only DP
     outputs and public inputs go in. An archive that cannot be written leaves the signed
     folder standing and a note in ``notes``."""
     from synthrelease.bundle.writer import archive_path, write_archive, write_bundle
@@ -433,6 +475,8 @@ def bundle(out_dir: str | os.PathLike[str], *, synthetic: pd.DataFrame, fmt: Tab
     writers: dict[str, Callable[[Path], Any]] = {}
     if fmt.kind in ("tsv", "h5ad"):
         writers[f"synthetic{fmt.suffix}"] = lambda path: write_table_as(path, synthetic, fmt)
+    if modality is not None and modality.outputs is not None and metadata is not None:
+        writers.update(modality.outputs(synthetic, metadata))
     out = write_bundle(out_dir, tables={"synthetic": synthetic}, text_files=text_files, release=release_info,
                        private_key=private_key, writers=writers)
     if archive:

@@ -318,6 +318,20 @@ def exact_copy_share(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Met
     return _copy_figure(nearest_distances(_encode(train, metadata), _encode(synthetic, metadata), 1)[:, 0])
 
 
+def exact_copy_share_by_key(train_keys: np.ndarray, synthetic_keys: np.ndarray) -> Figure | None:
+    """:func:`exact_copy_share` for records compared by a key (e.g. a sequence): the share of
+    training records whose key some synthetic record has.
+
+    Guarantee: as :func:`exact_copy_share`, l2_sensitivity = 1/(n1 − 1): a mean over training
+    records of a 0/1 term fixed by the record and the public synthetic set.
+    """
+    n1 = len(train_keys)
+    if n1 <= 1 or len(synthetic_keys) == 0:
+        return None
+    present = set(np.asarray(synthetic_keys).tolist())
+    return _copy_figure(np.array([0.0 if k in present else 1.0 for k in np.asarray(train_keys).tolist()]))
+
+
 def _copy_figure(d1: np.ndarray) -> Figure:
     """:func:`exact_copy_share` from each training row's distance to its nearest synthetic row."""
     return _scalar("exact_copy_share", float(np.mean(d1 <= COPY_TOLERANCE)), _mean_sensitivity(len(d1)),

@@ -30,7 +30,10 @@ from synthrelease.metadata.dates import TEMPORAL_TYPES, bound_to_number, check_f
 MAX_ABS_BOUND = 1e15
 """Declared numerical bounds must lie within ±this: wider ranges overflow (max − min) or lose precision."""
 
-ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier", "date", "datetime"]
+MAX_SEQUENCE_LENGTH = 2000
+"""Longest declarable sequence: the generator emits one position per residue up to max_length."""
+
+ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier", "date", "datetime", "sequence"]
 MAX_DECIMALS = 12
 """Most decimals a ``float`` column may declare."""
 CategoryValue = str | int | float | bool
@@ -138,6 +141,12 @@ class ColumnSpec(BaseModel):
             (rounded after clipping to [min, max], inward at the bounds, so a value never
             leaves them). Integers always round to whole numbers; dates to whole days and
             datetimes to whole seconds.
+        alphabet, min_length, max_length, too_long: ``sequence`` only (protein, DNA or RNA
+            sequences, one per row): the public alphabet (``protein`` = the 20 canonical amino
+            acids, ``dna``, ``rna``, or the letters themselves), the public length bounds, and
+            what to do with a longer sequence (``refuse`` it as bad input, or ``clip`` it to
+            ``max_length``). A table with a sequence column is released by the sequence
+            modality (:mod:`synthrelease.sequences`).
         description: free text.
     """
 
@@ -154,6 +163,10 @@ class ColumnSpec(BaseModel):
     zero_inflated: bool = False
     format: str | None = Field(default=None, min_length=1)
     decimals: int | None = Field(default=None, ge=0, le=MAX_DECIMALS)
+    alphabet: str | None = Field(default=None, min_length=1)
+    min_length: int | None = Field(default=None, ge=1)
+    max_length: int | None = Field(default=None, ge=1, le=MAX_SEQUENCE_LENGTH)
+    too_long: Literal["refuse", "clip"] = "refuse"
     description: str = ""
 
     @property
@@ -213,6 +226,25 @@ class ColumnSpec(BaseModel):
                 if lo > hi:
                     raise ValueError(f"no value with {self.decimals} decimal(s) lies within [min, max] = "
                                      f"[{self.min:g}, {self.max:g}]")
+        return self
+
+    @model_validator(mode="after")
+    def _check_sequence(self) -> ColumnSpec:
+        given = [k for k in ("alphabet", "min_length", "max_length") if getattr(self, k) is not None]
+        if self.type != "sequence":
+            if given or self.too_long != "refuse":
+                raise ValueError(f"alphabet/min_length/max_length/too_long apply to sequence columns, not {self.type}")
+            return self
+        from synthrelease.sequences.alphabet import resolve_alphabet
+
+        if self.alphabet is None or self.min_length is None or self.max_length is None:
+            raise ValueError("a sequence column needs a public 'alphabet' (protein, dna, rna or its letters), "
+                             "'min_length' and 'max_length'")
+        resolve_alphabet(self.alphabet)
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) must not exceed max_length ({self.max_length})")
+        if self.nullable:
+            raise ValueError("a sequence column cannot be nullable: every record is one sequence")
         return self
 
     @model_validator(mode="after")
@@ -343,6 +375,31 @@ class Metadata(BaseModel):
         return list(seen)
 
     @model_validator(mode="after")
+    def _check_sequence_table(self) -> Metadata:
+        sequences = [c for c, s in self.columns.items() if s.type == "sequence"]
+        if not sequences:
+            return self
+        if len(sequences) > 1:
+            raise ValueError(f"one sequence column per table, got {len(sequences)} ({', '.join(sequences)})")
+        others = [c for c, s in self.columns.items() if s.type not in ("sequence", "identifier") and c != self.target]
+        if others:
+            raise ValueError(f"a sequence table holds the sequence, its target label and identifiers only; "
+                             f"column {others[0]!r} is neither")
+        if self.related_columns:
+            raise ValueError("related_columns apply to numerical tables, not sequence tables")
+        return self
+
+    @property
+    def sequence_column(self) -> str | None:
+        """The sequence column, when the table holds sequences (then it is released by the sequence modality)."""
+        return next((c for c, s in self.columns.items() if s.type == "sequence"), None)
+
+    @property
+    def modality(self) -> str:
+        """``sequence`` when a column holds sequences, else ``table``."""
+        return "sequence" if self.sequence_column is not None else "table"
+
+    @model_validator(mode="after")
     def _check_target(self) -> Metadata:
         if self.target is not None:
             if self.target not in self.columns:
@@ -382,7 +439,7 @@ class Metadata(BaseModel):
         Dates and datetimes are ``numerical``: the audits hand sdmetrics their numeric form
         (days / seconds since 1970-01-01, :func:`synthrelease.metadata.dates.column_numbers`)."""
         sd = {"integer": "numerical", "float": "numerical", "categorical": "categorical",
-              "boolean": "boolean", "date": "numerical", "datetime": "numerical"}
+              "boolean": "boolean", "date": "numerical", "datetime": "numerical", "sequence": "text"}
         return {"columns": {c: {"sdtype": sd[self.columns[c].type]} for c in self.model_columns}}
 
     def to_yaml_dict(self) -> dict[str, Any]:

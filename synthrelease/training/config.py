@@ -56,6 +56,8 @@ class TrainingConfig:
         latent_dim, generator_hidden, discriminator_hidden: layer sizes.
         discriminator_projection: width of a fixed random projection of the rows in
             front of the discriminator (0 = none); cuts DP-SGD noise on wide tables.
+        discriminator_kind: ``mlp`` (tables) or ``conv1d`` (sequences: a 1-D convolution
+            over the positional columns ``pos_…``, see :mod:`synthrelease.sequences.positional`).
         n_disc_steps: discriminator steps per generator step.
         generator_lr, discriminator_lr: Adam learning rates.
         gumbel_tau: temperature of the Gumbel-softmax for discrete outputs.
@@ -98,6 +100,7 @@ class TrainingConfig:
     generator_hidden: int = 256
     discriminator_hidden: int = 256
     discriminator_projection: int = 0
+    discriminator_kind: str = "mlp"
     n_disc_steps: int = 1
     generator_lr: float = 2e-4
     discriminator_lr: float = 2e-4
@@ -127,6 +130,8 @@ class TrainingConfig:
             raise PrivacyParameterError("marginal_epsilon_share must be in [0, 1)")
         if self.discriminator_projection < 0:
             raise PrivacyParameterError("discriminator_projection must be >= 0 (0 = no projection)")
+        if self.discriminator_kind not in ("mlp", "conv1d"):
+            raise PrivacyParameterError(f"discriminator_kind must be mlp or conv1d, got {self.discriminator_kind!r}")
         if self.embedding_kernel not in ("rff", "linear", "centered", "values"):
             raise PrivacyParameterError(f"embedding_kernel must be rff, linear, centered or values, got "
                                         f"{self.embedding_kernel!r}")

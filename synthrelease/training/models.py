@@ -1,8 +1,9 @@
 """Generator and discriminator networks.
 
 The discriminator sees private rows and is trained with DP-SGD: it holds only
-``nn.Linear`` layers and parameter-free activations, so Opacus' ghost clipping applies
-to every layer and ``ModuleValidator`` accepts it (no BatchNorm). The generator never
+``nn.Linear`` (and, for sequences, ``nn.Conv1d``) layers and parameter-free activations,
+so Opacus clips every layer per row (ghost clipping for Linear, its per-sample conv
+gradients otherwise) and ``ModuleValidator`` accepts it (no BatchNorm). The generator never
 sees private rows (it only receives the discriminator's noisy feedback), so it is
 post-processing and may use BatchNorm over its own fake batches.
 """
@@ -171,3 +172,42 @@ class Discriminator(nn.Module):
         if self.projection is not None:
             x = x @ self.projection
         return self.net(x).squeeze(1)
+
+
+class SequenceDiscriminator(nn.Module):
+    """1-D convolutional critic for positional sequence rows (DP-SGD friendly: Conv1d, Linear,
+    LeakyReLU; no normalisation layer).
+
+    The positions ``[start, start + length · tokens)`` of the encoded row are read as a
+    [tokens × length] signal: two width-5 convolutions see k-mers up to 9 letters, a mean
+    over positions pools them (any length), and an MLP reads the pooled features with the
+    row's other entries (the label's one-hot).
+    """
+
+    def __init__(self, in_dim: int, *, start: int, length: int, tokens: int, channels: int = 64,
+                 hidden: int = 128) -> None:
+        super().__init__()
+        stop = start + length * tokens
+        if start < 0 or stop > in_dim:
+            raise ValueError("the positional block lies outside the encoded row")
+        self.start, self.length, self.tokens = start, length, tokens
+        rest = [i for i in range(in_dim) if not start <= i < stop]
+        self.register_buffer("rest_idx", torch.tensor(rest, dtype=torch.long), persistent=False)
+        self.conv = nn.Sequential(
+            nn.Conv1d(tokens, channels, kernel_size=5, padding=2),
+            nn.LeakyReLU(0.2),
+            nn.Conv1d(channels, channels, kernel_size=5, padding=2),
+            nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(channels + len(rest), hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One logit per row (higher = looks real)."""
+        block = x[:, self.start:self.start + self.length * self.tokens]
+        signal = block.reshape(x.shape[0], self.length, self.tokens).transpose(1, 2)
+        pooled = self.conv(signal).mean(dim=2)
+        return self.head(torch.cat([pooled, x[:, self.rest_idx]], dim=1)).squeeze(1)

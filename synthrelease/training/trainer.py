@@ -27,6 +27,7 @@ Kifer 2021 / Bu et al. 2023 (ghost clipping, as implemented in Opacus).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -58,7 +59,7 @@ from synthrelease.rng import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.mean_embedding import ClassMeanEmbedding
-from synthrelease.training.models import Discriminator, Generator
+from synthrelease.training.models import Discriminator, Generator, SequenceDiscriminator
 from synthrelease.training.rows import RowSource, encoded_rows
 from synthrelease.transforms.dp_correlation import CorrelationMatcher, centres_and_scales, measure_correlation
 from synthrelease.transforms.dp_marginals import MarginalMeasurements, measure_marginals, numeric_layout
@@ -333,8 +334,7 @@ def train_dp_gan(
     torch_gen = seeds.torch("generator-input")
     generator = Generator(config.latent_dim, cond_span.width if cond_span else 0,
                           config.generator_hidden, encoder.spans, cond_span)
-    discriminator = Discriminator(width, config.discriminator_hidden, projection=config.discriminator_projection,
-                                  generator=seeds.torch("discriminator-projection"))
+    discriminator = _discriminator(encoder, width, config, seeds)
     _seed_init(generator, seeds.torch("generator-init"))
     _seed_init(discriminator, seeds.torch("discriminator-init"))
     ModuleValidator.validate(discriminator, strict=True)
@@ -469,6 +469,21 @@ def train_dp_gan(
 
 
 PROBE_ROWS = 1000
+
+
+def _discriminator(encoder: TableEncoder, width: int, config: TrainingConfig, seeds: SeedTree) -> nn.Module:
+    """The critic the config asks for: an MLP, or a 1-D convolution over the positional columns."""
+    if config.discriminator_kind == "mlp":
+        return Discriminator(width, config.discriminator_hidden, projection=config.discriminator_projection,
+                             generator=seeds.torch("discriminator-projection"))
+    from synthrelease.sequences.positional import POSITION_PREFIX
+
+    spans = [s for s in encoder.spans if s.column.startswith(POSITION_PREFIX) and s.role == "category"]
+    if not spans or any(b.start != a.stop or b.width != a.width for a, b in itertools.pairwise(spans)):
+        raise PrivacyParameterError("discriminator_kind conv1d needs contiguous positional columns "
+                                    f"{POSITION_PREFIX}… of one width (a sequence table)")
+    return SequenceDiscriminator(width, start=spans[0].start, length=len(spans), tokens=spans[0].width,
+                                 hidden=config.discriminator_hidden)
 
 
 def _collapse_probe(generator: Generator, encoder: TableEncoder, cond_span: Span | None,

@@ -1,0 +1,1 @@
+"""Sequence releases: alphabets, FASTA files, a public-bounded feature view and sequence-aware audits."""

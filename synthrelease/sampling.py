@@ -7,7 +7,7 @@ sampled carries the run's (ε, δ) guarantee however many rows are drawn.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ def sample_chunks(
     seed: int,
     condition: dict[str, str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    adjust_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield ``n_rows`` synthetic rows in chunks of at most ``chunk_rows`` (flat memory).
 
@@ -56,6 +57,8 @@ def sample_chunks(
         seed: seed of the sampling streams (same seed → same rows).
         condition: optional ``{condition_column: category}`` to draw only that category.
         chunk_rows: rows per yielded DataFrame.
+        adjust_logits: optional ``(logits, first draw) → logits`` applied before a second
+            draw (a modality's consistency constraints, e.g. a sequence's drawn length).
 
     Raises:
         SynthreleaseError: bad ``n_rows`` or ``condition``.
@@ -80,14 +83,18 @@ def sample_chunks(
                     idx = torch.full((m,), fixed, dtype=torch.long)
                 cond = F.one_hot(idx, probs.shape[0]).float()
             z = torch.randn(m, g.latent_dim, generator=gen)
-            out = g.activate(g.raw(z, cond), cond, tau=1.0, generator=gen, hard=True)
+            raw = g.raw(z, cond)
+            out = g.activate(raw, cond, tau=1.0, generator=gen, hard=True)
+            if adjust_logits is not None:
+                out = g.activate(adjust_logits(raw, out), cond, tau=1.0, generator=gen, hard=True)
             frame = model.encoder.decode(out.numpy())
             frame.index = pd.RangeIndex(done, done + m)
             yield frame
             done += m
 
 
-def sample_frame(model: TrainedModel, n_rows: int, *, seed: int,
-                 condition: dict[str, str] | None = None) -> pd.DataFrame:
+def sample_frame(model: TrainedModel, n_rows: int, *, seed: int, condition: dict[str, str] | None = None,
+                 adjust_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> pd.DataFrame:
     """All ``n_rows`` in one DataFrame (see :func:`sample_chunks`)."""
-    return pd.concat(list(sample_chunks(model, n_rows, seed=seed, condition=condition)), axis=0)
+    return pd.concat(list(sample_chunks(model, n_rows, seed=seed, condition=condition,
+                                        adjust_logits=adjust_logits)), axis=0)

@@ -28,7 +28,7 @@ from synthrelease.errors import SynthreleaseError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.modality import Modality
 from synthrelease.progress import ProgressCallback, ignore_progress
-from synthrelease.sequences.positional import from_positions, positional_metadata, to_positions
+from synthrelease.sequences.positional import consistent_logits, from_positions, positional_metadata, to_positions
 
 SAMPLE_ROUNDS = 20
 """Sampling rounds allowed to find enough sequences of at least ``min_length`` letters."""
@@ -86,7 +86,9 @@ def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_colum
 def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
     """``n_rows`` synthetic sequences with their labels (post-processing of the DP model).
 
-    Sequences shorter than the public ``min_length`` are dropped and drawn again.
+    Each row's length is drawn first, then letters only before it
+    (:func:`~synthrelease.sequences.positional.consistent_logits`); a sequence still shorter
+    than the public ``min_length`` is dropped and drawn again.
     """
     from synthrelease.rng import SeedTree
     from synthrelease.sampling import sample_frame
@@ -95,11 +97,13 @@ def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
     assert column is not None
     min_length = int(model.metadata.columns[column].min_length or 1)
     seeds = SeedTree(seed)
+    adjust = consistent_logits(model.inner.encoder, model.metadata)
     kept: list[pd.DataFrame] = []
     have = 0
     for round_ in range(SAMPLE_ROUNDS):
         want = max(16, int((n_rows - have) * 1.25))
-        seqs = from_positions(sample_frame(model.inner, want, seed=seeds.integer(f"round-{round_}")), model.metadata)
+        rows = sample_frame(model.inner, want, seed=seeds.integer(f"round-{round_}"), adjust_logits=adjust)
+        seqs = from_positions(rows, model.metadata)
         seqs = seqs[seqs[column].str.len() >= min_length]
         kept.append(seqs)
         have += len(seqs)

@@ -48,10 +48,11 @@ def test_positions_round_trip_and_public_layout():
     meta = Metadata.model_validate(META)
     df = pd.DataFrame({"pid": ["x", "y"], "seq": ["ACD", "KKKKKKKKKKKK"], "label": ["a", "b"]})
     pos = to_positions(df, meta)
-    assert pos.shape == (2, 13) and pos.iloc[0, 3] == END and pos.iloc[1, 11] == "K"
+    assert pos.shape == (2, 14) and pos.iloc[0, 3] == END and pos.iloc[1, 11] == "K"
+    assert pos["_length"].tolist() == [3, 12]
     assert from_positions(pos, meta).equals(df[["seq", "label"]])
     pm = positional_metadata(meta)
-    assert pm.columns["pos_001"].canonical_categories()[-1] == END and len(pm.columns) == 13
+    assert pm.columns["pos_001"].canonical_categories()[-1] == END and len(pm.columns) == 14
     # end tokens in the middle are dropped: letters are kept in order
     pos.iloc[1, 2] = END
     assert from_positions(pos, meta)["seq"][1] == "K" * 11

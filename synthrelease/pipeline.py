@@ -631,6 +631,9 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
     df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    if metadata.modality != "table":
+        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `train`, `sample` and `audit-privacy` "
+                            f"handle tables only: release it with `synthrelease release`")
     cond = condition if condition is not None else metadata.target
     if (cond is None and require_condition) or (cond is not None and (
             cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"))):

@@ -45,6 +45,20 @@ def _meets(value: float | None, comparator: str, limit: float) -> bool:
     return value is not None and (value >= limit if comparator == ">=" else value <= limit)
 
 
+def _contents(metadata: Metadata, n_rows: int) -> str:
+    """One sentence: what the bundle's rows are (public: from the metadata and the row count)."""
+    column = metadata.sequence_column
+    if column is None:
+        return (f"This bundle holds {n_rows} synthetic rows of {len(metadata.model_columns)} columns "
+                f"({', '.join(metadata.model_columns[:8])}{', …' if len(metadata.model_columns) > 8 else ''}).")
+    spec = metadata.columns[column]
+    label = f", each with its {metadata.target} label" if metadata.target else ""
+    return (f"This bundle holds {n_rows} synthetic {spec.alphabet} sequences of {spec.min_length}–{spec.max_length} "
+            f"letters{label} (synthetic.csv, synthetic.parquet and synthetic.fasta); the audit figures were "
+            "computed on a feature view of each sequence (length, composition, charge, hydrophobicity, …) and "
+            "exact copies on the sequences themselves.")
+
+
 def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
                  policy_sha: str, dp_figures: Mapping[str, Mapping[str, Any]],
                  synthetic_checks: Mapping[str, Mapping[str, float]], n_rows: int) -> dict[str, Any]:
@@ -68,6 +82,7 @@ def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: s
             "meets": None if limit is None else _meets(fig["value"], comparator, limit)})
     return {
         "dataset": metadata.name, "n_rows": n_rows, "n_columns": len(metadata.model_columns),
+        "contents": _contents(metadata, n_rows),
         "epsilon_text": f"{eps_up:.3f}", "delta_text": f"{delta:g}", "accountant": accountant,
         "factor_text": f"{factor:.3g}", "unit": PRIVACY_UNIT, "covers": GUARANTEE_COVERS,
         "randomness": PUBLIC_SEED_NOTE, "policy_name": policy.name, "policy_sha": policy_sha,

@@ -78,3 +78,9 @@ def test_a_bad_sequence_is_refused_by_row_never_shown(ws):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "bad.csv" in lines[0] and "sequence" in lines[0] and secret not in res.output
     assert not (ws / "b").exists()
+
+
+def test_train_refuses_a_sequence_dataset_in_one_line(ws):
+    res = CliRunner().invoke(cli, ["train", str(DATA / "peptides.csv"), "--metadata",
+                                   str(DATA / "peptides.metadata.yaml"), "--epsilon", "2", "-o", str(ws / "m.pt")])
+    assert res.exit_code == 2 and "synthrelease release" in res.output and len(res.output.strip().splitlines()) == 1

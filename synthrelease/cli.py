@@ -210,8 +210,8 @@ def _echo_outcome(outcome: Any) -> None:
                    "plausibility rules on two discrete columns.")
 @click.option("--train-option", "train_options", multiple=True, metavar="KEY=VALUE",
               help="Any training setting by name (see TrainingConfig), e.g. marginal_bins=8; repeatable.")
-@click.option("--modality", type=click.Choice(["table", "sequence"]), default=None,
-              help="Kind of data (default: from the metadata: a column of type sequence means sequences).")
+@click.option("--modality", type=click.Choice(["table", "sequence", "image"]), default=None,
+              help="Kind of data (default: from the metadata: a column of type sequence or image says so).")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,

@@ -26,7 +26,9 @@ Optional hooks (``None`` = the table behaviour):
   the modality's own audits (INTERNAL);
 * ``outputs(synthetic, metadata) -> {file name: writer(path)}``: extra bundle files;
 * ``trained_metadata(model, metadata) -> metadata``: the metadata after training (tables:
-  the model's, with DP-estimated bounds).
+  the model's, with DP-estimated bounds);
+* ``bundle_table(synthetic, metadata) -> DataFrame``: what the bundle's CSV/Parquet hold
+  (images: tile index and label, the pixels being in ``synthetic.npz``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Modality:
     extra_audits: Callable[..., dict[str, Any]] | None = None
     outputs: Callable[..., dict[str, Callable[[Any], Any]]] | None = None
     trained_metadata: Callable[[Any, Any], Any] | None = None
+    bundle_table: Callable[..., pd.DataFrame] | None = None
 
     def metadata_after_training(self, model: Any, metadata: Any) -> Any:
         """The metadata the rest of the release uses (tables: the model's own, with DP bounds)."""
@@ -90,11 +93,15 @@ def modality_for(metadata: Any, requested: str | None = None) -> Modality:
 
     kind = metadata.modality
     if requested is not None and requested != kind:
-        need = "a column of type sequence" if requested == "sequence" else "no sequence column"
+        need = f"a column of type {requested}" if requested != "table" else "no sequence or image column"
         raise MetadataError(f"--modality {requested}: the metadata declares a {kind} dataset "
                             f"({requested} needs {need})")
     if kind == "sequence":
         from synthrelease.sequences.modality import sequence_modality
 
         return sequence_modality()
+    if kind == "image":
+        from synthrelease.images.modality import image_modality
+
+        return image_modality()
     return tabular()

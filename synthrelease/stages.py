@@ -117,6 +117,10 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
     elif type(data).__name__ == "AnnData":
         df, fmt = frame_from_anndata(data)
         source = "<AnnData>"
+    elif isinstance(data, (str, os.PathLike)) and meta.modality == "image":
+        from synthrelease.images.modality import read_tiles
+
+        df, fmt, source = read_tiles(data, meta), TableFormat("csv", ","), str(data)
     elif isinstance(data, (str, os.PathLike)) and is_fasta(data):
         from synthrelease.sequences.fasta import read_fasta
 
@@ -132,7 +136,7 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
         raise SynthreleaseError(f"data must be a file path, a pandas DataFrame or an AnnData object, "
                                 f"not {type(data).__name__}")
     content = table_fingerprint(df, meta)
-    data_sha = sha256_file(data) if isinstance(data, (str, os.PathLike)) else content
+    data_sha = sha256_file(data) if isinstance(data, (str, os.PathLike)) and Path(data).is_file() else content
     return LoadedTable(df, meta, fmt, source, meta_source, data_sha, content, tuple(notes))
 
 
@@ -477,7 +481,10 @@ def bundle(out_dir: str | os.PathLike[str], *, synthetic: pd.DataFrame, fmt: Tab
         writers[f"synthetic{fmt.suffix}"] = lambda path: write_table_as(path, synthetic, fmt)
     if modality is not None and modality.outputs is not None and metadata is not None:
         writers.update(modality.outputs(synthetic, metadata))
-    out = write_bundle(out_dir, tables={"synthetic": synthetic}, text_files=text_files, release=release_info,
+    table = synthetic
+    if modality is not None and modality.bundle_table is not None and metadata is not None:
+        table = modality.bundle_table(synthetic, metadata)
+    out = write_bundle(out_dir, tables={"synthetic": table}, text_files=text_files, release=release_info,
                        private_key=private_key, writers=writers)
     if archive:
         try:

@@ -33,7 +33,8 @@ MAX_ABS_BOUND = 1e15
 MAX_SEQUENCE_LENGTH = 2000
 """Longest declarable sequence: the generator emits one position per residue up to max_length."""
 
-ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier", "date", "datetime", "sequence"]
+ColumnType = Literal["integer", "float", "categorical", "boolean", "identifier", "date", "datetime", "sequence",
+                     "image"]
 MAX_DECIMALS = 12
 """Most decimals a ``float`` column may declare."""
 CategoryValue = str | int | float | bool
@@ -147,6 +148,9 @@ class ColumnSpec(BaseModel):
             what to do with a longer sequence (``refuse`` it as bad input, or ``clip`` it to
             ``max_length``). A table with a sequence column is released by the sequence
             modality (:mod:`synthrelease.sequences`).
+        height, width, channels: ``image`` only: the public tile shape (pixels) and channels (1
+            grey, 3 RGB) of 8-bit tiles (intensities 0–255). A table with an image column is
+            released by the image modality (:mod:`synthrelease.images`).
         description: free text.
     """
 
@@ -167,6 +171,9 @@ class ColumnSpec(BaseModel):
     min_length: int | None = Field(default=None, ge=1)
     max_length: int | None = Field(default=None, ge=1, le=MAX_SEQUENCE_LENGTH)
     too_long: Literal["refuse", "clip"] = "refuse"
+    height: int | None = Field(default=None, ge=8, le=256)
+    width: int | None = Field(default=None, ge=8, le=256)
+    channels: Literal[1, 3] | None = None
     description: str = ""
 
     @property
@@ -226,6 +233,21 @@ class ColumnSpec(BaseModel):
                 if lo > hi:
                     raise ValueError(f"no value with {self.decimals} decimal(s) lies within [min, max] = "
                                      f"[{self.min:g}, {self.max:g}]")
+        return self
+
+    @model_validator(mode="after")
+    def _check_image(self) -> ColumnSpec:
+        given = [k for k in ("height", "width", "channels") if getattr(self, k) is not None]
+        if self.type != "image":
+            if given:
+                raise ValueError(f"height/width/channels apply to image columns, not {self.type}")
+            return self
+        if len(given) != 3:
+            raise ValueError("an image column needs its public 'height', 'width' and 'channels' (1 or 3)")
+        if self.height != self.width or self.height not in (16, 32, 64):
+            raise ValueError("image tiles must be square, 16, 32 or 64 pixels (the DP convolutional GAN's sizes)")
+        if self.nullable:
+            raise ValueError("an image column cannot be nullable: every record is one tile")
         return self
 
     @model_validator(mode="after")
@@ -376,6 +398,12 @@ class Metadata(BaseModel):
 
     @model_validator(mode="after")
     def _check_sequence_table(self) -> Metadata:
+        images = [c for c, s in self.columns.items() if s.type == "image"]
+        if images:
+            others = [c for c, s in self.columns.items() if s.type not in ("image", "identifier") and c != self.target]
+            if len(images) > 1 or others:
+                raise ValueError("an image table holds one image column, its target label and identifiers only"
+                                 + (f"; column {others[0]!r} is neither" if others else ""))
         sequences = [c for c, s in self.columns.items() if s.type == "sequence"]
         if not sequences:
             return self
@@ -395,8 +423,15 @@ class Metadata(BaseModel):
         return next((c for c, s in self.columns.items() if s.type == "sequence"), None)
 
     @property
+    def image_column(self) -> str | None:
+        """The image column, when the table holds image tiles (released by the image modality)."""
+        return next((c for c, s in self.columns.items() if s.type == "image"), None)
+
+    @property
     def modality(self) -> str:
-        """``sequence`` when a column holds sequences, else ``table``."""
+        """``sequence`` or ``image`` when a column holds sequences or tiles, else ``table``."""
+        if self.image_column is not None:
+            return "image"
         return "sequence" if self.sequence_column is not None else "table"
 
     @model_validator(mode="after")
@@ -439,7 +474,8 @@ class Metadata(BaseModel):
         Dates and datetimes are ``numerical``: the audits hand sdmetrics their numeric form
         (days / seconds since 1970-01-01, :func:`synthrelease.metadata.dates.column_numbers`)."""
         sd = {"integer": "numerical", "float": "numerical", "categorical": "categorical",
-              "boolean": "boolean", "date": "numerical", "datetime": "numerical", "sequence": "text"}
+              "boolean": "boolean", "date": "numerical", "datetime": "numerical", "sequence": "text",
+              "image": "unknown"}
         return {"columns": {c: {"sdtype": sd[self.columns[c].type]} for c in self.model_columns}}
 
     def to_yaml_dict(self) -> dict[str, Any]:

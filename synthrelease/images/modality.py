@@ -1,0 +1,252 @@
+"""The image modality: what image tiles bring to the one release pipeline.
+
+Rows are tiles: the image column holds each tile's raw 8-bit pixels (``bytes`` of
+height × width × channels), the label column its class. The model is the DP conditional
+DCGAN of :mod:`synthrelease.images.model`; the gate and the table audits run on a
+public-bounded feature view of each tile (:mod:`synthrelease.images.features`: one row per
+tile, so the DP figures' sensitivities hold), exact copies are counted on the pixels; the
+image audits (feature-space KID and PRDC, nearest neighbours, SSIM near copies, a
+membership attack, TSTR) go to the internal report; the bundle holds ``synthetic.npz``.
+
+Privacy unit: one tile. When several tiles come from one person, tile-level DP does not
+bound that person's influence (a per-person cap with group privacy is not built yet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthrelease.errors import DataValidationError, SynthreleaseError
+from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.modality import Modality
+
+UNIT_NOTE = ("privacy unit: one tile; when several tiles come from one person, tile-level DP does not bound "
+             "that person's influence")
+
+
+@dataclasses.dataclass
+class ImageModel:
+    """A DP tile generator with the dataset's public metadata."""
+
+    inner: Any
+    metadata: Metadata
+
+    @property
+    def privacy(self) -> Any:
+        return self.inner.privacy
+
+    @property
+    def train_seconds(self) -> float:
+        return self.inner.train_seconds
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.inner.history
+
+
+def _spec(metadata: Metadata) -> tuple[str, int, int]:
+    column = metadata.image_column
+    assert column is not None
+    spec = metadata.columns[column]
+    return column, int(spec.height or 0), int(spec.channels or 0)
+
+
+def tiles_of(df: pd.DataFrame, metadata: Metadata) -> np.ndarray:
+    """The image column as uint8 [n, size, size, channels]."""
+    column, size, channels = _spec(metadata)
+    raw = b"".join(df[column].tolist())
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(df), size, size, channels)
+
+
+def frame_of(tiles: np.ndarray, labels: list[Any] | None, metadata: Metadata) -> pd.DataFrame:
+    """Tiles (and labels) as the modality's table."""
+    column, _, _ = _spec(metadata)
+    out = pd.DataFrame({column: [t.tobytes() for t in np.ascontiguousarray(tiles, dtype=np.uint8)]})
+    if metadata.target is not None and labels is not None:
+        out[metadata.target] = labels
+    return out
+
+
+def _label_index(df: pd.DataFrame, metadata: Metadata) -> tuple[np.ndarray | None, int]:
+    if metadata.target is None:
+        return None, 0
+    cats = metadata.columns[metadata.target].canonical_categories()
+    return np.array([cats.index(canonical_category(v)) for v in df[metadata.target]]), len(cats)
+
+
+def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
+                   n_steps: int | None = None, batch_size: int | None = None, metadata: Metadata | None = None,
+                   condition_column: str | None = None) -> Any:
+    """Settings from public quantities: expected batch ≈ n/10 (16…128), 500 DP-SGD steps."""
+    from synthrelease.images.model import ImageTrainingConfig
+
+    return ImageTrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant, seed=seed,
+                               batch_size=batch_size or max(16, min(128, n_rows // 10)), n_steps=n_steps or 500)
+
+
+def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_column: str | None = None,
+        progress: Any = None, reserved_entries: tuple[Any, ...] = (), randomness: Any = None) -> ImageModel:
+    """Train the (ε, δ)-DP conditional DCGAN on the tiles (see :mod:`synthrelease.images.model`)."""
+    from synthrelease.images.model import train_tile_gan
+    from synthrelease.progress import ignore_progress
+
+    labels, n_classes = _label_index(train, metadata)
+    model = train_tile_gan(tiles_of(train, metadata), labels, n_classes, config, reserved_entries=reserved_entries,
+                           randomness=randomness, progress=progress or ignore_progress)
+    return ImageModel(model, metadata)
+
+
+def sample(model: ImageModel, n_rows: int, *, seed: int) -> pd.DataFrame:
+    """``n_rows`` synthetic tiles and labels (post-processing of the DP model)."""
+    from synthrelease.images.model import sample_tiles
+
+    tiles, idx = sample_tiles(model.inner, n_rows, seed=seed)
+    labels = None
+    if model.metadata.target is not None and idx is not None:
+        declared = model.metadata.columns[model.metadata.target].declared_categories()
+        labels = [declared[i] for i in idx]
+    return frame_of(tiles, labels, model.metadata)
+
+
+def unavailable(*args: Any, **kwargs: Any) -> Any:
+    raise SynthreleaseError("the shadow attack and the empirical ε audit are not available for image releases yet")
+
+
+def validate(table: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFrame:
+    """Every tile has exactly the declared shape; labels are declared categories."""
+    from synthrelease.validation.expectations import validate_table
+
+    column, size, channels = _spec(metadata)
+    if column not in table.columns:
+        raise DataValidationError(f"{source}: the image column {column!r} is missing")
+    want = size * size * channels
+    bad = [i for i, v in enumerate(table[column]) if not isinstance(v, (bytes, bytearray)) or len(v) != want]
+    if bad:
+        raise DataValidationError(f"{source}: column {column!r}, row {bad[0] + 1}: not a {size}×{size}×{channels} "
+                                  f"8-bit tile; {len(bad)} bad row(s) in all")
+    others = {c: s for c, s in metadata.columns.items() if c != column}
+    if others:
+        rest = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
+                                        "target": metadata.target,
+                                        "columns": {c: s.model_dump(mode="json", exclude_none=True)
+                                                    for c, s in others.items()}})
+        validate_table(table.drop(columns=[column]), rest, source=source)
+    return table
+
+
+def view(df: pd.DataFrame, metadata: Metadata) -> tuple[pd.DataFrame, Metadata]:
+    """The public-bounded feature view (one row per tile) and its metadata."""
+    from synthrelease.images.features import feature_view, view_columns
+
+    _, _, channels = _spec(metadata)
+    columns = view_columns(channels)
+    frame = feature_view(tiles_of(df.reset_index(drop=True), metadata)) if len(df) else pd.DataFrame(
+        columns=list(columns))
+    frame = frame.reset_index(drop=True)
+    if metadata.target is not None:
+        frame[metadata.target] = df[metadata.target].to_numpy()
+        columns[metadata.target] = metadata.columns[metadata.target].model_dump(mode="json", exclude_none=True)
+    meta = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
+                                    "target": metadata.target, "columns": columns})
+    return frame[list(columns)], meta
+
+
+def view_metadata(metadata: Metadata) -> Metadata:
+    """The feature view's metadata alone (to check plausibility rules before training)."""
+    _, size, channels = _spec(metadata)
+    example = frame_of(np.zeros((1, size, size, channels), dtype=np.uint8),
+                       [metadata.columns[metadata.target].declared_categories()[0]] if metadata.target else None,
+                       metadata)
+    return view(example, metadata)[1]
+
+
+def copy_keys(df: pd.DataFrame, metadata: Metadata) -> np.ndarray:
+    """Exact copies: identical pixels."""
+    column, _, _ = _spec(metadata)
+    return df[column].to_numpy()
+
+
+def extra_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *,
+                 seed: int) -> dict[str, Any]:
+    """The image audits (INTERNAL: they read private tiles)."""
+    from synthrelease.images.audits import run_image_audits
+
+    def labels(df: pd.DataFrame) -> Any:
+        return df[metadata.target].astype(str).to_numpy() if metadata.target else None
+
+    return {"image": run_image_audits(tiles_of(train, metadata), tiles_of(holdout, metadata),
+                                      tiles_of(synthetic, metadata), train_labels=labels(train),
+                                      holdout_labels=labels(holdout), synthetic_labels=labels(synthetic), seed=seed)}
+
+
+def outputs(synthetic: pd.DataFrame, metadata: Metadata) -> dict[str, Any]:
+    """``synthetic.npz``: ``images`` uint8 [n, size, size, channels] and ``labels`` (strings)."""
+    from synthrelease._io import atomic_output
+
+    def write(path: Path) -> Path:
+        arrays: dict[str, np.ndarray] = {"images": tiles_of(synthetic, metadata)}
+        if metadata.target is not None:
+            arrays["labels"] = synthetic[metadata.target].astype(str).to_numpy().astype("U")
+        with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        return path
+
+    return {"synthetic.npz": write}
+
+
+def bundle_table(synthetic: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
+    """The CSV/Parquet beside ``synthetic.npz``: each tile's index in the npz and its label."""
+    column, _, _ = _spec(metadata)
+    out = pd.DataFrame({"tile_index": np.arange(len(synthetic))})
+    for c in synthetic.columns:
+        if c != column:
+            out[c] = synthetic[c].to_numpy()
+    return out
+
+
+def image_modality() -> Modality:
+    """The image modality (see the module docstring)."""
+    return Modality("image", default_config=default_config, fit=fit, sample=sample, shadow_synthesizer=unavailable,
+                    audit_trainer=unavailable, validate=validate, view=view, view_metadata=view_metadata,
+                    copy_keys=copy_keys, extra_audits=extra_audits, outputs=outputs,
+                    trained_metadata=lambda model, metadata: metadata, bundle_table=bundle_table)
+
+
+def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:
+    """Tiles from an ``.npz`` (arrays ``images`` and optional ``labels``) or a folder of PNG/TIFF
+    tiles (with ``labels.csv`` beside them, keyed by ``image_id``), as the modality's table:
+    the image column, the label column (the metadata's target) and the one identifier column.
+
+    Raises:
+        InputFileError: one line naming the file.
+    """
+    from synthrelease.errors import InputFileError
+    from synthrelease.images.io import read_image_folder, read_npz
+
+    _, size, channels = _spec(metadata)
+    p = Path(path)
+    if p.is_dir():
+        labels_csv = p / "labels.csv"
+        tiles, frame = read_image_folder(p, size=size, channels=channels,
+                                         labels_csv=str(labels_csv) if labels_csv.is_file() else None)
+    elif p.suffix.lower() == ".npz":
+        tiles, frame = read_npz(p, size=size, channels=channels)
+    else:
+        raise InputFileError(f"{p}: image tiles are read from an .npz file or a folder of PNG/TIFF tiles "
+                             "(tile a whole slide first: benchmarks/image_tiles.py)")
+    out = frame_of(tiles, None, metadata)
+    if metadata.target is not None:
+        source = metadata.target if metadata.target in frame.columns else "label" if "label" in frame.columns else None
+        if source is None:
+            raise InputFileError(f"{p}: no labels for the target column {metadata.target!r} (npz array 'labels' or "
+                                 f"a labels.csv column {metadata.target!r})")
+        out[metadata.target] = frame[source].to_numpy()
+    ids = [c for c, s in metadata.columns.items() if s.type == "identifier"]
+    if len(ids) == 1 and "image_id" in frame.columns:
+        out[ids[0]] = frame["image_id"].to_numpy()
+    return out

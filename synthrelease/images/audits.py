@@ -27,7 +27,9 @@ from synthrelease.audits.base import AuditResult
 from synthrelease.images.features import feature_view
 
 BLOCK = 1024
-"""Rows per block of blocked distance computations."""
+"""Rows per block of blocked feature-space distance computations."""
+PIXEL_BLOCK = 512
+"""Tiles per block of pixel-space distances (512 flattened 64×64×3 tiles in float32: 25 MB)."""
 PRDC_K = 5
 """Nearest neighbours defining the real and synthetic manifolds' radii (Naeem et al. 2020)."""
 EXACT_COPY_L2 = 1e-6
@@ -167,21 +169,22 @@ def _nearest_pixel(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.n
     q_flat, r_flat = query.reshape(len(query), -1), ref.reshape(len(ref), -1)
     best = np.full(len(query), np.inf)
     arg = np.zeros(len(query), dtype=np.int64)
-    for j in range(0, len(ref), BLOCK):
-        r = r_flat[j:j + BLOCK].astype(np.float32) / 255.0
+    b = PIXEL_BLOCK
+    for j in range(0, len(ref), b):
+        r = r_flat[j:j + b].astype(np.float32) / 255.0
         r_norm = (r * r).sum(1)
-        for i in range(0, len(query), BLOCK):
-            q = q_flat[i:i + BLOCK].astype(np.float32) / 255.0
+        for i in range(0, len(query), b):
+            q = q_flat[i:i + b].astype(np.float32) / 255.0
             d = (q * q).sum(1)[:, None] + r_norm[None, :] - 2.0 * (q @ r.T)
             k = d.argmin(axis=1)
             v = d[np.arange(len(k)), k]
-            better = v < best[i:i + BLOCK]
-            best[i:i + BLOCK][better] = v[better]
-            arg[i:i + BLOCK][better] = j + k[better]
+            better = v < best[i:i + b]
+            best[i:i + b][better] = v[better]
+            arg[i:i + b][better] = j + k[better]
     exact = np.empty(len(query))
-    for i in range(0, len(query), BLOCK):
-        diff = q_flat[i:i + BLOCK].astype(np.float64) - r_flat[arg[i:i + BLOCK]].astype(np.float64)
-        exact[i:i + BLOCK] = np.sqrt((diff * diff).sum(1)) / 255.0
+    for i in range(0, len(query), b):
+        diff = q_flat[i:i + b].astype(np.float64) - r_flat[arg[i:i + b]].astype(np.float64)
+        exact[i:i + b] = np.sqrt((diff * diff).sum(1)) / 255.0
     return exact, arg
 
 

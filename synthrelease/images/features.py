@@ -125,15 +125,17 @@ def _spectrum(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nbins = min(h, w) // 2
     slope = np.zeros(n)
     if nbins >= 2:
-        keep = (k >= 1) & (k <= nbins)
-        onehot = np.zeros((keep.sum(), nbins))
-        onehot[np.arange(keep.sum()), k[keep] - 1] = 1.0
-        radial = flat[:, keep] @ onehot / onehot.sum(axis=0)
+        keep = np.flatnonzero((k >= 1) & (k <= nbins))
+        keep = keep[np.argsort(k[keep], kind="stable")]
+        starts = np.searchsorted(k[keep], np.arange(1, nbins + 1))
+        counts = np.bincount(k[keep] - 1, minlength=nbins)
+        # per-row sums (no matrix product): a tile's value never depends on the batch it is in
+        radial = np.add.reduceat(flat[:, keep], starts, axis=1) / counts
         logf = np.log(np.arange(1, nbins + 1, dtype=np.float64))
         floor = np.maximum(total / (h * w), tiny) * 1e-12
         logp = np.log(radial + floor[:, None])
         xc = logf - logf.mean()
-        slope = (logp - logp.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+        slope = ((logp - logp.mean(axis=1, keepdims=True)) * xc).sum(axis=1) / (xc * xc).sum()
         slope = np.where(flat_tile, 0.0, slope)
     return hf, np.clip(slope, *SLOPE_BOUNDS)
 
@@ -149,12 +151,15 @@ def _glcm(grey: np.ndarray) -> np.ndarray:
         contrast = graycoprops(m, "contrast").mean() / (GLCM_LEVELS - 1) ** 2
         homogeneity = graycoprops(m, "homogeneity").mean()
         energy = graycoprops(m, "energy").mean()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = graycoprops(m, "correlation")
-        corr = float(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0).mean())
+        if q.min() == q.max():  # flat tile: correlation undefined (skimage says 1), defined as 0 here
+            corr = 0.0
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = graycoprops(m, "correlation")
+            corr = float(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0).mean())
         hist = np.bincount(q.ravel(), minlength=GLCM_LEVELS) / q.size
         nz = hist[hist > 0]
-        entropy = float(-(nz * np.log2(nz)).sum() / np.log2(GLCM_LEVELS))
+        entropy = max(0.0, float(-(nz * np.log2(nz)).sum() / np.log2(GLCM_LEVELS)))
         out[i] = (contrast, homogeneity, energy, corr, entropy)
     return out
 
@@ -174,7 +179,7 @@ def _block_features(x: np.ndarray) -> dict[str, np.ndarray]:
         cols["hue_mean"] = hue.mean(axis=(1, 2))
         cols["saturation_mean"] = saturation.mean(axis=(1, 2))
         cols["value_mean"] = value.mean(axis=(1, 2))
-        grey = np.clip(x @ _LUMA, 0.0, 1.0)
+        grey = np.clip(x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2], 0.0, 1.0)
         cols["grey_mean"] = grey.mean(axis=(1, 2))
     else:
         grey = x[..., 0]

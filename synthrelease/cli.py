@@ -279,13 +279,15 @@ def _parse_train_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--epsilon", type=float, default=3.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--archive", is_flag=True, help="Also write bundle.tar.gz (deterministic; verify accepts it).")
-@click.option("--modality", type=click.Choice(["table", "sequence"]), default="table", show_default=True,
-              help="table: the breast-cancer table; sequence: the bundled demo peptide set (synthesised, CC0).")
+@click.option("--modality", type=click.Choice(["table", "sequence", "image"]), default="table", show_default=True,
+              help="table: the breast-cancer table; sequence: the demo peptide set; image: the demo H&E-like "
+                   "tiles (both synthesised from public rules, CC0).")
 @click.pass_context
 def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: bool, modality: str) -> None:
     """A full release of a bundled dataset: the Breast Cancer Wisconsin table (demo policy: the default policy
     plus the table's domain rules, checked with Great Expectations on the synthetic rows), or with
-    --modality sequence the demo peptide set (its policy checks length, homopolymer runs and charge)."""
+    --modality sequence the demo peptide set (its policy checks length, homopolymer runs and charge), or with
+    --modality image the demo tiles (its policy checks copies, membership and blank tiles)."""
     from synthrelease.bundle.signing import generate_keypair
     from synthrelease.pipeline import release as run_release
 
@@ -298,9 +300,12 @@ def demo(ctx: click.Context, out_dir: Path, epsilon: float, seed: int, archive: 
     data_dir = resources.files("synthrelease") / "data"
     started = time.perf_counter()
     priv, pub = generate_keypair(out_dir / "keys" / "signing_key.pem", out_dir / "keys" / "signing_key.pub.pem")
-    stem, policy_name = ("peptides", "peptides.yaml") if modality == "sequence" else ("breast_cancer", "demo.yaml")
-    with resources.as_file(data_dir / f"{stem}.csv") as data, \
-            resources.as_file(data_dir / f"{stem}.metadata.yaml") as meta, \
+    data_name, meta_name, policy_name = {
+        "table": ("breast_cancer.csv", "breast_cancer.metadata.yaml", "demo.yaml"),
+        "sequence": ("peptides.csv", "peptides.metadata.yaml", "peptides.yaml"),
+        "image": ("tiles.npz", "tiles.metadata.yaml", "tiles.yaml")}[modality]
+    with resources.as_file(data_dir / data_name) as data, \
+            resources.as_file(data_dir / meta_name) as meta, \
             resources.as_file(data_dir / "policies" / policy_name) as policy:
         outcome = run_release(data, metadata=meta, policy=policy, epsilon=epsilon,
                               out_dir=out_dir / "bundle", signing_key=priv,

@@ -194,10 +194,37 @@ def validate(loaded: LoadedTable, modality: Modality | None = None) -> LoadedTab
     """
     from synthrelease.validation.expectations import validate_table
 
+    loaded = one_row_per_person(loaded)
     if modality is not None and modality.validate is not None:
         return dataclasses.replace(loaded, table=modality.validate(loaded.table, loaded.metadata, loaded.source))
     validate_table(loaded.table, loaded.metadata, source=loaded.source)
     return loaded
+
+
+def one_row_per_person(loaded: LoadedTable) -> LoadedTable:
+    """With ``privacy_unit_column``, keep each person's first row only (in file order).
+
+    Why: DP-SGD, the DP statistics and the gate bound one ROW's influence; a person with k
+    rows would be protected only at group size k. Keeping the first row of each person is a
+    per-person rule (adding or removing a person changes only that person's row), so the
+    guarantee then holds per person. A missing person id is bad input.
+
+    Raises:
+        DataValidationError: the column is missing or has missing values.
+    """
+    from synthrelease.errors import DataValidationError
+
+    column = loaded.metadata.privacy_unit_column
+    if column is None:
+        return loaded
+    table = loaded.table
+    if column not in table.columns or table[column].isna().any():
+        raise DataValidationError(f"{loaded.source}: privacy_unit_column {column!r} is missing or has empty values")
+    kept = table.drop_duplicates(subset=[column], keep="first").reset_index(drop=True)
+    dropped = len(table) - len(kept)
+    notes = loaded.notes + ((f"privacy unit {column!r}: kept the first row of each person, dropped {dropped} "
+                             "further row(s) (INTERNAL figure)",) if dropped else ())
+    return dataclasses.replace(loaded, table=kept, notes=notes)
 
 
 # ---------------------------------------------------------------- split

@@ -365,6 +365,11 @@ class Metadata(BaseModel):
             mean_area]]``: their pairwise joint histograms are released with DP and matched
             by the generator, so those correlations survive on small tables. Date and
             datetime columns count as numerical here (e.g. ``[[admitted, discharged]]``).
+        privacy_unit_column: optional identifier column naming the PERSON each row belongs to
+            (several tiles of one slide, several visits of one patient). Only the first row of
+            each person is kept before anything else, so that one person is one row and the
+            (ε, δ) guarantee protects the person, not just one of their rows. Without it, the
+            unit is the row: declare it whenever a person can have several rows.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -375,6 +380,14 @@ class Metadata(BaseModel):
     target: str | None = None
     columns: dict[str, ColumnSpec] = Field(min_length=1)
     related_columns: list[list[str]] | None = None
+    privacy_unit_column: str | None = None
+
+    @model_validator(mode="after")
+    def _check_privacy_unit(self) -> Metadata:
+        c = self.privacy_unit_column
+        if c is not None and (c not in self.columns or self.columns[c].type != "identifier"):
+            raise ValueError(f"privacy_unit_column {c!r} must be a declared identifier column (the person's id)")
+        return self
 
     @model_validator(mode="after")
     def _check_related(self) -> Metadata:

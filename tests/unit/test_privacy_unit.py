@@ -1,0 +1,31 @@
+"""privacy_unit_column: one person, one row, by a per-person rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthrelease import stages
+from synthrelease.errors import DataValidationError, MetadataError
+from tests.conftest import TINY_METADATA, make_tiny_table
+
+PERSONS = {**TINY_METADATA, "columns": {"person": {"type": "identifier"}, **TINY_METADATA["columns"]},
+           "privacy_unit_column": "person"}
+
+
+def test_only_each_persons_first_row_is_kept_and_a_person_moves_only_their_row():
+    df = make_tiny_table(60, seed=1)
+    df.insert(0, "person", [f"p{i // 3}" for i in range(60)])  # 20 persons, 3 rows each
+    kept = stages.validate(stages.load(df, PERSONS)).table
+    assert len(kept) == 20 and kept["person"].is_unique
+    assert kept.equals(df.iloc[::3].reset_index(drop=True))
+    without = stages.validate(stages.load(df[df["person"] != "p7"], PERSONS)).table
+    assert without.equals(kept[kept["person"] != "p7"].reset_index(drop=True))
+
+
+def test_the_unit_column_must_be_a_declared_identifier_without_gaps():
+    with pytest.raises(MetadataError, match="privacy_unit_column"):
+        stages.resolve_metadata({**TINY_METADATA, "privacy_unit_column": "age"})
+    df = make_tiny_table(20, seed=1)
+    df.insert(0, "person", [None] + [f"p{i}" for i in range(1, 20)])
+    with pytest.raises(DataValidationError, match="privacy_unit_column 'person'"):
+        stages.validate(stages.load(df, PERSONS))

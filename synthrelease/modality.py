@@ -70,6 +70,41 @@ class Modality:
         return self.view_metadata(metadata) if self.view_metadata is not None else metadata
 
 
+@dataclass
+class ModalityModel:
+    """A modality's trained model: the inner DP model plus the dataset's public metadata.
+
+    ``privacy``, ``train_seconds`` and ``history`` read through to the inner model, as the
+    release stages expect of every model.
+    """
+
+    inner: Any
+    metadata: Any
+
+    @property
+    def privacy(self) -> Any:
+        return self.inner.privacy
+
+    @property
+    def train_seconds(self) -> float:
+        return self.inner.train_seconds
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.inner.history
+
+
+def metadata_without(metadata: Any, column: str) -> Any:
+    """The metadata of the other columns (labels, identifiers), for the table validator; None if none."""
+    from synthrelease.metadata.schema import Metadata
+
+    others = {c: s.model_dump(mode="json", exclude_none=True) for c, s in metadata.columns.items() if c != column}
+    if not others:
+        return None
+    return Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
+                                    "target": metadata.target, "columns": others})
+
+
 def tabular() -> Modality:
     """Mixed-type tables (clinical tables, expression matrices): the conditional DP-GAN."""
     from synthrelease.audits.empirical.training import train_for_audit

@@ -123,15 +123,20 @@ def target_features(synthetic: np.ndarray, target: np.ndarray, radius: float) ->
 
 
 def dp_gan_synthesizer(metadata: Metadata, config: TrainingConfig, *, condition_column: str | None,
-                       sample_rate: float) -> Synthesizer:
+                       sample_rate: float, fit: Callable[..., Any] | None = None,
+                       sample: Callable[..., pd.DataFrame] | None = None) -> Synthesizer:
     """The project's DP-GAN as a shadow synthesizer, run with ``config`` at Poisson rate ``sample_rate``.
 
     Each call trains a fresh model (its seed derived from the call's seed) on the rows it
-    is given and samples ``n_rows`` rows; the model is dropped afterwards.
+    is given and samples ``n_rows`` rows; the model is dropped afterwards. ``fit`` and
+    ``sample``: a modality's trainer and sampler (default: the table DP-GAN's).
     """
     from synthrelease.rng import SeedTree
     from synthrelease.sampling import sample_frame
     from synthrelease.training.trainer import fit_dp_synthesizer
+
+    fit = fit or fit_dp_synthesizer
+    sample = sample or sample_frame
 
     def fit_and_sample(train: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
         tree = SeedTree(seed)
@@ -139,8 +144,8 @@ def dp_gan_synthesizer(metadata: Metadata, config: TrainingConfig, *, condition_
         delta = config.target_delta if config.target_delta < 1.0 / m else default_delta(m)
         cfg = dataclasses.replace(config, seed=tree.integer("fit"), target_delta=delta,
                                   batch_size=max(1, round(m * sample_rate)))
-        model = fit_dp_synthesizer(train, metadata, cfg, condition_column=condition_column)
-        return sample_frame(model, n_rows, seed=tree.integer("sample"))
+        model = fit(train, metadata, cfg, condition_column=condition_column)
+        return sample(model, n_rows, seed=tree.integer("sample"))
 
     return fit_and_sample
 

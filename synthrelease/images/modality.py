@@ -14,7 +14,6 @@ bound that person's influence (a per-person cap with group privacy is not built 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +22,14 @@ import pandas as pd
 
 from synthrelease.errors import DataValidationError, SynthreleaseError
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.modality import Modality
+from synthrelease.modality import Modality, ModalityModel, metadata_without
 
 UNIT_NOTE = ("privacy unit: one tile; when several tiles come from one person, tile-level DP does not bound "
              "that person's influence")
 
 
-@dataclasses.dataclass
-class ImageModel:
-    """A DP tile generator with the dataset's public metadata."""
-
-    inner: Any
-    metadata: Metadata
-
-    @property
-    def privacy(self) -> Any:
-        return self.inner.privacy
-
-    @property
-    def train_seconds(self) -> float:
-        return self.inner.train_seconds
-
-    @property
-    def history(self) -> list[dict[str, float]]:
-        return self.inner.history
+ImageModel = ModalityModel
+"""A DP tile generator with the dataset's public metadata."""
 
 
 def _spec(metadata: Metadata) -> tuple[str, int, int]:
@@ -129,12 +112,8 @@ def validate(table: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFra
     if bad:
         raise DataValidationError(f"{source}: column {column!r}, row {bad[0] + 1}: not a {size}×{size}×{channels} "
                                   f"8-bit tile; {len(bad)} bad row(s) in all")
-    others = {c: s for c, s in metadata.columns.items() if c != column}
-    if others:
-        rest = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
-                                        "target": metadata.target,
-                                        "columns": {c: s.model_dump(mode="json", exclude_none=True)
-                                                    for c, s in others.items()}})
+    rest = metadata_without(metadata, column)
+    if rest is not None:
         validate_table(table.drop(columns=[column]), rest, source=source)
     return table
 

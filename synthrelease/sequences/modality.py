@@ -26,7 +26,7 @@ import pandas as pd
 
 from synthrelease.errors import SynthreleaseError
 from synthrelease.metadata.schema import Metadata
-from synthrelease.modality import Modality
+from synthrelease.modality import Modality, ModalityModel, metadata_without
 from synthrelease.progress import ProgressCallback, ignore_progress
 from synthrelease.sequences.positional import consistent_logits, from_positions, positional_metadata, to_positions
 
@@ -34,28 +34,8 @@ SAMPLE_ROUNDS = 20
 """Sampling rounds allowed to find enough sequences of at least ``min_length`` letters."""
 
 
-@dataclasses.dataclass
-class SequenceModel:
-    """A DP generator of sequences: the positional table model plus the sequence metadata.
-
-    Attributes mirror :class:`~synthrelease.training.trainer.TrainedModel` (``privacy``,
-    ``train_seconds``, ``history``); ``inner`` is the positional model itself.
-    """
-
-    inner: Any
-    metadata: Metadata
-
-    @property
-    def privacy(self) -> Any:
-        return self.inner.privacy
-
-    @property
-    def train_seconds(self) -> float:
-        return self.inner.train_seconds
-
-    @property
-    def history(self) -> list[dict[str, float]]:
-        return self.inner.history
+SequenceModel = ModalityModel
+"""A DP generator of sequences: the positional table model plus the sequence metadata."""
 
 
 def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
@@ -115,18 +95,10 @@ def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
 
 def shadow_synthesizer(metadata: Metadata, config: Any, *, condition_column: str | None, sample_rate: float) -> Any:
     """The sequence DP-GAN as the shadow attack's fit-and-sample function (fresh secret noise)."""
-    from synthrelease.privacy import default_delta
-    from synthrelease.rng import SeedTree
+    from synthrelease.audits.shadow import dp_gan_synthesizer
 
-    def fit_and_sample(train: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
-        tree = SeedTree(seed)
-        m = len(train)
-        delta = config.target_delta if config.target_delta < 1.0 / m else default_delta(m)
-        cfg = dataclasses.replace(config, seed=tree.integer("fit"), target_delta=delta,
-                                  batch_size=max(1, round(m * sample_rate)))
-        return sample(fit(train, metadata, cfg, condition_column=condition_column), n_rows, seed=tree.integer("s"))
-
-    return fit_and_sample
+    return dp_gan_synthesizer(metadata, config, condition_column=condition_column, sample_rate=sample_rate,
+                              fit=fit, sample=sample)
 
 
 def audit_trainer(*args: Any, **kwargs: Any) -> Any:
@@ -150,12 +122,8 @@ def validate(table: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFra
     spec = metadata.columns[column]
     if column not in table.columns:
         raise SynthreleaseError(f"{source}: the sequence column {column!r} is missing")
-    others = {c: s for c, s in metadata.columns.items() if c != column}
-    if others:
-        rest = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
-                                        "target": metadata.target,
-                                        "columns": {c: s.model_dump(mode="json", exclude_none=True)
-                                                    for c, s in others.items()}})
+    rest = metadata_without(metadata, column)
+    if rest is not None:
         validate_table(table.drop(columns=[column]), rest, source=source)
     cleaned = check_sequences(table[column], resolve_alphabet(spec.alphabet or ""),
                               min_length=int(spec.min_length or 1), max_length=int(spec.max_length or 1),

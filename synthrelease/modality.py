@@ -105,6 +105,20 @@ def metadata_without(metadata: Any, column: str) -> Any:
                                     "target": metadata.target, "columns": others})
 
 
+def with_label(frame: pd.DataFrame, columns: dict[str, dict], source: pd.DataFrame,
+               metadata: Any) -> tuple[pd.DataFrame, Any]:
+    """A feature view (``frame`` with public ``columns``) plus the source rows' label, and its metadata."""
+    from synthrelease.metadata.schema import Metadata
+
+    frame = frame.reset_index(drop=True)
+    if metadata.target is not None:
+        frame[metadata.target] = source[metadata.target].to_numpy()
+        columns[metadata.target] = metadata.columns[metadata.target].model_dump(mode="json", exclude_none=True)
+    meta = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
+                                    "target": metadata.target, "columns": columns})
+    return frame[list(columns)], meta
+
+
 def tabular() -> Modality:
     """Mixed-type tables (clinical tables, expression matrices): the conditional DP-GAN."""
     from synthrelease.audits.empirical.training import train_for_audit

@@ -22,7 +22,7 @@ import pandas as pd
 
 from synthrelease.errors import DataValidationError, SynthreleaseError
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.modality import Modality, ModalityModel, metadata_without
+from synthrelease.modality import Modality, ModalityModel, metadata_without, with_label
 
 UNIT_NOTE = ("privacy unit: one tile; when several tiles come from one person, tile-level DP does not bound "
              "that person's influence")
@@ -126,13 +126,7 @@ def view(df: pd.DataFrame, metadata: Metadata) -> tuple[pd.DataFrame, Metadata]:
     columns = view_columns(channels)
     frame = feature_view(tiles_of(df.reset_index(drop=True), metadata)) if len(df) else pd.DataFrame(
         columns=list(columns))
-    frame = frame.reset_index(drop=True)
-    if metadata.target is not None:
-        frame[metadata.target] = df[metadata.target].to_numpy()
-        columns[metadata.target] = metadata.columns[metadata.target].model_dump(mode="json", exclude_none=True)
-    meta = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
-                                    "target": metadata.target, "columns": columns})
-    return frame[list(columns)], meta
+    return with_label(frame, columns, df, metadata)
 
 
 def view_metadata(metadata: Metadata) -> Metadata:

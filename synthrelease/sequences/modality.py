@@ -26,7 +26,7 @@ import pandas as pd
 
 from synthrelease.errors import SynthreleaseError
 from synthrelease.metadata.schema import Metadata
-from synthrelease.modality import Modality, ModalityModel, metadata_without
+from synthrelease.modality import Modality, ModalityModel, metadata_without, with_label
 from synthrelease.progress import ProgressCallback, ignore_progress
 from synthrelease.sequences.positional import consistent_logits, from_positions, positional_metadata, to_positions
 
@@ -144,12 +144,7 @@ def view(df: pd.DataFrame, metadata: Metadata) -> tuple[pd.DataFrame, Metadata]:
     alphabet = resolve_alphabet(spec.alphabet or "")
     columns = view_columns(alphabet, min_length=int(spec.min_length or 1), max_length=int(spec.max_length or 1))
     frame = feature_view(df[column].astype(str).reset_index(drop=True), alphabet=alphabet)
-    if metadata.target is not None:
-        frame[metadata.target] = df[metadata.target].to_numpy()
-        columns[metadata.target] = metadata.columns[metadata.target].model_dump(mode="json", exclude_none=True)
-    meta = Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
-                                    "target": metadata.target, "columns": columns})
-    return frame[list(columns)], meta
+    return with_label(frame, columns, df, metadata)
 
 
 def view_metadata(metadata: Metadata) -> Metadata:

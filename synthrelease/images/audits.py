@@ -17,6 +17,7 @@ flattened tiles in float32, at a time), so memory stays bounded for thousands of
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -222,6 +223,7 @@ def _auc_on(model: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 def _utility(feats: dict[str, np.ndarray], labels: dict[str, Any], seed: int) -> tuple[dict[str, float | None],
                                                                                          dict[str, Any]]:
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     if any(v is None for v in labels.values()):
@@ -242,7 +244,10 @@ def _utility(feats: dict[str, np.ndarray], labels: dict[str, Any], seed: int) ->
         if len(classes[source]) < 2:
             details[f"{name}_skipped"] = f"the {source} tiles have fewer than 2 classes"
             continue
-        model = LogisticRegression(max_iter=2000, random_state=seed).fit(feats[source], y[source])
+        with warnings.catch_warnings(record=True) as caught:  # separable synthetic features: record, go on
+            warnings.simplefilter("always", ConvergenceWarning)
+            model = LogisticRegression(max_iter=2000, random_state=seed).fit(feats[source], y[source])
+        details[f"{name}_converged"] = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         metrics[name] = _auc_on(model, feats["holdout"], y["holdout"])
     return metrics, details
 

@@ -106,3 +106,19 @@ def test_bad_shapes_are_refused(real):
     with pytest.raises(ValueError):
         run_image_audits(train, holdout, train[:3], seed=0)
     assert set(MEANINGS) >= {"kid", "prdc_recall", "nn_tpr_at_fpr_1pct", "tstr_auc"}
+
+
+def test_separable_synthetic_labels_do_not_stop_the_audit():
+    """A logistic regression that cannot converge on perfectly separable synthetic features is recorded, not raised
+    (pytest turns warnings into errors here, as a strict deployment would)."""
+    rng = np.random.default_rng(0)
+    red = np.zeros((30, 16, 16, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((30, 16, 16, 3), np.uint8)
+    blue[..., 2] = 255
+    tiles = np.concatenate([red, blue])
+    labels = np.array(["r"] * 30 + ["b"] * 30)
+    noisy = np.clip(tiles.astype(int) + rng.integers(-40, 40, tiles.shape), 0, 255).astype(np.uint8)
+    res = run_image_audits(noisy, noisy, tiles, train_labels=labels, holdout_labels=labels, synthetic_labels=labels,
+                           seed=0)
+    assert res.metrics["tstr_auc"] is not None and "tstr_auc_converged" in repr(res.details)

@@ -28,7 +28,9 @@ Optional hooks (``None`` = the table behaviour):
 * ``trained_metadata(model, metadata) -> metadata``: the metadata after training (tables:
   the model's, with DP-estimated bounds);
 * ``bundle_table(synthetic, metadata) -> DataFrame``: what the bundle's CSV/Parquet hold
-  (images: tile index and label, the pixels being in ``synthetic.npz``).
+  (images: tile index and label, the pixels being in ``synthetic.npz``);
+* ``report_figures(train, synthetic, metadata) -> [{src, alt, caption}]``: extra figures
+  for the INTERNAL report (images: real and synthetic tile grids).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Modality:
     outputs: Callable[..., dict[str, Callable[[Any], Any]]] | None = None
     trained_metadata: Callable[[Any, Any], Any] | None = None
     bundle_table: Callable[..., pd.DataFrame] | None = None
+    report_figures: Callable[..., list[dict[str, str]]] | None = None
 
     def metadata_after_training(self, model: Any, metadata: Any) -> Any:
         """The metadata the rest of the release uses (tables: the model's own, with DP bounds)."""

@@ -347,6 +347,8 @@ def release(
 
         plot_data = collect_plot_data(parts.train, parts.holdout, synthetic, meta, audits,
                                       seed=seeds.integer("plots"), target=tgt)
+        if kind.report_figures is not None:  # e.g. image grids, real tiles included: INTERNAL
+            plot_data = {**(plot_data or {}), "image_grids": kind.report_figures(parts.train, synthetic, meta)}
         timings["audits"] = time.perf_counter() - t
 
         t = time.perf_counter()

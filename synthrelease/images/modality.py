@@ -182,12 +182,26 @@ def bundle_table(synthetic: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
     return out
 
 
+def report_figures(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> list[dict[str, str]]:
+    """Grids of 64 real training tiles and 64 synthetic tiles, for the INTERNAL report only (real
+    tiles are private: they never enter the bundle)."""
+    from synthrelease.images.grids import png_data_uri, tile_grid
+
+    out = []
+    for name, frame in (("real training", train), ("synthetic", synthetic)):
+        out.append({"src": png_data_uri(tile_grid(tiles_of(frame.iloc[:64], metadata), columns=8, max_tiles=64)),
+                    "alt": f"{name} tiles", "caption": f"The first {min(64, len(frame))} {name} tiles"
+                    + (" (PRIVATE: internal report only)." if name.startswith("real") else " (released).")})
+    return out
+
+
 def image_modality() -> Modality:
     """The image modality (see the module docstring)."""
     return Modality("image", default_config=default_config, fit=fit, sample=sample, shadow_synthesizer=unavailable,
                     audit_trainer=unavailable, validate=validate, view=view, view_metadata=view_metadata,
                     copy_keys=copy_keys, extra_audits=extra_audits, outputs=outputs,
-                    trained_metadata=lambda model, metadata: metadata, bundle_table=bundle_table)
+                    trained_metadata=lambda model, metadata: metadata, bundle_table=bundle_table,
+                    report_figures=report_figures)
 
 
 def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:

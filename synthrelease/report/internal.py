@@ -233,6 +233,8 @@ def distributions_view(plot_data: Mapping[str, Any] | None) -> dict[str, Any]:
                                "Real training rows and synthetic rows in the same 2-D PCA plane (fitted on the real "
                                f"rows; {sum(var):.0%} of the variance), coloured by {emb.get('target') or 'class'}. "
                                "The two clouds should look alike."))
+    for grid in plot_data.get("image_grids") or []:  # image releases: tiles side by side (INTERNAL)
+        figures.append({"src": grid["src"], "alt": grid["alt"], "caption": grid["caption"]})
     return {"available": True, "figures": figures, "notice": plot_data.get("notice")}
 
 

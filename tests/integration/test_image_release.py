@@ -59,6 +59,10 @@ def test_an_image_release_is_gated_signed_and_holds_tiles(ws):
     assert "discriminator DP-SGD" in labels_used and manifest["privacy"]["epsilon"] <= 3.0
     report = json.loads((ws / "b.internal-report" / "internal_report.json").read_text())
     assert "image" in report["audits"] and "kid" in report["audits"]["image"]["metrics"]
+    html = (ws / "b.internal-report" / "internal_report.html").read_text()
+    assert html.count('alt="real training tiles"') == 1 and html.count('alt="synthetic tiles"') == 1
+    bundle_files = {p.name for p in (ws / "b").iterdir()}
+    assert not any(name.endswith(".html") and "internal" in name for name in bundle_files)  # real tiles stay inside
     assert CliRunner().invoke(cli, ["verify", str(ws / "b"), "--public-key", str(ws / "k.pub")]).exit_code == 0
 
 

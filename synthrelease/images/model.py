@@ -184,9 +184,10 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
                                      sample_rate=q, steps=config.n_steps, accountant=config.accountant,
                                      prior=[*prior, *reserved_entries])
-    torch.manual_seed(seeds.integer("init"))  # public: initialisation only
-    generator = TileGenerator(config.latent_dim, classes, size, channels, config.generator_width)
-    discriminator = TileDiscriminator(classes, size, channels, config.discriminator_width)
+    with torch.random.fork_rng(devices=[]):  # public initialisation; the global RNG is restored after
+        torch.manual_seed(seeds.integer("init"))
+        generator = TileGenerator(config.latent_dim, classes, size, channels, config.generator_width)
+        discriminator = TileDiscriminator(classes, size, channels, config.discriminator_width)
     ModuleValidator.validate(discriminator, strict=True)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.999))

@@ -73,18 +73,17 @@ def _to_datetime(value: Any, kind: str, fmt: str | None) -> datetime:
         dt = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
         text = value.strip()
+        example = "2001-01-01" if kind == "date" else "2001-01-01T08:00:00"
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
-            dt = None  # type: ignore[assignment]
-            if fmt is not None:
-                try:
-                    dt = datetime.strptime(text, fmt)
-                except ValueError:
-                    pass
-            if dt is None:
-                example = "2001-01-01" if kind == "date" else "2001-01-01T08:00:00"
+            if fmt is None:
                 raise ValueError(f"{value!r} is not an ISO {kind} (e.g. '{example}')") from None
+            try:
+                dt = datetime.strptime(text, fmt)
+            except ValueError:
+                raise ValueError(f"{value!r} is neither an ISO {kind} (e.g. '{example}') nor written as "
+                                 f"{fmt!r}") from None
     else:
         example = "2001-01-01" if kind == "date" else "2001-01-01T08:00:00"
         raise ValueError(f"a {kind} bound must be an ISO {kind} string such as '{example}', "
@@ -172,11 +171,7 @@ def to_numbers(series: pd.Series, kind: str, fmt: str | None = None) -> np.ndarr
         where: list[int] = []
         for i, v in enumerate(uniques):
             if isinstance(v, datetime | date | np.datetime64):
-                try:
-                    stamp = pd.Timestamp(v) if isinstance(v, np.datetime64) else v
-                    values[i] = (_to_datetime(stamp, kind, None) - _EPOCH) / timedelta(seconds=1)
-                except (ValueError, OverflowError):
-                    pass
+                values[i] = _stamp_seconds(v, kind)
                 continue
             if isinstance(v, bool | np.bool_):
                 continue
@@ -206,6 +201,18 @@ def to_strings(values: np.ndarray, kind: str, fmt: str | None = None) -> pd.Seri
     text = stamps.dt.strftime(fmt or DEFAULT_FORMATS[kind]).astype(object)
     text[missing] = None
     return text.reset_index(drop=True)
+
+
+def _stamp_seconds(value: datetime | date | np.datetime64, kind: str) -> float:
+    """Seconds since 1970 of a date object; NaN for one no datetime can hold (e.g. NaT or beyond
+    year 9999): the caller's validation reports it as a value that is not a date."""
+    stamp = pd.Timestamp(value) if isinstance(value, np.datetime64) else value
+    if stamp is pd.NaT:
+        return float("nan")
+    try:
+        return (_to_datetime(stamp, kind, None) - _EPOCH) / timedelta(seconds=1)
+    except (ValueError, OverflowError):
+        return float("nan")  # explicit: not a representable date → counted as "not a date"
 
 
 def column_numbers(series: pd.Series, spec: ColumnSpec) -> pd.Series:

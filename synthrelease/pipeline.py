@@ -374,8 +374,9 @@ def release(
             report["advice"] = {c.clause: advice_for(c.clause) for c in decision.failed}
             # the rejected rows are DP output (post-processing) but NOT released: internal only
             report_root.mkdir(parents=True, exist_ok=True)
-            sample_path = write_table_atomic(report_root / REJECTED_SAMPLE_NAME, synthetic)
-            report["rejected_sample"] = str(sample_path)
+            sample_paths = _write_rejected_sample(report_root, synthetic, kind, meta)
+            report["rejected_sample"] = str(sample_paths[0])
+            report["rejected_sample_files"] = [str(q) for q in sample_paths]
             path = _write_report(report_root, report, decision)
             report_written = True
             raise GateRefused(_refusal_message(decision, path), [c.reason for c in decision.failed],
@@ -555,6 +556,22 @@ def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecis
 
 
 REJECTED_SAMPLE_NAME = "rejected_synthetic_sample.csv"
+
+
+def _write_rejected_sample(report_root: Path, synthetic: pd.DataFrame, kind: Modality, meta: Metadata) -> list[Path]:
+    """The rejected synthetic rows in the internal report folder (never a bundle), as the bundle
+    would have held them: the modality's own files prefixed ``rejected_`` (images:
+    ``rejected_synthetic.npz``, listed first) and its bundle table as ``REJECTED_SAMPLE_NAME``
+    (images: tile index and label, no raw pixel bytes); tables: the rows as that CSV alone."""
+    paths: list[Path] = []
+    if kind.outputs is not None:
+        for name, write in kind.outputs(synthetic, meta).items():
+            target = report_root / f"rejected_{name}"
+            write(target)
+            paths.append(target)
+    table = kind.bundle_table(synthetic, meta) if kind.bundle_table is not None else synthetic
+    paths.append(write_table_atomic(report_root / REJECTED_SAMPLE_NAME, table))
+    return paths
 
 def _refusal_message(decision: GateDecision, report_path: Path) -> str:
     failed = "; ".join(f"{c.clause}: {c.reason} (to change: {advice_for(c.clause)})" for c in decision.failed)

@@ -182,9 +182,46 @@ def bundle_table(synthetic: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
     return out
 
 
+NN_PAIRS = 16
+"""Synthetic tiles shown beside their nearest real training tile in the internal report."""
+NN_PAIRS_MAX_SYNTHETIC = 2000
+"""The nearest-neighbour pairs are searched among the first this-many synthetic tiles (i.i.d. draws,
+so a random sample) against all training tiles, which bounds the figure's time."""
+
+
+def _nn_pairs_figure(train_tiles: np.ndarray, synthetic_tiles: np.ndarray, n_synthetic: int) -> dict[str, str]:
+    """The ``NN_PAIRS`` synthetic tiles closest (pixel L2 on [0, 1]) to a real training tile, each
+    above its nearest training tile: rows 1, 3 synthetic, rows 2, 4 their neighbours (PRIVATE).
+    ``synthetic_tiles`` are the first of ``n_synthetic``; at most ``NN_PAIRS_MAX_SYNTHETIC`` are searched."""
+    from synthrelease.images.audits import _nearest_pixel
+    from synthrelease.images.grids import png_data_uri, tile_grid
+
+    searched = synthetic_tiles[:NN_PAIRS_MAX_SYNTHETIC]
+    dist, idx = _nearest_pixel(searched, train_tiles)
+    order = np.argsort(dist, kind="stable")[:NN_PAIRS]
+    shown = dist[order]
+    cols = min(8, len(order))
+    blocks = []
+    for start in range(0, len(order), cols):
+        chunk = order[start:start + cols]
+        pad = cols - len(chunk)  # the last block's empty cells stay white
+        blank = np.full((pad, *searched.shape[1:]), 255, dtype=np.uint8)
+        blocks += [searched[chunk], blank, train_tiles[idx[chunk]], blank]
+    grid = tile_grid(np.concatenate(blocks), columns=cols, max_tiles=4 * NN_PAIRS)
+    return {"src": png_data_uri(grid), "alt": "nearest-neighbour pairs: synthetic and real training tiles",
+            "caption": (f"PRIVATE: internal report only (real training tiles). The {len(order)} synthetic tiles "
+                        f"closest to a real training tile, closest first (searched among the first "
+                        f"{len(searched)} of {n_synthetic} synthetic tiles, capped at "
+                        f"{NN_PAIRS_MAX_SYNTHETIC}): each synthetic tile (rows 1 and 3) sits directly above its "
+                        "nearest real training tile (rows 2 and 4). Distance: pixel L2 over all pixels and channels "
+                        f"of tiles scaled to [0, 1]; shown distances min {float(shown.min()):.4g}, median "
+                        f"{float(np.median(shown)):.4g}. Pairs that look alike suggest memorisation.")}
+
+
 def report_figures(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> list[dict[str, str]]:
-    """Grids of 64 real training tiles and 64 synthetic tiles, for the INTERNAL report only (real
-    tiles are private: they never enter the bundle)."""
+    """Grids of 64 real training tiles and 64 synthetic tiles, and the synthetic tiles nearest to a
+    real training tile beside that tile (see :data:`NN_PAIRS_MAX_SYNTHETIC`), for the INTERNAL
+    report only (real tiles are private: they never enter the bundle)."""
     from synthrelease.images.grids import png_data_uri, tile_grid
 
     out = []
@@ -192,6 +229,10 @@ def report_figures(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metad
         out.append({"src": png_data_uri(tile_grid(tiles_of(frame.iloc[:64], metadata), columns=8, max_tiles=64)),
                     "alt": f"{name} tiles", "caption": f"The first {min(64, len(frame))} {name} tiles"
                     + (" (PRIVATE: internal report only)." if name.startswith("real") else " (released).")})
+    if len(train) and len(synthetic):
+        out.append(_nn_pairs_figure(tiles_of(train.reset_index(drop=True), metadata),
+                                    tiles_of(synthetic.iloc[:NN_PAIRS_MAX_SYNTHETIC].reset_index(drop=True),
+                                             metadata), len(synthetic)))
     return out
 
 
@@ -204,10 +245,48 @@ def image_modality() -> Modality:
                     report_figures=report_figures)
 
 
+SLIDE_SUFFIXES = (".svs", ".tif", ".tiff")
+"""A data FILE with one of these suffixes is a whole slide, tiled with the image column's ``tiling``."""
+
+LUMA = np.array([0.299, 0.587, 0.114])
+"""ITU-R BT.601 luma weights (Pillow's RGB → L), for grey tiles cut from an RGB slide."""
+
+
+def slide_tiles(path: Path, metadata: Metadata) -> tuple[np.ndarray, pd.DataFrame]:
+    """Cut a whole-slide TIFF/SVS into the image column's tiles with its PUBLIC ``tiling``.
+
+    :func:`synthrelease.images.io.tile_slide` at ``tile_size``, then each tile block-averaged
+    down to ``height`` (rounded to uint8) and, for ``channels: 1``, turned into luma.
+
+    Raises:
+        InputFileError: one line naming the file (no ``tiling`` declared, unreadable slide...).
+    """
+    from synthrelease.errors import InputFileError
+    from synthrelease.images.io import tile_slide
+
+    column, size, channels = _spec(metadata)
+    tiling = metadata.columns[column].tiling
+    if tiling is None:
+        raise InputFileError(f"{path}: a whole slide is tiled on the fly only with public tiling parameters; "
+                             f"declare 'tiling' (tile_size, ...) in the image column {column!r} of the metadata")
+    tiles, frame = tile_slide(path, size=tiling.tile_size, stride=int(tiling.stride or tiling.tile_size),
+                              tissue_threshold=tiling.tissue_threshold, min_tissue_share=tiling.min_tissue_share,
+                              max_tiles=tiling.max_tiles, level=tiling.level)
+    factor = tiling.tile_size // size
+    # sums of ≤ 4096 uint8 values are exact in float32, so this rounds like a float64 average
+    small = tiles.reshape(len(tiles), size, factor, size, factor, 3).mean(axis=(2, 4), dtype=np.float32)
+    if channels == 1:
+        small = (small @ LUMA.astype(np.float32))[..., None]
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8), frame
+
+
 def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:
-    """Tiles from an ``.npz`` (arrays ``images`` and optional ``labels``) or a folder of PNG/TIFF
-    tiles (with ``labels.csv`` beside them, keyed by ``image_id``), as the modality's table:
-    the image column, the label column (the metadata's target) and the one identifier column.
+    """Tiles from an ``.npz`` (arrays ``images`` and optional ``labels``), a folder of PNG/TIFF
+    tiles (with ``labels.csv`` beside them, keyed by ``image_id``), or a whole-slide
+    ``.svs``/``.tif``/``.tiff`` file cut with the image column's public ``tiling``
+    (:func:`slide_tiles`; no labels), as the modality's table: the image column, the label
+    column (the metadata's target) and the one identifier column. For a slide, a declared
+    ``privacy_unit_column`` gets the slide's name (all its tiles are one person's).
 
     Raises:
         InputFileError: one line naming the file.
@@ -217,15 +296,21 @@ def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:
 
     _, size, channels = _spec(metadata)
     p = Path(path)
+    slide = not p.is_dir() and p.suffix.lower() in SLIDE_SUFFIXES
     if p.is_dir():
         labels_csv = p / "labels.csv"
         tiles, frame = read_image_folder(p, size=size, channels=channels,
                                          labels_csv=str(labels_csv) if labels_csv.is_file() else None)
     elif p.suffix.lower() == ".npz":
         tiles, frame = read_npz(p, size=size, channels=channels)
+    elif slide:
+        if metadata.target is not None:
+            raise InputFileError(f"{p}: a whole slide has no tile labels for the target column {metadata.target!r} "
+                                 "(drop the target, or tile it to an .npz with 'labels')")
+        tiles, frame = slide_tiles(p, metadata)
     else:
-        raise InputFileError(f"{p}: image tiles are read from an .npz file or a folder of PNG/TIFF tiles "
-                             "(tile a whole slide first: benchmarks/image_tiles.py)")
+        raise InputFileError(f"{p}: image tiles are read from an .npz file, a folder of PNG/TIFF tiles or a "
+                             "whole-slide .svs/.tif/.tiff (with 'tiling' declared in the image column)")
     out = frame_of(tiles, None, metadata)
     if metadata.target is not None:
         source = metadata.target if metadata.target in frame.columns else "label" if "label" in frame.columns else None
@@ -234,6 +319,9 @@ def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:
                                  f"a labels.csv column {metadata.target!r})")
         out[metadata.target] = frame[source].to_numpy()
     ids = [c for c, s in metadata.columns.items() if s.type == "identifier"]
+    if slide and metadata.privacy_unit_column is not None:
+        out[metadata.privacy_unit_column] = frame["slide"].to_numpy()
+        ids = [c for c in ids if c != metadata.privacy_unit_column]
     if len(ids) == 1 and "image_id" in frame.columns:
         out[ids[0]] = frame["image_id"].to_numpy()
     return out

@@ -2,13 +2,18 @@
 
 Privacy (the same machinery as tables, :mod:`synthrelease.training.trainer`):
 
-* privacy unit: one tile (one row); the DP-SGD sample is Opacus' Poisson sampling
-  (:class:`~opacus.data_loader.DPDataLoader`) with a secret generator;
+* privacy unit: one tile, or one person with at most ``m`` tiles (``units``): the DP-SGD
+  sample is Opacus' Poisson sampling (:class:`~opacus.data_loader.DPDataLoader`, secret
+  generator) over the UNITS, and every sampled unit brings all its tiles;
 * the discriminator (Conv2d, GroupNorm, LeakyReLU, Linear: layers Opacus clips per
-  sample; no BatchNorm) sees real tiles through DP-SGD (per-tile clipping at C, Gaussian
-  noise σ·C from a secret generator, Opacus' hardened sampling); fake tiles are
-  data-independent and pass with hooks off;
+  sample; no BatchNorm) sees real tiles through DP-SGD: Opacus computes per-tile
+  gradients, the tiles of one unit are summed into ONE per-unit gradient before Opacus'
+  optimizer clips it at C and adds Gaussian noise σ·C from a secret generator (user-level
+  DP-SGD); fake tiles are data-independent and each is clipped on its own;
 * the label frequencies used to condition sampling are one Gaussian histogram release;
+* the tile mean embedding (:mod:`synthrelease.images.embedding`, DP-MERF) is one Gaussian
+  release of sensitivity 1 (each unit's tiles weighted 1/m); the generator matches it as
+  a second loss term, post-processing;
 * σ is calibrated with the same Opacus accountant over every mechanism of the run,
   the gate's reserved entry included, and the ε reported is the accountant's.
 
@@ -109,6 +114,9 @@ class ImageTrainingConfig:
     batch_size: int = 64
     n_steps: int = 500
     condition_epsilon_share: float = 0.05
+    embedding_epsilon_share: float = 0.8
+    embedding_features: int = 200
+    embedding_weight: float = 100.0
     latent_dim: int = 64
     generator_width: int = 64
     discriminator_width: int = 32
@@ -123,6 +131,10 @@ class ImageTrainingConfig:
             raise PrivacyParameterError("batch_size, n_steps must be >= 1 and max_grad_norm > 0")
         if not 0 <= self.condition_epsilon_share < 1:
             raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
+        if not 0 <= self.embedding_epsilon_share < 1 or self.condition_epsilon_share + self.embedding_epsilon_share >= 1:
+            raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1) and leave a share for DP-SGD")
+        if self.embedding_features < 16 or self.embedding_weight < 0:
+            raise PrivacyParameterError("embedding_features must be >= 16 and embedding_weight >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -144,25 +156,56 @@ class TileModel:
     train_seconds: float = 0.0
 
 
+def _unit_index(n: int, units: np.ndarray | None, max_tiles_per_unit: int) -> tuple[torch.Tensor, int]:
+    """[n_units, m] tile indices per unit (−1 padded) and m; a tile-level run is one tile per unit."""
+    if units is None:
+        return torch.arange(n).unsqueeze(1), 1
+    codes = np.asarray(units)
+    if codes.shape != (n,):
+        raise InternalError("units must give one unit code per tile")
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    if int(counts.max()) > max_tiles_per_unit:
+        raise InternalError(f"a unit has {int(counts.max())} tiles, above the cap of {max_tiles_per_unit}")
+    table = np.full((len(counts), max_tiles_per_unit), -1, dtype=np.int64)
+    fill = np.zeros(len(counts), dtype=np.int64)
+    for i, u in enumerate(inverse):
+        table[u, fill[u]] = i
+        fill[u] += 1
+    return torch.from_numpy(table), max_tiles_per_unit
+
+
 def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int, config: ImageTrainingConfig, *,
+                   units: np.ndarray | None = None, max_tiles_per_unit: int = 1,
                    reserved_entries: tuple[MechanismEntry, ...] = (), randomness: PrivateRandomness | None = None,
                    progress: ProgressCallback = ignore_progress) -> TileModel:
     """Train the (ε, δ)-DP conditional DCGAN on uint8 tiles [n, size, size, channels].
 
     ``labels``: class index per tile (or None); ``n_classes`` comes from the public metadata.
-    Guarantee: (ε, δ)-DP under add/remove one tile, ε = the accountant's total over the
-    label histogram, the DP-SGD steps and ``reserved_entries``.
+    ``units``: the privacy unit (person) of each tile, at most ``max_tiles_per_unit`` (a
+    PUBLIC cap m) tiles each; None: every tile is its own unit.
+    Guarantee: (ε, δ)-DP under add/remove one unit (all its tiles), ε = the accountant's
+    total over the label histogram, the tile mean embedding, the DP-SGD steps and
+    ``reserved_entries``. The label histogram counts tiles, so it is charged at sensitivity
+    m (its σ is multiplied by m).
     """
+    from synthrelease.images.embedding import TileFeatureMap, TileMeanEmbedding
+
     started = time.perf_counter()
     secret = randomness or PrivateRandomness()
     seeds = SeedTree(config.seed)
     n, size = tiles.shape[0], tiles.shape[1]
     channels = tiles.shape[3]
-    if n < 2:
-        raise PrivacyParameterError("at least 2 tiles are needed to train")
-    if not config.target_delta < 1.0 / n:
-        raise PrivacyParameterError(f"delta={config.target_delta:g} must be below 1/n = {1.0 / n:.3g} for {n} tiles")
-    x = torch.from_numpy(np.array(tiles, dtype=np.uint8)).float().div(127.5).sub(1.0).permute(0, 3, 1, 2).reshape(n, -1)
+    if max_tiles_per_unit < 1:
+        raise PrivacyParameterError("max_tiles_per_unit must be >= 1")
+    unit_tiles, m = _unit_index(n, units, max_tiles_per_unit)
+    n_units = unit_tiles.shape[0]
+    if n_units < 2:
+        raise PrivacyParameterError("at least 2 privacy units are needed to train")
+    if not config.target_delta < 1.0 / n_units:
+        raise PrivacyParameterError(f"delta={config.target_delta:g} must be below 1/n = {1.0 / n_units:.3g} "
+                                    f"for {n_units} privacy units")
+    images = torch.from_numpy(np.array(tiles, dtype=np.uint8)).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)
+    x = images.reshape(n, -1)
     classes = n_classes if labels is not None else 0
     if classes:
         x = torch.cat([x, F.one_hot(torch.as_tensor(labels, dtype=torch.long), classes).float()], dim=1)
@@ -172,15 +215,27 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
         if config.condition_epsilon_share > 0:
             hist = histogram_noise_for(epsilon=config.condition_epsilon_share * config.target_epsilon,
                                        delta=config.target_delta, accountant=config.accountant)
+            # one unit moves at most m tile counts (L2 ≤ m): σ·m on counts, the same RDP as σ at sensitivity 1
             prior.append(hist)
             counts = x[:, -classes:].double().sum(dim=0)
-            noisy = (counts + gaussian_noise(counts.shape, hist.noise_multiplier, secret.torch("label-noise")))
+            noisy = counts + gaussian_noise(counts.shape, hist.noise_multiplier * m, secret.torch("label-noise"))
             cond_probs = (noisy.clamp(min=0) + 1.0).numpy()
             cond_probs = cond_probs / cond_probs.sum()
         else:
             cond_probs = np.full(classes, 1.0 / classes)
-    q = sample_rate_for(n, min(config.batch_size, n))
-    expected = max(1, int(n * q))
+    embedding = None
+    if config.embedding_epsilon_share > 0:
+        emb = calibrate_noise_multiplier(target_epsilon=config.embedding_epsilon_share * config.target_epsilon,
+                                         target_delta=config.target_delta, sample_rate=1.0, steps=1,
+                                         accountant=config.accountant, label="tile mean embeddings")
+        feature_map = TileFeatureMap(size, channels, config.embedding_features, seed=seeds.integer("embedding"))
+        tile_class = torch.as_tensor(labels, dtype=torch.long) if classes else torch.zeros(n, dtype=torch.long)
+        embedding = TileMeanEmbedding.measure(images, tile_class, torch.full((n,), 1.0 / m), classes,
+                                              feature_map=feature_map, noise_multiplier=emb.noise_multiplier,
+                                              noise_generator=secret.torch("embedding-noise"))
+        prior.append(embedding.entry)
+    q = sample_rate_for(n_units, min(config.batch_size, n_units))
+    expected = max(1, int(round(n_units * q)))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
                                      sample_rate=q, steps=config.n_steps, accountant=config.accountant,
                                      prior=[*prior, *reserved_entries])
@@ -191,7 +246,8 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     ModuleValidator.validate(discriminator, strict=True)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.999))
-    loader = DPDataLoader(torch.utils.data.TensorDataset(x), sample_rate=q, generator=secret.torch("poisson"))
+    loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(n_units)), sample_rate=q,
+                          generator=secret.torch("poisson"))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=config.accountant)
@@ -202,13 +258,15 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     d_opt.secure_mode = True
     gen = seeds.torch("latent")
     probs = torch.as_tensor(cond_probs) if cond_probs is not None else None
+    fake_tiles = max(1, expected * m) if m > 1 else expected
 
-    def fakes(m: int) -> torch.Tensor:
-        z = torch.randn(m, config.latent_dim, generator=gen)
-        cond = F.one_hot(torch.multinomial(probs, m, replacement=True, generator=gen), classes).float() \
-            if probs is not None else None
-        out = generator(z, cond).flatten(1)
-        return torch.cat([out, cond], dim=1) if cond is not None else out
+    def fakes(count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(count, config.latent_dim, generator=gen)
+        idx = torch.multinomial(probs, count, replacement=True, generator=gen) if probs is not None else None
+        cond = F.one_hot(idx, classes).float() if idx is not None else None
+        img = generator(z, cond)
+        flat = img.flatten(1)
+        return (torch.cat([flat, cond], dim=1) if cond is not None else flat), img, idx
 
     history: list[dict[str, float]] = []
     batches = iter(loader)
@@ -219,31 +277,40 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
         step = 0
         while step < config.n_steps:
             try:
-                (real,) = next(batches)
+                (picked,) = next(batches)
             except StopIteration:
                 batches = iter(loader)
                 continue
             step += 1
+            members = unit_tiles[picked]  # [b, m], −1 padded
+            keep = members >= 0
+            real = x[members[keep]]
+            owner = torch.arange(members.shape[0]).unsqueeze(1).expand_as(members)[keep]
             d_opt.zero_grad(set_to_none=True)
             with torch.no_grad():
-                fake = fakes(expected)
-            # one forward over real and fake tiles, every tile clipped per sample (Opacus hooks
-            # overwrite p.grad with the clipped sum, so fake tiles must pass through them too);
-            # fake tiles are data-independent: the sensitivity stays C per real tile
+                fake = fakes(fake_tiles)[0]
+            # one forward over real and fake tiles, every tile through Opacus' hooks (they
+            # overwrite p.grad with the clipped sum, so fake tiles must pass through them too)
             rows = torch.cat([real, fake], dim=0)
-            target = torch.cat([torch.ones(real.shape[0]), torch.zeros(expected)])
-            F.binary_cross_entropy_with_logits(d_module(rows), target, reduction="sum").div(max(expected, 1)).backward()
+            target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake_tiles)])
+            F.binary_cross_entropy_with_logits(d_module(rows), target, reduction="sum").div(
+                max(fake_tiles, 1)).backward()
+            if m > 1:
+                _per_unit_grad_samples(d_module, owner, members.shape[0], real.shape[0])
             d_opt.step()
             d_module.disable_hooks()
-            g_loss = F.binary_cross_entropy_with_logits(d_module(fakes(expected)), torch.ones(expected))
+            fake_rows, fake_img, fake_idx = fakes(expected)
+            g_loss = F.binary_cross_entropy_with_logits(d_module(fake_rows), torch.ones(expected))
+            e_loss = embedding.loss(fake_img, fake_idx) if embedding is not None else torch.zeros(())
             opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            (g_loss + config.embedding_weight * e_loss).backward()
             opt_g.step()
             d_module.enable_hooks()
             if step % log_every == 0 or step == config.n_steps:
                 eps = epsilon_for([*prior, *_entries(engine), *reserved_entries], delta=config.target_delta,
                                   accountant=config.accountant)
-                point = {"step": float(step), "g_loss": float(g_loss.detach()), "epsilon": eps}
+                point = {"step": float(step), "g_loss": float(g_loss.detach()),
+                         "embedding_loss": float(e_loss.detach()), "epsilon": eps}
                 history.append(point)
                 progress(ProgressEvent("train", step, config.n_steps, dict(point)))
     entries = (*prior, *_entries(engine), *reserved_entries)
@@ -255,6 +322,24 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     generator.eval()
     return TileModel(generator, config, PrivacySpent(spent, config.target_delta, config.accountant, entries),
                      cond_probs, size, channels, history, time.perf_counter() - started)
+
+
+def _per_unit_grad_samples(module: nn.Module, owner: torch.Tensor, n_units: int, n_real: int) -> None:
+    """Replace the per-tile gradients of the real tiles by one summed gradient per unit.
+
+    Opacus' optimizer then clips each ROW of ``p.grad_sample`` at C: with the real tiles'
+    rows summed per unit (``owner``: the unit of each real tile, 0…n_units−1), one unit's
+    whole contribution is clipped together, so the sensitivity is C per unit whatever its
+    tile count. Fake rows (after ``n_real``) keep their own rows.
+    """
+    for p in module.parameters():
+        gs = getattr(p, "grad_sample", None)
+        if gs is None:
+            continue
+        if isinstance(gs, list):
+            gs = torch.cat(gs, dim=0)
+        summed = torch.zeros((n_units, *gs.shape[1:]), dtype=gs.dtype).index_add_(0, owner, gs[:n_real])
+        p.grad_sample = torch.cat([summed, gs[n_real:]], dim=0)
 
 
 def _entries(engine: PrivacyEngine) -> list[MechanismEntry]:

@@ -114,6 +114,40 @@ class DPCategoriesSearch(BaseModel):
     other_label: str = Field(default="<other>", min_length=1)
 
 
+class SlideTiling(BaseModel):
+    """How an image column's tiles are cut from a whole-slide TIFF/SVS when the data is a slide.
+
+    Every field is a PUBLIC choice: a constant the data steward declares (from the scanner,
+    the stain protocol or the study design), never estimated from the slide's pixels. The
+    slide page at pyramid ``level`` is cut on a grid of ``tile_size`` × ``tile_size`` pixels
+    every ``stride`` pixels (default: ``tile_size``, no overlap); a tile is kept when its share
+    of tissue pixels (mean RGB intensity below ``tissue_threshold``) is at least
+    ``min_tissue_share``; with ``max_tiles`` only the first kept tiles in row-major order.
+    Each kept tile is block-averaged down to the column's ``height`` (so ``tile_size`` must be
+    a multiple of it) and turned grey (luma) when ``channels`` is 1.
+
+    Privacy unit: a slide holds tissue of ONE person, so all its tiles are that person's.
+    The release's DP guarantee is per tile (row) unless ``privacy_unit_column`` is declared
+    (then the slide is the unit and only its first tile is kept); tile-level DP does not bound
+    the influence of the person behind the slide.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tile_size: int = Field(ge=8, le=4096)
+    stride: int | None = Field(default=None, ge=1, le=4096)
+    tissue_threshold: float = Field(default=220, ge=0, le=255)
+    min_tissue_share: float = Field(default=0.5, ge=0, le=1)
+    level: int = Field(default=0, ge=0)
+    max_tiles: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _default_stride(self) -> SlideTiling:
+        if self.stride is None:
+            self.stride = self.tile_size
+        return self
+
+
 class ColumnSpec(BaseModel):
     """One column of the table.
 
@@ -151,6 +185,9 @@ class ColumnSpec(BaseModel):
         height, width, channels: ``image`` only: the public tile shape (pixels) and channels (1
             grey, 3 RGB) of 8-bit tiles (intensities 0–255). A table with an image column is
             released by the image modality (:mod:`synthrelease.images`).
+        tiling: ``image`` only, optional: the PUBLIC tiling parameters (:class:`SlideTiling`)
+            with which a whole-slide TIFF/SVS given as the data is cut into tiles on the fly.
+            A slide is one person's tissue: see the privacy unit note there.
         description: free text.
     """
 
@@ -174,6 +211,7 @@ class ColumnSpec(BaseModel):
     height: int | None = Field(default=None, ge=8, le=256)
     width: int | None = Field(default=None, ge=8, le=256)
     channels: Literal[1, 3] | None = None
+    tiling: SlideTiling | None = None
     description: str = ""
 
     @property
@@ -241,6 +279,8 @@ class ColumnSpec(BaseModel):
         if self.type != "image":
             if given:
                 raise ValueError(f"height/width/channels apply to image columns, not {self.type}")
+            if self.tiling is not None:
+                raise ValueError(f"tiling applies to image columns, not {self.type}")
             return self
         if len(given) != 3:
             raise ValueError("an image column needs its public 'height', 'width' and 'channels' (1 or 3)")
@@ -248,6 +288,10 @@ class ColumnSpec(BaseModel):
             raise ValueError("image tiles must be square, 16, 32 or 64 pixels (the DP convolutional GAN's sizes)")
         if self.nullable:
             raise ValueError("an image column cannot be nullable: every record is one tile")
+        if self.tiling is not None and (self.tiling.tile_size < self.height
+                                        or self.tiling.tile_size % self.height):
+            raise ValueError(f"tiling.tile_size ({self.tiling.tile_size}) must be a multiple of the tile height "
+                             f"({self.height}): slide tiles are block-averaged down to {self.height}×{self.height}")
         return self
 
     @model_validator(mode="after")

@@ -72,3 +72,24 @@ def test_bad_tiles_and_modality_are_refused_in_one_line(ws):
     np.savez(ws / "tiles.npz", images=np.zeros((50, 8, 8, 3), np.uint8), labels=np.array(["red"] * 50))
     res = _release(ws, "d")
     assert res.exit_code == 2 and "tiles.npz" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_a_refused_image_release_keeps_the_rejected_tiles_as_npz_in_the_report(ws):
+    doc = yaml.safe_load((ws / "policy.yaml").read_text())
+    doc["fidelity"] = {"min_quality_score": 0.999}
+    (ws / "policy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = _release(ws, "r", "--steps", "5")
+    assert res.exit_code == 1 and "fidelity.min_quality_score" in res.output, res.output
+    assert not (ws / "r").exists()
+    report_dir = ws / "r.internal-report"
+    report = json.loads((report_dir / "internal_report.json").read_text())
+    assert report["rejected_sample"] == str(report_dir / "rejected_synthetic.npz")
+    with np.load(report_dir / "rejected_synthetic.npz", allow_pickle=False) as z:
+        images, labels = z["images"], z["labels"]
+    assert images.shape == (240, 16, 16, 3) and images.dtype == np.uint8 and set(labels) <= {"red", "blue"}
+    table = pd.read_csv(report_dir / "rejected_synthetic_sample.csv")  # tile index and label, no raw pixel bytes
+    assert list(table.columns) == ["tile_index", "stain"] and len(table) == 240
+    assert report["rejected_sample_files"] == [str(report_dir / n)
+                                               for n in ("rejected_synthetic.npz", "rejected_synthetic_sample.csv")]
+    html = (report_dir / "internal_report.html").read_text()
+    assert html.count('alt="nearest-neighbour pairs: synthetic and real training tiles"') == 1

@@ -122,3 +122,36 @@ def test_separable_synthetic_labels_do_not_stop_the_audit():
     res = run_image_audits(noisy, noisy, tiles, train_labels=labels, holdout_labels=labels, synthetic_labels=labels,
                            seed=0)
     assert res.metrics["tstr_auc"] is not None and "tstr_auc_converged" in repr(res.details)
+
+
+def test_report_figures_show_nearest_neighbour_pairs(monkeypatch):
+    """The internal report's NN-pairs figure: the closest synthetic tiles, each above its nearest training tile."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from synthrelease.images import modality
+    from synthrelease.metadata.schema import Metadata
+
+    meta = Metadata.model_validate({"name": "t", "target": "stain", "columns": {
+        "tile": {"type": "image", "height": 16, "width": 16, "channels": 3},
+        "stain": {"type": "categorical", "categories": ["a", "b"]}}})
+    rng = np.random.default_rng(9)
+    train, fresh = (rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8) for n in (40, 30))
+    synthetic = np.concatenate([fresh[:20], train[5:6], fresh[20:]])  # one exact copy, at index 20
+    frame = lambda t: modality.frame_of(t, ["a"] * len(t), meta)  # noqa: E731
+    figures = modality.report_figures(frame(train), frame(synthetic), meta)
+    pairs = [f for f in figures if f["alt"].startswith("nearest-neighbour pairs")]
+    assert len(pairs) == 1 and pairs[0]["src"].startswith("data:image/png;base64,")
+    caption = pairs[0]["caption"]
+    assert "PRIVATE" in caption and "pixel L2" in caption and "[0, 1]" in caption and "min 0," in caption
+    assert "first 31 of 31" in caption
+    grid = np.asarray(Image.open(io.BytesIO(base64.b64decode(pairs[0]["src"].split(",", 1)[1]))))
+    size, step = 16, 18
+    assert grid.shape == (4 * step + 2, 8 * step + 2, 3)  # 16 pairs: 8 synthetic above 8 real, twice
+    np.testing.assert_array_equal(grid[2:2 + size, 2:2 + size], train[5])  # closest synthetic tile: the copy
+    np.testing.assert_array_equal(grid[2 + step:2 + step + size, 2:2 + size], train[5])  # its real neighbour
+    monkeypatch.setattr(modality, "NN_PAIRS_MAX_SYNTHETIC", 10)  # the cap: the copy is no longer searched
+    capped = modality.report_figures(frame(train), frame(synthetic), meta)[-1]["caption"]
+    assert "first 10 of 31" in capped and "min 0," not in capped

@@ -4,7 +4,9 @@ A model file holds only tensors (the generator's ``state_dict``, the DP conditio
 frequencies) and one JSON string (encoder parameters, architecture, privacy spent).
 It is read with ``torch.load(weights_only=True)``, which refuses arbitrary objects,
 so loading an untrusted model file cannot execute code. The discriminator — the only
-network that saw private rows directly — is never saved.
+network that saw private rows directly — is never saved. Image-tile models have their own
+format tag, ``synthrelease-image-model/1`` (:mod:`synthrelease.images.model_io`);
+:func:`load_model` reads both.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from synthrelease import __version__
 from synthrelease._io import write_bytes_atomic
 from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.errors import InternalError, ModelFileError
+from synthrelease.modality import ModalityModel
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.models import Generator
 from synthrelease.training.trainer import PrivacySpent, TrainedModel
@@ -30,8 +33,11 @@ from synthrelease.transforms.encoders import TableEncoder
 MODEL_FORMAT = "synthrelease-model/1"
 
 
-def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
+def save_model(model: TrainedModel | ModalityModel, path: str | os.PathLike[str]) -> Path:
     """Write the generator, encoder and privacy record to ``path`` atomically.
+
+    An image model (the image modality's tile generator) is written as
+    ``synthrelease-image-model/1`` (:mod:`synthrelease.images.model_io`).
 
     The file holds no private randomness: DP noise came from fresh OS entropy that was
     never stored; ``config.seed`` fixes public streams only.
@@ -39,6 +45,13 @@ def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
     Raises:
         InternalError: the model was trained with the test-only reproducible randomness.
     """
+    from synthrelease.images.model_io import image_model_payload, is_image_model
+
+    if is_image_model(model):
+        buf = io.BytesIO()
+        torch.save(image_model_payload(model), buf)
+        return write_bytes_atomic(path, buf.getvalue())
+    assert isinstance(model, TrainedModel)
     if model.reproducible_private_randomness:
         raise InternalError("refusing to save a model trained with test-only reproducible private randomness "
                             "(its DP noise could be replayed)")
@@ -63,8 +76,11 @@ def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
     return write_bytes_atomic(path, buf.getvalue())
 
 
-def load_model(path: str | os.PathLike[str]) -> TrainedModel:
+def load_model(path: str | os.PathLike[str]) -> TrainedModel | ModalityModel:
     """Load a model file written by :func:`save_model`, refusing anything but tensors and JSON.
+
+    A table model comes back as a :class:`TrainedModel`; an image model
+    (``synthrelease-image-model/1``) as the image modality's model (tile generator + metadata).
 
     Raises:
         ModelFileError: missing file, not a synthrelease model, or corrupt content.
@@ -76,8 +92,13 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refused, truncated zip, not a torch file
         raise ModelFileError(f"{p}: not a readable synthrelease model ({type(e).__name__})") from None
+    from synthrelease.images.model_io import IMAGE_MODEL_FORMAT, image_model_from_payload
+
+    if isinstance(payload, dict) and payload.get("format") == IMAGE_MODEL_FORMAT:
+        return image_model_from_payload(p, payload)
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ModelFileError(f"{p}: not a synthrelease model file (format {MODEL_FORMAT} expected)")
+        raise ModelFileError(f"{p}: not a synthrelease model file (format {MODEL_FORMAT} or "
+                             f"{IMAGE_MODEL_FORMAT} expected)")
     try:
         info = json.loads(payload["info_json"])
         encoder = TableEncoder.from_parameters(info["encoder"])

@@ -49,7 +49,7 @@ from synthrelease.modality import Modality, modality_for, tabular
 from synthrelease.policy.advice import advice_for
 from synthrelease.policy.gate import GateDecision, check_signing_key, privacy_clauses
 from synthrelease.policy.schema import Policy, load_policy
-from synthrelease.privacy import PRIVACY_UNIT, PrivacyLoss, default_delta
+from synthrelease.privacy import PrivacyLoss, default_delta, privacy_unit_text
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import PrivateRandomness, SeedTree
 from synthrelease.training.config import TrainingConfig
@@ -270,10 +270,12 @@ def release(
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
     secret.require_secret("release")  # the test-only reproducible kind can never reach a release
-    parts = stages.split(df, holdout_fraction=holdout_fraction, randomness=secret)
+    parts = stages.split(df, holdout_fraction=holdout_fraction, randomness=secret,
+                         unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None)
     n_train = len(parts.train)
     n_synthetic = settings.synthetic_rows or synthetic_row_count(len(df), holdout_fraction)
-    eff_delta = delta if delta is not None else min(pol.privacy.max_delta, default_delta(n_train))
+    n_units = stages.first_row_per_person(parts.train, meta).shape[0]  # persons (= rows unless m > 1)
+    eff_delta = delta if delta is not None else min(pol.privacy.max_delta, default_delta(n_units))
     loss = PrivacyLoss(epsilon, eff_delta)
     loss.check_delta_for_rows(n_train)
     gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
@@ -391,7 +393,8 @@ def release(
                         "input_format": loaded.fmt.kind},
             "metadata": meta.to_yaml_dict(),
             "privacy": {"epsilon": ceil_decimals(spent.epsilon, 6), "delta": spent.delta,
-                        "accountant": spent.accountant, "privacy_unit": PRIVACY_UNIT,
+                        "accountant": spent.accountant,
+                        "privacy_unit": privacy_unit_text(meta.privacy_unit_column, meta.rows_per_person),
                         "covers": GUARANTEE_COVERS, "mechanisms": spent.to_dict()["mechanisms"],
                         "threshold_delta": spent.threshold_delta,
                         "gate_budget_share": pol.privacy.audit_budget_share},
@@ -597,8 +600,11 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                 delta: float | None = None, condition: str | None = None, seed: int = 0,
                 accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                 ledger_path: str | os.PathLike[str] | None = None, policy_path: str | os.PathLike[str] | None = None,
-                progress: ProgressCallback = ignore_progress) -> tuple[TrainedModel, list[str]]:
+                progress: ProgressCallback = ignore_progress) -> tuple[Any, list[str]]:
     """Train a DP generator on the whole table at ``data`` (no audits, no gate).
+
+    Tables give a :class:`TrainedModel`; image tiles (metadata with an image column) the
+    image modality's model (:func:`_train_image_model`); sequences are refused.
 
     Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``; its
     DP randomness is fresh OS entropy (``seed`` fixes public streams only). Requires
@@ -610,6 +616,10 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
         MetadataError: unreviewed metadata (exit 2). GateRefused: the lifetime cap would be
         exceeded (exit 1, nothing spent).
     """
+    if stages.resolve_metadata(metadata_path)[0].modality == "image":
+        return _train_image_model(data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed,
+                                  accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                  ledger_path=ledger_path, policy_path=policy_path, progress=progress)
     df, metadata, notes, cond, config = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False)
@@ -635,6 +645,57 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     return model, notes
 
 
+def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
+                       delta: float | None, condition: str | None, seed: int, accountant: str,
+                       n_steps: int | None, batch_size: int | None, ledger_path: str | os.PathLike[str] | None,
+                       policy_path: str | os.PathLike[str] | None, progress: ProgressCallback) -> tuple[Any, list[str]]:
+    """:func:`train_model` for image tiles: the image modality's settings and DP trainer on EVERY tile (no
+    holdout), conditioned on the metadata's target when it has one; read and validated as ``release`` does
+    (:func:`stages.load`, :func:`stages.validate`); the same ledger reservation and charge as tables.
+
+    Raises:
+        MetadataError: ``condition`` is not the metadata's target. PrivacyParameterError: ε or δ impossible
+        for the number of privacy units. GateRefused: the lifetime cap would be exceeded (nothing spent).
+    """
+    if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
+    loaded = stages.load(data, metadata_path)
+    kind = modality_for(loaded.metadata)
+    loaded = stages.validate(loaded, kind)
+    metadata, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
+    if condition is not None and condition != metadata.target:
+        raise MetadataError(f"--condition-column: an image model is conditioned on the metadata's target "
+                            f"({metadata.target!r}), not {condition!r}")
+    n_units = stages.first_row_per_person(df, metadata).shape[0]  # persons (= tiles unless m > 1)
+    eff_delta = delta if delta is not None else default_delta(n_units)
+    PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(n_units)
+    config = kind.default_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                 n_steps=n_steps, batch_size=batch_size, metadata=metadata,
+                                 condition_column=metadata.target)
+    cap = load_policy(policy_path)[0].lifetime_epsilon_cap if policy_path is not None else None
+    ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
+    data_sha, content_sha = loaded.data_sha256, loaded.content_sha256
+    try:
+        hold = ledger.reserve(metadata.name, epsilon, eff_delta, cap=cap, data_sha256=data_sha,
+                              content_sha256=content_sha, note=f"train {data}")
+    except BudgetExceededError:
+        total = ledger.used(metadata.name, data_sha, content_sha256=content_sha) + epsilon
+        raise GateRefused(f"privacy.lifetime_epsilon_cap: training would bring dataset '{metadata.name}' to "
+                          f"ε = {total:.4g} > cap {cap:g}; nothing spent; privacy ledger: {ledger.path}",
+                          ["privacy.lifetime_epsilon_cap"]) from None
+    try:
+        secret = PrivateRandomness()  # fresh OS entropy, never stored
+        secret.require_secret("train")
+        model = kind.fit(df, metadata, config, condition_column=metadata.target, progress=progress,
+                         randomness=secret)
+    except BaseException as e:
+        ledger.spend(hold, hold.epsilon, hold.delta,
+                     note=f"train stopped after it started ({type(e).__name__}): counted as spent")
+        raise
+    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"trained image model of {data}")
+    return model, notes
+
+
 def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
                        delta: float | None, condition: str | None, seed: int, accountant: str,
                        n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
@@ -651,8 +712,8 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
     df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
     if metadata.modality != "table":
-        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `train`, `sample` and `audit-privacy` "
-                            f"handle tables only: release it with `synthrelease release`")
+        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `train` and `sample` handle tables "
+                            f"and image tiles, `audit-privacy` tables only: release it with `synthrelease release`")
     cond = condition if condition is not None else metadata.target
     if (cond is None and require_condition) or (cond is not None and (
             cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"))):

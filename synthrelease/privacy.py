@@ -15,6 +15,14 @@ from synthrelease.errors import PrivacyParameterError
 PRIVACY_UNIT = "one row = one person; neighbouring tables differ by adding or removing one row"
 
 
+def privacy_unit_text(unit_column: str | None, rows_per_person: int) -> str:
+    """The manifest's privacy unit: :data:`PRIVACY_UNIT`, or the person with their capped rows."""
+    if unit_column is None or rows_per_person <= 1:
+        return PRIVACY_UNIT
+    return (f"one person (column {unit_column!r}) with at most {rows_per_person} rows, bounded together; "
+            "neighbouring tables differ by adding or removing one person's rows")
+
+
 @dataclass(frozen=True)
 class PrivacyLoss:
     """An (ε, δ) pair. ε never travels without its δ.

@@ -202,12 +202,14 @@ def validate(loaded: LoadedTable, modality: Modality | None = None) -> LoadedTab
 
 
 def one_row_per_person(loaded: LoadedTable) -> LoadedTable:
-    """With ``privacy_unit_column``, keep each person's first row only (in file order).
+    """With ``privacy_unit_column``, keep each person's first m rows only (in file order),
+    m = ``max_rows_per_person`` (1 unless declared; above 1 for image tables only).
 
     Why: DP-SGD, the DP statistics and the gate bound one ROW's influence; a person with k
-    rows would be protected only at group size k. Keeping the first row of each person is a
-    per-person rule (adding or removing a person changes only that person's row), so the
-    guarantee then holds per person. A missing person id is bad input.
+    rows would be protected only at group size k. Keeping each person's first m rows is a
+    per-person rule (adding or removing a person changes only that person's rows); with
+    m = 1 the guarantee then holds per person, with m > 1 the image trainer bounds each
+    person's m rows together (user-level clipping). A missing person id is bad input.
 
     Raises:
         DataValidationError: the column is missing or has missing values.
@@ -220,11 +222,20 @@ def one_row_per_person(loaded: LoadedTable) -> LoadedTable:
     table = loaded.table
     if column not in table.columns or table[column].isna().any():
         raise DataValidationError(f"{loaded.source}: privacy_unit_column {column!r} is missing or has empty values")
-    kept = table.drop_duplicates(subset=[column], keep="first").reset_index(drop=True)
+    cap = loaded.metadata.rows_per_person
+    kept = table[table.groupby(column, sort=False).cumcount() < cap].reset_index(drop=True)
     dropped = len(table) - len(kept)
-    notes = loaded.notes + ((f"privacy unit {column!r}: kept the first row of each person, dropped {dropped} "
-                             "further row(s) (INTERNAL figure)",) if dropped else ())
+    notes = loaded.notes + ((f"privacy unit {column!r}: kept the first {cap} row(s) of each person, dropped "
+                             f"{dropped} further row(s) (INTERNAL figure)",) if dropped else ())
     return dataclasses.replace(loaded, table=kept, notes=notes)
+
+
+def first_row_per_person(table: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
+    """Each person's first row (all rows without ``privacy_unit_column`` or with a cap of 1)."""
+    column = metadata.privacy_unit_column
+    if column is None or metadata.rows_per_person == 1 or column not in table.columns:
+        return table
+    return table.drop_duplicates(subset=[column], keep="first").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- split
@@ -237,8 +248,10 @@ class TrainHoldout:
     holdout: pd.DataFrame
 
 
-def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRandomness) -> TrainHoldout:
-    """Each row goes to the holdout by its own secret coin (probability ``holdout_fraction``).
+def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRandomness,
+          unit_column: str | None = None) -> TrainHoldout:
+    """Each row (each person of ``unit_column``, with all their rows) goes to the holdout by
+    its own secret coin (probability ``holdout_fraction``).
 
     Row-independent: adding or removing one row changes only that row's membership, never
     another's (no stratification, no fixed sizes: both would read private counts). The
@@ -249,7 +262,11 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
     """
     if not 0 < holdout_fraction < 1:
         raise PrivacyParameterError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
-    coins = randomness.numpy("split").random(len(table)) < holdout_fraction
+    if unit_column is not None:  # one coin per person: all of a person's rows land on one side
+        codes, uniques = pd.factorize(table[unit_column], sort=False)
+        coins = (randomness.numpy("split").random(len(uniques)) < holdout_fraction)[codes]
+    else:
+        coins = randomness.numpy("split").random(len(table)) < holdout_fraction
     train, hold = table.loc[~coins], table.loc[coins]
     if len(train) < 2 or len(hold) < 2:
         raise PrivacyParameterError(f"the table's {len(table)} row(s) are too few to split into training and "
@@ -474,7 +491,11 @@ def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata:
     figures: dict[str, Any] = {}
     if gate_entry is not None:
         names = dp_gate.figures_needed(policy)
-        train, holdout, rows, meta = parts.train, parts.holdout, synthetic, metadata
+        # one row per person (each person's first tile when several are kept): the figures'
+        # sensitivities are per row
+        train, holdout = first_row_per_person(parts.train, metadata), first_row_per_person(parts.holdout, metadata)
+        rows, meta = synthetic, metadata
+        train_rows = train
         if modality is not None and modality.view is not None:  # per-record features: sensitivities hold
             (train, _), (holdout, _), (rows, meta) = (modality.view(train, metadata), modality.view(holdout, metadata),
                                                       modality.view(synthetic, metadata))
@@ -482,7 +503,7 @@ def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata:
         if "exact_copy_share" in names and modality is not None and modality.copy_keys is not None:
             from synthrelease.audits.dp_figures import exact_copy_share_by_key
 
-            exact["exact_copy_share"] = exact_copy_share_by_key(modality.copy_keys(parts.train, metadata),
+            exact["exact_copy_share"] = exact_copy_share_by_key(modality.copy_keys(train_rows, metadata),
                                                                 modality.copy_keys(synthetic, metadata))
         figures = dp_gate.release_figures(exact, names, gate_entry, randomness)
     decision = evaluate_gate(policy, epsilon=privacy.epsilon, delta=privacy.delta, accountant=privacy.accountant,

@@ -132,6 +132,8 @@ def _join_labels(frame: pd.DataFrame, csv: Path) -> pd.DataFrame:
 def read_npz(path: str | os.PathLike[str], *, size: int, channels: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Read tiles from an ``.npz`` archive: ``images`` (uint8 ``[n,H,W,C]`` or ``[n,H,W]``) and optional ``labels``.
 
+    Other 1-D arrays of length n (e.g. ``patient``, a person id) become columns of the frame.
+
     Loaded with ``allow_pickle=False`` (archives are untrusted: an object array is refused).
     ``image_id`` is ``0..n-1`` as zero-padded strings unless the archive holds ``image_id``.
 
@@ -152,6 +154,7 @@ def read_npz(path: str | os.PathLike[str], *, size: int, channels: int) -> tuple
                 images = archive["images"]
                 labels = archive["labels"] if "labels" in archive.files else None
                 ids = archive["image_id"] if "image_id" in archive.files else None
+                extra = {k: archive[k] for k in archive.files if k not in ("images", "labels", "image_id")}
     except InputFileError:
         raise
     except ValueError as exc:
@@ -183,6 +186,9 @@ def read_npz(path: str | os.PathLike[str], *, size: int, channels: int) -> tuple
         if labels.ndim != 1 or len(labels) != n:
             raise InputFileError(f"{p}: 'labels' has shape {labels.shape}, expected ({n},)")
         frame["label"] = labels
+    for name, values in extra.items():  # per-tile columns, e.g. the person id (privacy_unit_column)
+        if values.ndim == 1 and len(values) == n:
+            frame[name] = values
     return np.ascontiguousarray(images), frame
 
 

@@ -8,8 +8,9 @@ tile, so the DP figures' sensitivities hold), exact copies are counted on the pi
 image audits (feature-space KID and PRDC, nearest neighbours, SSIM near copies, a
 membership attack, TSTR) go to the internal report; the bundle holds ``synthetic.npz``.
 
-Privacy unit: one tile. When several tiles come from one person, tile-level DP does not
-bound that person's influence (a per-person cap with group privacy is not built yet).
+Privacy unit: one tile, or with ``privacy_unit_column`` one person: their first
+``max_rows_per_person`` (m) tiles are kept and bounded together (user-level DP-SGD, the
+embedding's 1/m weights, per-person split coins, the gate on each person's first tile).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from synthrelease.errors import DataValidationError, SynthreleaseError
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.modality import Modality, ModalityModel, metadata_without, with_label
 
-UNIT_NOTE = ("privacy unit: one tile; when several tiles come from one person, tile-level DP does not bound "
-             "that person's influence")
+UNIT_NOTE = ("privacy unit: one tile, or one person (privacy_unit_column) with at most max_rows_per_person "
+             "tiles bounded together")
 
 
 ImageModel = ModalityModel
@@ -79,7 +80,10 @@ def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_colum
     from synthrelease.progress import ignore_progress
 
     labels, n_classes = _label_index(train, metadata)
-    model = train_tile_gan(tiles_of(train, metadata), labels, n_classes, config, reserved_entries=reserved_entries,
+    unit = metadata.privacy_unit_column
+    units = train[unit].to_numpy() if unit is not None and metadata.rows_per_person > 1 else None
+    model = train_tile_gan(tiles_of(train, metadata), labels, n_classes, config, units=units,
+                           max_tiles_per_unit=metadata.rows_per_person, reserved_entries=reserved_entries,
                            randomness=randomness, progress=progress or ignore_progress)
     return ImageModel(model, metadata)
 
@@ -322,6 +326,9 @@ def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:
     if slide and metadata.privacy_unit_column is not None:
         out[metadata.privacy_unit_column] = frame["slide"].to_numpy()
         ids = [c for c in ids if c != metadata.privacy_unit_column]
+    for c in [c for c in ids if c in frame.columns and c != "image_id"]:  # e.g. the person id beside each tile
+        out[c] = frame[c].astype(str).to_numpy()
+        ids.remove(c)
     if len(ids) == 1 and "image_id" in frame.columns:
         out[ids[0]] = frame["image_id"].to_numpy()
     return out

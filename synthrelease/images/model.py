@@ -131,7 +131,8 @@ class ImageTrainingConfig:
             raise PrivacyParameterError("batch_size, n_steps must be >= 1 and max_grad_norm > 0")
         if not 0 <= self.condition_epsilon_share < 1:
             raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
-        if not 0 <= self.embedding_epsilon_share < 1 or self.condition_epsilon_share + self.embedding_epsilon_share >= 1:
+        shares = self.condition_epsilon_share + self.embedding_epsilon_share
+        if not 0 <= self.embedding_epsilon_share < 1 or shares >= 1:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1) and leave a share for DP-SGD")
         if self.embedding_features < 16 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_features must be >= 16 and embedding_weight >= 0")
@@ -235,7 +236,7 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
                                               noise_generator=secret.torch("embedding-noise"))
         prior.append(embedding.entry)
     q = sample_rate_for(n_units, min(config.batch_size, n_units))
-    expected = max(1, int(round(n_units * q)))
+    expected = max(1, round(n_units * q))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
                                      sample_rate=q, steps=config.n_steps, accountant=config.accountant,
                                      prior=[*prior, *reserved_entries])

@@ -414,6 +414,13 @@ class Metadata(BaseModel):
             each person is kept before anything else, so that one person is one row and the
             (ε, δ) guarantee protects the person, not just one of their rows. Without it, the
             unit is the row: declare it whenever a person can have several rows.
+        max_rows_per_person: image tables only, with ``privacy_unit_column``: keep up to
+            this many rows (tiles) of each person (the first ones, in file order) instead of
+            one. A PUBLIC cap m: training then clips each person's summed gradient once
+            (user-level DP-SGD), the tile mean embedding weights each tile 1/m, the label
+            histogram's noise is scaled by m, the train/holdout coins are drawn per person and
+            the DP gate's figures use each person's first tile, so (ε, δ) protects the whole
+            person. Unset means 1.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -425,13 +432,25 @@ class Metadata(BaseModel):
     columns: dict[str, ColumnSpec] = Field(min_length=1)
     related_columns: list[list[str]] | None = None
     privacy_unit_column: str | None = None
+    max_rows_per_person: int | None = Field(default=None, ge=1, le=1024)
 
     @model_validator(mode="after")
     def _check_privacy_unit(self) -> Metadata:
         c = self.privacy_unit_column
         if c is not None and (c not in self.columns or self.columns[c].type != "identifier"):
             raise ValueError(f"privacy_unit_column {c!r} must be a declared identifier column (the person's id)")
+        if (self.max_rows_per_person or 1) > 1:
+            if c is None:
+                raise ValueError("max_rows_per_person needs privacy_unit_column (the person's id)")
+            if not any(s.type == "image" for s in self.columns.values()):
+                raise ValueError("max_rows_per_person above 1 applies to image tables only (user-level DP-SGD); "
+                                 "a table keeps one row per person")
         return self
+
+    @property
+    def rows_per_person(self) -> int:
+        """The public cap m of rows per privacy unit (1 unless declared)."""
+        return int(self.max_rows_per_person or 1)
 
     @model_validator(mode="after")
     def _check_related(self) -> Metadata:

@@ -93,3 +93,42 @@ def test_a_refused_image_release_keeps_the_rejected_tiles_as_npz_in_the_report(w
                                                for n in ("rejected_synthetic.npz", "rejected_synthetic_sample.csv")]
     html = (report_dir / "internal_report.html").read_text()
     assert html.count('alt="nearest-neighbour pairs: synthetic and real training tiles"') == 1
+
+
+def test_persons_with_several_tiles_are_bounded_together(ws):
+    """max_rows_per_person m: a person's first m tiles are kept and protected together (user-level DP-SGD)."""
+    rng = np.random.default_rng(1)
+    n_people = 100
+    per_person = rng.integers(1, 6, n_people)  # 1..5 tiles each; the cap keeps at most 3
+    patient = np.repeat([f"p{i:03d}" for i in range(n_people)], per_person)
+    labels = rng.choice(["red", "blue"], len(patient))
+    tiles = rng.integers(0, 60, (len(patient), 16, 16, 3)).astype(np.uint8)
+    tiles[labels == "red", :, :, 0] += 180
+    tiles[labels == "blue", :, :, 2] += 180
+    np.savez(ws / "tiles.npz", images=tiles, labels=labels, patient=patient)
+    meta = json.loads(json.dumps(META))
+    meta["columns"] = {"patient": {"type": "identifier"}, **meta["columns"]}
+    meta["privacy_unit_column"], meta["max_rows_per_person"] = "patient", 3
+    (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    res = _release(ws, "p")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((ws / "p" / "manifest.json").read_text())["release"]
+    assert "at most 3 rows" in manifest["privacy"]["privacy_unit"] and manifest["privacy"]["epsilon"] <= 3.0
+    kept = int(np.minimum(per_person, 3).sum())
+    assert manifest["dataset"]["synthetic_rows"] == int(np.ceil(kept * 0.8))
+    report = json.loads((ws / "p.internal-report" / "internal_report.json").read_text())
+    assert any("kept the first 3 row(s) of each person" in w for w in report["warnings"])
+
+
+def test_a_row_cap_above_one_is_refused_for_tables_and_without_a_person_column():
+    from synthrelease.metadata.schema import Metadata
+
+    table = {"version": 1, "columns": {"pid": {"type": "identifier"}, "age": {"type": "integer", "min": 0,
+                                                                              "max": 120}},
+             "privacy_unit_column": "pid", "max_rows_per_person": 2}
+    with pytest.raises(ValueError, match="image tables only"):
+        Metadata.model_validate(table)
+    meta = json.loads(json.dumps(META))
+    meta["max_rows_per_person"] = 2
+    with pytest.raises(ValueError, match="needs privacy_unit_column"):
+        Metadata.model_validate(meta)

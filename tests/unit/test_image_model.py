@@ -1,0 +1,126 @@
+"""The DP image GAN: accounting over every mechanism, the tile mean embedding's sensitivity,
+user-level (per-person) clipping and fresh DP randomness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from opacus import GradSampleModule
+
+from synthrelease.errors import InternalError, PrivacyParameterError
+from synthrelease.images.embedding import TileFeatureMap, TileMeanEmbedding
+from synthrelease.images.model import (
+    ImageTrainingConfig,
+    TileDiscriminator,
+    _per_unit_grad_samples,
+    _unit_index,
+    sample_tiles,
+    train_tile_gan,
+)
+
+
+def _tiles(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+
+
+def test_feature_map_has_norm_at_most_one_and_public_parameters() -> None:
+    fmap = TileFeatureMap(16, 3, 64, seed=3)
+    x = torch.rand(50, 3, 16, 16) * 2 - 1
+    norms = fmap(x).norm(dim=1)
+    assert float(norms.max()) <= 1.0 + 1e-5
+    again = TileFeatureMap(16, 3, 64, seed=3)
+    assert torch.equal(fmap.freqs["colour"], again.freqs["colour"])  # a function of the public seed only
+
+
+def test_one_unit_moves_the_embedding_sums_by_at_most_one() -> None:
+    """Add/remove probe: the noiseless sums with and without one person's m tiles (weight 1/m)."""
+    fmap = TileFeatureMap(16, 3, 64, seed=1)
+    x = torch.rand(30, 3, 16, 16) * 2 - 1
+    classes = torch.tensor([i % 2 for i in range(30)])
+    m = 3
+    full = TileMeanEmbedding.measure(x, classes, torch.full((30,), 1 / m), 2, feature_map=fmap,
+                                     noise_multiplier=0.0, noise_generator=torch.Generator())
+    without = TileMeanEmbedding.measure(x[3:], classes[3:], torch.full((27,), 1 / m), 2, feature_map=fmap,
+                                        noise_multiplier=0.0, noise_generator=torch.Generator())
+    assert float((full.sums - without.sums).norm()) <= 1.0 + 1e-5
+    with pytest.raises(ValueError):
+        TileMeanEmbedding.measure(x, classes, torch.full((30,), 2.0), 2, feature_map=fmap, noise_multiplier=0.0,
+                                  noise_generator=torch.Generator())
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_per_unit_gradients_are_summed_before_clipping() -> None:
+    torch.manual_seed(0)
+    disc = GradSampleModule(TileDiscriminator(0, 16, 3, width=8))
+    rows = torch.rand(5, 3 * 16 * 16) * 2 - 1
+    disc(rows).sum().backward()
+    per_tile = {name: p.grad_sample.clone() for name, p in disc.named_parameters()}
+    owner = torch.tensor([0, 0, 1])  # tiles 0, 1 of unit 0; tile 2 of unit 1; rows 3, 4 are fake
+    _per_unit_grad_samples(disc, owner, 2, 3)
+    for name, p in disc.named_parameters():
+        gs = p.grad_sample
+        assert gs.shape[0] == 4
+        assert torch.allclose(gs[0], per_tile[name][0] + per_tile[name][1], atol=1e-6)
+        assert torch.allclose(gs[1], per_tile[name][2])
+        assert torch.allclose(gs[2:], per_tile[name][3:])
+
+
+def test_unit_index_pads_and_enforces_the_cap() -> None:
+    table, m = _unit_index(5, np.array(["a", "b", "a", "c", "b"]), 2)
+    assert m == 2 and table.shape == (3, 2)
+    assert sorted(table[0].tolist()) == [0, 2] and table[2].tolist() == [3, -1]
+    with pytest.raises(InternalError):
+        _unit_index(3, np.array(["a", "a", "a"]), 2)
+    table, m = _unit_index(4, None, 1)
+    assert m == 1 and table[:, 0].tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("units", [None, np.repeat(np.arange(20), 2)])
+def test_training_spends_at_most_the_target_over_every_mechanism(units: np.ndarray | None) -> None:
+    tiles = _tiles(40)
+    labels = np.arange(40) % 2
+    cfg = ImageTrainingConfig(target_epsilon=2.0, target_delta=1e-3, n_steps=4, batch_size=8,
+                              embedding_features=32, generator_width=16, discriminator_width=8)
+    model = train_tile_gan(tiles, labels, 2, cfg, units=units, max_tiles_per_unit=1 if units is None else 2)
+    labels_seen = [e.label for e in model.privacy.entries]
+    assert any(lab.startswith("tile mean embeddings") for lab in labels_seen)
+    assert any(lab.startswith("condition histogram") for lab in labels_seen)
+    assert sum(e.steps for e in model.privacy.entries if e.label.startswith("discriminator")) == 4
+    assert 1.9 < model.privacy.epsilon <= 2.0
+    out, idx = sample_tiles(model, 10, seed=0)
+    assert out.shape == (10, 16, 16, 3) and out.dtype == np.uint8 and idx is not None
+
+
+def test_embedding_noise_is_fresh_entropy_not_the_seed() -> None:
+    tiles = _tiles(20)
+    cfg = ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-3, n_steps=1, batch_size=4,
+                              embedding_features=32, generator_width=16, discriminator_width=8, seed=5)
+    a = train_tile_gan(tiles, None, 0, cfg)
+    b = train_tile_gan(tiles, None, 0, cfg)
+    # same public seed, same data: the released generators differ because the DP noise differs
+    wa = next(iter(a.generator.state_dict().values()))
+    wb = next(iter(b.generator.state_dict().values()))
+    assert not torch.equal(wa, wb)
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(PrivacyParameterError):
+        ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-5, condition_epsilon_share=0.3,
+                            embedding_epsilon_share=0.7)
+    with pytest.raises(PrivacyParameterError):
+        train_tile_gan(_tiles(4), None, 0, ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-5, n_steps=1),
+                       units=np.array([0, 0, 0, 0]), max_tiles_per_unit=4)
+
+
+def test_split_by_person_keeps_each_person_on_one_side() -> None:
+    import pandas as pd
+
+    from synthrelease.rng import PrivateRandomness
+    from synthrelease.stages import split
+
+    table = pd.DataFrame({"pid": np.repeat(np.arange(200), 3), "v": np.arange(600)})
+    parts = split(table, holdout_fraction=0.3, randomness=PrivateRandomness(), unit_column="pid")
+    assert not set(parts.train["pid"]) & set(parts.holdout["pid"])
+    assert len(parts.train) % 3 == 0 and len(parts.holdout) % 3 == 0

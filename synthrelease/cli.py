@@ -528,7 +528,11 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
           ledger_path: Path | None, policy_path: Path | None, force: bool,
           epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
           seed: int) -> None:
-    """Train a DP generator on DATA and save it (generator + public encoder only); charged to the ledger."""
+    """Train a DP generator on DATA and save it (generator + public encoder only); charged to the ledger.
+
+    DATA: a table, or image tiles (.npz, a folder of PNG/TIFF tiles with labels.csv, a whole slide) when the
+    metadata has an image column: then every tile trains the image model (conditioned on the metadata's
+    target, if any)."""
     from synthrelease.model_io import save_model
     from synthrelease.outputs import check_writable, refuse_overwrite
     from synthrelease.pipeline import train_model
@@ -552,23 +556,32 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
 
 @cli.command()
 @click.argument("model_file", type=click.Path(path_type=Path))
-@click.option("-n", "n_rows", type=click.IntRange(min=1), required=True, help="Rows to sample.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".csv or .parquet")
-@click.option("--condition", default=None, help="COLUMN=VALUE: sample only that category.")
+@click.option("-n", "n_rows", type=click.IntRange(min=1), required=True, help="Rows (tiles) to sample.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help=".csv or .parquet; image models: .npz or a folder (PNG tiles and labels.csv)")
+@click.option("--condition", default=None, help="COLUMN=VALUE: sample only that category (label).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000, show_default=True)
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
+              help="Rows (tiles) per chunk held in memory [default: 50000 rows, 10000 tiles]")
 @_force_option
-def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, seed: int, chunk_rows: int,
+def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, seed: int, chunk_rows: int | None,
            force: bool) -> None:
     """Sample N synthetic rows from a trained model (post-processing: no extra ε).
 
-    --seed fixes the latent noise of sampling (public randomness).
+    An image model writes N tiles to an .npz (arrays images, labels) or to a folder of PNG tiles with
+    labels.csv, chunk by chunk, atomically. --seed fixes the latent noise of sampling (public randomness).
     """
+    from synthrelease.images.streaming import check_folder_output, is_folder_output
     from synthrelease.model_io import load_model
-    from synthrelease.outputs import check_writable, refuse_overwrite
+    from synthrelease.outputs import check_writable, refuse_nested, refuse_overwrite
     from synthrelease.streaming import write_sample_stream
+    from synthrelease.training.trainer import TrainedModel
 
-    refuse_overwrite(output, inputs=[model_file], force=force)
+    if is_folder_output(output):  # only an image model writes a folder; a table model refuses it below
+        check_folder_output(output)
+        refuse_nested(output, model_file, names=("-o", "the model file"))
+    else:
+        refuse_overwrite(output, inputs=[model_file], force=force)
     check_writable(output, option="-o")
 
     cond = None
@@ -578,8 +591,14 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
         col, val = condition.split("=", 1)
         cond = {col.strip(): val.strip()}
     model = load_model(model_file)
-    write_sample_stream(model, n_rows, output, seed=seed, condition=cond, chunk_rows=chunk_rows)
-    click.echo(f"wrote {n_rows} rows to {output}")
+    if isinstance(model, TrainedModel):
+        write_sample_stream(model, n_rows, output, seed=seed, condition=cond, chunk_rows=chunk_rows or 50_000)
+        click.echo(f"wrote {n_rows} rows to {output}")
+        return
+    from synthrelease.images.streaming import write_tile_stream
+
+    write_tile_stream(model, n_rows, output, seed=seed, condition=cond, chunk_rows=chunk_rows or 10_000)
+    click.echo(f"wrote {n_rows} tiles to {output}")
 
 
 @cli.command("audit-privacy")

@@ -102,7 +102,7 @@ def metadata_without(metadata: Any, column: str) -> Any:
     from synthrelease.metadata.schema import Metadata
 
     others = {c: s.model_dump(mode="json", exclude_none=True) for c, s in metadata.columns.items() if c != column}
-    if not others:
+    if all(s["type"] == "identifier" for s in others.values()):  # nothing left to validate but ids
         return None
     return Metadata.model_validate({"version": 1, "name": metadata.name, "reviewed": metadata.reviewed,
                                     "target": metadata.target, "columns": others})

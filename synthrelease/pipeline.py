@@ -59,7 +59,7 @@ from synthrelease.training.defaults import (  # noqa: F401  (re-exported: the ta
     WIDE_TABLE_SETTINGS,
     default_training_config,
 )
-from synthrelease.training.trainer import TrainedModel, fit_dp_synthesizer
+from synthrelease.training.trainer import fit_dp_synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,12 @@ def load_inputs(data: stages.DataInput, metadata: str | os.PathLike[str] | Metad
     return loaded.table, loaded.metadata, list(loaded.notes)
 
 
-def _resolve_target(metadata: Metadata, target: str | None) -> str:
+def _resolve_target(metadata: Metadata, target: str | None, *, optional: bool = False) -> str | None:
+    """The class column (``--target`` or the metadata's); ``optional``: None when neither names one."""
     t = target or metadata.target
     if t is None:
+        if optional:
+            return None
         raise MetadataError("no target column: pass --target or declare 'target' in the metadata")
     if t not in metadata.columns:
         raise MetadataError(f"--target: column {t!r} is not declared in the metadata")
@@ -260,7 +263,10 @@ def release(
     kind = modality if isinstance(modality, Modality) else modality_for(loaded.metadata, modality)
     loaded = stages.validate(loaded, kind)
     meta, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
-    tgt = _resolve_target(meta, target)
+    tgt = _resolve_target(meta, target, optional=kind.name == "image")  # unlabelled tiles, e.g. one slide
+    if tgt is None and pol.utility is not None:
+        raise PolicyError(f"{policy_source}: clause utility needs a class column, and the image metadata declares "
+                          "no target; remove the utility clause or declare labels")
     check_rules(pol.rules, kind.rules_metadata(meta), policy_path=policy_source)  # before any training
     if kind.view is not None and stages.required_optional_audits(pol):
         raise PolicyError(f"{policy_source}: audits {', '.join(stages.required_optional_audits(pol))} are not "

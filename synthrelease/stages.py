@@ -407,7 +407,7 @@ def required_optional_audits(policy: Policy) -> list[str]:
                             ("empirical_privacy", policy.empirical_audit_required)) if on]
 
 
-def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, policy: Policy, *, target: str,
+def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, policy: Policy, *, target: str | None,
           seed: int, config: TrainingConfig | None = None, modality: Modality | None = None,
           progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
     """Run the audits the policy asks for. Reads private rows; results are INTERNAL (not DP).
@@ -434,7 +434,7 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
     if policy.fidelity is not None:
         progress(ProgressEvent("audit:fidelity"))
         results["fidelity"] = run_fidelity(train_rows, synthetic, metadata, seed=seed, progress=progress)
-    if policy.utility is not None:
+    if policy.utility is not None and target is not None:
         progress(ProgressEvent("audit:utility"))
         results["utility"] = run_utility(train_rows, holdout, synthetic, metadata, target=target, seed=seed)
     if policy.membership is not None:
@@ -477,7 +477,7 @@ class GateResult:
 
 
 def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, *, privacy: Any,
-         audits: dict[str, AuditResult], target: str, gate_entry: Any, randomness: PrivateRandomness, seed: int,
+         audits: dict[str, AuditResult], target: str | None, gate_entry: Any, randomness: PrivateRandomness, seed: int,
          epsilon_spent_before: float, modality: Modality | None = None,
          progress: ProgressCallback = ignore_progress) -> GateResult:
     """Release the figures the policy's clauses compare (one Gaussian mechanism, ``gate_entry``,

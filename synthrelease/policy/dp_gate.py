@@ -140,7 +140,7 @@ class GateFigure:
 
 
 def compute_figures(names: list[str], train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                    metadata: Metadata, *, target: str, seed: int) -> dict[str, Any]:
+                    metadata: Metadata, *, target: str | None, seed: int) -> dict[str, Any]:
     """The exact figures (``dp_figures.Figure`` or None) by name. Reads private rows; INTERNAL."""
     from synthrelease.audits import dp_figures as f
 

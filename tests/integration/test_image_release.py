@@ -132,3 +132,21 @@ def test_a_row_cap_above_one_is_refused_for_tables_and_without_a_person_column()
     meta["max_rows_per_person"] = 2
     with pytest.raises(ValueError, match="needs privacy_unit_column"):
         Metadata.model_validate(meta)
+
+
+def test_unlabelled_tiles_are_released_and_a_utility_clause_is_refused_before_training(ws):
+    rng = np.random.default_rng(2)
+    np.savez(ws / "tiles.npz", images=rng.integers(0, 255, (200, 16, 16, 3)).astype(np.uint8))
+    meta = json.loads(json.dumps(META))
+    meta.pop("target"), meta["columns"].pop("stain")
+    (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    res = _release(ws, "u")
+    assert res.exit_code == 0, res.output
+    with np.load(ws / "u" / "synthetic.npz", allow_pickle=False) as z:
+        assert z["images"].shape == (160, 16, 16, 3) and "labels" not in z.files
+    doc = yaml.safe_load((ws / "policy.yaml").read_text())
+    doc["utility"] = {"min_tstr_auc": 0.5}
+    (ws / "policy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = _release(ws, "v")
+    assert res.exit_code == 2 and "clause utility needs a class column" in res.output
+    assert not (ws / "v").exists() and not (ws / "v.internal-report").exists()

@@ -112,10 +112,10 @@ class _Progress:
                     self.bar.write(f"noise multiplier σ = {sigma:.3f}", file=sys.stderr)
             self.bar.update(event.step - self.bar.n)
             m = event.metrics
-            if "epsilon" in m:
-                self.bar.set_postfix(d_fake=f"{m['d_loss_fake']:.3f}", g_loss=f"{m['g_loss']:.3f}",
-                                     eps=f"{m['epsilon']:.3f}", coverage=f"{m.get('coverage', 1.0):.2f}",
-                                     refresh=False)
+            if "epsilon" in m:  # whichever losses the modality's trainer reports
+                shown = {"d_loss_fake": "d_fake", "g_loss": "g_loss", "embedding_loss": "embedding",
+                         "epsilon": "eps", "coverage": "coverage"}
+                self.bar.set_postfix({short: f"{m[k]:.3f}" for k, short in shown.items() if k in m}, refresh=False)
             if event.step >= event.total:
                 self.bar.close()
                 self.bar = None

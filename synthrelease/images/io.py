@@ -21,7 +21,7 @@ from synthrelease.errors import InputFileError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 """File suffixes :func:`read_image_folder` reads (case-insensitive); other files are refused."""
-IGNORED_NAMES = {".DS_Store", "Thumbs.db"}
+IGNORED_NAMES = {".DS_Store", "Thumbs.db", "labels.csv"}  # labels.csv: the labels beside the tiles
 
 
 def _one_line(exc: BaseException) -> str:

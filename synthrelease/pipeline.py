@@ -353,8 +353,12 @@ def release(
                               modality=kind, progress=progress)
         from synthrelease.report.plot_data import collect_plot_data  # INTERNAL: reads private rows
 
-        plot_data = collect_plot_data(parts.train, parts.holdout, synthetic, meta, audits,
-                                      seed=seeds.integer("plots"), target=tgt)
+        plot_parts: tuple[Any, ...] = (parts.train, parts.holdout, synthetic, meta)
+        if kind.view is not None:  # plots of the per-record feature view, never of raw tiles or sequences
+            (p_train, _), (p_holdout, _), (p_syn, p_meta) = (kind.view(parts.train, meta),
+                                                            kind.view(parts.holdout, meta), kind.view(synthetic, meta))
+            plot_parts = (p_train, p_holdout, p_syn, p_meta)
+        plot_data = collect_plot_data(*plot_parts, audits, seed=seeds.integer("plots"), target=tgt)
         if kind.report_figures is not None:  # e.g. image grids, real tiles included: INTERNAL
             plot_data = {**(plot_data or {}), "image_grids": kind.report_figures(parts.train, synthetic, meta)}
         timings["audits"] = time.perf_counter() - t

@@ -59,6 +59,9 @@ def test_an_image_release_is_gated_signed_and_holds_tiles(ws):
     assert "discriminator DP-SGD" in labels_used and manifest["privacy"]["epsilon"] <= 3.0
     report = json.loads((ws / "b.internal-report" / "internal_report.json").read_text())
     assert "image" in report["audits"] and "kid" in report["audits"]["image"]["metrics"]
+    plotted = {c["column"] for c in report["plots"]["columns"]}
+    assert "tile" not in plotted and "white_share" in plotted  # the feature view, never raw pixels
+    assert report["plots"]["embedding"].get("available", True)
     html = (ws / "b.internal-report" / "internal_report.html").read_text()
     assert html.count('alt="real training tiles"') == 1 and html.count('alt="synthetic tiles"') == 1
     bundle_files = {p.name for p in (ws / "b").iterdir()}

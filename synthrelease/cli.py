@@ -521,11 +521,13 @@ def policy_check(policy_file: Path) -> None:
                    "(default: $SYNTHRELEASE_LEDGER or ~/.synthrelease/ledger.sqlite3).")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
               help="Enforce this policy's privacy.lifetime_epsilon_cap before training.")
+@click.option("--nproc", type=click.IntRange(min=1, max=256), default=1, show_default=True,
+              help="Train a table on N local processes (torchrun, gloo): the same ε, one ledger entry.")
 @_force_option
 @_with(_common_privacy)
 @click.pass_context
 def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
-          ledger_path: Path | None, policy_path: Path | None, force: bool,
+          ledger_path: Path | None, policy_path: Path | None, nproc: int, force: bool,
           epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
           seed: int) -> None:
     """Train a DP generator on DATA and save it (generator + public encoder only); charged to the ledger.
@@ -540,6 +542,14 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
     inputs = [data, metadata_path, *([policy_path] if policy_path else []), *([ledger_path] if ledger_path else [])]
     refuse_overwrite(output, inputs=inputs, force=force)
     check_writable(output, option="-o")
+    if nproc > 1:
+        from synthrelease.training.launch import run_distributed_training
+
+        click.echo(run_distributed_training(
+            data, metadata_path=metadata_path, output=output, nproc=nproc, epsilon=epsilon, delta=delta,
+            condition_column=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
+            batch_size=batch_size, ledger_path=ledger_path, policy_path=policy_path))
+        return
 
     model, _ = train_model(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                            condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.rng import gaussian_noise
+from synthrelease.training.collective import noisy_sum
 from synthrelease.transforms.dp_marginals import NumericLayout
 
 
@@ -83,7 +83,7 @@ def dp_mean_norm(norms: torch.Tensor, max_norm: float, sigma: float, generator: 
     counts = torch.bincount(idx, minlength=NORM_BINS + 2)[: NORM_BINS + 2].double()
     counts[NORM_BINS] += counts[NORM_BINS + 1:].sum()
     counts = counts[: NORM_BINS + 1]
-    noisy = (counts + gaussian_noise(counts.shape, sigma, generator)).clamp(min=0)
+    noisy = noisy_sum(counts, sigma, generator).clamp(min=0)
     centres = torch.cat([torch.zeros(1, dtype=torch.float64), (edges[:-1] * edges[1:]).sqrt()])
     if float(noisy.sum()) <= 0:
         return float(max_norm) / 2
@@ -184,7 +184,7 @@ class ClassMeanEmbedding:
             sigma_center = sigma / math.sqrt(CENTER_WEIGHT) if sigma > 0 else 0.0
             sigma = sigma / math.sqrt(1 - CENTER_WEIGHT) if sigma > 0 else 0.0
             total = sum(_unit(block.float()).double().sum(dim=0) for block in blocks())
-            total = total + gaussian_noise(total.shape, sigma_center, noise_generator)
+            total = noisy_sum(total, sigma_center, noise_generator)
             center = (total / n_rows).float()
             entries += (MechanismEntry("class mean embeddings: center (mean direction, Gaussian, sensitivity 1)",
                                        sigma_center, 1.0, 1),)
@@ -206,7 +206,7 @@ class ClassMeanEmbedding:
                                      noise_generator)
             entries += (MechanismEntry("class mean embeddings: histogram of row norms (Gaussian, sensitivity 1)",
                                        sigma_norm, 1.0, 1),)
-        sums = sums + gaussian_noise(sums.shape, sigma, noise_generator)
+        sums = noisy_sum(sums, sigma, noise_generator)
         entries += (MechanismEntry(f"class mean embeddings ({kernel} features, Gaussian, sensitivity 1)",
                                    sigma, 1.0, 1),)
         return cls(freqs, sums.float(), entries, center, layout, mean_norm, sigma, zero_weight=zero_weight)

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.data_loader import DPDataLoader
+from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from opacus.validators import ModuleValidator
 from torch import nn
@@ -55,7 +56,9 @@ from synthrelease.budget.accounting import (
 from synthrelease.errors import InternalError, PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.rng import PrivateRandomness, SeedTree, gaussian_noise
+from synthrelease.rng import PrivateRandomness, SeedTree
+from synthrelease.training.collective import current as current_collective
+from synthrelease.training.collective import noisy_sum
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.marginal_loss import MarginalMatcher
 from synthrelease.training.mean_embedding import ClassMeanEmbedding
@@ -154,8 +157,7 @@ def _dp_condition_probs(
     counts = torch.zeros(span.width, dtype=torch.float64)
     for chunk in rows.chunks(ROW_CHUNK):
         counts += chunk[:, span.start:span.stop].double().sum(dim=0)
-    noise = gaussian_noise(counts.shape, entry.noise_multiplier, generator)
-    noisy = (counts + noise).clamp(min=0.0) + 1.0
+    noisy = noisy_sum(counts, entry.noise_multiplier, generator).clamp(min=0.0) + 1.0
     return (noisy / noisy.sum()).numpy()
 
 
@@ -222,7 +224,8 @@ def train_dp_gan(
     started = time.perf_counter()
     seeds = SeedTree(config.seed)  # public streams only
     secret = randomness if randomness is not None else PrivateRandomness()
-    n_rows = len(train)
+    col = current_collective()  # a distributed run: ``train`` is this rank's shard of the rows
+    n_rows = len(train) if col.world_size == 1 else int(col.sum(torch.tensor([float(len(train))])).item())
     if _unsafe_noise_scale != 1.0 and audit_callback is None:
         raise InternalError("_unsafe_noise_scale breaks DP: only the empirical audit may set it")
     if n_rows < 2:
@@ -344,8 +347,13 @@ def train_dp_gan(
     # Opacus' Poisson-sampling loader, built here so that it can take our secret generator
     # (make_private's own wrapper only takes torchcsprng's); make_private therefore gets
     # poisson_sampling=False, which leaves this DPDataLoader unchanged.
+    # Distributed: each rank Poisson-samples ITS shard at the same rate q with its own secret
+    # generator; the shards partition the rows, so the union is a Poisson sample of the whole
+    # table at rate q, exactly what the accountant charges.
     loader = DPDataLoader(row_source, sample_rate=q, generator=secret.torch("poisson-sampling"),
                           collate_fn=_identity_collate)
+    if col.world_size > 1:  # Opacus' DPDDP: parameters broadcast from rank 0; the optimizer sums
+        discriminator = DPDDP(discriminator)  # clipped gradients over ranks, rank 0 adds the noise once
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=config.accountant)
@@ -356,6 +364,11 @@ def train_dp_gan(
         grad_sample_mode=config.grad_sample_mode, noise_generator=secret.torch("dp-noise"),
     )
     d_module, d_opt, loader = made[0], made[1], made[-1]
+    if col.world_size > 1:
+        # Opacus takes the loader's dataset as the WHOLE table (per-rank batch = n·q / world);
+        # here it is this rank's shard, so set the per-rank share of the global expected batch
+        # that makes Σ_ranks(clipped sums + noise) / world / share = (Σ clipped + noise) / (n·q)
+        d_opt.expected_batch_size = expected_batch / col.world_size
     # Opacus' floating-point-hardened noise (secure mode's sampler) with our secret generator;
     # PrivacyEngine(secure_mode=True) would also demand torchcsprng, which has no build here.
     d_opt.secure_mode = True
@@ -365,6 +378,12 @@ def train_dp_gan(
         raise InternalError("Opacus' sample rate differs from the calibrated one")
 
     cond_sampler = _ConditionSampler(cond_probs, torch_gen)
+    # the discriminator's fake rows: in a distributed run each rank adds its share from its own
+    # PUBLIC stream, while the generator step draws the same rows on every rank (torch_gen),
+    # so every rank's generator stays identical (post-processing of the shared discriminator)
+    d_fake_gen = torch_gen if col.world_size == 1 else seeds.torch(f"discriminator-fakes-rank{col.rank}")
+    d_cond_sampler = cond_sampler if col.world_size == 1 else _ConditionSampler(cond_probs, d_fake_gen)
+    d_fakes = expected_batch if col.world_size == 1 else max(1, round(expected_batch / col.world_size))
     probe_gen = seeds.torch("collapse-probe")
     real_label = torch.ones(expected_batch)
     batches = _batches(loader, width)
@@ -386,14 +405,14 @@ def train_dp_gan(
             # --- discriminator: one accounted DP-SGD step --------------------------------
             real = next(batches)
             with torch.no_grad():
-                cond = cond_sampler(expected_batch)
-                fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
-                                          tau=config.gumbel_tau, generator=torch_gen, hard=False)
+                cond = d_cond_sampler(d_fakes)
+                fake = generator.activate(generator.raw(_noise(d_fakes, config, d_fake_gen), cond), cond,
+                                          tau=config.gumbel_tau, generator=d_fake_gen, hard=False)
             d_opt.zero_grad(set_to_none=True)
             if config.clip_fake_rows or config.grad_sample_mode != "ghost":
                 # one forward over real + fake rows, every row clipped
                 rows = torch.cat([real, fake], dim=0)
-                labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(expected_batch)])
+                labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(d_fakes)])
                 per_row = F.binary_cross_entropy_with_logits(d_module(rows), labels, reduction="none")
                 if config.grad_sample_mode == "ghost":
                     DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
@@ -408,7 +427,7 @@ def train_dp_gan(
                                                                  reduction="none")
                     DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
                 d_module.disable_hooks()
-                fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(expected_batch),
+                fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(d_fakes),
                                                                reduction="none")
                 (fake_loss.sum() * config.max_grad_norm).backward()
                 d_module.enable_hooks()
@@ -442,7 +461,7 @@ def train_dp_gan(
                 g_loss_val = float(g_loss.detach())
 
             if step % log_every == 0 or step == n_disc_total:
-                d_loss_val = _fake_row_loss(d_module, fake, expected_batch)  # logged steps only
+                d_loss_val = _fake_row_loss(d_module, fake, fake.shape[0])  # logged steps only
                 eps_now = epsilon_for([*prior, *_engine_entries(engine), *reserved_entries], delta=acc_delta,
                                       accountant=config.accountant)
                 point = {"step": float(step), "d_loss_fake": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,

@@ -37,6 +37,8 @@ import torch
 
 from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.rng import gaussian_noise
+from synthrelease.training import collective
+from synthrelease.training.collective import noisy_sum
 from synthrelease.transforms.dp_marginals import MarginalMeasurements, NumericLayout, _indicator, bin_edges
 
 SENSITIVITY = 2 ** 0.5
@@ -132,10 +134,13 @@ def measure_correlation(chunks: Callable[[], Iterator[torch.Tensor]], layout: Nu
         sums += w.sum(dim=0)
         second += w.T @ w
     std = noise_multiplier * SENSITIVITY
-    noisy_sums = sums + gaussian_noise(sums.shape, std, generator)
+    noisy_sums = noisy_sum(sums, std, generator)  # Σ over every rank's rows, noised once
     upper = torch.triu(torch.ones(d, d, dtype=torch.bool))
     noise = torch.zeros(d, d, dtype=torch.float64)
-    noise[upper] = gaussian_noise((int(upper.sum()),), std, generator)
+    second = collective.current().sum(second)
+    if collective.current().is_leader:  # the noise is drawn once, by rank 0 in a distributed run
+        noise[upper] = gaussian_noise((int(upper.sum()),), std, generator)
+    noise = collective.current().broadcast(noise)
     noise = torch.triu(noise) + torch.triu(noise, diagonal=1).T  # each pair's noise drawn once
     entry = MechanismEntry(f"numerical correlation ({d} columns, Gaussian, sensitivity sqrt(2))",
                            float(noise_multiplier), 1.0, 1)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.rng import gaussian_noise
+from synthrelease.training.collective import noisy_sum
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 DEFAULT_BINS = 20
@@ -145,8 +145,7 @@ def measure_marginals(x: torch.Tensor | Any, encoder: TableEncoder, condition_co
     scale = noise_multiplier * math.sqrt(m)
 
     def noisy(counts: torch.Tensor) -> np.ndarray:
-        noise = gaussian_noise(counts.shape, scale, generator)
-        return (counts + noise).numpy()
+        return noisy_sum(counts, scale, generator).numpy()  # Σ over every rank's rows, noised once
 
     # exact counts, in row chunks so that [rows, columns, cells] stays ~ 32M entries
     chunk = max(1, 32_000_000 // max(1, len(layout.columns) * (n_bins + 2)))

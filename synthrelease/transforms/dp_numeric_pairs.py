@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.rng import gaussian_noise
+from synthrelease.training.collective import noisy_sum
 from synthrelease.training.marginal_loss import project_counts
 from synthrelease.transforms.dp_marginals import NumericLayout, numeric_cell_probs
 
@@ -69,7 +69,7 @@ def measure_numeric_pairs(chunks: Callable[[], Iterator[torch.Tensor]], layout: 
         one_hot = numeric_cell_probs(block.double(), layout, n_bins, smoothing=None)  # [n, C, cells]
         total += torch.einsum("npi,npj->pij", one_hot[:, a_idx], one_hot[:, b_idx])
     scale = noise_multiplier * len(pairs) ** 0.5
-    noisy = (total + gaussian_noise(total.shape, scale, generator)).numpy()
+    noisy = noisy_sum(total, scale, generator).numpy()  # Σ over every rank's rows, noised once
     entry = MechanismEntry(f"numerical pair marginals ({len(pairs)} histograms, Gaussian, "
                            f"sensitivity sqrt({len(pairs)}))", float(noise_multiplier), 1.0, 1)
     return NumericPairMeasurements(pairs, layout, n_bins, noisy, entry)

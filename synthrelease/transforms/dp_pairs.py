@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.rng import gaussian_noise
+from synthrelease.training.collective import noisy_sum
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 
@@ -57,8 +57,7 @@ def measure_pairs(chunks: Callable[[], Iterable[torch.Tensor]], pairs: list[tupl
         for total, (a, b) in zip(exact, pairs, strict=True):
             total += x[:, a.start:a.stop].T @ x[:, b.start:b.stop]
     scale = noise_multiplier * math.sqrt(len(pairs))
-    noisy = tuple((t + gaussian_noise(t.shape, scale, generator)).numpy()
-                  for t in exact)
+    noisy = tuple(noisy_sum(t, scale, generator).numpy() for t in exact)  # Σ over every rank, noised once
     entry = MechanismEntry(f"pair marginals ({len(pairs)} histograms, Gaussian, sensitivity sqrt({len(pairs)}))",
                            float(noise_multiplier), 1.0, 1)
     return PairMeasurements(tuple(pairs), noisy, entry)

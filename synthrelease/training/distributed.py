@@ -1,0 +1,201 @@
+"""Distributed DP training of a table generator with torch.distributed (``torchrun``).
+
+Run by ``synthrelease train … --nproc N`` (which spawns ``torchrun --standalone``) or, on
+several machines, directly::
+
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
+        -m synthrelease.training.distributed DATA --metadata META --epsilon 3 -o model.pt
+
+Why the guarantee and the ε equal the one-process run's (same table, same settings):
+
+* **Shards.** Rank r keeps the rows whose index i satisfies i mod N = r (CSV/TSV: read in
+  chunks, other rows dropped as they stream past; Parquet: row groups g with g mod N = r,
+  only those row groups are read). The shards partition the table.
+* **Sampling.** Each rank Poisson-samples its shard at the same rate q with its own secret
+  generator (fresh OS entropy per rank); the union of the ranks' batches is exactly a Poisson
+  sample of the whole table at rate q — the subsampled Gaussian mechanism the accountant
+  charges. The step count, q and σ are the same as in one process.
+* **Noise once.** Opacus' DPDDP + distributed DP optimizer: each rank clips its rows'
+  gradients at C, the clipped sums are added over ranks, and only rank 0 adds N(0, σ²C²)
+  (:mod:`opacus.optimizers.ddpoptimizer`). The side releases (condition histogram,
+  marginals, pair histograms, mean embeddings, correlations) go through
+  :func:`synthrelease.training.collective.noisy_sum`: partial sums all-reduced, noise
+  drawn once by rank 0, the noisy result broadcast. One row still moves each sum by its
+  sensitivity, so every mechanism and its accountant entry are unchanged.
+* **One ledger entry.** Rank 0 alone reserves ε in the privacy ledger before training,
+  charges it after, and writes the model file (atomically). A run whose rank dies leaves
+  the reservation visible (as any killed release) and no model file.
+* **Public row count.** As in one process, n (here the all-reduced sum of the shard sizes)
+  sets q and the δ check; it is not released.
+
+Not distributed yet: DP discovery of categories or bounds (declare them in the metadata),
+``privacy_unit_column`` (a person's rows could fall on two ranks), releases with their
+audits and gate (``release`` stays one process), image and sequence tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from synthrelease.errors import InputFileError, MetadataError, SynthreleaseError
+from synthrelease.training.collective import Collective, active
+
+SHARD_READ_ROWS = 50_000
+"""CSV rows parsed at a time while a rank streams past the other ranks' rows."""
+
+
+def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep: str = ",",
+               dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+    """This rank's rows of a CSV/TSV (row i kept when i mod N = rank) or Parquet file
+    (row group g kept when g mod N = rank; the other row groups are never read).
+
+    Raises:
+        InputFileError: unreadable file, or a Parquet file with fewer row groups than ranks.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(p)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise InputFileError(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
+        groups = [g for g in range(pf.num_row_groups) if g % world_size == rank]
+        if pf.num_row_groups < world_size:
+            raise InputFileError(f"{p}: {pf.num_row_groups} row group(s) for {world_size} processes; write the "
+                                 f"file with at least one row group per process (pyarrow row_group_size)")
+        return pf.read_row_groups(groups).to_pandas()
+    try:
+        parts = []
+        start = 0
+        for chunk in pd.read_csv(p, sep=sep, chunksize=SHARD_READ_ROWS, dtype=dtype, keep_default_na=True):
+            index = range(start, start + len(chunk))
+            mine = [i - start for i in index if i % world_size == rank]
+            parts.append(chunk.iloc[mine])
+            start += len(chunk)
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: file not found") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputFileError(f"{p}: not a readable table ({str(exc).splitlines()[0]})") from None
+    if not parts:
+        raise InputFileError(f"{p}: the table has no rows")
+    return pd.concat(parts).reset_index(drop=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m synthrelease.training.distributed",
+                                 description="One rank of a distributed DP training run (launch with torchrun).")
+    ap.add_argument("data")
+    ap.add_argument("--metadata", required=True)
+    ap.add_argument("--epsilon", type=float, required=True)
+    ap.add_argument("--delta", type=float, default=None)
+    ap.add_argument("--condition-column", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--accountant", default="rdp")
+    ap.add_argument("--ledger", default=None)
+    ap.add_argument("--policy", default=None)
+    ap.add_argument("--sep", default=",")
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="Seconds a rank waits for the others before the run fails.")
+    return ap
+
+
+def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, Any] | None:
+    """Train on this rank's shard; rank 0 charges the ledger and writes the model (returns its summary)."""
+    from synthrelease._io import sha256_file
+    from synthrelease.budget.ledger import Ledger, default_ledger_path
+    from synthrelease.metadata.load import load_metadata
+    from synthrelease.model_io import save_model
+    from synthrelease.policy.schema import load_policy
+    from synthrelease.privacy import PrivacyLoss, default_delta
+    from synthrelease.training.defaults import default_training_config
+    from synthrelease.training.trainer import fit_dp_synthesizer
+    from synthrelease.validation.expectations import validate_table
+
+    metadata = load_metadata(args.metadata)
+    if not metadata.reviewed:
+        raise MetadataError(f"{args.metadata}: metadata not reviewed (set reviewed: true after checking it)")
+    if metadata.modality != "table":
+        raise MetadataError(f"{args.metadata}: a {metadata.modality} dataset; distributed training takes tables")
+    if metadata.privacy_unit_column is not None:
+        raise MetadataError(f"{args.metadata}: privacy_unit_column is not supported by distributed training yet "
+                            "(a person's rows could fall on two processes)")
+    dp_found = [c for c, s in metadata.columns.items() if s.dp_categories is not None or s.dp_bounds is not None]
+    if dp_found:
+        raise MetadataError(f"{args.metadata}: column {dp_found[0]!r} asks for DP discovery of categories or "
+                            "bounds, not distributed yet: declare them in the metadata")
+    shard = read_shard(args.data, rank=collective.rank, world_size=collective.world_size, sep=args.sep,
+                       dtype={c: str for c, s in metadata.columns.items() if s.type in ("categorical", "identifier")})
+    validate_table(shard, metadata, source=f"{args.data} (rank {collective.rank})")
+    n_rows = int(collective.sum(torch.tensor([float(len(shard))])).item())
+    delta = args.delta if args.delta is not None else default_delta(n_rows)
+    PrivacyLoss(args.epsilon, delta).check_delta_for_rows(n_rows)
+    cond = args.condition_column or metadata.target
+    config = default_training_config(n_rows, epsilon=args.epsilon, delta=delta, seed=args.seed,
+                                     accountant=args.accountant, n_steps=args.steps, batch_size=args.batch_size,
+                                     metadata=metadata, condition_column=cond)
+    ledger = hold = None
+    if collective.is_leader:
+        cap = load_policy(args.policy)[0].lifetime_epsilon_cap if args.policy else None
+        ledger = Ledger(args.ledger if args.ledger else default_ledger_path())
+        hold = ledger.reserve(metadata.name, args.epsilon, config.target_delta, cap=cap,
+                              data_sha256=sha256_file(args.data),
+                              note=f"distributed train {args.data} ({collective.world_size} processes)")
+    try:
+        with active(collective):
+            model = fit_dp_synthesizer(shard, metadata, config, condition_column=cond)
+    except BaseException as e:
+        if ledger is not None and hold is not None:
+            ledger.spend(hold, hold.epsilon, hold.delta,
+                         note=f"distributed train stopped after it started ({type(e).__name__}): counted as spent")
+        raise
+    if not collective.is_leader:
+        return None
+    assert ledger is not None and hold is not None
+    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"distributed trained model of {args.data}")
+    save_model(model, args.output)
+    return {"epsilon": model.privacy.epsilon, "delta": model.privacy.delta, "rows": n_rows,
+            "processes": collective.world_size, "seconds": model.train_seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """torchrun entry point: init the process group (gloo on CPU, nccl with GPUs), train, clean up."""
+    import torch.distributed as dist
+
+    args = _parser().parse_args(argv)
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        sys.stderr.write("error: launch with torchrun (RANK/WORLD_SIZE not set), or use "
+                         "`synthrelease train --nproc N`\n")
+        return 2
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.timeout))
+    collective = Collective(dist.get_rank(), dist.get_world_size())
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    try:
+        summary = train_rank(args, collective)
+        if summary is not None:
+            sys.stdout.write(f"model: {args.output}\n")
+            sys.stdout.write(f"epsilon spent: {summary['epsilon']:.4f} (delta {summary['delta']:g}); "
+                             f"{summary['rows']} rows on {summary['processes']} processes in "
+                             f"{summary['seconds']:.1f} s\n")
+        return 0
+    except SynthreleaseError as e:
+        sys.stderr.write(f"error (rank {collective.rank}): {e}\n")
+        return 2
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Distributed DP training on 2 local processes (torchrun, gloo): noise once, the same ε as one
+process, one ledger entry, and a clean failure when a rank dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from click.testing import CliRunner
+
+from synthrelease.cli import cli
+
+DATA = Path(__file__).resolve().parents[2] / "synthrelease" / "data"
+CSV, META = DATA / "breast_cancer.csv", DATA / "breast_cancer.metadata.yaml"
+
+
+def _noisy_sum_worker(rank: int, init: str, out: str) -> None:
+    from synthrelease.training.collective import Collective, active, noisy_sum
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        local = torch.full((20_000,), float(rank + 1), dtype=torch.float64)  # partial sums 1 and 2: total 3
+        with active(Collective(rank, 2)):
+            result = noisy_sum(local, 1.0, torch.Generator().manual_seed(100 + rank))
+        torch.save(result, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_noisy_sum_is_the_total_plus_noise_drawn_once(tmp_path):
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_noisy_sum_worker, args=(init, str(tmp_path / "r")), nprocs=2, join=True)
+    a = torch.load(tmp_path / "r.0", weights_only=True)
+    b = torch.load(tmp_path / "r.1", weights_only=True)
+    assert torch.equal(a, b)  # one release, the same on every rank
+    noise = (a - 3.0).numpy()
+    assert abs(noise.mean()) < 0.05
+    assert 0.9 < noise.var() < 1.1  # variance σ² = 1: noise added once, not once per rank (2)
+
+
+def _entries(model_path: Path) -> list[tuple[str, float, float, int]]:
+    from synthrelease.model_io import load_model
+
+    model = load_model(model_path)
+    return [(e.label, round(e.noise_multiplier, 6), round(e.sample_rate, 8), e.steps) for e in model.privacy.entries]
+
+
+def test_two_processes_spend_the_same_epsilon_as_one_and_charge_the_ledger_once(tmp_path):
+    common = [str(CSV), "--metadata", str(META), "--epsilon", "3", "--steps", "20", "--seed", "3"]
+    one = CliRunner().invoke(cli, ["-q", "train", *common, "--ledger", str(tmp_path / "l1.sqlite3"),
+                                   "-o", str(tmp_path / "one.pt")])
+    assert one.exit_code == 0, one.output
+    two = CliRunner().invoke(cli, ["-q", "train", *common, "--nproc", "2", "--ledger", str(tmp_path / "l2.sqlite3"),
+                                   "-o", str(tmp_path / "two.pt")])
+    assert two.exit_code == 0, two.output
+    assert "on 2 processes" in two.output
+    assert _entries(tmp_path / "one.pt") == _entries(tmp_path / "two.pt")
+    from synthrelease.budget.ledger import Ledger
+
+    rows = Ledger(tmp_path / "l2.sqlite3").entries()
+    assert len(rows) == 1 and rows[0].status == "spent"
+    out = CliRunner().invoke(cli, ["-q", "sample", str(tmp_path / "two.pt"), "-n", "200", "-o",
+                                   str(tmp_path / "s.csv")])
+    assert out.exit_code == 0, out.output
+    from synthrelease.metadata.load import load_metadata
+    from synthrelease.modality import metadata_without
+    from synthrelease.validation.expectations import validate_table
+
+    synthetic = pd.read_csv(tmp_path / "s.csv", dtype={"diagnosis": str})
+    # the input's own checks (bounds, categories, types) on every synthetic row (no identifier column)
+    validate_table(synthetic, metadata_without(load_metadata(META), "patient_id"), source="synthetic")
+    assert len(synthetic) == 200 and np.isfinite(synthetic.select_dtypes("number").to_numpy()).all()
+
+
+def _worker_pids(marker: str, local_rank: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in cmd and f"LOCAL_RANK={local_rank}".encode() in env:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker process through /proc (Linux)")
+def test_a_killed_rank_fails_the_run_cleanly(tmp_path):
+    from synthrelease.training.launch import torchrun_command
+
+    out = tmp_path / "killed.pt"
+    cmd = torchrun_command(CSV, metadata_path=META, output=out, nproc=2, epsilon=3.0, n_steps=100_000,
+                           ledger_path=tmp_path / "l.sqlite3")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (tmp_path / "l.sqlite3").exists():
+            time.sleep(0.5)
+        assert (tmp_path / "l.sqlite3").exists(), "rank 0 never reserved the budget"
+        time.sleep(2)
+        victims = _worker_pids(str(out), "1")
+        assert victims, "rank 1 not found"
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert not out.exists() and not list(tmp_path.glob("killed.pt*"))
+    from synthrelease.budget.ledger import Ledger
+
+    rows = Ledger(tmp_path / "l.sqlite3").entries()
+    assert len(rows) == 1 and rows[0].status in ("reserved", "spent")  # left visible, never silently dropped
+    assert sys.executable  # the run used this interpreter's torch.distributed.run

@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -633,26 +633,42 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     df, metadata, notes, cond, config = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False)
+    model = train_charged(lambda: fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress),
+                          dataset=metadata.name, epsilon=epsilon, delta=config.target_delta, ledger_path=ledger_path,
+                          policy_path=policy_path, data_sha256=sha256_file(data),
+                          content_sha256=table_fingerprint(df, metadata), what=f"model of {data}")
+    return model, notes
+
+
+def train_charged(fit: Callable[[], Any], *, dataset: str, epsilon: float, delta: float,
+                  ledger_path: str | os.PathLike[str] | None, policy_path: str | os.PathLike[str] | None,
+                  data_sha256: str | None, content_sha256: str | None, what: str) -> Any:
+    """Run ``fit`` (a DP training whose result has ``.privacy``) charged to the privacy ledger.
+
+    ε is reserved against the policy's lifetime cap BEFORE ``fit`` runs; the ε spent is
+    charged after; a training that stops after it started is charged in full.
+
+    Raises:
+        GateRefused: the lifetime cap would be exceeded (nothing spent, ``fit`` not run).
+    """
     cap = load_policy(policy_path)[0].lifetime_epsilon_cap if policy_path is not None else None
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
-    data_sha = sha256_file(data)
-    content_sha = table_fingerprint(df, metadata)
     try:
-        hold = ledger.reserve(metadata.name, epsilon, config.target_delta, cap=cap, data_sha256=data_sha,
-                              content_sha256=content_sha, note=f"train {data}")
+        hold = ledger.reserve(dataset, epsilon, delta, cap=cap, data_sha256=data_sha256,
+                              content_sha256=content_sha256, note=f"train {what}")
     except BudgetExceededError:
-        total = ledger.used(metadata.name, data_sha, content_sha256=content_sha) + epsilon
-        raise GateRefused(f"privacy.lifetime_epsilon_cap: training would bring dataset '{metadata.name}' to "
+        total = ledger.used(dataset, data_sha256, content_sha256=content_sha256) + epsilon
+        raise GateRefused(f"privacy.lifetime_epsilon_cap: training would bring dataset '{dataset}' to "
                           f"ε = {total:.4g} > cap {cap:g}; nothing spent; privacy ledger: {ledger.path}",
                           ["privacy.lifetime_epsilon_cap"]) from None
     try:
-        model = fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress)
+        model = fit()
     except BaseException as e:
         ledger.spend(hold, hold.epsilon, hold.delta,
                      note=f"train stopped after it started ({type(e).__name__}): counted as spent")
         raise
-    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"trained model of {data}")
-    return model, notes
+    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"trained {what}")
+    return model
 
 
 def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
@@ -682,27 +698,13 @@ def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.Pat
     config = kind.default_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
                                  n_steps=n_steps, batch_size=batch_size, metadata=metadata,
                                  condition_column=metadata.target)
-    cap = load_policy(policy_path)[0].lifetime_epsilon_cap if policy_path is not None else None
-    ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
-    data_sha, content_sha = loaded.data_sha256, loaded.content_sha256
-    try:
-        hold = ledger.reserve(metadata.name, epsilon, eff_delta, cap=cap, data_sha256=data_sha,
-                              content_sha256=content_sha, note=f"train {data}")
-    except BudgetExceededError:
-        total = ledger.used(metadata.name, data_sha, content_sha256=content_sha) + epsilon
-        raise GateRefused(f"privacy.lifetime_epsilon_cap: training would bring dataset '{metadata.name}' to "
-                          f"ε = {total:.4g} > cap {cap:g}; nothing spent; privacy ledger: {ledger.path}",
-                          ["privacy.lifetime_epsilon_cap"]) from None
-    try:
-        secret = PrivateRandomness()  # fresh OS entropy, never stored
-        secret.require_secret("train")
-        model = kind.fit(df, metadata, config, condition_column=metadata.target, progress=progress,
-                         randomness=secret)
-    except BaseException as e:
-        ledger.spend(hold, hold.epsilon, hold.delta,
-                     note=f"train stopped after it started ({type(e).__name__}): counted as spent")
-        raise
-    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"trained image model of {data}")
+    secret = PrivateRandomness()  # fresh OS entropy, never stored
+    secret.require_secret("train")
+    model = train_charged(lambda: kind.fit(df, metadata, config, condition_column=metadata.target, progress=progress,
+                                           randomness=secret),
+                          dataset=metadata.name, epsilon=epsilon, delta=eff_delta, ledger_path=ledger_path,
+                          policy_path=policy_path, data_sha256=loaded.data_sha256,
+                          content_sha256=loaded.content_sha256, what=f"image model of {data}")
     return model, notes
 
 

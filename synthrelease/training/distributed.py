@@ -114,10 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, Any] | None:
     """Train on this rank's shard; rank 0 charges the ledger and writes the model (returns its summary)."""
     from synthrelease._io import sha256_file
-    from synthrelease.budget.ledger import Ledger, default_ledger_path
     from synthrelease.metadata.load import load_metadata
     from synthrelease.model_io import save_model
-    from synthrelease.policy.schema import load_policy
+    from synthrelease.pipeline import train_charged
     from synthrelease.privacy import PrivacyLoss, default_delta
     from synthrelease.training.defaults import default_training_config
     from synthrelease.training.trainer import fit_dp_synthesizer
@@ -145,25 +144,19 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
     config = default_training_config(n_rows, epsilon=args.epsilon, delta=delta, seed=args.seed,
                                      accountant=args.accountant, n_steps=args.steps, batch_size=args.batch_size,
                                      metadata=metadata, condition_column=cond)
-    ledger = hold = None
-    if collective.is_leader:
-        cap = load_policy(args.policy)[0].lifetime_epsilon_cap if args.policy else None
-        ledger = Ledger(args.ledger if args.ledger else default_ledger_path())
-        hold = ledger.reserve(metadata.name, args.epsilon, config.target_delta, cap=cap,
-                              data_sha256=sha256_file(args.data),
-                              note=f"distributed train {args.data} ({collective.world_size} processes)")
-    try:
+
+    def fit() -> Any:
         with active(collective):
-            model = fit_dp_synthesizer(shard, metadata, config, condition_column=cond)
-    except BaseException as e:
-        if ledger is not None and hold is not None:
-            ledger.spend(hold, hold.epsilon, hold.delta,
-                         note=f"distributed train stopped after it started ({type(e).__name__}): counted as spent")
-        raise
+            return fit_dp_synthesizer(shard, metadata, config, condition_column=cond)
+
     if not collective.is_leader:
+        fit()
         return None
-    assert ledger is not None and hold is not None
-    ledger.spend(hold, model.privacy.epsilon, model.privacy.delta, note=f"distributed trained model of {args.data}")
+    # rank 0 alone: reserve before training, charge after (a stopped run is charged in full)
+    model = train_charged(fit, dataset=metadata.name, epsilon=args.epsilon, delta=config.target_delta,
+                          ledger_path=args.ledger, policy_path=args.policy, data_sha256=sha256_file(args.data),
+                          content_sha256=None,
+                          what=f"model of {args.data} ({collective.world_size} processes)")
     save_model(model, args.output)
     return {"epsilon": model.privacy.epsilon, "delta": model.privacy.delta, "rows": n_rows,
             "processes": collective.world_size, "seconds": model.train_seconds}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -117,7 +116,7 @@ def test_a_killed_rank_fails_the_run_cleanly(tmp_path):
         assert victims, "rank 1 not found"
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=180)
+        proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -128,4 +127,3 @@ def test_a_killed_rank_fails_the_run_cleanly(tmp_path):
 
     rows = Ledger(tmp_path / "l.sqlite3").entries()
     assert len(rows) == 1 and rows[0].status in ("reserved", "spent")  # left visible, never silently dropped
-    assert sys.executable  # the run used this interpreter's torch.distributed.run

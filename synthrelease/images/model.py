@@ -155,6 +155,7 @@ class TileModel:
     channels: int
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    reproducible_private_randomness: bool = False  # test-only noise: such a model is never saved
 
 
 def _unit_index(n: int, units: np.ndarray | None, max_tiles_per_unit: int) -> tuple[torch.Tensor, int]:
@@ -322,7 +323,8 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
         raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
     generator.eval()
     return TileModel(generator, config, PrivacySpent(spent, config.target_delta, config.accountant, entries),
-                     cond_probs, size, channels, history, time.perf_counter() - started)
+                     cond_probs, size, channels, history, time.perf_counter() - started,
+                     reproducible_private_randomness=secret.reproducible)
 
 
 def _per_unit_grad_samples(module: nn.Module, owner: torch.Tensor, n_units: int, n_real: int) -> None:

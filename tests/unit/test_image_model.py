@@ -124,3 +124,16 @@ def test_split_by_person_keeps_each_person_on_one_side() -> None:
     parts = split(table, holdout_fraction=0.3, randomness=PrivateRandomness(), unit_column="pid")
     assert not set(parts.train["pid"]) & set(parts.holdout["pid"])
     assert len(parts.train) % 3 == 0 and len(parts.holdout) % 3 == 0
+
+
+def test_a_model_trained_with_test_only_randomness_is_never_saved(tmp_path) -> None:
+    from synthrelease.images.model_io import image_model_payload
+    from synthrelease.modality import ModalityModel
+    from synthrelease.rng import PrivateRandomness
+
+    cfg = ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-3, n_steps=1, batch_size=4,
+                              embedding_features=32, generator_width=16, discriminator_width=8)
+    model = train_tile_gan(_tiles(20), None, 0, cfg, randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert model.reproducible_private_randomness
+    with pytest.raises(InternalError, match="reproducible"):
+        image_model_payload(ModalityModel(model, None))

@@ -10,7 +10,8 @@ Why the guarantee and the ε equal the one-process run's (same table, same setti
 
 * **Shards.** Rank r keeps the rows whose index i satisfies i mod N = r (CSV/TSV: read in
   chunks, other rows dropped as they stream past; Parquet: row groups g with g mod N = r,
-  only those row groups are read). The shards partition the table.
+  only those row groups are read; ``.h5ad``: a contiguous block of cells, backed). The
+  shards partition the table.
 * **Sampling.** Each rank Poisson-samples its shard at the same rate q with its own secret
   generator (fresh OS entropy per rank); the union of the ranks' batches is exactly a Poisson
   sample of the whole table at rate q — the subsampled Gaussian mechanism the accountant
@@ -54,13 +55,17 @@ SHARD_READ_ROWS = 50_000
 
 def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep: str = ",",
                dtype: dict[str, Any] | None = None) -> pd.DataFrame:
-    """This rank's rows of a CSV/TSV (row i kept when i mod N = rank) or Parquet file
-    (row group g kept when g mod N = rank; the other row groups are never read).
+    """This rank's rows of a CSV/TSV (row i kept when i mod N = rank), a Parquet file
+    (row group g kept when g mod N = rank; the other row groups are never read) or an
+    ``.h5ad`` file (the contiguous block of cells ⌊n·r/N⌋ … ⌊n·(r+1)/N⌋ − 1, read in backed
+    mode: the other cells' rows of X are never loaded).
 
     Raises:
         InputFileError: unreadable file, or a Parquet file with fewer row groups than ranks.
     """
     p = Path(path)
+    if p.suffix.lower() == ".h5ad":
+        return _h5ad_shard(p, rank, world_size)
     if p.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
@@ -88,6 +93,29 @@ def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep:
     if not parts:
         raise InputFileError(f"{p}: the table has no rows")
     return pd.concat(parts).reset_index(drop=True)
+
+
+def _h5ad_shard(p: Path, rank: int, world_size: int) -> pd.DataFrame:
+    import anndata
+
+    from synthrelease.formats import frame_from_anndata
+
+    if not p.is_file():
+        raise InputFileError(f"{p}: file not found")
+    try:
+        adata = anndata.read_h5ad(p, backed="r")
+    except Exception as exc:  # h5py/anndata raise OSError, KeyError, ...
+        raise InputFileError(f"{p}: cannot parse h5ad table: {type(exc).__name__}") from None
+    try:
+        n = int(adata.n_obs)
+        lo, hi = n * rank // world_size, n * (rank + 1) // world_size
+        if hi <= lo:
+            raise InputFileError(f"{p}: {n} cell(s) for {world_size} processes; use fewer processes")
+        return frame_from_anndata(adata[lo:hi].to_memory())[0]
+    finally:
+        file = getattr(adata, "file", None)
+        if file is not None:
+            file.close()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -45,3 +45,20 @@ def test_single_process_noisy_sum_is_values_plus_noise():
     assert isinstance(a, np.ndarray) and np.array_equal(a, x)
     t = noisy_sum(torch.zeros(10_000, dtype=torch.float64), 2.0, torch.Generator().manual_seed(1))
     assert 3.6 < float(t.var()) < 4.4
+
+
+def test_h5ad_shards_are_contiguous_cell_blocks_read_backed(tmp_path):
+    import anndata
+    import numpy as np
+    import scipy.sparse as sp
+
+    from synthrelease.formats import read_table_as
+
+    rng = np.random.default_rng(0)
+    x = sp.random(25, 6, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    obs = pd.DataFrame({"cell_type": rng.choice(["a", "b"], 25)}, index=[f"c{i}" for i in range(25)])
+    anndata.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(6)])).write_h5ad(tmp_path / "t.h5ad")
+    whole, _ = read_table_as(tmp_path / "t.h5ad")
+    shards = [distributed.read_shard(tmp_path / "t.h5ad", rank=r, world_size=3) for r in range(3)]
+    assert [len(s) for s in shards] == [8, 8, 9]
+    pd.testing.assert_frame_equal(pd.concat(shards).reset_index(drop=True), whole, check_dtype=False)

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from sklearn.neighbors import NearestNeighbors
 
 from synthrelease.audits._encoding import encode_for_distance
 from synthrelease.audits.attack_metrics import LOW_FPRS, attack_summary, distance_histogram, roc_points
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.domias import domias_scores
+from synthrelease.audits.neighbours import SearchInfo, nearest
 from synthrelease.errors import DataValidationError
 from synthrelease.metadata.schema import Metadata
 
@@ -42,29 +42,24 @@ CAVEAT = ("Distance-to-closest-record (DCR) heuristics are weak privacy evidence
           "is the generator's differential privacy guarantee; this audit only catches gross memorisation.")
 
 
-def nearest_distances(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+def nearest_distances(reference: np.ndarray, query: np.ndarray, *, method: str = "exact",
+                      searches: list[SearchInfo] | None = None) -> np.ndarray:
     """Euclidean distance from each query row to its nearest reference row, float64 [n_query].
 
     Reads whatever rows it is given (private rows in this audit; NOT DP; internal-only).
-    The neighbour is found with ``NearestNeighbors(algorithm="brute")`` (blocked BLAS);
-    its distance is then recomputed exactly, block by block, so identical rows are at
-    distance 0 (the BLAS expansion ‖a‖² − 2a·b + ‖b‖² leaves ~1e-8 of rounding noise,
-    which would break exact-copy and tie tests).
+    ``method``: ``exact`` (scikit-learn brute force, blocked BLAS), ``hnsw`` or ``auto``
+    (:func:`synthrelease.audits.neighbours.nearest`: HNSW above 200,000 × 200,000 pairs, with
+    its recall measured); the distance of the neighbour found is recomputed exactly, so
+    identical rows are at distance 0. ``searches`` collects how each search was done.
     """
-    nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean")
-    nn.fit(reference)
-    idx = nn.kneighbors(query, return_distance=False)[:, 0]
-    out = np.empty(len(query), dtype=np.float64)
-    step = max(1, _BLOCK_ELEMENTS // max(1, query.shape[1]))
-    for start in range(0, len(query), step):  # blocks of rows, not single rows
-        q = query[start:start + step].astype(np.float64)
-        r = reference[idx[start:start + step]].astype(np.float64)
-        out[start:start + step] = np.sqrt(np.square(q - r).sum(axis=1))
-    return out
+    dist, _, info = nearest(reference, query, 1, method=method)
+    if searches is not None:
+        searches.append(info)
+    return dist[:, 0]
 
 
 def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                   metadata: Metadata, *, seed: int) -> AuditResult:
+                   metadata: Metadata, *, seed: int, search_method: str = "auto") -> AuditResult:
     """DCR membership inference: does closeness to the synthetic rows tell training rows from holdout rows?
 
     Reads private rows (``real_train``, ``holdout``); NOT differentially private; the result
@@ -99,7 +94,10 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         holdout: real rows never used for training (private; non-members).
         synthetic: the synthetic rows.
         metadata: public metadata (declared bounds and categories for the encoding).
-        seed: seeds ``np.random.default_rng`` for the subsample (the only randomness).
+        seed: seeds ``np.random.default_rng`` for the subsample (the only randomness) and
+            the recall sample of an HNSW search.
+        search_method: nearest-neighbour search, ``auto`` (exact up to 200,000 × 200,000
+            rows, FAISS HNSW with measured recall above), ``exact`` or ``hnsw``.
 
     Returns:
         AuditResult named ``membership`` (``internal_only``; ``runtime_s`` from ``time.perf_counter``).
@@ -120,27 +118,31 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
     e_ho = encode_for_distance(holdout, metadata)
     e_sy = encode_for_distance(synthetic, metadata)
 
-    d_tr = nearest_distances(e_sy, e_tr)  # every training row → nearest synthetic row
-    d_ho = nearest_distances(e_sy, e_ho)
+    searches: list[SearchInfo] = []  # exact, or HNSW with measured recall on very large tables
+
+    def nearest_d(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+        return nearest_distances(reference, query, method=search_method, searches=searches)
+
+    d_tr = nearest_d(e_sy, e_tr)  # every training row → nearest synthetic row
+    d_ho = nearest_d(e_sy, e_ho)
     labels = np.r_[np.ones(m), np.zeros(m)]
     auc = float(roc_auc_score(labels, -np.r_[d_tr[tr_idx], d_ho[ho_idx]]))
     auc_all = float(roc_auc_score(np.r_[np.ones(n_tr), np.zeros(n_ho)], -np.r_[d_tr, d_ho]))
 
-    s_tr_all = nearest_distances(e_tr, e_sy)  # every synthetic row → nearest training row
-    s_tr = s_tr_all if n_tr == m else nearest_distances(e_tr[tr_idx], e_sy)
-    s_ho = s_ho_all = nearest_distances(e_ho, e_sy)
+    s_tr_all = nearest_d(e_tr, e_sy)  # every synthetic row → nearest training row
+    s_tr = s_tr_all if n_tr == m else nearest_d(e_tr[tr_idx], e_sy)
+    s_ho = s_ho_all = nearest_d(e_ho, e_sy)
     if n_ho != m:
-        s_ho = nearest_distances(e_ho[ho_idx], e_sy)
+        s_ho = nearest_d(e_ho[ho_idx], e_sy)
     dcr_share = float(np.mean(s_tr < s_ho) + 0.5 * np.mean(s_tr == s_ho))
 
     # attacks on the balanced sample: DCR, nearest-neighbour distance ratio, DOMIAS
     attacks = {"dcr": attack_summary(-d_tr[tr_idx], -d_ho[ho_idx], seed=seed)}
     curves = {"dcr": roc_points(-d_tr[tr_idx], -d_ho[ho_idx])}
-    nn2 = NearestNeighbors(n_neighbors=min(2, n_sy), algorithm="brute").fit(e_sy)
     ratio = []
     for e in (e_tr[tr_idx], e_ho[ho_idx]):
-        d = nn2.kneighbors(e)[0]
-        d = np.maximum(d, 0.0)
+        d, _, info = nearest(e_sy, e, min(2, n_sy), method=search_method, seed=seed)
+        searches.append(info)
         ratio.append(d[:, 0] / np.maximum(d[:, -1], 1e-12) if d.shape[1] > 1 else d[:, 0])
     attacks["nndr"] = attack_summary(-ratio[0], -ratio[1], seed=seed)
     curves["nndr"] = roc_points(-ratio[0], -ratio[1])
@@ -173,6 +175,12 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         "subsampled": "train" if n_tr > m else ("holdout" if n_ho > m else None),
         "seed_use": "np.random.default_rng(seed) chooses the subsample of the larger set",
         "encoded_width": int(e_sy.shape[1]),
+        "neighbour_search": {
+            "searches": [i.to_dict() for i in searches],
+            "min_recall_at_1": min(i.recall for i in searches if i.recall is not None),
+            "notice": ("exact brute-force search up to 200,000 × 200,000 rows; above, FAISS HNSW with its recall "
+                       "measured on a seeded sample of query rows against the exact search"),
+        },
         "exact_copy_tolerance": EXACT_COPY_TOLERANCE,
         "exact_copy_share_holdout": round(float(np.mean(s_ho_all <= EXACT_COPY_TOLERANCE)), 4),
         "dcr_mia_auc_all_rows": round(auc_all, 4),

@@ -4,7 +4,7 @@ INTERNAL: these searches read private rows; what they feed stays in the internal
 
 * ``exact``: scikit-learn's brute-force search (blocked BLAS, bounded by its
   ``working_memory``); 1,000,000 × 1,000,000 rows of 20 columns take about 18 minutes on
-  2 cores (``benchmarks/results/nn_audit_scale.md``).
+  2 cores (``benchmarks/results/nn_audit_scale-exact.md``).
 * ``hnsw``: a FAISS ``IndexHNSWFlat`` (M = 32, efConstruction = 80, efSearch ≥ 64) built on
   the reference rows. It is approximate, so its recall is MEASURED on every call: for a
   seeded sample of query rows (``RECALL_SAMPLE``) the exact nearest distance is computed and

@@ -52,9 +52,6 @@ def save_model(model: TrainedModel | ModalityModel, path: str | os.PathLike[str]
         torch.save(image_model_payload(model), buf)
         return write_bytes_atomic(path, buf.getvalue())
     assert isinstance(model, TrainedModel)
-    if model.reproducible_private_randomness:
-        raise InternalError("refusing to save a model trained with test-only reproducible private randomness "
-                            "(its DP noise could be replayed)")
     info: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "tool_version": __version__,
@@ -64,16 +61,29 @@ def save_model(model: TrainedModel | ModalityModel, path: str | os.PathLike[str]
         "privacy": model.privacy.to_dict(),
         "train_seconds": model.train_seconds,
     }
-    payload: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        "info_json": json.dumps(info),
-        "generator": model.generator.state_dict(),
-    }
-    if model.condition_probs is not None:
-        payload["condition_probs"] = torch.as_tensor(model.condition_probs, dtype=torch.float64)
+    payload = tensor_payload(MODEL_FORMAT, info, model.generator.state_dict(), model.condition_probs,
+                             replayable=model.reproducible_private_randomness)
     buf = io.BytesIO()
     torch.save(payload, buf)
     return write_bytes_atomic(path, buf.getvalue())
+
+
+def tensor_payload(fmt: str, info: dict[str, Any], generator_state: dict[str, Any], condition_probs: Any, *,
+                   replayable: bool) -> dict[str, Any]:
+    """A model file's content: the format tag, one JSON string, the generator's tensors, the DP
+    condition frequencies (if any) — nothing ``torch.load(weights_only=True)`` would refuse.
+
+    Raises:
+        InternalError: ``replayable``: the model was trained with the test-only reproducible
+            private randomness (its DP noise could be replayed), so it is never saved.
+    """
+    if replayable:
+        raise InternalError("refusing to save a model trained with test-only reproducible private randomness "
+                            "(its DP noise could be replayed)")
+    payload: dict[str, Any] = {"format": fmt, "info_json": json.dumps(info), "generator": generator_state}
+    if condition_probs is not None:
+        payload["condition_probs"] = torch.as_tensor(np.asarray(condition_probs), dtype=torch.float64)
+    return payload
 
 
 def load_model(path: str | os.PathLike[str]) -> TrainedModel | ModalityModel:

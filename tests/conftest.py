@@ -88,3 +88,19 @@ def release_workspace(path: Path, *, rows: int = 600, seed: int = 5, policy: dic
     generate_keypair(path / "k.pem", path / public_key)
     (path / "policy.yaml").write_text(yaml.safe_dump(policy if policy is not None else lenient_policy_doc()))
     return path
+
+
+def run_cli(*args: str):
+    """``synthrelease -q ARGS`` through click's CliRunner (no subprocess)."""
+    from click.testing import CliRunner
+
+    from synthrelease.cli import cli
+
+    return CliRunner().invoke(cli, ["-q", *args])
+
+
+def one_line_error(res, code: int = 2) -> str:
+    """Assert a CLI result failed with ``code`` and exactly one line of output, no traceback."""
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    return res.output

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthrelease.errors import InternalError, ModelFileError
+from synthrelease.errors import ModelFileError
 
 IMAGE_MODEL_FORMAT = "synthrelease-image-model/1"
 
@@ -35,12 +35,9 @@ def image_model_payload(model: Any) -> dict[str, Any]:
         InternalError: the model was trained with the test-only reproducible private randomness.
     """
     from synthrelease import __version__
+    from synthrelease.model_io import tensor_payload
 
     inner = model.inner
-    if getattr(inner, "reproducible_private_randomness", False) or getattr(model, "reproducible_private_randomness",
-                                                                           False):
-        raise InternalError("refusing to save a model trained with test-only reproducible private randomness "
-                            "(its DP noise could be replayed)")
     info: dict[str, Any] = {
         "format": IMAGE_MODEL_FORMAT,
         "tool_version": __version__,
@@ -52,14 +49,8 @@ def image_model_payload(model: Any) -> dict[str, Any]:
         "n_classes": int(inner.generator.n_classes),
         "train_seconds": float(inner.train_seconds),
     }
-    payload: dict[str, Any] = {
-        "format": IMAGE_MODEL_FORMAT,
-        "info_json": json.dumps(info),
-        "generator": inner.generator.state_dict(),
-    }
-    if inner.condition_probs is not None:
-        payload["condition_probs"] = torch.as_tensor(np.asarray(inner.condition_probs), dtype=torch.float64)
-    return payload
+    return tensor_payload(IMAGE_MODEL_FORMAT, info, inner.generator.state_dict(), inner.condition_probs,
+                          replayable=bool(getattr(inner, "reproducible_private_randomness", False)))
 
 
 def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:

@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 
 from synthrelease.budget.ledger import Ledger
-from synthrelease.cli import cli
+from tests.conftest import one_line_error, run_cli
 
 META = {"version": 1, "name": "tiles", "reviewed": True, "target": "stain",
         "columns": {"tile_id": {"type": "identifier"},
@@ -18,14 +17,7 @@ META = {"version": 1, "name": "tiles", "reviewed": True, "target": "stain",
                     "stain": {"type": "categorical", "categories": ["red", "blue"]}}}
 
 
-def run(*args: str):
-    return CliRunner().invoke(cli, ["-q", *args])
-
-
-def one_line_error(res, code: int = 2) -> str:
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
-    return res.output
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from synthrelease.budget.ledger import Ledger
 from synthrelease.cli import cli
-from tests.conftest import TINY_METADATA, make_tiny_table
+from tests.conftest import TINY_METADATA, make_tiny_table, one_line_error, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,14 +33,7 @@ def ws(tmp_path):
     return tmp_path
 
 
-def run(*args: str):
-    return CliRunner().invoke(cli, ["-q", *args])
-
-
-def one_line_error(res, code: int = 2) -> str:
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
-    return res.output
+run = run_cli
 
 
 def _release_args(ws: Path, *extra: str) -> list[str]:

@@ -135,5 +135,9 @@ def test_a_model_trained_with_test_only_randomness_is_never_saved(tmp_path) -> N
                               embedding_features=32, generator_width=16, discriminator_width=8)
     model = train_tile_gan(_tiles(20), None, 0, cfg, randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
     assert model.reproducible_private_randomness
+    from synthrelease.metadata.schema import Metadata
+
+    meta = Metadata.model_validate({"version": 1, "reviewed": True, "columns": {
+        "tile": {"type": "image", "height": 16, "width": 16, "channels": 3}}})
     with pytest.raises(InternalError, match="reproducible"):
-        image_model_payload(ModalityModel(model, None))
+        image_model_payload(ModalityModel(model, meta))

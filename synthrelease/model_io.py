@@ -22,7 +22,6 @@ import torch
 
 from synthrelease import __version__
 from synthrelease._io import write_bytes_atomic
-from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.errors import InternalError, ModelFileError
 from synthrelease.modality import ModalityModel
 from synthrelease.training.config import TrainingConfig
@@ -123,13 +122,7 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel | ModalityModel:
             raise ModelFileError(f"{p}: corrupt synthrelease model: generator weights {bad[0]!r} hold NaN or "
                                  "infinite values (it would sample blank rows)")
         generator.eval()
-        priv = info["privacy"]
-        spent = PrivacySpent(
-            epsilon=float(priv["epsilon"]), delta=float(priv["delta"]), accountant=str(priv["accountant"]),
-            entries=tuple(MechanismEntry(m["label"], float(m["noise_multiplier"]), float(m["sample_rate"]),
-                                         int(m["steps"])) for m in priv["mechanisms"]),
-            threshold_delta=float(priv.get("threshold_delta", 0.0)),
-        )
+        spent = PrivacySpent.from_dict(info["privacy"])
         probs = payload.get("condition_probs")
         cond_probs = None if probs is None else np.asarray(probs.numpy(), dtype=np.float64)
         if cond_span is not None and (cond_probs is None or cond_probs.shape != (cond_span.width,)):

@@ -59,7 +59,6 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     Raises:
         ModelFileError: one line naming ``path`` for anything inconsistent.
     """
-    from synthrelease.budget.accounting import MechanismEntry
     from synthrelease.images.model import ImageTrainingConfig, TileGenerator, TileModel
     from synthrelease.metadata.schema import Metadata
     from synthrelease.modality import ModalityModel
@@ -104,13 +103,7 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
                 raise ValueError("label frequencies are not a probability vector")
         elif probs is not None:
             raise ValueError("label frequencies in an unconditional model")
-        priv = info["privacy"]
-        spent = PrivacySpent(
-            epsilon=float(priv["epsilon"]), delta=float(priv["delta"]), accountant=str(priv["accountant"]),
-            entries=tuple(MechanismEntry(m["label"], float(m["noise_multiplier"]), float(m["sample_rate"]),
-                                         int(m["steps"])) for m in priv["mechanisms"]),
-            threshold_delta=float(priv.get("threshold_delta", 0.0)),
-        )
+        spent = PrivacySpent.from_dict(info["privacy"])
         inner = TileModel(generator, config, spent, cond_probs, size, channels,
                           train_seconds=float(info.get("train_seconds", 0.0)))
     except ModelFileError:

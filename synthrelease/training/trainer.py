@@ -106,6 +106,14 @@ class PrivacySpent:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PrivacySpent:
+        """The inverse of :meth:`to_dict` (e.g. from a model file's JSON); KeyError/ValueError on bad input."""
+        return cls(epsilon=float(d["epsilon"]), delta=float(d["delta"]), accountant=str(d["accountant"]),
+                   entries=tuple(MechanismEntry(m["label"], float(m["noise_multiplier"]), float(m["sample_rate"]),
+                                                int(m["steps"])) for m in d["mechanisms"]),
+                   threshold_delta=float(d.get("threshold_delta", 0.0)))
+
 
 @dataclass
 class TrainedModel:

@@ -8,6 +8,7 @@ sampled carries the run's (ε, δ) guarantee however many rows are drawn.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,23 +22,35 @@ from synthrelease.training.trainer import TrainedModel
 DEFAULT_CHUNK_ROWS = 50_000
 
 
-def _condition_index(model: TrainedModel, condition: dict[str, str] | None) -> int | None:
+def condition_index(condition: dict[str, str] | None, conditioned_on: str | None, categories: list[Any], *,
+                    untrained: str) -> int | None:
+    """The category index a ``--condition COLUMN=VALUE`` asks for (None without one).
+
+    ``conditioned_on``: the model's condition column (None: ``untrained`` is the error);
+    ``categories``: its canonical declared categories.
+
+    Raises:
+        SynthreleaseError: one line naming the column or value.
+    """
     if not condition:
         return None
     if len(condition) != 1:
         raise SynthreleaseError("give at most one --condition COLUMN=VALUE")
     (column, value), = condition.items()
-    if model.condition_column is None:
-        raise SynthreleaseError("this model was trained without a condition column")
-    if column != model.condition_column:
-        raise SynthreleaseError(
-            f"--condition: the model is conditioned on {model.condition_column!r}, not {column!r}"
-        )
-    cats = model.encoder.categories(column)
+    if conditioned_on is None:
+        raise SynthreleaseError(untrained)
+    if column != conditioned_on:
+        raise SynthreleaseError(f"--condition: the model is conditioned on {conditioned_on!r}, not {column!r}")
     canon = canonical_category(value)
-    if canon not in cats:
+    if canon not in categories:
         raise SynthreleaseError(f"--condition: {value!r} is not a declared category of {column!r}")
-    return cats.index(canon)
+    return categories.index(canon)
+
+
+def _condition_index(model: TrainedModel, condition: dict[str, str] | None) -> int | None:
+    column = model.condition_column
+    return condition_index(condition, column, model.encoder.categories(column) if column else [],
+                           untrained="this model was trained without a condition column")
 
 
 def sample_chunks(

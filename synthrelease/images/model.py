@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -349,19 +350,28 @@ def _entries(engine: PrivacyEngine) -> list[MechanismEntry]:
     return [MechanismEntry("discriminator DP-SGD", float(s), float(q), int(k)) for s, q, k in engine.accountant.history]
 
 
+def generate_tiles(model: TileModel, n: int, *, seed: int, fixed_class: int | None = None,
+                   batch: int = 512) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """``n`` uint8 tiles [m, size, size, channels] and their class indices, ``batch`` at a time
+    (post-processing; one PUBLIC latent stream from ``seed``). ``fixed_class``: every tile of
+    that class (conditional models only)."""
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x1A6]).generate_state(1)[0]))
+    probs = None if model.condition_probs is None else torch.as_tensor(model.condition_probs, dtype=torch.float64)
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            m = min(batch, n - start)
+            z = torch.randn(m, model.config.latent_dim, generator=gen)
+            cond = idx = None
+            if probs is not None:
+                idx = (torch.full((m,), fixed_class, dtype=torch.long) if fixed_class is not None
+                       else torch.multinomial(probs, m, replacement=True, generator=gen))
+                cond = F.one_hot(idx, probs.shape[0]).float()
+            tile = model.generator(z, cond).permute(0, 2, 3, 1).add(1.0).mul(127.5).round().clamp(0, 255)
+            yield tile.to(torch.uint8).numpy(), (None if idx is None else idx.numpy())
+
+
 def sample_tiles(model: TileModel, n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` uint8 tiles [n, size, size, channels] and their class indices (post-processing)."""
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x1A6]).generate_state(1)[0]))
-    out, labels = [], []
-    with torch.no_grad():
-        for start in range(0, n, 512):
-            m = min(512, n - start)
-            z = torch.randn(m, model.config.latent_dim, generator=gen)
-            cond = None
-            if model.condition_probs is not None:
-                idx = torch.multinomial(torch.as_tensor(model.condition_probs), m, replacement=True, generator=gen)
-                cond = F.one_hot(idx, len(model.condition_probs)).float()
-                labels.append(idx.numpy())
-            tile = model.generator(z, cond).permute(0, 2, 3, 1).add(1.0).mul(127.5).round().clamp(0, 255)
-            out.append(tile.to(torch.uint8).numpy())
-    return np.concatenate(out), (np.concatenate(labels) if labels else None)
+    parts = list(generate_tiles(model, n, seed=seed))
+    labels = [lab for _, lab in parts if lab is not None]
+    return np.concatenate([t for t, _ in parts]), (np.concatenate(labels) if labels else None)

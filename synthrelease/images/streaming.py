@@ -28,11 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from synthrelease.errors import InputFileError, SynthreleaseError
-from synthrelease.metadata.schema import canonical_category
 
 BATCH = 512
 """Tiles per generator forward pass (bounds the activations' memory whatever ``chunk_rows``)."""
@@ -58,57 +55,40 @@ def check_folder_output(output: str | os.PathLike[str], *, option: str = "-o") -
 
 
 def _condition_index(model: Any, condition: dict[str, str] | None) -> int | None:
-    if not condition:
-        return None
-    if len(condition) != 1:
-        raise SynthreleaseError("give at most one --condition LABEL=VALUE")
-    (column, value), = condition.items()
-    target = model.metadata.target
-    if target is None or model.inner.condition_probs is None:
-        raise SynthreleaseError("this image model was trained without labels: --condition does not apply")
-    if column != target:
-        raise SynthreleaseError(f"--condition: the model is conditioned on {target!r}, not {column!r}")
-    cats = model.metadata.columns[target].canonical_categories()
-    canon = canonical_category(value)
-    if canon not in cats:
-        raise SynthreleaseError(f"--condition: {value!r} is not a declared category of {target!r}")
-    return cats.index(canon)
+    from synthrelease.sampling import condition_index
+
+    target = model.metadata.target if model.inner.condition_probs is not None else None
+    return condition_index(condition, target, model.metadata.columns[target].canonical_categories() if target else [],
+                           untrained="this image model was trained without labels: --condition does not apply")
 
 
 def tile_chunks(model: Any, n: int, *, seed: int, condition: dict[str, str] | None = None,
                 chunk_rows: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Yield ``n`` synthetic tiles as (uint8 ``[m, size, size, channels]``, label indices or None) chunks
-    of at most ``chunk_rows`` (same seed and chunk size → same tiles).
+    of at most ``chunk_rows`` (the same seed gives the same tiles, whatever the chunk size).
 
     Raises:
         SynthreleaseError: bad ``n``, ``chunk_rows`` or ``condition``.
     """
     if n < 1 or chunk_rows < 1:
         raise SynthreleaseError(f"tiles and chunk size must be >= 1, got {n} and {chunk_rows}")
+    from synthrelease.images.model import generate_tiles
+
     inner = model.inner
     fixed = _condition_index(model, condition)
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x1A6]).generate_state(1)[0]))
-    probs = None if inner.condition_probs is None else torch.as_tensor(inner.condition_probs, dtype=torch.float64)
     inner.generator.eval()
-    done = 0
-    with torch.no_grad():
-        while done < n:
-            m = min(chunk_rows, n - done)
-            tiles = np.empty((m, inner.size, inner.size, inner.channels), dtype=np.uint8)
-            labels = None if probs is None else np.empty(m, dtype=np.int64)
-            for start in range(0, m, BATCH):
-                b = min(BATCH, m - start)
-                z = torch.randn(b, inner.config.latent_dim, generator=gen)
-                cond = None
-                if probs is not None and labels is not None:
-                    idx = (torch.full((b,), fixed, dtype=torch.long) if fixed is not None
-                           else torch.multinomial(probs, b, replacement=True, generator=gen))
-                    cond = F.one_hot(idx, probs.shape[0]).float()
-                    labels[start:start + b] = idx.numpy()
-                out = inner.generator(z, cond).permute(0, 2, 3, 1).add(1.0).mul(127.5).round().clamp(0, 255)
-                tiles[start:start + b] = out.to(torch.uint8).numpy()
-            yield tiles, labels
-            done += m
+    tiles = np.empty((0, inner.size, inner.size, inner.channels), dtype=np.uint8)
+    labels: np.ndarray | None = None if inner.condition_probs is None else np.empty(0, dtype=np.int64)
+    for batch_tiles, batch_labels in generate_tiles(inner, n, seed=seed, fixed_class=fixed, batch=BATCH):
+        tiles = np.concatenate([tiles, batch_tiles])  # at most chunk_rows + BATCH tiles held
+        if labels is not None and batch_labels is not None:
+            labels = np.concatenate([labels, batch_labels])
+        while len(tiles) >= chunk_rows:
+            yield tiles[:chunk_rows], (None if labels is None else labels[:chunk_rows])
+            tiles = tiles[chunk_rows:]
+            labels = None if labels is None else labels[chunk_rows:]
+    if len(tiles):
+        yield tiles, labels
 
 
 def _npy_header(fh: Any, dtype: np.dtype, shape: tuple[int, ...]) -> None:

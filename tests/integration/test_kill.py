@@ -49,15 +49,16 @@ def _start(ws: Path, out: str, pause: float = 0.0) -> subprocess.Popen:
 def _check_no_partial_bundle(ws: Path, out: str) -> str:
     """The state after a kill: 'absent' or 'complete' (which verifies); leftovers are never a bundle.
 
-    Everything whose name contains ``out`` must be one of: the bundle folder (verifies), its
-    archive (verifies, only beside a complete folder), the internal report folder (holds no
+    Everything named after ``out`` (``OUT.*`` or ``.OUT.*``; another output's random staging
+    suffix that merely contains the letters of ``out`` is not) must be one of: the bundle
+    folder (verifies), its archive (verifies, only beside a complete folder), the internal report folder (holds no
     signature), a hidden ``.OUT.partial-*`` staging folder (refused by ``verify``) or a
     hidden ``.OUT.tar.gz.*.tmp`` half-written archive (not a ``.tar.gz``: never taken for one).
     """
     target = ws / out
     for p in sorted(ws.iterdir()):
         name = p.name
-        if out not in name or name == out:
+        if name == out or not (name.startswith(f"{out}.") or name.startswith(f".{out}.")):
             continue
         if name.startswith(f".{out}.partial-"):
             with pytest.raises(VerificationError, match="unfinished bundle"):

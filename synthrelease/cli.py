@@ -212,12 +212,15 @@ def _echo_outcome(outcome: Any) -> None:
               help="Any training setting by name (see TrainingConfig), e.g. marginal_bins=8; repeatable.")
 @click.option("--modality", type=click.Choice(["table", "sequence", "image"]), default=None,
               help="Kind of data (default: from the metadata: a column of type sequence or image says so).")
+@click.option("--nproc", type=click.IntRange(min=1, max=256), default=1, show_default=True,
+              help="Train a table on N local processes (torchrun, gloo): the same ε, split, audits, gate and "
+                   "bundle as one process.")
 @_with(_common_privacy)
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
             out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
             dry_run: bool, sep: str | None, synthetic_rows: int | None, pair_marginals: float | None,
-            train_options: tuple[str, ...], modality: str | None, epsilon: float,
+            train_options: tuple[str, ...], modality: str | None, nproc: int, epsilon: float,
             delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int) -> None:
     """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle.
 
@@ -249,7 +252,7 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
                           batch_size=batch_size, synthetic_rows=synthetic_rows, pair_marginals=pair_marginals,
                           training_options=options, ledger_path=ledger_path, archive=archive, sep=sep,
-                          modality=modality, progress=_progress(ctx))
+                          modality=modality, nproc=nproc, progress=_progress(ctx))
     _echo_outcome(outcome)
 
 

@@ -185,6 +185,7 @@ def release(
     archive: bool = False,
     sep: str | None = None,
     modality: Modality | str | None = None,
+    nproc: int = 1,
     progress: ProgressCallback = ignore_progress,
 ) -> ReleaseOutcome:
     """Train a DP synthesizer on ``data``, gate it on DP figures, and sign a bundle if the policy passes.
@@ -197,7 +198,9 @@ def release(
     ``pair_marginals`` (ε share of DP discrete pair marginals), ``training_options`` (any
     :class:`TrainingConfig` field); the manifest records the settings used. ``modality``:
     ``table`` or ``sequence`` (default: from the metadata; a sequence column means
-    sequences), or a :class:`Modality`.
+    sequences), or a :class:`Modality`. ``nproc``: train a table on that many local
+    processes (torchrun, :func:`synthrelease.training.launch.distributed_modality`): the same
+    split, ε, audits, gate and bundle as one process.
 
     Reads the private table. Guarantee: everything the release puts out — the synthetic
     rows, the figures in the manifest and release card, the verdict itself (and so whether
@@ -261,6 +264,12 @@ def release(
     progress(ProgressEvent("validate"))
     loaded = stages.load(data, metadata, sep=sep)
     kind = modality if isinstance(modality, Modality) else modality_for(loaded.metadata, modality)
+    if nproc > 1:  # refused before any ε is reserved
+        from synthrelease.training.distributed import check_distributable
+        from synthrelease.training.launch import distributed_modality
+
+        check_distributable(loaded.metadata, f"--nproc {nproc}: {loaded.metadata_source}")
+        kind = distributed_modality(kind, nproc)
     loaded = stages.validate(loaded, kind)
     meta, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
     tgt = _resolve_target(meta, target, optional=kind.name == "image")  # unlabelled tiles, e.g. one slide
@@ -295,7 +304,7 @@ def release(
                    "content_sha256": loaded.content_sha256},
         "rows": {"total": len(df), "train": n_train, "holdout": len(parts.holdout), "synthetic": n_synthetic,
                  "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}"},
-        "target": tgt, "public_seed": seed, "warnings": notes,
+        "target": tgt, "public_seed": seed, "warnings": notes, "training_processes": nproc,
         "randomness": PUBLIC_SEED_NOTE,
     }
 

@@ -29,15 +29,22 @@ Why the guarantee and the ε equal the one-process run's (same table, same setti
 * **Public row count.** As in one process, n (here the all-reduced sum of the shard sizes)
   sets q and the δ check; it is not released.
 
+A release on N processes (``synthrelease release … --nproc N``) runs the same stages as
+one process; only its training step is this module, launched by
+:func:`synthrelease.training.launch.distributed_modality` on the release's training rows
+(after its secret split), with the release's own training settings and the DP gate's
+reserved accountant entry, while the release holds the ledger reservation.
+
 Not distributed yet: DP discovery of categories or bounds (declare them in the metadata),
-``privacy_unit_column`` (a person's rows could fall on two ranks), releases with their
-audits and gate (``release`` stays one process), image and sequence tables.
+``privacy_unit_column`` (a person's rows could fall on two ranks), image and sequence
+tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 from pathlib import Path
@@ -118,6 +125,24 @@ def _h5ad_shard(p: Path, rank: int, world_size: int) -> pd.DataFrame:
             file.close()
 
 
+def check_distributable(metadata: Any, source: str) -> None:
+    """Refuse (before any ε is reserved) what distributed training cannot do yet.
+
+    Raises:
+        MetadataError: not a table, a ``privacy_unit_column`` (a person's rows could fall on
+            two processes), or a column asking for DP discovery of categories or bounds.
+    """
+    if metadata.modality != "table":
+        raise MetadataError(f"{source}: a {metadata.modality} dataset; distributed training takes tables")
+    if metadata.privacy_unit_column is not None:
+        raise MetadataError(f"{source}: privacy_unit_column is not supported by distributed training yet "
+                            "(a person's rows could fall on two processes)")
+    dp_found = [c for c, s in metadata.columns.items() if s.dp_categories is not None or s.dp_bounds is not None]
+    if dp_found:
+        raise MetadataError(f"{source}: column {dp_found[0]!r} asks for DP discovery of categories or "
+                            "bounds, not distributed yet: declare them in the metadata")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m synthrelease.training.distributed",
                                  description="One rank of a distributed DP training run (launch with torchrun).")
@@ -136,16 +161,23 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="Seconds a rank waits for the others before the run fails.")
+    # set by a release on N processes (synthrelease.training.launch), which holds the ledger
+    # reservation itself and passes its own training settings and the DP gate's entry
+    ap.add_argument("--config", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--reserved-entries", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ledger-held-by-release", action="store_true", help=argparse.SUPPRESS)
     return ap
 
 
 def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, Any] | None:
     """Train on this rank's shard; rank 0 charges the ledger and writes the model (returns its summary)."""
     from synthrelease._io import sha256_file
+    from synthrelease.budget.accounting import MechanismEntry
     from synthrelease.metadata.load import load_metadata
     from synthrelease.model_io import save_model
     from synthrelease.pipeline import train_charged
     from synthrelease.privacy import PrivacyLoss, default_delta
+    from synthrelease.training.config import TrainingConfig
     from synthrelease.training.defaults import default_training_config
     from synthrelease.training.trainer import fit_dp_synthesizer
     from synthrelease.validation.expectations import validate_table
@@ -153,33 +185,36 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
     metadata = load_metadata(args.metadata)
     if not metadata.reviewed:
         raise MetadataError(f"{args.metadata}: metadata not reviewed (set reviewed: true after checking it)")
-    if metadata.modality != "table":
-        raise MetadataError(f"{args.metadata}: a {metadata.modality} dataset; distributed training takes tables")
-    if metadata.privacy_unit_column is not None:
-        raise MetadataError(f"{args.metadata}: privacy_unit_column is not supported by distributed training yet "
-                            "(a person's rows could fall on two processes)")
-    dp_found = [c for c, s in metadata.columns.items() if s.dp_categories is not None or s.dp_bounds is not None]
-    if dp_found:
-        raise MetadataError(f"{args.metadata}: column {dp_found[0]!r} asks for DP discovery of categories or "
-                            "bounds, not distributed yet: declare them in the metadata")
+    check_distributable(metadata, str(args.metadata))
     shard = read_shard(args.data, rank=collective.rank, world_size=collective.world_size, sep=args.sep,
                        dtype={c: str for c, s in metadata.columns.items() if s.type in ("categorical", "identifier")})
     validate_table(shard, metadata, source=f"{args.data} (rank {collective.rank})")
     n_rows = int(collective.sum(torch.tensor([float(len(shard))])).item())
-    delta = args.delta if args.delta is not None else default_delta(n_rows)
-    PrivacyLoss(args.epsilon, delta).check_delta_for_rows(n_rows)
     cond = args.condition_column or metadata.target
-    config = default_training_config(n_rows, epsilon=args.epsilon, delta=delta, seed=args.seed,
-                                     accountant=args.accountant, n_steps=args.steps, batch_size=args.batch_size,
-                                     metadata=metadata, condition_column=cond)
+    if args.config is not None:  # a release's own settings (public), computed for these n rows
+        config = TrainingConfig(**json.loads(Path(args.config).read_text()))
+        delta = config.target_delta
+    else:
+        delta = args.delta if args.delta is not None else default_delta(n_rows)
+        config = default_training_config(n_rows, epsilon=args.epsilon, delta=delta, seed=args.seed,
+                                         accountant=args.accountant, n_steps=args.steps,
+                                         batch_size=args.batch_size, metadata=metadata, condition_column=cond)
+    PrivacyLoss(args.epsilon, delta).check_delta_for_rows(n_rows)
+    reserved = tuple(MechanismEntry(*e) for e in json.loads(Path(args.reserved_entries).read_text())) \
+        if args.reserved_entries is not None else ()
 
     def fit() -> Any:
         with active(collective):
-            return fit_dp_synthesizer(shard, metadata, config, condition_column=cond)
+            return fit_dp_synthesizer(shard, metadata, config, condition_column=cond, reserved_entries=reserved)
 
     if not collective.is_leader:
         fit()
         return None
+    if args.ledger_held_by_release:  # the release reserved ε before its split and charges it itself
+        model = fit()
+        save_model(model, args.output)
+        return {"epsilon": model.privacy.epsilon, "delta": model.privacy.delta, "rows": n_rows,
+                "processes": collective.world_size, "seconds": model.train_seconds}
     # rank 0 alone: reserve before training, charge after (a stopped run is charged in full)
     model = train_charged(fit, dataset=metadata.name, epsilon=args.epsilon, delta=config.target_delta,
                           ledger_path=args.ledger, policy_path=args.policy, data_sha256=sha256_file(args.data),

@@ -1,12 +1,24 @@
-"""Launch :mod:`synthrelease.training.distributed` on N local processes with torchrun (``--standalone``)."""
+"""Launch :mod:`synthrelease.training.distributed` on N local processes with torchrun (``--standalone``).
+
+Two users: ``synthrelease train --nproc N`` (:func:`run_distributed_training`, the ranks
+charge the ledger themselves) and ``synthrelease release --nproc N``
+(:func:`distributed_modality`: the table modality whose training step runs on N processes;
+every other release stage — split, sampling, audits, gate, bundle — is the one-process one).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
-from synthrelease.errors import SynthreleaseError
+from synthrelease.errors import MetadataError, SynthreleaseError
 
 
 def torchrun_command(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str],
@@ -14,7 +26,8 @@ def torchrun_command(data: str | os.PathLike[str], *, metadata_path: str | os.Pa
                      condition_column: str | None = None, seed: int = 0, accountant: str = "rdp",
                      n_steps: int | None = None, batch_size: int | None = None,
                      ledger_path: str | os.PathLike[str] | None = None,
-                     policy_path: str | os.PathLike[str] | None = None) -> list[str]:
+                     policy_path: str | os.PathLike[str] | None = None,
+                     extra: tuple[str, ...] = ()) -> list[str]:
     """The torchrun command line of a one-machine run (also what to adapt for several machines)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
            "-m", "synthrelease.training.distributed", str(data), "--metadata", str(metadata_path),
@@ -23,11 +36,11 @@ def torchrun_command(data: str | os.PathLike[str], *, metadata_path: str | os.Pa
                         ("--batch-size", batch_size), ("--ledger", ledger_path), ("--policy", policy_path)):
         if value is not None:
             cmd += [flag, str(value)]
-    return cmd
+    return cmd + list(extra)
 
 
 def run_distributed_training(data: str | os.PathLike[str], *, nproc: int, output: str | os.PathLike[str],
-                             **options: object) -> str:
+                             **options: Any) -> str:
     """Run the N-process training; return rank 0's summary lines.
 
     Each process gets ``OMP_NUM_THREADS`` = cores // N (unless set), so N processes do not
@@ -39,10 +52,69 @@ def run_distributed_training(data: str | os.PathLike[str], *, nproc: int, output
     """
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    cmd = torchrun_command(data, output=output, nproc=nproc, **options)  # type: ignore[arg-type]
+    cmd = torchrun_command(data, output=output, nproc=nproc, **options)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
         reason = errors[0] if errors else f"a training process failed (torchrun exit code {proc.returncode})"
         raise SynthreleaseError(f"distributed training on {nproc} processes failed: {reason}; no model written")
     return proc.stdout.strip()
+
+
+def distributed_modality(kind: Any, nproc: int) -> Any:
+    """``kind`` (the table modality) with its training step run on ``nproc`` local processes.
+
+    Raises:
+        MetadataError: ``kind`` is not the table modality.
+    """
+    if kind.name != "table":
+        raise MetadataError(f"--nproc {nproc}: distributed training takes tables; this is a {kind.name} dataset "
+                            "(use --nproc 1)")
+
+    def fit(rows: Any, metadata: Any, config: Any, *, condition_column: str | None, progress: Any = None,
+            reserved_entries: tuple[Any, ...] = (), randomness: Any = None) -> Any:
+        # ``randomness`` is not passed on: every rank draws its own fresh OS entropy
+        return fit_on_processes(rows, metadata, config, nproc=nproc, condition_column=condition_column,
+                                reserved_entries=reserved_entries)
+
+    return dataclasses.replace(kind, fit=fit)
+
+
+def fit_on_processes(rows: Any, metadata: Any, config: Any, *, nproc: int, condition_column: str | None,
+                     reserved_entries: tuple[Any, ...] = ()) -> Any:
+    """Train the table generator on ``rows`` (a release's training rows) with ``nproc`` ranks.
+
+    The rows go to a private temporary folder (mode 0700, removed afterwards) as a Parquet
+    file with one row group per rank, so each rank reads only its shard; the metadata, the
+    release's training settings (public) and the reserved accountant entries (the DP gate's)
+    go beside it. The ranks do not touch the ledger: the calling release holds the
+    reservation and charges it. The model comes back through a model file (tensors and
+    JSON, read with ``weights_only=True``); its training history is not carried over.
+
+    Raises:
+        SynthreleaseError: a rank failed (its one-line error); MetadataError: fewer rows than ranks.
+    """
+    import yaml
+
+    from synthrelease.model_io import load_model
+
+    if len(rows) < nproc:
+        raise MetadataError(f"--nproc {nproc}: {len(rows)} training rows; use fewer processes")
+    with tempfile.TemporaryDirectory(prefix="synthrelease-ranks-") as tmp:
+        folder = Path(tmp)
+        data = folder / "train.parquet"
+        rows.to_parquet(data, index=False, row_group_size=math.ceil(len(rows) / nproc))
+        meta_path = folder / "metadata.yaml"
+        meta_path.write_text(yaml.safe_dump(metadata.to_yaml_dict(), sort_keys=False))
+        config_path = folder / "config.json"
+        config_path.write_text(json.dumps(config.to_dict()))
+        reserved_path = folder / "reserved.json"
+        reserved_path.write_text(json.dumps([[e.label, e.noise_multiplier, e.sample_rate, e.steps]
+                                             for e in reserved_entries]))
+        output = folder / "model.pt"
+        run_distributed_training(data, nproc=nproc, output=output, metadata_path=meta_path,
+                                 epsilon=config.target_epsilon, condition_column=condition_column,
+                                 seed=config.seed, accountant=config.accountant,
+                                 extra=("--config", str(config_path), "--reserved-entries", str(reserved_path),
+                                        "--ledger-held-by-release"))
+        return load_model(output)

@@ -127,3 +127,58 @@ def test_a_killed_rank_fails_the_run_cleanly(tmp_path):
 
     rows = Ledger(tmp_path / "l.sqlite3").entries()
     assert len(rows) == 1 and rows[0].status in ("reserved", "spent")  # left visible, never silently dropped
+
+
+def _mechanisms(report_dir: Path) -> list[tuple[str, float, float, int]]:
+    import json
+
+    report = json.loads((report_dir / "internal_report.json").read_text())
+    return [(m["label"], round(m["noise_multiplier"], 6), round(m["sample_rate"], 8), m["steps"])
+            for m in report["privacy"]["mechanisms"]]
+
+
+def test_a_release_on_two_processes_is_the_one_process_release(tmp_path):
+    from synthrelease.budget.ledger import Ledger
+    from synthrelease.bundle.verify import verify_bundle
+    from tests.conftest import release_workspace, run_cli
+
+    ws = release_workspace(tmp_path, rows=400)
+    common = [str(ws / "private.csv"), "--metadata", str(ws / "meta.yaml"), "--policy", str(ws / "policy.yaml"),
+              "--signing-key", str(ws / "k.pem"), "--epsilon", "4", "--steps", "30", "--seed", "2"]
+    results = {}
+    for n in (1, 2):
+        res = run_cli("release", *common, "--nproc", str(n), "--out", str(ws / f"b{n}"),
+                      "--ledger", str(ws / f"l{n}.sqlite3"))
+        assert res.exit_code == 0, res.output
+        results[n] = _mechanisms(ws / f"b{n}.internal-report")
+        rows = Ledger(ws / f"l{n}.sqlite3").entries()
+        assert len(rows) == 1 and rows[0].status == "spent"  # reserved and charged once, by the release
+    # the same mechanisms, noise multipliers, rates and steps: the same ε for the same δ
+    assert results[1] == results[2]
+    assert any("DP-SGD" in m[0] for m in results[2]) and any("gate" in m[0] for m in results[2])
+    verify_bundle(ws / "b2", ws / "k.pub")
+    import json
+
+    manifest = json.loads((ws / "b2" / "manifest.json").read_text())["release"]
+    one = json.loads((ws / "b1" / "manifest.json").read_text())["release"]
+    assert manifest["privacy"]["epsilon"] == one["privacy"]["epsilon"] <= 4.0
+    synthetic = pd.read_csv(ws / "b2" / "synthetic.csv")
+    assert len(synthetic) == manifest["dataset"]["synthetic_rows"]
+
+
+def test_release_nproc_refuses_what_it_cannot_distribute_before_spending(tmp_path):
+    import yaml
+
+    from synthrelease.budget.ledger import Ledger
+    from tests.conftest import one_line_error, release_workspace, run_cli
+
+    ws = release_workspace(tmp_path, rows=200)
+    meta = yaml.safe_load((ws / "meta.yaml").read_text())
+    meta["privacy_unit_column"] = "patient_id"
+    (ws / "person.yaml").write_text(yaml.safe_dump(meta))
+    res = run_cli("release", str(ws / "private.csv"), "--metadata", str(ws / "person.yaml"), "--policy",
+                  str(ws / "policy.yaml"), "--signing-key", str(ws / "k.pem"), "--epsilon", "4", "--nproc", "2",
+                  "--out", str(ws / "b"), "--ledger", str(ws / "l.sqlite3"))
+    assert "privacy_unit_column" in one_line_error(res)
+    assert not (ws / "b").exists()
+    assert not (ws / "l.sqlite3").exists() or Ledger(ws / "l.sqlite3").entries() == []

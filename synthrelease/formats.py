@@ -143,7 +143,8 @@ def detect_format(path: str | os.PathLike[str], sep: str | None = None) -> Table
 
 
 def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
-                  chunk_rows: int | None = None) -> tuple[pd.DataFrame, TableFormat]:
+                  chunk_rows: int | None = None,
+                  x_dtype: np.dtype[Any] | type = np.float32) -> tuple[pd.DataFrame, TableFormat]:
     """Read a user's table and report its format.
 
     CSV/TSV are parsed with ``pd.read_csv(sep=..., skipinitialspace=True)`` (pandas' own type
@@ -155,6 +156,8 @@ def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
         path: the table; its format comes from :func:`detect_format`.
         sep: explicit separator for delimited text (the CLI's ``--sep``).
         chunk_rows: ``.h5ad`` only: rows densified at a time (default :data:`H5AD_CHUNK_ROWS`).
+        x_dtype: ``.h5ad`` only: the gene columns' dtype (float32, or float16 for a metadata's
+            ``float_storage: float16``; each chunk is converted as it is densified).
 
     Raises:
         InputFileError: one line naming the file: not found, an unaccepted format, unparsable
@@ -167,7 +170,7 @@ def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
         raise InputFileError(f"{p}: data file not found")
     fmt = detect_format(p, sep)
     if fmt.kind == "h5ad":
-        return _read_h5ad(p, chunk_rows or H5AD_CHUNK_ROWS)
+        return _read_h5ad(p, chunk_rows or H5AD_CHUNK_ROWS, x_dtype)
     try:
         if fmt.kind == "parquet":
             df = pd.read_parquet(p)
@@ -227,7 +230,7 @@ def _anndata() -> Any:
     return anndata
 
 
-def _read_h5ad(p: Path, chunk_rows: int) -> tuple[pd.DataFrame, TableFormat]:
+def _read_h5ad(p: Path, chunk_rows: int, x_dtype: Any = np.float32) -> tuple[pd.DataFrame, TableFormat]:
     ad = _anndata()
     try:
         with warnings.catch_warnings():
@@ -237,7 +240,7 @@ def _read_h5ad(p: Path, chunk_rows: int) -> tuple[pd.DataFrame, TableFormat]:
     except Exception as e:
         raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
     try:
-        return _frame(adata, str(p), chunk_rows)
+        return _frame(adata, str(p), chunk_rows, x_dtype)
     except InputFileError:
         raise
     except Exception as e:  # a truncated dataset, an unreadable chunk, ...
@@ -248,8 +251,8 @@ def _read_h5ad(p: Path, chunk_rows: int) -> tuple[pd.DataFrame, TableFormat]:
             file.close()
 
 
-def frame_from_anndata(adata: anndata.AnnData, *,
-                       chunk_rows: int | None = None) -> tuple[pd.DataFrame, TableFormat]:
+def frame_from_anndata(adata: anndata.AnnData, *, chunk_rows: int | None = None,
+                       x_dtype: Any = np.float32) -> tuple[pd.DataFrame, TableFormat]:
     """The table of an in-memory (or backed) AnnData object, and its ``h5ad`` TableFormat.
 
     Columns, in order: the ``obs`` index (cell ids) as a column named after the index, or
@@ -263,7 +266,7 @@ def frame_from_anndata(adata: anndata.AnnData, *,
         InputFileError: repeated gene names, a gene name equal to an ``obs`` column, a cell-id
             column that clashes with an ``obs`` column, no ``X`` with genes, or no cells/columns.
     """
-    return _frame(adata, "AnnData object", chunk_rows or H5AD_CHUNK_ROWS)
+    return _frame(adata, "AnnData object", chunk_rows or H5AD_CHUNK_ROWS, x_dtype)
 
 
 def _plain(series: pd.Series) -> pd.Series:
@@ -273,7 +276,7 @@ def _plain(series: pd.Series) -> pd.Series:
     return series
 
 
-def _frame(adata: Any, source: str, chunk_rows: int) -> tuple[pd.DataFrame, TableFormat]:
+def _frame(adata: Any, source: str, chunk_rows: int, x_dtype: Any = np.float32) -> tuple[pd.DataFrame, TableFormat]:
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     n_obs, n_vars = (int(x) for x in adata.shape)
@@ -307,7 +310,7 @@ def _frame(adata: Any, source: str, chunk_rows: int) -> tuple[pd.DataFrame, Tabl
     for c, name in zip(obs.columns, obs_cols, strict=True):
         columns[name] = _plain(obs[c]).reset_index(drop=True)
     obs_frame = pd.DataFrame(columns, index=index, copy=True)  # never a view of adata.obs
-    genes = _dense_x(adata, source, n_obs, n_vars, chunk_rows)
+    genes = _dense_x(adata, source, n_obs, n_vars, chunk_rows, x_dtype)
     gene_frame = pd.DataFrame(genes, index=index, columns=pd.Index(var_names, dtype=object), copy=False)
     df = pd.concat([obs_frame, gene_frame], axis=1, copy=False)
     fmt = TableFormat("h5ad", obs_columns=tuple(obs_frame.columns), var_names=tuple(var_names),
@@ -315,8 +318,9 @@ def _frame(adata: Any, source: str, chunk_rows: int) -> tuple[pd.DataFrame, Tabl
     return df, fmt
 
 
-def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int) -> np.ndarray:
-    """``X`` as one float32 array [n_obs, n_vars], filled chunk by chunk.
+def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int,
+             dtype: Any = np.float32) -> np.ndarray:
+    """``X`` as one ``dtype`` (float32 or float16) array [n_obs, n_vars], filled chunk by chunk.
 
     CSR and dense ``X``: a row-major array filled in chunks of ``chunk_rows`` rows; CSC: a
     column-major array filled in column chunks of about as many values. Sparse chunks are
@@ -325,7 +329,7 @@ def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int) 
     """
     X = adata.X
     csc = getattr(X, "format", None) == "csc"
-    out = np.empty((n_obs, n_vars), dtype=np.float32, order="F" if csc else "C")
+    out = np.empty((n_obs, n_vars), dtype=dtype, order="F" if csc else "C")
     if n_vars == 0:
         return out
     if X is None:
@@ -344,6 +348,9 @@ def _fill(view: np.ndarray, block: Any) -> None:
     """Copy a dense or sparse block of ``X`` into ``view`` (a contiguous slice of the result)."""
     if not hasattr(block, "toarray"):
         view[...] = np.asarray(block)
+        return
+    if view.dtype != np.float32:  # float16: scipy cannot densify into it; convert the chunk
+        view[...] = block.toarray()
         return
     try:
         block.astype(np.float32, copy=False).toarray(out=view)

@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from synthrelease import __version__, stages
 from synthrelease._io import sha256_file, write_table_atomic
 from synthrelease.audits.base import AuditResult
-from synthrelease.budget.fingerprint import table_fingerprint
 from synthrelease.budget.ledger import Ledger, default_ledger_path
 from synthrelease.errors import (
     BudgetExceededError,
@@ -639,13 +638,13 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
         return _train_image_model(data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed,
                                   accountant=accountant, n_steps=n_steps, batch_size=batch_size,
                                   ledger_path=ledger_path, policy_path=policy_path, progress=progress)
-    df, metadata, notes, cond, config = _whole_table_setup(
+    df, metadata, notes, cond, config, content_sha = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False)
     model = train_charged(lambda: fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress),
                           dataset=metadata.name, epsilon=epsilon, delta=config.target_delta, ledger_path=ledger_path,
                           policy_path=policy_path, data_sha256=sha256_file(data),
-                          content_sha256=table_fingerprint(df, metadata), what=f"model of {data}")
+                          content_sha256=content_sha, what=f"model of {data}")
     return model, notes
 
 
@@ -721,8 +720,9 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
                        delta: float | None, condition: str | None, seed: int, accountant: str,
                        n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
                        require_condition: bool) -> tuple[pd.DataFrame, Metadata, list[str], str | None,
-                                                         TrainingConfig]:
-    """Load and validate a table for training on all its rows; the condition column and the config.
+                                                         TrainingConfig, str]:
+    """Load and validate a table for training on all its rows; the condition column, the config
+    and the table's content fingerprint (:func:`table_fingerprint`).
 
     Raises:
         MetadataError: the condition column is not a declared categorical with a category list
@@ -731,7 +731,9 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     """
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
-    df, metadata, notes = load_inputs(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    loaded = stages.validate(loaded, modality_for(loaded.metadata))
+    df, metadata, notes = loaded.table, loaded.metadata, list(loaded.notes)
     if metadata.modality != "table":
         raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `train` and `sample` handle tables "
                             f"and image tiles, `audit-privacy` tables only: release it with `synthrelease release`")
@@ -746,7 +748,7 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
                                      n_steps=n_steps, batch_size=batch_size, metadata=metadata,
                                      condition_column=cond)
-    return df, metadata, notes, cond, config
+    return df, metadata, notes, cond, config, loaded.content_sha256
 
 
 def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
@@ -765,7 +767,7 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
     """
     from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
 
-    df, metadata, _, cond, config = _whole_table_setup(
+    df, metadata, _, cond, config, _ = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True)
     seeds = SeedTree(seed)

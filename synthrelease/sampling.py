@@ -20,6 +20,9 @@ from synthrelease.metadata.schema import canonical_category
 from synthrelease.training.trainer import TrainedModel
 
 DEFAULT_CHUNK_ROWS = 50_000
+CHUNK_CELLS = 1 << 25
+"""Encoded cells generated at once (128 MiB as float32): a wide table's chunks get fewer rows
+(a 20,000-gene matrix, ~60,000 encoded columns: ~560 rows), a narrow table's keep ``chunk_rows``."""
 
 
 def condition_index(condition: dict[str, str] | None, conditioned_on: str | None, categories: list[Any], *,
@@ -69,7 +72,7 @@ def sample_chunks(
         n_rows: rows to draw (≥ 1).
         seed: seed of the sampling streams (same seed → same rows).
         condition: optional ``{condition_column: category}`` to draw only that category.
-        chunk_rows: rows per yielded DataFrame.
+        chunk_rows: rows per yielded DataFrame (at most :data:`CHUNK_CELLS` / encoded width).
         adjust_logits: optional ``(logits, first draw) → logits`` applied before a second
             draw (a modality's consistency constraints, e.g. a sequence's drawn length).
 
@@ -84,6 +87,7 @@ def sample_chunks(
     g = model.generator
     g.eval()
     probs = None if model.condition_probs is None else torch.as_tensor(model.condition_probs, dtype=torch.float64)
+    chunk_rows = max(1, min(chunk_rows, CHUNK_CELLS // max(1, model.encoder.width)))
     done = 0
     with torch.no_grad():
         while done < n_rows:

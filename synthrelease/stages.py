@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthrelease._io import sha256_file
@@ -115,7 +116,7 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
             raise SynthreleaseError("<DataFrame>: table has no rows or no columns")
         df, fmt, source = data.reset_index(drop=True), TableFormat("csv", ","), "<DataFrame>"
     elif type(data).__name__ == "AnnData":
-        df, fmt = frame_from_anndata(data)
+        df, fmt = frame_from_anndata(data, x_dtype=_x_dtype(meta))
         source = "<AnnData>"
     elif isinstance(data, (str, os.PathLike)) and meta.modality == "image":
         from synthrelease.images.modality import read_tiles
@@ -130,14 +131,43 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
         if "id" not in meta.columns and len(ids) == 1 and ids[0] not in df.columns:
             df = df.rename(columns={"id": ids[0]})
     elif isinstance(data, (str, os.PathLike)):
-        df, fmt = read_table_as(data, sep=sep)
+        df, fmt = read_table_as(data, sep=sep, x_dtype=_x_dtype(meta))
         source = str(data)
     else:
         raise SynthreleaseError(f"data must be a file path, a pandas DataFrame or an AnnData object, "
                                 f"not {type(data).__name__}")
+    df = apply_float_storage(df, meta, source=meta_source)
     content = table_fingerprint(df, meta)
     data_sha = sha256_file(data) if isinstance(data, (str, os.PathLike)) and Path(data).is_file() else content
     return LoadedTable(df, meta, fmt, source, meta_source, data_sha, content, tuple(notes))
+
+
+def _x_dtype(meta: Metadata) -> Any:
+    return np.float16 if meta.float_storage == "float16" else np.float32
+
+
+def apply_float_storage(df: pd.DataFrame, meta: Metadata, *, source: str) -> pd.DataFrame:
+    """``df`` with its declared ``float`` columns held as the metadata's ``float_storage``
+    (float16), as read: a per-row rounding, the same whatever the file format.
+
+    Raises:
+        MetadataError: a declared ``integer`` column came as float16 (an AnnData ``X`` read
+            with ``float_storage: float16``): whole counts above 2,048 are not exact there.
+    """
+    if meta.float_storage != "float16":
+        return df
+    wide = [c for c, spec in meta.columns.items() if c in df.columns and spec.type == "float"
+            and df[c].dtype.kind == "f" and df[c].dtype != np.float16]
+    if wide:
+        df = df.copy(deep=False)
+        df[wide] = df[wide].astype(np.float16)
+    bad = next((c for c, spec in meta.columns.items() if c in df.columns and spec.type == "integer"
+                and df[c].dtype == np.float16), None)
+    if bad is not None:
+        raise MetadataError(f"{source}: column {bad!r} is declared integer, but float_storage: float16 holds the "
+                            "AnnData matrix as float16 (whole numbers above 2048 are not exact); declare the genes "
+                            "float or remove float_storage")
+    return df
 
 
 def is_fasta(path: str | os.PathLike[str]) -> bool:

@@ -23,7 +23,7 @@ from synthrelease.metadata.schema import Metadata, canonical_category
 FINGERPRINT_VERSION = b"synthrelease-table-fingerprint/1\n"
 _MISSING, _NUMBER, _TEXT = 0, 1, 2
 _CELL = 17  # bytes per cell: a tag, then 16 bytes (a little-endian float64 and 8 zeros, or 16 bytes of SHA-256)
-_CHUNK_BYTES = 1 << 24  # rows are hashed in blocks of about 16 MiB
+_CHUNK_BYTES = 1 << 27  # rows are hashed in blocks of about 128 MiB of cells (wide tables: few blocks)
 
 
 def _cell(value: Any) -> bytes:
@@ -65,15 +65,21 @@ def _numeric_cells(x: np.ndarray) -> np.ndarray:
 
 
 class _Column:
-    """One column, ready to give the cells of any block of rows."""
+    """One column, ready to give the cells of any block of rows.
+
+    A numeric column keeps its own array (float32 stays float32; converted to float64 a
+    block at a time), so a wide expression matrix is not copied as float64.
+    """
 
     def __init__(self, series: pd.Series) -> None:
         self.numbers: np.ndarray | None = None
         self.codes: np.ndarray | None = None
         self.table: np.ndarray | None = None
         dtype = series.dtype
-        if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
-                                                 and not pd.api.types.is_complex_dtype(dtype)):
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
+            self.numbers = series.to_numpy()  # no copy when the frame holds the column as one array
+        elif pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
+                                                   and not pd.api.types.is_complex_dtype(dtype)):
             self.numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             codes, uniques = pd.factorize(series.astype(object).to_numpy(), use_na_sentinel=True)
@@ -89,9 +95,34 @@ class _Column:
         return self.table[self.codes[start:stop]]  # code -1 picks the last row: missing
 
     def key(self, n_rows: int) -> bytes:
-        """SHA-256 of the column's sorted cells: its multiset of values, independent of its name."""
-        cells = np.ascontiguousarray(self.cells(0, n_rows))
-        return hashlib.sha256(np.sort(cells.view(f"V{_CELL}").ravel()).tobytes()).digest()
+        """SHA-256 of the column's sorted cells: its multiset of values, independent of its name.
+
+        Computed from the distinct cells and their counts (equal cells are equal bytes, so
+        sorting the distinct cells and repeating each by its count gives the same bytes as
+        sorting every cell), which is fast on columns with few distinct values (zeros of an
+        expression matrix, categories).
+        """
+        if self.numbers is not None:
+            x = np.asarray(self.numbers[:n_rows], dtype=np.float64)
+            missing = np.isnan(x)
+            values = x[~missing] + 0.0  # -0.0 → 0.0, as in the cells
+            nonzero = values[values != 0.0]
+            distinct, counts = np.unique(nonzero, return_counts=True)
+            extra_values = [0.0] if len(nonzero) < len(values) else []
+            extra_counts = [len(values) - len(nonzero)] if extra_values else []
+            distinct_cells = _numeric_cells(np.concatenate([distinct, np.asarray(extra_values, np.float64)]))
+            counts = np.concatenate([counts, np.asarray(extra_counts, dtype=counts.dtype)])
+            n_missing = int(missing.sum())
+            if n_missing:
+                distinct_cells = np.vstack([distinct_cells, np.zeros((1, _CELL), np.uint8)])
+                counts = np.append(counts, n_missing)
+        else:
+            assert self.codes is not None and self.table is not None
+            counts = np.bincount(self.codes[:n_rows] + 1, minlength=len(self.table))  # bin 0: missing (-1)
+            distinct_cells = np.vstack([self.table[-1:], self.table[:-1]])
+        order = np.argsort(np.ascontiguousarray(distinct_cells).view(f"V{_CELL}").ravel(), kind="stable")
+        cells = np.repeat(distinct_cells[order], counts[order], axis=0)
+        return hashlib.sha256(np.ascontiguousarray(cells).tobytes()).digest()
 
 
 def table_fingerprint(df: pd.DataFrame, metadata: Metadata) -> str:

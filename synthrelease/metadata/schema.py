@@ -421,6 +421,12 @@ class Metadata(BaseModel):
             histogram's noise is scaled by m, the train/holdout coins are drawn per person and
             the DP gate's figures use each person's first tile, so (ε, δ) protects the whole
             person. Unset means 1.
+        float_storage: ``float16`` holds every ``float`` column (and an AnnData ``X``) as
+            float16 from the moment it is read: about 3 significant digits (a spacing of
+            1/128 between 8 and 16), ample for log-normalised expression values, and half
+            the memory of float32 (a 100,000 × 20,000 matrix: 3.7 GiB instead of 7.5). The
+            values are validated, fingerprinted and trained on as stored. A public setting;
+            unset keeps the reader's precision (float64 from text, float32 from AnnData).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -433,6 +439,7 @@ class Metadata(BaseModel):
     related_columns: list[list[str]] | None = None
     privacy_unit_column: str | None = None
     max_rows_per_person: int | None = Field(default=None, ge=1, le=1024)
+    float_storage: Literal["float16"] | None = None
 
     @model_validator(mode="after")
     def _check_privacy_unit(self) -> Metadata:

@@ -69,6 +69,16 @@ def _forward(spec: ColumnSpec, x: np.ndarray) -> np.ndarray:
     return (2.0 * (x - lo) / (hi - lo) - 1.0).astype(np.float32)
 
 
+def _float16_within(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``v`` as float16, each value rounded inward where rounding would cross a declared bound."""
+    out = v.astype(np.float16)
+    wide = out.astype(np.float64)
+    over, under = wide > hi, wide < lo
+    out[over] = np.nextafter(out[over], np.float16(-np.inf))
+    out[under] = np.nextafter(out[under], np.float16(np.inf))
+    return out
+
+
 def _inverse(spec: ColumnSpec, v: np.ndarray) -> np.ndarray:
     lo, hi = float(spec.min), float(spec.max)  # type: ignore[arg-type]
     tlo, thi = (math.log1p(lo), math.log1p(hi)) if spec.transform == "log1p" else (lo, hi)
@@ -183,6 +193,7 @@ class TableEncoder:
             raise ValueError(f"expected shape [n, {self.width}], got {encoded.shape}")
         n = encoded.shape[0]
         data: dict[str, Any] = {}
+        float_dtype = np.float16 if self.metadata.float_storage == "float16" else float
         for name in self.columns:
             spec = self.metadata.columns[name]
             if not spec.is_numerical:
@@ -209,6 +220,8 @@ class TableEncoder:
                 col = col.round().astype("Int64") if spec.nullable else col.round().astype(np.int64)
             elif spec.is_temporal:
                 col = to_strings(col.to_numpy(), spec.type, spec.format)
+            elif float_dtype is not float:  # the metadata's float_storage, as the input was held
+                col = pd.Series(_float16_within(col.to_numpy(), *spec.domain()))
             data[name] = col
         return pd.DataFrame(data, index=pd.RangeIndex(n))
 

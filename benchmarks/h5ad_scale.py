@@ -119,6 +119,17 @@ def main() -> None:
                  "generate_s": round(write_s, 1),
                  "log_tail": [ln for ln in (run.stdout + run.stderr).splitlines()
                               if ln.strip() and not ln.startswith("\t")][-25:]}
+    if a.job == "train" and run.returncode == 0:  # then the streamed sampler, in its own process
+        samp = [str(exe), "sample", str(work / f"model-{stamp}.pt"), "-n", str(a.cells), "-o",
+                str(work / f"synthetic-{stamp}.parquet")]
+        srun = subprocess.run(["/usr/bin/time", "-v", *samp], capture_output=True, text=True)
+        row["sample"] = {
+            "rows": a.cells, "exit_code": srun.returncode,
+            "wall": re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", srun.stderr).group(1),
+            "peak_rss_mib": round(int(re.search(r"Maximum resident set size \(kbytes\): (\d+)",
+                                                srun.stderr).group(1)) / 1024),
+            "file_mib": round((work / f"synthetic-{stamp}.parquet").stat().st_size / 2**20)
+            if srun.returncode == 0 else None}
     report = work / f"b-{stamp}.internal-report" / "internal_report.json"
     if report.exists():
         rep = json.loads(report.read_text())
@@ -134,6 +145,10 @@ def main() -> None:
           f"dense float32 would be {row['dense_float32_mib']:,} MiB).", "",
           "| job | exit | wall | peak RSS (MiB) |", "|---|---|---|---|",
           f"| {a.job} | {run.returncode} | {wall} | {row['peak_rss_mib']:,} |", ""]
+    if "sample" in row:
+        smp = row["sample"]
+        md[-2:-1] = [md[-2], f"| sample {smp['rows']:,} rows → Parquet (streamed) | {smp['exit_code']} | {smp['wall']} | "
+                     f"{smp['peak_rss_mib']:,} |"]
     if "stage_seconds" in row:
         md += ["Stage seconds: " + ", ".join(f"{k} {v}" for k, v in row["stage_seconds"].items()), "",
                "Audit seconds: " + ", ".join(f"{k} {v}" for k, v in row["audit_seconds"].items()), ""]

@@ -244,20 +244,30 @@ def one_row_per_person(loaded: LoadedTable) -> LoadedTable:
     Raises:
         DataValidationError: the column is missing or has missing values.
     """
-    from synthrelease.errors import DataValidationError
 
     column = loaded.metadata.privacy_unit_column
     if column is None:
         return loaded
     table = loaded.table
-    if column not in table.columns or table[column].isna().any():
-        raise DataValidationError(f"{loaded.source}: privacy_unit_column {column!r} is missing or has empty values")
     cap = loaded.metadata.rows_per_person
-    kept = table[table.groupby(column, sort=False).cumcount() < cap].reset_index(drop=True)
+    kept = first_rows_per_person(table, column, cap, source=loaded.source)
     dropped = len(table) - len(kept)
     notes = loaded.notes + ((f"privacy unit {column!r}: kept the first {cap} row(s) of each person, dropped "
                              f"{dropped} further row(s) (INTERNAL figure)",) if dropped else ())
     return dataclasses.replace(loaded, table=kept, notes=notes)
+
+
+def first_rows_per_person(table: pd.DataFrame, column: str, cap: int, *, source: str) -> pd.DataFrame:
+    """Each person's first ``cap`` rows of ``table`` (file order), persons named by ``column``.
+
+    Raises:
+        DataValidationError: the column is missing or has missing values.
+    """
+    from synthrelease.errors import DataValidationError
+
+    if column not in table.columns or table[column].isna().any():
+        raise DataValidationError(f"{source}: privacy_unit_column {column!r} is missing or has empty values")
+    return table[table.groupby(column, sort=False).cumcount() < cap].reset_index(drop=True)
 
 
 def first_row_per_person(table: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:

@@ -28,6 +28,10 @@ Why the guarantee and the ε equal the one-process run's (same table, same setti
   the reservation visible (as any killed release) and no model file.
 * **Public row count.** As in one process, n (here the all-reduced sum of the shard sizes)
   sets q and the δ check; it is not released.
+* **Persons.** With ``privacy_unit_column``, rows are sharded by a fixed hash of the
+  person id (:func:`person_rank`), so each person's rows are on one rank and that rank
+  keeps their first row, exactly the row one process keeps; n is then the number of
+  persons.
 
 A release on N processes (``synthrelease release … --nproc N``) runs the same stages as
 one process; only its training step is this module, launched by
@@ -36,8 +40,7 @@ one process; only its training step is this module, launched by
 reserved accountant entry, while the release holds the ledger reservation.
 
 Not distributed yet: DP discovery of categories or bounds (declare them in the metadata),
-``privacy_unit_column`` (a person's rows could fall on two ranks), image and sequence
-tables.
+image and sequence tables.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -60,19 +64,33 @@ SHARD_READ_ROWS = 50_000
 """CSV rows parsed at a time while a rank streams past the other ranks' rows."""
 
 
+def person_rank(ids: pd.Series, world_size: int) -> np.ndarray:
+    """The rank each row's person goes to: a fixed (unsalted) hash of the id's text mod N,
+    the same in every process, so all rows of one person land on one rank."""
+    text = ids.astype(str).str.strip()
+    return (pd.util.hash_pandas_object(text, index=False).to_numpy() % np.uint64(world_size)).astype(np.int64)
+
+
 def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep: str = ",",
-               dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+               dtype: dict[str, Any] | None = None, unit_column: str | None = None) -> pd.DataFrame:
     """This rank's rows of a CSV/TSV (row i kept when i mod N = rank), a Parquet file
     (row group g kept when g mod N = rank; the other row groups are never read) or an
     ``.h5ad`` file (the contiguous block of cells ⌊n·r/N⌋ … ⌊n·(r+1)/N⌋ − 1, read in backed
     mode: the other cells' rows of X are never loaded).
 
+    ``unit_column`` (the metadata's ``privacy_unit_column``): rows go by PERSON instead,
+    every row whose person id hashes to this rank (:func:`person_rank`), in file order, so
+    that each person's rows, and so their first row, are on one rank (CSV and Parquet are
+    streamed in chunks / row groups, ``.h5ad`` reads its ``obs`` column and then only its
+    cells' rows of X).
+
     Raises:
-        InputFileError: unreadable file, or a Parquet file with fewer row groups than ranks.
+        InputFileError: unreadable file, a Parquet file with fewer row groups than ranks, or
+            ``unit_column`` missing from the file.
     """
     p = Path(path)
     if p.suffix.lower() == ".h5ad":
-        return _h5ad_shard(p, rank, world_size)
+        return _h5ad_shard(p, rank, world_size, unit_column)
     if p.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
@@ -80,6 +98,14 @@ def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep:
             pf = pq.ParquetFile(p)
         except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
             raise InputFileError(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
+        if unit_column is not None:
+            if unit_column not in pf.schema_arrow.names:
+                raise InputFileError(f"{p}: privacy_unit_column {unit_column!r} is not in the file")
+            parts = []
+            for g in range(pf.num_row_groups):
+                group = pf.read_row_group(g).to_pandas()
+                parts.append(group[person_rank(group[unit_column], world_size) == rank])
+            return pd.concat(parts).reset_index(drop=True)
         groups = [g for g in range(pf.num_row_groups) if g % world_size == rank]
         if pf.num_row_groups < world_size:
             raise InputFileError(f"{p}: {pf.num_row_groups} row group(s) for {world_size} processes; write the "
@@ -88,11 +114,16 @@ def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep:
     try:
         parts = []
         start = 0
-        for chunk in pd.read_csv(p, sep=sep, chunksize=SHARD_READ_ROWS, dtype=dtype, keep_default_na=True):
-            index = range(start, start + len(chunk))
-            mine = [i - start for i in index if i % world_size == rank]
-            parts.append(chunk.iloc[mine])
-            start += len(chunk)
+        with pd.read_csv(p, sep=sep, chunksize=SHARD_READ_ROWS, dtype=dtype, keep_default_na=True) as chunks:
+            for chunk in chunks:
+                if unit_column is not None:
+                    if unit_column not in chunk.columns:
+                        raise InputFileError(f"{p}: privacy_unit_column {unit_column!r} is not in the file")
+                    parts.append(chunk[person_rank(chunk[unit_column], world_size) == rank])
+                else:
+                    index = range(start, start + len(chunk))
+                    parts.append(chunk.iloc[[i - start for i in index if i % world_size == rank]])
+                start += len(chunk)
     except FileNotFoundError:
         raise InputFileError(f"{p}: file not found") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -102,7 +133,7 @@ def read_shard(path: str | os.PathLike[str], *, rank: int, world_size: int, sep:
     return pd.concat(parts).reset_index(drop=True)
 
 
-def _h5ad_shard(p: Path, rank: int, world_size: int) -> pd.DataFrame:
+def _h5ad_shard(p: Path, rank: int, world_size: int, unit_column: str | None = None) -> pd.DataFrame:
     import anndata
 
     from synthrelease.formats import frame_from_anndata
@@ -115,6 +146,16 @@ def _h5ad_shard(p: Path, rank: int, world_size: int) -> pd.DataFrame:
         raise InputFileError(f"{p}: cannot parse h5ad table: {type(exc).__name__}") from None
     try:
         n = int(adata.n_obs)
+        if unit_column is not None:
+            obs = adata.obs
+            if unit_column in obs.columns:
+                ids = pd.Series(obs[unit_column].to_numpy(), dtype=object)
+            elif unit_column == (obs.index.name or "obs_id"):  # the obs index becomes this column
+                ids = pd.Series(obs.index.to_numpy(), dtype=object)
+            else:
+                raise InputFileError(f"{p}: privacy_unit_column {unit_column!r} is not in obs")
+            mine = np.flatnonzero(person_rank(ids, world_size) == rank)
+            return frame_from_anndata(adata[mine].to_memory())[0]
         lo, hi = n * rank // world_size, n * (rank + 1) // world_size
         if hi <= lo:
             raise InputFileError(f"{p}: {n} cell(s) for {world_size} processes; use fewer processes")
@@ -129,14 +170,10 @@ def check_distributable(metadata: Any, source: str) -> None:
     """Refuse (before any ε is reserved) what distributed training cannot do yet.
 
     Raises:
-        MetadataError: not a table, a ``privacy_unit_column`` (a person's rows could fall on
-            two processes), or a column asking for DP discovery of categories or bounds.
+        MetadataError: not a table, or a column asking for DP discovery of categories or bounds.
     """
     if metadata.modality != "table":
         raise MetadataError(f"{source}: a {metadata.modality} dataset; distributed training takes tables")
-    if metadata.privacy_unit_column is not None:
-        raise MetadataError(f"{source}: privacy_unit_column is not supported by distributed training yet "
-                            "(a person's rows could fall on two processes)")
     dp_found = [c for c, s in metadata.columns.items() if s.dp_categories is not None or s.dp_bounds is not None]
     if dp_found:
         raise MetadataError(f"{source}: column {dp_found[0]!r} asks for DP discovery of categories or "
@@ -186,8 +223,14 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
     if not metadata.reviewed:
         raise MetadataError(f"{args.metadata}: metadata not reviewed (set reviewed: true after checking it)")
     check_distributable(metadata, str(args.metadata))
+    unit = metadata.privacy_unit_column
     shard = read_shard(args.data, rank=collective.rank, world_size=collective.world_size, sep=args.sep,
-                       dtype={c: str for c, s in metadata.columns.items() if s.type in ("categorical", "identifier")})
+                       dtype={c: str for c, s in metadata.columns.items() if s.type in ("categorical", "identifier")},
+                       unit_column=unit)
+    if unit is not None:  # all of a person's rows are on this rank: keep their first, as one process does
+        from synthrelease.stages import first_rows_per_person
+
+        shard = first_rows_per_person(shard, unit, 1, source=f"{args.data} (rank {collective.rank})")
     validate_table(shard, metadata, source=f"{args.data} (rank {collective.rank})")
     n_rows = int(collective.sum(torch.tensor([float(len(shard))])).item())
     cond = args.condition_column or metadata.target

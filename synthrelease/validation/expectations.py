@@ -245,7 +245,9 @@ def _vectorised_numeric_checks(frame: pd.DataFrame, metadata: Metadata, columns:
     fractional = np.zeros(len(columns), dtype=np.int64)
     step = max(1, VECTORISED_BLOCK_CELLS // len(columns))
     for start in range(0, len(frame), step):
-        x = frame.iloc[start:start + step, positions].to_numpy(dtype=float)
+        # rows, then columns: pandas' iloc[rows, columns] in one call copies the whole block (1.5 s, 0.4 GiB
+        # for 400 rows of a 10,000 × 20,000 table instead of 0.02 s)
+        x = frame.iloc[start:start + step].iloc[:, positions].to_numpy(dtype=float)
         nan = np.isnan(x)
         missing += nan.sum(axis=0)
         with np.errstate(invalid="ignore"):

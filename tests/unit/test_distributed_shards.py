@@ -62,3 +62,40 @@ def test_h5ad_shards_are_contiguous_cell_blocks_read_backed(tmp_path):
     shards = [distributed.read_shard(tmp_path / "t.h5ad", rank=r, world_size=3) for r in range(3)]
     assert [len(s) for s in shards] == [8, 8, 9]
     pd.testing.assert_frame_equal(pd.concat(shards).reset_index(drop=True), whole, check_dtype=False)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "h5ad"])
+def test_person_shards_keep_each_persons_rows_on_one_rank(tmp_path, monkeypatch, fmt):
+    import numpy as np
+    import scipy.sparse as sp
+
+    from synthrelease.stages import first_rows_per_person
+
+    monkeypatch.setattr(distributed, "SHARD_READ_ROWS", 9)  # several CSV chunks
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pd.DataFrame({"person": [f"p{k}" for k in rng.integers(0, 17, n)], "i": range(n), "x": rng.random(n)})
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pandas(df), path, row_group_size=13)
+    else:
+        import anndata
+
+        adata = anndata.AnnData(X=sp.csr_matrix(df[["x"]].to_numpy(np.float32)),
+                                obs=pd.DataFrame({"person": df["person"].to_numpy(), "i": df["i"].to_numpy()},
+                                                 index=[f"c{k}" for k in range(n)]))
+        adata.var_names = ["x"]
+        adata.write_h5ad(path)
+    shards = [distributed.read_shard(path, rank=r, world_size=3, unit_column="person", dtype={"person": str})
+              for r in range(3)]
+    assert sorted(i for s in shards for i in s["i"]) == list(range(n))  # a partition of the rows
+    owners = {p: r for r, s in enumerate(shards) for p in s["person"]}
+    assert all(owners[p] == r for r, s in enumerate(shards) for p in s["person"])  # a person on ONE rank
+    assert all(list(s["i"]) == sorted(s["i"]) for s in shards)  # file order kept
+    # the first row of each person on its rank is the first row one process keeps
+    firsts = sorted(i for s in shards for i in first_rows_per_person(s, "person", 1, source="t")["i"])
+    assert firsts == sorted(first_rows_per_person(df, "person", 1, source="t")["i"])
+    with pytest.raises(InputFileError, match="privacy_unit_column 'nobody'"):
+        distributed.read_shard(path, rank=0, world_size=3, unit_column="nobody")

@@ -174,11 +174,37 @@ def test_release_nproc_refuses_what_it_cannot_distribute_before_spending(tmp_pat
 
     ws = release_workspace(tmp_path, rows=200)
     meta = yaml.safe_load((ws / "meta.yaml").read_text())
-    meta["privacy_unit_column"] = "patient_id"
-    (ws / "person.yaml").write_text(yaml.safe_dump(meta))
-    res = run_cli("release", str(ws / "private.csv"), "--metadata", str(ws / "person.yaml"), "--policy",
+    meta["columns"]["sex"] = {"type": "categorical", "dp_categories": {"max_categories": 5}}
+    (ws / "dp.yaml").write_text(yaml.safe_dump(meta))
+    res = run_cli("release", str(ws / "private.csv"), "--metadata", str(ws / "dp.yaml"), "--policy",
                   str(ws / "policy.yaml"), "--signing-key", str(ws / "k.pem"), "--epsilon", "4", "--nproc", "2",
                   "--out", str(ws / "b"), "--ledger", str(ws / "l.sqlite3"))
-    assert "privacy_unit_column" in one_line_error(res)
+    assert "'sex' asks for DP discovery" in one_line_error(res)
     assert not (ws / "b").exists()
     assert not (ws / "l.sqlite3").exists() or Ledger(ws / "l.sqlite3").entries() == []
+
+
+def test_two_processes_keep_one_row_per_person_as_one_process_does(tmp_path):
+    """privacy_unit_column: rows go to ranks by person, each rank keeps its persons' first rows;
+    n (persons) and so q, σ and ε equal the one-process run's."""
+    import yaml
+
+    from tests.conftest import make_tiny_table, release_workspace, run_cli
+
+    ws = release_workspace(tmp_path, rows=50)
+    table = make_tiny_table(300, seed=4)
+    table["patient_id"] = [f"p{i % 170}" for i in range(300)]  # 170 persons, most with 2 rows
+    table.to_csv(ws / "visits.csv", index=False)
+    meta = yaml.safe_load((ws / "meta.yaml").read_text())
+    meta["privacy_unit_column"] = "patient_id"
+    (ws / "person.yaml").write_text(yaml.safe_dump(meta))
+    common = [str(ws / "visits.csv"), "--metadata", str(ws / "person.yaml"), "--epsilon", "3", "--steps", "10"]
+    for n in (1, 2):
+        res = run_cli("train", *common, "--nproc", str(n), "--ledger", str(ws / f"l{n}.sqlite3"),
+                      "-o", str(ws / f"m{n}.pt"))
+        assert res.exit_code == 0, res.output
+    assert _entries(ws / "m1.pt") == _entries(ws / "m2.pt")
+    from synthrelease.model_io import load_model
+
+    dp_sgd = [e for e in load_model(ws / "m2.pt").privacy.entries if "DP-SGD" in e.label][0]
+    assert dp_sgd.sample_rate == pytest.approx(1 / round(170 / max(16, 170 // 5)))  # q from 170 persons

@@ -51,6 +51,16 @@ class Collective:
         return out
 
 
+    def union(self, keys: list[str]) -> list[str]:
+        """The sorted union of every rank's ``keys`` (e.g. the category values each shard holds),
+        the same list on every rank. Exchanged between the run's own processes only."""
+        if self.world_size == 1:
+            return sorted(set(keys))
+        gathered: list[list[str] | None] = [None] * self.world_size
+        torch.distributed.all_gather_object(gathered, sorted(set(keys)))
+        return sorted({k for part in gathered for k in (part or [])})
+
+
 SINGLE = Collective(0, 1)
 _ACTIVE: ContextVar[Collective] = ContextVar("synthrelease_collective", default=SINGLE)
 

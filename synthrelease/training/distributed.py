@@ -32,6 +32,10 @@ Why the guarantee and the ε equal the one-process run's (same table, same setti
   person id (:func:`person_rank`), so each person's rows are on one rank and that rank
   keeps their first row, exactly the row one process keeps; n is then the number of
   persons.
+* **DP discovery.** ``dp_categories`` and ``dp_bounds`` are histograms too: the ranks
+  agree on the union of the values they hold (category discovery), their counts are
+  summed and noised once (:func:`~synthrelease.training.collective.noisy_sum`), and every
+  rank thresholds the same noisy counts; the threshold uses the global n.
 
 A release on N processes (``synthrelease release … --nproc N``) runs the same stages as
 one process; only its training step is this module, launched by
@@ -39,8 +43,7 @@ one process; only its training step is this module, launched by
 (after its secret split), with the release's own training settings and the DP gate's
 reserved accountant entry, while the release holds the ledger reservation.
 
-Not distributed yet: DP discovery of categories or bounds (declare them in the metadata),
-image and sequence tables.
+Not distributed yet: image and sequence tables.
 """
 
 from __future__ import annotations
@@ -170,14 +173,10 @@ def check_distributable(metadata: Any, source: str) -> None:
     """Refuse (before any ε is reserved) what distributed training cannot do yet.
 
     Raises:
-        MetadataError: not a table, or a column asking for DP discovery of categories or bounds.
+        MetadataError: not a table (image and sequence tables train in one process).
     """
     if metadata.modality != "table":
         raise MetadataError(f"{source}: a {metadata.modality} dataset; distributed training takes tables")
-    dp_found = [c for c, s in metadata.columns.items() if s.dp_categories is not None or s.dp_bounds is not None]
-    if dp_found:
-        raise MetadataError(f"{source}: column {dp_found[0]!r} asks for DP discovery of categories or "
-                            "bounds, not distributed yet: declare them in the metadata")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ import torch
 
 from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import gaussian_noise
+from synthrelease.training.collective import current, noisy_sum
 
 DEFAULT_BINS = 64
 DEFAULT_TRIM = 0.001
@@ -74,7 +74,9 @@ def estimate_bounds(df: pd.DataFrame, metadata: Metadata, *, noise_multiplier: f
     if not cols:
         return DPBounds({}, metadata, None)
     scale = noise_multiplier * math.sqrt(len(cols))
-    tau = 3.0 * scale + trim * len(df)
+    collective = current()
+    n_rows = float(collective.sum(torch.tensor([float(len(df))])).item())  # all ranks' rows (public n)
+    tau = 3.0 * scale + trim * n_rows
     bounds: dict[str, tuple[float, float]] = {}
     for c in cols:
         spec = metadata.columns[c]
@@ -83,7 +85,7 @@ def estimate_bounds(df: pd.DataFrame, metadata: Metadata, *, noise_multiplier: f
         x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
         x = np.clip(x[~np.isnan(x)], lo, hi)
         counts = np.histogram(x, bins=edges)[0].astype(float)
-        noisy = counts + gaussian_noise((len(counts),), scale, generator).numpy()
+        noisy = noisy_sum(counts, scale, generator)  # over every rank's rows, noised once
         left = np.nonzero(np.cumsum(noisy) > tau)[0]
         right = np.nonzero(np.cumsum(noisy[::-1]) > tau)[0]
         b_lo = float(edges[left[0]]) if len(left) else lo

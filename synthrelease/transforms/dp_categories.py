@@ -33,7 +33,7 @@ from scipy.stats import norm
 from synthrelease.budget.accounting import MechanismEntry
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.rng import gaussian_noise
+from synthrelease.training.collective import current, noisy_sum
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ def discover_categories(df: pd.DataFrame, metadata: Metadata, *, noise_multiplie
         search = metadata.columns[c].dp_categories
         assert search is not None
         counts = df[c].map(canonical_category).dropna().value_counts(sort=False)
-        keys = np.asarray(sorted(counts.index), dtype=object)  # order independent of the data's row order
-        values = counts.reindex(keys).to_numpy(dtype=np.float64)
-        noisy = values + gaussian_noise((len(values),), scale, generator).numpy()
+        # every rank's values (one process: its own), sorted: independent of the rows' order
+        keys = np.asarray(current().union([str(k) for k in counts.index]), dtype=object)
+        values = counts.reindex(keys, fill_value=0).to_numpy(dtype=np.float64)
+        noisy = noisy_sum(values, scale, generator)  # over every rank's rows, noised once
         passed = np.nonzero(noisy > tau)[0]
         passed = passed[np.argsort(-noisy[passed], kind="stable")][: search.max_categories]
         kept = sorted(str(k) for k in keys[passed] if str(k) != search.other_label)

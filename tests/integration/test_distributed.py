@@ -47,6 +47,63 @@ def test_noisy_sum_is_the_total_plus_noise_drawn_once(tmp_path):
     assert 0.9 < noise.var() < 1.1  # variance σ² = 1: noise added once, not once per rank (2)
 
 
+def _discovery_table() -> tuple[pd.DataFrame, object]:
+    from synthrelease.metadata.schema import Metadata
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    df = pd.DataFrame({"site": rng.choice([f"s{i}" for i in range(12)] + ["rare"], n,
+                                          p=[0.08] * 12 + [0.04]).astype(object),
+                       "dose": rng.gamma(2.0, 5.0, n)})
+    df.loc[:30, "site"] = "only-on-rank-0"  # a value one shard holds and the other does not
+    meta = Metadata.model_validate({"name": "d", "reviewed": True, "columns": {
+        "site": {"type": "categorical", "dp_categories": {"max_categories": 20}},
+        "dose": {"type": "float", "dp_bounds": {"search_min": 0.0, "search_max": 1000.0}}}})
+    return df, meta
+
+
+def _discovery(df: pd.DataFrame, meta: object, seed: int) -> tuple[dict, dict]:
+    from synthrelease.transforms.dp_bounds import estimate_bounds
+    from synthrelease.transforms.dp_categories import discover_categories
+
+    found = discover_categories(df, meta, noise_multiplier=3.0, threshold_delta=1e-6,
+                                generator=torch.Generator().manual_seed(seed))
+    est = estimate_bounds(df, found.metadata, noise_multiplier=3.0, generator=torch.Generator().manual_seed(seed + 1))
+    cols = est.metadata.columns
+    return found.categories, {"min": cols["dose"].min, "max": cols["dose"].max}
+
+
+def _discovery_worker(rank: int, init: str, out: str) -> None:
+    import json
+
+    from synthrelease.training.collective import Collective, active
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        df, meta = _discovery_table()
+        shard = df.iloc[:1000] if rank == 0 else df.iloc[1000:]  # unequal shards
+        with active(Collective(rank, 2)):
+            # rank 0 holds the noise generator the one-process run uses; rank 1's is never used
+            result = _discovery(shard, meta, seed=11 if rank == 0 else 999)
+        Path(f"{out}.{rank}").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_dp_discovery_on_two_ranks_is_the_one_process_release(tmp_path):
+    """dp_categories / dp_bounds: the union of values, counts summed, noise drawn once by rank 0:
+    with rank 0's generator equal to the one process's, the SAME categories and bounds come out."""
+    import json
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_discovery_worker, args=(init, str(tmp_path / "r")), nprocs=2, join=True)
+    a, b = (json.loads((tmp_path / f"r.{r}").read_text()) for r in (0, 1))
+    df, meta = _discovery_table()
+    one = json.loads(json.dumps(_discovery(df, meta, seed=11)))
+    assert a == b == one
+    assert "only-on-rank-0" in one[0]["site"] and "s0" in one[0]["site"]
+
+
 def _entries(model_path: Path) -> list[tuple[str, float, float, int]]:
     from synthrelease.model_io import load_model
 

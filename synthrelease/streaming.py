@@ -10,6 +10,9 @@ from synthrelease.errors import SynthreleaseError
 from synthrelease.sampling import sample_chunks
 from synthrelease.training.trainer import TrainedModel
 
+ROW_GROUP_CELLS = 1 << 27
+"""Cells per Parquet row group at most (a 20,000-column table: ~6,700 rows per group)."""
+
 
 def write_sample_stream(model: TrainedModel, n_rows: int, output: str | os.PathLike[str], *, seed: int,
                         condition: dict[str, str] | None = None, chunk_rows: int = 50_000) -> Path:
@@ -29,12 +32,25 @@ def write_sample_stream(model: TrainedModel, n_rows: int, output: str | os.PathL
             import pyarrow.parquet as pq
 
             writer = None
+            pending: list[pa.Table] = []
+
+            def flush() -> None:
+                if pending:
+                    group = pa.concat_tables(pending)
+                    writer.write_table(group, row_group_size=group.num_rows)  # type: ignore[union-attr]
+                    pending.clear()
+
             try:
                 for chunk in chunks:
                     table = pa.Table.from_pandas(chunk, preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
+                    pending.append(table.cast(writer.schema))
+                    # row groups of ≥ chunk_rows rows or ROW_GROUP_CELLS cells: a wide table's small
+                    # sampling chunks would otherwise pile up per-column metadata in every row group
+                    if sum(t.num_rows for t in pending) >= min(chunk_rows, ROW_GROUP_CELLS // table.num_columns):
+                        flush()
+                flush()
             finally:
                 if writer is not None:
                     writer.close()

@@ -60,6 +60,11 @@ class Span:
         return self.start + self.width
 
 
+PLAIN_FLOATS_AT_ONCE = 64
+"""Above this many ``float`` columns without ``decimals``, :meth:`TableEncoder.decode` decodes
+them as one block (same values)."""
+
+
 def _forward(spec: ColumnSpec, x: np.ndarray) -> np.ndarray:
     """Clip to the public bounds, apply the declared transform, scale to [-1, 1]."""
     lo, hi = float(spec.min), float(spec.max)  # type: ignore[arg-type]
@@ -194,8 +199,13 @@ class TableEncoder:
         n = encoded.shape[0]
         data: dict[str, Any] = {}
         float_dtype = np.float16 if self.metadata.float_storage == "float16" else float
+        plain = [c for c in self.columns if self.metadata.columns[c].type == "float"
+                 and self.metadata.columns[c].decimals is None]
+        block = self._decode_plain_floats(encoded, plain) if len(plain) > PLAIN_FLOATS_AT_ONCE else None
         for name in self.columns:
             spec = self.metadata.columns[name]
+            if block is not None and name in block.columns:
+                continue
             if not spec.is_numerical:
                 s = self.span(name, "category")
                 codes = encoded[:, s.start:s.stop].argmax(axis=1)
@@ -223,7 +233,43 @@ class TableEncoder:
             elif float_dtype is not float:  # the metadata's float_storage, as the input was held
                 col = pd.Series(_float16_within(col.to_numpy(), *spec.domain()))
             data[name] = col
-        return pd.DataFrame(data, index=pd.RangeIndex(n))
+        if block is None:
+            return pd.DataFrame(data, index=pd.RangeIndex(n))
+        rest = pd.DataFrame(data, index=pd.RangeIndex(n))
+        return pd.concat([rest, block], axis=1)[list(self.columns)]
+
+    def _decode_plain_floats(self, encoded: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        """The ``float`` columns without ``decimals``, decoded all at once: elementwise the same
+        operations (and values) as the per-column path, without one Series per column (a
+        20,000-gene table: seconds per chunk saved)."""
+        specs = [self.metadata.columns[c] for c in columns]
+        lo = np.array([float(sp.min) for sp in specs])  # type: ignore[arg-type]
+        hi = np.array([float(sp.max) for sp in specs])  # type: ignore[arg-type]
+        log1p = np.array([sp.transform == "log1p" for sp in specs])
+        tlo, thi = np.where(log1p, np.log1p(np.where(log1p, lo, 0.0)), lo), np.where(log1p, np.log1p(np.where(
+            log1p, hi, 0.0)), hi)
+        v = encoded[:, [self.span(c, "value").start for c in columns]].astype(np.float64)
+        x = (np.clip(v, -1.0, 1.0) + 1.0) / 2.0 * (thi - tlo) + tlo
+        if log1p.any():
+            x[:, log1p] = np.expm1(x[:, log1p])
+        x = np.clip(x, lo, hi)
+        zi = [j for j, sp in enumerate(specs) if sp.zero_inflated]
+        if zi:
+            z = np.array([self.span(columns[j], "zero").start for j in zi])
+            x[:, zi] = np.where(encoded[:, z] >= encoded[:, z + 1], 0.0, x[:, zi])  # argmax 0 (first on ties)
+        nl = [j for j, sp in enumerate(specs) if sp.nullable]
+        if nl:
+            m = np.array([self.span(columns[j], "missing").start for j in nl])
+            x[:, nl] = np.where(encoded[:, m + 1] > encoded[:, m], np.nan, x[:, nl])  # argmax 1
+        if self.metadata.float_storage == "float16":
+            out = x.astype(np.float16)
+            wide = out.astype(np.float64)
+            with np.errstate(invalid="ignore"):
+                over, under = wide > hi, wide < lo
+            out[over] = np.nextafter(out[over], np.float16(-np.inf))
+            out[under] = np.nextafter(out[under], np.float16(np.inf))
+            return pd.DataFrame(out, columns=columns, index=pd.RangeIndex(len(x)))
+        return pd.DataFrame(x, columns=columns, index=pd.RangeIndex(len(x)))
 
     @classmethod
     def from_parameters(cls, params: dict[str, Any]) -> TableEncoder:

@@ -82,7 +82,8 @@ def test_sample_and_train_refuse_to_overwrite(ws):
     args = ["train", str(ws / "t.csv"), "--metadata", str(ws / "m.yaml"), "--epsilon", "2", "--steps", "5",
             "--ledger", str(ws / "l.sqlite3")]
     assert "input of this command" in one_line_error(run(*args, "-o", str(ws / "t.csv")))
-    assert run(*args, "-o", str(model)).exit_code == 0
+    trained = run(*args, "-o", str(model))
+    assert trained.exit_code == 0, trained.output
     spent = len(Ledger(ws / "l.sqlite3").entries())
     assert "--force" in one_line_error(run(*args, "-o", str(model)))
     assert len(Ledger(ws / "l.sqlite3").entries()) == spent  # refused before reserving ε

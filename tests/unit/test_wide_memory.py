@@ -150,3 +150,27 @@ def test_fast_column_keys_equal_sorting_every_cell():
         cells = np.ascontiguousarray(col.cells(0, n))
         slow = hashlib.sha256(np.sort(cells.view(f"V{_CELL}").ravel()).tobytes()).digest()
         assert col.key(n) == slow, name
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_block_decode_of_plain_floats_equals_the_per_column_decode(monkeypatch, float16):
+    import synthrelease.transforms.encoders as enc_mod
+    from synthrelease.transforms.encoders import TableEncoder
+
+    cols: dict = {}
+    for i in range(80):  # plain floats: every combination of zero-inflated, nullable, log1p
+        cols[f"f{i}"] = {"type": "float", "min": 0.0 if i % 4 != 3 else -2.5, "max": 10.0 + i,
+                         "zero_inflated": i % 2 == 0,
+                         "nullable": i % 3 == 0, **({"transform": "log1p"} if i % 4 == 1 else {})}
+    cols |= {"n": {"type": "integer", "min": 0, "max": 9}, "d": {"type": "float", "min": 0, "max": 1, "decimals": 2},
+             "c": {"type": "categorical", "categories": ["x", "y"]},
+             "t": {"type": "date", "min": "2000-01-01", "max": "2001-01-01"}}
+    doc = {"name": "p", "reviewed": True, "columns": cols} | ({"float_storage": "float16"} if float16 else {})
+    enc = TableEncoder(Metadata.model_validate(doc))
+    encoded = np.random.default_rng(2).uniform(-1.3, 1.3, (300, enc.width)).astype(np.float32)
+    encoded[:5] = 0.0  # ties: argmax picks the first
+    block = enc.decode(encoded)
+    monkeypatch.setattr(enc_mod, "PLAIN_FLOATS_AT_ONCE", 10**9)
+    per_column = enc.decode(encoded)
+    assert list(block.columns) == list(per_column.columns) == list(enc.columns)
+    pd.testing.assert_frame_equal(block, per_column)

@@ -265,3 +265,34 @@ def test_two_processes_keep_one_row_per_person_as_one_process_does(tmp_path):
 
     dp_sgd = [e for e in load_model(ws / "m2.pt").privacy.entries if "DP-SGD" in e.label][0]
     assert dp_sgd.sample_rate == pytest.approx(1 / round(170 / max(16, 170 // 5)))  # q from 170 persons
+
+
+def test_a_failed_rank_fails_the_release_cleanly(tmp_path, monkeypatch):
+    """A rank that dies mid-training (torchrun exits non-zero): one-line error, no bundle, the
+    ledger entry kept as spent (training had started), no private temp folder left behind."""
+    import tempfile
+
+    from synthrelease.budget.ledger import Ledger
+    from synthrelease.errors import SynthreleaseError
+    from synthrelease.training import launch
+    from tests.conftest import one_line_error, release_workspace, run_cli
+
+    seen: list[Path] = []
+
+    def dying_ranks(data, *, nproc, output, **options):
+        seen.append(Path(data).parent)
+        assert Path(data).is_file() and oct(Path(data).parent.stat().st_mode)[-3:] == "700"
+        raise SynthreleaseError(f"distributed training on {nproc} processes failed: a training process failed "
+                                "(torchrun exit code 1); no model written")
+
+    monkeypatch.setattr(launch, "run_distributed_training", dying_ranks)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    ws = release_workspace(tmp_path, rows=200)
+    res = run_cli("release", str(ws / "private.csv"), "--metadata", str(ws / "meta.yaml"), "--policy",
+                  str(ws / "policy.yaml"), "--signing-key", str(ws / "k.pem"), "--epsilon", "4", "--nproc", "2",
+                  "--out", str(ws / "b"), "--ledger", str(ws / "l.sqlite3"))
+    assert "failed" in one_line_error(res)
+    assert not (ws / "b").exists() and seen and not seen[0].exists()
+    rows = Ledger(ws / "l.sqlite3").entries()
+    assert len(rows) == 1 and rows[0].status == "spent"

@@ -224,21 +224,17 @@ def test_a_release_on_two_processes_is_the_one_process_release(tmp_path):
 
 
 def test_release_nproc_refuses_what_it_cannot_distribute_before_spending(tmp_path):
-    import yaml
-
     from synthrelease.budget.ledger import Ledger
-    from tests.conftest import one_line_error, release_workspace, run_cli
+    from synthrelease.bundle.signing import generate_keypair
+    from tests.conftest import one_line_error, run_cli
 
-    ws = release_workspace(tmp_path, rows=200)
-    meta = yaml.safe_load((ws / "meta.yaml").read_text())
-    meta["columns"]["sex"] = {"type": "categorical", "dp_categories": {"max_categories": 5}}
-    (ws / "dp.yaml").write_text(yaml.safe_dump(meta))
-    res = run_cli("release", str(ws / "private.csv"), "--metadata", str(ws / "dp.yaml"), "--policy",
-                  str(ws / "policy.yaml"), "--signing-key", str(ws / "k.pem"), "--epsilon", "4", "--nproc", "2",
-                  "--out", str(ws / "b"), "--ledger", str(ws / "l.sqlite3"))
-    assert "'sex' asks for DP discovery" in one_line_error(res)
-    assert not (ws / "b").exists()
-    assert not (ws / "l.sqlite3").exists() or Ledger(ws / "l.sqlite3").entries() == []
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    res = run_cli("release", str(DATA / "peptides.csv"), "--metadata", str(DATA / "peptides.metadata.yaml"),
+                  "--policy", str(DATA / "policies" / "peptides.yaml"), "--signing-key", str(tmp_path / "k.pem"),
+                  "--epsilon", "4", "--nproc", "2", "--out", str(tmp_path / "b"), "--ledger", str(tmp_path / "l.sqlite3"))
+    assert "distributed training takes tables" in one_line_error(res)
+    assert not (tmp_path / "b").exists()
+    assert not (tmp_path / "l.sqlite3").exists() or Ledger(tmp_path / "l.sqlite3").entries() == []
 
 
 def test_two_processes_keep_one_row_per_person_as_one_process_does(tmp_path):

@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     try:
         summary = train_rank(args, collective)
+        # every rank waits for the others before tearing the group down: a rank that leaves
+        # while a peer's last send is in flight makes gloo abort the peer ("terminate called")
+        dist.barrier()
         if summary is not None:
             sys.stdout.write(f"model: {args.output}\n")
             sys.stdout.write(f"epsilon spent: {summary['epsilon']:.4f} (delta {summary['delta']:g}); "

@@ -32,6 +32,7 @@ def _noisy_sum_worker(rank: int, init: str, out: str) -> None:
         with active(Collective(rank, 2)):
             result = noisy_sum(local, 1.0, torch.Generator().manual_seed(100 + rank))
         torch.save(result, f"{out}.{rank}")
+        dist.barrier()  # leave together: a rank leaving mid-send makes gloo abort its peer
     finally:
         dist.destroy_process_group()
 
@@ -86,6 +87,7 @@ def _discovery_worker(rank: int, init: str, out: str) -> None:
             # rank 0 holds the noise generator the one-process run uses; rank 1's is never used
             result = _discovery(shard, meta, seed=11 if rank == 0 else 999)
         Path(f"{out}.{rank}").write_text(json.dumps(result))
+        dist.barrier()  # leave together: a rank leaving mid-send makes gloo abort its peer
     finally:
         dist.destroy_process_group()
 

@@ -235,6 +235,8 @@ def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
     except RecursionError:
         raise InputFileError(f"{p}: {what} file is nested too deeply to be a {what}") from None
     except yaml.YAMLError as e:
+        if "nesting depth" in str(getattr(e, "problem", "")):  # libyaml's own depth limit
+            raise InputFileError(f"{p}: {what} file is nested too deeply to be a {what}") from None
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or "invalid YAML"

@@ -16,6 +16,7 @@ In a single process (no active collective) :func:`noisy_sum` is ``values + noise
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -54,11 +55,22 @@ class Collective:
     def union(self, keys: list[str]) -> list[str]:
         """The sorted union of every rank's ``keys`` (e.g. the category values each shard holds),
         the same list on every rank. Exchanged between the run's own processes only."""
+        mine = sorted(set(keys))
         if self.world_size == 1:
-            return sorted(set(keys))
-        gathered: list[list[str] | None] = [None] * self.world_size
-        torch.distributed.all_gather_object(gathered, sorted(set(keys)))
-        return sorted({k for part in gathered for k in (part or [])})
+            return mine
+        # JSON bytes in padded uint8 tensors (plain tensor collectives; no pickled objects)
+        payload = torch.frombuffer(bytearray(json.dumps(mine).encode("utf-8")), dtype=torch.uint8)
+        size = torch.tensor([payload.numel()], dtype=torch.int64)
+        torch.distributed.all_reduce(size, op=torch.distributed.ReduceOp.MAX)
+        padded = torch.zeros(int(size.item()) + 1, dtype=torch.uint8)
+        padded[:payload.numel()] = payload
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, padded)
+        found: set[str] = set()
+        for part in parts:
+            raw = bytes(part.tolist())
+            found.update(json.loads(raw[:raw.index(0)].decode("utf-8")))
+        return sorted(found)
 
 
 SINGLE = Collective(0, 1)

@@ -115,7 +115,8 @@ def main() -> None:
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", run.stderr).group(1)
     row: dict = {"cells": a.cells, "genes": a.genes, "density": a.density, "job": a.job, "epsilon": a.epsilon,
                  "steps": a.steps, "exit_code": run.returncode, "wall": wall, "peak_rss_mib": round(peak_kb / 1024),
-                 "file_mib": round(data.stat().st_size / 2**20), "dense_float32_mib": round(a.cells * a.genes * 4 / 2**20),
+                 "file_mib": round(data.stat().st_size / 2**20),
+                 "dense_float32_mib": round(a.cells * a.genes * 4 / 2**20),
                  "generate_s": round(write_s, 1),
                  "log_tail": [ln for ln in (run.stdout + run.stderr).splitlines()
                               if ln.strip() and not ln.startswith("\t")][-25:]}
@@ -147,7 +148,8 @@ def main() -> None:
           f"| {a.job} | {run.returncode} | {wall} | {row['peak_rss_mib']:,} |", ""]
     if "sample" in row:
         smp = row["sample"]
-        md[-2:-1] = [md[-2], f"| sample {smp['rows']:,} rows → Parquet (streamed) | {smp['exit_code']} | {smp['wall']} | "
+        md[-2:-1] = [md[-2], f"| sample {smp['rows']:,} rows → Parquet (streamed) | {smp['exit_code']} | "
+                     f"{smp['wall']} | "
                      f"{smp['peak_rss_mib']:,} |"]
     if "stage_seconds" in row:
         md += ["Stage seconds: " + ", ".join(f"{k} {v}" for k, v in row["stage_seconds"].items()), "",

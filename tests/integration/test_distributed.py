@@ -250,7 +250,8 @@ def test_release_nproc_refuses_what_it_cannot_distribute_before_spending(tmp_pat
     generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
     res = run_cli("release", str(DATA / "peptides.csv"), "--metadata", str(DATA / "peptides.metadata.yaml"),
                   "--policy", str(DATA / "policies" / "peptides.yaml"), "--signing-key", str(tmp_path / "k.pem"),
-                  "--epsilon", "4", "--nproc", "2", "--out", str(tmp_path / "b"), "--ledger", str(tmp_path / "l.sqlite3"))
+                  "--epsilon", "4", "--nproc", "2", "--out", str(tmp_path / "b"),
+                  "--ledger", str(tmp_path / "l.sqlite3"))
     assert "distributed training takes tables" in one_line_error(res)
     assert not (tmp_path / "b").exists()
     assert not (tmp_path / "l.sqlite3").exists() or Ledger(tmp_path / "l.sqlite3").entries() == []
@@ -278,7 +279,7 @@ def test_two_processes_keep_one_row_per_person_as_one_process_does(tmp_path):
     assert _entries(ws / "m1.pt") == _entries(ws / "m2.pt")
     from synthrelease.model_io import load_model
 
-    dp_sgd = [e for e in load_model(ws / "m2.pt").privacy.entries if "DP-SGD" in e.label][0]
+    dp_sgd = next(e for e in load_model(ws / "m2.pt").privacy.entries if "DP-SGD" in e.label)
     assert dp_sgd.sample_rate == pytest.approx(1 / round(170 / max(16, 170 // 5)))  # q from 170 persons
 
 

@@ -74,11 +74,13 @@ def _forward(spec: ColumnSpec, x: np.ndarray) -> np.ndarray:
     return (2.0 * (x - lo) / (hi - lo) - 1.0).astype(np.float32)
 
 
-def _float16_within(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``v`` as float16, each value rounded inward where rounding would cross a declared bound."""
+def _float16_within(v: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
+    """``v`` as float16, each value rounded inward where rounding would cross a declared bound
+    (``lo``/``hi``: scalars, or one per column of a 2-D ``v``)."""
     out = v.astype(np.float16)
     wide = out.astype(np.float64)
-    over, under = wide > hi, wide < lo
+    with np.errstate(invalid="ignore"):
+        over, under = wide > hi, wide < lo
     out[over] = np.nextafter(out[over], np.float16(-np.inf))
     out[under] = np.nextafter(out[under], np.float16(np.inf))
     return out
@@ -262,13 +264,7 @@ class TableEncoder:
             m = np.array([self.span(columns[j], "missing").start for j in nl])
             x[:, nl] = np.where(encoded[:, m + 1] > encoded[:, m], np.nan, x[:, nl])  # argmax 1
         if self.metadata.float_storage == "float16":
-            out = x.astype(np.float16)
-            wide = out.astype(np.float64)
-            with np.errstate(invalid="ignore"):
-                over, under = wide > hi, wide < lo
-            out[over] = np.nextafter(out[over], np.float16(-np.inf))
-            out[under] = np.nextafter(out[under], np.float16(np.inf))
-            return pd.DataFrame(out, columns=columns, index=pd.RangeIndex(len(x)))
+            x = _float16_within(x, lo, hi)
         return pd.DataFrame(x, columns=columns, index=pd.RangeIndex(len(x)))
 
     @classmethod

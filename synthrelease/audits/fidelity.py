@@ -41,6 +41,12 @@ from synthrelease.progress import ProgressCallback, ProgressEvent
 WIDE_COLUMNS = 60
 """Above this many synthesised columns, Column Pair Trends uses a column subset."""
 
+SHAPE_BLOCK_CELLS = 1 << 24
+"""Wide tables: Column Shapes runs on blocks of columns holding at most this many cells
+(rows of the longer table × columns, at least one column), so the typed float64 copy for
+sdmetrics is one block (128 MiB), never the whole table. The score is the same: Column
+Shapes is a mean over per-column scores."""
+
 NAN_TOKEN = "<NA>"
 """The category a missing categorical/boolean value becomes (as in the peers' evaluator)."""
 
@@ -67,6 +73,25 @@ def _prepare(df: pd.DataFrame, metadata: Metadata, cols: list[str], what: str) -
     return pd.DataFrame({c: v.to_numpy() for c, v in out.items()}, index=pd.RangeIndex(len(df)))
 
 
+def _column_shapes_in_blocks(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, cols: list[str],
+                             sdmeta: dict[str, Any], shapes_property: type) -> tuple[float, pd.DataFrame]:
+    """sdmetrics' Column Shapes score and details over ``cols``, computed on column blocks of at
+    most :data:`SHAPE_BLOCK_CELLS` cells (reads private rows). Equal to one call on all columns:
+    the score is the mean of the per-column scores (NaN skipped, as sdmetrics)."""
+    width = max(1, SHAPE_BLOCK_CELLS // max(1, len(real), len(synthetic)))
+    blocks: list[pd.DataFrame] = []
+    for lo in range(0, len(cols), width):
+        block = cols[lo:lo + width]
+        prop = shapes_property()
+        prop.get_score(_prepare(real, metadata, block, "real"), _prepare(synthetic, metadata, block, "synthetic"),
+                       {"columns": {c: sdmeta["columns"][c] for c in block}})
+        blocks.append(prop.details)
+    details = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=["Column", "Metric", "Score"])
+    if "Error" in details.columns and details["Error"].isna().all():
+        details = details.drop(columns="Error")
+    return float(details["Score"].mean()), details
+
+
 def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> list[str]:
     """The deterministic column subset for Column Pair Trends on wide tables.
 
@@ -86,11 +111,11 @@ def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> li
     chosen = chosen[:max_columns]
     nums = [c for c in cols if metadata.columns[c].is_numerical]
     if nums and len(chosen) < max_columns:
-        scaled = {}
-        for c in nums:
+        variances = {}
+        for c in nums:  # one column at a time: no float64 copy of a wide table
             lo, hi = metadata.columns[c].domain()
-            scaled[c] = (column_numbers(real[c], metadata.columns[c]) - lo) / (hi - lo)
-        var = pd.DataFrame(scaled).var().fillna(0.0)  # ddof=1, NaN skipped, as pandas in evaluate.py
+            variances[c] = ((column_numbers(real[c], metadata.columns[c]).astype(np.float64) - lo) / (hi - lo)).var()
+        var = pd.Series(variances, dtype=np.float64).fillna(0.0)  # ddof=1, NaN skipped, as pandas in evaluate.py
         var = var.sort_values(ascending=False, kind="stable")
         chosen += list(var.index[: max_columns - len(chosen)])
     keep = set(chosen)
@@ -165,8 +190,10 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
     emit = progress or (lambda event: None)
     cols = metadata.model_columns
     sdmeta = metadata.to_sdmetrics()
-    r = _prepare(real, metadata, cols, "real")
-    s = _prepare(synthetic, metadata, cols, "synthetic")
+    for frame, what in ((real, "real"), (synthetic, "synthetic")):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise DataValidationError(f"fidelity audit: the {what} table lacks column(s) {missing}")
     wide = len(cols) > WIDE_COLUMNS
     with warnings.catch_warnings():
         # sdmetrics 0.32 warns (FutureWarning, at import) that the single-table report is
@@ -178,6 +205,8 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
 
         if not wide:
             emit(ProgressEvent("audit:fidelity", 0, 1, message=f"quality report on {len(cols)} columns"))
+            r = _prepare(real, metadata, cols, "real")
+            s = _prepare(synthetic, metadata, cols, "synthetic")
             report = QualityReport()
             report.num_rows_subsample = None  # exact: no unseeded 50k-row subsample
             report.generate(r, s, sdmeta, verbose=False)
@@ -192,9 +221,7 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
             from sdmetrics.reports.single_table._properties import ColumnPairTrends, ColumnShapes
 
             emit(ProgressEvent("audit:fidelity", 0, 2, message=f"column shapes on {len(cols)} columns"))
-            shape_prop = ColumnShapes()
-            shapes = shape_prop.get_score(r, s, sdmeta)
-            shape_details = shape_prop.details
+            shapes, shape_details = _column_shapes_in_blocks(real, synthetic, metadata, cols, sdmeta, ColumnShapes)
             subset = pair_columns(real, metadata, max_pair_columns)
             emit(ProgressEvent("audit:fidelity", 1, 2,
                                message=f"column pair trends on {len(subset)} of {len(cols)} columns"))
@@ -203,7 +230,9 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
             pair_prop.real_correlation_threshold = corr_t = defaults.real_correlation_threshold
             pair_prop.real_association_threshold = assoc_t = defaults.real_association_threshold
             pair_prop.num_rows_subsample = None
-            trends = pair_prop.get_score(r[subset], s[subset], {"columns": {c: sdmeta["columns"][c] for c in subset}})
+            r = _prepare(real, metadata, subset, "real")
+            s = _prepare(synthetic, metadata, subset, "synthetic")
+            trends = pair_prop.get_score(r, s, {"columns": {c: sdmeta["columns"][c] for c in subset}})
             pair_details = pair_prop.details
             finite = [float(x) for x in (shapes, trends) if math.isfinite(x)]
             overall = sum(finite) / len(finite) if finite else math.nan  # sdmetrics' nanmean
@@ -213,7 +242,7 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
                                         "column_pair_trends": _finite(trends)}
     details: dict[str, Any] = {
         "sdmetrics_version": version("sdmetrics"),
-        "n_columns": len(cols), "n_rows_real": len(r), "n_rows_synthetic": len(s),
+        "n_columns": len(cols), "n_rows_real": len(real), "n_rows_synthetic": len(synthetic),
         "pair_subsampled": wide,
         "pair_columns": list(subset),
         "n_pairs": len(pair_details), "n_pairs_meeting_threshold": int(np.sum(meets)),

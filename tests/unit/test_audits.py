@@ -144,6 +144,32 @@ def test_wide_fidelity_uses_declared_bound_variance_subset_for_pairs():
     json.dumps(d, allow_nan=False)
 
 
+def test_wide_column_shapes_in_column_blocks_equal_one_sdmetrics_call(monkeypatch):
+    """The wide path types a block of columns at a time (bounded memory); score and details
+    equal sdmetrics' Column Shapes on the whole table, an erroring column included."""
+    import warnings
+
+    import synthrelease.audits.fidelity as fidelity
+    from sdmetrics.reports.single_table._properties import ColumnShapes
+
+    md = wide_metadata(62)
+    real, syn = wide_table(200, 62, seed=1), wide_table(150, 62, seed=2)
+    syn["n05"] = np.nan  # no synthetic value: score NaN, skipped by the mean
+    cols = md.model_columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = ColumnShapes()
+        score = whole.get_score(fidelity._prepare(real, md, cols, "real"), fidelity._prepare(syn, md, cols, "s"),
+                                md.to_sdmetrics())
+    monkeypatch.setattr(fidelity, "SHAPE_BLOCK_CELLS", 200 * 7)  # 7 columns per block, 10 blocks
+    result = run_fidelity(real, syn, md, max_pair_columns=6, coverage=False)
+    assert result.metrics["column_shapes"] == pytest.approx(score, abs=1e-12)
+    shapes = result.details["column_shapes"]
+    assert [r["column"] for r in shapes] == list(whole.details["Column"])
+    assert [r["score"] for r in shapes] == [fidelity._plain(v) for v in whole.details["Score"]]
+    assert shapes[5]["score"] is None and set(shapes[0]) == {c.lower() for c in whole.details.columns}
+
+
 # ---------------------------------------------------------------- utility
 def test_utility_copy_of_train_gives_ratio_one_and_random_labels_give_chance(meta, tables):
     train, hold, _ = tables

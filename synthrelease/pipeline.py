@@ -18,6 +18,7 @@ gate's sensitivities); the number of synthetic rows is a function of n and h onl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -270,7 +271,7 @@ def release(
         check_distributable(loaded.metadata, f"--nproc {nproc}: {loaded.metadata_source}")
         kind = distributed_modality(kind, nproc)
     loaded = stages.validate(loaded, kind)
-    meta, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
+    meta, notes = loaded.metadata, list(loaded.notes)
     tgt = _resolve_target(meta, target, optional=kind.name == "image")  # unlabelled tiles, e.g. one slide
     if tgt is None and pol.utility is not None:
         raise PolicyError(f"{policy_source}: clause utility needs a class column, and the image metadata declares "
@@ -284,10 +285,13 @@ def release(
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
     secret.require_secret("release")  # the test-only reproducible kind can never reach a release
-    parts = stages.split(df, holdout_fraction=holdout_fraction, randomness=secret,
+    n_rows = len(loaded.table)
+    parts = stages.split(loaded.table, holdout_fraction=holdout_fraction, randomness=secret,
                          unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None)
+    # from here on the release holds the table once, as its two parts: the whole table is let go
+    loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0])
     n_train = len(parts.train)
-    n_synthetic = settings.synthetic_rows or synthetic_row_count(len(df), holdout_fraction)
+    n_synthetic = settings.synthetic_rows or synthetic_row_count(n_rows, holdout_fraction)
     n_units = stages.first_row_per_person(parts.train, meta).shape[0]  # persons (= rows unless m > 1)
     eff_delta = delta if delta is not None else min(pol.privacy.max_delta, default_delta(n_units))
     loss = PrivacyLoss(epsilon, eff_delta)
@@ -301,7 +305,7 @@ def release(
         "inputs": {"data": loaded.source, "data_sha256": loaded.data_sha256, "format": loaded.fmt.kind,
                    "metadata": loaded.metadata_source, "policy": policy_source, "policy_sha256": policy_sha,
                    "content_sha256": loaded.content_sha256},
-        "rows": {"total": len(df), "train": n_train, "holdout": len(parts.holdout), "synthetic": n_synthetic,
+        "rows": {"total": n_rows, "train": n_train, "holdout": len(parts.holdout), "synthetic": n_synthetic,
                  "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}"},
         "target": tgt, "public_seed": seed, "warnings": notes, "training_processes": nproc,
         "randomness": PUBLIC_SEED_NOTE,

@@ -307,11 +307,18 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
         coins = (randomness.numpy("split").random(len(uniques)) < holdout_fraction)[codes]
     else:
         coins = randomness.numpy("split").random(len(table)) < holdout_fraction
-    train, hold = table.loc[~coins], table.loc[coins]
-    if len(train) < 2 or len(hold) < 2:
+    n_hold = int(coins.sum())
+    if len(table) - n_hold < 2 or n_hold < 2:
         raise PrivacyParameterError(f"the table's {len(table)} row(s) are too few to split into training and "
                                     f"holdout rows (holdout fraction {holdout_fraction:g})")
-    return TrainHoldout(train.reset_index(drop=True), hold.reset_index(drop=True))
+    # one copy of the rows in all (the two parts), then a fresh index in place: reset_index
+    # would copy every part a second time (a 100,000 × 20,000 table: 3.8 GiB more at the peak)
+    parts = []
+    for rows in (~coins, coins):
+        part = table.loc[rows]
+        part.index = pd.RangeIndex(len(part))
+        parts.append(part)
+    return TrainHoldout(*parts)
 
 
 # ---------------------------------------------------------------- train settings

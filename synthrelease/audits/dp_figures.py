@@ -34,7 +34,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import NearestNeighbors
 
-from synthrelease.audits._encoding import encode_for_distance
+from synthrelease.audits._encoding import distance_embedding
 from synthrelease.audits.domias import domias_scores
 from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba
 from synthrelease.metadata.dates import column_numbers
@@ -222,8 +222,10 @@ def quality_score(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metada
 
 
 def _encode(df: pd.DataFrame, metadata: Metadata) -> np.ndarray:
-    """float64 metadata-only encoding (audits/_encoding.py) of the model columns."""
-    return encode_for_distance(df, metadata).astype(np.float64)
+    """float64 metadata-only rows for distances (audits/_encoding.py: the plain encoding of the
+    model columns, or on wide tables its exact public random projection; each row's image is
+    a function of that row alone)."""
+    return distance_embedding(df, metadata)
 
 
 def nearest_distances(queries: np.ndarray, synthetic: np.ndarray, k: int) -> np.ndarray:
@@ -347,10 +349,9 @@ def _copy_figure(d1: np.ndarray) -> Figure:
 def product_of_marginals(synthetic: pd.DataFrame, metadata: Metadata, *, seed: int) -> np.ndarray:
     """PUBLIC DOMIAS reference: the encoded synthetic rows with each metadata column's block of
     encoded features (one-hot group, value + missing indicator) permuted independently with
-    ``np.random.default_rng(seed)``, a sample of the product of the synthetic column marginals."""
-    rng = np.random.default_rng(seed)
-    blocks = [encode_for_distance(synthetic, metadata, [c]).astype(np.float64) for c in metadata.model_columns]
-    return np.hstack([block[rng.permutation(len(block))] for block in blocks])
+    ``np.random.default_rng(seed)``, a sample of the product of the synthetic column marginals
+    (on wide tables, in the public random projection of :func:`_encode`)."""
+    return distance_embedding(synthetic, metadata, permute=np.random.default_rng(seed))
 
 
 def _no_nan(scores: np.ndarray) -> np.ndarray:

@@ -13,7 +13,9 @@ rows).
 As the peers' evaluator (``shared/peers/evaluate.py``, ``privacy``), with one deliberate
 difference: rows are encoded from the PUBLIC metadata only (declared bounds and category
 lists, see :func:`synthrelease.audits._encoding.encode_for_distance`), not from ranges and
-medians of the private rows.
+medians of the private rows. Encodings wider than 1,024 features (e.g. 20,000 genes) are
+measured in a fixed public random projection to 256 dimensions
+(:func:`synthrelease.audits._encoding.distance_embedding`); the details say so.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from synthrelease.audits._encoding import encode_for_distance
+from synthrelease.audits._encoding import column_width, distance_embedding, embedding_note
 from synthrelease.audits.attack_metrics import LOW_FPRS, attack_summary, distance_histogram, roc_points
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.domias import domias_scores
@@ -114,9 +116,8 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
     m = min(n_tr, n_ho)
     tr_idx = np.sort(rng.choice(n_tr, size=m, replace=False)) if n_tr > m else np.arange(n_tr)
     ho_idx = np.sort(rng.choice(n_ho, size=m, replace=False)) if n_ho > m else np.arange(n_ho)
-    e_tr = encode_for_distance(real_train, metadata)
-    e_ho = encode_for_distance(holdout, metadata)
-    e_sy = encode_for_distance(synthetic, metadata)
+    # float32 rows: the plain encoding, or on wide tables its exact random projection
+    e_tr, e_ho, e_sy = (distance_embedding(df, metadata).astype(np.float32) for df in (real_train, holdout, synthetic))
 
     searches: list[SearchInfo] = []  # exact, or HNSW with measured recall on very large tables
 
@@ -174,7 +175,9 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         "rows": {"train": n_tr, "holdout": n_ho, "synthetic": n_sy},
         "subsampled": "train" if n_tr > m else ("holdout" if n_ho > m else None),
         "seed_use": "np.random.default_rng(seed) chooses the subsample of the larger set",
-        "encoded_width": int(e_sy.shape[1]),
+        "encoded_width": sum(column_width(metadata, c) for c in metadata.model_columns),
+        "distance_dims": int(e_sy.shape[1]),
+        "embedding_note": embedding_note(metadata),
         "neighbour_search": {
             "searches": [i.to_dict() for i in searches],
             "min_recall_at_1": min(i.recall for i in searches if i.recall is not None),

@@ -36,7 +36,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthrelease.audits._encoding import distance_embedding
 from synthrelease.audits.domias import domias_scores
-from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba
+from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba, model_features
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
@@ -524,14 +524,16 @@ def tstr_scores(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metada
     """(class probabilities [m, C], labels [m]) of the holdout rows with a declared label, from
     ``HistGradientBoostingClassifier(random_state=seed)`` trained on the synthetic rows only.
 
-    Features and classes as the utility audit (audits/utility.py): model columns minus ``target``,
-    declared category codes (native categorical features up to 255 categories); classes = declared
-    categories. If the synthetic rows hold fewer than two declared classes (or there is no
+    Features and classes as the utility audit (audits/utility.py): model columns minus ``target``
+    (above 1,000, those :func:`~synthrelease.audits.utility.model_features` picks on the synthetic
+    rows), declared category codes (native categorical features up to 255 categories); classes =
+    declared categories. If the synthetic rows hold fewer than two declared classes (or there is no
     feature), every score is 0 (chance). Each holdout row's scores depend on that row and the
     public synthetic table only. Reads private rows: internal only.
     """
     classes = metadata.columns[target].canonical_categories()
-    feats = [c for c in metadata.model_columns if c != target]
+    # wide tables: the features chosen on the synthetic rows (public), as the utility audit
+    feats = model_features(synthetic, metadata, [c for c in metadata.model_columns if c != target], target)
     y_hold = _codes(holdout[target], classes)
     keep = ~np.isnan(y_hold)
     labels = y_hold[keep].astype(np.int64)

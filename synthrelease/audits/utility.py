@@ -54,6 +54,13 @@ IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 3
 """Shuffles per feature in the permutation importances."""
 
+MAX_MODEL_FEATURES = 1000
+"""Wider tables: the utility models (and the DP gate's TSTR model) use this many features, chosen
+on the synthetic rows (:func:`model_features`); pbmc68k's 764 genes stay whole."""
+
+FEATURE_BLOCK_CELLS = 1 << 24
+"""Cells (rows × features, float64: 128 MiB) per block when screening the features of a wide table."""
+
 IMPORTANCE_MAX_FEATURES = 50
 """Wider tables: permutation importances only for this many features, those with the highest
 univariate F statistic against the target in the real training rows (on pbmc68k, 765 genes,
@@ -75,12 +82,46 @@ def _numbers(series: pd.Series, spec: ColumnSpec | None = None) -> np.ndarray:
 
 
 def _features(df: pd.DataFrame, metadata: Metadata, feats: list[str]) -> np.ndarray:
-    """float64 feature matrix: numericals as numbers, categoricals as declared-category codes (reads private rows)."""
-    cols = []
-    for c in feats:
+    """float64 feature matrix: numericals as numbers, categoricals as declared-category codes (reads
+    private rows). Filled column by column: the only large allocation is the result."""
+    out = np.empty((len(df), len(feats)))
+    for i, c in enumerate(feats):
         spec = metadata.columns[c]
-        cols.append(_numbers(df[c], spec) if spec.is_numerical else _codes(df[c], spec.canonical_categories()))
-    return np.column_stack(cols) if cols else np.zeros((len(df), 0))
+        out[:, i] = _numbers(df[c], spec) if spec.is_numerical else _codes(df[c], spec.canonical_categories())
+    return out
+
+
+def _f_order(x: np.ndarray, y: np.ndarray, regression: bool) -> np.ndarray:
+    """Univariate F statistics of the columns of ``x`` against ``y`` (missing → 0; undefined → −inf)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant features: F undefined
+        f = (f_regression if regression else f_classif)(np.nan_to_num(x, nan=0.0), y)[0]
+    return np.where(np.isfinite(f), f, -np.inf)
+
+
+def model_features(synthetic: pd.DataFrame, metadata: Metadata, feats: list[str], target: str) -> list[str]:
+    """The features the utility models use: ``feats``, or above :data:`MAX_MODEL_FEATURES` the
+    ones with the highest univariate F statistic against ``target`` in the SYNTHETIC rows (missing
+    → 0; ties and undefined F keep table order), in table order.
+
+    Reads only the synthetic rows (DP output): the choice is public, so the DP gate's TSTR figures
+    keep their per-row sensitivity, and TRTR uses the same features. Computed on column blocks of
+    at most ``FEATURE_BLOCK_CELLS`` cells (no float64 copy of a wide table).
+    """
+    if len(feats) <= MAX_MODEL_FEATURES:
+        return list(feats)
+    spec = metadata.columns[target]
+    regression = spec.is_numerical
+    y = _numbers(synthetic[target], spec) if regression else _codes(synthetic[target], spec.canonical_categories())
+    ok = ~np.isnan(y)
+    if ok.sum() < 3 or len(np.unique(y[ok])) < 2:  # F undefined: the first ones in table order
+        return list(feats[:MAX_MODEL_FEATURES])
+    rows = synthetic.loc[ok]
+    width = max(1, FEATURE_BLOCK_CELLS // len(rows))
+    f = np.concatenate([_f_order(_features(rows, metadata, feats[lo:lo + width]), y[ok], regression)
+                        for lo in range(0, len(feats), width)])
+    keep = np.sort(np.argsort(-f, kind="stable")[:MAX_MODEL_FEATURES])
+    return [feats[i] for i in keep]
 
 
 def _linear_inputs(metadata: Metadata, feats: list[str]) -> ColumnTransformer:
@@ -139,11 +180,7 @@ def _importance_columns(x: np.ndarray, y: np.ndarray, regression: bool) -> np.nd
     ties and undefined F keep table order). Reads private rows (the real training rows)."""
     if x.shape[1] <= IMPORTANCE_MAX_FEATURES:
         return np.arange(x.shape[1])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant features: F undefined
-        f = (f_regression if regression else f_classif)(np.nan_to_num(x, nan=0.0), y)[0]
-    f = np.where(np.isfinite(f), f, -np.inf)
-    return np.sort(np.argsort(-f, kind="stable")[:IMPORTANCE_MAX_FEATURES])
+    return np.sort(np.argsort(-_f_order(x, y, regression), kind="stable")[:IMPORTANCE_MAX_FEATURES])
 
 
 def _importances(model: Any, x: np.ndarray, y: np.ndarray, cols: np.ndarray,
@@ -345,7 +382,8 @@ def run_utility(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     is internal-only (it goes to the steward's internal report; only coarse figures may be
     released).
 
-    Features: ``metadata.model_columns`` minus ``target``; numericals as floats (NaN kept),
+    Features: ``metadata.model_columns`` minus ``target`` (above 1,000, the ones
+    :func:`model_features` picks on the synthetic rows); numericals as floats (NaN kept),
     categoricals/booleans as codes of their declared canonical categories; undeclared
     values are missing. Gradient boosting takes the codes as ``categorical_features``
     (ordinal codes above 255 categories); the linear models take standardised numericals
@@ -397,11 +435,16 @@ def run_utility(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     if spec is None or spec.type == "identifier":
         raise MetadataError(f"utility audit: target {target!r} must be a declared categorical, boolean or "
                             "numerical column")
-    feats = [c for c in metadata.model_columns if c != target]
+    every = [c for c in metadata.model_columns if c != target]
+    feats = model_features(synthetic, metadata, every, target)
     rng = np.random.default_rng(seed)
     x_hold = _features(holdout, metadata, feats)
     frames = {"trtr": real_train, "tstr": synthetic}
     details: dict[str, Any] = {"target": target, "features": feats}
+    if len(feats) < len(every):
+        details["feature_selection"] = (
+            f"{len(every)} features > {MAX_MODEL_FEATURES}: both models use the {len(feats)} with the highest "
+            "univariate F statistic against the target in the synthetic rows (public), in table order")
     task = _regression if spec.is_numerical else _classification
     metrics = task(frames, x_hold, holdout[target], metadata, feats, target, seed, rng, details)
     return AuditResult("utility", metrics, details, time.perf_counter() - started)

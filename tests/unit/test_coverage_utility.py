@@ -164,3 +164,36 @@ def test_wide_tables_permute_only_the_features_with_the_highest_f_statistic(monk
     assert list(imp["per_feature"]) == ["age", "stage"]  # bmi = 15 + 0.2 age + 2 stage + noise
     assert "2 of 6 features" in imp["method"]
     assert result.metrics["importance_rank_agreement"] == pytest.approx(1.0)
+
+
+def test_wide_utility_models_use_the_features_screened_on_the_synthetic_rows(monkeypatch):
+    """Above MAX_MODEL_FEATURES, TSTR, TRTR and the DP gate's TSTR model use the features with the
+    highest F statistic in the SYNTHETIC rows (public), whatever the private rows hold."""
+    import synthrelease.audits.utility as utility
+    from synthrelease.audits.dp_figures import tstr_scores
+    from synthrelease.metadata.schema import Metadata
+
+    monkeypatch.setattr(utility, "MAX_MODEL_FEATURES", 3)
+    monkeypatch.setattr(utility, "FEATURE_BLOCK_CELLS", 2 * 150)  # blocks of 2 features
+    cols = {f"x{j}": {"type": "float", "min": -5.0, "max": 5.0} for j in range(8)}
+    cols["label"] = {"type": "categorical", "categories": ["0", "1"]}
+    meta = Metadata.model_validate({"target": "label", "columns": cols})
+    rng = np.random.default_rng(0)
+
+    def table(n: int, signal: list[int]) -> pd.DataFrame:
+        y = rng.integers(0, 2, n)
+        df = pd.DataFrame({f"x{j}": rng.normal(0, 1, n) + (2.0 * y if j in signal else 0.0) for j in range(8)})
+        return df.assign(label=y.astype(str))
+
+    syn, real, hold = table(150, [1, 4, 6]), table(150, [0, 2, 3]), table(100, [1, 4, 6])
+    feats = [f"x{j}" for j in range(8)]
+    assert utility.model_features(syn, meta, feats, "label") == ["x1", "x4", "x6"]
+    assert utility.model_features(real, meta, feats, "label") == ["x0", "x2", "x3"]  # the choice follows its input
+    result = utility.run_utility(real, hold, syn, meta, target="label", seed=0)
+    assert result.details["features"] == ["x1", "x4", "x6"]
+    assert "synthetic rows" in result.details["feature_selection"]
+    assert result.metrics["tstr_auc"] > 0.85  # the signal features were kept
+    scores, labels = tstr_scores(hold, syn, meta, target="label", seed=0)
+    assert len(labels) == 100 and scores.shape == (100, 2)
+    monkeypatch.setattr(utility, "MAX_MODEL_FEATURES", 1000)  # narrow again: every feature, unchanged
+    assert utility.model_features(syn, meta, feats, "label") == feats

@@ -57,10 +57,11 @@ def collect_plot_data(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.
     """
     del holdout  # the signature names every private input the report may one day need
     cols = [c for c in metadata.model_columns if c in train.columns and c in synthetic.columns]
-    real, syn = _prepared(train, metadata, cols), _prepared(synthetic, metadata, cols)
-    scores = _column_scores(real, syn, metadata, cols, _fidelity_scores(audits))
+    scores = _column_scores(train, synthetic, metadata, cols, _fidelity_scores(audits))
     worst = [s["column"] for s in scores[:MAX_DETAIL_COLUMNS]]
     matrix = _matrix_columns(train, metadata, cols)
+    shown = [c for c in cols if c in set(worst) | set(matrix)]  # typed copies of these columns only
+    real, syn = _prepared(train, metadata, shown), _prepared(synthetic, metadata, shown)
     return {
         "notice": NOTICE,
         "column_scores": scores[:MAX_SUMMARY_COLUMNS],
@@ -126,18 +127,19 @@ def _tv_complement(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - 0.5 * np.abs(pa.reindex(keys, fill_value=0) - pb.reindex(keys, fill_value=0)).sum())
 
 
-def _column_scores(real: dict[str, np.ndarray], syn: dict[str, np.ndarray], metadata: Metadata, cols: list[str],
+def _column_scores(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, cols: list[str],
                    known: dict[str, tuple[str, float]]) -> list[dict[str, Any]]:
-    """Per-column similarity, worst first: sdmetrics' score when known, else our KS / TV complement."""
+    """Per-column similarity, worst first: sdmetrics' score when known, else our KS / TV complement
+    (each column typed on its own: no copy of a wide table)."""
     out = []
     for c in cols:
         numerical = metadata.columns[c].is_numerical
         if c in known:
             metric, score = known[c]
-        elif numerical:
-            metric, score = "KSComplement", _ks_complement(real[c], syn[c])
         else:
-            metric, score = "TVComplement", _tv_complement(real[c], syn[c])
+            real, syn = _prepared(train, metadata, [c])[c], _prepared(synthetic, metadata, [c])[c]
+            metric, score = (("KSComplement", _ks_complement(real, syn)) if numerical
+                             else ("TVComplement", _tv_complement(real, syn)))
         out.append({"column": c, "kind": "numerical" if numerical else "categorical", "metric": metric,
                     "score": round(score, 4)})
     return sorted(out, key=lambda s: (s["score"], cols.index(s["column"])))

@@ -56,6 +56,33 @@ def test_plot_data_of_a_wide_table_is_bounded():
     json.dumps(plots, allow_nan=False)
 
 
+def test_plot_data_types_only_the_columns_it_shows(monkeypatch):
+    """Scores column by column, typed copies of the ≤ 30 + 30 shown columns only: far below one
+    float64 copy of a wide table (which a 100,000 × 20,000 release could not hold). The embedding
+    is bounded by its 1,000-row sample (its PCA alone takes ~70 MB here) and left out."""
+    import tracemalloc
+
+    import synthrelease.report.plot_data as plot_data
+
+    monkeypatch.setattr(plot_data, "embedding_sample", lambda *a, **k: {"available": False})
+    rng = np.random.default_rng(2)
+    cols = {f"g{i}": {"type": "float", "min": 0.0, "max": 10.0} for i in range(400)}
+    meta = Metadata.model_validate({"version": 1, "name": "wide", "reviewed": True, "target": "cell",
+                                    "columns": {**cols, "cell": {"type": "categorical", "categories": ["a", "b"]}}})
+    real = pd.DataFrame(rng.gamma(2, 1, (3000, 400)).clip(0, 10).astype(np.float16), columns=list(cols))
+    syn = pd.DataFrame(rng.gamma(2, 1, (3000, 400)).clip(0, 10).astype(np.float16), columns=list(cols))
+    real["cell"], syn["cell"] = rng.choice(["a", "b"], 3000), rng.choice(["a", "b"], 3000)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        plots = plot_data.collect_plot_data(real, real.iloc[:10], syn, meta, {}, seed=0)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert len(plots["column_scores"]) == 401 and len(plots["columns"]) == 30
+    assert peak < 3000 * 400 * 8  # one float64 copy of one table: 9.6 MB (typing both tables: 19 MB)
+
+
 def _stopped_report() -> dict:
     return {"dataset": "tiny", "privacy": {"epsilon": 1.0, "delta": 1e-5, "accountant": "-",
                                            "note": "stopped after training started"},

@@ -19,6 +19,7 @@ gate's sensitivities); the number of synthetic rows is a function of n and h onl
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import math
 import os
@@ -288,8 +289,11 @@ def release(
     n_rows = len(loaded.table)
     parts = stages.split(loaded.table, holdout_fraction=holdout_fraction, randomness=secret,
                          unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None)
-    # from here on the release holds the table once, as its two parts: the whole table is let go
+    # from here on the release holds the table once, as its two parts: the whole table is let go.
+    # Validation leaves reference cycles that hold it (exceptions Great Expectations' parser
+    # raised and caught keep their frames, and the frames the table): collect them now.
     loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0])
+    gc.collect()
     n_train = len(parts.train)
     n_synthetic = settings.synthetic_rows or synthetic_row_count(n_rows, holdout_fraction)
     n_units = stages.first_row_per_person(parts.train, meta).shape[0]  # persons (= rows unless m > 1)

@@ -372,8 +372,6 @@ def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat) -> anndata.AnnData:
         ValueError: a gene column is not numeric.
     """
     ad = _anndata()
-    import scipy.sparse as sp
-
     present = {str(c): c for c in df.columns}
     genes = [g for g in fmt.var_names if g in present]
     gene_set = set(genes)
@@ -387,16 +385,53 @@ def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat) -> anndata.AnnData:
     obs.index = index
     obs.index.name = fmt.obs_id_column  # so a re-read names the (synthetic) id column as the input did
     obs = obs.infer_objects()  # object columns of numbers (e.g. after a concat) become numbers
+    positions = [df.columns.get_loc(present[g]) for g in genes]
     try:
-        block = df[[present[g] for g in genes]]
-        nonzero = int(sum(np.count_nonzero(block[c].to_numpy()) for c in block.columns))
-        X: Any = block.to_numpy(dtype=np.float32)
+        for g in genes:  # numbers only, before anything is allocated
+            if not pd.api.types.is_numeric_dtype(df[present[g]].dtype) and len(df):
+                df[present[g]].to_numpy(dtype=np.float32)
+        nonzero = [np.count_nonzero(df[present[g]].to_numpy()) for g in genes]
     except (TypeError, ValueError) as e:
         raise ValueError(f"gene columns must be numeric to write .h5ad: {type(e).__name__}") from None
-    if X.size and nonzero < (1 - SPARSE_ZERO_SHARE) * X.size:
-        X = sp.csr_matrix(X)
+    size = n * len(genes)
+    X: Any
+    if size and sum(nonzero) < (1 - SPARSE_ZERO_SHARE) * size:
+        X = _csr_in_row_blocks(df, positions, int(sum(nonzero)))
+    else:
+        X = np.empty((n, len(genes)), dtype=np.float32)
+        for lo, hi in _row_blocks(n, len(genes)):
+            X[lo:hi] = df.iloc[lo:hi].iloc[:, positions].to_numpy(dtype=np.float32)
     var = pd.DataFrame(index=pd.Index(genes, dtype=object))
     return ad.AnnData(X=X, obs=obs, var=var)
+
+
+WRITE_BLOCK_CELLS = 1 << 24
+"""Cells per row block when a wide table is converted for writing (64 MiB as float32)."""
+
+
+def _row_blocks(n_rows: int, n_columns: int) -> list[tuple[int, int]]:
+    step = max(1, WRITE_BLOCK_CELLS // max(1, n_columns))
+    return [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, step)]
+
+
+def _csr_in_row_blocks(df: pd.DataFrame, positions: list[int], nnz: int) -> Any:
+    """float32 CSR of the columns at ``positions``, filled row block by row block into arrays
+    allocated once (``nnz`` values): no dense copy of the matrix, no stacking copy."""
+    import scipy.sparse as sp
+
+    n = len(df)
+    index_type = np.int32 if max(nnz, len(positions)) < 2 ** 31 else np.int64
+    data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=index_type)
+    indptr = np.zeros(n + 1, dtype=index_type)
+    at = 0
+    for lo, hi in _row_blocks(n, len(positions)):
+        block = df.iloc[lo:hi].iloc[:, positions].to_numpy(dtype=np.float32)
+        rows, cols = np.nonzero(block)
+        k = len(rows)
+        data[at:at + k], indices[at:at + k] = block[rows, cols], cols
+        indptr[lo + 1:hi + 1] = at + np.cumsum(np.bincount(rows, minlength=hi - lo))
+        at += k
+    return sp.csr_matrix((data, indices, indptr), shape=(n, len(positions)))
 
 
 # --------------------------------------------------------------------------------------- writing
@@ -416,12 +451,30 @@ def write_table_as(path: str | os.PathLike[str], df: pd.DataFrame, fmt: TableFor
     p = Path(path)
     with atomic_output(p) as tmp:
         if fmt.kind == "parquet":
-            df.to_parquet(tmp, index=False)
+            _write_parquet(tmp, df)
         elif fmt.kind == "h5ad":
             _write_h5ad(tmp, df, fmt)
         else:
             df.to_csv(tmp, sep=fmt.sep, index=False, compression=_split_suffix(p)[1])
     return p
+
+
+PARQUET_ROW_GROUP_CELLS = 1 << 27
+"""Cells per Parquet row group at most (a 20,000-column table: ~6,700 rows per group)."""
+
+
+def _write_parquet(tmp: Path, df: pd.DataFrame) -> None:
+    """``df`` as Parquet (no index) in row groups of at most :data:`PARQUET_ROW_GROUP_CELLS`
+    cells, each converted to Arrow on its own: no Arrow copy of a wide table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    step = max(1, PARQUET_ROW_GROUP_CELLS // max(1, df.shape[1]))
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for lo in range(0, max(1, len(df)), step):
+            group = pa.Table.from_pandas(df.iloc[lo:lo + step], schema=schema, preserve_index=False)
+            writer.write_table(group, row_group_size=max(1, group.num_rows))
 
 
 def _write_h5ad(tmp: Path, df: pd.DataFrame, fmt: TableFormat) -> None:

@@ -7,11 +7,9 @@ from pathlib import Path
 
 from synthrelease._io import atomic_output
 from synthrelease.errors import SynthreleaseError
+from synthrelease.formats import PARQUET_ROW_GROUP_CELLS as ROW_GROUP_CELLS
 from synthrelease.sampling import sample_chunks
 from synthrelease.training.trainer import TrainedModel
-
-ROW_GROUP_CELLS = 1 << 27
-"""Cells per Parquet row group at most (a 20,000-column table: ~6,700 rows per group)."""
 
 
 def write_sample_stream(model: TrainedModel, n_rows: int, output: str | os.PathLike[str], *, seed: int,

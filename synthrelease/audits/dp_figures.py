@@ -525,8 +525,8 @@ def tstr_scores(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metada
     ``HistGradientBoostingClassifier(random_state=seed)`` trained on the synthetic rows only.
 
     Features and classes as the utility audit (audits/utility.py): model columns minus ``target``
-    (above 1,000, those :func:`~synthrelease.audits.utility.model_features` picks on the synthetic
-    rows), declared category codes (native categorical features up to 255 categories); classes =
+    (above 1,000, the 256 that :func:`~synthrelease.audits.utility.model_features` picks on the
+    synthetic rows), declared category codes (native categorical features up to 255 categories); classes =
     declared categories. If the synthetic rows hold fewer than two declared classes (or there is no
     feature), every score is 0 (chance). Each holdout row's scores depend on that row and the
     public synthetic table only. Reads private rows: internal only.
@@ -549,7 +549,7 @@ def tstr_scores(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metada
 
 
 def tstr_auc(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *, target: str,
-             seed: int) -> Figure | None:
+             seed: int, scores: tuple[np.ndarray, np.ndarray] | None = None) -> Figure | None:
     """Train-on-synthetic, test-on-holdout ROC AUC (binary) or macro one-vs-rest AUC (multiclass).
 
     values = :func:`class_auc_vector` of :func:`tstr_scores` (2C numbers); finish(noisy values) =
@@ -566,7 +566,7 @@ def tstr_auc(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
     n_classes = len(metadata.columns[target].canonical_categories())
     if n_classes < 2:
         return None
-    scores, labels = tstr_scores(holdout, synthetic, metadata, target=target, seed=seed)
+    scores, labels = scores or tstr_scores(holdout, synthetic, metadata, target=target, seed=seed)
     m = len(labels)
     if m <= 1:
         return None
@@ -580,7 +580,7 @@ def tstr_auc(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
 
 
 def tstr_accuracy(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *, target: str,
-                  seed: int) -> Figure | None:
+                  seed: int, scores: tuple[np.ndarray, np.ndarray] | None = None) -> Figure | None:
     """Train-on-synthetic, test-on-holdout accuracy over ALL n0 holdout rows.
 
     The model is :func:`tstr_scores`' (trained on the synthetic rows only); a holdout row is
@@ -595,7 +595,7 @@ def tstr_accuracy(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Meta
     n0 = len(holdout)
     if n0 <= 1:
         return None
-    scores, labels = tstr_scores(holdout, synthetic, metadata, target=target, seed=seed)
+    scores, labels = scores or tstr_scores(holdout, synthetic, metadata, target=target, seed=seed)
     correct = float(np.sum(np.argmax(scores, axis=1) == labels)) if len(labels) and scores.any() else 0.0
     return _scalar("tstr_accuracy", correct / n0, _mean_sensitivity(n0),
                    "Accuracy on the holdout rows of a classifier trained only on the synthetic rows; higher is "

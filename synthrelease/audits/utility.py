@@ -55,8 +55,13 @@ IMPORTANCE_REPEATS = 3
 """Shuffles per feature in the permutation importances."""
 
 MAX_MODEL_FEATURES = 1000
-"""Wider tables: the utility models (and the DP gate's TSTR model) use this many features, chosen
-on the synthetic rows (:func:`model_features`); pbmc68k's 764 genes stay whole."""
+"""Tables with more features than this (pbmc68k's 764 genes stay whole) are screened: the utility
+models (and the DP gate's TSTR model) use :data:`SCREENED_FEATURES` features chosen on the
+synthetic rows (:func:`model_features`)."""
+
+SCREENED_FEATURES = 256
+"""Features the models of a screened (wide) table use: gradient boosting's cost grows with the
+features (10 classes × 80,000 rows × 1,000 features took minutes per fit on 2 cores)."""
 
 FEATURE_BLOCK_CELLS = 1 << 24
 """Cells (rows × features, float64: 128 MiB) per block when screening the features of a wide table."""
@@ -101,8 +106,8 @@ def _f_order(x: np.ndarray, y: np.ndarray, regression: bool) -> np.ndarray:
 
 def model_features(synthetic: pd.DataFrame, metadata: Metadata, feats: list[str], target: str) -> list[str]:
     """The features the utility models use: ``feats``, or above :data:`MAX_MODEL_FEATURES` the
-    ones with the highest univariate F statistic against ``target`` in the SYNTHETIC rows (missing
-    → 0; ties and undefined F keep table order), in table order.
+    :data:`SCREENED_FEATURES` with the highest univariate F statistic against ``target`` in the
+    SYNTHETIC rows (missing → 0; ties and undefined F keep table order), in table order.
 
     Reads only the synthetic rows (DP output): the choice is public, so the DP gate's TSTR figures
     keep their per-row sensitivity, and TRTR uses the same features. Computed on column blocks of
@@ -115,12 +120,12 @@ def model_features(synthetic: pd.DataFrame, metadata: Metadata, feats: list[str]
     y = _numbers(synthetic[target], spec) if regression else _codes(synthetic[target], spec.canonical_categories())
     ok = ~np.isnan(y)
     if ok.sum() < 3 or len(np.unique(y[ok])) < 2:  # F undefined: the first ones in table order
-        return list(feats[:MAX_MODEL_FEATURES])
+        return list(feats[:SCREENED_FEATURES])
     rows = synthetic.loc[ok]
     width = max(1, FEATURE_BLOCK_CELLS // len(rows))
     f = np.concatenate([_f_order(_features(rows, metadata, feats[lo:lo + width]), y[ok], regression)
                         for lo in range(0, len(feats), width)])
-    keep = np.sort(np.argsort(-f, kind="stable")[:MAX_MODEL_FEATURES])
+    keep = np.sort(np.argsort(-f, kind="stable")[:SCREENED_FEATURES])
     return [feats[i] for i in keep]
 
 
@@ -382,7 +387,7 @@ def run_utility(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     is internal-only (it goes to the steward's internal report; only coarse figures may be
     released).
 
-    Features: ``metadata.model_columns`` minus ``target`` (above 1,000, the ones
+    Features: ``metadata.model_columns`` minus ``target`` (above 1,000, the 256 that
     :func:`model_features` picks on the synthetic rows); numericals as floats (NaN kept),
     categoricals/booleans as codes of their declared canonical categories; undeclared
     values are missing. Gradient boosting takes the codes as ``categorical_features``
@@ -443,7 +448,7 @@ def run_utility(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     details: dict[str, Any] = {"target": target, "features": feats}
     if len(feats) < len(every):
         details["feature_selection"] = (
-            f"{len(every)} features > {MAX_MODEL_FEATURES}: both models use the {len(feats)} with the highest "
+            f"{len(every)} features > {MAX_MODEL_FEATURES}: all models use the {len(feats)} with the highest "
             "univariate F statistic against the target in the synthetic rows (public), in table order")
     task = _regression if spec.is_numerical else _classification
     metrics = task(frames, x_hold, holdout[target], metadata, feats, target, seed, rng, details)

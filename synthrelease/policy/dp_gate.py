@@ -151,10 +151,13 @@ def compute_figures(names: list[str], train: pd.DataFrame, holdout: pd.DataFrame
         out["coverage"] = f.coverage(train, synthetic, metadata)
     if "missing_category_share" in names:
         out["missing_category_share"] = f.missing_category_share(train, synthetic, metadata)
-    if "tstr_auc" in names:
-        out["tstr_auc"] = f.tstr_auc(holdout, synthetic, metadata, target=target, seed=seed)
-    if "tstr_accuracy" in names:
-        out["tstr_accuracy"] = f.tstr_accuracy(holdout, synthetic, metadata, target=target, seed=seed)
+    tstr = [n for n in ("tstr_auc", "tstr_accuracy") if n in names]
+    if tstr and target is not None:  # one model for both figures
+        classes = metadata.columns[target].canonical_categories() if target in metadata.columns else []
+        scores = f.tstr_scores(holdout, synthetic, metadata, target=target, seed=seed) \
+            if len(holdout) > 1 and len(classes) >= 2 else None
+        for n in tstr:
+            out[n] = getattr(f, n)(holdout, synthetic, metadata, target=target, seed=seed, scores=scores)
     membership = [n for n in names if n in ("dcr_mia_auc", "mia_auc_max", "tpr_at_fpr_0.01_max",
                                             "tpr_at_fpr_0.001_max", "exact_copy_share")]
     if membership:  # copies come from the DCR attack's nearest-neighbour distances: computed once

@@ -173,7 +173,8 @@ def test_wide_utility_models_use_the_features_screened_on_the_synthetic_rows(mon
     from synthrelease.audits.dp_figures import tstr_scores
     from synthrelease.metadata.schema import Metadata
 
-    monkeypatch.setattr(utility, "MAX_MODEL_FEATURES", 3)
+    monkeypatch.setattr(utility, "MAX_MODEL_FEATURES", 5)
+    monkeypatch.setattr(utility, "SCREENED_FEATURES", 3)
     monkeypatch.setattr(utility, "FEATURE_BLOCK_CELLS", 2 * 150)  # blocks of 2 features
     cols = {f"x{j}": {"type": "float", "min": -5.0, "max": 5.0} for j in range(8)}
     cols["label"] = {"type": "categorical", "categories": ["0", "1"]}

@@ -292,7 +292,7 @@ def release(
     # from here on the release holds the table once, as its two parts: the whole table is let go.
     # Validation leaves reference cycles that hold it (exceptions Great Expectations' parser
     # raised and caught keep their frames, and the frames the table): collect them now.
-    loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0])
+    loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0].copy())  # a slice would be a view of it
     gc.collect()
     n_train = len(parts.train)
     n_synthetic = settings.synthetic_rows or synthetic_row_count(n_rows, holdout_fraction)

@@ -36,7 +36,13 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import NearestNeighbors
 
-from synthrelease.audits._encoding import encode_for_distance
+from synthrelease.audits._encoding import (
+    PROJECT_ABOVE_WIDTH,
+    column_width,
+    distance_embedding,
+    embedding_note,
+    encode_for_distance,
+)
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 PCA_DIMS = 50
@@ -128,16 +134,22 @@ def category_coverage(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Met
 def embed(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *, seed: int,
           pca_dims: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Metadata-only encodings of both tables; PCA-reduced (fitted on ``real``, ``random_state=seed``)
-    to ``pca_dims`` dimensions when wider, or to ``PCA_DIMS`` when wider than ``EXACT_WIDTH_LIMIT``."""
-    x_real, x_syn = encode_for_distance(real, metadata), encode_for_distance(synthetic, metadata)  # float32
-    width = int(x_real.shape[1])
+    to ``pca_dims`` dimensions when wider, or to ``PCA_DIMS`` when wider than ``EXACT_WIDTH_LIMIT``.
+    Encodings wider than 1,024 features are first mapped by the public random projection of
+    :func:`~synthrelease.audits._encoding.distance_embedding` (256 dimensions)."""
+    width = sum(column_width(metadata, c) for c in metadata.model_columns)
     info: dict[str, Any] = {"embedding": "metadata-only encoding (numericals scaled by declared bounds, "
                                          "one-hot declared categories)", "encoded_width": width}
+    if width > PROJECT_ABOVE_WIDTH:  # wide: the public random projection first (no float64 copy of the encoding)
+        x_real, x_syn = distance_embedding(real, metadata), distance_embedding(synthetic, metadata)
+        info["projection"] = embedding_note(metadata)
+    else:
+        x_real, x_syn = encode_for_distance(real, metadata), encode_for_distance(synthetic, metadata)  # float32
     if pca_dims is None and width > EXACT_WIDTH_LIMIT:
         pca_dims = PCA_DIMS
-    if pca_dims is not None and width > pca_dims:
+    if pca_dims is not None and x_real.shape[1] > pca_dims:
         dims = min(pca_dims, len(x_real))
-        pca = PCA(n_components=dims, svd_solver="full" if width <= EXACT_WIDTH_LIMIT else "randomized",
+        pca = PCA(n_components=dims, svd_solver="full" if x_real.shape[1] <= EXACT_WIDTH_LIMIT else "randomized",
                   random_state=seed).fit(x_real)
         x_real, x_syn = pca.transform(x_real), pca.transform(x_syn)
         info["pca"] = {"components": dims, "fitted_on": "real subsample",

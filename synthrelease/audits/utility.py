@@ -121,9 +121,8 @@ def model_features(synthetic: pd.DataFrame, metadata: Metadata, feats: list[str]
     ok = ~np.isnan(y)
     if ok.sum() < 3 or len(np.unique(y[ok])) < 2:  # F undefined: the first ones in table order
         return list(feats[:SCREENED_FEATURES])
-    rows = synthetic.loc[ok]
-    width = max(1, FEATURE_BLOCK_CELLS // len(rows))
-    f = np.concatenate([_f_order(_features(rows, metadata, feats[lo:lo + width]), y[ok], regression)
+    width = max(1, FEATURE_BLOCK_CELLS // len(synthetic))  # rows selected per block: no copy of the table
+    f = np.concatenate([_f_order(_features(synthetic, metadata, feats[lo:lo + width])[ok], y[ok], regression)
                         for lo in range(0, len(feats), width)])
     keep = np.sort(np.argsort(-f, kind="stable")[:SCREENED_FEATURES])
     return [feats[i] for i in keep]

@@ -43,3 +43,17 @@ def test_fidelity_reports_coverage_metrics():
             "missing_category_share"} <= set(result.metrics)
     assert "class_shares" in result.details["coverage"]
     assert category_coverage(real, real, META)["missing_category_share"] == 0.0
+
+
+def test_wide_tables_are_projected_before_pca(monkeypatch):
+    """Encodings wider than the projection limit go through the public random projection (no
+    float64 copy of the wide encoding); a copy still scores full coverage."""
+    import synthrelease.audits.coverage as coverage
+
+    monkeypatch.setattr(coverage, "PROJECT_ABOVE_WIDTH", 5)
+    monkeypatch.setattr("synthrelease.audits._encoding.PROJECT_ABOVE_WIDTH", 5)
+    meta = Metadata.model_validate(TINY_METADATA)
+    real = make_tiny_table(300, seed=1)
+    metrics, details = run_coverage(real, real.copy(), meta, seed=0)
+    assert "random projection to 256" in details["prdc"]["projection"]
+    assert metrics["prdc_coverage"] == 1.0 and metrics["prdc_precision"] == 1.0

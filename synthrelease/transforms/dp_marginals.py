@@ -120,6 +120,27 @@ def numeric_cell_probs(x: torch.Tensor, layout: NumericLayout, n_bins: int, *, s
     return torch.cat([missing, zero, (present * nonzero).unsqueeze(2) * bins], dim=2)
 
 
+def numeric_cell_index(x: torch.Tensor, layout: NumericLayout, n_bins: int) -> torch.Tensor:
+    """[n, n_numeric] long: each row's cell per numerical column (0 missing, 1 zero, 2 + bin),
+    the position of the 1 in :func:`numeric_cell_probs` (exact, smoothing None)."""
+    present = _indicator(x, layout.present_idx) > 0.5
+    nonzero = _indicator(x, layout.nonzero_idx) > 0.5
+    bins = torch.bucketize(x[:, layout.value_idx].contiguous(), bin_edges(n_bins)) + 2
+    return torch.where(present, torch.where(nonzero, bins, torch.ones_like(bins)), torch.zeros_like(bins))
+
+
+def _class_cell_counts(cond: torch.Tensor, x: torch.Tensor, layout: NumericLayout, n_bins: int) -> torch.Tensor:
+    """[k, n_numeric, 2 + n_bins] float64 counts of rows per (condition class, column, cell):
+    ``einsum("nk,ncb->kcb", cond, numeric_cell_probs(x))`` for a one-hot (or all-zero) ``cond``,
+    by one integer bincount instead of a float one-hot tensor (exact: integer counts)."""
+    k, n_cols, cells = cond.shape[1], len(layout.columns), n_bins + 2
+    counted = cond.sum(dim=1) > 0.5  # a row without a condition class adds nothing, as in the einsum
+    cls = cond.argmax(dim=1)[counted]
+    index = numeric_cell_index(x[counted], layout, n_bins)
+    flat = (cls.unsqueeze(1) * n_cols + torch.arange(n_cols).unsqueeze(0)) * cells + index
+    return torch.bincount(flat.reshape(-1), minlength=k * n_cols * cells).view(k, n_cols, cells).double()
+
+
 def count_histograms(encoder: TableEncoder, condition_column: str) -> int:
     """M: the number of histograms released (one per non-condition column, plus the condition)."""
     return sum(1 for c in encoder.columns if c != condition_column) + 1
@@ -159,8 +180,11 @@ def measure_marginals(x: torch.Tensor | Any, encoder: TableEncoder, condition_co
         cond = xd[:, cond_span.start:cond_span.stop]
         cond_total += cond.sum(dim=0)
         if layout.columns:
-            cells = numeric_cell_probs(xd, layout, n_bins, smoothing=None)  # [rows, C, 2 + K]
-            counts += torch.einsum("nk,ncb->kcb", cond, cells)
+            if bool(((cond == 0) | (cond == 1)).all()) and bool((cond.sum(dim=1) <= 1).all()):
+                counts += _class_cell_counts(cond, xd, layout, n_bins)  # one-hot classes: integer counts
+            else:
+                cells = numeric_cell_probs(xd, layout, n_bins, smoothing=None)  # [rows, C, 2 + K]
+                counts += torch.einsum("nk,ncb->kcb", cond, cells)
         if spans:
             disc_total += cond.T @ torch.cat([xd[:, s.start:s.stop] for s in spans], dim=1)
     # noise drawn in a fixed order: condition, numerical cells, discrete cells

@@ -288,10 +288,12 @@ def release(
     secret.require_secret("release")  # the test-only reproducible kind can never reach a release
     n_rows = len(loaded.table)
     parts = stages.split(loaded.table, holdout_fraction=holdout_fraction, randomness=secret,
-                         unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None)
-    # from here on the release holds the table once, as its two parts: the whole table is let go.
-    # Validation leaves reference cycles that hold it (exceptions Great Expectations' parser
-    # raised and caught keep their frames, and the frames the table): collect them now.
+                         unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None,
+                         consume=True)  # the parts are the table's own memory, reordered
+    # from here on the release holds the rows once, as its two parts. The loaded frame object is
+    # let go (its rows are now in the parts' order); validation leaves reference cycles that
+    # hold it (exceptions Great Expectations' parser raised and caught keep their frames, and the
+    # frames the table): collect them now.
     loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0].copy())  # a slice would be a view of it
     gc.collect()
     n_train = len(parts.train)
@@ -385,6 +387,7 @@ def release(
                               epsilon_spent_before=hold.used_before, progress=progress)
         decision, figures = verdict.decision, verdict.figures
         timings["dp_gate"] = time.perf_counter() - t
+        del parts, plot_parts  # the private rows are not needed for writing: let them go before the files
         recorded = stages.public_settings(config, settings, n_synthetic=n_synthetic,
                                           holdout_fraction=holdout_fraction)
         report.update(

@@ -289,13 +289,19 @@ class TrainHoldout:
 
 
 def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRandomness,
-          unit_column: str | None = None) -> TrainHoldout:
+          unit_column: str | None = None, consume: bool = False) -> TrainHoldout:
     """Each row (each person of ``unit_column``, with all their rows) goes to the holdout by
     its own secret coin (probability ``holdout_fraction``).
 
     Row-independent: adding or removing one row changes only that row's membership, never
     another's (no stratification, no fixed sizes: both would read private counts). The
     coins come from ``randomness`` (fresh OS entropy in a release) and are never stored.
+
+    ``consume``: the caller gives ``table`` up (a release does): its rows are reordered in
+    place — training rows first, each part in table order — and the parts are views of it,
+    so the split needs 0.2× the table more memory instead of 1× (a 100,000 × 20,000 float16
+    atlas: 0.8 GiB, not 3.7). ``table`` must not be used afterwards. Falls back to copying
+    when the frame holds other than plain NumPy columns. The parts are the same either way.
 
     Raises:
         PrivacyParameterError: the fraction is not in (0, 1), or a part has fewer than 2 rows.
@@ -311,6 +317,11 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
     if len(table) - n_hold < 2 or n_hold < 2:
         raise PrivacyParameterError(f"the table's {len(table)} row(s) are too few to split into training and "
                                     f"holdout rows (holdout fraction {holdout_fraction:g})")
+    if consume and _partition_rows_in_place(table, coins):
+        n_train = len(table) - n_hold
+        train, hold = table.iloc[:n_train], table.iloc[n_train:]
+        train.index, hold.index = pd.RangeIndex(n_train), pd.RangeIndex(n_hold)
+        return TrainHoldout(train, hold)
     # one copy of the rows in all (the two parts), then a fresh index in place: reset_index
     # would copy every part a second time (a 100,000 × 20,000 table: 3.8 GiB more at the peak)
     parts = []
@@ -319,6 +330,37 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
         part.index = pd.RangeIndex(len(part))
         parts.append(part)
     return TrainHoldout(*parts)
+
+
+PARTITION_CHUNK_CELLS = 1 << 24
+"""Cells moved at once by :func:`_partition_rows_in_place` (its temporary besides the holdout copy)."""
+
+
+def _partition_rows_in_place(table: pd.DataFrame, to_end: np.ndarray) -> bool:
+    """Reorder ``table``'s rows in place: rows with ``to_end`` False first, then the others,
+    each group in table order (a stable partition). False (nothing changed) unless every column
+    is held in plain NumPy blocks, the only layout whose memory this can move.
+
+    Per block: the ``to_end`` rows are copied out, the others moved forward chunk by chunk (a
+    row only ever moves to a lower position, so no chunk overwrites a row still to be read),
+    and the copied rows written back at the end."""
+    blocks = getattr(getattr(table, "_mgr", None), "blocks", None)
+    if blocks is None or not all(isinstance(b.values, np.ndarray) and b.values.ndim == 2 for b in blocks):
+        return False
+    keep, move = np.flatnonzero(~to_end), np.flatnonzero(to_end)
+    for block in blocks:
+        values = block.values  # [columns of the block, rows]
+        moved = values[:, move]  # a copy (fancy indexing)
+        step = max(1, PARTITION_CHUNK_CELLS // max(1, values.shape[0]))
+        for lo in range(0, len(keep), step):
+            hi = min(len(keep), lo + step)
+            values[:, lo:hi] = values[:, keep[lo:hi]]
+        values[:, len(keep):] = moved
+        del moved
+    clear = getattr(table, "_clear_item_cache", None)
+    if clear is not None:
+        clear()  # cached column Series would show the old order
+    return True
 
 
 # ---------------------------------------------------------------- train settings

@@ -152,6 +152,35 @@ def test_split_copies_the_rows_once() -> None:
     assert not np.shares_memory(train["g0"].to_numpy(), df["g0"].to_numpy())
 
 
+@pytest.mark.parametrize("with_extension_column", [False, True])
+def test_a_consuming_split_gives_the_same_parts_in_the_tables_own_memory(with_extension_column) -> None:
+    """``consume=True`` (the release) reorders the table in place and returns views: the same parts
+    as the copying split for the same coins; a frame with an extension column is copied instead."""
+    from synthrelease import stages
+
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(rng.random((500, 40)).astype(np.float16), columns=[f"g{i}" for i in range(40)])
+    df.insert(0, "kind", rng.choice(["a", "b", "c"], 500).astype(object))
+    df["age"] = rng.integers(0, 90, 500)
+    if with_extension_column:
+        df["stage"] = pd.Categorical(rng.choice(["1", "2"], 500))
+    df.index = pd.RangeIndex(7, 507)
+    hook = PrivateRandomness.unsafe_reproducible_for_tests
+    expected = stages.split(df, holdout_fraction=0.3, randomness=hook(3))
+    base = df["g0"].to_numpy()
+    while base.base is not None:
+        base = base.base
+    stages.PARTITION_CHUNK_CELLS, chunk = 40 * 9, stages.PARTITION_CHUNK_CELLS  # 9 rows moved at a time
+    try:
+        got = stages.split(df, holdout_fraction=0.3, randomness=hook(3), consume=True)
+    finally:
+        stages.PARTITION_CHUNK_CELLS = chunk
+    pd.testing.assert_frame_equal(got.train, expected.train)
+    pd.testing.assert_frame_equal(got.holdout, expected.holdout)
+    shared = np.shares_memory(got.train["g0"].to_numpy(), base)
+    assert shared is not with_extension_column  # views of the table's memory, unless it was copied
+
+
 def test_hardened_gaussian_noise_has_the_right_scale() -> None:
     g = SeedTree(0).torch("noise-test")
     x = gaussian_noise((200_000,), 3.0, g)

@@ -361,10 +361,12 @@ def release(
         spent_epsilon.append(spent.epsilon)
         meta = kind.metadata_after_training(model, meta)  # tables: with DP-estimated bounds, if any
         timings["train"] = time.perf_counter() - t
+        stages.return_freed_memory()  # the trainer's discriminator, optimiser and DP state are gone
 
         t = time.perf_counter()
         synthetic = stages.sample(model, n_synthetic, modality=kind, seed=seeds.integer("sample"), progress=progress)
         timings["sample"] = time.perf_counter() - t
+        stages.return_freed_memory()
 
         t = time.perf_counter()
         audits = stages.audit(parts, synthetic, meta, pol, target=tgt, seed=seeds.integer("audits"), config=config,

@@ -16,7 +16,9 @@ inputs.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -330,6 +332,17 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
         part.index = pd.RangeIndex(len(part))
         parts.append(part)
     return TrainHoldout(*parts)
+
+
+def return_freed_memory() -> None:
+    """Collect reference cycles and hand freed heap pages back to the operating system (glibc's
+    ``malloc_trim``; nothing elsewhere), so that a long release's resident memory after a stage
+    is what is still live (training leaves ~1 GiB of freed pieces on a 20,000-gene table)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 PARTITION_CHUNK_CELLS = 1 << 24

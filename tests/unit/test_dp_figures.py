@@ -396,3 +396,33 @@ def test_copies_from_the_dcr_distances_equal_the_standalone_figure(tables):
                                     names=("dcr_mia_auc", "exact_copy_share"))["exact_copy_share"]
     assert shared.values == pytest.approx(alone.values) and alone.values[0] >= 7 / len(train)
     assert shared.l2_sensitivity == alone.l2_sensitivity
+
+
+def test_quality_pairs_are_drawn_without_listing_every_pair():
+    """The drawn pairs equal the old list-then-choose result (same seed, same indices), and
+    20,000 columns (2·10^8 pairs, 14 GiB as a list) take no memory to speak of."""
+    import itertools
+    import tracemalloc
+
+    from synthrelease.audits.dp_figures import quality_pairs
+    from synthrelease.metadata.schema import Metadata
+
+    def meta(n: int) -> Metadata:
+        return Metadata.model_validate({"columns": {f"c{i}": {"type": "float", "min": 0.0, "max": 1.0}
+                                                    for i in range(n)}})
+
+    for n, seed in ((30, 0), (64, 3), (300, 7)):
+        pairs = list(itertools.combinations(meta(n).model_columns, 2))
+        chosen = np.sort(np.random.default_rng(seed).choice(len(pairs), 200, replace=False))
+        assert quality_pairs(meta(n), seed=seed) == [pairs[i] for i in chosen]
+    assert quality_pairs(meta(20), seed=0) == list(itertools.combinations(meta(20).model_columns, 2))
+    wide = meta(20_000)
+    tracemalloc.start()
+    try:
+        got = quality_pairs(wide, seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(got) == 200 and len(set(got)) == 200 and all(a < b for a, b in
+                                                          ((int(x[1:]), int(y[1:])) for x, y in got))
+    assert peak < 50 * 2**20

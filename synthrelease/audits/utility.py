@@ -63,8 +63,9 @@ SCREENED_FEATURES = 256
 """Features the models of a screened (wide) table use: gradient boosting's cost grows with the
 features (10 classes × 80,000 rows × 1,000 features took minutes per fit on 2 cores)."""
 
-FEATURE_BLOCK_CELLS = 1 << 24
-"""Cells (rows × features, float64: 128 MiB) per block when screening the features of a wide table."""
+FEATURE_BLOCK_CELLS = 1 << 22
+"""Cells (rows × features, float64: 32 MiB) per block when screening the features of a wide table
+(its copies and sklearn's F test take a few times the block)."""
 
 IMPORTANCE_MAX_FEATURES = 50
 """Wider tables: permutation importances only for this many features, those with the highest

@@ -339,10 +339,12 @@ def return_freed_memory() -> None:
     ``malloc_trim``; nothing elsewhere), so that a long release's resident memory after a stage
     is what is still live (training leaves ~1 GiB of freed pieces on a 20,000-gene table)."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None) if os.name == "posix" else None
+"""glibc's ``malloc_trim`` from the process's own symbols; None where the C library has none."""
 
 
 PARTITION_CHUNK_CELLS = 1 << 24

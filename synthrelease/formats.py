@@ -30,6 +30,7 @@ import pandas as pd
 
 from synthrelease._io import atomic_output
 from synthrelease.errors import InputFileError
+from synthrelease.spill import release_mapped_pages
 
 if TYPE_CHECKING:  # anndata is imported lazily: only .h5ad work pays for it
     import anndata
@@ -401,6 +402,7 @@ def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat) -> anndata.AnnData:
         X = np.empty((n, len(genes)), dtype=np.float32)
         for lo, hi in _row_blocks(n, len(genes)):
             X[lo:hi] = df.iloc[lo:hi].iloc[:, positions].to_numpy(dtype=np.float32)
+            release_mapped_pages()
     var = pd.DataFrame(index=pd.Index(genes, dtype=object))
     return ad.AnnData(X=X, obs=obs, var=var)
 
@@ -431,6 +433,7 @@ def _csr_in_row_blocks(df: pd.DataFrame, positions: list[int], nnz: int) -> Any:
         data[at:at + k], indices[at:at + k] = block[rows, cols], cols
         indptr[lo + 1:hi + 1] = at + np.cumsum(np.bincount(rows, minlength=hi - lo))
         at += k
+        release_mapped_pages()  # a spilled synthetic table: only this block's pages were resident
     return sp.csr_matrix((data, indices, indptr), shape=(n, len(positions)))
 
 
@@ -455,8 +458,20 @@ def write_table_as(path: str | os.PathLike[str], df: pd.DataFrame, fmt: TableFor
         elif fmt.kind == "h5ad":
             _write_h5ad(tmp, df, fmt)
         else:
-            df.to_csv(tmp, sep=fmt.sep, index=False, compression=_split_suffix(p)[1])
+            _write_delimited(tmp, df, fmt.sep, _split_suffix(p)[1])
     return p
+
+
+def _write_delimited(tmp: Path, df: pd.DataFrame, sep: str, compression: str | None) -> None:
+    """``df.to_csv`` (no index), uncompressed ones in row blocks of :data:`WRITE_BLOCK_CELLS`
+    cells (the same bytes), letting go of a spilled table's pages after each block."""
+    if compression is not None:
+        df.to_csv(tmp, sep=sep, index=False, compression=compression)
+        return
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        for lo, hi in _row_blocks(len(df), df.shape[1]) or [(0, 0)]:
+            df.iloc[lo:hi].to_csv(handle, sep=sep, index=False, header=lo == 0)
+            release_mapped_pages()
 
 
 PARQUET_ROW_GROUP_CELLS = 1 << 27
@@ -475,6 +490,7 @@ def _write_parquet(tmp: Path, df: pd.DataFrame) -> None:
         for lo in range(0, max(1, len(df)), step):
             group = pa.Table.from_pandas(df.iloc[lo:lo + step], schema=schema, preserve_index=False)
             writer.write_table(group, row_group_size=max(1, group.num_rows))
+            release_mapped_pages()
 
 
 def _write_h5ad(tmp: Path, df: pd.DataFrame, fmt: TableFormat) -> None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from synthrelease.errors import SynthreleaseError
 from synthrelease.metadata.schema import canonical_category
+from synthrelease.spill import release_mapped_pages, should_spill, spilled_array
 from synthrelease.training.trainer import TrainedModel
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -128,7 +129,9 @@ def stack_chunks(chunks: Iterator[pd.DataFrame], n_rows: int) -> pd.DataFrame:
     copied chunk by chunk into one preallocated array and each chunk is let go at once, so the
     peak is the result plus one chunk, not the chunks plus their concatenation (2× the result:
     3 GiB more for 80,000 × 20,000 float16 rows). Other columns are concatenated per column,
-    and the frame keeps the chunks' column order without a reordering copy.
+    and the frame keeps the chunks' column order without a reordering copy. A block of at least
+    :data:`synthrelease.spill.SPILL_ABOVE_BYTES` is held in a spill file, not on the heap
+    (:mod:`synthrelease.spill`): the resident set then holds one chunk of it.
     """
     first = next(chunks)
     dtypes = first.dtypes
@@ -138,32 +141,25 @@ def stack_chunks(chunks: Iterator[pd.DataFrame], n_rows: int) -> pd.DataFrame:
     wide = floats.value_counts().index[0]
     in_block = [isinstance(d, np.dtype) and d == wide for d in dtypes]
     positions = [i for i, b in enumerate(in_block) if b]
-    block = np.empty((n_rows, len(positions)), dtype=wide)
+    shape = (len(positions), n_rows)  # column-major, pandas' own block layout: columns are contiguous
+    block = spilled_array(shape, wide) if should_spill(shape[0] * shape[1] * wide.itemsize) else np.empty(shape, wide)
     others: dict[int, list[pd.Series]] = {i: [] for i, b in enumerate(in_block) if not b}
     done = 0
     chunk: pd.DataFrame | None = first
     while chunk is not None:
         m = len(chunk)
-        block[done:done + m] = chunk.iloc[:, positions].to_numpy(dtype=wide)
+        block[:, done:done + m] = chunk.iloc[:, positions].to_numpy(dtype=wide).T
         for i, parts in others.items():
             parts.append(chunk.iloc[:, i])
         done += m
+        release_mapped_pages()
         chunk = next(chunks, None)
     if done != n_rows:
         raise SynthreleaseError(f"sampling gave {done} rows, {n_rows} were asked for")
     index = pd.RangeIndex(n_rows)
-    pieces: list[pd.DataFrame] = []
-    start, at = 0, 0  # runs of adjacent columns: block columns as views of `block`, others concatenated
-    while start < len(in_block):
-        stop = start
-        while stop < len(in_block) and in_block[stop] == in_block[start]:
-            stop += 1
-        if in_block[start]:
-            pieces.append(pd.DataFrame(block[:, at:at + stop - start], index=index, columns=first.columns[start:stop],
-                                       copy=False))
-            at += stop - start
-        else:
-            pieces.append(pd.DataFrame({first.columns[i]: pd.concat(others[i], axis=0).set_axis(index)
-                                        for i in range(start, stop)}, index=index))
-        start = stop
-    return pd.concat(pieces, axis=1, copy=False) if len(pieces) > 1 else pieces[0]
+    # one frame over the block (a view), then the other columns inserted at their places: a
+    # concatenation of column runs would consolidate the runs into a heap copy of the block
+    frame = pd.DataFrame(block.T, index=index, columns=first.columns[positions], copy=False)
+    for i in sorted(others):
+        frame.insert(i, first.columns[i], pd.concat(others[i], axis=0).set_axis(index))
+    return frame

@@ -41,6 +41,7 @@ from synthrelease.policy.gate import GateDecision, evaluate_gate
 from synthrelease.policy.schema import Policy, load_policy
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import PrivateRandomness
+from synthrelease.spill import release_mapped_pages
 from synthrelease.training.config import TrainingConfig
 
 DataInput = str | os.PathLike[str] | pd.DataFrame | Any
@@ -337,10 +338,12 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
 def return_freed_memory() -> None:
     """Collect reference cycles and hand freed heap pages back to the operating system (glibc's
     ``malloc_trim``; nothing elsewhere), so that a long release's resident memory after a stage
-    is what is still live (training leaves ~1 GiB of freed pieces on a 20,000-gene table)."""
+    is what is still live (training leaves ~1 GiB of freed pieces on a 20,000-gene table), and
+    let go of the resident pages of spilled synthetic blocks (:mod:`synthrelease.spill`)."""
     gc.collect()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+    release_mapped_pages()
 
 
 _MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None) if os.name == "posix" else None
@@ -538,12 +541,15 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
     if policy.fidelity is not None:
         progress(ProgressEvent("audit:fidelity"))
         results["fidelity"] = run_fidelity(train_rows, synthetic, metadata, seed=seed, progress=progress)
+        release_mapped_pages()
     if policy.utility is not None and target is not None:
         progress(ProgressEvent("audit:utility"))
         results["utility"] = run_utility(train_rows, holdout, synthetic, metadata, target=target, seed=seed)
+        release_mapped_pages()
     if policy.membership is not None:
         progress(ProgressEvent("audit:membership"))
         results["membership"] = run_membership(train_rows, holdout, synthetic, metadata, seed=seed)
+        release_mapped_pages()
     if policy.rules:
         from synthrelease.audits.plausibility import run_plausibility
 
@@ -604,6 +610,7 @@ def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata:
             (train, _), (holdout, _), (rows, meta) = (modality.view(train, metadata), modality.view(holdout, metadata),
                                                       modality.view(synthetic, metadata))
         exact = dp_gate.compute_figures(names, train, holdout, rows, meta, target=target, seed=seed)
+        release_mapped_pages()
         if "exact_copy_share" in names and modality is not None and modality.copy_keys is not None:
             from synthrelease.audits.dp_figures import exact_copy_share_by_key
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.spill import release_mapped_pages
 
 PROJECT_ABOVE_WIDTH = 1024
 """Encodings wider than this many features are measured in the random projection."""
@@ -145,6 +146,7 @@ def distance_embedding(df: pd.DataFrame, metadata: Metadata, *,
             start += cw
         np.rint(block * scale, out=block)
         out += block @ matrix[first:first + w]
+        release_mapped_pages()  # a spilled synthetic table: only this group's pages were resident
     out *= 1.0 / (scale * np.sqrt(PROJECTION_DIMS))  # 2^-24 / 16: a power of two, exact
     return out
 

@@ -37,6 +37,7 @@ from synthrelease.errors import DataValidationError
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.progress import ProgressCallback, ProgressEvent
+from synthrelease.spill import release_mapped_pages
 
 WIDE_COLUMNS = 60
 """Above this many synthesised columns, Column Pair Trends uses a column subset."""
@@ -86,6 +87,7 @@ def _column_shapes_in_blocks(real: pd.DataFrame, synthetic: pd.DataFrame, metada
         prop.get_score(_prepare(real, metadata, block, "real"), _prepare(synthetic, metadata, block, "synthetic"),
                        {"columns": {c: sdmeta["columns"][c] for c in block}})
         blocks.append(prop.details)
+        release_mapped_pages()  # a spilled synthetic table: only this block's pages were resident
     details = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=["Column", "Metric", "Score"])
     if "Error" in details.columns and details["Error"].isna().all():
         details = details.drop(columns="Error")

@@ -40,6 +40,7 @@ from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError, MetadataError
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
+from synthrelease.spill import release_mapped_pages
 
 MAX_NATIVE_CATEGORIES = 255
 """HistGradientBoosting's categorical support takes at most ``max_bins`` (255) categories;
@@ -123,8 +124,11 @@ def model_features(synthetic: pd.DataFrame, metadata: Metadata, feats: list[str]
     if ok.sum() < 3 or len(np.unique(y[ok])) < 2:  # F undefined: the first ones in table order
         return list(feats[:SCREENED_FEATURES])
     width = max(1, FEATURE_BLOCK_CELLS // len(synthetic))  # rows selected per block: no copy of the table
-    f = np.concatenate([_f_order(_features(synthetic, metadata, feats[lo:lo + width])[ok], y[ok], regression)
-                        for lo in range(0, len(feats), width)])
+    scores = []
+    for lo in range(0, len(feats), width):
+        scores.append(_f_order(_features(synthetic, metadata, feats[lo:lo + width])[ok], y[ok], regression))
+        release_mapped_pages()  # a spilled synthetic table: only this block's pages were resident
+    f = np.concatenate(scores)
     keep = np.sort(np.argsort(-f, kind="stable")[:SCREENED_FEATURES])
     return [feats[i] for i in keep]
 

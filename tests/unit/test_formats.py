@@ -302,3 +302,23 @@ def test_failed_h5ad_write_is_atomic(tmp_path):
         write_table_as(target, bad, fmt)
     assert target.read_bytes() == b"previous release"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5ad"]
+
+
+@pytest.mark.parametrize("sep, name", [(",", "t.csv"), ("\t", "t.tsv"), (",", "t.csv.gz")])
+def test_delimited_writes_in_row_blocks_equal_one_to_csv(tmp_path, monkeypatch, sep, name):
+    """Uncompressed CSV/TSV are written a row block at a time: the same bytes as one ``to_csv``."""
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame({"x": rng.random(23).astype(np.float16), "y": rng.integers(0, 5, 23),
+                       "note": np.where(rng.random(23) < 0.3, None, 'a "q", b').astype(object)})
+    monkeypatch.setattr(formats, "WRITE_BLOCK_CELLS", 3 * 4)  # 4 rows per block
+    fmt = TableFormat("tsv" if sep == "\t" else "csv", sep=sep)
+    write_table_as(tmp_path / name, df, fmt)
+    df.to_csv(tmp_path / ("whole-" + name), sep=sep, index=False)
+    read = (lambda p: pd.read_csv(p, sep=sep)) if name.endswith(".gz") else (lambda p: p.read_bytes())
+    got, expected = read(tmp_path / name), read(tmp_path / ("whole-" + name))
+    if isinstance(got, pd.DataFrame):
+        pd.testing.assert_frame_equal(got, expected)
+    else:
+        assert got == expected
+    write_table_as(tmp_path / "empty.csv", df.iloc[:0], TableFormat("csv"))
+    assert (tmp_path / "empty.csv").read_text() == "x,y,note\n"

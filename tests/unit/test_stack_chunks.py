@@ -74,3 +74,15 @@ def test_a_short_sample_is_an_error():
     df = mixed(20, np.random.default_rng(3))
     with pytest.raises(SynthreleaseError, match="20 rows, 25 were asked"):
         stack_chunks(iter(chunks_of(df, 6)), 25)
+
+
+def test_large_blocks_are_spilled_to_an_unnamed_file_and_equal_concat(monkeypatch):
+    from synthrelease import spill
+
+    monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)
+    df = mixed(40, np.random.default_rng(3))
+    parts = chunks_of(df, 9)
+    got = stack_chunks(iter(parts), 40)
+    pd.testing.assert_frame_equal(got, pd.concat(parts, axis=0))
+    assert spill.is_spilled(got["g3"].to_numpy())  # a view of the spilled block, not a copy
+    assert not spill.is_spilled(got["age"].to_numpy())

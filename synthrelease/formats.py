@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease._io import atomic_output
+from synthrelease.delimited import write_delimited
 from synthrelease.errors import InputFileError
 from synthrelease.spill import release_mapped_pages
 
@@ -463,15 +464,12 @@ def write_table_as(path: str | os.PathLike[str], df: pd.DataFrame, fmt: TableFor
 
 
 def _write_delimited(tmp: Path, df: pd.DataFrame, sep: str, compression: str | None) -> None:
-    """``df.to_csv`` (no index), uncompressed ones in row blocks of :data:`WRITE_BLOCK_CELLS`
-    cells (the same bytes), letting go of a spilled table's pages after each block."""
+    """``df.to_csv`` (no index); uncompressed ones through :func:`synthrelease.delimited.write_delimited`
+    (row blocks, the same bytes, wide float16 blocks formatted by lookup)."""
     if compression is not None:
         df.to_csv(tmp, sep=sep, index=False, compression=compression)
         return
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        for lo, hi in _row_blocks(len(df), df.shape[1]) or [(0, 0)]:
-            df.iloc[lo:hi].to_csv(handle, sep=sep, index=False, header=lo == 0)
-            release_mapped_pages()
+    write_delimited(tmp, df, sep)
 
 
 PARQUET_ROW_GROUP_CELLS = 1 << 27

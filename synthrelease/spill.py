@@ -5,9 +5,13 @@ anonymous memory beside the private table through the audits, the gate and the b
 :func:`spilled_array` maps them from a temporary file that has no name (it is unlinked at
 creation, so a killed run leaves nothing on disk), and :func:`release_mapped_pages` lets go of
 the pages this process has touched: the rows stay in the kernel's page cache (reclaimable,
-written back to the file under pressure) and are read again on the next access. The block
-loops of sampling, audits and writers call it after each block, so the resident set holds one
-block of these rows, not all of them.
+written back to the file under pressure) and are read again on the next access.
+
+Two things call it: the block loops of sampling, audits and writers after each block, and a
+pager thread every :data:`PAGER_SECONDS` while a spilled array is alive (for code that reads
+the table without a block loop of its own: a random sample of its rows, a library's
+per-column loop). Both are safe at any moment: the mappings are shared file mappings, whose
+content (written pages included) stays in the file when their pages are let go.
 
 Only synthetic rows (the DP model's output) are spilled; private rows never go to disk here.
 The file lives in :func:`tempfile.gettempdir` (``TMPDIR``): point it at a disk, not at a
@@ -17,19 +21,28 @@ from __future__ import annotations
 
 import mmap
 import tempfile
+import threading
 import weakref
 
 import numpy as np
+import pandas as pd
 
 SPILL_ABOVE_BYTES = 1 << 30
 """Blocks of at least this many bytes are spilled (smaller ones stay on the heap)."""
 
+PAGER_SECONDS = 1.0
+"""How often the pager thread lets go of the spilled arrays' resident pages."""
+
+_LOCK = threading.Lock()
 _MAPPED: list[weakref.ref[np.memmap]] = []
 """Weak references to the spilled arrays (dead ones are pruned as new ones are made)."""
+_PAGER: list[threading.Thread] = []
+"""The running pager thread, if any."""
 
 
 def _live() -> list[np.memmap]:
-    return [a for a in (r() for r in _MAPPED) if a is not None]
+    with _LOCK:
+        return [a for a in (r() for r in _MAPPED) if a is not None]
 
 
 def should_spill(n_bytes: int) -> bool:
@@ -41,14 +54,31 @@ def spilled_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-ordered array of ``shape`` mapped from an unnamed temporary file.
 
     The file is deleted when the last view of the array is let go (and, having no name, never
-    outlives the process). Pages touched are resident until :func:`release_mapped_pages`.
+    outlives the process). Touched pages are resident until the next :func:`release_mapped_pages`.
     """
     with tempfile.TemporaryFile(prefix="synthrelease-spill-") as handle:
         n_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         handle.truncate(max(1, n_bytes))
         array = np.memmap(handle, dtype=dtype, mode="r+", shape=shape)
-    _MAPPED[:] = [r for r in _MAPPED if r() is not None] + [weakref.ref(array)]
+    with _LOCK:
+        _MAPPED[:] = [r for r in _MAPPED if r() is not None] + [weakref.ref(array)]
+        if not _PAGER:
+            pager = threading.Thread(target=_page_out_while_alive, name="synthrelease-spill-pager", daemon=True)
+            _PAGER.append(pager)
+            pager.start()
     return array
+
+
+def _page_out_while_alive() -> None:
+    """The pager: let go of pages every PAGER_SECONDS; ends when no spilled array is alive."""
+    tick = threading.Event()
+    while True:
+        tick.wait(PAGER_SECONDS)
+        with _LOCK:
+            if not any(r() is not None for r in _MAPPED):
+                _PAGER.clear()
+                return
+        release_mapped_pages()
 
 
 def is_spilled(array: np.ndarray) -> bool:
@@ -63,9 +93,27 @@ def is_spilled(array: np.ndarray) -> bool:
 
 
 def release_mapped_pages() -> None:
-    """Let go of the resident pages of every live spilled array (their content is kept: the
-    mappings are shared file mappings, so dropped pages are read back from the file)."""
+    """Let go of the resident pages of every live spilled array (their content is kept)."""
     for array in _live():
         handle = getattr(array, "_mmap", None)
         if handle is not None and not handle.closed:
             handle.madvise(mmap.MADV_DONTNEED)
+
+
+TAKE_BLOCK_BYTES = 1 << 26
+"""Bytes of a spilled table's columns read at once by :func:`take_rows` (64 MiB)."""
+
+
+def take_rows(df: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``df.iloc[rows]``. On a frame holding a spilled block, the rows are taken a column block
+    of about :data:`TAKE_BLOCK_BYTES` at a time, letting go of its pages after each: a sample
+    spread over all rows touches every page of every column it reads."""
+    blocks = getattr(getattr(df, "_mgr", None), "blocks", ())
+    if not any(isinstance(b.values, np.ndarray) and is_spilled(b.values) for b in blocks):
+        return df.iloc[rows]
+    width = max(1, TAKE_BLOCK_BYTES // max(1, 2 * len(df)))
+    pieces = []
+    for lo in range(0, df.shape[1], width):
+        pieces.append(df.iloc[rows, lo:lo + width])
+        release_mapped_pages()
+    return pd.concat(pieces, axis=1)

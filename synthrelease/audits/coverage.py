@@ -44,6 +44,7 @@ from synthrelease.audits._encoding import (
     encode_for_distance,
 )
 from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.spill import take_rows
 
 PCA_DIMS = 50
 """Dimensions kept when PCA is applied."""
@@ -171,7 +172,7 @@ def run_coverage(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
     rng = np.random.default_rng(seed)
 
     def sample(df: pd.DataFrame) -> pd.DataFrame:
-        return df.iloc[np.sort(rng.choice(len(df), max_rows, replace=False))] if len(df) > max_rows else df
+        return take_rows(df, np.sort(rng.choice(len(df), max_rows, replace=False))) if len(df) > max_rows else df
 
     r, s = sample(real), sample(synthetic)
     x_real, x_syn, info = embed(r, s, metadata, seed=seed, pca_dims=pca_dims)

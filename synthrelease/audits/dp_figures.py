@@ -39,6 +39,7 @@ from synthrelease.audits.domias import domias_scores
 from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba, model_features
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.spill import release_mapped_pages
 
 MISSING = "<NA>"
 """Category string of a missing value (its own category in every discrete comparison)."""
@@ -174,6 +175,7 @@ def column_shape_scores(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: 
             real, syn = _shape_column(train, metadata, c), _shape_column(synthetic, metadata, c)
             metric = KSComplement if metadata.columns[c].is_numerical else TVComplement
             scores.append(float(metric.compute(pd.Series(real), pd.Series(syn))))
+            release_mapped_pages()  # a spilled synthetic table: only this column's pages were resident
     return np.array(scores)
 
 

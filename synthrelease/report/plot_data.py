@@ -26,6 +26,7 @@ import pandas as pd
 
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.spill import release_mapped_pages, take_rows
 
 MAX_BINS = 30
 MAX_CATEGORIES = 30
@@ -140,6 +141,7 @@ def _column_scores(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metad
             real, syn = _prepared(train, metadata, [c])[c], _prepared(synthetic, metadata, [c])[c]
             metric, score = (("KSComplement", _ks_complement(real, syn)) if numerical
                              else ("TVComplement", _tv_complement(real, syn)))
+            release_mapped_pages()
         out.append({"column": c, "kind": "numerical" if numerical else "categorical", "metric": metric,
                     "score": round(score, 4)})
     return sorted(out, key=lambda s: (s["score"], cols.index(s["column"])))
@@ -283,7 +285,7 @@ def embedding_sample(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Meta
     for name, df in (("real", real), ("synthetic", synthetic)):
         idx = np.sort(rng.choice(len(df), MAX_EMBEDDING_POINTS, replace=False)) if len(df) > MAX_EMBEDDING_POINTS \
             else np.arange(len(df))
-        parts[name] = df.iloc[idx]
+        parts[name] = take_rows(df, idx)  # a spilled synthetic table: a column block at a time
     enc = {k: encode_for_distance(v, metadata, cols).astype(np.float64) for k, v in parts.items()}
     if len(enc["real"]) < 2 or enc["real"].shape[1] < 2:
         return {"available": False, "reason": "fewer than two rows or encoded features"}

@@ -5,6 +5,8 @@ import gc
 import os
 import sys
 import tempfile
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -20,14 +22,16 @@ def rss_file_kib() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("RssFile:"))
 
 
-def test_release_keeps_content_and_lets_go_of_resident_pages():
+def test_release_keeps_content_and_lets_go_of_resident_pages(monkeypatch):
+    release = spill.release_mapped_pages
+    monkeypatch.setattr(spill, "release_mapped_pages", lambda: None)  # the pager thread idles
     block = spill.spilled_array((64, 1 << 20), np.float16)  # 128 MiB
     values = np.arange(1 << 20, dtype=np.float16)
     before = rss_file_kib()
     for row in block:
         row[:] = values
     assert rss_file_kib() - before > 100 * 1024  # written pages are resident
-    spill.release_mapped_pages()
+    release()
     assert rss_file_kib() - before < 16 * 1024
     np.testing.assert_array_equal(block[17], values)  # read back from the file
     np.testing.assert_array_equal(block[63], values)
@@ -49,3 +53,40 @@ def test_spill_file_has_no_name_and_dies_with_the_array(tmp_path, monkeypatch):
 def test_only_large_blocks_spill():
     assert spill.should_spill(spill.SPILL_ABOVE_BYTES)
     assert not spill.should_spill(spill.SPILL_ABOVE_BYTES - 1)
+
+
+def test_the_pager_lets_go_of_pages_read_without_a_block_loop_and_ends_with_the_arrays(monkeypatch):
+    monkeypatch.setattr(spill, "PAGER_SECONDS", 0.2)
+    before = rss_file_kib()
+    block = spill.spilled_array((32, 1 << 21), np.float16)  # 128 MiB
+    block[:] = 1.0  # one whole-array write, no explicit release
+    expected = np.full(1 << 21, 1.0, dtype=np.float16)
+    for _ in range(50):
+        if rss_file_kib() - before < 16 * 1024:
+            break
+        time.sleep(0.1)
+    assert rss_file_kib() - before < 16 * 1024  # without the pager: +128 MiB for good
+    np.testing.assert_array_equal(block[31], expected)  # the written content is kept
+    del block
+    gc.collect()
+    for _ in range(50):
+        time.sleep(0.1)
+        if not spill._PAGER:
+            break
+    assert not spill._PAGER and not any(t.name == "synthrelease-spill-pager" and t.is_alive()
+                                        for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_take_rows_equals_iloc(monkeypatch, spilled):
+    from synthrelease.sampling import stack_chunks
+
+    monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1 if spilled else 1 << 40)
+    monkeypatch.setattr(spill, "TAKE_BLOCK_BYTES", 2 * 30 * 7)  # 7 columns per block
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(rng.random((30, 70)).astype(np.float16), columns=[f"g{i}" for i in range(70)])
+    df.insert(0, "kind", rng.choice(["a", "b"], 30).astype(object))
+    frame = stack_chunks(iter([df.iloc[:10], df.iloc[10:].set_axis(pd.RangeIndex(10, 30))]), 30)
+    assert spill.is_spilled(frame["g5"].to_numpy()) == spilled
+    rows = np.array([0, 3, 17, 29])
+    pd.testing.assert_frame_equal(spill.take_rows(frame, rows), frame.iloc[rows])

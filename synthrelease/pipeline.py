@@ -53,6 +53,8 @@ from synthrelease.policy.schema import Policy, load_policy
 from synthrelease.privacy import PrivacyLoss, default_delta, privacy_unit_text
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import PrivateRandomness, SeedTree
+from synthrelease.sampling import float_block_bytes, sample_frame
+from synthrelease.spill import check_room
 from synthrelease.training.config import TrainingConfig
 from synthrelease.training.defaults import (  # noqa: F401  (re-exported: the table defaults' public names)
     RELATED_EPSILON_SHARE,
@@ -303,6 +305,8 @@ def release(
     loss = PrivacyLoss(epsilon, eff_delta)
     loss.check_delta_for_rows(n_train)
     gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
+    if kind.sample is sample_frame:  # room for the spilled synthetic rows, checked before any ε is spent
+        check_room(float_block_bytes(meta, n_synthetic))
     timings["validate"] = time.perf_counter() - t0
 
     report: dict[str, Any] = {

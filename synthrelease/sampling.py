@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from synthrelease.errors import SynthreleaseError
-from synthrelease.metadata.schema import canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.spill import release_mapped_pages, should_spill, spilled_array
 from synthrelease.training.trainer import TrainedModel
 
@@ -120,6 +120,15 @@ def sample_frame(model: TrainedModel, n_rows: int, *, seed: int, condition: dict
 
 WIDE_BLOCK_MIN_COLUMNS = 64
 """From this many columns of one float dtype, :func:`stack_chunks` fills them into one array."""
+
+
+def float_block_bytes(metadata: Metadata, n_rows: int) -> int:
+    """Bytes of the block :func:`stack_chunks` fills for ``n_rows`` rows of the metadata's plain
+    ``float`` columns (public quantities; 0 below :data:`WIDE_BLOCK_MIN_COLUMNS` of them)."""
+    floats = sum(1 for s in metadata.columns.values() if s.type == "float")
+    if floats < WIDE_BLOCK_MIN_COLUMNS:
+        return 0
+    return n_rows * floats * (2 if metadata.float_storage == "float16" else 8)
 
 
 def stack_chunks(chunks: Iterator[pd.DataFrame], n_rows: int) -> pd.DataFrame:

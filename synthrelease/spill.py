@@ -20,12 +20,16 @@ memory-backed ``tmpfs``, for the saving to be real.
 from __future__ import annotations
 
 import mmap
+import os
+import shutil
 import tempfile
 import threading
 import weakref
 
 import numpy as np
 import pandas as pd
+
+from synthrelease.errors import SynthreleaseError
 
 SPILL_ABOVE_BYTES = 1 << 30
 """Blocks of at least this many bytes are spilled (smaller ones stay on the heap)."""
@@ -50,15 +54,43 @@ def should_spill(n_bytes: int) -> bool:
     return n_bytes >= SPILL_ABOVE_BYTES
 
 
+def check_room(n_bytes: int) -> None:
+    """Raise a one-line error unless the temporary folder has room for a spill of ``n_bytes``
+    (a release calls it before any ε is spent, with the spill its sampling will need)."""
+    if not should_spill(n_bytes):
+        return
+    folder = tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free
+    if free < n_bytes:
+        raise SynthreleaseError(_no_room(folder, n_bytes, free))
+
+
+def _no_room(folder: str, n_bytes: int, free: int | None) -> str:
+    have = "" if free is None else f" ({free / 2**30:.1f} GiB free)"
+    return (f"temporary folder {folder}: no room for the {n_bytes / 2**30:.1f} GiB the synthetic rows are held "
+            f"in{have}; set TMPDIR to a folder on a disk with room")
+
+
 def spilled_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-ordered array of ``shape`` mapped from an unnamed temporary file.
 
-    The file is deleted when the last view of the array is let go (and, having no name, never
-    outlives the process). Touched pages are resident until the next :func:`release_mapped_pages`.
+    The file's blocks are allocated up front (a full disk is a clear error here, not a crash on
+    a later write), it is deleted when the last view of the array is let go (and, having no
+    name, never outlives the process). Touched pages are resident until the next
+    :func:`release_mapped_pages`.
+
+    Raises:
+        SynthreleaseError: the temporary folder has no room for it.
     """
+    n_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     with tempfile.TemporaryFile(prefix="synthrelease-spill-") as handle:
-        n_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        handle.truncate(max(1, n_bytes))
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(handle.fileno(), 0, max(1, n_bytes))
+            else:  # no up-front allocation on this system: a sparse file
+                handle.truncate(max(1, n_bytes))
+        except OSError as e:
+            raise SynthreleaseError(_no_room(tempfile.gettempdir(), n_bytes, None) + f" ({e.strerror})") from None
         array = np.memmap(handle, dtype=dtype, mode="r+", shape=shape)
     with _LOCK:
         _MAPPED[:] = [r for r in _MAPPED if r() is not None] + [weakref.ref(array)]

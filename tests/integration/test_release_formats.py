@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,19 +89,9 @@ def test_bad_files_of_each_format_exit_2_with_one_line(tmp_path, name, content):
     assert not (ws / "b").exists()
 
 
-def test_a_release_with_its_synthetic_block_spilled_is_the_same_release(tmp_path, monkeypatch):
-    """A wide synthetic block held in the spill file (forced here; from 1 GiB by default) goes
-    through every audit, the DP gate and the writers, and the bundle holds its rows."""
+def _wide_h5ad_workspace(tmp_path):
+    """A 300-cell × 70-gene float16 AnnData release workspace with every audit in the policy."""
     anndata = pytest.importorskip("anndata")
-    from synthrelease import spill
-
-    monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)
-    spilled: list[bool] = []
-    real_stack = spill.spilled_array
-    monkeypatch.setattr(spill, "spilled_array", lambda *a: spilled.append(True) or real_stack(*a))
-    import synthrelease.sampling as sampling
-
-    monkeypatch.setattr(sampling, "spilled_array", spill.spilled_array)
     ws = release_workspace(tmp_path, rows=10)
     rng = np.random.default_rng(1)
     n, genes = 300, [f"g{i}" for i in range(70)]  # ≥ 64 float16 columns: one block
@@ -116,9 +108,24 @@ def test_a_release_with_its_synthetic_block_spilled_is_the_same_release(tmp_path
                         **{g: {"type": "float", "min": 0.0, "max": 9.0, "zero_inflated": True} for g in genes}}}
     (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     policy = yaml.safe_load((ws / "policy.yaml").read_text())
-    policy["fidelity"]["min_quality_score"] = 0.05  # every audit runs; this test is about the spill
+    policy["fidelity"]["min_quality_score"] = 0.05  # every audit runs; these tests are about the spill
     policy["utility"] = {"min_tstr_accuracy": 0.05}
     (ws / "policy.yaml").write_text(yaml.safe_dump(policy))
+    return ws, genes
+
+
+def test_a_release_with_its_synthetic_block_spilled_is_the_same_release(tmp_path, monkeypatch):
+    """A wide synthetic block held in the spill file (forced here; from 1 GiB by default) goes
+    through every audit, the DP gate and the writers, and the bundle holds its rows."""
+    anndata = pytest.importorskip("anndata")
+    import synthrelease.sampling as sampling
+    from synthrelease import spill
+
+    monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)
+    spilled: list[bool] = []
+    real_spilled_array = spill.spilled_array
+    monkeypatch.setattr(sampling, "spilled_array", lambda *a: spilled.append(True) or real_spilled_array(*a))
+    ws, genes = _wide_h5ad_workspace(tmp_path)
     res = _release(ws, ws / "cells.h5ad", "b")
     assert res.exit_code == 0, res.output
     assert spilled == [True]
@@ -131,3 +138,27 @@ def test_a_release_with_its_synthetic_block_spilled_is_the_same_release(tmp_path
     np.testing.assert_allclose(csv[genes].to_numpy(dtype=np.float32), parquet[genes].to_numpy(dtype=np.float32),
                                rtol=1e-3)
     assert _verify(ws, "b").exit_code == 0
+
+
+def test_no_room_for_the_spill_refuses_before_any_budget_is_spent(tmp_path, monkeypatch):
+    import shutil
+    import tempfile
+    from collections import namedtuple
+
+    from synthrelease import spill
+    from synthrelease.budget.ledger import Ledger
+    from tests.conftest import one_line_error
+
+    monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    usage, real_usage = namedtuple("usage", "total used free"), shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage",  # the temporary folder is full, --out is not
+                        lambda folder: usage(1 << 30, 1 << 30, 1000) if str(folder) == str(tmp_path / "tmp")
+                        else real_usage(folder))
+    ws, _ = _wide_h5ad_workspace(tmp_path)
+    line = one_line_error(_release(ws, ws / "cells.h5ad", "b"))
+    assert "no room for the" in line and "TMPDIR" in line
+    assert not (ws / "b").exists()
+    ledger = Ledger(os.environ["SYNTHRELEASE_LEDGER"])
+    assert not ledger.exists() or ledger.used("cells") == 0.0

@@ -90,3 +90,38 @@ def test_take_rows_equals_iloc(monkeypatch, spilled):
     assert spill.is_spilled(frame["g5"].to_numpy()) == spilled
     rows = np.array([0, 3, 17, 29])
     pd.testing.assert_frame_equal(spill.take_rows(frame, rows), frame.iloc[rows])
+
+
+def test_no_room_in_the_temporary_folder_is_a_one_line_error(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from synthrelease.errors import SynthreleaseError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(spill.shutil, "disk_usage", lambda folder: usage(1 << 40, 1 << 40, 1 << 20))
+    spill.check_room(spill.SPILL_ABOVE_BYTES - 1)  # not spilled: no check
+    with pytest.raises(SynthreleaseError, match=f"temporary folder {tmp_path}: no room for the 3.0 GiB.*TMPDIR"):
+        spill.check_room(3 << 30)
+
+    def full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spill.os, "posix_fallocate", full)
+    with pytest.raises(SynthreleaseError, match=r"no room.*No space left on device") as e:
+        spill.spilled_array((4, 4), np.float32)
+    assert "\n" not in str(e.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_float_block_bytes_counts_plain_float_columns():
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.sampling import float_block_bytes
+
+    cols = {"kind": {"type": "categorical", "categories": ["a"]},
+            **{f"g{i}": {"type": "float", "min": 0, "max": 1} for i in range(70)}}
+    meta = Metadata.model_validate({"version": 1, "name": "t", "columns": cols})
+    assert float_block_bytes(meta, 1000) == 1000 * 70 * 8
+    assert float_block_bytes(meta.model_copy(update={"float_storage": "float16"}), 1000) == 1000 * 70 * 2
+    few = Metadata.model_validate({"version": 1, "name": "t", "columns": dict(list(cols.items())[:10])})
+    assert float_block_bytes(few, 1000) == 0

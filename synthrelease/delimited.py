@@ -29,14 +29,15 @@ FAST_MIN_COLUMNS = 64
 def write_delimited(path: Path, df: pd.DataFrame, sep: str) -> None:
     """Write ``df`` as delimited text (no index, header, UTF-8, ``os.linesep`` lines) to ``path``,
     a row block at a time; a spilled table's pages are let go after each block."""
-    first = _trailing_float16(df)
-    fast = first is not None and os.linesep == "\n" and len(sep) == 1 and sep not in "0123456789.-+eEinfa\"\n\r"
+    trailing = _trailing_float16(df)
+    fast = trailing is not None and os.linesep == "\n" and len(sep) == 1 and sep not in "0123456789.-+eEinf\"\n\r"
+    first = trailing or 0
     step = max(1, BLOCK_CELLS // max(1, df.shape[1]))
     with open(path, "wb") as handle:
         handle.write(df.iloc[:0].to_csv(sep=sep, index=False).encode("utf-8"))
         for lo in range(0, len(df), step):
             block = df.iloc[lo:lo + step]
-            text = _fast_block(block, first, sep) if fast and first is not None else None
+            text = _fast_block(block, first, sep) if fast else None
             handle.write(text if text is not None else block.to_csv(sep=sep, index=False, header=False).encode("utf-8"))
             release_mapped_pages()
 

@@ -141,9 +141,10 @@ def take_rows(df: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     of about :data:`TAKE_BLOCK_BYTES` at a time, letting go of its pages after each: a sample
     spread over all rows touches every page of every column it reads."""
     blocks = getattr(getattr(df, "_mgr", None), "blocks", ())
-    if not any(isinstance(b.values, np.ndarray) and is_spilled(b.values) for b in blocks):
+    spilled = [b.values for b in blocks if isinstance(b.values, np.ndarray) and is_spilled(b.values)]
+    if not spilled:
         return df.iloc[rows]
-    width = max(1, TAKE_BLOCK_BYTES // max(1, 2 * len(df)))
+    width = max(1, TAKE_BLOCK_BYTES // max(1, spilled[0].itemsize * len(df)))
     pieces = []
     for lo in range(0, df.shape[1], width):
         pieces.append(df.iloc[rows, lo:lo + width])

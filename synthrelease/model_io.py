@@ -58,7 +58,6 @@ def save_model(model: TrainedModel | ModalityModel, path: str | os.PathLike[str]
         "config": model.config.to_dict(),
         "condition_column": model.condition_column,
         "privacy": model.privacy.to_dict(),
-        "train_seconds": model.train_seconds,
     }
     payload = tensor_payload(MODEL_FORMAT, info, model.generator.state_dict(), model.condition_probs,
                              replayable=model.reproducible_private_randomness)

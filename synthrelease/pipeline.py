@@ -45,12 +45,13 @@ from synthrelease.errors import (
     PolicyError,
     PrivacyParameterError,
 )
-from synthrelease.metadata.schema import Metadata
+from synthrelease.budget.accounting import MechanismEntry, epsilon_for
+from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.modality import Modality, modality_for, tabular
 from synthrelease.policy.advice import advice_for
-from synthrelease.policy.gate import GateDecision, check_signing_key, privacy_clauses
+from synthrelease.policy.gate import ClauseResult, GateDecision, check_signing_key, privacy_clauses
 from synthrelease.policy.schema import Policy, load_policy
-from synthrelease.privacy import PrivacyLoss, default_delta, privacy_unit_text
+from synthrelease.privacy import PrivacyLoss, privacy_unit_text, public_default_delta
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 from synthrelease.rng import PrivateRandomness, SeedTree
 from synthrelease.sampling import float_block_bytes, sample_frame
@@ -63,6 +64,8 @@ from synthrelease.training.defaults import (  # noqa: F401  (re-exported: the ta
     default_training_config,
 )
 from synthrelease.training.trainer import fit_dp_synthesizer
+from synthrelease.transforms import dp_counts
+from synthrelease.transforms.dp_counts import NoisySizes
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,20 @@ def _resolve_target(metadata: Metadata, target: str | None, *, optional: bool = 
 def synthetic_row_count(n_rows: int, holdout_fraction: float) -> int:
     """Rows a release generates: ⌈n·(1 − h)⌉, a function of public numbers only (never the coins)."""
     return max(1, math.ceil(n_rows * (1.0 - holdout_fraction)))
+
+
+def release_part_sizes(parts: stages.TrainHoldout, metadata: Metadata, target: str | None, entry: MechanismEntry,
+                       randomness: PrivateRandomness) -> NoisySizes:
+    """The release's one DP count of its parts (transforms/dp_counts.py): training persons, holdout
+    persons with a declared label, holdout persons without one. Reads private rows (their counts and
+    the holdout's labels); the result is DP (``entry`` is in the accountant)."""
+    train = stages.first_row_per_person(parts.train, metadata)
+    holdout = stages.first_row_per_person(parts.holdout, metadata)
+    labelled = 0
+    if target is not None and target in holdout.columns and target in metadata.columns:
+        declared = set(metadata.columns[target].canonical_categories())
+        labelled = int(sum(canonical_category(v) in declared for v in holdout[target].tolist()))
+    return dp_counts.release_sizes(len(train), labelled, len(holdout) - labelled, entry, randomness)
 
 
 def ceil_decimals(value: float, decimals: int) -> float:
@@ -288,7 +305,6 @@ def release(
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
     secret.require_secret("release")  # the test-only reproducible kind can never reach a release
-    n_rows = len(loaded.table)
     parts = stages.split(loaded.table, holdout_fraction=holdout_fraction, randomness=secret,
                          unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None,
                          consume=True)  # the parts are the table's own memory, reordered
@@ -298,15 +314,15 @@ def release(
     # frames the table): collect them now.
     loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0].copy())  # a slice would be a view of it
     gc.collect()
-    n_train = len(parts.train)
-    n_synthetic = settings.synthetic_rows or synthetic_row_count(n_rows, holdout_fraction)
-    n_units = stages.first_row_per_person(parts.train, meta).shape[0]  # persons (= rows unless m > 1)
-    eff_delta = delta if delta is not None else min(pol.privacy.max_delta, default_delta(n_units))
-    loss = PrivacyLoss(epsilon, eff_delta)
-    loss.check_delta_for_rows(n_train)
+    # δ is public (given, or the public default): it calibrates every mechanism, the count release first
+    eff_delta = delta if delta is not None else public_default_delta(pol.privacy.max_delta)
+    PrivacyLoss(epsilon, eff_delta)
+    count_entry = dp_counts.count_entry(pol.privacy.count_budget_share, epsilon=epsilon, delta=eff_delta,
+                                        accountant=accountant)
     gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
+    reserved = (count_entry,) if gate_entry is None else (count_entry, gate_entry)
     if kind.sample is sample_frame:  # room for the spilled synthetic rows, checked before any ε is spent
-        check_room(float_block_bytes(meta, n_synthetic))
+        check_room(float_block_bytes(meta, settings.synthetic_rows or len(parts.train) + len(parts.holdout)))
     timings["validate"] = time.perf_counter() - t0
 
     report: dict[str, Any] = {
@@ -315,21 +331,20 @@ def release(
         "inputs": {"data": loaded.source, "data_sha256": loaded.data_sha256, "format": loaded.fmt.kind,
                    "metadata": loaded.metadata_source, "policy": policy_source, "policy_sha256": policy_sha,
                    "content_sha256": loaded.content_sha256},
-        "rows": {"total": n_rows, "train": n_train, "holdout": len(parts.holdout), "synthetic": n_synthetic,
-                 "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}"},
+        "rows": {"train": len(parts.train), "holdout": len(parts.holdout),
+                 "dropped_beyond_person_cap": loaded.dropped_rows,
+                 "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}",
+                 "note": "EXACT private counts: internal only; the bundle carries the DP counts"},
         "target": tgt, "public_seed": seed, "warnings": notes, "training_processes": nproc,
         "randomness": PUBLIC_SEED_NOTE,
     }
 
-    # Privacy clauses first: refuse before spending any budget on a release that cannot pass.
+    # Count-free privacy clauses first: refuse before spending any budget on a release that cannot pass.
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
 
-    def refuse_before_training(used_before: float) -> GateRefused:
-        pre = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant,
-                              n_train_rows=n_train, epsilon_spent_before=used_before)
-        decision = GateDecision(pol.name, tuple(pre))
-        report.update(privacy={"epsilon": 0.0, "delta": eff_delta, "accountant": accountant,
-                               "note": "refused before training: nothing spent"},
+    def refuse(clauses: list[ClauseResult], spent_note: str) -> GateRefused:
+        decision = GateDecision(pol.name, tuple(clauses))
+        report.update(privacy={"epsilon": 0.0, "delta": eff_delta, "accountant": accountant, "note": spent_note},
                       audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
         path = _write_report(report_root, report, decision)
         message = _refusal_message(decision, path)
@@ -337,9 +352,14 @@ def release(
             message += f"; privacy ledger: {ledger.path}"
         return GateRefused(message, [c.reason for c in decision.failed], decision=decision, report_path=path)
 
+    def refuse_before_training(used_before: float) -> GateRefused:
+        return refuse(privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant,
+                                      n_train_rows=None, epsilon_spent_before=used_before),
+                      "refused before training: nothing spent")
+
     data_sha, content_sha = loaded.data_sha256, loaded.content_sha256
     used = ledger.used(meta.name, data_sha, content_sha256=content_sha)
-    pre = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=n_train,
+    pre = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=None,
                           epsilon_spent_before=used)
     if not all(c.passed for c in pre):
         raise refuse_before_training(used)
@@ -350,19 +370,31 @@ def release(
         raise refuse_before_training(ledger.used(meta.name, data_sha, content_sha256=content_sha)) from None
     report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": meta.name,
                         "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
-    spent_epsilon: list[float] = []
+    spent_epsilon: list[float | None] = []
     training_started = False
     report_written = False
     try:
-        config = stages.training_config(kind, n_train, meta, settings, epsilon=epsilon, delta=eff_delta,
-                                        seed=seeds.integer("train"), accountant=accountant, condition_column=tgt)
+        # the one DP release of the part sizes: everything size-dependent is derived from it
+        sizes = release_part_sizes(parts, meta, tgt, count_entry, secret)
+        training_started = True  # private rows have been read by a DP mechanism: its ε is spent
+        spent_epsilon.append(epsilon_for([count_entry], delta=eff_delta, accountant=accountant))
+        report["rows"]["dp_sizes"] = sizes.public()
+        counted = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant,
+                                  n_train_rows=sizes.train, epsilon_spent_before=hold.used_before)
+        if not all(c.passed for c in counted):
+            report_written = True
+            raise refuse(counted, "refused on the DP part sizes before training: only the count release was spent")
+        n_synthetic = settings.synthetic_rows or sizes.synthetic_rows(holdout_fraction)
+        config = stages.training_config(kind, sizes.rows_for_defaults, meta, settings, epsilon=epsilon,
+                                        delta=eff_delta, seed=seeds.integer("train"), accountant=accountant,
+                                        condition_column=tgt)
+        config = dataclasses.replace(config, public_rows=sizes.rows_for_defaults)
         t = time.perf_counter()
-        training_started = True
+        spent_epsilon[:] = [None]  # training may read every row from here: a stop counts the whole ε
         model = stages.train(parts.train, meta, config, modality=kind, condition_column=tgt,
-                             reserved_entries=(gate_entry,) if gate_entry is not None else (), randomness=secret,
-                             progress=progress)
-        spent = model.privacy  # includes the gate's reserved entry
-        spent_epsilon.append(spent.epsilon)
+                             reserved_entries=reserved, randomness=secret, progress=progress)
+        spent = model.privacy  # includes the count release and the gate's reserved entry
+        spent_epsilon[:] = [spent.epsilon]
         meta = kind.metadata_after_training(model, meta)  # tables: with DP-estimated bounds, if any
         timings["train"] = time.perf_counter() - t
         stages.return_freed_memory()  # the trainer's discriminator, optimiser and DP state are gone
@@ -390,14 +422,15 @@ def release(
         t = time.perf_counter()
         verdict = stages.gate(pol, parts, synthetic, meta, privacy=spent, audits=audits, target=tgt, modality=kind,
                               gate_entry=gate_entry, randomness=secret, seed=seeds.integer("gate"),
-                              epsilon_spent_before=hold.used_before, progress=progress)
+                              epsilon_spent_before=hold.used_before, sizes=sizes, progress=progress)
         decision, figures = verdict.decision, verdict.figures
         timings["dp_gate"] = time.perf_counter() - t
         del parts, plot_parts  # the private rows are not needed for writing: let them go before the files
         recorded = stages.public_settings(config, settings, n_synthetic=n_synthetic,
                                           holdout_fraction=holdout_fraction)
         report.update(
-            privacy=spent.to_dict() | {"gate_budget_share": pol.privacy.audit_budget_share},
+            privacy=spent.to_dict() | {"gate_budget_share": pol.privacy.audit_budget_share,
+                                       "count_budget_share": pol.privacy.count_budget_share},
             training=config.to_dict() | {"seconds": model.train_seconds, "history": model.history,
                                          "user_options": recorded["user_options"]},
             audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
@@ -432,7 +465,9 @@ def release(
                         "privacy_unit": privacy_unit_text(meta.privacy_unit_column, meta.rows_per_person),
                         "covers": GUARANTEE_COVERS, "mechanisms": spent.to_dict()["mechanisms"],
                         "threshold_delta": spent.threshold_delta,
-                        "gate_budget_share": pol.privacy.audit_budget_share},
+                        "gate_budget_share": pol.privacy.audit_budget_share,
+                        "count_budget_share": pol.privacy.count_budget_share},
+            "dp_sizes": sizes.public(),
             "training": recorded,
             "policy": {"name": pol.name, "sha256": policy_sha, "document": pol.model_dump(mode="json")},
             "gate": {"verdict": "released", "clauses": [
@@ -461,12 +496,14 @@ def release(
     except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
         if training_started and not report_written:
             _write_stopped_report(report_root, report, pol.name, e, hold.epsilon, hold.delta)
-        if isinstance(e, GateRefused) and spent_epsilon:
+        if isinstance(e, GateRefused) and spent_epsilon and spent_epsilon[0] is not None:
             ledger.spend(hold, spent_epsilon[0], eff_delta,
-                         note="rejected by the gate; training and the DP gate ran, so their ε is spent")
+                         note="rejected by the gate; the DP mechanisms that ran (the count release, and training "
+                              "and the DP gate if they ran) are spent")
         elif training_started:  # conservative: the run may have finished reading the private rows
-            ledger.spend(hold, spent_epsilon[0] if spent_epsilon else hold.epsilon, hold.delta,
-                         note=f"stopped after training started ({type(e).__name__}): counted as spent")
+            ledger.spend(hold, spent_epsilon[0] if spent_epsilon and spent_epsilon[0] is not None else hold.epsilon,
+                         hold.delta, note=f"stopped after the private rows were first read ({type(e).__name__}): "
+                                          "counted as spent")
         else:
             ledger.cancel(hold, note=f"stopped before training ({type(e).__name__})")
         raise
@@ -518,11 +555,12 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
                       sep: str | None = None) -> Preflight:
     """Check every clause that needs no training: spends no ε, reserves nothing, splits nothing.
 
-    Reads and validates the private table (its row count is treated as public) and the
-    ledger (read-only). Judges δ, δ < 1/n, the accountant, min rows and the lifetime cap with
-    the EXPECTED split (holdout probability ``holdout_fraction``), checks the plausibility
-    rules' columns, and computes each DP gate figure's noise std from public sizes, flagging
-    figures whose noise is at least half their clause's distance from chance.
+    Reads and validates the private table and the ledger (read-only); what it prints is for the
+    steward only (it names EXACT row counts, which a release never publishes). Judges δ, δ < 1/n,
+    the accountant, min rows and the lifetime cap with the EXPECTED split (holdout probability
+    ``holdout_fraction``) and the exact count in place of the DP one, checks the plausibility
+    rules' columns, and computes each DP gate figure's noise std at the expected slot counts,
+    flagging figures whose noise is at least half their clause's distance from chance.
     """
     from synthrelease.audits.plausibility import check_rules
     from synthrelease.policy import dp_gate
@@ -534,16 +572,22 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
     df, metadata = loaded.table, loaded.metadata
     tgt = _resolve_target(metadata, target)
     check_rules(policy.rules, kind.rules_metadata(metadata), policy_path=policy_source)
-    n = len(df)
+    n = len(stages.first_row_per_person(df, metadata))
     n_train = synthetic_row_count(n, holdout_fraction)
     n_holdout = n - n_train
-    eff_delta = delta if delta is not None else min(policy.privacy.max_delta, default_delta(n_train))
+    eff_delta = delta if delta is not None else public_default_delta(policy.privacy.max_delta)
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
     used = ledger.used(metadata.name, loaded.data_sha256, content_sha256=loaded.content_sha256)
     clauses = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant,
                               n_train_rows=n_train, epsilon_spent_before=used)
-    notes = [f"{n} rows: about {n_train} for training and {n_holdout} for the holdout (each row by a secret coin, "
-             f"holdout probability {holdout_fraction:g}); target {tgt}",
+    counts = dp_counts.count_entry(policy.privacy.count_budget_share, epsilon=epsilon, delta=eff_delta,
+                                   accountant=accountant)
+    k_train, k_holdout = NoisySizes(n_train, 0.0, n_holdout, counts.noise_multiplier).gate_slots()
+    notes = [f"{n} rows (EXACT: for you only): about {n_train} for training and {n_holdout} for the holdout (each "
+             f"row by a secret coin, holdout probability {holdout_fraction:g}); target {tgt}",
+             f"the release publishes these sizes only as DP counts (noise std {counts.noise_multiplier:.3g} per part, "
+             f"privacy.count_budget_share {policy.privacy.count_budget_share:g}); the gate then scores about "
+             f"{k_train} training and {k_holdout} holdout records",
              f"delta {eff_delta:g} (1/n of the training rows: {1 / max(n_train, 1):.3g})"]
     if policy.lifetime_epsilon_cap is not None:
         notes.append(f"ledger {ledger.path}: {used:.4g} of the lifetime cap {policy.lifetime_epsilon_cap:g} spent; "
@@ -551,7 +595,7 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
     fixes = [f"{c.clause}: {c.reason}; to change: {advice_for(c.clause)}" for c in clauses if not c.passed]
     names = dp_gate.figures_needed(policy)
     entry = dp_gate.gate_entry(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant)
-    noise = dp_gate.expected_noise(names, entry, n_train=n_train, n_holdout=n_holdout)
+    noise = dp_gate.expected_noise(names, entry, n_train=k_train, n_holdout=k_holdout)
     chance = {"dcr_mia_auc": 0.5, "mia_auc_max": 0.5, "tpr_at_fpr_0.01_max": 0.005, "tpr_at_fpr_0.001_max": 0.0005,
               "exact_copy_share": 0.0, "missing_category_share": 0.0}
     figure_clause = {v: k for k, v in dp_gate.CLAUSE_FIGURES.items()}

@@ -1,8 +1,10 @@
 """Frozen value types for privacy parameters.
 
-The privacy unit throughout synthrelease is *one row = one person*, under the
-add/remove-one-row neighbouring relation (the relation Opacus' accountants assume
-for Poisson-sampled DP-SGD).
+The privacy unit throughout synthrelease is *one row = one person* (or one person with
+at most m rows, when the metadata caps rows per person), under the add/remove-one-person
+neighbouring relation (the relation Opacus' accountants assume for Poisson-sampled
+DP-SGD). Under that relation row counts are private: they leave a release only through
+the DP count release (transforms/dp_counts.py).
 """
 
 from __future__ import annotations
@@ -57,8 +59,26 @@ class PrivacyLoss:
             )
 
 
+DEFAULT_DELTA = 1e-6
+"""The δ of a release or training run that names none (capped by the policy's ``max_delta``).
+
+Public and fixed: a δ derived from the table's row count would publish (a function of) a
+private count, and δ calibrates the noise of every mechanism, so it must be chosen before
+any private count is released. The row-count clause ``privacy.require_delta_below_one_over_n``
+then checks δ < 1/n against the DP count; tables of a million rows or more need a smaller
+``--delta``."""
+
+
+def public_default_delta(max_delta: float | None = None) -> float:
+    """:data:`DEFAULT_DELTA`, or the policy's ``max_delta`` when that is smaller (public inputs only)."""
+    return DEFAULT_DELTA if max_delta is None else min(DEFAULT_DELTA, max_delta)
+
+
 def default_delta(n_rows: int) -> float:
-    """A conventional δ for n rows: the largest power of ten not above 1/(10·n)."""
+    """A conventional δ for n rows: the largest power of ten not above 1/(10·n).
+
+    Only for a PUBLIC n (e.g. the empirical audit's canary run on synthetic rows); a release
+    or a training run on private rows uses :func:`public_default_delta`."""
     if n_rows <= 0:
         return 1e-6
     return 10.0 ** math.floor(math.log10(1.0 / (10.0 * n_rows)))

@@ -21,6 +21,7 @@ import dataclasses
 import gc
 import hashlib
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 from synthrelease.rng import PrivateRandomness
 from synthrelease.spill import release_mapped_pages
 from synthrelease.training.config import TrainingConfig
+from synthrelease.transforms.dp_counts import NoisySizes
 
 DataInput = str | os.PathLike[str] | pd.DataFrame | Any
 """A table: a file path (CSV, TSV, Parquet, AnnData .h5ad), a DataFrame or an AnnData object."""
@@ -62,7 +64,9 @@ class LoadedTable:
         metadata_source: the metadata's path, or ``<Metadata>`` / ``<mapping>``.
         data_sha256: SHA-256 of the input file, or the content fingerprint for in-memory data.
         content_sha256: the format-independent content fingerprint (the ledger's key).
-        notes: warnings the user must see.
+        notes: warnings the user must see (public wording: no private count).
+        dropped_rows: rows beyond each person's cap that were dropped (INTERNAL: a private count,
+            for the internal report only).
     """
 
     table: pd.DataFrame
@@ -73,6 +77,7 @@ class LoadedTable:
     data_sha256: str
     content_sha256: str
     notes: tuple[str, ...] = ()
+    dropped_rows: int = 0
 
 
 UNREVIEWED_WARNING = (
@@ -254,10 +259,10 @@ def one_row_per_person(loaded: LoadedTable) -> LoadedTable:
     table = loaded.table
     cap = loaded.metadata.rows_per_person
     kept = first_rows_per_person(table, column, cap, source=loaded.source)
-    dropped = len(table) - len(kept)
-    notes = loaded.notes + ((f"privacy unit {column!r}: kept the first {cap} row(s) of each person, dropped "
-                             f"{dropped} further row(s) (INTERNAL figure)",) if dropped else ())
-    return dataclasses.replace(loaded, table=kept, notes=notes)
+    # the note is the same whether or not any row was dropped: that fact is private too
+    notes = loaded.notes + (f"privacy unit {column!r}: each person's first {cap} row(s) are kept and any further "
+                            "rows dropped (how many: internal report)",)
+    return dataclasses.replace(loaded, table=kept, notes=notes, dropped_rows=len(table) - len(kept))
 
 
 def first_rows_per_person(table: pd.DataFrame, column: str, cap: int, *, source: str) -> pd.DataFrame:
@@ -534,27 +539,31 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
     results: dict[str, AuditResult] = {}
     if modality is not None and modality.extra_audits is not None:
         progress(ProgressEvent(f"audit:{modality.name}"))
-        results.update(modality.extra_audits(train_rows, holdout, synthetic, metadata, seed=seed))
+        results.update(_internal(f"{modality.name}_audits", lambda: modality.extra_audits(
+            parts.train, parts.holdout, synthetic, metadata, seed=seed)))
     if modality is not None and modality.view is not None:  # the table audits run on the feature view
         (train_rows, _), (holdout, _), (synthetic, metadata) = (
             modality.view(train_rows, metadata), modality.view(holdout, metadata), modality.view(synthetic, metadata))
     if policy.fidelity is not None:
         progress(ProgressEvent("audit:fidelity"))
-        results["fidelity"] = run_fidelity(train_rows, synthetic, metadata, seed=seed, progress=progress)
+        results.update(_internal("fidelity", lambda: {"fidelity": run_fidelity(
+            train_rows, synthetic, metadata, seed=seed, progress=progress)}))
         release_mapped_pages()
     if policy.utility is not None and target is not None:
         progress(ProgressEvent("audit:utility"))
-        results["utility"] = run_utility(train_rows, holdout, synthetic, metadata, target=target, seed=seed)
+        results.update(_internal("utility", lambda: {"utility": run_utility(
+            train_rows, holdout, synthetic, metadata, target=target, seed=seed)}))
         release_mapped_pages()
     if policy.membership is not None:
         progress(ProgressEvent("audit:membership"))
-        results["membership"] = run_membership(train_rows, holdout, synthetic, metadata, seed=seed)
+        results.update(_internal("membership", lambda: {"membership": run_membership(
+            train_rows, holdout, synthetic, metadata, seed=seed)}))
         release_mapped_pages()
     if policy.rules:
         from synthrelease.audits.plausibility import run_plausibility
 
         progress(ProgressEvent("audit:plausibility"))
-        results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)
+        results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)  # synthetic rows only
     for name in required_optional_audits(policy):
         if modality is not None and modality.view is not None:
             raise SynthreleaseError(f"audit {name} is not available for {modality.name} releases yet; "
@@ -564,16 +573,43 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
             raise SynthreleaseError(f"audit {name} retrains: pass the training configuration and the modality")
         progress(ProgressEvent(f"audit:{name}"))
         if name == "shadow":
-            from synthrelease.training.trainer import sample_rate_for
-
-            q = sample_rate_for(len(train_rows), min(config.batch_size, len(train_rows)))
-            synthesizer = modality.shadow_synthesizer(metadata, config, condition_column=target, sample_rate=q)
-            results[name] = run(train_rows, holdout, metadata, config, seed=seed, condition_column=target,
-                                synthesizer=synthesizer, progress=progress)
+            results.update(_internal("shadow", lambda: {"shadow": _shadow(
+                run, train_rows, holdout, metadata, config, modality, target=target, seed=seed, progress=progress)}))
         else:  # the canary run's base table: the released synthetic rows (public), never private rows
             results[name] = run(synthetic, metadata, config, seed=seed, condition_column=target,
                                 trainer=modality.audit_trainer, progress=progress)
     return results
+
+
+def _shadow(run: Callable[..., AuditResult], train_rows: pd.DataFrame, holdout: pd.DataFrame, metadata: Metadata,
+            config: TrainingConfig, modality: Modality, *, target: str | None, seed: int,
+            progress: ProgressCallback) -> AuditResult:
+    """The shadow attack (retrains on PRIVATE rows; internal only), at the release's own sample rate
+    when the configuration carries it (the rate derived from the DP counts)."""
+    from synthrelease.training.trainer import sample_rate_for
+
+    n = getattr(config, "public_rows", 0) or len(train_rows)
+    q = sample_rate_for(n, min(config.batch_size, n))
+    synthesizer = modality.shadow_synthesizer(metadata, config, condition_column=target, sample_rate=q)
+    return run(train_rows, holdout, metadata, config, seed=seed, condition_column=target,
+               synthesizer=synthesizer, progress=progress)
+
+
+def _internal(name: str, run: Callable[[], dict[str, AuditResult]]) -> dict[str, AuditResult]:
+    """Run an audit that READS PRIVATE ROWS; its failure is recorded, never raised.
+
+    Such an audit is not DP, so it must not decide whether a bundle exists: an exception
+    (all holdout labels missing, too few holdout tiles, ...) becomes an internal result with
+    no metrics and the error in its details, and the release goes on to the DP gate, whose
+    verdict reads DP figures only. Interrupts (Ctrl-C, SIGTERM) still stop the release.
+    """
+    t = time.perf_counter()
+    try:
+        return run()
+    except Exception as e:  # noqa: BLE001 - any failure of a non-DP audit is recorded, not raised
+        return {name: AuditResult(name, {}, {"error": f"{type(e).__name__}: {e}",
+                                             "note": "this internal audit failed; the DP gate does not read it"},
+                                  runtime_s=time.perf_counter() - t)}
 
 
 # ---------------------------------------------------------------- gate
@@ -588,39 +624,59 @@ class GateResult:
 
 def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, *, privacy: Any,
          audits: dict[str, AuditResult], target: str | None, gate_entry: Any, randomness: PrivateRandomness, seed: int,
-         epsilon_spent_before: float, modality: Modality | None = None,
+         epsilon_spent_before: float, sizes: NoisySizes, modality: Modality | None = None,
          progress: ProgressCallback = ignore_progress) -> GateResult:
     """Release the figures the policy's clauses compare (one Gaussian mechanism, ``gate_entry``,
     already in the accountant) and judge every clause on them: the verdict is post-processing.
 
-    With a modality that has a feature view, the figures are computed on the view (public
-    bounds, one row per record) and exact copies on the modality's copy keys."""
+    Each figure is computed over the public slot counts of ``sizes`` (the release's DP part
+    sizes; policy/dp_gate.py), so no noise scale depends on a private count. With a modality
+    that has a feature view, the figures are computed on the view (public bounds, one row per
+    record) and exact copies on the modality's copy keys. Reads private rows."""
     from synthrelease.policy import dp_gate
 
     progress(ProgressEvent("audit:dp-gate"))
     figures: dict[str, Any] = {}
     if gate_entry is not None:
         names = dp_gate.figures_needed(policy)
-        # one row per person (each person's first tile when several are kept): the figures'
-        # sensitivities are per row
-        train, holdout = first_row_per_person(parts.train, metadata), first_row_per_person(parts.holdout, metadata)
-        rows, meta = synthetic, metadata
-        train_rows = train
-        if modality is not None and modality.view is not None:  # per-record features: sensitivities hold
-            (train, _), (holdout, _), (rows, meta) = (modality.view(train, metadata), modality.view(holdout, metadata),
-                                                      modality.view(synthetic, metadata))
-        exact = dp_gate.compute_figures(names, train, holdout, rows, meta, target=target, seed=seed)
+        exact = _exact_gate_figures(names, parts, synthetic, metadata, target=target, seed=seed, sizes=sizes,
+                                    randomness=randomness, modality=modality)
         release_mapped_pages()
-        if "exact_copy_share" in names and modality is not None and modality.copy_keys is not None:
-            from synthrelease.audits.dp_figures import exact_copy_share_by_key
-
-            exact["exact_copy_share"] = exact_copy_share_by_key(modality.copy_keys(train_rows, metadata),
-                                                                modality.copy_keys(synthetic, metadata))
         figures = dp_gate.release_figures(exact, names, gate_entry, randomness)
     decision = evaluate_gate(policy, epsilon=privacy.epsilon, delta=privacy.delta, accountant=privacy.accountant,
-                             n_train_rows=len(parts.train), dp_figures=dp_gate.noisy_values(figures), audits=audits,
+                             n_train_rows=sizes.train, dp_figures=dp_gate.noisy_values(figures), audits=audits,
                              epsilon_spent_before=epsilon_spent_before)
     return GateResult(decision, figures)
+
+
+def _exact_gate_figures(names: list[str], parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, *,
+                        target: str | None, seed: int, sizes: NoisySizes, randomness: PrivateRandomness,
+                        modality: Modality | None) -> dict[str, Any]:
+    """The exact gate figures over the public slots (INTERNAL: reads private rows). An empty
+    synthetic table has no stand-in record: every figure is then not computable."""
+    from synthrelease.policy import dp_gate
+
+    if len(synthetic) == 0:
+        return {}
+    k_train, k_holdout = sizes.gate_slots()
+    stand_in = synthetic.iloc[:1]
+    # one row per person (each person's first tile when several are kept): the figures'
+    # sensitivities are per record
+    train = dp_gate.slot_rows(first_row_per_person(parts.train, metadata), k_train, stand_in, randomness,
+                              "gate-slots-train")
+    holdout = dp_gate.slot_rows(first_row_per_person(parts.holdout, metadata), k_holdout, stand_in, randomness,
+                                "gate-slots-holdout", blank=target)
+    rows, meta, train_rows = synthetic, metadata, train
+    if modality is not None and modality.view is not None:  # per-record features: sensitivities hold
+        (train, _), (holdout, _), (rows, meta) = (modality.view(train, metadata), modality.view(holdout, metadata),
+                                                  modality.view(synthetic, metadata))
+    exact = dp_gate.compute_figures(names, train, holdout, rows, meta, target=target, seed=seed, slotted=True)
+    if "exact_copy_share" in names and modality is not None and modality.copy_keys is not None:
+        from synthrelease.audits.dp_figures import exact_copy_share_by_key
+
+        exact["exact_copy_share"] = exact_copy_share_by_key(modality.copy_keys(train_rows, metadata),
+                                                            modality.copy_keys(synthetic, metadata))
+    return exact
 
 
 # ---------------------------------------------------------------- bundle

@@ -21,6 +21,7 @@ None.
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -487,13 +488,14 @@ def membership_figures(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd
 # --------------------------------------------------------------------------- 6. TSTR AUC
 
 
-def class_auc_vector(scores: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """(U_1/m², …, U_C/m², m_1/m, …, m_C/m) of per-class one-vs-rest Mann-Whitney counts.
+def class_auc_vector(scores: np.ndarray, labels: np.ndarray, n_classes: int, total: int | None = None) -> np.ndarray:
+    """(U_1/k², …, U_C/k², m_1/k, …, m_C/k) of per-class one-vs-rest Mann-Whitney counts.
 
     ``scores``: [m, C] per-class scores; ``labels``: m class indices in 0..C−1.
     U_c = Σ_{i: y_i=c} Σ_{j: y_j≠c} [1(s_ic > s_jc) + ½ 1(s_ic = s_jc)] (from average ranks).
+    k = ``total`` (a public slot count ≥ m, unlabelled slots counting nothing), or m.
     """
-    m = len(labels)
+    m = len(labels) if total is None else int(total)
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     u = np.array([rankdata(scores[:, c])[labels == c].sum() - counts[c] * (counts[c] + 1) / 2
                   for c in range(n_classes)])
@@ -515,18 +517,34 @@ def class_auc_sensitivity(m: int) -> float:
     return 2.0 / (m - 1)
 
 
-def _class_auc_finish(n_classes: int) -> Callable[[np.ndarray], float]:
-    """finish(v) = mean over classes with 0.01 < p_c < 0.99 of clip(v_c/(p_c(1 − p_c)), 0, 1),
-    p_c = clip(v_{C+c}, 0, 1); 0.5 (chance) when no class qualifies."""
+def _class_auc_finish(n_classes: int, *, normalised_by_labelled: bool = True) -> Callable[[np.ndarray], float]:
+    """finish(v) = mean over classes with 0.01 < p_c/S < 0.99 of clip(v_c/(p_c(S − p_c)), 0, 1),
+    p_c = clip(v_{C+c}, 0, 1), S = 1 when the vector is normalised by the labelled count m,
+    else S = Σ p_c (normalised by a public slot count); 0.5 (chance) when no class qualifies."""
 
     def finish(values: np.ndarray) -> float:
         u, p = values[:n_classes], np.clip(values[n_classes:], 0.0, 1.0)
-        ok = (p > TSTR_MIN_SHARE) & (p < 1 - TSTR_MIN_SHARE)
+        total = 1.0 if normalised_by_labelled else float(p.sum())
+        if total <= 0:
+            return 0.5
+        ok = (p > TSTR_MIN_SHARE * total) & (p < (1 - TSTR_MIN_SHARE) * total)
         if not ok.any():
             return 0.5
-        return float(np.mean(np.clip(u[ok] / (p[ok] * (1 - p[ok])), 0.0, 1.0)))
+        return float(np.mean(np.clip(u[ok] / (p[ok] * (total - p[ok])), 0.0, 1.0)))
 
     return finish
+
+
+def slotted_class_auc_sensitivity(k: int) -> float:
+    """2√3/k: L2 sensitivity of :func:`class_auc_vector` normalised by k public slots when one
+    slot's record is replaced (the gate's slots, policy/dp_gate.py).
+
+    Removing a labelled record y of class b from the slots: U_b loses at most m − m_b pairs,
+    U_c (c ≠ b) at most m_c, so ‖ΔU‖² ≤ (m − m_b)² + Σ_{c≠b} m_c² ≤ 2(m − m_b)² ≤ 2k², i.e.
+    ≤ 2/k² after the 1/k² scaling; the count of b moves by 1/k. Removing: ≤ √3/k; adding
+    likewise; a replacement is one of each: ≤ 2√3/k (an unlabelled stand-in counts nothing).
+    """
+    return 2.0 * math.sqrt(3.0) / k
 
 
 def tstr_scores(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *, target: str,
@@ -559,7 +577,7 @@ def tstr_scores(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metada
 
 
 def tstr_auc(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *, target: str,
-             seed: int, scores: tuple[np.ndarray, np.ndarray] | None = None) -> Figure | None:
+             seed: int, scores: tuple[np.ndarray, np.ndarray] | None = None, total: int | None = None) -> Figure | None:
     """Train-on-synthetic, test-on-holdout ROC AUC (binary) or macro one-vs-rest AUC (multiclass).
 
     values = :func:`class_auc_vector` of :func:`tstr_scores` (2C numbers); finish(noisy values) =
@@ -572,14 +590,27 @@ def tstr_auc(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
     by one. m = n0 (public) when every holdout row carries a declared label, as for a non-nullable
     target on validated rows; otherwise the stated bound depends on the private m (see the report).
     None when the target declares < 2 classes or m ≤ 1. The exact values are internal.
+
+    ``total``: ``holdout`` is the DP gate's k public slots (policy/dp_gate.py); the vector is
+    then normalised by k and l2_sensitivity = 2√3/k (:func:`slotted_class_auc_sensitivity`), a
+    function of public quantities only, whatever the private m.
     """
     n_classes = len(metadata.columns[target].canonical_categories())
     if n_classes < 2:
         return None
     scores, labels = scores or tstr_scores(holdout, synthetic, metadata, target=target, seed=seed)
     m = len(labels)
-    if m <= 1:
+    if m <= 1 and total is None:
         return None
+    if total is not None:
+        return Figure("tstr_auc", class_auc_vector(scores, labels, n_classes, total),
+                      slotted_class_auc_sensitivity(total),
+                      _class_auc_finish(n_classes, normalised_by_labelled=False),
+                      "ROC AUC on the holdout records of a classifier trained only on the synthetic rows (macro "
+                      "one-vs-rest over classes); higher is better.",
+                      "The released vector holds per-class Mann-Whitney counts over k^2 and class counts over k, k the "
+                      "public number of holdout slots; replacing one slot's record moves it by at most 2 sqrt(3)/k in "
+                      "L2 (derived in slotted_class_auc_sensitivity).")
     return Figure("tstr_auc", class_auc_vector(scores, labels, n_classes), class_auc_sensitivity(m),
                   _class_auc_finish(n_classes),
                   "ROC AUC on the holdout rows of a classifier trained only on the synthetic rows (macro one-vs-rest "
@@ -614,16 +645,17 @@ def tstr_accuracy(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Meta
                    "synthetic rows only; one row added or removed moves it by at most 1/(n0 - 1).")
 
 
-def sensitivity_for(name: str, *, n_train: int, n_holdout: int) -> float:
+def sensitivity_for(name: str, *, n_train: int, n_holdout: int, slotted: bool = False) -> float:
     """The L2 sensitivity figure ``name`` states for parts of ``n_train`` and ``n_holdout`` rows
-    (TSTR AUC at m = n_holdout labelled rows): the same bounds the figure functions above use."""
+    (TSTR AUC at m = n_holdout labelled rows, or normalised by ``n_holdout`` slots when
+    ``slotted``): the same bounds the figure functions above use."""
     train_side = ("quality_score", "coverage", "missing_category_share", "exact_copy_share")
     if name in train_side:
         return _mean_sensitivity(n_train)
     if name == "tstr_accuracy":
         return _mean_sensitivity(n_holdout)
     if name == "tstr_auc":
-        return class_auc_sensitivity(n_holdout)
+        return slotted_class_auc_sensitivity(n_holdout) if slotted else class_auc_sensitivity(n_holdout)
     if name in ("dcr_mia_auc", "mia_auc_max"):
         return _auc_sensitivity(n_train, n_holdout)
     alpha = {"tpr_at_fpr_0.01_max": 0.01, "tpr_at_fpr_0.001_max": 0.001}[name]

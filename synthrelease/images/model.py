@@ -106,7 +106,8 @@ class TileDiscriminator(nn.Module):
 
 @dataclass(frozen=True)
 class ImageTrainingConfig:
-    """Settings of one DP image GAN run (privacy vocabulary as :class:`TrainingConfig`)."""
+    """Settings of one DP image GAN run (privacy vocabulary as :class:`TrainingConfig`;
+    ``public_rows``: the DP or declared count of privacy units the sample rate uses, 0 = the exact one)."""
 
     target_epsilon: float
     target_delta: float
@@ -114,6 +115,7 @@ class ImageTrainingConfig:
     max_grad_norm: float = 1.0
     batch_size: int = 64
     n_steps: int = 500
+    public_rows: int = 0
     condition_epsilon_share: float = 0.05
     embedding_epsilon_share: float = 0.8
     embedding_features: int = 200
@@ -128,8 +130,8 @@ class ImageTrainingConfig:
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0 or not 0 < self.target_delta < 1:
             raise PrivacyParameterError("epsilon must be > 0 and delta in (0, 1)")
-        if self.batch_size < 1 or self.n_steps < 1 or self.max_grad_norm <= 0:
-            raise PrivacyParameterError("batch_size, n_steps must be >= 1 and max_grad_norm > 0")
+        if self.batch_size < 1 or self.n_steps < 1 or self.max_grad_norm <= 0 or self.public_rows < 0:
+            raise PrivacyParameterError("batch_size, n_steps must be >= 1, max_grad_norm > 0 and public_rows >= 0")
         if not 0 <= self.condition_epsilon_share < 1:
             raise PrivacyParameterError("condition_epsilon_share must be in [0, 1)")
         shares = self.condition_epsilon_share + self.embedding_epsilon_share
@@ -204,9 +206,10 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     n_units = unit_tiles.shape[0]
     if n_units < 2:
         raise PrivacyParameterError("at least 2 privacy units are needed to train")
-    if not config.target_delta < 1.0 / n_units:
-        raise PrivacyParameterError(f"delta={config.target_delta:g} must be below 1/n = {1.0 / n_units:.3g} "
-                                    f"for {n_units} privacy units")
+    public_units = config.public_rows or n_units  # a release: the DP count, never the exact one
+    if not config.target_delta < 1.0 / public_units:
+        raise PrivacyParameterError(f"delta={config.target_delta:g} must be below 1/n = {1.0 / public_units:.3g} "
+                                    f"for n = {public_units} privacy units")
     images = torch.from_numpy(np.array(tiles, dtype=np.uint8)).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)
     x = images.reshape(n, -1)
     classes = n_classes if labels is not None else 0
@@ -237,8 +240,8 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
                                               feature_map=feature_map, noise_multiplier=emb.noise_multiplier,
                                               noise_generator=secret.torch("embedding-noise"))
         prior.append(embedding.entry)
-    q = sample_rate_for(n_units, min(config.batch_size, n_units))
-    expected = max(1, round(n_units * q))
+    q = sample_rate_for(public_units, min(config.batch_size, public_units))
+    expected = max(1, round(public_units * q))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
                                      sample_rate=q, steps=config.n_steps, accountant=config.accountant,
                                      prior=[*prior, *reserved_entries])
@@ -258,6 +261,7 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
         module=discriminator, optimizer=opt_d, data_loader=loader, noise_multiplier=sgd.noise_multiplier,
         max_grad_norm=config.max_grad_norm, poisson_sampling=False, grad_sample_mode="hooks",
         noise_generator=secret.torch("dp-noise"))
+    d_opt.expected_batch_size = expected  # Opacus' default is the EXACT count × q: use the public one
     d_opt.secure_mode = True
     gen = seeds.torch("latent")
     probs = torch.as_tensor(cond_probs) if cond_probs is not None else None

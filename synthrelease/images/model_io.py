@@ -47,7 +47,6 @@ def image_model_payload(model: Any) -> dict[str, Any]:
         "size": int(inner.size),
         "channels": int(inner.channels),
         "n_classes": int(inner.generator.n_classes),
-        "train_seconds": float(inner.train_seconds),
     }
     return tensor_payload(IMAGE_MODEL_FORMAT, info, inner.generator.state_dict(), inner.condition_probs,
                           replayable=bool(getattr(inner, "reproducible_private_randomness", False)))

@@ -22,8 +22,20 @@ manifest and the release card carry only the noisy figures and their noise scale
 Synthetic rows are the DP generator's output; the sensitivities hold for FIXED synthetic
 rows, which is what adaptive composition needs.
 
-Sizes: the numbers of training and holdout rows are treated as public (as the table's row
-count is for Opacus' sample rate); each sensitivity covers both n − 1 and n + 1.
+Sizes: the numbers of training and holdout rows are PRIVATE. A figure's noise may not
+reveal them, so each figure is computed over a PUBLIC number of slots per part, k₁ and k₀,
+derived from the release's DP part sizes (transforms/dp_counts.py): the first k units of
+the part in a secret uniformly random order, or, when the part holds fewer than k units,
+all of them plus public stand-in records (copies of the first synthetic row; in the
+holdout with the label removed) up to k. Coupling the orders of neighbouring inputs
+(the added unit inserted at a uniform position), the slot multisets differ in at most one
+record: one replaced, or a stand-in replaced by the added unit. Every figure's stated
+sensitivity, evaluated at k, bounds that replacement (TSTR AUC's vector is normalised by
+k₀ and states 2√3/k₀, see :func:`synthrelease.audits.dp_figures.tstr_auc`); by joint
+quasi-convexity of Rényi divergence the mixture over orders keeps the Gaussian
+mechanism's curve. The noise std of every figure is therefore a function of public
+quantities only. The stand-ins bias a figure only when a part holds fewer units than its
+slots (probability about 2 %, by a few units; see ``SLOT_MARGIN_STDS``).
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from synthrelease.budget.accounting import MechanismEntry, histogram_noise_for
 from synthrelease.metadata.schema import Metadata
 from synthrelease.policy.schema import Policy
 from synthrelease.rng import PrivateRandomness, gaussian_noise
+from synthrelease.transforms.dp_counts import slot_order
 
 CLAUSE_FIGURES: dict[str, str] = {
     "fidelity.min_quality_score": "quality_score",
@@ -139,9 +152,34 @@ class GateFigure:
         return {**self.public(), "exact": self.exact, "meaning": self.meaning, "computable": self.computable}
 
 
+def slot_rows(part: pd.DataFrame, k: int, stand_in: pd.DataFrame, randomness: PrivateRandomness, stream: str, *,
+              blank: str | None = None) -> pd.DataFrame:
+    """Exactly ``k`` records for the gate: the first k of ``part`` (one row per unit) in a
+    secret random order, or all of them plus copies of the public ``stand_in`` record up to k.
+
+    ``blank``: a column set to missing in the stand-ins (the holdout's label: a stand-in then
+    counts as an unlabelled, wrongly classified holdout record). Reads private rows; the
+    result is PRIVATE. See the module docstring for the sensitivity argument.
+    """
+    order = slot_order(len(part), randomness, stream)
+    chosen = part.iloc[np.sort(order[:k])]
+    missing = k - len(chosen)
+    if missing <= 0:
+        return chosen.reset_index(drop=True)
+    fill = stand_in.iloc[np.zeros(missing, dtype=np.int64)].reset_index(drop=True)
+    if blank is not None and blank in fill.columns:
+        fill[blank] = fill[blank].astype(object)
+        fill[blank] = None
+    return pd.concat([chosen.reset_index(drop=True), fill], ignore_index=True)
+
+
 def compute_figures(names: list[str], train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                    metadata: Metadata, *, target: str | None, seed: int) -> dict[str, Any]:
-    """The exact figures (``dp_figures.Figure`` or None) by name. Reads private rows; INTERNAL."""
+                    metadata: Metadata, *, target: str | None, seed: int, slotted: bool = False) -> dict[str, Any]:
+    """The exact figures (``dp_figures.Figure`` or None) by name. Reads private rows; INTERNAL.
+
+    ``slotted``: ``train`` and ``holdout`` are the gate's public-size slots (:func:`slot_rows`):
+    TSTR AUC is then normalised by the public holdout slot count.
+    """
     from synthrelease.audits import dp_figures as f
 
     out: dict[str, Any] = {}
@@ -157,7 +195,8 @@ def compute_figures(names: list[str], train: pd.DataFrame, holdout: pd.DataFrame
         scores = f.tstr_scores(holdout, synthetic, metadata, target=target, seed=seed) \
             if len(holdout) > 1 and len(classes) >= 2 else None
         for n in tstr:
-            out[n] = getattr(f, n)(holdout, synthetic, metadata, target=target, seed=seed, scores=scores)
+            extra = {"total": len(holdout)} if slotted and n == "tstr_auc" else {}
+            out[n] = getattr(f, n)(holdout, synthetic, metadata, target=target, seed=seed, scores=scores, **extra)
     membership = [n for n in names if n in ("dcr_mia_auc", "mia_auc_max", "tpr_at_fpr_0.01_max",
                                             "tpr_at_fpr_0.001_max", "exact_copy_share")]
     if membership:  # copies come from the DCR attack's nearest-neighbour distances: computed once
@@ -208,15 +247,13 @@ def noisy_values(figures: Mapping[str, GateFigure]) -> dict[str, float | None]:
 
 
 def expected_noise(names: list[str], entry: MechanismEntry | None, *, n_train: int, n_holdout: int) -> dict[str, float]:
-    """Noise std each figure WILL carry, from public sizes only (for a preflight, before any ε).
-
-    Uses the sensitivities of :mod:`synthrelease.audits.dp_figures` with the expected part
-    sizes; TSTR AUC is taken at m = n_holdout.
-    """
+    """Noise std each figure WILL carry with ``n_train`` and ``n_holdout`` slots (for a preflight,
+    before any ε): the sensitivities of :mod:`synthrelease.audits.dp_figures` at those slot
+    counts, TSTR AUC normalised by the holdout slots."""
     if entry is None or not names:
         return {}
     from synthrelease.audits.dp_figures import sensitivity_for
 
     n1, n0 = max(n_train, 2), max(n_holdout, 2)
     scale = entry.noise_multiplier * math.sqrt(len(names))
-    return {name: scale * sensitivity_for(name, n_train=n1, n_holdout=n0) for name in names}
+    return {name: scale * sensitivity_for(name, n_train=n1, n_holdout=n0, slotted=True) for name in names}

@@ -107,10 +107,14 @@ def _numeric(clause: str, comparator: Comparator, threshold: float, measured: fl
 
 
 def privacy_clauses(policy: Policy, *, epsilon: float, delta: float, accountant: str,
-                    n_train_rows: int, epsilon_spent_before: float | None = None) -> list[ClauseResult]:
+                    n_train_rows: float | None, epsilon_spent_before: float | None = None) -> list[ClauseResult]:
     """Clauses that can be checked before training (ε, δ, accountant, row count, lifetime cap).
 
     Args:
+        n_train_rows: the DP (noisy) count of training units, never the exact count: the
+            row-count clauses ``data.min_rows`` and ``privacy.require_delta_below_one_over_n``
+            compare it (post-processing of the count release). None: those two clauses are
+            left out (checked once the counts are released).
         epsilon_spent_before: ε already spent on this dataset, from the ledger. Only read
             when the policy sets ``lifetime_epsilon_cap``; then None fails "not measured".
     """
@@ -118,10 +122,12 @@ def privacy_clauses(policy: Policy, *, epsilon: float, delta: float, accountant:
     out = [
         _numeric("privacy.max_epsilon", "<=", pc.max_epsilon, epsilon),
         _numeric("privacy.max_delta", "<=", pc.max_delta, delta),
-        _numeric("data.min_rows", ">=", float(policy.data.min_rows), float(n_train_rows)),
     ]
-    if pc.require_delta_below_one_over_n:
-        out.append(_numeric("privacy.require_delta_below_one_over_n", "<", 1.0 / max(n_train_rows, 1), delta))
+    if n_train_rows is not None:
+        out.append(_numeric("data.min_rows", ">=", float(policy.data.min_rows), float(n_train_rows)))
+    if n_train_rows is not None and pc.require_delta_below_one_over_n:
+        out.append(_numeric("privacy.require_delta_below_one_over_n", "<", 1.0 / max(float(n_train_rows), 1.0),
+                            delta))
     ok = accountant in pc.accountants
     out.append(ClauseResult("privacy.accountants", "in", ",".join(pc.accountants), accountant, ok,
                             f"accountant {accountant} {'is' if ok else 'is not'} accepted"))
@@ -150,7 +156,7 @@ def _value(result: AuditResult | None, name: str) -> float | None:
     return None if value is None else float(value)
 
 
-def evaluate_gate(policy: Policy, *, epsilon: float, delta: float, accountant: str, n_train_rows: int,
+def evaluate_gate(policy: Policy, *, epsilon: float, delta: float, accountant: str, n_train_rows: float | None,
                   dp_figures: Mapping[str, float | None], audits: Mapping[str, AuditResult],
                   epsilon_spent_before: float | None = None) -> GateDecision:
     """Evaluate every clause of ``policy``. A clause whose value is missing fails "not measured".

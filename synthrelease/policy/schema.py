@@ -88,6 +88,10 @@ class PrivacyClauses(_Section):
         audit_budget_share: (v3) share of the release's privacy budget (of its Rényi-DP
             curve, so the total ε stays the requested ε) spent on the DP release gate's
             noisy figures; the rest trains the generator. In (0, 0.5]; default 0.1.
+        count_budget_share: share of the release's Rényi-DP curve spent on the one noisy
+            release of the part sizes (training and holdout units) that every size-derived
+            setting, the default synthetic row count, the row-count clauses and the gate's
+            slot counts come from (transforms/dp_counts.py). In (0, 0.2]; default 0.05.
         lifetime_epsilon_cap: (v2) total ε all releases of one dataset may spend; the
             ledger enforces it. Must be ≥ ``max_epsilon``.
         empirical_audit: (v2) the empirical privacy audit.
@@ -98,6 +102,7 @@ class PrivacyClauses(_Section):
     require_delta_below_one_over_n: bool = True
     accountants: list[Literal["rdp", "prv"]] = Field(default_factory=lambda: ["rdp", "prv"], min_length=1)
     audit_budget_share: float = Field(default=0.1, gt=0, le=0.5)
+    count_budget_share: float = Field(default=0.05, gt=0, le=0.2)
     lifetime_epsilon_cap: float | None = Field(default=None, gt=0)
     empirical_audit: EmpiricalAuditClause | None = None
 
@@ -112,7 +117,8 @@ class PrivacyClauses(_Section):
 
 
 class DataClauses(_Section):
-    """Requirements on the private input. ``min_rows``: fewest training rows accepted."""
+    """Requirements on the private input. ``min_rows``: fewest training rows (persons) accepted,
+    compared with the DP count of the training part (the exact count is private)."""
 
     min_rows: int = Field(default=100, ge=1)
 

@@ -18,6 +18,11 @@ class TrainingConfig:
         accountant: ``rdp`` or ``prv`` — used both to calibrate σ and to report ε.
         max_grad_norm: per-row clipping norm C of the discriminator's gradient.
         batch_size: expected Poisson batch size; the sample rate is ``1 / round(n / batch_size)``.
+        public_rows: the row count n that the sample rate and every size-scaled step of
+            training use: a release sets it from its DP count of the training rows
+            (transforms/dp_counts.py), so that no setting, noise scale or generator weight is
+            a function of the exact, private count. 0 = the training rows' own count (only
+            for runs whose row count is public, e.g. the audits' retraining on synthetic rows).
         n_steps: discriminator steps, each one accounted sampled-Gaussian step.
         condition_epsilon_share: share of ε for the DP histogram of the condition column
             (its sampling frequencies) when conditional marginals are off.
@@ -75,6 +80,7 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     batch_size: int = 500
     n_steps: int = 1000
+    public_rows: int = 0
     condition_epsilon_share: float = 0.05
     marginal_epsilon_share: float = 0.5
     bounds_epsilon_share: float = 0.1
@@ -118,6 +124,8 @@ class TrainingConfig:
             raise PrivacyParameterError(f"delta must be in (0, 1), got {self.target_delta}")
         if self.max_grad_norm <= 0:
             raise PrivacyParameterError("max_grad_norm must be > 0")
+        if self.public_rows < 0:
+            raise PrivacyParameterError("public_rows must be >= 0 (0 = the training rows' own count)")
         if self.batch_size < 1 or self.n_steps < 1 or self.n_disc_steps < 1:
             raise PrivacyParameterError("batch_size, n_steps and n_disc_steps must be >= 1")
         if not 0 <= self.condition_epsilon_share < 1:

@@ -233,14 +233,17 @@ def train_dp_gan(
     seeds = SeedTree(config.seed)  # public streams only
     secret = randomness if randomness is not None else PrivateRandomness()
     col = current_collective()  # a distributed run: ``train`` is this rank's shard of the rows
-    n_rows = len(train) if col.world_size == 1 else int(col.sum(torch.tensor([float(len(train))])).item())
+    exact_rows = len(train) if col.world_size == 1 else int(col.sum(torch.tensor([float(len(train))])).item())
     if _unsafe_noise_scale != 1.0 and audit_callback is None:
         raise InternalError("_unsafe_noise_scale breaks DP: only the empirical audit may set it")
-    if n_rows < 2:
+    if exact_rows < 2:
         raise PrivacyParameterError("training needs at least 2 rows")
+    # every size-scaled choice below uses the PUBLIC count (a release's DP count), never the exact one
+    n_rows = config.public_rows or exact_rows
     if config.target_delta >= 1.0 / n_rows:
         raise PrivacyParameterError(
-            f"delta={config.target_delta:g} must be below 1/n = {1.0 / n_rows:.3g} for {n_rows} rows"
+            f"delta={config.target_delta:g} must be below 1/n = {1.0 / n_rows:.3g} for n = {n_rows} "
+            f"({'the DP count of the training rows' if config.public_rows else 'training rows'})"
         )
     if not 0 <= threshold_delta < config.target_delta:
         raise PrivacyParameterError(f"threshold δ {threshold_delta:g} must be below the target δ "
@@ -372,11 +375,12 @@ def train_dp_gan(
         grad_sample_mode=config.grad_sample_mode, noise_generator=secret.torch("dp-noise"),
     )
     d_module, d_opt, loader = made[0], made[1], made[-1]
-    if col.world_size > 1:
-        # Opacus takes the loader's dataset as the WHOLE table (per-rank batch = n·q / world);
-        # here it is this rank's shard, so set the per-rank share of the global expected batch
-        # that makes Σ_ranks(clipped sums + noise) / world / share = (Σ clipped + noise) / (n·q)
-        d_opt.expected_batch_size = expected_batch / col.world_size
+    # Opacus divides the noisy gradient sum by len(dataset)·q, the EXACT row count: replace it by
+    # the public expected batch (from the DP count), so the update is post-processing of the
+    # noisy sum. Distributed: Opacus takes the loader's dataset as the WHOLE table, here it is
+    # this rank's shard, so set the per-rank share of the global expected batch that makes
+    # Σ_ranks(clipped sums + noise) / world / share = (Σ clipped + noise) / (n·q)
+    d_opt.expected_batch_size = expected_batch / col.world_size
     # Opacus' floating-point-hardened noise (secure mode's sampler) with our secret generator;
     # PrivacyEngine(secure_mode=True) would also demand torchcsprng, which has no build here.
     d_opt.secure_mode = True

@@ -342,9 +342,9 @@ def release(
     # Count-free privacy clauses first: refuse before spending any budget on a release that cannot pass.
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
 
-    def refuse(clauses: list[ClauseResult], spent_note: str) -> GateRefused:
+    def refuse(clauses: list[ClauseResult], spent_note: str, spent: float = 0.0) -> GateRefused:
         decision = GateDecision(pol.name, tuple(clauses))
-        report.update(privacy={"epsilon": 0.0, "delta": eff_delta, "accountant": accountant, "note": spent_note},
+        report.update(privacy={"epsilon": spent, "delta": eff_delta, "accountant": accountant, "note": spent_note},
                       audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
         path = _write_report(report_root, report, decision)
         message = _refusal_message(decision, path)
@@ -383,7 +383,8 @@ def release(
                                   n_train_rows=sizes.train, epsilon_spent_before=hold.used_before)
         if not all(c.passed for c in counted):
             report_written = True
-            raise refuse(counted, "refused on the DP part sizes before training: only the count release was spent")
+            raise refuse(counted, "refused on the DP part sizes before training: only the count release was spent",
+                         spent_epsilon[0] or 0.0)
         n_synthetic = settings.synthetic_rows or sizes.synthetic_rows(holdout_fraction)
         config = stages.training_config(kind, sizes.rows_for_defaults, meta, settings, epsilon=epsilon,
                                         delta=eff_delta, seed=seeds.integer("train"), accountant=accountant,
@@ -702,8 +703,21 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     df, metadata, notes, cond, config, content_sha = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False)
-    model = train_charged(lambda: fit_dp_synthesizer(df, metadata, config, condition_column=cond, progress=progress),
-                          dataset=metadata.name, epsilon=epsilon, delta=config.target_delta, ledger_path=ledger_path,
+    counts = dp_counts.count_entry(dp_counts.TRAIN_COUNT_SHARE, epsilon=epsilon, delta=config.target_delta,
+                                   accountant=accountant)
+    secret = PrivateRandomness()  # fresh OS entropy, never stored
+
+    def fit() -> Any:  # the model is shareable: its settings come from a DP count of the rows, not the exact one
+        public_rows = dp_counts.release_sizes(len(df), 0, 0, counts, secret).rows_for_defaults
+        public = default_training_config(public_rows, epsilon=epsilon, delta=config.target_delta, seed=seed,
+                                         accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                         metadata=metadata, condition_column=cond)
+        return fit_dp_synthesizer(df, metadata, dataclasses.replace(public, public_rows=public_rows),
+                                  condition_column=cond, progress=progress, reserved_entries=(counts,),
+                                  randomness=secret)
+
+    model = train_charged(fit, dataset=metadata.name, epsilon=epsilon, delta=config.target_delta,
+                          ledger_path=ledger_path,
                           policy_path=policy_path, data_sha256=sha256_file(data),
                           content_sha256=content_sha, what=f"model of {data}")
     return model, notes
@@ -761,16 +775,24 @@ def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.Pat
     if condition is not None and condition != metadata.target:
         raise MetadataError(f"--condition-column: an image model is conditioned on the metadata's target "
                             f"({metadata.target!r}), not {condition!r}")
-    n_units = stages.first_row_per_person(df, metadata).shape[0]  # persons (= tiles unless m > 1)
-    eff_delta = delta if delta is not None else default_delta(n_units)
-    PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(n_units)
-    config = kind.default_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
-                                 n_steps=n_steps, batch_size=batch_size, metadata=metadata,
-                                 condition_column=metadata.target)
+    n_units = stages.first_row_per_person(df, metadata).shape[0]  # persons (= tiles unless m > 1): PRIVATE
+    eff_delta = delta if delta is not None else public_default_delta()
+    PrivacyLoss(epsilon, eff_delta)
+    counts = dp_counts.count_entry(dp_counts.TRAIN_COUNT_SHARE, epsilon=epsilon, delta=eff_delta,
+                                   accountant=accountant)
     secret = PrivateRandomness()  # fresh OS entropy, never stored
     secret.require_secret("train")
-    model = train_charged(lambda: kind.fit(df, metadata, config, condition_column=metadata.target, progress=progress,
-                                           randomness=secret),
+
+    def fit() -> Any:  # the model is shareable: its settings come from a DP count of the persons
+        public_units = dp_counts.release_sizes(n_units, 0, 0, counts, secret).rows_for_defaults
+        config = kind.default_config(public_units, epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
+                                     condition_column=metadata.target)
+        return kind.fit(df, metadata, dataclasses.replace(config, public_rows=public_units),
+                        condition_column=metadata.target, progress=progress, reserved_entries=(counts,),
+                        randomness=secret)
+
+    model = train_charged(fit,
                           dataset=metadata.name, epsilon=epsilon, delta=eff_delta, ledger_path=ledger_path,
                           policy_path=policy_path, data_sha256=loaded.data_sha256,
                           content_sha256=loaded.content_sha256, what=f"image model of {data}")
@@ -804,8 +826,8 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
         raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
     if cond is not None and metadata.columns[cond].dp_categories is not None:
         raise MetadataError(f"--condition-column: {cond!r} needs a declared 'categories' list, not dp_categories")
-    eff_delta = delta if delta is not None else default_delta(len(df))
-    PrivacyLoss(epsilon, eff_delta).check_delta_for_rows(len(df))
+    eff_delta = delta if delta is not None else public_default_delta()
+    PrivacyLoss(epsilon, eff_delta)
     config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
                                      n_steps=n_steps, batch_size=batch_size, metadata=metadata,
                                      condition_column=cond)

@@ -143,7 +143,8 @@ def dp_gan_synthesizer(metadata: Metadata, config: TrainingConfig, *, condition_
         m = len(train)
         delta = config.target_delta if config.target_delta < 1.0 / m else default_delta(m)
         cfg = dataclasses.replace(config, seed=tree.integer("fit"), target_delta=delta,
-                                  batch_size=max(1, round(m * sample_rate)))
+                                  batch_size=max(1, round(m * sample_rate)),
+                                  **({"public_rows": 0} if hasattr(config, "public_rows") else {}))
         model = fit(train, metadata, cfg, condition_column=condition_column)
         return sample(model, n_rows, seed=tree.integer("sample"))
 

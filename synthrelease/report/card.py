@@ -65,7 +65,7 @@ def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: s
     """What both card formats show (PUBLIC: DP figures and synthetic-only checks; the arguments of
     :func:`synthrelease.pipeline.release_card`)."""
     from synthrelease.pipeline import GUARANTEE_COVERS, PUBLIC_SEED_NOTE, ceil_decimals
-    from synthrelease.privacy import PRIVACY_UNIT
+    from synthrelease.privacy import privacy_unit_text
 
     eps_up = ceil_decimals(epsilon, 3)
     factor = math.exp(eps_up) if eps_up < 700 else math.inf
@@ -84,7 +84,10 @@ def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: s
         "dataset": metadata.name, "n_rows": n_rows, "n_columns": len(metadata.model_columns),
         "contents": _contents(metadata, n_rows),
         "epsilon_text": f"{eps_up:.3f}", "delta_text": f"{delta:g}", "accountant": accountant,
-        "factor_text": f"{factor:.3g}", "unit": PRIVACY_UNIT, "covers": GUARANTEE_COVERS,
+        "factor_text": f"{factor:.3g}", "covers": GUARANTEE_COVERS,
+        "unit": privacy_unit_text(metadata.privacy_unit_column, metadata.rows_per_person),
+        "person_rows": "rows" if metadata.privacy_unit_column is not None and metadata.rows_per_person > 1 else "row",
+        "count_share_text": f"{policy.privacy.count_budget_share:.0%}",
         "randomness": PUBLIC_SEED_NOTE, "policy_name": policy.name, "policy_sha": policy_sha,
         "share_text": f"{policy.privacy.audit_budget_share:.0%}", "figures": figures,
         "checks": [{"name": name, "text": ", ".join(f"{k} = {v:.4f}" for k, v in m.items())}

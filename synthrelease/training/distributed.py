@@ -49,6 +49,7 @@ Not distributed yet: image and sequence tables.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -212,10 +213,11 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
     from synthrelease.metadata.load import load_metadata
     from synthrelease.model_io import save_model
     from synthrelease.pipeline import train_charged
-    from synthrelease.privacy import PrivacyLoss, default_delta
+    from synthrelease.privacy import PrivacyLoss, public_default_delta
     from synthrelease.training.config import TrainingConfig
     from synthrelease.training.defaults import default_training_config
     from synthrelease.training.trainer import fit_dp_synthesizer
+    from synthrelease.transforms.dp_counts import TRAIN_COUNT_SHARE, count_entry
     from synthrelease.validation.expectations import validate_table
 
     metadata = load_metadata(args.metadata)
@@ -236,14 +238,18 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
     if args.config is not None:  # a release's own settings (public), computed for these n rows
         config = TrainingConfig(**json.loads(Path(args.config).read_text()))
         delta = config.target_delta
-    else:
-        delta = args.delta if args.delta is not None else default_delta(n_rows)
-        config = default_training_config(n_rows, epsilon=args.epsilon, delta=delta, seed=args.seed,
+        reserved = tuple(MechanismEntry(*e) for e in json.loads(Path(args.reserved_entries).read_text())) \
+            if args.reserved_entries is not None else ()
+    else:  # `train --nproc`: the shareable model's settings come from a DP count of the rows, as on one process
+        delta = args.delta if args.delta is not None else public_default_delta()
+        counts = count_entry(TRAIN_COUNT_SHARE, epsilon=args.epsilon, delta=delta, accountant=args.accountant)
+        public_rows = _dp_row_count(collective, len(shard), counts)
+        config = default_training_config(public_rows, epsilon=args.epsilon, delta=delta, seed=args.seed,
                                          accountant=args.accountant, n_steps=args.steps,
                                          batch_size=args.batch_size, metadata=metadata, condition_column=cond)
-    PrivacyLoss(args.epsilon, delta).check_delta_for_rows(n_rows)
-    reserved = tuple(MechanismEntry(*e) for e in json.loads(Path(args.reserved_entries).read_text())) \
-        if args.reserved_entries is not None else ()
+        config = dataclasses.replace(config, public_rows=public_rows)
+        reserved = (counts,)
+    PrivacyLoss(args.epsilon, delta).check_delta_for_rows(config.public_rows or n_rows)
 
     def fit() -> Any:
         with active(collective):
@@ -265,6 +271,18 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
     save_model(model, args.output)
     return {"epsilon": model.privacy.epsilon, "delta": model.privacy.delta, "rows": n_rows,
             "processes": collective.world_size, "seconds": model.train_seconds}
+
+
+def _dp_row_count(collective: Any, shard_rows: int, entry: Any) -> int:
+    """The DP count of the rows over every rank (the same value on each): the leader adds the Gaussian
+    noise of ``entry`` (fresh OS entropy) to its shard's count, the sum runs over the ranks. Reads
+    private counts; the result is DP and rounded to the row count the defaults use."""
+    from synthrelease.rng import PrivateRandomness, gaussian_noise
+
+    noise = float(gaussian_noise((1,), entry.noise_multiplier, PrivateRandomness().torch("count-noise"))[0]) \
+        if collective.is_leader else 0.0
+    noisy = float(collective.sum(torch.tensor([float(shard_rows) + noise], dtype=torch.float64)).item())
+    return max(2, int(round(noisy)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,10 @@ from synthrelease.budget.accounting import MechanismEntry, histogram_noise_for
 from synthrelease.rng import PrivateRandomness, gaussian_noise
 
 COUNT_LABEL = "DP part sizes (Gaussian, sensitivity 1)"
+
+TRAIN_COUNT_SHARE = 0.05
+"""Share of the Rényi-DP curve for the row count of ``synthrelease train`` (no policy there):
+its shareable model's batch size and sample rate come from that DP count."""
 """Accountant label of the count release."""
 
 SLOT_MARGIN_STDS = 2.0

@@ -83,7 +83,6 @@ def test_epsilon_above_policy_cap_is_refused_before_training(workspace):
         (lambda ws: ["--metadata", str(ws / "nope.yaml")], "not found"),
         (lambda ws: ["--epsilon", "0"], "epsilon must be > 0"),
         (lambda ws: ["--epsilon", "-1"], "epsilon must be > 0"),
-        (lambda ws: ["--delta", "0.01"], "1/n"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(workspace, mutate, needle):
@@ -91,6 +90,13 @@ def test_bad_arguments_exit_2_with_one_line(workspace, mutate, needle):
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+    assert not (workspace / "x").exists()
+
+
+def test_a_delta_above_the_policy_is_refused_before_anything_is_read(workspace):
+    """δ is public and judged before the count release: a δ the policy refuses spends nothing."""
+    res = _release(workspace, "lenient.yaml", out="x", extra=["--delta", "0.01"])
+    assert res.exit_code == 1 and "privacy.max_delta" in res.output and "Traceback" not in res.output
     assert not (workspace / "x").exists()
 
 

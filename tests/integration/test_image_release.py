@@ -41,7 +41,8 @@ def ws(tmp_path):
 def _release(ws, out, *extra):
     return CliRunner().invoke(cli, ["-q", "release", str(ws / "tiles.npz"), "--metadata", str(ws / "meta.yaml"),
                                     "--policy", str(ws / "policy.yaml"), "--signing-key", str(ws / "k.pem"),
-                                    "--out", str(ws / out), "--epsilon", "3", "--steps", "30", *extra])
+                                    "--out", str(ws / out), "--epsilon", "3", "--steps", "30",
+                                    "--synthetic-rows", "240", *extra])  # the default follows the DP count
 
 
 def test_an_image_release_is_gated_signed_and_holds_tiles(ws):
@@ -113,14 +114,20 @@ def test_persons_with_several_tiles_are_bounded_together(ws):
     meta["columns"] = {"patient": {"type": "identifier"}, **meta["columns"]}
     meta["privacy_unit_column"], meta["max_rows_per_person"] = "patient", 3
     (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    res = _release(ws, "p")
+    doc = yaml.safe_load((ws / "policy.yaml").read_text())
+    doc["data"]["min_rows"] = 20  # persons, judged on their DP count (about 80 train here)
+    (ws / "policy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = _release(ws, "p", "--synthetic-rows", "200")
     assert res.exit_code == 0, res.output
     manifest = json.loads((ws / "p" / "manifest.json").read_text())["release"]
     assert "at most 3 rows" in manifest["privacy"]["privacy_unit"] and manifest["privacy"]["epsilon"] <= 3.0
-    kept = int(np.minimum(per_person, 3).sum())
-    assert manifest["dataset"]["synthetic_rows"] == int(np.ceil(kept * 0.8))
+    assert manifest["dataset"]["synthetic_rows"] == 200
+    assert abs(manifest["dp_sizes"]["train"] + manifest["dp_sizes"]["holdout"] - n_people) < 60  # persons, DP
+    card = (ws / "p" / "RELEASE_CARD.md").read_text()
+    assert "at most 3 rows" in card and "one person's rows were in the private table" in card
     report = json.loads((ws / "p.internal-report" / "internal_report.json").read_text())
-    assert any("kept the first 3 row(s) of each person" in w for w in report["warnings"])
+    assert any("each person's first 3 row(s) are kept" in w for w in report["warnings"])
+    assert report["rows"]["dropped_beyond_person_cap"] == int((per_person - np.minimum(per_person, 3)).sum())
 
 
 def test_a_row_cap_above_one_is_refused_for_tables_and_without_a_person_column():
@@ -146,7 +153,7 @@ def test_unlabelled_tiles_are_released_and_a_utility_clause_is_refused_before_tr
     res = _release(ws, "u")
     assert res.exit_code == 0, res.output
     with np.load(ws / "u" / "synthetic.npz", allow_pickle=False) as z:
-        assert z["images"].shape == (160, 16, 16, 3) and "labels" not in z.files
+        assert z["images"].shape == (240, 16, 16, 3) and "labels" not in z.files
     doc = yaml.safe_load((ws / "policy.yaml").read_text())
     doc["utility"] = {"min_tstr_auc": 0.5}
     (ws / "policy.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

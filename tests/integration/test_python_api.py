@@ -136,8 +136,14 @@ def test_each_stage_runs_alone(tmp_path):
     policy = Policy.model_validate(lenient_policy_doc())
     audits = stages.audit(parts, synthetic, loaded.metadata, policy, target="outcome", seed=0)
     assert {"fidelity", "utility", "membership"} <= set(audits)
+    from synthrelease import pipeline
+    from synthrelease.transforms.dp_counts import count_entry
+
+    sizes = pipeline.release_part_sizes(parts, loaded.metadata, "outcome",
+                                        count_entry(0.05, epsilon=2.0, delta=1e-4, accountant="rdp"),
+                                        PrivateRandomness.unsafe_reproducible_for_tests(3))
     verdict = stages.gate(policy, parts, synthetic, loaded.metadata, privacy=model.privacy, audits=audits,
-                          target="outcome", gate_entry=None, seed=0, epsilon_spent_before=0.0,
+                          target="outcome", gate_entry=None, seed=0, epsilon_spent_before=0.0, sizes=sizes,
                           randomness=PrivateRandomness.unsafe_reproducible_for_tests(2))
     assert verdict.decision.clauses and verdict.figures == {}
 

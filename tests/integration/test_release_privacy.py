@@ -33,7 +33,8 @@ def test_same_seed_twice_gives_different_releases(two_releases):
     assert a.passed and b.passed
     rows_a = pd.read_csv(a.bundle_dir / "synthetic.csv")
     rows_b = pd.read_csv(b.bundle_dir / "synthetic.csv")
-    assert len(rows_a) == len(rows_b) == pipeline.synthetic_row_count(600, 0.2)  # public count, not the coins
+    for rows in (rows_a, rows_b):  # ⌈noisy table size × 0.8⌉: from the DP count release, never the exact count
+        assert abs(len(rows) - pipeline.synthetic_row_count(600, 0.2)) < 60
     assert not rows_a.equals(rows_b)
     fa, fb = _manifest(a)["dp_figures"], _manifest(b)["dp_figures"]
     inside = [k for k in fa if 0 < fa[k]["value"] < 1 and 0 < fb[k]["value"] < 1]  # not clipped at a bound

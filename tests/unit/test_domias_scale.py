@@ -96,7 +96,9 @@ def test_above_the_caps_with_samples_covering_every_row_the_kde_is_exact(monkeyp
     got = domias_scores(reference, synthetic, queries, seed=2)
     np.testing.assert_allclose(got, _brute(reference, synthetic, queries, seed=2), rtol=0, atol=1e-8)
     today = _today(reference, synthetic, queries, seed=2)
-    assert np.median(np.abs(got - today)) < 1e-4 and np.max(np.abs(got - today)) < 0.2  # KD-tree's error
+    # the old formula's KD-tree (rtol 1e-4) loses accuracy on a few far-tail rows on some CPUs (score
+    # differences of 2-9 seen at log-densities below -20); the exact comparison is the brute force above
+    assert np.median(np.abs(got - today)) < 1e-4 and np.quantile(np.abs(got - today), 0.99) < 0.2
 
 
 def test_above_the_caps_a_copying_synthesizer_still_stands_out(small_caps):

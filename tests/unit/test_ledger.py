@@ -219,10 +219,19 @@ def test_a_gate_rejection_still_spends_and_a_stop_before_training_cancels(capped
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stages, "training_config", boom)  # stopped after the reservation, before training
-    with pytest.raises(KeyboardInterrupt):
-        _release(capped, "b3", 1.0)
+    from synthrelease import pipeline
+
+    with monkeypatch.context() as m:  # stopped after the reservation, before any private row is read
+        m.setattr(pipeline, "release_part_sizes", boom)
+        with pytest.raises(KeyboardInterrupt):
+            _release(capped, "b3", 1.0)
     assert [e.status for e in book.entries("tiny-clinic")] == ["spent", "cancelled"]
+    # stopped after the DP count release, before training: only the count release's ε is spent
+    monkeypatch.setattr(stages, "training_config", boom)
+    with pytest.raises(KeyboardInterrupt):
+        _release(capped, "b4", 1.0)
+    last = book.entries("tiny-clinic")[-1]
+    assert last.status == "spent" and 0 < last.epsilon < 0.3
 
 
 def test_train_is_charged_to_the_ledger_and_respects_the_cap(capped):

@@ -301,11 +301,12 @@ def audit_config(config: TrainingConfig, *, n_release: int, n_audit: int, seed: 
 
     Same ε, steps, model and clipping; the batch is rescaled so that the Poisson sample rate
     (≈ batch / rows) is unchanged; δ is kept unless it is not below 1/n_audit (then
-    :func:`default_delta`); the seed is the audit's own.
+    :func:`default_delta`); the seed is the audit's own. The audit table's own row count is
+    public (it is built from synthetic rows and canaries), so ``public_rows`` is reset to it.
     """
     batch = max(1, round(config.batch_size * n_audit / max(1, n_release)))
     delta = config.target_delta if config.target_delta < 1.0 / n_audit else default_delta(n_audit)
-    return dataclasses.replace(config, batch_size=batch, target_delta=delta, seed=seed)
+    return dataclasses.replace(config, batch_size=batch, target_delta=delta, seed=seed, public_rows=0)
 
 
 def train_for_audit(rows: pd.DataFrame, metadata: Metadata, config: TrainingConfig, *,

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from synthrelease import __version__, stages
 from synthrelease._io import sha256_file, write_table_atomic
 from synthrelease.audits.base import AuditResult
+from synthrelease.budget.accounting import MechanismEntry, epsilon_for
 from synthrelease.budget.ledger import Ledger, default_ledger_path
 from synthrelease.errors import (
     BudgetExceededError,
@@ -45,7 +46,6 @@ from synthrelease.errors import (
     PolicyError,
     PrivacyParameterError,
 )
-from synthrelease.budget.accounting import MechanismEntry, epsilon_for
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.modality import Modality, modality_for, tabular
 from synthrelease.policy.advice import advice_for

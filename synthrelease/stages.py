@@ -260,8 +260,8 @@ def one_row_per_person(loaded: LoadedTable) -> LoadedTable:
     cap = loaded.metadata.rows_per_person
     kept = first_rows_per_person(table, column, cap, source=loaded.source)
     # the note is the same whether or not any row was dropped: that fact is private too
-    notes = loaded.notes + (f"privacy unit {column!r}: each person's first {cap} row(s) are kept and any further "
-                            "rows dropped (how many: internal report)",)
+    notes = (*loaded.notes, f"privacy unit {column!r}: each person's first {cap} row(s) are kept and any "
+                            "further rows dropped (how many: internal report)")
     return dataclasses.replace(loaded, table=kept, notes=notes, dropped_rows=len(table) - len(kept))
 
 
@@ -573,7 +573,7 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
             raise SynthreleaseError(f"audit {name} retrains: pass the training configuration and the modality")
         progress(ProgressEvent(f"audit:{name}"))
         if name == "shadow":
-            results.update(_internal("shadow", lambda: {"shadow": _shadow(
+            results.update(_internal("shadow", lambda run=run: {"shadow": _shadow(
                 run, train_rows, holdout, metadata, config, modality, target=target, seed=seed, progress=progress)}))
         else:  # the canary run's base table: the released synthetic rows (public), never private rows
             results[name] = run(synthetic, metadata, config, seed=seed, condition_column=target,
@@ -606,7 +606,7 @@ def _internal(name: str, run: Callable[[], dict[str, AuditResult]]) -> dict[str,
     t = time.perf_counter()
     try:
         return run()
-    except Exception as e:  # noqa: BLE001 - any failure of a non-DP audit is recorded, not raised
+    except Exception as e:
         return {name: AuditResult(name, {}, {"error": f"{type(e).__name__}: {e}",
                                              "note": "this internal audit failed; the DP gate does not read it"},
                                   runtime_s=time.perf_counter() - t)}

@@ -282,7 +282,7 @@ def _dp_row_count(collective: Any, shard_rows: int, entry: Any) -> int:
     noise = float(gaussian_noise((1,), entry.noise_multiplier, PrivateRandomness().torch("count-noise"))[0]) \
         if collective.is_leader else 0.0
     noisy = float(collective.sum(torch.tensor([float(shard_rows) + noise], dtype=torch.float64)).item())
-    return max(2, int(round(noisy)))
+    return max(2, round(noisy))
 
 
 def main(argv: list[str] | None = None) -> int:

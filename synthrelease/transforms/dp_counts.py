@@ -91,7 +91,7 @@ class NoisySizes:
     def rows_for_defaults(self) -> int:
         """The training-size the default settings are scaled to (batch size, sample rate, bins):
         the noisy training count rounded, at least 2."""
-        return max(2, int(round(self.train)))
+        return max(2, round(self.train))
 
     def synthetic_rows(self, holdout_fraction: float) -> int:
         """Default synthetic row count: ⌈noisy table size × (1 − holdout fraction)⌉, at least 1."""

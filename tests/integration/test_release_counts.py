@@ -68,7 +68,7 @@ def test_neighbours_publish_the_same_size_derived_values(neighbours) -> None:
 
 
 def test_no_published_float_is_built_from_an_exact_count(neighbours) -> None:
-    ws, full, _ = neighbours
+    _, full, _ = neighbours
     rows = json.loads(full.report_path.read_text())["rows"]
     n1, n0 = rows["train"], rows["holdout"]
     assert (n1, n0) != (455, 118)  # the pinned sizes differ from the exact ones

@@ -323,8 +323,8 @@ def split(table: pd.DataFrame, *, holdout_fraction: float, randomness: PrivateRa
         coins = randomness.numpy("split").random(len(table)) < holdout_fraction
     n_hold = int(coins.sum())
     if len(table) - n_hold < 2 or n_hold < 2:
-        raise PrivacyParameterError(f"the table's {len(table)} row(s) are too few to split into training and "
-                                    f"holdout rows (holdout fraction {holdout_fraction:g})")
+        raise PrivacyParameterError(f"the table has too few rows to split into training and holdout rows "
+                                    f"(holdout fraction {holdout_fraction:g}); a release needs a few hundred")
     if consume and _partition_rows_in_place(table, coins):
         n_train = len(table) - n_hold
         train, hold = table.iloc[:n_train], table.iloc[n_train:]

@@ -1,23 +1,25 @@
 """Empirical privacy audit: does the DP-GAN leak more than its ε claim allows?
 
 Method: privacy auditing with one training run (Steinke, Nasr, Jagielski, NeurIPS 2023):
-m canaries (:mod:`.empirical.canaries`, public metadata + seed only) join a copy of the
-private training rows independently with probability ½; the project's DP-GAN is trained
-once on that copy with the release's configuration; each canary gets a membership score;
-correct guesses on the top-/bottom-k become ε_lb at 95 % confidence (:mod:`.empirical.bounds`).
-A correct (ε, δ)-DP implementation gives ε_lb ≤ ε_claimed except with probability 5 %;
-ε_lb > ε_claimed is a likely implementation fault (the gate names it so).
-The classic many-run audit (Jagielski et al. 2020) is :func:`run_many_run_audit` (small
-models only; it costs one training run per trial).
+m canaries (:mod:`.empirical.canaries`, public metadata + seed only) join a base table
+independently with probability ½; the project's DP-GAN is trained once on that table with
+the release's configuration; each canary gets a membership score; correct guesses on the
+top-/bottom-k become ε_lb at 95 % confidence (:mod:`.empirical.bounds`). A correct (ε, δ)-DP
+implementation gives ε_lb ≤ ε_claimed except with probability 5 %; ε_lb > ε_claimed is a
+likely implementation fault (the gate names it so). The classic many-run audit (Jagielski
+et al. 2020) is :func:`run_many_run_audit` (small models only; it costs one training run
+per trial).
 
-Why the audit's ε is not in the ledger: the audit's training run is an extra, internal
-computation on the private rows whose outputs (model, discriminator, synthetic rows,
-scores) are discarded; only ε_lb and the verdict leave it, and those are internal audit
-figures like every other audit's (which are not DP either and are not charged). Nothing
-from this run is released or feeds the released model, so it adds no privacy loss to the
-release; its model and table are never written to a bundle.
+What it reads, by caller:
 
-PRIVACY: reads private training rows; NOT differentially private; results INTERNAL ONLY.
+* In a release (the policy's ``privacy.empirical_audit``) the base table is the released
+  SYNTHETIC rows, never a private row: the audit, its ε_lb and the gate clause that reads it
+  are post-processing of the DP release, exact and free, and the verdict stays covered by
+  the release's ε.
+* ``synthrelease audit-privacy`` runs it on the PRIVATE table the steward names: that run
+  reads private rows, is NOT differentially private, and its results are INTERNAL ONLY.
+  Its ε is not in the ledger: the run's outputs (model, discriminator, synthetic rows,
+  scores) are discarded and nothing from it is released or feeds a released model.
 
 Power (measured; see benchmarks/results/empirical_audit.md): a one-run audit with m
 canaries can never show more than about ε ≈ 5 (m = 1000), and the scores here (white box:

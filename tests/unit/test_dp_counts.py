@@ -67,8 +67,8 @@ def test_derived_settings_are_functions_of_the_noisy_sizes_only() -> None:
     assert sizes.rows_for_defaults == 447
     assert sizes.synthetic_rows(0.2) == math.ceil((447.3 + 111.6) * 0.8)
     k1, k0 = sizes.gate_slots()
-    assert k1 == math.floor(447.3 - 14.0)
-    assert k0 == math.floor(111.6 - 2 * math.sqrt(2) * 7.0)
+    assert k1 == math.floor(447.3 - 7.0)
+    assert k0 == math.floor(111.6 - math.sqrt(2) * 7.0)
     assert NoisySizes(-30.0, -5.0, 0.0, 7.0).gate_slots() == (2, 2)
     public = sizes.public()
     assert public["train"] == 447.3 and public["gate_slots"] == {"train": k1, "holdout": k0}

@@ -18,6 +18,12 @@ release is reserved in the accountant (its share of the budget no longer trains 
 generator) — then compute the gate's figures on the peers' split (train = members, holdout
 = non-members) and release them with the gate's noise; each row records the exact and the
 noisy figures and their noise std.
+
+``--count-share S``: also as ``release`` does since row counts became private: the part
+sizes are released once as DP counts with the share S of the budget (in the accountant),
+the training defaults and sample rate follow the noisy training count (``public_rows``),
+and the gate's figures are computed over the public slots derived from the noisy sizes.
+Without it (the old release): exact sizes, no count release.
 """
 from __future__ import annotations
 
@@ -62,7 +68,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0,
-              overrides: dict | None = None, gate_policy: str | None = None) -> None:
+              overrides: dict | None = None, gate_policy: str | None = None, count_share: float = 0.0) -> None:
     """Child process: train with the shipped defaults (and the gate's reserved entry), sample, write CSV and info."""
     import pandas as pd
 
@@ -74,8 +80,22 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
 
     meta = load_metadata(HERE / "metadata" / f"{name}.yaml")
     train = pd.read_csv(splits / f"{name}_train.csv")
-    cfg = default_training_config(len(train), epsilon=eps, delta=1e-5, seed=seed, metadata=meta,
+    sizes = counts = None
+    rows_for_defaults = len(train)
+    if count_share > 0:  # the release's DP part sizes (the exact sizes stay in this process)
+        from synthrelease.rng import PrivateRandomness
+        from synthrelease.transforms.dp_counts import count_entry, release_sizes
+
+        counts = count_entry(count_share, epsilon=eps, delta=1e-5, accountant="rdp")
+        n_holdout = len(pd.read_csv(splits / f"{name}_holdout.csv", usecols=[0]))
+        sizes = release_sizes(len(train), n_holdout, 0, counts, PrivateRandomness())
+        rows_for_defaults = sizes.rows_for_defaults
+    cfg = default_training_config(rows_for_defaults, epsilon=eps, delta=1e-5, seed=seed, metadata=meta,
                                   condition_column=meta.target)
+    if sizes is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, public_rows=rows_for_defaults)
     if overrides:
         import dataclasses
 
@@ -88,8 +108,8 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
         policy = load_policy(gate_policy)[0]
         entry = dp_gate.gate_entry(policy, epsilon=eps, delta=1e-5, accountant=cfg.accountant)
     t0 = time.perf_counter()
-    model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target,
-                         reserved_entries=(entry,) if entry is not None else ())
+    reserved = tuple(e for e in (counts, entry) if e is not None)
+    model = train_dp_gan(train, TableEncoder(meta), cfg, condition_column=meta.target, reserved_entries=reserved)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     synthetic = sample_frame(model, len(train), seed=seed + 1)
@@ -102,8 +122,15 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
         holdout = pd.read_csv(splits / f"{name}_holdout.csv")
         names = dp_gate.figures_needed(policy)
         t0 = time.perf_counter()
-        exact = dp_gate.compute_figures(names, train, holdout, synthetic, meta, target=meta.target, seed=seed)
-        figures = dp_gate.release_figures(exact, names, entry, PrivateRandomness())
+        secret = PrivateRandomness()
+        if sizes is not None:  # the release's public slots
+            k1, k0 = sizes.gate_slots()
+            train = dp_gate.slot_rows(train, k1, synthetic.iloc[:1], secret, "slots-train")
+            holdout = dp_gate.slot_rows(holdout, k0, synthetic.iloc[:1], secret, "slots-holdout", blank=meta.target)
+        exact = dp_gate.compute_figures(names, train, holdout, synthetic, meta, target=meta.target, seed=seed,
+                                        slotted=sizes is not None)
+        figures = dp_gate.release_figures(exact, names, entry, secret)
+        info["dp_sizes"] = sizes.public() if sizes is not None else None
         info["dp_gate"] = {"policy": gate_policy, "share": policy.privacy.audit_budget_share,
                            "noise_multiplier": entry.noise_multiplier, "seconds": round(time.perf_counter() - t0, 1),
                            "figures": {k: {"exact": f.exact, "noisy": f.value, "noise_std": f.noise_std}
@@ -124,12 +151,14 @@ def main() -> None:
                     help="no training: fold the rows of results/STEM.json (runs done in parallel under --tag) "
                          "into this run's results files")
     ap.add_argument("--gate-policy", default=None, help="reserve and release the DP gate of this policy")
+    ap.add_argument("--count-share", type=float, default=0.0,
+                    help="release the part sizes as DP counts with this share of the budget, as a release does")
     ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
         name, eps, out_csv, info, seed = a.one
         train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), _overrides(a.set),
-                  a.gate_policy)
+                  a.gate_policy, a.count_share)
         return
     splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))
     if not (splits / "adult_train.csv").exists():
@@ -143,7 +172,8 @@ def main() -> None:
             syn, info = work / "synthetic.csv", work / "info.json"
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
-            gate = ["--gate-policy", a.gate_policy] if a.gate_policy else []
+            gate = (["--gate-policy", a.gate_policy] if a.gate_policy else []) + \
+                (["--count-share", str(a.count_share)] if a.count_share else [])
             subprocess.run([sys.executable, __file__, "--splits", str(splits), "--one", name, str(eps), str(syn),
                             str(info), str(seed), *[f"--set={kv}" for kv in a.set], *gate], check=True)
             wall = time.perf_counter() - t0
@@ -163,7 +193,8 @@ def main() -> None:
                        "quality_overall", "column_shapes", "column_pair_trends", "tstr_auc_hgb", "trtr_auc_hgb",
                        "tstr_auc_logreg", "dcr_mia_auc", "exact_copy_share")},
                    "mode_collapse_probe": meta["last_log"], "config": meta["config"],
-                   "mechanisms": meta["privacy"]["mechanisms"], "dp_gate": meta.get("dp_gate")}
+                   "mechanisms": meta["privacy"]["mechanisms"], "dp_gate": meta.get("dp_gate"),
+                   "dp_sizes": meta.get("dp_sizes")}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", "epsilon_spent", "train_seconds",
                                                   "quality_overall", "tstr_auc_hgb", "dcr_mia_auc")}), flush=True)

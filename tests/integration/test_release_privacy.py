@@ -38,7 +38,8 @@ def test_same_seed_twice_gives_different_releases(two_releases):
     assert not rows_a.equals(rows_b)
     fa, fb = _manifest(a)["dp_figures"], _manifest(b)["dp_figures"]
     inside = [k for k in fa if 0 < fa[k]["value"] < 1 and 0 < fb[k]["value"] < 1]  # not clipped at a bound
-    assert inside and all(fa[k]["value"] != fb[k]["value"] for k in inside)
+    # fresh noise: the figures differ (any: two 4-decimal values may still meet by chance, as seen once)
+    assert inside and any(fa[k]["value"] != fb[k]["value"] for k in inside)
 
 
 def test_bundle_carries_only_dp_figures_with_their_noise(two_releases):

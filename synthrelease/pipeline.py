@@ -269,6 +269,7 @@ def release(
         raise InputFileError(f"{report_root}: --report must be a folder, and this is an existing file")
     if (report_root / INTERNAL_REPORT_NAME).exists():
         raise InputFileError(f"{report_root}: holds an earlier release's internal report; choose a new --report")
+    refuse_report_collisions(report_root)
     needed = release_size_estimate(data) if isinstance(data, (str, os.PathLike)) else 0
     check_writable(out, option="--out", needed_bytes=needed)
     check_writable(report_root, option="--report")
@@ -639,6 +640,26 @@ def _write_report(report_root: Path, report: dict[str, Any], decision: GateDecis
 
 
 REJECTED_SAMPLE_NAME = "rejected_synthetic_sample.csv"
+
+REPORT_FILE_PREFIXES = ("internal_report.", "rejected_")
+"""Names the internal report writes in its folder: its three report files and the rejected
+rows' files (``rejected_synthetic_sample.csv``, ``rejected_synthetic.fasta``, ``.npz``, …)."""
+
+
+def refuse_report_collisions(report_root: Path) -> None:
+    """Refuse, before anything is read or spent, a ``--report`` folder that already holds a file
+    the internal report could write (an input placed there, an earlier run's files): the report
+    never writes over a file, with or without ``--force``.
+
+    Raises:
+        InputFileError: naming the first such file.
+    """
+    if not report_root.is_dir():
+        return
+    for entry in sorted(report_root.iterdir()):
+        if entry.name.startswith(REPORT_FILE_PREFIXES):
+            raise InputFileError(f"{entry}: --report already holds this file, and the internal report never "
+                                 "writes over a file; choose a new --report folder")
 
 
 def _write_rejected_sample(report_root: Path, synthetic: pd.DataFrame, kind: Modality, meta: Metadata) -> list[Path]:

@@ -57,6 +57,24 @@ def test_an_earlier_internal_report_is_never_replaced(ws):
     assert (ws / "r" / "internal_report.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("name", ["internal_report.md", "internal_report.html", "rejected_synthetic_sample.csv",
+                                  "rejected_synthetic.fasta", "rejected_synthetic.npz"])
+@pytest.mark.parametrize("which", ["data", "metadata", "policy"])
+def test_an_input_in_the_report_folder_under_a_report_name_is_never_written_over(ws, name, which):
+    """Issue 26.1: an input (table, metadata, policy) inside --report under a name the report writes."""
+    (ws / "r").mkdir()
+    source = {"data": ws / "t.csv", "metadata": ws / "m.yaml", "policy": ws / "p.yaml"}[which]
+    moved = ws / "r" / name
+    source.rename(moved)
+    before = moved.read_bytes()
+    option = {"data": 1, "metadata": 3, "policy": 5}[which]
+    args = _release_args(ws, "--out", str(ws / "b"), "--report", str(ws / "r"))
+    args[option] = str(moved)
+    res = run(*args)
+    assert name in one_line_error(res) and "never writes over" in res.output
+    assert moved.read_bytes() == before and not (ws / "b").exists() and not (ws / "l.sqlite3").exists()
+
+
 @pytest.mark.parametrize("out", ["/proc/synthrelease-out", "/proc/self/status/x"])
 def test_an_unwritable_output_is_refused_before_any_epsilon_is_reserved(ws, out):
     assert "--out" in one_line_error(run(*_release_args(ws, "--out", out)))

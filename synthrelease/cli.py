@@ -634,10 +634,12 @@ def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: P
                   force: bool) -> None:
     """Measure a lower bound on the DP-GAN's ε for DATA; exit 1 if it contradicts the claim."""
     from synthrelease._io import write_json_atomic
-    from synthrelease.outputs import check_writable, refuse_overwrite
+    from synthrelease.outputs import check_writable, refuse_internal_output, refuse_overwrite
     from synthrelease.pipeline import audit_privacy_claim
 
     refuse_overwrite(output, inputs=[data, metadata_path], force=force)
+    refuse_internal_output(output, suffix=".json")
+    refuse_internal_output(output.with_suffix(".html"), option="-o (its HTML page)", suffix=".html")
     check_writable(output, option="-o")
 
     results = audit_privacy_claim(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
@@ -677,10 +679,11 @@ def report(results: Path, output: Path, force: bool) -> None:
     """Draw the HTML page of an internal report JSON again, from the JSON alone (nothing recomputed)."""
     from synthrelease._io import write_text_atomic
     from synthrelease._json import loads_strict
-    from synthrelease.outputs import check_writable, refuse_overwrite
+    from synthrelease.outputs import check_writable, refuse_internal_output, refuse_overwrite
     from synthrelease.report.html import render_internal_html
 
     refuse_overwrite(output, inputs=[results], force=force)
+    refuse_internal_output(output, suffix=".html")
     check_writable(output, option="-o")
     try:
         text = results.read_bytes()

@@ -50,6 +50,47 @@ def refuse_overwrite(output: str | os.PathLike[str], *, inputs: Iterable[str | o
     return out
 
 
+def _is_bundle_folder(folder: Path) -> bool:
+    """A folder holding a signed manifest (``manifest.json`` and ``manifest.sig``)."""
+    return (folder / "manifest.json").is_file() and (folder / "manifest.sig").is_file()
+
+
+def _is_bundle_archive(path: Path) -> bool:
+    """An existing tar archive with a signed manifest in it (read as a listing only: nothing is extracted)."""
+    import tarfile
+
+    if not path.is_file():
+        return False
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            names = {Path(n).name for n in tar.getnames()[:10_000]}
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+    return {"manifest.json", "manifest.sig"} <= names
+
+
+def refuse_internal_output(output: str | os.PathLike[str], *, option: str = "-o", suffix: str) -> Path:
+    """Refuse an INTERNAL output (a page or record computed on private rows) that would land in or
+    on a shareable bundle, or that does not end in ``suffix``: inside a folder with a signed
+    manifest (at any depth), or onto a signed bundle archive (even with ``--force``).
+
+    Raises:
+        InputFileError: naming the path and the option.
+    """
+    out = Path(output)
+    if out.suffix.lower() != suffix:
+        raise InputFileError(f"{out}: {option} must end in {suffix} (an internal {suffix[1:].upper()} file)")
+    resolved = _resolved(out)
+    for folder in resolved.parents:
+        if _is_bundle_folder(folder):
+            raise InputFileError(f"{out}: {option} lies inside a signed release bundle ({folder}); internal "
+                                 "outputs never go into a shareable bundle: choose a path outside it")
+    if _is_bundle_archive(resolved):
+        raise InputFileError(f"{out}: {option} is a signed release bundle archive; it is never replaced by an "
+                             "internal output: choose another path")
+    return out
+
+
 def refuse_nested(a: str | os.PathLike[str], b: str | os.PathLike[str], *, names: tuple[str, str]) -> None:
     """Refuse two output locations when one is, or lies inside, the other.
 

@@ -112,6 +112,30 @@ def test_report_command_reproduces_the_release_page(released, tmp_path):
     assert over_input.exit_code == 2 and "input" in over_input.output
 
 
+def test_internal_pages_never_land_in_or_on_a_bundle(released, tmp_path):
+    """Issue 26.2: `report` and `audit-privacy` refuse an output inside a signed bundle folder or onto a
+    signed bundle archive (even with --force), and an output of the wrong kind."""
+    import tarfile
+
+    src, bundle = released["outcome"].report_path, released["outcome"].bundle_dir
+    runner = CliRunner()
+    for out in (bundle / "x.html", bundle / "sub" / "x.html"):
+        res = runner.invoke(cli, ["report", str(src), "-o", str(out)])
+        assert res.exit_code == 2 and "signed release bundle" in res.output and not out.exists()
+    archive = tmp_path / "bundle.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(bundle, arcname=bundle.name)
+    before = archive.read_bytes()
+    res = runner.invoke(cli, ["report", str(src), "-o", str(archive), "--force"])
+    assert res.exit_code == 2 and archive.read_bytes() == before
+    res = runner.invoke(cli, ["report", str(src), "-o", str(tmp_path / "page.txt")])
+    assert res.exit_code == 2 and ".html" in res.output and not (tmp_path / "page.txt").exists()
+    res = runner.invoke(cli, ["audit-privacy", str(src), "--metadata", str(src), "--epsilon", "1",
+                              "-o", str(bundle / "audit.json")])
+    assert res.exit_code == 2 and "signed release bundle" in res.output
+    assert not (bundle / "audit.json").exists() and not (bundle / "audit.html").exists()
+
+
 @pytest.mark.parametrize("text", ['{"rows": [1, 2]}', "[1, 2]", '{"dataset": "x", "dataset": "y"}', "not json", "NaN"])
 def test_report_command_refuses_what_is_not_an_internal_report(tmp_path, text):
     src = tmp_path / "r.json"

@@ -394,6 +394,32 @@ class ColumnSpec(BaseModel):
         return list(self.categories or [])
 
 
+MAX_NAME_LENGTH = 200
+"""Longest dataset or column name (characters): names go into public cards and pages."""
+
+
+def display_name_problem(name: str) -> str | None:
+    """Why a dataset or column name cannot be shown in a public card, or None.
+
+    Names are printed in the release card, the HTML pages and ``ledger show``: an empty name,
+    one longer than :data:`MAX_NAME_LENGTH`, a line break or any other control character, and
+    Unicode format characters (bidirectional overrides such as U+202E, zero-width marks) are
+    refused, since they forge or reorder the lines around them.
+    """
+    import unicodedata
+
+    if not isinstance(name, str) or not name.strip():
+        return "is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is longer than {MAX_NAME_LENGTH} characters"
+    for ch in name:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cf", "Zl", "Zp"):
+            return (f"holds the control or formatting character U+{ord(ch):04X} (line breaks and bidirectional "
+                    "marks are refused)")
+    return None
+
+
 class Metadata(BaseModel):
     """Public description of a table.
 
@@ -440,6 +466,17 @@ class Metadata(BaseModel):
     privacy_unit_column: str | None = None
     max_rows_per_person: int | None = Field(default=None, ge=1, le=1024)
     float_storage: Literal["float16"] | None = None
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Metadata:
+        problem = display_name_problem(self.name)
+        if problem:
+            raise ValueError(f"name: {problem}")
+        for column in self.columns:
+            problem = display_name_problem(column)
+            if problem:
+                raise ValueError(f"columns: the column name {column[:60]!r} {problem}")
+        return self
 
     @model_validator(mode="after")
     def _check_privacy_unit(self) -> Metadata:

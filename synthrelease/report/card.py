@@ -11,7 +11,7 @@ the card. Its one plot is a bar chart of those noisy figures; no plot of real ro
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from synthrelease.metadata.schema import Metadata
@@ -45,14 +45,26 @@ def _meets(value: float | None, comparator: str, limit: float) -> bool:
     return value is not None and (value >= limit if comparator == ">=" else value <= limit)
 
 
-def _contents(metadata: Metadata, n_rows: int) -> str:
-    """One sentence: what the bundle's rows are (public: from the metadata and the row count)."""
+MARKDOWN_SPECIAL = "\\`*_{}[]()#+-!|"
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal Markdown: HTML's ``& < >`` as entities (a renderer would run raw HTML) and
+    Markdown's punctuation backslash-escaped (no emphasis, links, code or table cells from a name)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(f"\\{ch}" if ch in MARKDOWN_SPECIAL else ch for ch in text)
+
+
+def _contents(metadata: Metadata, n_rows: int, escape: Callable[[str], str] = str) -> str:
+    """One sentence: what the bundle's rows are (public: from the metadata and the DP-derived row
+    count); names pass through ``escape`` (:func:`markdown_text` for the Markdown card)."""
     column = metadata.sequence_column
+    names = [escape(c) for c in metadata.model_columns[:8]]
     if column is None:
         return (f"This bundle holds {n_rows} synthetic rows of {len(metadata.model_columns)} columns "
-                f"({', '.join(metadata.model_columns[:8])}{', …' if len(metadata.model_columns) > 8 else ''}).")
+                f"({', '.join(names)}{', …' if len(metadata.model_columns) > 8 else ''}).")
     spec = metadata.columns[column]
-    label = f", each with its {metadata.target} label" if metadata.target else ""
+    label = f", each with its {escape(metadata.target)} label" if metadata.target else ""
     return (f"This bundle holds {n_rows} synthetic {spec.alphabet} sequences of {spec.min_length}–{spec.max_length} "
             f"letters{label} (synthetic.csv, synthetic.parquet and synthetic.fasta); the audit figures were "
             "computed on a feature view of each sequence (length, composition, charge, hydrophobicity, …) and "
@@ -82,7 +94,8 @@ def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: s
             "meets": None if limit is None else _meets(fig["value"], comparator, limit)})
     return {
         "dataset": metadata.name, "n_rows": n_rows, "n_columns": len(metadata.model_columns),
-        "contents": _contents(metadata, n_rows),
+        "contents": _contents(metadata, n_rows), "contents_md": _contents(metadata, n_rows, markdown_text),
+        "dataset_md": markdown_text(metadata.name),
         "epsilon_text": f"{eps_up:.3f}", "delta_text": f"{delta:g}", "accountant": accountant,
         "factor_text": f"{factor:.3g}", "covers": GUARANTEE_COVERS,
         "unit": privacy_unit_text(metadata.privacy_unit_column, metadata.rows_per_person),

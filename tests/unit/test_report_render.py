@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,35 @@ def test_names_from_the_data_are_escaped_in_html_and_plots():
     html = render_internal_html(report)
     assert "<script>x" not in html and "<b>y</b>" not in html and "coloured by &lt;b&gt;y&lt;/b&gt;" in html
     assert html.count("<img") == 5  # summary, distributions, association ×2, embedding
+
+
+def test_names_cannot_run_html_or_markdown_in_the_public_card():
+    """Issue 26.3: a column or dataset name is literal text in RELEASE_CARD.md (no live HTML, no emphasis,
+    links or table cells) and in RELEASE_CARD.html."""
+    from synthrelease.policy.schema import load_policy
+    from synthrelease.report.card import render_card_html, render_card_markdown
+
+    meta = Metadata.model_validate({"version": 1, "name": "*bold* [x](y)", "reviewed": True, "columns": {
+        "<img src=x onerror=alert(1)>": {"type": "float", "min": 0, "max": 1},
+        "a|b_c": {"type": "categorical", "categories": ["x", "y"]}}})
+    policy, sha = load_policy("policies/default.yaml")
+    args = (meta, 1.0, 1e-6, "rdp", policy, sha, {}, {}, 10)
+    md = render_card_markdown(*args)
+    assert "<img" not in md and "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
+    assert "\\*bold\\* \\[x\\]\\(y\\)" in md and "a\\|b\\_c" in md
+    html = render_card_html(*args)
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("", "empty"), ("  ", "empty"), ("a" * 201, "longer than 200"), ("x\n#1 cancelled epsilon 0.0000 forged", "U+000A"),
+    ("evil\u202eton", "U+202E"), ("zero\u200bwidth", "U+200B"), ("tab\there", "U+0009")])
+def test_names_that_forge_or_reorder_text_are_refused(name, why):
+    import pydantic
+
+    for doc in ({"version": 1, "name": name, "columns": {"a": {"type": "float", "min": 0, "max": 1}}},
+                {"version": 1, "name": "ok", "columns": {name: {"type": "float", "min": 0, "max": 1}}}):
+        with pytest.raises(pydantic.ValidationError, match=re.escape(why)):
+            Metadata.model_validate(doc)
+    assert Metadata.model_validate({"version": 1, "name": "Größe café 体重 (kg) - v2.1",
+                                    "columns": {"capital-gain": {"type": "float", "min": 0, "max": 1}}})

@@ -322,6 +322,9 @@ def release(
                                         accountant=accountant)
     gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
     reserved = (count_entry,) if gate_entry is None else (count_entry, gate_entry)
+    # every training option is checked now, with a stand-in row count: a bad one costs no ε
+    stages.training_config(kind, max(2, pol.data.min_rows), meta, settings, epsilon=epsilon, delta=eff_delta,
+                           seed=0, accountant=accountant, condition_column=tgt)
     if kind.sample is sample_frame:  # room for the spilled synthetic rows, checked before any ε is spent
         check_room(float_block_bytes(meta, settings.synthetic_rows or len(parts.train) + len(parts.holdout)))
     timings["validate"] = time.perf_counter() - t0

@@ -388,8 +388,9 @@ def _partition_rows_in_place(table: pd.DataFrame, to_end: np.ndarray) -> bool:
 
 # ---------------------------------------------------------------- train settings
 
-FIXED_SETTINGS = ("target_epsilon", "target_delta", "accountant", "seed")
-"""TrainingConfig fields set by their own release arguments, not by ``training_options``."""
+FIXED_SETTINGS = ("target_epsilon", "target_delta", "accountant", "seed", "public_rows")
+"""TrainingConfig fields set by their own release arguments (``public_rows``: by the release's DP
+count), not by ``training_options``."""
 
 MAX_SYNTHETIC_ROWS = 50_000_000
 
@@ -422,7 +423,8 @@ class ReleaseSettings:
         for key in self.training_options:
             if key in FIXED_SETTINGS:
                 raise PrivacyParameterError(f"--train-option {key}: set it with its own option "
-                                            f"(--epsilon, --delta, --accountant, --seed)")
+                                            f"(--epsilon, --delta, --accountant, --seed; public_rows comes from "
+                                            f"the release's DP count)")
             if key not in known:
                 raise PrivacyParameterError(f"--train-option {key}: not a training setting (one of: "
                                             f"{', '.join(sorted(known - set(FIXED_SETTINGS)))})")

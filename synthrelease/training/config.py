@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -160,6 +161,32 @@ class TrainingConfig:
             raise PrivacyParameterError("marginal_bins must be >= 2 and marginal_weight >= 0")
         if self.grad_sample_mode not in ("ghost", "hooks", "functorch"):
             raise PrivacyParameterError("grad_sample_mode must be ghost, hooks or functorch")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Finite, positive and memory-bounded values for the optimiser and model settings, so that a
+        bad option is refused before any ε is reserved (not after training has started)."""
+        for name in ("max_grad_norm", "generator_lr", "discriminator_lr", "gumbel_tau"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise PrivacyParameterError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("generator_lr", "discriminator_lr"):
+            value = getattr(self, name)
+            if value > 1.0:
+                raise PrivacyParameterError(f"{name} must be at most 1 (an Adam learning rate), got {value!r}")
+        for name in ("marginal_weight", "embedding_weight", "embedding_shrinkage", "pair_weight", "related_weight",
+                     "correlation_weight"):
+            if not math.isfinite(getattr(self, name)):
+                raise PrivacyParameterError(f"{name} must be finite, got {getattr(self, name)!r}")
+        for name, most in (("latent_dim", 4096), ("generator_hidden", 16384), ("discriminator_hidden", 16384),
+                           ("discriminator_projection", 65536), ("embedding_features", 200_000),
+                           ("marginal_bins", 10_000), ("n_disc_steps", 100), ("n_steps", 10_000_000),
+                           ("batch_size", 10_000_000), ("pair_max_cells", 1_000_000)):
+            value = getattr(self, name)
+            if not 0 <= value <= most:
+                raise PrivacyParameterError(f"{name} must be at most {most:,}, got {value!r}")
+        if self.latent_dim < 1 or self.generator_hidden < 1 or self.discriminator_hidden < 1:
+            raise PrivacyParameterError("latent_dim, generator_hidden and discriminator_hidden must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for the internal report and the model file)."""

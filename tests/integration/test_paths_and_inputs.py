@@ -242,3 +242,12 @@ def test_a_rejection_says_what_to_change_and_keeps_the_rejected_sample_internal(
     assert "fidelity.min_quality_score" in report["advice"]
     sample = pd.read_csv(report_dir / "rejected_synthetic_sample.csv")
     assert len(sample) > 0 and set(TINY_METADATA["columns"]) - {"patient_id"} <= set(sample.columns)
+
+
+@pytest.mark.parametrize("option", ["generator_lr=-1", "gumbel_tau=0", "max_grad_norm=inf", "discriminator_lr=1e308",
+                                    "marginal_weight=inf", "discriminator_hidden=1000000000"])
+def test_a_bad_training_option_is_refused_before_any_epsilon_is_reserved(ws, option):
+    """Issue 26.4: each of these passed validation, crashed after training started and was charged."""
+    res = run(*_release_args(ws, "--out", str(ws / "b"), "--train-option", option))
+    assert option.split("=")[0] in one_line_error(res)
+    assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()  # no ledger, nothing reserved

@@ -289,7 +289,7 @@ def release(
         from synthrelease.training.distributed import check_distributable
         from synthrelease.training.launch import distributed_modality
 
-        check_distributable(loaded.metadata, f"--nproc {nproc}: {loaded.metadata_source}")
+        check_distributable(loaded.metadata, f"--nproc {nproc}: {loaded.metadata_source}", nproc)
         kind = distributed_modality(kind, nproc)
     loaded = stages.validate(loaded, kind)
     meta, notes = loaded.metadata, list(loaded.notes)

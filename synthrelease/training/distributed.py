@@ -170,14 +170,20 @@ def _h5ad_shard(p: Path, rank: int, world_size: int, unit_column: str | None = N
             file.close()
 
 
-def check_distributable(metadata: Any, source: str) -> None:
+def check_distributable(metadata: Any, source: str, nproc: int = 1) -> None:
     """Refuse (before any ε is reserved) what distributed training cannot do yet.
 
     Raises:
         MetadataError: not a table (image and sequence tables train in one process).
+        SynthreleaseError: more local processes than this machine has cores (a public bound;
+            the table's row count is private and cannot be consulted before the budget is).
     """
     if metadata.modality != "table":
         raise MetadataError(f"{source}: a {metadata.modality} dataset; distributed training takes tables")
+    cores = os.cpu_count() or 1
+    if nproc > cores:
+        raise SynthreleaseError(f"--nproc {nproc}: this machine has {cores} core(s); local training processes beyond "
+                                "the cores only slow training down (use torchrun across machines for more)")
 
 
 def _parser() -> argparse.ArgumentParser:

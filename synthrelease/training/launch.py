@@ -50,8 +50,12 @@ def run_distributed_training(data: str | os.PathLike[str], *, nproc: int, output
         SynthreleaseError: a process failed (its one-line error, or the exit code); no model
             file is written then (rank 0 writes it atomically, last).
     """
+    cores = os.cpu_count() or 1
+    if nproc > cores:  # checked before torchrun, so before rank 0 reserves any ε
+        raise SynthreleaseError(f"--nproc {nproc}: this machine has {cores} core(s); local training processes "
+                                "beyond the cores only slow training down (use torchrun across machines for more)")
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
     cmd = torchrun_command(data, output=output, nproc=nproc, **options)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:

@@ -251,3 +251,15 @@ def test_a_bad_training_option_is_refused_before_any_epsilon_is_reserved(ws, opt
     res = run(*_release_args(ws, "--out", str(ws / "b"), "--train-option", option))
     assert option.split("=")[0] in one_line_error(res)
     assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()  # no ledger, nothing reserved
+
+
+@pytest.mark.parametrize("command", ["release", "train"])
+def test_more_processes_than_cores_are_refused_before_any_epsilon(ws, command):
+    """Issue 26.4: `--nproc 200` was refused only after ε was spent (shards of too few rows)."""
+    if command == "release":
+        res = run(*_release_args(ws, "--out", str(ws / "b"), "--nproc", "200"))
+    else:
+        res = run("train", str(ws / "t.csv"), "--metadata", str(ws / "m.yaml"), "--epsilon", "1", "--nproc", "200",
+                  "--ledger", str(ws / "l.sqlite3"), "-o", str(ws / "m.pt"))
+    assert "--nproc 200" in one_line_error(res) and "core" in res.output
+    assert not (ws / "l.sqlite3").exists() and not (ws / "m.pt").exists()

@@ -689,7 +689,13 @@ def report(results: Path, output: Path, force: bool) -> None:
         text = results.read_bytes()
     except OSError as e:
         raise SynthreleaseError(f"{results}: cannot read ({e.strerror or type(e).__name__})") from None
-    write_text_atomic(output, render_internal_html(loads_strict(text, source=str(results)), source=str(results)))
+    doc = loads_strict(text, source=str(results))
+    try:
+        page = render_internal_html(doc, source=str(results))
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:  # a field of the wrong shape
+        raise SynthreleaseError(f"{results}: not a valid internal report: a field has the wrong shape "
+                                f"({type(e).__name__}: {str(e)[:200]})") from None
+    write_text_atomic(output, page)
     click.echo(f"report (internal: do not share): {output}")
 
 

@@ -25,13 +25,17 @@ class NotAReportError(InputFileError):
 
 
 def report_kind(doc: Any, *, source: str) -> str:
-    """``"release"`` or ``"audit"`` for a parsed JSON document.
+    """``"release"`` or ``"audit"`` for a parsed JSON document, whose fields the page reads are checked
+    against :func:`_release_schema_problem` / :func:`_audit_schema_problem`.
 
     Raises:
-        NotAReportError: one line naming ``source``.
+        NotAReportError: one line naming ``source`` (and the field of the wrong type).
     """
     if isinstance(doc, dict) and isinstance(doc.get("dataset"), str) and isinstance(doc.get("privacy"), dict) \
             and isinstance(doc.get("audits"), dict):
+        problem = _release_schema_problem(doc)
+        if problem:
+            raise NotAReportError(f"{source}: not a valid internal report: {problem}")
         return "release"
     if isinstance(doc, dict) and doc and all(
             isinstance(v, dict) and isinstance(v.get("metrics"), dict) for v in doc.values()) \
@@ -39,6 +43,78 @@ def report_kind(doc: Any, *, source: str) -> str:
         return "audit"
     raise NotAReportError(f"{source}: not a synthrelease internal report (expected the internal_report.json of a "
                           "release or the JSON written by `synthrelease audit-privacy`)")
+
+
+_NUMBER = (int, float)
+
+
+def _kinds(value: Any, kind: type | tuple[type, ...], optional: bool = True) -> bool:
+    """``value`` is of ``kind`` (a bool is not a number), or None when ``optional``."""
+    if value is None:
+        return optional
+    if kind is bool:
+        return isinstance(value, bool)
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _list_of_dicts(doc: Mapping[str, Any], field: str, keys: dict[str, type | tuple[type, ...]],
+                   required: tuple[str, ...] = ()) -> str | None:
+    """Why ``doc[field]`` is not a list of objects whose ``keys`` have those types and which hold every
+    ``required`` key (None if it is)."""
+    value = doc.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return f"field '{field}' must be a list, got {type(value).__name__}"
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            return f"field '{field}[{i}]' must be an object, got {type(item).__name__}"
+        for key in required:
+            if key not in item:
+                return f"field '{field}[{i}]' lacks '{key}'"
+        for key, kind in keys.items():
+            if key in item and not _kinds(item[key], kind):
+                return f"field '{field}[{i}].{key}' has the wrong type ({type(item[key]).__name__})"
+    return None
+
+
+def _release_schema_problem(doc: Mapping[str, Any]) -> str | None:
+    """The first field of an internal release report with a type the page cannot read, or None.
+
+    A schema of what :func:`release_context` reads: objects where objects are read, lists where
+    lists are, numbers and strings where they are shown (extra fields are allowed)."""
+    for field in ("training", "dp_gate", "plots", "rows", "ledger", "advice", "inputs", "seconds"):
+        if not _kinds(doc.get(field), dict):
+            return f"field '{field}' must be an object, got {type(doc.get(field)).__name__}"
+    problem = _list_of_dicts(doc, "gate", {"clause": str, "passed": bool, "reason": str, "comparator": str},
+                             required=("clause",))
+    problem = problem or _list_of_dicts(doc["privacy"], "mechanisms", {"label": str, "noise_multiplier": _NUMBER,
+                                                                      "sample_rate": _NUMBER, "steps": _NUMBER},
+                                        required=("label", "noise_multiplier", "sample_rate", "steps"))
+    if problem:
+        return problem.replace("field '", "field 'privacy.", 1) if "mechanisms" in problem else problem
+    for key in ("epsilon", "delta"):
+        if not _kinds(doc["privacy"].get(key), _NUMBER):
+            return f"field 'privacy.{key}' must be a number"
+    for name, audit in doc["audits"].items():
+        if not isinstance(audit, dict):
+            return f"field 'audits.{name}' must be an object, got {type(audit).__name__}"
+        for key, kind in (("metrics", dict), ("details", dict), ("runtime_s", _NUMBER)):
+            if not _kinds(audit.get(key), kind):
+                return f"field 'audits.{name}.{key}' has the wrong type ({type(audit.get(key)).__name__})"
+    training = doc.get("training") or {}
+    problem = _list_of_dicts(training, "history", {"step": _NUMBER, "epsilon": _NUMBER})
+    if problem:
+        return problem.replace("field '", "field 'training.", 1)
+    for name, fig in (doc.get("dp_gate") or {}).items():
+        if not isinstance(fig, dict):
+            return f"field 'dp_gate.{name}' must be an object, got {type(fig).__name__}"
+    plots = doc.get("plots") or {}
+    for key, kind in (("columns", list), ("column_scores", list), ("association", dict), ("embedding", dict),
+                      ("image_grids", list), ("n_columns", _NUMBER)):
+        if not _kinds(plots.get(key), kind):
+            return f"field 'plots.{key}' has the wrong type ({type(plots.get(key)).__name__})"
+    return None
 
 
 def _figure(png: bytes, alt: str, caption: str) -> dict[str, str]:
@@ -68,6 +144,10 @@ def verdict(report: Mapping[str, Any]) -> dict[str, Any]:
         word, ok = "REFUSED", False
         sentence = "The policy's privacy clauses failed before training: no private row was read for training, " \
                    "nothing was spent."
+    elif "refused on the DP part sizes" in note:
+        word, ok = "REFUSED", False
+        sentence = "The row-count clauses failed on the DP part sizes before training: only the count release's ε " \
+                   "was spent."
     else:
         word, ok = "REJECTED", False
         sentence = f"{len(failed)} clause(s) failed; no shareable data was written."

@@ -136,6 +136,27 @@ def test_internal_pages_never_land_in_or_on_a_bundle(released, tmp_path):
     assert not (bundle / "audit.json").exists() and not (bundle / "audit.html").exists()
 
 
+@pytest.mark.parametrize(("field", "mutate"), [
+    ("gate", lambda r: r.update(gate="passed")),
+    ("gate", lambda r: r.update(gate=[1, 2])),
+    ("plots", lambda r: r.update(plots=[1])),
+    ("plots", lambda r: r.update(plots={"columns": 3})),
+    ("privacy.mechanisms", lambda r: [m.pop("label") for m in r["privacy"]["mechanisms"]]),
+    ("training.history", lambda r: r["training"]["history"].__setitem__(0, {"step": "one"})),
+    ("details", lambda r: r["audits"]["fidelity"].update(details=[1])),
+    ("dp_gate", lambda r: r.update(dp_gate=["x"])),
+])
+def test_report_command_names_the_field_of_the_wrong_type(released, tmp_path, field, mutate):
+    """Issue 26.6: valid JSON with fields of the wrong type is bad input (exit 2 naming the field), not a crash."""
+    report = json.loads(released["outcome"].report_path.read_text())
+    mutate(report)
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(report))
+    res = CliRunner().invoke(cli, ["report", str(src), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and field.split(".")[-1] in res.output and "r.json" in res.output, res.output
+    assert not (tmp_path / "r.html").exists()
+
+
 @pytest.mark.parametrize("text", ['{"rows": [1, 2]}', "[1, 2]", '{"dataset": "x", "dataset": "y"}', "not json", "NaN"])
 def test_report_command_refuses_what_is_not_an_internal_report(tmp_path, text):
     src = tmp_path / "r.json"

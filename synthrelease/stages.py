@@ -273,9 +273,20 @@ def first_rows_per_person(table: pd.DataFrame, column: str, cap: int, *, source:
     """
     from synthrelease.errors import DataValidationError
 
-    if column not in table.columns or table[column].isna().any():
+    if column not in table.columns or _blank_ids(table[column]).any():
         raise DataValidationError(f"{source}: privacy_unit_column {column!r} is missing or has empty values")
     return table[table.groupby(column, sort=False).cumcount() < cap].reset_index(drop=True)
+
+
+BLANK_IDS = frozenset({"", "nan", "none", "null", "na", "<na>"})
+"""Texts that name no person (an empty cell, or a missing value turned into text, as NumPy does when it
+stores ``[\"p1\", nan]`` as strings): each would otherwise count as one person of its own."""
+
+
+def _blank_ids(ids: pd.Series) -> pd.Series:
+    """True where a person id is missing: NA, or a text in :data:`BLANK_IDS` (case and spaces ignored)."""
+    text = ids.astype(str).str.strip().str.lower()
+    return ids.isna() | text.isin(BLANK_IDS)
 
 
 def first_row_per_person(table: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:

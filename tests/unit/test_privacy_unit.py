@@ -29,3 +29,20 @@ def test_the_unit_column_must_be_a_declared_identifier_without_gaps():
     df.insert(0, "person", [None] + [f"p{i}" for i in range(1, 20)])
     with pytest.raises(DataValidationError, match="privacy_unit_column 'person'"):
         stages.validate(stages.load(df, PERSONS))
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "nan", "NaN", "None", float("nan")])
+def test_blank_person_ids_are_refused_in_npz_tiles_as_in_tables(tmp_path, blank):
+    """Issue 26.10: an empty or NaN person id in an npz (stored as text by NumPy) is not a person."""
+    import numpy as np
+
+    from synthrelease.stages import first_rows_per_person
+
+    df = make_tiny_table(20, seed=1)
+    df.insert(0, "person", [blank] + [f"p{i}" for i in range(1, 20)])
+    with pytest.raises(DataValidationError, match="privacy_unit_column 'person'"):
+        stages.validate(stages.load(df, PERSONS))
+    ids = np.array([str(blank)] + [f"p{i}" for i in range(1, 20)])  # as np.savez stores a mixed list
+    frame = df.assign(person=ids)
+    with pytest.raises(DataValidationError, match="empty values"):
+        first_rows_per_person(frame, "person", 3, source="tiles.npz")

@@ -258,7 +258,10 @@ def release(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise PrivacyParameterError(f"{out}: --out is an existing file; it names the new folder of the bundle, "
+                                    "choose a new path")
+    if out.is_dir() and any(out.iterdir()):
         raise PrivacyParameterError(f"{out}: output directory exists and is not empty; choose a new --out")
     if archive and Path(f"{out}.tar.gz").exists():
         raise PrivacyParameterError(f"{out}.tar.gz: archive already exists; choose a new --out")

@@ -145,6 +145,10 @@ def read_npz(path: str | os.PathLike[str], *, size: int, channels: int) -> tuple
     p = Path(path)
     try:
         with open(p, "rb") as f:  # our own handle: np.load leaks its own when the zip is corrupt
+            magic = f.read(6)
+            if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):  # else np.load tries pickle
+                raise InputFileError(f"{p}: not an .npz archive (a zip of NumPy arrays, as np.savez writes)")
+            f.seek(0)
             archive = np.load(f, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise InputFileError(f"{p}: not an .npz archive (a single .npy array)")

@@ -263,3 +263,10 @@ def test_more_processes_than_cores_are_refused_before_any_epsilon(ws, command):
                   "--ledger", str(ws / "l.sqlite3"), "-o", str(ws / "m.pt"))
     assert "--nproc 200" in one_line_error(res) and "core" in res.output
     assert not (ws / "l.sqlite3").exists() and not (ws / "m.pt").exists()
+
+
+def test_an_existing_file_as_out_is_named_as_a_file(ws):
+    """Issue 26.9: `--out t.csv` (a file) said "output directory exists"."""
+    (ws / "t2.csv").write_text("x\n")
+    res = run(*_release_args(ws, "--out", str(ws / "t2.csv")))
+    assert "existing file" in one_line_error(res) and (ws / "t2.csv").read_text() == "x\n"

@@ -124,6 +124,16 @@ def test_npz_grey_without_channel_axis(tmp_path):
     assert frame["image_id"].tolist() == ["0", "1", "2"] and frame["label"].tolist() == [0, 1, 0]
 
 
+def test_a_text_file_named_npz_is_not_called_a_pickle(tmp_path):
+    """Issue 26.9: np.load falls back to unpickling a non-zip file; the message says what the file is not."""
+    text = tmp_path / "notes.npz"
+    text.write_text("patient,stain\np1,HE\n")
+    with pytest.raises(InputFileError) as exc:
+        read_npz(text, size=8, channels=3)
+    assert "not an .npz archive" in str(exc.value) and "pickle" not in str(exc.value)
+    _one_line_naming(exc, "notes.npz")
+
+
 def test_npz_bad_files_are_refused(tmp_path):
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, images=_tiles(2), labels=np.array([{"a": 1}, None], dtype=object))

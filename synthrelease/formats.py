@@ -180,6 +180,13 @@ def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
             df = pd.read_csv(p, sep=fmt.sep, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{p}: table has no rows or no columns") from None
+    except ImportError as e:  # e.g. .zst needs the optional 'zstandard' package
+        import re
+
+        named = re.search(r"'([A-Za-z0-9_.-]+)'", str(e))
+        package = e.name or (named.group(1) if named else "that the compression needs")
+        raise InputFileError(f"{p}: reading this compressed file needs the Python package '{package}', which is not "
+                             "installed: decompress the file first, or install that package") from None
     except Exception as e:  # any parser failure is bad input, named by file
         hint = _separator_hint(p, fmt, None)
         raise InputFileError(hint or f"{p}: cannot parse {fmt.kind} table: {type(e).__name__}") from None

@@ -58,14 +58,17 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: signing key file not found (create one with `synthrelease keys generate`)")
-    if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("%s: private key is readable by group/others; chmod 600 it", p)
+    data = p.read_bytes()
     try:
-        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise InputFileError(f"{p}: not an unencrypted PEM private key") from None
+        hint = " (it is a PUBLIC key: pass the private one, e.g. signing_key.pem)" \
+            if b"BEGIN PUBLIC KEY" in data else ""
+        raise InputFileError(f"{p}: not an unencrypted PEM private key{hint}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InputFileError(f"{p}: not an Ed25519 private key")
+    if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):  # only for a real private key
+        log.warning("%s: private key is readable by group/others; chmod 600 it", p)
     return key
 
 

@@ -282,3 +282,17 @@ def test_corrupt_compressed_bytes_are_reported_as_gzip_corruption(bundle, keys):
     archive.write_bytes(first[:-5])
     with pytest.raises(VerificationError, match="truncated"):
         verify_bundle(archive, keys[1])
+
+
+def test_a_public_key_as_signing_key_is_named_without_a_permission_warning(tmp_path, caplog):
+    """Issue 26.9: `--signing-key PUBLIC.pem` printed a bogus group/other permission warning."""
+    import os
+
+    from synthrelease.bundle.signing import generate_keypair, load_private_key
+    from synthrelease.errors import InputFileError
+
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    os.chmod(tmp_path / "k.pub", 0o644)
+    with pytest.raises(InputFileError, match="PUBLIC key"):
+        load_private_key(tmp_path / "k.pub")
+    assert "readable by group" not in caplog.text

@@ -322,3 +322,21 @@ def test_delimited_writes_in_row_blocks_equal_one_to_csv(tmp_path, monkeypatch, 
         assert got == expected
     write_table_as(tmp_path / "empty.csv", df.iloc[:0], TableFormat("csv"))
     assert (tmp_path / "empty.csv").read_text() == "x,y,note\n"
+
+
+def test_a_compression_without_its_package_is_a_one_line_error(tmp_path, monkeypatch):
+    """Issue 26.9: `.csv.zst` gave ImportError (pandas needs the optional zstandard package)."""
+    import pandas as pd
+
+    from synthrelease.errors import InputFileError
+    from synthrelease.formats import read_table_as
+
+    def missing(*args, **kwargs):
+        raise ImportError("Missing optional dependency 'zstandard'.  Use pip or conda to install zstandard.")
+
+    monkeypatch.setattr(pd, "read_csv", missing)
+    path = tmp_path / "t.csv.zst"
+    path.write_bytes(b"(\xb5/\xfd")
+    with pytest.raises(InputFileError, match=r"t\.csv\.zst: .*'zstandard'") as exc:
+        read_table_as(path)
+    assert "\n" not in str(exc.value)

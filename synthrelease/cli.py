@@ -152,6 +152,9 @@ _common_privacy = [
                       "noise, audit models). It does NOT fix the DP noise, the Poisson batches or the "
                       "train/holdout split: those use fresh OS entropy every run, so two runs differ."),
 ]
+_sep_option = click.option("--sep", default=None,
+                           help="Field separator of a delimited text DATA file (default: by extension, ',' for "
+                                ".csv and tab for .tsv; one character, '\\t' or 'tab' for a tab).")
 _force_option = click.option("--force", is_flag=True,
                              help="Replace an existing output file (never one of this command's inputs).")
 _allow_unreviewed = click.option(
@@ -201,8 +204,7 @@ def _echo_outcome(outcome: Any) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Check every clause that needs no training (sizes, delta, ledger cap, rule columns, how noisy "
                    "each DP figure will be) and say what to change; spends no ε, writes nothing.")
-@click.option("--sep", default=None, help="Field separator of a delimited text DATA file (default: by extension, "
-                                          "',' for .csv and tab for .tsv).")
+@_sep_option
 @click.option("--synthetic-rows", type=click.IntRange(min=1), default=None,
               help="Synthetic rows to generate (default: as many as the expected training rows).")
 @click.option("--pair-marginals", type=float, default=None, metavar="SHARE",
@@ -463,8 +465,10 @@ def metadata() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
 @click.option("--target", default=None)
 @click.option("--name", default=None, help="Dataset name (default: file stem).")
+@_sep_option
 @_force_option
-def metadata_infer(data: Path, output: Path, target: str | None, name: str | None, force: bool) -> None:
+def metadata_infer(data: Path, output: Path, target: str | None, name: str | None, sep: str | None,
+                   force: bool) -> None:
     """Draft a metadata file from DATA (reads private values: marked reviewed: false)."""
     from synthrelease._io import read_table, write_text_atomic
     from synthrelease.metadata.infer import infer_metadata, metadata_to_yaml
@@ -473,7 +477,7 @@ def metadata_infer(data: Path, output: Path, target: str | None, name: str | Non
     refuse_overwrite(output, inputs=[data], force=force)
     check_writable(output, option="-o")
 
-    df = read_table(data)
+    df = read_table(data, sep=sep)
     if target is not None and target not in df.columns:
         raise SynthreleaseError(f"--target: column {target!r} not in {data}")
     meta = infer_metadata(df, name=name or data.stem, target=target)
@@ -485,7 +489,8 @@ def metadata_infer(data: Path, output: Path, target: str | None, name: str | Non
 @metadata.command("check")
 @click.argument("metadata_file", type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Also validate this table.")
-def metadata_check(metadata_file: Path, data: Path | None) -> None:
+@_sep_option
+def metadata_check(metadata_file: Path, data: Path | None, sep: str | None) -> None:
     """Validate a metadata file (and optionally a table against it)."""
     from synthrelease._io import read_table
     from synthrelease.metadata.load import load_metadata
@@ -495,7 +500,7 @@ def metadata_check(metadata_file: Path, data: Path | None) -> None:
     if data is not None:
         from synthrelease.validation.expectations import validate_table
 
-        report = validate_table(read_table(data), meta, source=str(data))
+        report = validate_table(read_table(data, sep=sep), meta, source=str(data))
         click.echo(f"{data}: {report.n_rows} rows pass {report.n_checks} checks")
 
 
@@ -526,11 +531,12 @@ def policy_check(policy_file: Path) -> None:
               help="Enforce this policy's privacy.lifetime_epsilon_cap before training.")
 @click.option("--nproc", type=click.IntRange(min=1, max=256), default=1, show_default=True,
               help="Train a table on N local processes (torchrun, gloo): the same ε, one ledger entry.")
+@_sep_option
 @_force_option
 @_with(_common_privacy)
 @click.pass_context
 def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
-          ledger_path: Path | None, policy_path: Path | None, nproc: int, force: bool,
+          ledger_path: Path | None, policy_path: Path | None, nproc: int, sep: str | None, force: bool,
           epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
           seed: int) -> None:
     """Train a DP generator on DATA and save it (generator + public encoder only); charged to the ledger.
@@ -551,13 +557,13 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
         click.echo(run_distributed_training(
             data, metadata_path=metadata_path, output=output, nproc=nproc, epsilon=epsilon, delta=delta,
             condition_column=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
-            batch_size=batch_size, ledger_path=ledger_path, policy_path=policy_path))
+            batch_size=batch_size, ledger_path=ledger_path, policy_path=policy_path, sep=sep))
         return
 
     model, _ = train_model(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                            condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
                            batch_size=batch_size, ledger_path=ledger_path, policy_path=policy_path,
-                           progress=_progress(ctx))
+                           progress=_progress(ctx), sep=sep)
     save_model(model, output)
     p = model.privacy
     click.echo(f"model: {output}")
@@ -569,7 +575,8 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
 
 @cli.command()
 @click.argument("model_file", type=click.Path(path_type=Path))
-@click.option("-n", "n_rows", type=click.IntRange(min=1), required=True, help="Rows (tiles) to sample.")
+@click.option("-n", "n_rows", type=click.IntRange(min=1, max=50_000_000), required=True,
+              help="Rows (tiles) to sample (at most 50,000,000; the output's room is checked first).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help=".csv or .parquet; image models: .npz or a folder (PNG tiles and labels.csv)")
 @click.option("--condition", default=None, help="COLUMN=VALUE: sample only that category (label).")
@@ -604,6 +611,7 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
         col, val = condition.split("=", 1)
         cond = {col.strip(): val.strip()}
     model = load_model(model_file)
+    check_writable(output, option="-o", needed_bytes=_sample_bytes(model, n_rows))
     if isinstance(model, TrainedModel):
         write_sample_stream(model, n_rows, output, seed=seed, condition=cond, chunk_rows=chunk_rows or 50_000)
         click.echo(f"wrote {n_rows} rows to {output}")
@@ -612,6 +620,16 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
 
     write_tile_stream(model, n_rows, output, seed=seed, condition=cond, chunk_rows=chunk_rows or 10_000)
     click.echo(f"wrote {n_rows} tiles to {output}")
+
+
+def _sample_bytes(model: Any, n_rows: int) -> int:
+    """A rough lower estimate of a sample's file size: 8 bytes a value (tables), the raw pixels (tiles)."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None:
+        return n_rows * max(1, len(encoder.columns)) * 8
+    inner = getattr(model, "inner", model)
+    size, channels = getattr(inner, "size", 0), getattr(inner, "channels", 0)
+    return n_rows * size * size * channels // 4  # compressed npz / PNG: a quarter of the raw bytes
 
 
 @cli.command("audit-privacy")
@@ -626,12 +644,13 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
               help="Also run the classic many-run audit with this many trainings (even, >= 8; small models only).")
 @_with(_common_privacy)
 @_allow_unreviewed
+@_sep_option
 @_force_option
 @click.pass_context
 def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
                   canaries: int | None, many_run: int, epsilon: float, delta: float | None, accountant: str,
                   n_steps: int | None, batch_size: int | None, seed: int, allow_unreviewed_metadata: bool,
-                  force: bool) -> None:
+                  sep: str | None, force: bool) -> None:
     """Measure a lower bound on the DP-GAN's ε for DATA; exit 1 if it contradicts the claim."""
     from synthrelease._io import write_json_atomic
     from synthrelease.outputs import check_writable, refuse_internal_output, refuse_overwrite
@@ -645,7 +664,7 @@ def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: P
     results = audit_privacy_claim(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                                   condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
                                   batch_size=batch_size, n_canaries=canaries, many_run=many_run,
-                                  allow_unreviewed=allow_unreviewed_metadata, progress=_progress(ctx))
+                                  allow_unreviewed=allow_unreviewed_metadata, progress=_progress(ctx), sep=sep)
     write_json_atomic(output, {name: {"metrics": r.metrics, "details": r.details, "runtime_s": r.runtime_s}
                                for name, r in results.items()})
     html_path = output.with_suffix(".html")

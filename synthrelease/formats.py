@@ -110,6 +110,17 @@ def _split_suffix(path: Path) -> tuple[str, str | None]:
     return (suffixes[-1] if suffixes else ""), None
 
 
+def separator_problem(sep: str) -> str | None:
+    """Why ``sep`` cannot separate the fields of delimited text, or None: one character, not a line
+    break, quote, letter or digit (pandas reads a longer one as a regular expression, slowly and with a
+    warning, and a letter or line break splits the values themselves)."""
+    if len(sep) != 1:
+        return "must be one character (e.g. ',', ';', '|' or '\\t')"
+    if sep in "\r\n\"'" or sep.isalnum():
+        return "cannot separate fields (a line break, a quote, a letter or a digit); use e.g. ',', ';', '|' or '\\t'"
+    return None
+
+
 def detect_format(path: str | os.PathLike[str], sep: str | None = None) -> TableFormat:
     """The :class:`TableFormat` of ``path``, from its extension (case-insensitive) alone.
 
@@ -138,6 +149,9 @@ def detect_format(path: str | os.PathLike[str], sep: str | None = None) -> Table
                                  f"accepted: {ACCEPTED}")
         if chosen == "":
             raise InputFileError(f"{p}: the separator must not be empty")
+        problem = separator_problem(chosen)
+        if problem:
+            raise InputFileError(f"{p}: --sep {chosen!r} {problem}")
         return TableFormat("tsv" if chosen == "\t" else "csv", sep=chosen)
     shown = f"extension {ext!r}" if ext else "no extension"
     raise InputFileError(f"{p}: unknown table format ({shown}); accepted: {ACCEPTED} "
@@ -252,6 +266,10 @@ def _read_h5ad(p: Path, chunk_rows: int, x_dtype: Any = np.float32) -> tuple[pd.
         return _frame(adata, str(p), chunk_rows, x_dtype)
     except InputFileError:
         raise
+    except ValueError as e:  # e.g. a corrupt sparse structure (_check_sparse): say what is wrong
+        raise InputFileError(f"{p}: cannot read h5ad table: {str(e)[:200] or type(e).__name__}") from None
+    except MemoryError:
+        raise InputFileError(f"{p}: the h5ad table's X matrix does not fit in memory") from None
     except Exception as e:  # a truncated dataset, an unreadable chunk, ...
         raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
     finally:
@@ -353,11 +371,29 @@ def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int,
     return out
 
 
+def _check_sparse(block: Any, shape: tuple[int, ...]) -> None:
+    """Refuse a sparse chunk whose structure is corrupt before scipy densifies it (out-of-range
+    indices make scipy's C code write outside the array: a segmentation fault, not an error).
+
+    Raises:
+        ValueError: index pointers not monotone or not spanning the data, or an index out of range.
+    """
+    indices, indptr = getattr(block, "indices", None), getattr(block, "indptr", None)
+    if indices is None or indptr is None:
+        return
+    minor = shape[1] if getattr(block, "format", "csr") == "csr" else shape[0]
+    if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+        raise ValueError("corrupt sparse X: index pointers do not span its values")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= minor):
+        raise ValueError("corrupt sparse X: a column index lies outside the matrix")
+
+
 def _fill(view: np.ndarray, block: Any) -> None:
     """Copy a dense or sparse block of ``X`` into ``view`` (a contiguous slice of the result)."""
     if not hasattr(block, "toarray"):
         view[...] = np.asarray(block)
         return
+    _check_sparse(block, view.shape)
     if view.dtype != np.float32:  # float16: scipy cannot densify into it; convert the chunk
         view[...] = block.toarray()
         return

@@ -214,7 +214,7 @@ def release(
     text), a pandas DataFrame or an AnnData object. ``metadata`` and ``policy``: YAML paths,
     or :class:`Metadata` / :class:`Policy` objects, or plain mappings. ``signing_key``: a PEM
     path or an ``Ed25519PrivateKey``. Levers (all public, the gate stays in front):
-    ``n_steps``, ``batch_size``, ``synthetic_rows`` (default ⌈n·(1 − holdout_fraction)⌉),
+    ``n_steps``, ``batch_size``, ``synthetic_rows`` (default ⌈DP size × (1 − holdout_fraction)⌉),
     ``pair_marginals`` (ε share of DP discrete pair marginals), ``training_options`` (any
     :class:`TrainingConfig` field); the manifest records the settings used. ``modality``:
     ``table`` or ``sequence`` (default: from the metadata; a sequence column means
@@ -707,8 +707,9 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                 delta: float | None = None, condition: str | None = None, seed: int = 0,
                 accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                 ledger_path: str | os.PathLike[str] | None = None, policy_path: str | os.PathLike[str] | None = None,
-                progress: ProgressCallback = ignore_progress) -> tuple[Any, list[str]]:
-    """Train a DP generator on the whole table at ``data`` (no audits, no gate).
+                progress: ProgressCallback = ignore_progress, sep: str | None = None) -> tuple[Any, list[str]]:
+    """Train a DP generator on the whole table at ``data`` (no audits, no gate); ``sep``: the
+    separator of delimited text (as ``release``).
 
     Tables give a :class:`TrainedModel`; image tiles (metadata with an image column) the
     image modality's model (:func:`_train_image_model`); sequences are refused.
@@ -729,7 +730,7 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                                   ledger_path=ledger_path, policy_path=policy_path, progress=progress)
     df, metadata, notes, cond, config, content_sha = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
-        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False)
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False, sep=sep)
     counts = dp_counts.count_entry(dp_counts.TRAIN_COUNT_SHARE, epsilon=epsilon, delta=config.target_delta,
                                    accountant=accountant)
     secret = PrivateRandomness()  # fresh OS entropy, never stored
@@ -829,8 +830,9 @@ def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.Pat
 def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
                        delta: float | None, condition: str | None, seed: int, accountant: str,
                        n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
-                       require_condition: bool) -> tuple[pd.DataFrame, Metadata, list[str], str | None,
-                                                         TrainingConfig, str]:
+                       require_condition: bool,
+                       sep: str | None = None) -> tuple[pd.DataFrame, Metadata, list[str], str | None, TrainingConfig,
+                                                        str]:
     """Load and validate a table for training on all its rows; the condition column, the config
     and the table's content fingerprint (:func:`table_fingerprint`).
 
@@ -841,7 +843,7 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     """
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
-    loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed)
+    loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed, sep=sep)
     loaded = stages.validate(loaded, modality_for(loaded.metadata))
     df, metadata, notes = loaded.table, loaded.metadata, list(loaded.notes)
     if metadata.modality != "table":
@@ -865,7 +867,7 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
                         delta: float | None = None, condition: str | None = None, seed: int = 0,
                         accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                         n_canaries: int | None = None, many_run: int = 0, allow_unreviewed: bool = False,
-                        progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
+                        progress: ProgressCallback = ignore_progress, sep: str | None = None) -> dict[str, AuditResult]:
     """Check the DP-GAN's ε claim on ``data`` with the empirical audits (nothing released).
 
     Trains the audit run(s) with the settings ``train``/``release`` would use for this
@@ -879,7 +881,7 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
 
     df, metadata, _, cond, config, _ = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
-        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True)
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True, sep=sep)
     seeds = SeedTree(seed)
     results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),
                                                       n_canaries=n_canaries, condition_column=cond,

@@ -412,7 +412,7 @@ class ReleaseSettings:
 
     Attributes:
         n_steps, batch_size: discriminator DP-SGD steps and expected Poisson batch size.
-        synthetic_rows: rows to generate (default ⌈n·(1 − holdout fraction)⌉).
+        synthetic_rows: rows to generate (default ⌈DP table size × (1 − holdout fraction)⌉).
         pair_marginals: ε share of DP joint histograms of discrete column pairs (helps rules
             on two discrete columns; ``TrainingConfig.pair_epsilon_share``).
         training_options: any other :class:`TrainingConfig` field by name.

@@ -46,6 +46,10 @@ def _fasta_suffix(p: Path) -> tuple[str, bool] | None:
     return None
 
 
+MAX_FASTA_BYTES = 512 * 2**20
+"""Largest FASTA text accepted (after decompression): 512 MiB, millions of peptides."""
+
+
 def _read_text(p: Path) -> str:
     """The file's text (UTF-8, a BOM allowed); gunzipped for ``.gz``."""
     kind = _fasta_suffix(p)
@@ -54,11 +58,16 @@ def _read_text(p: Path) -> str:
     if not p.is_file():
         raise InputFileError(f"{p}: FASTA file not found")
     try:
-        data = p.read_bytes()
         if kind[1]:
-            data = gzip.decompress(data)
+            with gzip.open(p, "rb") as f:  # bounded: a small .gz can hold gigabytes (a decompression bomb)
+                data = f.read(MAX_FASTA_BYTES + 1)
+        else:
+            data = p.read_bytes()
     except (OSError, EOFError, zlib.error) as e:
         raise InputFileError(f"{p}: cannot read FASTA file: {type(e).__name__}") from None
+    if len(data) > MAX_FASTA_BYTES:
+        raise InputFileError(f"{p}: decompresses to more than {MAX_FASTA_BYTES // 2**20} MiB of text; a peptide or "
+                             "protein set this large is not accepted (split it, or check the file)")
     if b"\x00" in data:
         raise InputFileError(f"{p}: not a text file (it holds NUL bytes); a FASTA file is plain text")
     try:

@@ -26,14 +26,15 @@ def torchrun_command(data: str | os.PathLike[str], *, metadata_path: str | os.Pa
                      condition_column: str | None = None, seed: int = 0, accountant: str = "rdp",
                      n_steps: int | None = None, batch_size: int | None = None,
                      ledger_path: str | os.PathLike[str] | None = None,
-                     policy_path: str | os.PathLike[str] | None = None,
+                     policy_path: str | os.PathLike[str] | None = None, sep: str | None = None,
                      extra: tuple[str, ...] = ()) -> list[str]:
     """The torchrun command line of a one-machine run (also what to adapt for several machines)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
            "-m", "synthrelease.training.distributed", str(data), "--metadata", str(metadata_path),
            "--epsilon", repr(float(epsilon)), "--seed", str(seed), "--accountant", accountant, "-o", str(output)]
     for flag, value in (("--delta", delta), ("--condition-column", condition_column), ("--steps", n_steps),
-                        ("--batch-size", batch_size), ("--ledger", ledger_path), ("--policy", policy_path)):
+                        ("--batch-size", batch_size), ("--ledger", ledger_path), ("--policy", policy_path),
+                        ("--sep", sep)):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd + list(extra)

@@ -171,3 +171,29 @@ def test_demo_console_script(tmp_path):
                              str(tmp_path / "demo" / "keys" / "signing_key.pub.pem")],
                             capture_output=True, text=True, timeout=120, check=False)
     assert verify.returncode == 0, verify.stderr
+
+
+def test_every_command_that_reads_data_takes_sep(tmp_path):
+    """Issue 26.8: metadata infer/check, train (and audit-privacy, release) read delimited text with --sep."""
+    make_tiny_table(200, seed=3).to_csv(tmp_path / "t.txt", sep=";", index=False)
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
+    runner = CliRunner()
+    res = runner.invoke(cli, ["metadata", "infer", str(tmp_path / "t.txt"), "--sep", ";", "-o", str(tmp_path / "d.yaml")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["metadata", "check", str(tmp_path / "m.yaml"), "--data", str(tmp_path / "t.txt"),
+                              "--sep", ";"])
+    assert res.exit_code == 0 and "200 rows pass" in res.output, res.output
+    res = runner.invoke(cli, ["-q", "train", str(tmp_path / "t.txt"), "--metadata", str(tmp_path / "m.yaml"),
+                              "--sep", ";", "--epsilon", "3", "--steps", "5", "--ledger", str(tmp_path / "l.sqlite3"),
+                              "-o", str(tmp_path / "m.pt")])
+    assert res.exit_code == 0 and (tmp_path / "m.pt").exists(), res.output
+    assert "--sep" in runner.invoke(cli, ["audit-privacy", "--help"]).output
+
+
+@pytest.mark.parametrize("sep", ["abc", "\n", "a", '"'])
+def test_a_separator_that_cannot_separate_is_one_line(tmp_path, sep):
+    make_tiny_table(20, seed=3).to_csv(tmp_path / "t.txt", sep=";", index=False)
+    res = CliRunner().invoke(cli, ["metadata", "infer", str(tmp_path / "t.txt"), "--sep", sep,
+                                   "-o", str(tmp_path / "d.yaml")])
+    assert res.exit_code == 2 and "--sep" in res.output and "t.txt" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and "Warning" not in res.output

@@ -270,3 +270,19 @@ def test_an_existing_file_as_out_is_named_as_a_file(ws):
     (ws / "t2.csv").write_text("x\n")
     res = run(*_release_args(ws, "--out", str(ws / "t2.csv")))
     assert "existing file" in one_line_error(res) and (ws / "t2.csv").read_text() == "x\n"
+
+
+def test_sample_checks_its_size_and_room_before_sampling(ws, monkeypatch):
+    """Issue 26.5: `sample -n 10**12` ran until killed; a sample the disk cannot hold is refused up front."""
+    import shutil
+    from collections import namedtuple
+
+    res = run("train", str(ws / "t.csv"), "--metadata", str(ws / "m.yaml"), "--epsilon", "3", "--steps", "5",
+              "--ledger", str(ws / "l.sqlite3"), "-o", str(ws / "m.pt"))
+    assert res.exit_code == 0, res.output
+    res = run("sample", str(ws / "m.pt"), "-n", str(10**12), "-o", str(ws / "s.csv"))
+    assert res.exit_code == 2 and "-n" in res.output and not (ws / "s.csv").exists()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+    res = run("sample", str(ws / "m.pt"), "-n", "1000000", "-o", str(ws / "s.csv"))
+    assert "MiB free" in one_line_error(res) and not (ws / "s.csv").exists()

@@ -340,3 +340,26 @@ def test_a_compression_without_its_package_is_a_one_line_error(tmp_path, monkeyp
     with pytest.raises(InputFileError, match=r"t\.csv\.zst: .*'zstandard'") as exc:
         read_table_as(path)
     assert "\n" not in str(exc.value)
+
+
+def test_a_corrupt_sparse_h5ad_is_a_one_line_error_not_a_crash(tmp_path):
+    """Issue 26.5: an index out of range in a sparse X segfaulted (exit 139) when densified."""
+    import anndata
+    import h5py
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from synthrelease.errors import InputFileError
+    from synthrelease.formats import read_table_as
+
+    X = sp.random(20, 6, density=0.4, format="csr", dtype=np.float32, random_state=0)
+    path = tmp_path / "cells.h5ad"
+    anndata.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(20)]),
+                    var=pd.DataFrame(index=[f"g{i}" for i in range(6)])).write_h5ad(path)
+    with h5py.File(path, "r+") as f:
+        indices = f["X"]["indices"]
+        indices[0] = 10**6  # out of range
+    with pytest.raises(InputFileError, match=r"cells\.h5ad: .*outside the matrix") as exc:
+        read_table_as(path)
+    assert "\n" not in str(exc.value)

@@ -226,8 +226,17 @@ def test_a_gate_rejection_still_spends_and_a_stop_before_training_cancels(capped
         with pytest.raises(KeyboardInterrupt):
             _release(capped, "b3", 1.0)
     assert [e.status for e in book.entries("tiny-clinic")] == ["spent", "cancelled"]
-    # stopped after the DP count release, before training: only the count release's ε is spent
-    monkeypatch.setattr(stages, "training_config", boom)
+    # stopped after the DP count release, before training: only the count release's ε is spent (the
+    # release builds its settings once before reserving anything and again from the DP count)
+    real, calls = stages.training_config, []
+
+    def boom_after_the_count(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "training_config", boom_after_the_count)
     with pytest.raises(KeyboardInterrupt):
         _release(capped, "b4", 1.0)
     last = book.entries("tiny-clinic")[-1]

@@ -184,3 +184,18 @@ def test_check_sequences_argument_errors():
         check_sequences(s, "dna", min_length=1, max_length=5, too_long="drop", source="f", column="c")
     with pytest.raises(ValueError, match="min_length"):
         check_sequences(s, "dna", min_length=6, max_length=5, source="f", column="c")
+
+
+def test_a_gzip_bomb_is_refused_without_decompressing_it_whole(tmp_path, monkeypatch):
+    """Issue 26.5: a 2 MB .fasta.gz holding 1 GiB took 4.6 GB; the text read is bounded."""
+    import gzip
+
+    from synthrelease.errors import InputFileError
+    from synthrelease.sequences import fasta
+
+    monkeypatch.setattr(fasta, "MAX_FASTA_BYTES", 1 << 20)  # 1 MiB here; 512 MiB shipped
+    path = tmp_path / "bomb.fasta.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b">a\n" + b"A" * (4 << 20) + b"\n")
+    with pytest.raises(InputFileError, match="bomb.fasta.gz: decompresses to more than 1 MiB"):
+        fasta.read_fasta(path)

@@ -178,7 +178,8 @@ def test_every_command_that_reads_data_takes_sep(tmp_path):
     make_tiny_table(200, seed=3).to_csv(tmp_path / "t.txt", sep=";", index=False)
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(TINY_METADATA, sort_keys=False))
     runner = CliRunner()
-    res = runner.invoke(cli, ["metadata", "infer", str(tmp_path / "t.txt"), "--sep", ";", "-o", str(tmp_path / "d.yaml")])
+    res = runner.invoke(cli, ["metadata", "infer", str(tmp_path / "t.txt"), "--sep", ";",
+                              "-o", str(tmp_path / "d.yaml")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["metadata", "check", str(tmp_path / "m.yaml"), "--data", str(tmp_path / "t.txt"),
                               "--sep", ";"])

@@ -45,7 +45,9 @@ def _meets(value: float | None, comparator: str, limit: float) -> bool:
     return value is not None and (value >= limit if comparator == ">=" else value <= limit)
 
 
-MARKDOWN_SPECIAL = "\\`*_{}[]()#+-!|"
+MARKDOWN_SPECIAL = "\\`*_[]|"
+"""Characters with a meaning inside a Markdown line: emphasis, code, links and table cells (a name
+never starts a line, so the line-start markers # - + ! need no escape)."""
 
 
 def markdown_text(text: str) -> str:

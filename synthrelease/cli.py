@@ -231,12 +231,15 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
     in front of them and the manifest records them."""
     from synthrelease.pipeline import preflight_release
     from synthrelease.pipeline import release as run_release
+    from synthrelease.stages import ReleaseSettings
 
     options = _parse_train_options(train_options)
-    if dry_run:
+    if dry_run:  # the same checks as a release (one validation path), then what can be judged without training
+        settings = ReleaseSettings(n_steps=n_steps, batch_size=batch_size, synthetic_rows=synthetic_rows,
+                                   pair_marginals=pair_marginals, training_options=options)
         check = preflight_release(data, metadata=metadata_path, policy=policy_path, epsilon=epsilon,
                                   delta=delta, target=target, accountant=accountant, ledger_path=ledger_path,
-                                  sep=sep)
+                                  sep=sep, modality=modality, nproc=nproc, settings=settings)
         for c in check.clauses:
             click.echo(f"  {'pass' if c.passed else 'FAIL'}  {c.clause}: {c.reason}")
         for note in check.notes:

@@ -182,6 +182,79 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
                         config=training_config, modality=modality or tabular(), progress=progress)
 
 
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """A release's inputs, read and checked: everything that can be refused before any ε is reserved.
+
+    Attributes:
+        policy, policy_sha, policy_source: the resolved policy.
+        loaded: the validated table (PRIVATE rows) and its public metadata.
+        kind: the modality (distributed when ``nproc`` > 1).
+        target: the class column, or None (unlabelled tiles).
+        delta: the δ used: given, or the public default (never from a row count).
+    """
+
+    policy: Policy
+    policy_sha: str
+    policy_source: str
+    loaded: stages.LoadedTable
+    kind: Modality
+    target: str | None
+    delta: float
+
+
+def check_release_request(data: stages.DataInput, *, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any],
+                          policy: str | os.PathLike[str] | Policy | Mapping[str, Any], epsilon: float,
+                          delta: float | None, target: str | None, accountant: str, sep: str | None,
+                          modality: Modality | str | None, nproc: int, settings: stages.ReleaseSettings,
+                          check_key: Callable[[Policy], None] | None = None,
+                          progress: ProgressCallback = ignore_progress) -> ReleaseRequest:
+    """The ONE validation path of ``release`` and ``release --dry-run``: ε and δ, the policy, the
+    signing key (``check_key``), the data and metadata, the modality and ``nproc``, the target, the
+    policy's rules and audits, and every training setting (built once with a stand-in row count).
+    Reads and validates the private table; spends and reserves nothing.
+
+    Raises:
+        SynthreleaseError subclasses (exit 2) naming the option, file or clause.
+    """
+    from synthrelease.audits.plausibility import check_rules
+
+    if delta is not None and not (isinstance(delta, (int, float)) and math.isfinite(delta) and 0 < delta < 1):
+        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
+    PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # ε first: before anything is read
+    pol, policy_sha, policy_source = stages.resolve_policy(policy)
+    if check_key is not None:
+        check_key(pol)
+    progress(ProgressEvent("validate"))
+    loaded = stages.load(data, metadata, sep=sep)
+    kind = modality if isinstance(modality, Modality) else modality_for(loaded.metadata, modality)
+    if nproc > 1:  # refused before any ε is reserved
+        from synthrelease.training.distributed import check_distributable
+        from synthrelease.training.launch import distributed_modality
+
+        check_distributable(loaded.metadata, f"--nproc {nproc}: {loaded.metadata_source}", nproc)
+        kind = distributed_modality(kind, nproc)
+    loaded = stages.validate(loaded, kind)
+    meta = loaded.metadata
+    tgt = _resolve_target(meta, target, optional=kind.name == "image")  # unlabelled tiles, e.g. one slide
+    if tgt is None and pol.utility is not None:
+        raise PolicyError(f"{policy_source}: clause utility needs a class column, and the image metadata declares "
+                          "no target; remove the utility clause or declare labels")
+    check_rules(pol.rules, kind.rules_metadata(meta), policy_path=policy_source)  # before any training
+    if kind.view is not None and stages.required_optional_audits(pol):
+        raise PolicyError(f"{policy_source}: audits {', '.join(stages.required_optional_audits(pol))} are not "
+                          f"available for {kind.name} releases yet; remove them from the policy")
+    for name in stages.required_optional_audits(pol):
+        stages.optional_audit(name)  # a required audit this build lacks: refuse before spending ε
+    # δ is public (given, or the public default): it calibrates every mechanism, the count release first
+    eff_delta = delta if delta is not None else public_default_delta(pol.privacy.max_delta)
+    PrivacyLoss(epsilon, eff_delta)
+    # every training option is checked now, with a stand-in row count: a bad one costs no ε
+    stages.training_config(kind, max(2, pol.data.min_rows), meta, settings, epsilon=epsilon, delta=eff_delta,
+                           seed=0, accountant=accountant, condition_column=tgt)
+    return ReleaseRequest(pol, policy_sha, policy_source, loaded, kind, tgt, eff_delta)
+
+
 def release(
     data: stages.DataInput,
     *,
@@ -247,7 +320,6 @@ def release(
         GateRefused (exit 1) when any clause fails — then no bundle exists at ``out_dir``;
         the exception carries the same ``decision`` and the internal report's path.
     """
-    from synthrelease.audits.plausibility import check_rules
     from synthrelease.bundle.signing import key_fingerprint, load_private_key
     from synthrelease.bundle.writer import archive_path
     from synthrelease.outputs import check_writable, refuse_nested, release_size_estimate
@@ -278,34 +350,21 @@ def release(
     check_writable(report_root, option="--report")
     if archive:
         check_writable(archive_path(out), option="--archive", needed_bytes=needed)
-    if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
-        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
-    pol, policy_sha, policy_source = stages.resolve_policy(policy)
-    private_key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
-    check_signing_key(pol, key_fingerprint(private_key.public_key()),
-                      "the signing key" if isinstance(signing_key, Ed25519PrivateKey) else str(signing_key))
-    PrivacyLoss(epsilon, delta if delta is not None else 1e-12)  # validates ε early
-    progress(ProgressEvent("validate"))
-    loaded = stages.load(data, metadata, sep=sep)
-    kind = modality if isinstance(modality, Modality) else modality_for(loaded.metadata, modality)
-    if nproc > 1:  # refused before any ε is reserved
-        from synthrelease.training.distributed import check_distributable
-        from synthrelease.training.launch import distributed_modality
+    key_holder: list[Ed25519PrivateKey] = []
 
-        check_distributable(loaded.metadata, f"--nproc {nproc}: {loaded.metadata_source}", nproc)
-        kind = distributed_modality(kind, nproc)
-    loaded = stages.validate(loaded, kind)
+    def check_key(pol: Policy) -> None:  # before the data is read: a wrong key costs no read
+        key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
+        check_signing_key(pol, key_fingerprint(key.public_key()),
+                          "the signing key" if isinstance(signing_key, Ed25519PrivateKey) else str(signing_key))
+        key_holder.append(key)
+
+    request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
+                                    target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
+                                    settings=settings, check_key=check_key, progress=progress)
+    private_key = key_holder[0]
+    pol, policy_sha, policy_source = request.policy, request.policy_sha, request.policy_source
+    loaded, kind, tgt, eff_delta = request.loaded, request.kind, request.target, request.delta
     meta, notes = loaded.metadata, list(loaded.notes)
-    tgt = _resolve_target(meta, target, optional=kind.name == "image")  # unlabelled tiles, e.g. one slide
-    if tgt is None and pol.utility is not None:
-        raise PolicyError(f"{policy_source}: clause utility needs a class column, and the image metadata declares "
-                          "no target; remove the utility clause or declare labels")
-    check_rules(pol.rules, kind.rules_metadata(meta), policy_path=policy_source)  # before any training
-    if kind.view is not None and stages.required_optional_audits(pol):
-        raise PolicyError(f"{policy_source}: audits {', '.join(stages.required_optional_audits(pol))} are not "
-                          f"available for {kind.name} releases yet; remove them from the policy")
-    for name in stages.required_optional_audits(pol):
-        stages.optional_audit(name)  # a required audit this build lacks: refuse before spending ε
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
     secret.require_secret("release")  # the test-only reproducible kind can never reach a release
@@ -318,16 +377,10 @@ def release(
     # frames the table): collect them now.
     loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0].copy())  # a slice would be a view of it
     gc.collect()
-    # δ is public (given, or the public default): it calibrates every mechanism, the count release first
-    eff_delta = delta if delta is not None else public_default_delta(pol.privacy.max_delta)
-    PrivacyLoss(epsilon, eff_delta)
     count_entry = dp_counts.count_entry(pol.privacy.count_budget_share, epsilon=epsilon, delta=eff_delta,
                                         accountant=accountant)
     gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
     reserved = (count_entry,) if gate_entry is None else (count_entry, gate_entry)
-    # every training option is checked now, with a stand-in row count: a bad one costs no ε
-    stages.training_config(kind, max(2, pol.data.min_rows), meta, settings, epsilon=epsilon, delta=eff_delta,
-                           seed=0, accountant=accountant, condition_column=tgt)
     if kind.sample is sample_frame:  # room for the spilled synthetic rows, checked before any ε is spent
         check_room(float_block_bytes(meta, settings.synthetic_rows or len(parts.train) + len(parts.holdout)))
     timings["validate"] = time.perf_counter() - t0
@@ -560,8 +613,12 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
                       policy: str | os.PathLike[str] | Policy | Mapping[str, Any], epsilon: float,
                       delta: float | None = None, target: str | None = None, accountant: str = "rdp",
                       holdout_fraction: float = 0.2, ledger_path: str | os.PathLike[str] | None = None,
-                      sep: str | None = None) -> Preflight:
+                      sep: str | None = None, modality: Modality | str | None = None, nproc: int = 1,
+                      settings: stages.ReleaseSettings | None = None) -> Preflight:
     """Check every clause that needs no training: spends no ε, reserves nothing, splits nothing.
+
+    Bad input is refused exactly as ``release`` refuses it (:func:`check_release_request`, the
+    same path, with the same ``modality``, ``nproc`` and training ``settings``).
 
     Reads and validates the private table and the ledger (read-only); what it prints is for the
     steward only (it names EXACT row counts, which a release never publishes). Judges δ, δ < 1/n,
@@ -570,20 +627,16 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
     rules' columns, and computes each DP gate figure's noise std at the expected slot counts,
     flagging figures whose noise is at least half their clause's distance from chance.
     """
-    from synthrelease.audits.plausibility import check_rules
     from synthrelease.policy import dp_gate
 
-    policy, _, policy_source = stages.resolve_policy(policy)
-    loaded = stages.load(data, metadata, sep=sep)
-    kind = modality_for(loaded.metadata)
-    loaded = stages.validate(loaded, kind)
+    request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
+                                    target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
+                                    settings=settings or stages.ReleaseSettings())
+    policy, loaded, tgt, eff_delta = request.policy, request.loaded, request.target, request.delta
     df, metadata = loaded.table, loaded.metadata
-    tgt = _resolve_target(metadata, target)
-    check_rules(policy.rules, kind.rules_metadata(metadata), policy_path=policy_source)
     n = len(stages.first_row_per_person(df, metadata))
     n_train = synthetic_row_count(n, holdout_fraction)
     n_holdout = n - n_train
-    eff_delta = delta if delta is not None else public_default_delta(policy.privacy.max_delta)
     ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
     used = ledger.used(metadata.name, loaded.data_sha256, content_sha256=loaded.content_sha256)
     clauses = privacy_clauses(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant,

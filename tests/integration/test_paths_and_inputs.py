@@ -286,3 +286,16 @@ def test_sample_checks_its_size_and_room_before_sampling(ws, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
     res = run("sample", str(ws / "m.pt"), "-n", "1000000", "-o", str(ws / "s.csv"))
     assert "MiB free" in one_line_error(res) and not (ws / "s.csv").exists()
+
+
+@pytest.mark.parametrize("extra", [
+    ["--synthetic-rows", str(10**12)], ["--train-option", "gumbel_tau=0"], ["--train-option", "no_such=1"],
+    ["--delta", "0"], ["--epsilon", "-1"], ["--nproc", "200"], ["--target", "no_such_column"]])
+def test_dry_run_refuses_what_release_refuses_with_the_same_line(ws, extra):
+    """Issue 26.7: `release --dry-run` and `release` share one validation path (check_release_request)."""
+    real = run(*_release_args(ws, "--out", str(ws / "b"), *extra))
+    dry = run(*_release_args(ws, "--out", str(ws / "b"), "--dry-run", *extra))
+    assert real.exit_code == dry.exit_code == 2, (real.output, dry.output)
+    assert one_line_error(real) == one_line_error(dry)
+    assert "Warning" not in dry.output and "preprocessing" not in dry.output
+    assert not (ws / "b").exists() and not (ws / "l.sqlite3").exists()

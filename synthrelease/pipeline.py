@@ -364,6 +364,7 @@ def release(
     private_key = key_holder[0]
     pol, policy_sha, policy_source = request.policy, request.policy_sha, request.policy_source
     loaded, kind, tgt, eff_delta = request.loaded, request.kind, request.target, request.delta
+    del request  # it holds the loaded table: the split below must be able to let the frame go
     meta, notes = loaded.metadata, list(loaded.notes)
     seeds = SeedTree(seed)  # public streams only
     secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored

@@ -115,17 +115,20 @@ def _join_labels(frame: pd.DataFrame, csv: Path) -> pd.DataFrame:
         raise InputFileError(f"{csv}: labels CSV has no image_id column")
     if labels["image_id"].isna().any():
         raise InputFileError(f"{csv}: labels CSV has an empty image_id")
-    dup = labels["image_id"][labels["image_id"].duplicated()]
-    if len(dup):
-        raise InputFileError(f"{csv}: image_id {dup.iloc[0]!r} is listed twice")
+    # errors name rows and counts, never an image_id: ids can identify a patient or a sample, and
+    # error lines end up in logs and tickets (the FASTA reader never echoes a record either)
+    duplicated = np.flatnonzero(labels["image_id"].duplicated().to_numpy())
+    if len(duplicated):
+        raise InputFileError(f"{csv}: data row {duplicated[0] + 1} repeats an image_id listed in an earlier row")
     known = set(frame["image_id"])
-    unknown = [i for i in labels["image_id"] if i not in known]
+    unknown = [k for k, i in enumerate(labels["image_id"]) if i not in known]
     if unknown:
-        raise InputFileError(f"{csv}: image_id {unknown[0]!r} has no tile in the folder")
+        raise InputFileError(f"{csv}: data row {unknown[0] + 1}'s image_id has no tile in the folder "
+                             f"({len(unknown)} such row(s))")
     listed = set(labels["image_id"])
-    missing = [i for i in frame["image_id"] if i not in listed]
+    missing = sum(i not in listed for i in frame["image_id"])
     if missing:
-        raise InputFileError(f"{csv}: image_id {missing[0]!r} (a tile in the folder) has no labels row")
+        raise InputFileError(f"{csv}: {missing} tile(s) in the folder have no labels row")
     return frame.merge(labels, on="image_id", how="left", validate="one_to_one")
 
 
@@ -241,7 +244,8 @@ def tile_slide(path: str | os.PathLike[str], *, size: int, stride: int, tissue_t
     except FileNotFoundError:
         raise InputFileError(f"{p}: slide file not found") from None
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, codec errors...
-        raise InputFileError(f"{p}: not a readable TIFF/SVS slide ({_one_line(exc)})") from None
+        # the exception's text can quote the file's first bytes: name its kind only
+        raise InputFileError(f"{p}: not a readable TIFF/SVS slide ({type(exc).__name__})") from None
     if page.dtype != np.uint8:
         raise InputFileError(f"{p}: slide pixels are {page.dtype}, expected 8-bit")
     if page.ndim == 3 and page.shape[-1] == 4:

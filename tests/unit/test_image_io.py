@@ -54,14 +54,14 @@ def test_folder_labels_joined_and_checked(tmp_path):
     pd.DataFrame({"image_id": ["c", "a", "b"], "label": ["x", "y", "z"]}).to_csv(csv, index=False)
     _, frame = read_image_folder(tmp_path / "pngs", size=8, channels=3, labels_csv=csv)
     assert frame.to_dict("list") == {"image_id": ["a", "b", "c"], "label": ["y", "z", "x"]}
-    pd.DataFrame({"image_id": ["a", "b", "zz"], "label": [1, 2, 3]}).to_csv(csv, index=False)
-    with pytest.raises(InputFileError) as exc:
-        read_image_folder(tmp_path / "pngs", size=8, channels=3, labels_csv=csv)
-    _one_line_naming(exc, "zz")
-    pd.DataFrame({"image_id": ["a", "b"], "label": [1, 2]}).to_csv(csv, index=False)
-    with pytest.raises(InputFileError) as exc:
-        read_image_folder(tmp_path / "pngs", size=8, channels=3, labels_csv=csv)
-    _one_line_naming(exc, "'c'")
+    # issue 26.9: errors name the row (or count), never the image_id (ids can identify a sample)
+    cases = ((["a", "b", "zz"], "data row 3"), (["a", "b"], "1 tile(s)"), (["a", "b", "a", "c"], "data row 3"))
+    for ids, says in cases:
+        pd.DataFrame({"image_id": ids, "label": list(range(len(ids)))}).to_csv(csv, index=False)
+        with pytest.raises(InputFileError) as exc:
+            read_image_folder(tmp_path / "pngs", size=8, channels=3, labels_csv=csv)
+        _one_line_naming(exc, says)
+        assert "zz" not in str(exc.value) and "'a'" not in str(exc.value) and "'c'" not in str(exc.value)
 
 
 def test_wrong_shape_is_refused_naming_the_file(tmp_path):
@@ -179,10 +179,11 @@ def test_tile_slide_keeps_only_tissue_tiles(tmp_path, compression):
 
 def test_tile_slide_refuses_a_non_tiff(tmp_path):
     path = tmp_path / "fake.svs"
-    path.write_bytes(b"not a tiff at all")
+    path.write_bytes(b"patient 4711 not a tiff at all")
     with pytest.raises(InputFileError) as exc:
         tile_slide(path, size=32, stride=32, tissue_threshold=220, min_tissue_share=0.5, max_tiles=None)
     _one_line_naming(exc, "fake.svs")
+    assert "4711" not in str(exc.value)  # issue 26.9: the file's first bytes are never echoed
 
 
 @pytest.mark.realdata

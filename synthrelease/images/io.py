@@ -199,8 +199,95 @@ def read_npz(path: str | os.PathLike[str], *, size: int, channels: int) -> tuple
     return np.ascontiguousarray(images), frame
 
 
+MAX_SLIDE_TILE_BYTES = 4 * 1024**3
+"""Most bytes of full-size tiles one slide may yield (grid positions, or ``max_tiles``, × tile bytes)."""
+MAX_SLIDE_BAND_BYTES = 1024**3
+"""Most bytes one band of the slide page (a tile's height × the page width, pixels + mask) may take."""
+MAX_SLIDE_CHUNK_BYTES = 512 * 1024**2
+"""Most bytes one stored strip or tile of the slide may decode to (a one-strip 60k × 60k page is refused)."""
+
+
+BAND_BYTES_PER_PIXEL = 10
+"""Bytes per pixel of a decoded band: RGB (3) + channel sum (2) + mask (1) + running column sums (4)."""
+
+
 def _tissue_mask(rgb: np.ndarray, threshold: float) -> np.ndarray:
-    return rgb.astype(np.float32).mean(axis=-1) < threshold
+    """Mean RGB intensity below ``threshold``, as an exact integer comparison of the channel sum."""
+    return rgb[..., :3].sum(axis=-1, dtype=np.uint16) < 3 * threshold
+
+
+def _rows_per_band(size: int, stride: int) -> int:
+    """Grid rows decoded together: a band of about ``max(size, 512)`` pixel rows plus one tile."""
+    return max(1, max(size, 512) // stride)
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**3:.1f} GiB"
+
+
+def _open_slide_level(tif, p: Path, level: int):
+    """The level's pixels as a lazily decoded zarr array (nothing is read yet)."""
+    import zarr
+
+    if not tif.series:
+        raise InputFileError(f"{p}: TIFF holds no image series")
+    levels = tif.series[0].levels
+    if not 0 <= level < len(levels):
+        raise InputFileError(f"{p}: level {level} does not exist (the slide has {len(levels)} level(s))")
+    pixels = zarr.open(tif.aszarr(level=level), mode="r")
+    if not isinstance(pixels, zarr.Array):  # a multiscale group: the store of one level holds one array
+        raise InputFileError(f"{p}: level {level} is not a single image array")
+    return pixels
+
+
+def _check_slide_layout(p: Path, pixels, size: int, stride: int,
+                        max_tiles: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's row and column origins, once the page's declared shape bounds every read.
+
+    Raises:
+        InputFileError: not 8-bit RGB(A), or the tiling would exceed the memory bounds.
+    """
+    shape = tuple(int(s) for s in pixels.shape)
+    if pixels.dtype != np.uint8:
+        raise InputFileError(f"{p}: slide pixels are {pixels.dtype}, expected 8-bit")
+    if len(shape) != 3 or shape[-1] not in (3, 4):
+        raise InputFileError(f"{p}: slide page has shape {shape}, expected [height, width, 3] (RGB)")
+    height, width = shape[:2]
+    chunk_bytes = int(np.prod([int(c) for c in pixels.chunks]))
+    if chunk_bytes > MAX_SLIDE_CHUNK_BYTES:
+        raise InputFileError(f"{p}: the slide is stored in blocks of {_gib(chunk_bytes)} (limit "
+                             f"{_gib(MAX_SLIDE_CHUNK_BYTES)}); save it as a tiled TIFF")
+    band_bytes = ((_rows_per_band(size, stride) - 1) * stride + size) * width * BAND_BYTES_PER_PIXEL
+    if band_bytes > MAX_SLIDE_BAND_BYTES:
+        raise InputFileError(f"{p}: a band of {size}-pixel tiles across this {width}-pixel-wide page needs "
+                             f"{_gib(band_bytes)} (limit {_gib(MAX_SLIDE_BAND_BYTES)}); tile a coarser "
+                             f"level or a smaller tile_size")
+    ys = np.arange(0, max(height - size + 1, 0), stride)
+    xs = np.arange(0, max(width - size + 1, 0), stride)
+    positions = len(ys) * len(xs)
+    most = positions if max_tiles is None else min(positions, max_tiles)
+    if most * size * size * 3 > MAX_SLIDE_TILE_BYTES:
+        raise InputFileError(f"{p}: tiling the {width}×{height} page every {stride} px gives up to {positions:,} "
+                             f"tiles of {size}×{size} ({_gib(most * size * size * 3)}, limit "
+                             f"{_gib(MAX_SLIDE_TILE_BYTES)}); declare tiling.max_tiles, a larger stride or a "
+                             f"coarser level")
+    return ys, xs
+
+
+def _band_tiles(band: np.ndarray, rows: np.ndarray, xs: np.ndarray, size: int, need: float,
+                tissue_threshold: float) -> list[tuple[int, np.ndarray]]:
+    """Per grid row of the band (its index in ``rows``, origins relative to the band): the
+    grid columns whose tile holds at least ``need`` tissue pixels."""
+    tissue = _tissue_mask(band, tissue_threshold)
+    below = np.zeros((tissue.shape[0] + 1, tissue.shape[1]), dtype=np.int32)
+    below[1:] = tissue.cumsum(axis=0, dtype=np.int32)  # column sums of any run of rows in O(1)
+    found: list[tuple[int, np.ndarray]] = []
+    for index, y in enumerate(rows):
+        across = np.zeros(tissue.shape[1] + 1, dtype=np.int64)
+        across[1:] = (below[y + size] - below[y]).cumsum()
+        counts = across[xs + size] - across[xs]
+        found.append((index, np.flatnonzero(counts >= need - 1e-9)))
+    return found
 
 
 def tile_slide(path: str | os.PathLike[str], *, size: int, stride: int, tissue_threshold: float,
@@ -209,9 +296,11 @@ def tile_slide(path: str | os.PathLike[str], *, size: int, stride: int, tissue_t
 
     A pixel is "tissue" when its mean RGB intensity is below ``tissue_threshold`` (a PUBLIC
     constant, e.g. 220 for H&E on a white background); a tile is kept when its tissue share
-    is at least ``min_tissue_share``. The page is read once (``tifffile``; JPEG pages need
-    ``imagecodecs``). Tiles are taken in row-major grid order; with ``max_tiles`` only the
-    first ``max_tiles`` kept tiles are returned (deterministic, no randomness).
+    is at least ``min_tissue_share``. The page is read band by band (``tifffile`` through a
+    lazily decoded zarr store; JPEG pages need ``imagecodecs``), never whole, and the tile
+    count the page's DECLARED shape allows is bounded before any pixel is read
+    (:data:`MAX_SLIDE_TILE_BYTES`). Tiles are taken in row-major grid order; with
+    ``max_tiles`` only the first ``max_tiles`` kept tiles are returned (deterministic).
 
     Args:
         level: pyramid level of the first series (0 = full resolution).
@@ -222,7 +311,7 @@ def tile_slide(path: str | os.PathLike[str], *, size: int, stride: int, tissue_t
 
     Raises:
         InputFileError: the file is not a readable TIFF, the level does not exist, the page is
-            not 8-bit RGB, or no tile passes the tissue filter.
+            not 8-bit RGB, the tiling exceeds the memory bounds, or no tile passes the filter.
     """
     import tifffile
 
@@ -233,51 +322,46 @@ def tile_slide(path: str | os.PathLike[str], *, size: int, stride: int, tissue_t
     p = Path(path)
     try:
         with tifffile.TiffFile(p) as tif:
-            if not tif.series:
-                raise InputFileError(f"{p}: TIFF holds no image series")
-            levels = tif.series[0].levels
-            if not 0 <= level < len(levels):
-                raise InputFileError(f"{p}: level {level} does not exist (the slide has {len(levels)} level(s))")
-            page = levels[level].asarray()
+            pixels = _open_slide_level(tif, p, level)
+            ys, xs = _check_slide_layout(p, pixels, size, stride, max_tiles)
+            tiles, ids = _read_tissue_tiles(pixels, ys, xs, size, stride, tissue_threshold,
+                                            min_tissue_share * size * size, max_tiles)
     except InputFileError:
         raise
     except FileNotFoundError:
         raise InputFileError(f"{p}: slide file not found") from None
+    except MemoryError:
+        raise InputFileError(f"{p}: not enough memory to tile the slide; declare tiling.max_tiles "
+                             f"or a coarser level") from None
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, codec errors...
         # the exception's text can quote the file's first bytes: name its kind only
         raise InputFileError(f"{p}: not a readable TIFF/SVS slide ({type(exc).__name__})") from None
-    if page.dtype != np.uint8:
-        raise InputFileError(f"{p}: slide pixels are {page.dtype}, expected 8-bit")
-    if page.ndim == 3 and page.shape[-1] == 4:
-        page = page[..., :3]
-    if page.ndim != 3 or page.shape[-1] != 3:
-        raise InputFileError(f"{p}: slide page has shape {page.shape}, expected [height, width, 3] (RGB)")
-    height, width = page.shape[:2]
-    tissue = _tissue_mask(page, tissue_threshold)
-    # integral image of the tissue mask: tissue count of any tile in O(1)
-    integral = np.zeros((height + 1, width + 1), dtype=np.int64)
-    integral[1:, 1:] = tissue.cumsum(axis=0, dtype=np.int64).cumsum(axis=1)
-    ys = np.arange(0, height - size + 1, stride)
-    xs = np.arange(0, width - size + 1, stride)
-    kept: list[tuple[int, int]] = []
-    need = min_tissue_share * size * size
-    for row, y in enumerate(ys):
-        counts = (integral[y + size, xs + size] - integral[y, xs + size] - integral[y + size, xs] + integral[y, xs])
-        for col in np.flatnonzero(counts >= need - 1e-9):
-            kept.append((row, int(col)))
-            if max_tiles is not None and len(kept) >= max_tiles:
-                break
-        if max_tiles is not None and len(kept) >= max_tiles:
-            break
-    if not kept:
+    if not tiles:
         raise InputFileError(f"{p}: no {size}×{size} tile has a tissue share ≥ {min_tissue_share} "
                              f"(tissue = mean intensity < {tissue_threshold})")
-    tiles = np.empty((len(kept), size, size, 3), dtype=np.uint8)
-    for i, (row, col) in enumerate(kept):
-        y, x = int(ys[row]), int(xs[col])
-        tiles[i] = page[y:y + size, x:x + size]
-    frame = pd.DataFrame({"image_id": [f"x{col}_y{row}" for row, col in kept], "slide": p.stem})
-    return tiles, frame
+    frame = pd.DataFrame({"image_id": ids, "slide": p.stem})
+    return np.stack(tiles), frame
+
+
+def _read_tissue_tiles(pixels, ys: np.ndarray, xs: np.ndarray, size: int, stride: int, tissue_threshold: float,
+                       need: float, max_tiles: int | None) -> tuple[list[np.ndarray], list[str]]:
+    """Walk the grid in bands of whole tile rows; each band is decoded once, then dropped."""
+    rows_per_band = _rows_per_band(size, stride)
+    tiles: list[np.ndarray] = []
+    ids: list[str] = []
+    for first in range(0, len(ys), rows_per_band):
+        rows = ys[first:first + rows_per_band]
+        top = int(rows[0])
+        band = np.asarray(pixels[top:int(rows[-1]) + size])[..., :3]
+        for index, cols in _band_tiles(band, rows - top, xs, size, need, tissue_threshold):
+            y = int(rows[index]) - top
+            for col in cols:
+                x = int(xs[col])
+                tiles.append(np.ascontiguousarray(band[y:y + size, x:x + size]))
+                ids.append(f"x{int(col)}_y{first + index}")
+                if max_tiles is not None and len(tiles) >= max_tiles:
+                    return tiles, ids
+    return tiles, ids
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:

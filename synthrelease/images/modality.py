@@ -277,11 +277,19 @@ def slide_tiles(path: Path, metadata: Metadata) -> tuple[np.ndarray, pd.DataFram
                               tissue_threshold=tiling.tissue_threshold, min_tissue_share=tiling.min_tissue_share,
                               max_tiles=tiling.max_tiles, level=tiling.level)
     factor = tiling.tile_size // size
+    small = np.empty((len(tiles), size, size, channels), dtype=np.uint8)
+    for start in range(0, len(tiles), 256):  # in chunks: the float copy stays small
+        small[start:start + 256] = _shrink(tiles[start:start + 256], size, factor, channels)
+    return small, frame
+
+
+def _shrink(tiles: np.ndarray, size: int, factor: int, channels: int) -> np.ndarray:
+    """Block-average uint8 tiles by ``factor`` (and to luma for one channel), rounded to uint8."""
     # sums of ≤ 4096 uint8 values are exact in float32, so this rounds like a float64 average
     small = tiles.reshape(len(tiles), size, factor, size, factor, 3).mean(axis=(2, 4), dtype=np.float32)
     if channels == 1:
         small = (small @ LUMA.astype(np.float32))[..., None]
-    return np.clip(np.rint(small), 0, 255).astype(np.uint8), frame
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
 
 def read_tiles(path: str | Path, metadata: Metadata) -> pd.DataFrame:

@@ -186,6 +186,71 @@ def test_tile_slide_refuses_a_non_tiff(tmp_path):
     assert "4711" not in str(exc.value)  # issue 26.9: the file's first bytes are never echoed
 
 
+def _declared_big_slide(path: Path, side: int = 20000, tile: int = 512) -> Path:
+    """A slide whose page DECLARES side × side RGB pixels in a small file (black, zlib tiles)."""
+    import tifffile
+
+    block = np.zeros((tile, tile, 3), dtype=np.uint8)
+    count = (-(-side // tile)) ** 2
+    tifffile.imwrite(path, (block for _ in range(count)), shape=(side, side, 3), dtype="uint8",
+                     tile=(tile, tile), photometric="rgb", compression="zlib")
+    return path
+
+
+def test_tile_slide_bounds_the_tile_count_from_the_declared_page_before_reading(tmp_path):
+    """Issue 26.5: ``stride: 1`` asked for gigabytes; the grid's size is checked first."""
+    path = _declared_big_slide(tmp_path / "big.tif")
+    with pytest.raises(InputFileError) as exc:
+        tile_slide(path, size=256, stride=1, tissue_threshold=220, min_tissue_share=0.5, max_tiles=None)
+    _one_line_naming(exc, "big.tif")
+    assert "max_tiles" in str(exc.value) and "GiB" in str(exc.value)
+
+
+def test_tile_slide_reads_a_large_page_by_bands_not_whole(tmp_path):
+    """Issue 26.5: a small file declaring a 20000² page (1.1 GiB decoded) is read band by band."""
+    import tracemalloc
+
+    path = _declared_big_slide(tmp_path / "big.tif")
+    tracemalloc.start()
+    try:
+        tiles, frame = tile_slide(path, size=256, stride=256, tissue_threshold=220, min_tissue_share=0.5,
+                                  max_tiles=3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tiles.shape == (3, 256, 256, 3) and frame["image_id"].tolist() == ["x0_y0", "x1_y0", "x2_y0"]
+    assert peak < 400 * 1024**2, f"peak {peak / 1024**2:.0f} MiB: the page was not read by bands"
+
+
+def test_tile_slide_refuses_a_page_stored_in_one_huge_strip(tmp_path, monkeypatch):
+    import tifffile
+
+    from synthrelease.images import io as image_io
+
+    path = tmp_path / "strip.tif"
+    tifffile.imwrite(path, np.zeros((256, 256, 3), dtype=np.uint8), rowsperstrip=256, photometric="rgb")
+    monkeypatch.setattr(image_io, "MAX_SLIDE_CHUNK_BYTES", 64 * 1024)
+    with pytest.raises(InputFileError) as exc:
+        tile_slide(path, size=32, stride=32, tissue_threshold=220, min_tissue_share=0.5, max_tiles=1)
+    _one_line_naming(exc, "strip.tif")
+    assert "tiled TIFF" in str(exc.value)
+
+
+def test_tile_slide_grid_matches_overlapping_strides_across_bands(tmp_path):
+    """Bands of grid rows cut with an overlapping stride give the tiles of a whole-page cut."""
+    import tifffile
+
+    rng = np.random.default_rng(3)
+    slide = rng.integers(0, 256, (1400, 300, 3), dtype=np.uint8)
+    path = tmp_path / "noisy.tif"
+    tifffile.imwrite(path, slide, tile=(128, 128), photometric="rgb")
+    tiles, frame = tile_slide(path, size=64, stride=48, tissue_threshold=255, min_tissue_share=0.0, max_tiles=None)
+    ys, xs = np.arange(0, 1400 - 64 + 1, 48), np.arange(0, 300 - 64 + 1, 48)
+    expected = np.stack([slide[y:y + 64, x:x + 64] for y in ys for x in xs])
+    np.testing.assert_array_equal(tiles, expected)
+    assert frame["image_id"].tolist() == [f"x{c}_y{r}" for r in range(len(ys)) for c in range(len(xs))]
+
+
 @pytest.mark.realdata
 @pytest.mark.skipif(not SVS.exists(), reason=f"{SVS} is absent (../shared/data not mounted)")
 def test_tile_real_svs_slide():

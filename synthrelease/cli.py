@@ -472,18 +472,16 @@ def metadata() -> None:
 @_force_option
 def metadata_infer(data: Path, output: Path, target: str | None, name: str | None, sep: str | None,
                    force: bool) -> None:
-    """Draft a metadata file from DATA (reads private values: marked reviewed: false)."""
-    from synthrelease._io import read_table, write_text_atomic
-    from synthrelease.metadata.infer import infer_metadata, metadata_to_yaml
+    """Draft a metadata file from DATA: a table (CSV, TSV, Parquet, AnnData), a FASTA file or
+    image tiles (.npz, a folder, a slide). Reads private values: marked reviewed: false."""
+    from synthrelease._io import write_text_atomic
+    from synthrelease.metadata.infer import metadata_to_yaml
+    from synthrelease.modality import draft_metadata
     from synthrelease.outputs import check_writable, refuse_overwrite
 
     refuse_overwrite(output, inputs=[data], force=force)
     check_writable(output, option="-o")
-
-    df = read_table(data, sep=sep)
-    if target is not None and target not in df.columns:
-        raise SynthreleaseError(f"--target: column {target!r} not in {data}")
-    meta = infer_metadata(df, name=name or data.stem, target=target)
+    meta = draft_metadata(data, name=name or data.stem, target=target, sep=sep)
     write_text_atomic(output, metadata_to_yaml(meta, draft=True))
     click.echo(f"wrote draft {output}: review every bound, category list, date format and decimals, "
                "then set 'reviewed: true'")
@@ -495,16 +493,27 @@ def metadata_infer(data: Path, output: Path, target: str | None, name: str | Non
 @_sep_option
 def metadata_check(metadata_file: Path, data: Path | None, sep: str | None) -> None:
     """Validate a metadata file (and optionally a table against it)."""
-    from synthrelease._io import read_table
     from synthrelease.metadata.load import load_metadata
 
     meta = load_metadata(metadata_file)
     click.echo(f"{metadata_file}: valid, {len(meta.columns)} columns, reviewed: {str(meta.reviewed).lower()}")
     if data is not None:
-        from synthrelease.validation.expectations import validate_table
+        click.echo(_check_data_against(data, meta, sep))
 
-        report = validate_table(read_table(data, sep=sep), meta, source=str(data))
-        click.echo(f"{data}: {report.n_rows} rows pass {report.n_checks} checks")
+
+def _check_data_against(data: Path, meta: Any, sep: str | None) -> str:
+    """Validate any data file a release reads (table, FASTA, tiles) against ``meta``: a one-line summary."""
+    from synthrelease import stages
+    from synthrelease.modality import modality_for
+    from synthrelease.validation.expectations import validate_table
+
+    loaded = stages.load(data, meta, sep=sep, allow_unreviewed=True)
+    kind = modality_for(meta)
+    if kind.validate is None:
+        report = validate_table(stages.one_row_per_person(loaded).table, meta, source=str(data))
+        return f"{data}: {report.n_rows} rows pass {report.n_checks} checks"
+    checked = stages.validate(loaded, kind)
+    return f"{data}: {len(checked.table)} {meta.modality} rows pass the metadata's {meta.modality} checks"
 
 
 @cli.group()

@@ -157,3 +157,38 @@ def modality_for(metadata: Any, requested: str | None = None) -> Modality:
 
         return image_modality()
     return tabular()
+
+
+IMAGE_DATA_SUFFIXES = (".npz", ".svs", ".tif", ".tiff")
+"""Files read as image tiles (besides folders): tile archives and whole slides."""
+
+
+def draft_metadata(data: Any, *, name: str, target: str | None, sep: str | None = None) -> Any:
+    """Draft metadata (``reviewed: false``; reads PRIVATE values) for any data file a release
+    reads: a FASTA file, image tiles (an ``.npz``, a folder, a slide) or a table (CSV, TSV,
+    Parquet, AnnData).
+
+    Raises:
+        InputFileError, MetadataError: one line naming the file, column or option.
+    """
+    from pathlib import Path
+
+    from synthrelease.errors import MetadataError
+    from synthrelease.sequences.fasta import is_fasta_path
+
+    path = Path(data)
+    if is_fasta_path(path):
+        from synthrelease.sequences.draft import draft_fasta_metadata
+
+        return draft_fasta_metadata(path, name=name, target=target)
+    if path.is_dir() or path.suffix.lower() in IMAGE_DATA_SUFFIXES:
+        from synthrelease.images.draft import draft_image_metadata
+
+        return draft_image_metadata(path, name=name, target=target)
+    from synthrelease._io import read_table
+    from synthrelease.metadata.infer import infer_metadata
+
+    df = read_table(path, sep=sep)
+    if target is not None and target not in df.columns:
+        raise MetadataError(f"--target: column {target!r} not in {path}")
+    return infer_metadata(df, name=name, target=target)

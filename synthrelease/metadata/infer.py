@@ -43,7 +43,9 @@ DRAFT_HEADER = """\
 # trained with them would leak those values outside the differential-privacy
 # guarantee. Before training, replace each of them with PUBLIC knowledge (a code
 # book, the instrument's range, the study protocol), widen bounds to round public
-# values, check every column type, then set `reviewed: true`.
+# values, check every column type, then set `reviewed: true`. For sequences the
+# alphabet and length bounds, for image tiles the size, channels and labels were
+# read off the data too; a slide's tiling block is a public default to check.
 """
 
 
@@ -175,6 +177,18 @@ def infer_metadata(df: pd.DataFrame, *, name: str = "dataset", target: str | Non
 
 
 def metadata_to_yaml(metadata: Metadata, *, draft: bool) -> str:
-    """Render metadata as YAML (with the draft warning header when ``draft``)."""
-    body = yaml.safe_dump(metadata.to_yaml_dict(), sort_keys=False, allow_unicode=True)
+    """Render metadata as YAML (with the draft warning header when ``draft``).
+
+    A column lists its ``type``, ``nullable`` and every field that differs from the schema's
+    default (a ``transform: none`` or an empty description is left out); it reads back equal.
+    """
+    data = metadata.to_yaml_dict()
+    data["columns"] = {name: _without_defaults(spec) for name, spec in data["columns"].items()}
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return (DRAFT_HEADER if draft else "") + body
+
+
+def _without_defaults(column: dict) -> dict:
+    kept = ("type", "nullable")
+    return {key: value for key, value in column.items()
+            if key in kept or key not in ColumnSpec.model_fields or value != ColumnSpec.model_fields[key].default}

@@ -157,6 +157,69 @@ def test_metadata_infer_draft_is_refused_for_training(workspace):
     assert res.exit_code == 2 and "not reviewed" in res.output
 
 
+DEMO_DATA = REPO / "synthrelease" / "data"
+
+
+def _draft_and_check(tmp_path, data, *extra):
+    """Issue 26.8: ``metadata infer`` then ``metadata check --data`` on any data a release reads."""
+    draft = tmp_path / f"{Path(data).name}.draft.yaml"
+    res = CliRunner().invoke(cli, ["metadata", "infer", str(data), "-o", str(draft), *extra])
+    assert res.exit_code == 0, res.output
+    text = draft.read_text()
+    assert "reviewed: false" in text and "transform: none" not in text  # a draft lists what is not default
+    check = CliRunner().invoke(cli, ["metadata", "check", str(draft), "--data", str(data)])
+    assert check.exit_code == 0, check.output
+    return yaml.safe_load(text), check.output
+
+
+def test_metadata_infer_and_check_an_npz_of_tiles(tmp_path):
+    meta, out = _draft_and_check(tmp_path, DEMO_DATA / "tiles.npz")
+    assert meta["target"] == "label" and meta["columns"]["label"]["categories"] == ["dense", "sparse"]
+    assert meta["columns"]["tile"] == {"type": "image", "nullable": False, "height": 32, "width": 32, "channels": 3}
+    assert "400 image rows pass" in out
+
+
+def test_metadata_infer_and_check_a_fasta_file(tmp_path):
+    import pandas as pd
+
+    rows = pd.read_csv(DEMO_DATA / "peptides.csv").head(60)
+    fasta = tmp_path / "peptides.fasta"
+    fasta.write_text("".join(f">{r.peptide_id} activity={r.activity}\n{r.sequence}\n" for r in rows.itertuples()))
+    meta, out = _draft_and_check(tmp_path, fasta, "--target", "activity")
+    sequence = meta["columns"]["sequence"]
+    assert sequence["type"] == "sequence" and sequence["alphabet"] == "protein"
+    assert sequence["max_length"] == int(rows["sequence"].str.len().max())
+    assert meta["columns"]["id"]["type"] == "identifier" and meta["target"] == "activity"
+    assert "60 sequence rows pass" in out
+    res = CliRunner().invoke(cli, ["metadata", "infer", str(fasta), "-o", str(tmp_path / "x.yaml"), "--target", "nope"])
+    assert res.exit_code == 2 and "'nope'" in res.output and not (tmp_path / "x.yaml").exists()
+
+
+def test_metadata_infer_and_check_a_folder_of_tiles_and_a_slide(tmp_path):
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / f"t{i}.png")
+    meta, out = _draft_and_check(tmp_path, folder)
+    assert meta["columns"]["tile"]["channels"] == 1 and "target" not in meta and "5 image rows pass" in out
+    slide = np.full((512, 512, 3), 255, dtype=np.uint8)
+    slide[:256, :256] = (120, 60, 140)
+    tifffile.imwrite(tmp_path / "s.tif", slide, tile=(128, 128), photometric="rgb")
+    meta, out = _draft_and_check(tmp_path, tmp_path / "s.tif")
+    assert meta["columns"]["tile"]["tiling"]["tile_size"] == 256 and "1 image rows pass" in out
+
+
+def test_metadata_check_names_the_data_that_does_not_fit(tmp_path):
+    res = CliRunner().invoke(cli, ["metadata", "check", str(DEMO_DATA / "tiles.metadata.yaml"),
+                                   "--data", str(DEMO_DATA / "peptides.csv")])
+    assert res.exit_code == 2 and "peptides.csv" in res.output and len(res.output.strip().splitlines()) == 2
+
+
 @pytest.mark.slow
 def test_demo_console_script(tmp_path):
     """The README's main job, through the installed entry point."""

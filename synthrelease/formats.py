@@ -182,6 +182,9 @@ def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
             file whose gene names repeat or clash with an ``obs`` column.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputFileError(f"{p}: a folder, not a data file ({ACCEPTED}; a folder holds image tiles only "
+                             "with image metadata)")
     if not p.is_file():
         raise InputFileError(f"{p}: data file not found")
     fmt = detect_format(p, sep)
@@ -260,8 +263,10 @@ def _read_h5ad(p: Path, chunk_rows: int, x_dtype: Any = np.float32) -> tuple[pd.
             # repeated cell ids are harmless here (they become a column); repeated genes are refused below
             warnings.filterwarnings("ignore", "(Observation|Variable) names are not unique", UserWarning)
             adata = ad.read_h5ad(p, backed="r")
-    except Exception as e:
-        raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
+    except MemoryError:
+        raise InputFileError(f"{p}: the h5ad file's obs/var tables do not fit in memory") from None
+    except Exception:
+        raise InputFileError(f"{p}: {_h5ad_problem(p)}") from None
     try:
         return _frame(adata, str(p), chunk_rows, x_dtype)
     except InputFileError:
@@ -270,12 +275,39 @@ def _read_h5ad(p: Path, chunk_rows: int, x_dtype: Any = np.float32) -> tuple[pd.
         raise InputFileError(f"{p}: cannot read h5ad table: {str(e)[:200] or type(e).__name__}") from None
     except MemoryError:
         raise InputFileError(f"{p}: the h5ad table's X matrix does not fit in memory") from None
-    except Exception as e:  # a truncated dataset, an unreadable chunk, ...
-        raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
+    except Exception:  # a truncated dataset, an unreadable chunk, ...
+        raise InputFileError(f"{p}: {_h5ad_problem(p)}") from None
     finally:
         file = getattr(adata, "file", None)
         if file is not None:
             file.close()
+
+
+H5AD_ELEMENTS = ("obs", "var", "X")
+
+
+def _h5ad_problem(p: Path) -> str:
+    """What is wrong with an .h5ad file anndata could not read, in words (never a value of it)."""
+    import h5py
+
+    try:
+        if not h5py.is_hdf5(p):
+            return "not an HDF5 file (an .h5ad file is the HDF5 file AnnData writes)"
+        with h5py.File(p, "r") as f:
+            missing = [name for name in H5AD_ELEMENTS if name not in f]
+            if missing:
+                return (f"an HDF5 file without AnnData's {', '.join(repr(m) for m in missing)} "
+                        "(not an .h5ad written by anndata)")
+            unknown = [name for name in H5AD_ELEMENTS if "encoding-type" not in f[name].attrs
+                       and isinstance(f[name], h5py.Group)]
+            if unknown:
+                return f"AnnData element {unknown[0]!r} has no encoding-type (not written by anndata?)"
+    except OSError:
+        return "a damaged or truncated HDF5 file (an HDF5 block cannot be read)"
+    except Exception:
+        return "a damaged HDF5 file"
+    return ("an .h5ad whose obs, var or X this anndata cannot decode (an unknown encoding, damaged or "
+            "truncated data)")
 
 
 def frame_from_anndata(adata: anndata.AnnData, *, chunk_rows: int | None = None,
@@ -355,6 +387,7 @@ def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int,
     allocation besides the result is one sparse chunk.
     """
     X = adata.X
+    _check_x(X, source, n_obs, n_vars)
     csc = getattr(X, "format", None) == "csc"
     out = np.empty((n_obs, n_vars), dtype=dtype, order="F" if csc else "C")
     if n_vars == 0:
@@ -369,6 +402,23 @@ def _dense_x(adata: Any, source: str, n_obs: int, n_vars: int, chunk_rows: int,
         for i in range(0, n_obs, chunk_rows):
             _fill(out[i:i + chunk_rows], X[i:i + chunk_rows])
     return out
+
+
+_KIND_WORDS = {"S": "byte strings", "U": "text", "O": "Python objects", "c": "complex numbers",
+               "M": "dates", "m": "time spans", "V": "raw records"}
+
+
+def _check_x(X: Any, source: str, n_obs: int, n_vars: int) -> None:
+    """Refuse an ``X`` whose shape disagrees with obs/var or whose values are not numbers."""
+    if X is None:
+        return
+    shape = tuple(int(d) for d in getattr(X, "shape", ()))
+    if shape != (n_obs, n_vars):
+        raise InputFileError(f"{source}: X has shape {shape}, but obs has {n_obs} rows and var {n_vars} genes")
+    dtype = np.dtype(getattr(X, "dtype", np.float64))
+    if dtype.kind not in "biuf":
+        kind = _KIND_WORDS.get(dtype.kind, "values of another kind")
+        raise InputFileError(f"{source}: X holds {kind}, not numbers")
 
 
 def _check_sparse(block: Any, shape: tuple[int, ...]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -244,7 +246,7 @@ def _raises_one_line(path, needle: str, sep: str | None = None) -> None:
 
 
 @pytest.mark.parametrize(("name", "content", "needle"), [
-    ("bad.h5ad", b"\x89HDF\x00garbage" * 50, "cannot parse h5ad table: "),
+    ("bad.h5ad", b"\x89HDF\x00garbage" * 50, "not an HDF5 file"),
     ("bad.parquet", b"PAR1 this is not parquet at all", "cannot parse parquet table: "),
     ("bad.xlsx", b"PK\x03\x04 a zip", "save the sheet as CSV"),
     ("bad.foo", b"a,b\n1,2\n", "unknown table format"),
@@ -267,6 +269,43 @@ def test_ragged_tsv_named_csv_gets_the_hint(tmp_path):
 
 def test_missing_file(tmp_path):
     _raises_one_line(tmp_path / "nope.csv", "data file not found")
+    (tmp_path / "dir.h5ad").mkdir()
+    _raises_one_line(tmp_path / "dir.h5ad", "a folder, not a data file")
+
+
+def _damaged_h5ad(path: Path, how: str) -> Path:
+    import h5py
+
+    _adata("csr").write_h5ad(path)
+    if how == "truncated":
+        os.truncate(path, path.stat().st_size // 2)
+        return path
+    with h5py.File(path, "a") as f:
+        if how == "no obs":
+            del f["obs"]
+        elif how == "text X":
+            del f["X"]
+            f.create_dataset("X", data=np.array([[b"secret"] * N_GENES] * N_CELLS))
+        elif how == "short X":
+            del f["X"]
+            f.create_dataset("X", data=np.zeros((3, N_GENES), np.float32))
+    return path
+
+
+@pytest.mark.parametrize(("how", "needle"), [
+    ("truncated", "a damaged or truncated HDF5 file"),
+    ("no obs", "an HDF5 file without AnnData's 'obs'"),
+    ("text X", "X holds byte strings, not numbers"),
+    ("short X", f"X has shape (3, {N_GENES}), but obs has {N_CELLS} rows"),
+])
+def test_a_damaged_h5ad_says_what_is_wrong_not_the_exception_class(tmp_path, how, needle):
+    """Issue 26.9: no ``KeyError``/``OSError`` wording, and never a value of the file."""
+    path = _damaged_h5ad(tmp_path / "bad.h5ad", how)
+    with pytest.raises(InputFileError) as err:
+        read_table_as(path)
+    message = _one_line_naming(err, path)
+    assert needle in message and "secret" not in message
+    assert not any(word in message for word in ("KeyError", "OSError", "ValueError"))
 
 
 def test_empty_parquet(tmp_path):

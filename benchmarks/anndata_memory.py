@@ -30,7 +30,7 @@ _CHILD = {
     "read_table_as": """
 import resource, sys, time, json
 import anndata  # formats imports it lazily; load it before the clock starts
-from synthrelease.formats import read_table_as
+from synthrelease.io.formats import read_table_as
 t0 = time.perf_counter()
 df, fmt = read_table_as(sys.argv[1])
 secs = time.perf_counter() - t0
@@ -49,7 +49,7 @@ print(json.dumps({"seconds": secs, "peak_rss_kib": resource.getrusage(resource.R
     "baseline (imports only; s = import time)": """
 import resource, sys, time, json
 t0 = time.perf_counter()
-import anndata, pandas, synthrelease.formats
+import anndata, pandas, synthrelease.io.formats
 secs = time.perf_counter() - t0
 print(json.dumps({"seconds": secs, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "shape": [0, 0]}))

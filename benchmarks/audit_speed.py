@@ -3,7 +3,7 @@
 Part ``adult``: the peers' adult split (``../shared/peers/split.py``: 26,048 train rows,
 6,513 holdout rows); a synthetic table of 26,048 rows from the project's DP-GAN trained on
 the train split at ε = 1, δ = 1e-5 (shipped defaults, seed 0; its training time is not part
-of the audit time); then :func:`synthrelease.pipeline.run_audits` with ``policies/default.yaml``
+of the audit time); then :func:`synthrelease.api.run_audits` with ``policies/default.yaml``
 (fidelity with PRDC and category coverage, utility, membership with DCR/NNDR/DOMIAS), each
 audit timed; ``--policy benchmarks/policies/adult-with-plausibility.yaml`` adds six Great
 Expectations plausibility rules (range, allowed set, a < b, non-negative, conditional).
@@ -40,11 +40,11 @@ RESULTS = HERE / "results"
 def part_adult(splits: Path, policy_path: Path) -> dict:
     import pandas as pd
 
+    from synthrelease.api import default_training_config, run_audits
+    from synthrelease.gan.sampling import sample_frame
+    from synthrelease.gan.trainer import train_dp_gan
     from synthrelease.metadata.load import load_metadata
-    from synthrelease.pipeline import default_training_config, run_audits
     from synthrelease.policy.schema import load_policy
-    from synthrelease.sampling import sample_frame
-    from synthrelease.training.trainer import train_dp_gan
     from synthrelease.transforms.encoders import TableEncoder
 
     meta = load_metadata(HERE / "metadata" / "adult.yaml")

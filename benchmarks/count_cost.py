@@ -53,9 +53,9 @@ def expected_gate_noise(rows: int, epsilon: float, delta: float = 1e-6, count_sh
     import math
 
     from synthrelease.audits.dp_figures import sensitivity_for
-    from synthrelease.policy import dp_gate
+    from synthrelease.gate import dp_gate
     from synthrelease.policy.schema import load_policy
-    from synthrelease.transforms.dp_counts import NoisySizes, count_entry
+    from synthrelease.privacy.dp_counts import NoisySizes, count_entry
 
     policy = load_policy(Path(__file__).resolve().parents[1] / "policies" / "default.yaml")[0]
     names = dp_gate.figures_needed(policy)

@@ -32,10 +32,10 @@ def gradient_bytes(steps: int, epsilon: float) -> int:
     """Bytes of the discriminator's float32 gradient with the default settings for adult."""
     import pandas as pd
 
+    from synthrelease.gan.defaults import default_training_config
+    from synthrelease.gan.trainer import _discriminator
     from synthrelease.metadata.load import load_metadata
-    from synthrelease.rng import SeedTree
-    from synthrelease.training.defaults import default_training_config
-    from synthrelease.training.trainer import _discriminator
+    from synthrelease.privacy.randomness import SeedTree
     from synthrelease.transforms.encoders import TableEncoder
 
     meta = load_metadata(META)
@@ -72,7 +72,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"N={n} failed: {proc.stderr.strip().splitlines()[-1:]}")
-        from synthrelease.model_io import load_model
+        from synthrelease.modalities.model_files import load_model
 
         m = load_model(model)
         peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)

@@ -39,10 +39,10 @@ RESULTS = HERE / "results"
 
 
 def load() -> tuple:
-    from synthrelease._io import read_table
+    from synthrelease.api import split_train_holdout
+    from synthrelease.io.formats import read_table
     from synthrelease.metadata.load import load_metadata
-    from synthrelease.pipeline import split_train_holdout
-    from synthrelease.rng import PrivateRandomness
+    from synthrelease.privacy.randomness import PrivateRandomness
 
     data = resources.files("synthrelease") / "data"
     meta = load_metadata(Path(str(data / "breast_cancer.metadata.yaml")))
@@ -54,10 +54,10 @@ def load() -> tuple:
 
 def synthetic_base(train, meta, eps: float, seed: int):
     """The release's synthetic rows: the shipped defaults at ε on ``train``, len(train) rows sampled."""
-    from synthrelease.pipeline import default_training_config
-    from synthrelease.privacy import default_delta
-    from synthrelease.sampling import sample_frame
-    from synthrelease.training.trainer import fit_dp_synthesizer
+    from synthrelease.api import default_training_config
+    from synthrelease.gan.sampling import sample_frame
+    from synthrelease.gan.trainer import fit_dp_synthesizer
+    from synthrelease.privacy.parameters import default_delta
 
     cfg = default_training_config(len(train), epsilon=eps, delta=default_delta(len(train)), seed=seed,
                                   metadata=meta, condition_column="diagnosis")
@@ -66,9 +66,9 @@ def synthetic_base(train, meta, eps: float, seed: int):
 
 
 def one_run(train, meta, eps: float, noise: float, m: int, seed: int, small: bool = False) -> dict:
+    from synthrelease.api import default_training_config
     from synthrelease.audits.empirical_privacy import run_one_run_audit
-    from synthrelease.pipeline import default_training_config
-    from synthrelease.privacy import default_delta
+    from synthrelease.privacy.parameters import default_delta
 
     cfg = default_training_config(len(train), epsilon=eps, delta=default_delta(len(train)), seed=seed,
                                   metadata=meta, condition_column="diagnosis")
@@ -86,9 +86,9 @@ SMALL = {"generator_hidden": 16, "discriminator_hidden": 32, "latent_dim": 8, "n
 
 
 def many_run(train, meta, eps: float, noise: float, runs: int, seed: int) -> dict:
+    from synthrelease.api import default_training_config
     from synthrelease.audits.empirical.many_run import run_many_run_audit
-    from synthrelease.pipeline import default_training_config
-    from synthrelease.privacy import default_delta
+    from synthrelease.privacy.parameters import default_delta
 
     cfg = dataclasses.replace(default_training_config(len(train), epsilon=eps, delta=default_delta(len(train)),
                                                       seed=seed, metadata=meta, condition_column="diagnosis"), **SMALL)

@@ -1,15 +1,15 @@
 """Image-tile releases on the H&E skin slide (run by hand): DP DCGAN at several ε.
 
 Data: ``../shared/data/he_skin_region.svs`` (CMU-1-Small-Region, CC0), tiled with
-``synthrelease.images.io.tile_slide`` at 64 × 64, stride 64, keeping tiles whose share of
+``synthrelease.io.tiles.tile_slide`` at 64 × 64, stride 64, keeping tiles whose share of
 tissue pixels (mean RGB below 220, a public threshold) is at least 0.5, then each tile
 averaged 2 × 2 to 32 × 32 (public preprocessing). Split 80/20 with a seeded permutation
 (public seed: a benchmark, not a release). No labels: an unconditional GAN. Also writes
 the tiles as ``--write-npz PATH`` (to feed ``synthrelease release``).
 
 For ε ∈ {1, 10} (δ = 1e-5) and "∞" (ε = 10⁶, negligible noise), trains
-``synthrelease.images.model.train_tile_gan`` and scores the synthetic tiles with
-``synthrelease.images.audits.run_image_audits`` against the real train and holdout tiles.
+``synthrelease.modalities.image.model.train_tile_gan`` and scores the synthetic tiles with
+``synthrelease.modalities.image.audits.run_image_audits`` against the real train and holdout tiles.
 
     OMP_NUM_THREADS=2 python benchmarks/image_tiles.py [--epsilons 1,10,inf] [--steps 500]
 
@@ -35,7 +35,7 @@ COLUMNS = ("kid", "kid_holdout_vs_train", "prdc_precision", "prdc_recall", "prdc
 
 
 def load_tiles() -> np.ndarray:
-    from synthrelease.images.io import tile_slide
+    from synthrelease.io.tiles import tile_slide
 
     tiles, _ = tile_slide(SLIDE, size=64, stride=64, tissue_threshold=220, min_tissue_share=0.5, max_tiles=None)
     small = tiles.reshape(len(tiles), 32, 2, 32, 2, 3).mean(axis=(2, 4))
@@ -48,7 +48,7 @@ def plain_steps_per_second(batch: int, size: int = 32, steps: int = 50) -> float
     import torch
     import torch.nn.functional as F
 
-    from synthrelease.images.model import TileDiscriminator, TileGenerator
+    from synthrelease.modalities.image.model import TileDiscriminator, TileGenerator
 
     torch.manual_seed(0)
     gen, disc = TileGenerator(64, 0, size, 3, 64), TileDiscriminator(0, size, 3, 32)
@@ -73,9 +73,9 @@ def plain_steps_per_second(batch: int, size: int = 32, steps: int = 50) -> float
 def main() -> None:
     from PIL import Image
 
-    from synthrelease.images.audits import run_image_audits
-    from synthrelease.images.grids import tile_grid
-    from synthrelease.images.model import ImageTrainingConfig, sample_tiles, train_tile_gan
+    from synthrelease.modalities.image.audits import run_image_audits
+    from synthrelease.modalities.image.grids import tile_grid
+    from synthrelease.modalities.image.model import ImageTrainingConfig, sample_tiles, train_tile_gan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epsilons", default="1,10,inf")
@@ -122,7 +122,7 @@ def main() -> None:
           "not cell morphology. KID: lower is better (two real samples: kid_holdout_vs_train). Grids: "
           "`image_tiles-grid-*.png` (real training tiles are shown only here, in a benchmark on public CC0 data). "
           "Model: the DP DCGAN plus the DP tile mean embedding (80 % of ε; the generator matches it) — "
-          "`synthrelease.images.model` defaults.",
+          "`synthrelease.modalities.image.model` defaults.",
           "", f"Without DP (no Opacus hooks, clipping, noise or embedding loss) the same networks run "
           f"{plain:.2f} steps/s at the same batch size; the DP steps/s are in the table.",
           "", "| ε | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.sampling import sample_frame
+from synthrelease.gan.trainer import train_dp_gan
 from synthrelease.metadata.load import load_metadata
-from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
 from synthrelease.transforms.encoders import TableEncoder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -72,10 +72,10 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
     """Child process: train with the shipped defaults (and the gate's reserved entry), sample, write CSV and info."""
     import pandas as pd
 
+    from synthrelease.api import default_training_config
+    from synthrelease.gan.sampling import sample_frame
+    from synthrelease.gan.trainer import train_dp_gan
     from synthrelease.metadata.load import load_metadata
-    from synthrelease.pipeline import default_training_config
-    from synthrelease.sampling import sample_frame
-    from synthrelease.training.trainer import train_dp_gan
     from synthrelease.transforms.encoders import TableEncoder
 
     meta = load_metadata(HERE / "metadata" / f"{name}.yaml")
@@ -83,8 +83,8 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
     sizes = counts = None
     rows_for_defaults = len(train)
     if count_share > 0:  # the release's DP part sizes (the exact sizes stay in this process)
-        from synthrelease.rng import PrivateRandomness
-        from synthrelease.transforms.dp_counts import count_entry, release_sizes
+        from synthrelease.privacy.dp_counts import count_entry, release_sizes
+        from synthrelease.privacy.randomness import PrivateRandomness
 
         counts = count_entry(count_share, epsilon=eps, delta=1e-5, accountant="rdp")
         n_holdout = len(pd.read_csv(splits / f"{name}_holdout.csv", usecols=[0]))
@@ -102,7 +102,7 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
         cfg = dataclasses.replace(cfg, **overrides)
     policy = entry = None
     if gate_policy:
-        from synthrelease.policy import dp_gate
+        from synthrelease.gate import dp_gate
         from synthrelease.policy.schema import load_policy
 
         policy = load_policy(gate_policy)[0]
@@ -117,7 +117,7 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
     info = {"train_seconds": round(train_s, 1), "sample_seconds": round(time.perf_counter() - t0, 1),
             "privacy": model.privacy.to_dict(), "config": cfg.to_dict(), "last_log": model.history[-1]}
     if policy is not None and entry is not None:
-        from synthrelease.rng import PrivateRandomness
+        from synthrelease.privacy.randomness import PrivateRandomness
 
         holdout = pd.read_csv(splits / f"{name}_holdout.csv")
         names = dp_gate.figures_needed(policy)

@@ -14,7 +14,7 @@ Systems, each trained on the 4,160 training peptides at ε ∈ {1, 3, 10} (δ = 
   the label counts — sensitivity √3 — then letters drawn i.i.d. from the noisy per-label
   composition at a length drawn from the noisy per-label length histogram.
 
-Scored with ``synthrelease.sequences.audits.run_sequence_audits`` against the real train
+Scored with ``synthrelease.modalities.sequence.audits.run_sequence_audits`` against the real train
 and holdout (TSTR/TRTR: k-mer logistic regression, AUC on the real holdout).
 
     OMP_NUM_THREADS=2 python benchmarks/sequences.py [--epsilons 1,3,10,inf] [--seeds 0] [--steps N]
@@ -47,9 +47,9 @@ COLUMNS = ("tstr_auc", "trtr_auc", "kmer2_js", "kmer3_js", "composition_tv", "le
 
 def baseline(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int) -> pd.DataFrame:
     """DP per-label composition + length histogram (one Gaussian release), sampled i.i.d."""
-    from synthrelease.budget.accounting import histogram_noise_for
-    from synthrelease.rng import PrivateRandomness, gaussian_noise
-    from synthrelease.sequences.alphabet import ALPHABETS
+    from synthrelease.metadata.alphabets import ALPHABETS
+    from synthrelease.privacy.accounting import histogram_noise_for
+    from synthrelease.privacy.randomness import PrivateRandomness, gaussian_noise
 
     letters = ALPHABETS["protein"]
     labels = METADATA["columns"]["label"]["categories"]
@@ -78,7 +78,7 @@ def baseline(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, 
 
 def gan(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int, steps: int | None,
         meta) -> pd.DataFrame:
-    from synthrelease.sequences import modality as sm
+    from synthrelease.modalities.sequence import modality as sm
 
     cfg = sm.default_config(len(train), epsilon=epsilon, delta=delta, seed=seed, metadata=meta,
                             condition_column="label", n_steps=steps)
@@ -89,10 +89,10 @@ def gan(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed:
 def main() -> None:
     from sklearn.model_selection import train_test_split
 
+    from synthrelease.metadata.alphabets import ALPHABETS
     from synthrelease.metadata.schema import Metadata
-    from synthrelease.sequences import modality as sm
-    from synthrelease.sequences.alphabet import ALPHABETS
-    from synthrelease.sequences.audits import run_sequence_audits
+    from synthrelease.modalities.sequence import modality as sm
+    from synthrelease.modalities.sequence.audits import run_sequence_audits
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epsilons", default="1,3,10,inf")

@@ -28,15 +28,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthrelease._io import read_table, write_json_atomic, write_text_atomic
+from synthrelease.api import default_training_config, split_train_holdout
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.shadow import run_shadow_attack
+from synthrelease.gan.sampling import sample_frame
+from synthrelease.gan.trainer import fit_dp_synthesizer
+from synthrelease.io.files import write_json_atomic, write_text_atomic
+from synthrelease.io.formats import read_table
 from synthrelease.metadata.load import load_metadata
-from synthrelease.pipeline import default_training_config, split_train_holdout
-from synthrelease.privacy import default_delta
-from synthrelease.rng import PrivateRandomness
-from synthrelease.sampling import sample_frame
-from synthrelease.training.trainer import fit_dp_synthesizer
+from synthrelease.privacy.parameters import default_delta
+from synthrelease.privacy.randomness import PrivateRandomness
 
 DATA = Path(__file__).resolve().parents[1] / "synthrelease" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -46,7 +46,7 @@ RESULTS = HERE / "results"
 
 def load(name: str) -> tuple[pd.DataFrame, object]:
     """The table and its public metadata."""
-    from synthrelease._io import read_table
+    from synthrelease.io.formats import read_table
     from synthrelease.metadata.load import load_metadata
 
     if name == "demo":
@@ -134,10 +134,10 @@ def run_peer(peer: tuple[str, str], train: pd.DataFrame, meta, eps: float, delta
 def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
             peer: tuple[str, str] | None = None) -> dict:
     """Train, sample, score with the peers' evaluator and the clinician metrics."""
-    from synthrelease.pipeline import default_training_config
-    from synthrelease.privacy import default_delta
-    from synthrelease.sampling import sample_frame
-    from synthrelease.training.trainer import fit_dp_synthesizer
+    from synthrelease.api import default_training_config
+    from synthrelease.gan.sampling import sample_frame
+    from synthrelease.gan.trainer import fit_dp_synthesizer
+    from synthrelease.privacy.parameters import default_delta
 
     df, meta = load(name)
     train, hold = split(df, meta.target)

@@ -22,7 +22,7 @@ from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClippi
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from synthrelease.training.models import Discriminator
+from synthrelease.gan.models import Discriminator
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -25,9 +25,9 @@ def child(genes: int, cells: int, steps: int, wide_defaults: bool = True) -> Non
     import numpy as np
     import pandas as pd
 
+    from synthrelease.gan.config import TrainingConfig
+    from synthrelease.gan.trainer import train_dp_gan
     from synthrelease.metadata.schema import Metadata
-    from synthrelease.training.config import TrainingConfig
-    from synthrelease.training.trainer import train_dp_gan
     from synthrelease.transforms.encoders import TableEncoder
 
     rng = np.random.default_rng(0)
@@ -40,7 +40,7 @@ def child(genes: int, cells: int, steps: int, wide_defaults: bool = True) -> Non
     cols["cell_type"] = {"type": "categorical", "categories": types}
     meta = Metadata.model_validate({"name": "wide", "reviewed": True, "target": "cell_type", "columns": cols})
     del x
-    from synthrelease.pipeline import WIDE_TABLE_SETTINGS
+    from synthrelease.api import WIDE_TABLE_SETTINGS
 
     settings = dict(WIDE_TABLE_SETTINGS) if wide_defaults else {"marginal_epsilon_share": 0.2}
     cfg = TrainingConfig(target_epsilon=3.0, target_delta=1e-6, batch_size=min(500, max(16, cells // 5)),
@@ -48,8 +48,8 @@ def child(genes: int, cells: int, steps: int, wide_defaults: bool = True) -> Non
     t0 = time.perf_counter()
     model = train_dp_gan(df, TableEncoder(meta), cfg, condition_column="cell_type")
     train_s = time.perf_counter() - t0
-    from synthrelease.sampling import sample_frame
-    from synthrelease.training.rows import encoded_rows
+    from synthrelease.gan.rows import encoded_rows
+    from synthrelease.gan.sampling import sample_frame
 
     lazy = type(encoded_rows(df.iloc[:0], model.encoder)).__name__ != "EncodedRows" or \
         cells * model.encoder.width * 4 > (1 << 30)

@@ -12,10 +12,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "release": ("synthrelease.pipeline", "release"),
-    "preflight_release": ("synthrelease.pipeline", "preflight_release"),
-    "train_model": ("synthrelease.pipeline", "train_model"),
-    "ReleaseOutcome": ("synthrelease.pipeline", "ReleaseOutcome"),
+    "release": ("synthrelease.api", "release"),
+    "preflight_release": ("synthrelease.api", "preflight_release"),
+    "train_model": ("synthrelease.api", "train_model"),
+    "ReleaseOutcome": ("synthrelease.api", "ReleaseOutcome"),
     "GateRefused": ("synthrelease.errors", "GateRefused"),
     "SynthreleaseError": ("synthrelease.errors", "SynthreleaseError"),
     "generate_keypair": ("synthrelease.bundle.signing", "generate_keypair"),

@@ -86,7 +86,7 @@ class GateRefused(SynthreleaseError):
 
     Attributes:
         failed_clauses: one line per failed clause with threshold and measured value.
-        decision: the :class:`~synthrelease.policy.gate.GateDecision` (clause objects with
+        decision: the :class:`~synthrelease.gate.verdict.GateDecision` (clause objects with
             ``name``, ``threshold``, ``measured``, ``passed``, ``hint``), when the gate ran.
         report_path: the internal report written for the refusal (INTERNAL), if any.
     """

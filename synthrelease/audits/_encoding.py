@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.spill import release_mapped_pages
 
 PROJECT_ABOVE_WIDTH = 1024
 """Encodings wider than this many features are measured in the random projection."""

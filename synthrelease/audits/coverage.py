@@ -43,8 +43,8 @@ from synthrelease.audits._encoding import (
     embedding_note,
     encode_for_distance,
 )
+from synthrelease.io.spill import take_rows
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.spill import take_rows
 
 PCA_DIMS = 50
 """Dimensions kept when PCA is applied."""

@@ -38,9 +38,9 @@ from sklearn.neighbors import NearestNeighbors
 from synthrelease.audits._encoding import distance_embedding
 from synthrelease.audits.domias import domias_scores
 from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba, model_features
+from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.spill import release_mapped_pages
 
 MISSING = "<NA>"
 """Category string of a missing value (its own category in every discrete comparison)."""
@@ -537,7 +537,7 @@ def _class_auc_finish(n_classes: int, *, normalised_by_labelled: bool = True) ->
 
 def slotted_class_auc_sensitivity(k: int) -> float:
     """2√3/k: L2 sensitivity of :func:`class_auc_vector` normalised by k public slots when one
-    slot's record is replaced (the gate's slots, policy/dp_gate.py).
+    slot's record is replaced (the gate's slots, gate/dp_gate.py).
 
     Removing a labelled record y of class b from the slots: U_b loses at most m − m_b pairs,
     U_c (c ≠ b) at most m_c, so ‖ΔU‖² ≤ (m − m_b)² + Σ_{c≠b} m_c² ≤ 2(m − m_b)² ≤ 2k², i.e.
@@ -591,7 +591,7 @@ def tstr_auc(holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
     target on validated rows; otherwise the stated bound depends on the private m (see the report).
     None when the target declares < 2 classes or m ≤ 1. The exact values are internal.
 
-    ``total``: ``holdout`` is the DP gate's k public slots (policy/dp_gate.py); the vector is
+    ``total``: ``holdout`` is the DP gate's k public slots (gate/dp_gate.py); the vector is
     then normalised by k and l2_sensitivity = 2√3/k (:func:`slotted_class_auc_sensitivity`), a
     function of public quantities only, whatever the private m.
     """

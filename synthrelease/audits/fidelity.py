@@ -34,10 +34,10 @@ import pandas as pd
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError
+from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.progress import ProgressCallback, ProgressEvent
-from synthrelease.spill import release_mapped_pages
 
 WIDE_COLUMNS = 60
 """Above this many synthesised columns, Column Pair Trends uses a column subset."""

@@ -74,9 +74,8 @@ from synthrelease.audits._encoding import encode_for_distance
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError, PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
-from synthrelease.privacy import default_delta
+from synthrelease.privacy.parameters import default_delta
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.training.config import TrainingConfig
 
 Synthesizer = Callable[[pd.DataFrame, int, int], pd.DataFrame]
 """``(train_rows, n_rows, seed) -> synthetic rows``: train on ``train_rows``, sample ``n_rows``."""
@@ -122,21 +121,16 @@ def target_features(synthetic: np.ndarray, target: np.ndarray, radius: float) ->
     return np.concatenate([smallest, [np.mean(d <= radius), np.mean(d <= EXACT_COPY)]])
 
 
-def dp_gan_synthesizer(metadata: Metadata, config: TrainingConfig, *, condition_column: str | None,
-                       sample_rate: float, fit: Callable[..., Any] | None = None,
-                       sample: Callable[..., pd.DataFrame] | None = None) -> Synthesizer:
-    """The project's DP-GAN as a shadow synthesizer, run with ``config`` at Poisson rate ``sample_rate``.
+def retraining_synthesizer(metadata: Metadata, config: Any, *, condition_column: str | None, sample_rate: float,
+                           fit: Callable[..., Any], sample: Callable[..., pd.DataFrame]) -> Synthesizer:
+    """A modality's trainer and sampler as a shadow synthesizer, run with ``config`` at Poisson
+    rate ``sample_rate`` (``config``: the release's settings, a dataclass with ``seed``,
+    ``target_delta``, ``batch_size`` and optionally ``public_rows``).
 
     Each call trains a fresh model (its seed derived from the call's seed) on the rows it
-    is given and samples ``n_rows`` rows; the model is dropped afterwards. ``fit`` and
-    ``sample``: a modality's trainer and sampler (default: the table DP-GAN's).
+    is given and samples ``n_rows`` rows; the model is dropped afterwards.
     """
-    from synthrelease.rng import SeedTree
-    from synthrelease.sampling import sample_frame
-    from synthrelease.training.trainer import fit_dp_synthesizer
-
-    fit = fit or fit_dp_synthesizer
-    sample = sample or sample_frame
+    from synthrelease.privacy.randomness import SeedTree
 
     def fit_and_sample(train: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
         tree = SeedTree(seed)
@@ -175,7 +169,7 @@ def run_shadow_attack(
     real_train: pd.DataFrame,
     holdout: pd.DataFrame,
     metadata: Metadata,
-    training_config: TrainingConfig | None,
+    training_config: Any,
     *,
     seed: int,
     n_targets: int = 5,
@@ -192,14 +186,15 @@ def run_shadow_attack(
     Args:
         real_train: the private training rows (members); the targets are taken from them.
         holdout: private rows never trained on; the attacker's reference population.
-        training_config: the release's configuration (used by the default DP-GAN synthesizer;
-            may be None when ``synthesizer`` is given).
+        training_config: the release's settings (unused here: the caller builds ``synthesizer``
+            from them; kept so that every audit is called alike).
         seed: root of every random choice (``np.random.SeedSequence(seed)`` children).
         n_targets, n_shadow_pairs: targets attacked; ("out", "in") table pairs per target.
         shadow_rows: rows of each reference sample R_i (default min(len(holdout), 500)).
         synthetic_rows: rows sampled per shadow table (default ``len(real_train)``, the size of
             the release the pipeline samples, so that shadow and released tables compare).
-        synthesizer: ``(rows, n_rows, seed) -> synthetic rows``; default the project's DP-GAN.
+        synthesizer: ``(rows, n_rows, seed) -> synthetic rows`` (required: e.g. a modality's
+            ``shadow_synthesizer``, built with :func:`retraining_synthesizer`).
         condition_column: the DP-GAN's condition column (default ``metadata.target``).
         released: the actual released synthetic table, scored per target (optional).
 
@@ -234,13 +229,8 @@ def run_shadow_attack(
     radius = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(enc_hold[pool]).kneighbors(targets)[0][:, 0]
 
     if synthesizer is None:
-        if training_config is None:
-            raise PrivacyParameterError("shadow attack: the DP-GAN synthesizer needs the training configuration")
-        from synthrelease.training.trainer import sample_rate_for
-
-        q = sample_rate_for(len(real_train), min(training_config.batch_size, len(real_train)))
-        synthesizer = dp_gan_synthesizer(metadata, training_config, sample_rate=q,
-                                         condition_column=condition_column or metadata.target)
+        raise PrivacyParameterError("shadow attack: pass the synthesizer to retrain (a modality's "
+                                    "shadow_synthesizer, as the release stages do)")
 
     root = np.random.SeedSequence(seed)
     pair_seeds = root.spawn(n_shadow_pairs)

@@ -38,9 +38,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError, MetadataError
+from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
-from synthrelease.spill import release_mapped_pages
 
 MAX_NATIVE_CATEGORIES = 255
 """HistGradientBoosting's categorical support takes at most ``max_bins`` (255) categories;

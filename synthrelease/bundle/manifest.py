@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from synthrelease._io import sha256_file
 from synthrelease.errors import BundleError
+from synthrelease.io.files import sha256_file
 
 BUNDLE_FORMAT = "synthrelease-bundle/1"
 MANIFEST = "manifest.json"

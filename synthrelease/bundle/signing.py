@@ -17,8 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from synthrelease._io import write_bytes_atomic
 from synthrelease.errors import InputFileError, VerificationError
+from synthrelease.io.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def generate_keypair(private_path: str | os.PathLike[str],
         InputFileError: either file already exists (keys are never overwritten), the two paths
             are the same, or a folder cannot take the file (checked before anything is written).
     """
-    from synthrelease.outputs import check_writable, refuse_nested
+    from synthrelease.io.outputs import check_writable, refuse_nested
 
     priv_p, pub_p = Path(private_path), Path(public_path)
     refuse_nested(priv_p, pub_p, names=("the private key path", "the public key path"))

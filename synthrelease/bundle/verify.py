@@ -6,7 +6,7 @@ A bundle FOLDER is checked in this order (:func:`_verify_folder`):
 2. ``manifest.json`` (at most 16 MiB) and ``manifest.sig`` (at most 1 KiB) are read, as
    regular files (no link followed, no FIFO opened);
 3. the Ed25519 signature over the exact manifest bytes;
-4. the manifest as strict JSON (:func:`synthrelease._json.loads_strict`: no duplicate key,
+4. the manifest as strict JSON (:func:`synthrelease.io.strict_json.loads_strict`: no duplicate key,
    bounded nesting and numbers), its format, its signer, its file list;
 5. the folder holds nothing but the listed regular files, the manifest, the signature and
    the folders holding listed files (``lstat``: no FIFO, socket, device, link, empty or
@@ -40,10 +40,10 @@ from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from synthrelease._json import loads_strict
 from synthrelease.bundle.manifest import BUNDLE_FORMAT, MANIFEST, SIGNATURE
 from synthrelease.bundle.signing import key_fingerprint, load_public_key, verify_signature
 from synthrelease.errors import InputFileError, SynthreleaseError, VerificationError
+from synthrelease.io.strict_json import loads_strict
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 MAX_ARCHIVE_BYTES = 64 << 30

@@ -18,15 +18,10 @@ from typing import Any
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from synthrelease._io import (
-    atomic_output,
-    staged_directory,
-    write_bytes_atomic,
-    write_table_atomic,
-    write_text_atomic,
-)
 from synthrelease.bundle.manifest import MANIFEST, SIGNATURE, build_manifest, canonical_json
 from synthrelease.bundle.signing import key_fingerprint, sign
+from synthrelease.io.files import atomic_output, staged_directory, write_bytes_atomic, write_text_atomic
+from synthrelease.io.formats import write_table_atomic
 
 
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from synthrelease._io import read_yaml
 from synthrelease.errors import MetadataError
+from synthrelease.io.files import read_yaml
 from synthrelease.metadata.schema import Metadata
 
 

@@ -181,10 +181,10 @@ class ColumnSpec(BaseModel):
             acids, ``dna``, ``rna``, or the letters themselves), the public length bounds, and
             what to do with a longer sequence (``refuse`` it as bad input, or ``clip`` it to
             ``max_length``). A table with a sequence column is released by the sequence
-            modality (:mod:`synthrelease.sequences`).
+            modality (:mod:`synthrelease.modalities.sequence`).
         height, width, channels: ``image`` only: the public tile shape (pixels) and channels (1
             grey, 3 RGB) of 8-bit tiles (intensities 0–255). A table with an image column is
-            released by the image modality (:mod:`synthrelease.images`).
+            released by the image modality (:mod:`synthrelease.modalities.image`).
         tiling: ``image`` only, optional: the PUBLIC tiling parameters (:class:`SlideTiling`)
             with which a whole-slide TIFF/SVS given as the data is cut into tiles on the fly.
             A slide is one person's tissue: see the privacy unit note there.
@@ -301,7 +301,7 @@ class ColumnSpec(BaseModel):
             if given or self.too_long != "refuse":
                 raise ValueError(f"alphabet/min_length/max_length/too_long apply to sequence columns, not {self.type}")
             return self
-        from synthrelease.sequences.alphabet import resolve_alphabet
+        from synthrelease.metadata.alphabets import resolve_alphabet
 
         if self.alphabet is None or self.min_length is None or self.max_length is None:
             raise ValueError("a sequence column needs a public 'alphabet' (protein, dna, rna or its letters), "

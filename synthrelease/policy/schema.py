@@ -9,7 +9,7 @@ Versions:
        something else, so an old file must be rewritten, never reinterpreted silently.
     3: the gate compares DIFFERENTIALLY PRIVATE figures (each audit statistic with a
        bounded sensitivity, released with Gaussian noise from ``privacy.audit_budget_share``
-       of the release's budget; see :mod:`synthrelease.policy.dp_gate`). Clauses: privacy
+       of the release's budget; see :mod:`synthrelease.gate.dp_gate`). Clauses: privacy
        (max ε, max δ, δ < 1/n, accountants, audit budget share, lifetime cap, empirical
        audit), data (min rows), fidelity (quality, coverage, missing-category share),
        utility (TSTR AUC), membership (DCR AUC, exact copies, worst attack AUC, mean TPR
@@ -43,8 +43,8 @@ from pydantic import (
     model_validator,
 )
 
-from synthrelease._io import read_yaml, sha256_bytes
 from synthrelease.errors import PolicyError
+from synthrelease.io.files import read_yaml, sha256_bytes
 
 SCHEMA_VERSIONS = (3,)
 
@@ -91,7 +91,7 @@ class PrivacyClauses(_Section):
         count_budget_share: share of the release's Rényi-DP curve spent on the one noisy
             release of the part sizes (training and holdout units) that every size-derived
             setting, the default synthetic row count, the row-count clauses and the gate's
-            slot counts come from (transforms/dp_counts.py). In (0, 0.2]; default 0.05.
+            slot counts come from (privacy/dp_counts.py). In (0, 0.2]; default 0.05.
         lifetime_epsilon_cap: (v2) total ε all releases of one dataset may spend; the
             ledger enforces it. Must be ≥ ``max_epsilon``.
         empirical_audit: (v2) the empirical privacy audit.

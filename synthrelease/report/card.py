@@ -30,7 +30,7 @@ def _public_figure(fig: Mapping[str, Any]) -> dict[str, Any]:
 
 def _policy_limits(policy: Policy) -> dict[str, tuple[str, float]]:
     """DP figure → (comparator, limit) of the policy clause that compares it (public: the policy is public)."""
-    from synthrelease.policy.dp_gate import CLAUSE_FIGURES
+    from synthrelease.gate.dp_gate import CLAUSE_FIGURES
 
     out: dict[str, tuple[str, float]] = {}
     for clause, figure in CLAUSE_FIGURES.items():
@@ -77,9 +77,9 @@ def card_context(metadata: Metadata, epsilon: float, delta: float, accountant: s
                  policy_sha: str, dp_figures: Mapping[str, Mapping[str, Any]],
                  synthetic_checks: Mapping[str, Mapping[str, float]], n_rows: int) -> dict[str, Any]:
     """What both card formats show (PUBLIC: DP figures and synthetic-only checks; the arguments of
-    :func:`synthrelease.pipeline.release_card`)."""
-    from synthrelease.pipeline import GUARANTEE_COVERS, PUBLIC_SEED_NOTE, ceil_decimals
-    from synthrelease.privacy import privacy_unit_text
+    :func:`synthrelease.pipeline.release.release_card`)."""
+    from synthrelease.privacy.claims import GUARANTEE_COVERS, PUBLIC_SEED_NOTE, ceil_decimals
+    from synthrelease.privacy.parameters import privacy_unit_text
 
     eps_up = ceil_decimals(epsilon, 3)
     factor = math.exp(eps_up) if eps_up < 700 else math.inf
@@ -126,7 +126,7 @@ def _figures_chart(figures: list[dict[str, Any]]) -> dict[str, str] | None:
 def render_card_markdown(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
                          policy_sha: str, dp_figures: Mapping[str, Mapping[str, Any]],
                          synthetic_checks: Mapping[str, Mapping[str, float]], n_rows: int) -> str:
-    """``RELEASE_CARD.md`` (PUBLIC); identical to :func:`synthrelease.pipeline.release_card`."""
+    """``RELEASE_CARD.md`` (PUBLIC); identical to :func:`synthrelease.pipeline.release.release_card`."""
     from synthrelease.report.html import render
 
     return render("release_card.md.j2", **card_context(metadata, epsilon, delta, accountant, policy, policy_sha,

@@ -59,7 +59,7 @@ FIGURES: dict[str, Explanation] = {
     "tpr_at_fpr_0.001_max": _e("Share of training rows the strongest attack finds while wrongly accusing at most "
                                "0.1 % of outsiders (about 0.0005 = no signal).", "lower"),
 }
-"""The DP gate's figures (see :data:`synthrelease.policy.dp_gate.CLAUSE_FIGURES`)."""
+"""The DP gate's figures (see :data:`synthrelease.gate.dp_gate.CLAUSE_FIGURES`)."""
 
 CLAUSES: dict[str, Explanation] = {
     "privacy.max_epsilon": _e("The total privacy loss ε of the release (training and gate) stays under the "

@@ -16,6 +16,11 @@ import jinja2
 
 from synthrelease.report.internal import audit_context, release_context, report_kind
 
+INTERNAL_BANNER = (
+    "INTERNAL — CONTAINS EXACT (NOT DIFFERENTIALLY PRIVATE) RESULTS COMPUTED ON PRIVATE DATA. "
+    "Do not share outside the data steward's organisation."
+)
+
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
@@ -65,7 +70,6 @@ def render_internal_html(doc: Mapping[str, Any], *, source: str = "internal repo
     Raises:
         NotAReportError: ``doc`` is neither kind of report.
     """
-    from synthrelease.internal_report import INTERNAL_BANNER
 
     if report_kind(doc, source=source) == "release":
         return render("internal_report.html.j2", banner=INTERNAL_BANNER, **release_context(doc))

@@ -167,7 +167,7 @@ def _clause_source(clause: str) -> str:
 
 def clause_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per gate clause: threshold, measured (noisy for DP figures), noise std, pass/fail, meaning."""
-    from synthrelease.policy.dp_gate import CLAUSE_FIGURES
+    from synthrelease.gate.dp_gate import CLAUSE_FIGURES
 
     gate = report.get("dp_gate") or {}
     rows = []
@@ -197,7 +197,7 @@ def budget_split(privacy: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = [dict(m) for m in mechs]
     if not rows or not delta or accountant not in ("rdp", "prv"):
         return rows
-    from synthrelease.budget.accounting import MechanismEntry, epsilon_for
+    from synthrelease.privacy.accounting import MechanismEntry, epsilon_for
 
     entries = [MechanismEntry(str(m["label"]), float(m["noise_multiplier"]), float(m["sample_rate"]),
                               int(m["steps"])) for m in mechs]
@@ -213,7 +213,7 @@ def _rdp_shares(entries: list[Any], delta: float) -> list[float | None]:
     import numpy as np
     from opacus.accountants.analysis import rdp as rdp_analysis
 
-    from synthrelease.budget.accounting import RDP_ORDERS
+    from synthrelease.privacy.accounting import RDP_ORDERS
 
     curves = [e.steps * np.asarray(rdp_analysis.compute_rdp(q=e.sample_rate, noise_multiplier=e.noise_multiplier,
                                                               steps=1, orders=RDP_ORDERS)) for e in entries]
@@ -225,8 +225,8 @@ def _rdp_shares(entries: list[Any], delta: float) -> list[float | None]:
 
 def privacy_view(report: Mapping[str, Any]) -> dict[str, Any]:
     """ε (rounded up), δ, accountant, privacy unit, what is covered, mechanisms with their shares, ledger."""
-    from synthrelease.pipeline import GUARANTEE_COVERS, ceil_decimals
-    from synthrelease.privacy import PRIVACY_UNIT
+    from synthrelease.privacy.claims import GUARANTEE_COVERS, ceil_decimals
+    from synthrelease.privacy.parameters import PRIVACY_UNIT
 
     p = report.get("privacy") or {}
     eps = _num(p.get("epsilon"))
@@ -252,7 +252,7 @@ def dp_gate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def dp_gate_figure(report: Mapping[str, Any]) -> dict[str, str] | None:
     """Bar chart of the noisy figures with ±2 noise std against the policy limits (what the card shows)."""
-    from synthrelease.policy.dp_gate import CLAUSE_FIGURES
+    from synthrelease.gate.dp_gate import CLAUSE_FIGURES
 
     gate = report.get("dp_gate") or {}
     if not gate:

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthrelease.io.spill import release_mapped_pages, take_rows
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
-from synthrelease.spill import release_mapped_pages, take_rows
 
 MAX_BINS = 30
 MAX_CATEGORIES = 30

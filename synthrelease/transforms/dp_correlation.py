@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.rng import gaussian_noise
-from synthrelease.training import collective
-from synthrelease.training.collective import noisy_sum
+from synthrelease.privacy import collective
+from synthrelease.privacy.accounting import MechanismEntry
+from synthrelease.privacy.collective import noisy_sum
+from synthrelease.privacy.randomness import gaussian_noise
 from synthrelease.transforms.dp_marginals import MarginalMeasurements, NumericLayout, _indicator, bin_edges
 
 SENSITIVITY = 2 ** 0.5

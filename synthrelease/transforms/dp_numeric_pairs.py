@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.training.collective import noisy_sum
-from synthrelease.training.marginal_loss import project_counts
+from synthrelease.privacy.accounting import MechanismEntry
+from synthrelease.privacy.collective import noisy_sum
 from synthrelease.transforms.dp_marginals import NumericLayout, numeric_cell_probs
+from synthrelease.transforms.marginal_loss import project_counts
 
 PAIR_SMOOTHING = 0.02
 

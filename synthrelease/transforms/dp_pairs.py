@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthrelease.budget.accounting import MechanismEntry
-from synthrelease.training.collective import noisy_sum
+from synthrelease.privacy.accounting import MechanismEntry
+from synthrelease.privacy.collective import noisy_sum
 from synthrelease.transforms.encoders import Span, TableEncoder
 
 

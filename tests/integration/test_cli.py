@@ -119,7 +119,7 @@ def test_bad_files_exit_2(workspace):
 
 
 def test_internal_bug_exits_70_without_traceback(workspace, monkeypatch):
-    from synthrelease import stages
+    from synthrelease.pipeline import stages
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")

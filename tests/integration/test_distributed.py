@@ -39,7 +39,7 @@ def _exit_without_teardown() -> None:
 
 
 def _noisy_sum_worker(rank: int, init: str, out: str) -> None:
-    from synthrelease.training.collective import Collective, active, noisy_sum
+    from synthrelease.privacy.collective import Collective, active, noisy_sum
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
@@ -80,8 +80,8 @@ def _discovery_table() -> tuple[pd.DataFrame, object]:
 
 
 def _discovery(df: pd.DataFrame, meta: object, seed: int) -> tuple[dict, dict]:
-    from synthrelease.transforms.dp_bounds import estimate_bounds
-    from synthrelease.transforms.dp_categories import discover_categories
+    from synthrelease.privacy.dp_bounds import estimate_bounds
+    from synthrelease.privacy.dp_categories import discover_categories
 
     found = discover_categories(df, meta, noise_multiplier=3.0, threshold_delta=1e-6,
                                 generator=torch.Generator().manual_seed(seed))
@@ -93,7 +93,7 @@ def _discovery(df: pd.DataFrame, meta: object, seed: int) -> tuple[dict, dict]:
 def _discovery_worker(rank: int, init: str, out: str) -> None:
     import json
 
-    from synthrelease.training.collective import Collective, active
+    from synthrelease.privacy.collective import Collective, active
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
@@ -124,7 +124,7 @@ def test_dp_discovery_on_two_ranks_is_the_one_process_release(tmp_path):
 
 
 def _entries(model_path: Path) -> list[tuple[str, float, float, int]]:
-    from synthrelease.model_io import load_model
+    from synthrelease.modalities.model_files import load_model
 
     model = load_model(model_path)
     return [(e.label, round(e.noise_multiplier, 6), round(e.sample_rate, 8), e.steps) for e in model.privacy.entries]
@@ -148,7 +148,7 @@ def test_two_processes_spend_the_same_epsilon_as_one_and_charge_the_ledger_once(
                                    str(tmp_path / "s.csv")])
     assert out.exit_code == 0, out.output
     from synthrelease.metadata.load import load_metadata
-    from synthrelease.modality import metadata_without
+    from synthrelease.modalities.base import metadata_without
     from synthrelease.validation.expectations import validate_table
 
     synthetic = pd.read_csv(tmp_path / "s.csv", dtype={"diagnosis": str})
@@ -174,7 +174,7 @@ def _worker_pids(marker: str, local_rank: str) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker process through /proc (Linux)")
 def test_a_killed_rank_fails_the_run_cleanly(tmp_path):
-    from synthrelease.training.launch import torchrun_command
+    from synthrelease.pipeline.launch import torchrun_command
 
     out = tmp_path / "killed.pt"
     cmd = torchrun_command(CSV, metadata_path=META, output=out, nproc=2, epsilon=3.0, n_steps=100_000,
@@ -277,7 +277,7 @@ def test_two_processes_keep_one_row_per_person_as_one_process_does(tmp_path):
                       "-o", str(ws / f"m{n}.pt"))
         assert res.exit_code == 0, res.output
     assert _entries(ws / "m1.pt") == _entries(ws / "m2.pt")
-    from synthrelease.model_io import load_model
+    from synthrelease.modalities.model_files import load_model
 
     dp_sgd = next(e for e in load_model(ws / "m2.pt").privacy.entries if "DP-SGD" in e.label)
     assert dp_sgd.sample_rate == pytest.approx(1 / round(170 / max(16, 170 // 5)))  # q from 170 persons
@@ -290,7 +290,7 @@ def test_a_failed_rank_fails_the_release_cleanly(tmp_path, monkeypatch):
 
     from synthrelease.budget.ledger import Ledger
     from synthrelease.errors import SynthreleaseError
-    from synthrelease.training import launch
+    from synthrelease.pipeline import launch
     from tests.conftest import one_line_error, release_workspace, run_cli
 
     seen: list[Path] = []

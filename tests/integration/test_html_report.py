@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from scripts.make_example_report import report_wiring
-from synthrelease import pipeline
+from synthrelease import api as pipeline
 from synthrelease.cli import cli
 from synthrelease.report.card import render_card_html, render_card_markdown
 from tests.conftest import lenient_policy_doc, release_workspace

@@ -42,7 +42,7 @@ def test_train_writes_an_image_model_file_charged_to_the_ledger(trained):
     payload = torch.load(trained / "model.pt", map_location="cpu", weights_only=True)
     assert payload["format"] == "synthrelease-image-model/1"
     assert not any("discriminator" in k or "projection" in k for k in payload["generator"])
-    from synthrelease.model_io import load_model
+    from synthrelease.modalities.model_files import load_model
 
     model = load_model(trained / "model.pt")
     assert model.metadata.image_column == "tile" and model.inner.size == 16 and model.inner.channels == 3
@@ -106,7 +106,7 @@ def test_condition_picks_one_label_and_bad_conditions_are_one_line(trained, tmp_
 
 @pytest.mark.parametrize("kind", ["npz", "folder"])
 def test_a_failure_mid_stream_leaves_no_output(trained, tmp_path, monkeypatch, kind):
-    from synthrelease.images import streaming
+    from synthrelease.modalities.image import streaming
 
     real = streaming.tile_chunks
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthrelease._io import TEST_PAUSE_ENV
 from synthrelease.budget.ledger import Ledger
 from synthrelease.bundle.verify import verify_bundle
 from synthrelease.errors import VerificationError
+from synthrelease.io.files import TEST_PAUSE_ENV
 from tests.conftest import release_workspace
 
 REPO = Path(__file__).resolve().parents[2]

@@ -126,7 +126,7 @@ def test_keys_never_share_a_path_or_overwrite(ws):
 
 
 def test_archive_failure_after_a_complete_bundle_is_reported_as_such(ws, monkeypatch):
-    from synthrelease import pipeline
+    from synthrelease import api as pipeline
     from synthrelease.bundle import writer
 
     def no_space(*args, **kwargs):
@@ -204,8 +204,8 @@ def test_usage_errors_are_one_line():
 
 
 def test_a_huge_epsilon_card_does_not_overflow():
+    from synthrelease.api import release_card
     from synthrelease.metadata.schema import Metadata
-    from synthrelease.pipeline import release_card
     from synthrelease.policy.schema import load_policy
 
     policy = load_policy(REPO / "policies" / "default.yaml")[0]

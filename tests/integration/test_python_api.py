@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from synthrelease import pipeline, stages
+from synthrelease import api as pipeline
 from synthrelease.bundle.signing import generate_keypair
 from synthrelease.cli import cli
 from synthrelease.errors import GateRefused, MetadataError, PolicyError, PrivacyParameterError
-from synthrelease.modality import tabular
-from synthrelease.rng import PrivateRandomness
+from synthrelease.modalities.base import tabular
+from synthrelease.pipeline import stages
+from synthrelease.privacy.randomness import PrivateRandomness
 from tests.conftest import TINY_METADATA, lenient_policy_doc, make_tiny_table, release_workspace
 
 
@@ -117,8 +118,8 @@ def test_cli_levers_reach_the_release(tmp_path):
 
 def test_each_stage_runs_alone(tmp_path):
     """load → validate → split → train → sample → audit → gate, stage by stage, on a DataFrame."""
+    from synthrelease.gan.config import TrainingConfig
     from synthrelease.policy.schema import Policy
-    from synthrelease.training.config import TrainingConfig
 
     loaded = stages.load(make_tiny_table(300, seed=4), TINY_METADATA)
     stages.validate(loaded)
@@ -136,8 +137,8 @@ def test_each_stage_runs_alone(tmp_path):
     policy = Policy.model_validate(lenient_policy_doc())
     audits = stages.audit(parts, synthetic, loaded.metadata, policy, target="outcome", seed=0)
     assert {"fidelity", "utility", "membership"} <= set(audits)
-    from synthrelease import pipeline
-    from synthrelease.transforms.dp_counts import count_entry
+    from synthrelease import api as pipeline
+    from synthrelease.privacy.dp_counts import count_entry
 
     sizes = pipeline.release_part_sizes(parts, loaded.metadata, "outcome",
                                         count_entry(0.05, epsilon=2.0, delta=1e-4, accountant="rdp"),

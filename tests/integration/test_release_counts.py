@@ -15,8 +15,8 @@ import math
 import pandas as pd
 import pytest
 
-from synthrelease import pipeline
-from synthrelease.transforms.dp_counts import NoisySizes
+from synthrelease.pipeline import release as pipeline
+from synthrelease.privacy.dp_counts import NoisySizes
 from tests.conftest import release_workspace
 
 PINNED = NoisySizes(train=455.3, holdout_labelled=117.6, holdout_unlabelled=0.8, noise_std=7.4)

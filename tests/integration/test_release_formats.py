@@ -118,8 +118,8 @@ def test_a_release_with_its_synthetic_block_spilled_is_the_same_release(tmp_path
     """A wide synthetic block held in the spill file (forced here; from 1 GiB by default) goes
     through every audit, the DP gate and the writers, and the bundle holds its rows."""
     anndata = pytest.importorskip("anndata")
-    import synthrelease.sampling as sampling
-    from synthrelease import spill
+    import synthrelease.gan.sampling as sampling
+    from synthrelease.io import spill
 
     monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)
     spilled: list[bool] = []
@@ -145,8 +145,8 @@ def test_no_room_for_the_spill_refuses_before_any_budget_is_spent(tmp_path, monk
     import tempfile
     from collections import namedtuple
 
-    from synthrelease import spill
     from synthrelease.budget.ledger import Ledger
+    from synthrelease.io import spill
     from tests.conftest import one_line_error
 
     monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)

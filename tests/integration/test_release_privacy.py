@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synthrelease import pipeline
+from synthrelease import api as pipeline
 from tests.conftest import release_workspace
 
 REPO = Path(__file__).resolve().parents[2]

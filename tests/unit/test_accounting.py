@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
-from synthrelease.budget.accounting import (
+from synthrelease.errors import PrivacyParameterError
+from synthrelease.privacy.accounting import (
     MechanismEntry,
     calibrate_noise_multiplier,
     epsilon_for,
     histogram_noise_for,
 )
-from synthrelease.errors import PrivacyParameterError
 
 
 def test_epsilon_matches_opacus_prv_exactly():

@@ -12,15 +12,15 @@ import yaml
 
 from synthrelease.audits.plausibility import check_rules, run_plausibility
 from synthrelease.errors import DataValidationError, MetadataError, PolicyError
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.sampling import sample_frame
+from synthrelease.gan.trainer import train_dp_gan
 from synthrelease.metadata.dates import column_numbers, to_numbers, to_strings
 from synthrelease.metadata.infer import infer_metadata, metadata_to_yaml
 from synthrelease.metadata.load import load_metadata
 from synthrelease.metadata.schema import ColumnSpec, Metadata
 from synthrelease.policy.schema import PlausibilityClauses, load_policy
-from synthrelease.rng import PrivateRandomness
-from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.encoders import TableEncoder
 from synthrelease.validation.expectations import check_table, validate_table
 
@@ -237,7 +237,7 @@ def test_tiny_dp_gan_samples_dates_in_format_within_bounds(meta):
     from synthrelease.audits.membership import run_membership
     from synthrelease.audits.utility import run_utility
     from synthrelease.budget.fingerprint import table_fingerprint
-    from synthrelease.policy import dp_gate
+    from synthrelease.gate import dp_gate
     from synthrelease.report.plot_data import collect_plot_data
 
     train, hold = df.iloc[:150].reset_index(drop=True), df.iloc[150:].reset_index(drop=True)

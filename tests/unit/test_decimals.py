@@ -8,13 +8,13 @@ import pytest
 import yaml
 
 from synthrelease.errors import MetadataError
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.sampling import sample_frame
+from synthrelease.gan.trainer import train_dp_gan
 from synthrelease.metadata.infer import infer_column, infer_decimals, infer_metadata
 from synthrelease.metadata.load import load_metadata
 from synthrelease.metadata.schema import ColumnSpec, Metadata, rounded_bounds
-from synthrelease.rng import PrivateRandomness
-from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.encoders import TableEncoder
 from tests.conftest import TINY_METADATA, make_tiny_table
 

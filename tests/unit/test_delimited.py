@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthrelease import delimited
+from synthrelease.io import delimited
 
 
 def wide(n: int, lead: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from synthrelease.errors import InputFileError
-from synthrelease.training import distributed
-from synthrelease.training.collective import SINGLE, noisy_sum
+from synthrelease.pipeline import distributed
+from synthrelease.privacy.collective import SINGLE, noisy_sum
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
@@ -52,7 +52,7 @@ def test_h5ad_shards_are_contiguous_cell_blocks_read_backed(tmp_path):
     import numpy as np
     import scipy.sparse as sp
 
-    from synthrelease.formats import read_table_as
+    from synthrelease.io.formats import read_table_as
 
     rng = np.random.default_rng(0)
     x = sp.random(25, 6, density=0.3, format="csr", random_state=1, dtype=np.float32)
@@ -69,7 +69,7 @@ def test_person_shards_keep_each_persons_rows_on_one_rank(tmp_path, monkeypatch,
     import numpy as np
     import scipy.sparse as sp
 
-    from synthrelease.stages import first_rows_per_person
+    from synthrelease.pipeline.stages import first_rows_per_person
 
     monkeypatch.setattr(distributed, "SHARD_READ_ROWS", 9)  # several CSV chunks
     rng = np.random.default_rng(0)

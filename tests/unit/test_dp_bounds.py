@@ -3,13 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthrelease.budget.accounting import epsilon_for
 from synthrelease.errors import MetadataError
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import fit_dp_synthesizer
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import PrivateRandomness, SeedTree
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import fit_dp_synthesizer
-from synthrelease.transforms.dp_bounds import estimate_bounds, search_edges
+from synthrelease.privacy.accounting import epsilon_for
+from synthrelease.privacy.dp_bounds import estimate_bounds, search_edges
+from synthrelease.privacy.randomness import PrivateRandomness, SeedTree
 from synthrelease.transforms.encoders import TableEncoder
 from tests.conftest import TINY_METADATA
 

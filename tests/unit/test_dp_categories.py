@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from synthrelease.budget.accounting import epsilon_for
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.sampling import sample_frame
+from synthrelease.gan.trainer import fit_dp_synthesizer
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import PrivateRandomness, SeedTree
-from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import fit_dp_synthesizer
-from synthrelease.transforms.dp_categories import discover_categories, map_undiscovered, threshold_for
+from synthrelease.privacy.accounting import epsilon_for
+from synthrelease.privacy.dp_categories import discover_categories, map_undiscovered, threshold_for
+from synthrelease.privacy.randomness import PrivateRandomness, SeedTree
 from synthrelease.validation.expectations import validate_table
 from tests.conftest import TINY_METADATA, make_tiny_table
 
@@ -99,7 +99,7 @@ def test_dp_categories_are_charged_in_epsilon_and_delta():
 
 
 def test_model_file_keeps_the_threshold_delta(tmp_path):
-    from synthrelease.model_io import load_model, save_model
+    from synthrelease.modalities.model_files import load_model, save_model
 
     df = _with_site(300, seed=7)
     cfg = TrainingConfig(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=5, generator_hidden=16,

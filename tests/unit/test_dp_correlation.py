@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from synthrelease.budget.accounting import epsilon_for
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import train_dp_gan
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import PrivateRandomness
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.privacy.accounting import epsilon_for
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.dp_correlation import (
     SENSITIVITY,
     CorrelationMatcher,

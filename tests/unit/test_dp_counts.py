@@ -1,4 +1,4 @@
-"""The DP part sizes (transforms/dp_counts.py) and the gate's public slots (policy/dp_gate.py).
+"""The DP part sizes (privacy/dp_counts.py) and the gate's public slots (gate/dp_gate.py).
 
 Row counts are private under add/remove-one-person neighbours: these tests check that the
 count release is a Gaussian mechanism with the stated share of the budget, that a clause on
@@ -17,11 +17,11 @@ import pytest
 from scipy.stats import norm
 
 from synthrelease.audits import dp_figures
-from synthrelease.budget.accounting import epsilon_for, histogram_noise_for
+from synthrelease.gate.dp_gate import slot_rows
 from synthrelease.metadata.schema import Metadata
-from synthrelease.policy.dp_gate import slot_rows
-from synthrelease.rng import PrivateRandomness
-from synthrelease.transforms.dp_counts import NoisySizes, count_entry, release_sizes
+from synthrelease.privacy.accounting import epsilon_for, histogram_noise_for
+from synthrelease.privacy.dp_counts import NoisySizes, count_entry, release_sizes
+from synthrelease.privacy.randomness import PrivateRandomness
 
 
 def test_count_entry_takes_its_share_of_the_renyi_curve() -> None:

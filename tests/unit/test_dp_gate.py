@@ -9,12 +9,12 @@ import pytest
 from opacus.accountants.analysis import rdp as rdp_analysis
 
 from synthrelease.audits import dp_figures
-from synthrelease.budget.accounting import epsilon_for, histogram_noise_for
-from synthrelease.policy import dp_gate
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import train_dp_gan
+from synthrelease.gate import dp_gate
 from synthrelease.policy.schema import load_policy
-from synthrelease.rng import PrivateRandomness
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.privacy.accounting import epsilon_for, histogram_noise_for
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.encoders import TableEncoder
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from synthrelease.budget.accounting import epsilon_for
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import train_dp_gan
+from synthrelease.privacy.accounting import epsilon_for
 from synthrelease.transforms.dp_pairs import PairMatcher, discrete_pairs, measure_pairs
 from synthrelease.transforms.encoders import TableEncoder
 
@@ -40,7 +40,7 @@ def test_noiseless_counts_are_the_joint_table_and_the_loss_sees_a_broken_depende
 
 
 def test_pair_release_is_charged_with_sensitivity_sqrt_p(tiny_table, tiny_metadata):
-    from synthrelease.budget.accounting import MechanismEntry
+    from synthrelease.privacy.accounting import MechanismEntry
 
     encoder = TableEncoder(tiny_metadata)
     rows = torch.from_numpy(encoder.encode(tiny_table))

@@ -20,10 +20,11 @@ from synthrelease.audits.empirical.bounds import (
 from synthrelease.audits.empirical.canaries import make_canaries
 from synthrelease.audits.empirical_privacy import run_one_run_audit
 from synthrelease.errors import InternalError
+from synthrelease.gan.audit_training import train_for_audit
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import train_dp_gan
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import PrivateRandomness
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.encoders import TableEncoder
 from tests.conftest import TINY_METADATA
 
@@ -119,7 +120,7 @@ def test_audit_catches_a_broken_mechanism_and_passes_the_correct_one(noise_scale
     """
     meta = Metadata.model_validate(WIDE_METADATA)
     cfg = TrainingConfig(target_epsilon=0.5, **AUDIT_CFG)
-    res = run_one_run_audit(_wide_table(200, 1), meta, cfg, seed=0, n_canaries=200,
+    res = run_one_run_audit(_wide_table(200, 1), meta, cfg, seed=0, n_canaries=200, trainer=train_for_audit,
                             _unsafe_noise_scale=noise_scale)
     assert res.name == "empirical_privacy"
     assert set(res.metrics) == {"epsilon_lower_bound", "epsilon_claimed", "audit_correct_guesses", "audit_guesses"}
@@ -132,7 +133,7 @@ def test_audit_catches_a_broken_mechanism_and_passes_the_correct_one(noise_scale
 @pytest.fixture(scope="module")
 def synthetic_base() -> pd.DataFrame:
     """What a release hands the relocated audit: rows sampled from a DP generator (public)."""
-    from synthrelease.sampling import sample_frame
+    from synthrelease.gan.sampling import sample_frame
 
     meta = Metadata.model_validate(WIDE_METADATA)
     cfg = TrainingConfig(target_epsilon=1.0, target_delta=1e-4, batch_size=100, n_steps=60, generator_hidden=32,
@@ -151,7 +152,8 @@ def test_audit_on_the_synthetic_rows_keeps_its_power(synthetic_base, noise_scale
     """
     meta = Metadata.model_validate(WIDE_METADATA)
     cfg = TrainingConfig(target_epsilon=0.5, **AUDIT_CFG)
-    res = run_one_run_audit(synthetic_base, meta, cfg, seed=0, n_canaries=200, _unsafe_noise_scale=noise_scale)
+    res = run_one_run_audit(synthetic_base, meta, cfg, seed=0, n_canaries=200, _unsafe_noise_scale=noise_scale,
+                            trainer=train_for_audit)
     lb, claimed = res.metrics["epsilon_lower_bound"], res.metrics["epsilon_claimed"]
     assert (lb > claimed) is caught, res.details["sweep"]
 
@@ -159,7 +161,7 @@ def test_audit_on_the_synthetic_rows_keeps_its_power(synthetic_base, noise_scale
 @pytest.mark.parametrize("clip_fake_rows", [False, True])
 def test_residual_subtraction_is_exact_without_noise(clip_fake_rows):
     """No noise, no canary in the table: R_t = B·G̃_t − (known rows' clipped gradients) vanishes."""
-    from synthrelease.audits.empirical.training import TranscriptResidual
+    from synthrelease.gan.audit_training import TranscriptResidual
 
     meta = Metadata.model_validate(WIDE_METADATA)
     cfg = TrainingConfig(target_epsilon=1.0, **(AUDIT_CFG | {"n_steps": 20, "clip_fake_rows": clip_fake_rows}))

@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from synthrelease import formats
-from synthrelease._io import read_table, write_table_atomic
 from synthrelease.errors import InputFileError
-from synthrelease.formats import (
+from synthrelease.io import formats
+from synthrelease.io.formats import (
     TableFormat,
     anndata_from_frame,
     detect_format,
     frame_from_anndata,
+    read_table,
     read_table_as,
     write_table_as,
+    write_table_atomic,
 )
 
 N_CELLS, N_GENES = 50, 20
@@ -368,7 +369,7 @@ def test_a_compression_without_its_package_is_a_one_line_error(tmp_path, monkeyp
     import pandas as pd
 
     from synthrelease.errors import InputFileError
-    from synthrelease.formats import read_table_as
+    from synthrelease.io.formats import read_table_as
 
     def missing(*args, **kwargs):
         raise ImportError("Missing optional dependency 'zstandard'.  Use pip or conda to install zstandard.")
@@ -390,7 +391,7 @@ def test_a_corrupt_sparse_h5ad_is_a_one_line_error_not_a_crash(tmp_path):
     import scipy.sparse as sp
 
     from synthrelease.errors import InputFileError
-    from synthrelease.formats import read_table_as
+    from synthrelease.io.formats import read_table_as
 
     X = sp.random(20, 6, density=0.4, format="csr", dtype=np.float32, random_state=0)
     path = tmp_path / "cells.h5ad"

@@ -10,7 +10,7 @@ import pytest
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.errors import PolicyError
-from synthrelease.policy.gate import EMPIRICAL_FAULT, check_signing_key, evaluate_gate
+from synthrelease.gate.verdict import EMPIRICAL_FAULT, check_signing_key, evaluate_gate
 from synthrelease.policy.schema import Policy, load_policy
 
 REPO = Path(__file__).resolve().parents[2]

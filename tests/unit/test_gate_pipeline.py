@@ -10,16 +10,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from synthrelease import pipeline
+from synthrelease import api as pipeline
 from synthrelease.audits.base import AuditResult
 from synthrelease.bundle.signing import generate_keypair, key_fingerprint, load_public_key
 from synthrelease.cli import cli
 from synthrelease.errors import PolicyError, SynthreleaseError
+from synthrelease.gan import trainer
+from synthrelease.gan.config import TrainingConfig
 from synthrelease.metadata.schema import Metadata
-from synthrelease.modality import Modality
+from synthrelease.modalities.base import Modality
 from synthrelease.policy.schema import Policy
-from synthrelease.training import trainer
-from synthrelease.training.config import TrainingConfig
 from tests.conftest import TINY_METADATA, make_tiny_table
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthrelease.images.audits import MEANINGS, run_image_audits
+from synthrelease.modalities.image.audits import MEANINGS, run_image_audits
 
 SIZE = 12
 
@@ -131,8 +131,8 @@ def test_report_figures_show_nearest_neighbour_pairs(monkeypatch):
 
     from PIL import Image
 
-    from synthrelease.images import modality
     from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.image import modality
 
     meta = Metadata.model_validate({"name": "t", "target": "stain", "columns": {
         "tile": {"type": "image", "height": 16, "width": 16, "channels": 3},

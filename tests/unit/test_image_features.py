@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthrelease.images.features import feature_view, view_columns
 from synthrelease.metadata.schema import ColumnSpec
+from synthrelease.modalities.image.features import feature_view, view_columns
 
 
 def _extreme_tiles(channels: int, size: int = 16) -> np.ndarray:

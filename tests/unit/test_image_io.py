@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from synthrelease.errors import InputFileError
-from synthrelease.images.grids import png_data_uri, tile_grid
-from synthrelease.images.io import read_image_folder, read_npz, tile_slide, write_npz, write_png_folder
+from synthrelease.io.tiles import read_image_folder, read_npz, tile_slide, write_npz, write_png_folder
+from synthrelease.modalities.image.grids import png_data_uri, tile_grid
 
 SVS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "he_skin_region.svs"
 
@@ -225,7 +225,7 @@ def test_tile_slide_reads_a_large_page_by_bands_not_whole(tmp_path):
 def test_tile_slide_refuses_a_page_stored_in_one_huge_strip(tmp_path, monkeypatch):
     import tifffile
 
-    from synthrelease.images import io as image_io
+    from synthrelease.io import tiles as image_io
 
     path = tmp_path / "strip.tif"
     tifffile.imwrite(path, np.zeros((256, 256, 3), dtype=np.uint8), rowsperstrip=256, photometric="rgb")

@@ -9,8 +9,8 @@ import torch
 from opacus import GradSampleModule
 
 from synthrelease.errors import InternalError, PrivacyParameterError
-from synthrelease.images.embedding import TileFeatureMap, TileMeanEmbedding
-from synthrelease.images.model import (
+from synthrelease.modalities.image.embedding import TileFeatureMap, TileMeanEmbedding
+from synthrelease.modalities.image.model import (
     ImageTrainingConfig,
     TileDiscriminator,
     _per_unit_grad_samples,
@@ -117,8 +117,8 @@ def test_bad_settings_are_refused() -> None:
 def test_split_by_person_keeps_each_person_on_one_side() -> None:
     import pandas as pd
 
-    from synthrelease.rng import PrivateRandomness
-    from synthrelease.stages import split
+    from synthrelease.pipeline.stages import split
+    from synthrelease.privacy.randomness import PrivateRandomness
 
     table = pd.DataFrame({"pid": np.repeat(np.arange(200), 3), "v": np.arange(600)})
     parts = split(table, holdout_fraction=0.3, randomness=PrivateRandomness(), unit_column="pid")
@@ -127,9 +127,9 @@ def test_split_by_person_keeps_each_person_on_one_side() -> None:
 
 
 def test_a_model_trained_with_test_only_randomness_is_never_saved(tmp_path) -> None:
-    from synthrelease.images.model_io import image_model_payload
-    from synthrelease.modality import ModalityModel
-    from synthrelease.rng import PrivateRandomness
+    from synthrelease.modalities.base import ModalityModel
+    from synthrelease.modalities.image.model_io import image_model_payload
+    from synthrelease.privacy.randomness import PrivateRandomness
 
     cfg = ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-3, n_steps=1, batch_size=4,
                               embedding_features=32, generator_width=16, discriminator_width=8)

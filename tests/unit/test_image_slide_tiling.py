@@ -10,8 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from synthrelease.errors import InputFileError
-from synthrelease.images.modality import read_tiles, tiles_of
 from synthrelease.metadata.schema import Metadata
+from synthrelease.modalities.image.modality import read_tiles, tiles_of
 
 SVS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "he_skin_region.svs"
 TISSUE = (180, 100, 150)
@@ -128,7 +128,7 @@ def test_a_slide_is_one_privacy_unit(tmp_path):
 
 
 def test_load_dispatches_a_slide_to_the_image_reader(tmp_path):
-    from synthrelease import stages
+    from synthrelease.pipeline import stages
 
     path = _slide(tmp_path / "slide.svs")
     loaded = stages.load(path, _meta(tiling={"tile_size": 32}))
@@ -144,7 +144,7 @@ def test_the_real_svs_slide_tiles_like_the_benchmark(tmp_path):
     table = read_tiles(SVS, meta)
     tiles = tiles_of(table, meta)
     assert 500 <= len(tiles) <= 650 and tiles.shape[1:] == (32, 32, 3)
-    from synthrelease.images.io import tile_slide
+    from synthrelease.io.tiles import tile_slide
 
     big, _ = tile_slide(SVS, size=64, stride=64, tissue_threshold=220, min_tissue_share=0.5, max_tiles=None)
     expected = big.reshape(len(big), 32, 2, 32, 2, 3).mean(axis=(2, 4)).round().astype(np.uint8)

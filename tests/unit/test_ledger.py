@@ -172,7 +172,7 @@ def capped(tmp_path):
 
 
 def _release(ws: Path, out: str, eps: float, policy: str = "policy.yaml"):
-    from synthrelease import pipeline
+    from synthrelease import api as pipeline
 
     return pipeline.release(ws / "private.csv", metadata=ws / "meta.yaml", policy=ws / policy,
                             epsilon=eps, out_dir=ws / out, signing_key=ws / "k.pem", n_steps=30, seed=1,
@@ -214,12 +214,12 @@ def test_a_gate_rejection_still_spends_and_a_stop_before_training_cancels(capped
     (entry,) = book.entries("tiny-clinic")
     assert entry.status == "spent" and "rejected by the gate" in entry.note and 0 < entry.epsilon <= 1.0
 
-    from synthrelease import stages
+    from synthrelease.pipeline import stages
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    from synthrelease import pipeline
+    from synthrelease import api as pipeline
 
     with monkeypatch.context() as m:  # stopped after the reservation, before any private row is read
         m.setattr(pipeline, "release_part_sizes", boom)

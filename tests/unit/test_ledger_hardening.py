@@ -271,8 +271,9 @@ def _variants(folder: Path) -> dict[str, Path]:
 
 
 def test_the_fingerprint_survives_formatting_and_not_a_changed_value(tmp_path):
-    from synthrelease._io import read_table, sha256_file
     from synthrelease.budget.fingerprint import table_fingerprint
+    from synthrelease.io.files import sha256_file
+    from synthrelease.io.formats import read_table
 
     meta = _metadata()
     files = _variants(tmp_path)
@@ -294,8 +295,9 @@ def test_the_fingerprint_survives_formatting_and_not_a_changed_value(tmp_path):
 
 
 def test_a_renamed_dataset_with_the_same_rows_is_refused_by_the_cap(tmp_path):
-    from synthrelease._io import read_table, sha256_file
     from synthrelease.budget.fingerprint import table_fingerprint
+    from synthrelease.io.files import sha256_file
+    from synthrelease.io.formats import read_table
 
     meta = _metadata()
     files = _variants(tmp_path)

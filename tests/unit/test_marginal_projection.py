@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from synthrelease.training.marginal_loss import project_counts
+from synthrelease.transforms.marginal_loss import project_counts
 
 
 @settings(max_examples=200, deadline=None)
@@ -48,9 +48,9 @@ def test_structural_cells_get_nothing_and_exact_counts_are_kept():
 
 def test_small_tables_get_fewer_wider_bins_and_keep_their_marginals():
     """Public rule: bins shrink with n (and ε); a few dozen columns never switch to class profiles."""
+    from synthrelease.api import default_training_config
+    from synthrelease.gan.config import marginal_bins_for
     from synthrelease.metadata.schema import Metadata
-    from synthrelease.pipeline import default_training_config
-    from synthrelease.training.config import marginal_bins_for
 
     kw = dict(n_histograms=31, n_classes=2, delta=1e-5)
     bins = [marginal_bins_for(n_rows=n, epsilon=1.0, **kw) for n in (150, 455, 2000, 26_000)]

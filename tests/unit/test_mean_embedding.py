@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from synthrelease.budget.accounting import epsilon_for
-from synthrelease.rng import PrivateRandomness
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.mean_embedding import ClassMeanEmbedding, feature_map, random_features
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.mean_embedding import ClassMeanEmbedding, feature_map, random_features
+from synthrelease.gan.trainer import train_dp_gan
+from synthrelease.privacy.accounting import epsilon_for
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.encoders import TableEncoder
 
 
@@ -59,7 +59,7 @@ def test_embedding_release_is_charged_in_the_total(tiny_table, tiny_metadata):
 
 def test_centered_kernel_spends_exactly_the_budget_of_one_release():
     """Center + sums at σ/√w and σ/√(1−w) have the RDP of one Gaussian release at σ."""
-    from synthrelease.budget.accounting import MechanismEntry
+    from synthrelease.privacy.accounting import MechanismEntry
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(300, 6) + 2.0
@@ -88,7 +88,7 @@ def _values_setup(tiny_table, tiny_metadata):
 
 def test_values_kernel_reads_numerical_values_on_their_public_scale(tiny_table, tiny_metadata):
     """u = value on [0, 1] over the declared bounds, 0 for a zero or missing entry; ‖φ‖ ≤ 1."""
-    from synthrelease.training.mean_embedding import numeric_values
+    from synthrelease.gan.mean_embedding import numeric_values
 
     _, rows, _, layout = _values_setup(tiny_table, tiny_metadata)
     u = numeric_values(rows, layout)
@@ -108,8 +108,8 @@ def test_values_kernel_spends_one_release_and_anchors_the_scale(tiny_table, tiny
     """Norm histogram + class sums at σ/√w, σ/√(1−w): one Gaussian release's RDP. The
     loss is ≈ 0 on the real rows and grows when every value is halved (a unit-norm
     kernel alone cannot see that)."""
-    from synthrelease.budget.accounting import MechanismEntry
-    from synthrelease.training.mean_embedding import numeric_values
+    from synthrelease.gan.mean_embedding import numeric_values
+    from synthrelease.privacy.accounting import MechanismEntry
 
     _, rows, cond_slice, layout = _values_setup(tiny_table, tiny_metadata)
     g = torch.Generator().manual_seed(0)
@@ -168,8 +168,8 @@ def test_values_kernel_gives_the_condition_frequencies_without_another_release(t
 
 def test_wide_tables_default_to_class_mean_profiles():
     """From public quantities only: many columns per row → kernel 'values', marginals off."""
+    from synthrelease.api import WIDE_TABLE_SETTINGS, default_training_config
     from synthrelease.metadata.schema import Metadata
-    from synthrelease.pipeline import WIDE_TABLE_SETTINGS, default_training_config
     from tests.conftest import TINY_METADATA
 
     wide = Metadata.model_validate({

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from synthrelease.budget.accounting import epsilon_for
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import train_dp_gan
 from synthrelease.metadata.schema import Metadata
-from synthrelease.rng import PrivateRandomness
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.privacy.accounting import epsilon_for
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.dp_marginals import numeric_layout
 from synthrelease.transforms.dp_numeric_pairs import NumericPairMatcher, measure_numeric_pairs, pair_layout
 from synthrelease.transforms.encoders import TableEncoder
@@ -71,7 +71,7 @@ def test_the_release_is_charged_in_the_one_accountant(tiny_table):
 
 
 def test_default_settings_use_the_declared_pairs():
-    from synthrelease.pipeline import RELATED_EPSILON_SHARE, default_training_config
+    from synthrelease.api import RELATED_EPSILON_SHARE, default_training_config
 
     with_pairs = default_training_config(400, epsilon=1.0, delta=1e-5, seed=0,
                                          metadata=Metadata.model_validate(RELATED), condition_column="outcome")

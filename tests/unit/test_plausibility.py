@@ -12,8 +12,8 @@ import yaml
 
 from synthrelease.audits.plausibility import MAX_LISTED_VALUES, check_rules, run_plausibility
 from synthrelease.errors import PolicyError
+from synthrelease.gate.verdict import evaluate_gate
 from synthrelease.metadata.schema import Metadata
-from synthrelease.policy.gate import evaluate_gate
 from synthrelease.policy.schema import PlausibilityClauses, Policy, load_policy
 from synthrelease.validation.expectations import WIDE_NUMERIC_COLUMNS
 from tests.conftest import TINY_METADATA

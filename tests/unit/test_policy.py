@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synthrelease.errors import InputFileError, PolicyError
-from synthrelease.policy.gate import evaluate_gate
+from synthrelease.gate.verdict import evaluate_gate
 from synthrelease.policy.schema import load_policy
 
 REPO = Path(__file__).resolve().parents[2]

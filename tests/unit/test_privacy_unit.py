@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from synthrelease import stages
 from synthrelease.errors import DataValidationError, MetadataError
+from synthrelease.pipeline import stages
 from tests.conftest import TINY_METADATA, make_tiny_table
 
 PERSONS = {**TINY_METADATA, "columns": {"person": {"type": "identifier"}, **TINY_METADATA["columns"]},
@@ -36,7 +36,7 @@ def test_blank_person_ids_are_refused_in_npz_tiles_as_in_tables(tmp_path, blank)
     """Issue 26.10: an empty or NaN person id in an npz (stored as text by NumPy) is not a person."""
     import numpy as np
 
-    from synthrelease.stages import first_rows_per_person
+    from synthrelease.pipeline.stages import first_rows_per_person
 
     df = make_tiny_table(20, seed=1)
     df.insert(0, "person", [blank] + [f"p{i}" for i in range(1, 20)])

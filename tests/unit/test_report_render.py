@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from synthrelease.audits.attack_metrics import distance_histogram, roc_points
-from synthrelease.internal_report import HTML_NAME, write_internal_report
+from synthrelease.gate.dp_gate import CLAUSE_FIGURES
+from synthrelease.gate.verdict import ClauseResult, GateDecision
 from synthrelease.metadata.schema import Metadata
-from synthrelease.policy.dp_gate import CLAUSE_FIGURES
-from synthrelease.policy.gate import ClauseResult, GateDecision
 from synthrelease.report import explain
 from synthrelease.report.html import render_internal_html
 from synthrelease.report.internal import NotAReportError, budget_split
+from synthrelease.report.internal_report import HTML_NAME, write_internal_report
 from synthrelease.report.plot_data import collect_plot_data
 
 
@@ -115,7 +115,7 @@ def test_budget_split_shares_add_up():
     privacy = {"epsilon": 3.0, "delta": 1e-5, "accountant": "rdp", "mechanisms": [
         {"label": "histogram", "noise_multiplier": 3.0, "sample_rate": 1.0, "steps": 1},
         {"label": "discriminator DP-SGD", "noise_multiplier": 1.2, "sample_rate": 0.1, "steps": 500}]}
-    from synthrelease.budget.accounting import MechanismEntry, epsilon_for
+    from synthrelease.privacy.accounting import MechanismEntry, epsilon_for
 
     rows = budget_split(privacy)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
@@ -140,7 +140,7 @@ def test_a_rendering_fault_never_fails_the_run(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("checks", [{}, {"plausibility": {"violation_share:r": 0.0, "max_violation_share": 0.01}}])
 def test_card_markdown_equals_the_pipelines(checks):
-    from synthrelease.pipeline import release_card
+    from synthrelease.api import release_card
     from synthrelease.policy.schema import load_policy
     from synthrelease.report.card import render_card_markdown
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthrelease.stages import return_freed_memory
+from synthrelease.pipeline.stages import return_freed_memory
 
 
 def rss_mib() -> float:

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
+from synthrelease.api import split_train_holdout, synthetic_row_count
 from synthrelease.errors import InternalError
-from synthrelease.model_io import load_model, save_model
-from synthrelease.pipeline import split_train_holdout, synthetic_row_count
-from synthrelease.rng import PrivateRandomness, SeedTree, gaussian_noise
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.trainer import train_dp_gan
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.trainer import train_dp_gan
+from synthrelease.modalities.model_files import load_model, save_model
+from synthrelease.privacy.randomness import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.transforms.encoders import TableEncoder
 from tests.conftest import make_tiny_table
 
@@ -58,7 +58,7 @@ def test_same_seed_twice_gives_different_generators_and_rows(tiny_table, tiny_me
     first = train_dp_gan(tiny_table, enc, _config(), condition_column="outcome")
     second = train_dp_gan(tiny_table, enc, _config(), condition_column="outcome")
     assert not torch.equal(_weights(first), _weights(second))
-    from synthrelease.sampling import sample_frame
+    from synthrelease.gan.sampling import sample_frame
 
     assert not sample_frame(first, 50, seed=1).equals(sample_frame(second, 50, seed=1))
 
@@ -156,7 +156,7 @@ def test_split_copies_the_rows_once() -> None:
 def test_a_consuming_split_gives_the_same_parts_in_the_tables_own_memory(with_extension_column) -> None:
     """``consume=True`` (the release) reorders the table in place and returns views: the same parts
     as the copying split for the same coins; a frame with an extension column is copied instead."""
-    from synthrelease import stages
+    from synthrelease.pipeline import stages
 
     rng = np.random.default_rng(4)
     df = pd.DataFrame(rng.random((500, 40)).astype(np.float16), columns=[f"g{i}" for i in range(40)])
@@ -191,7 +191,7 @@ def test_hardened_gaussian_noise_has_the_right_scale() -> None:
 
 def test_a_release_refuses_the_test_only_randomness(monkeypatch, tmp_path):
     """Even if the reproducible kind were slipped into a release, it stops before any ε is reserved."""
-    from synthrelease import pipeline
+    from synthrelease.pipeline import release as pipeline
     from tests.conftest import release_workspace
 
     ws = release_workspace(tmp_path)

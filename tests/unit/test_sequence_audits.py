@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from synthrelease.errors import DataValidationError
-from synthrelease.sequences.alphabet import ALPHABETS
-from synthrelease.sequences.audits import run_sequence_audits
+from synthrelease.metadata.alphabets import ALPHABETS
+from synthrelease.modalities.sequence.audits import run_sequence_audits
 
 AMINO = list(ALPHABETS["protein"])
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from synthrelease.errors import DataValidationError
+from synthrelease.metadata.alphabets import ALPHABETS
 from synthrelease.metadata.schema import ColumnSpec
-from synthrelease.sequences.alphabet import ALPHABETS
-from synthrelease.sequences.features import PKA_LEHNINGER, _charge, feature_view, view_columns
+from synthrelease.modalities.sequence.features import PKA_LEHNINGER, _charge, feature_view, view_columns
 
 PROTEIN = ALPHABETS["protein"]
 

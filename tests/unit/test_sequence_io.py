@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from synthrelease.errors import DataValidationError, InputFileError
-from synthrelease.sequences.alphabet import ALPHABETS, check_sequences, resolve_alphabet
-from synthrelease.sequences.fasta import LINE_WIDTH, read_fasta, write_fasta
+from synthrelease.io.fasta import LINE_WIDTH, read_fasta, write_fasta
+from synthrelease.metadata.alphabets import ALPHABETS, check_sequences, resolve_alphabet
 
 LONG = "ACDEFGHIKLMNPQRSTVWY" * 7  # 140 letters: three lines when written
 
@@ -191,7 +191,7 @@ def test_a_gzip_bomb_is_refused_without_decompressing_it_whole(tmp_path, monkeyp
     import gzip
 
     from synthrelease.errors import InputFileError
-    from synthrelease.sequences import fasta
+    from synthrelease.io import fasta
 
     monkeypatch.setattr(fasta, "MAX_FASTA_BYTES", 1 << 20)  # 1 MiB here; 512 MiB shipped
     path = tmp_path / "bomb.fasta.gz"

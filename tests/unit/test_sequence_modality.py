@@ -10,10 +10,10 @@ from opacus.validators import ModuleValidator
 
 from synthrelease.audits.dp_figures import exact_copy_share_by_key
 from synthrelease.errors import MetadataError
+from synthrelease.gan.models import SequenceDiscriminator
 from synthrelease.metadata.schema import Metadata
-from synthrelease.modality import modality_for
-from synthrelease.sequences.positional import END, from_positions, positional_metadata, to_positions
-from synthrelease.training.models import SequenceDiscriminator
+from synthrelease.modalities.base import modality_for
+from synthrelease.modalities.sequence.positional import END, from_positions, positional_metadata, to_positions
 
 META = {"version": 1, "name": "peps", "reviewed": True, "target": "label",
         "columns": {"pid": {"type": "identifier"},

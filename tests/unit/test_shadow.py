@@ -9,8 +9,9 @@ import pytest
 from synthrelease.audits._encoding import encode_for_distance
 from synthrelease.audits.shadow import run_shadow_attack, vulnerable_rows
 from synthrelease.errors import PrivacyParameterError
-from synthrelease.training import trainer
-from synthrelease.training.config import TrainingConfig
+from synthrelease.gan import trainer
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.modalities.table.modality import table_modality
 from tests.conftest import make_tiny_table
 
 
@@ -93,11 +94,21 @@ def test_dp_gan_shadow_fits_run_end_to_end_at_the_release_sample_rate(split, tin
         return real_fit(rows, metadata, cfg, **kw)
 
     monkeypatch.setattr(trainer, "fit_dp_synthesizer", spy)
+    q = trainer.sample_rate_for(len(train), config.batch_size)
+    synthesizer = table_modality().shadow_synthesizer(tiny_metadata, config, sample_rate=q,
+                                                      condition_column=tiny_metadata.target)
     res = run_shadow_attack(train, holdout, tiny_metadata, config, seed=0, n_targets=1, n_shadow_pairs=2,
-                            shadow_rows=60, synthetic_rows=60)
+                            shadow_rows=60, synthetic_rows=60, synthesizer=synthesizer)
     assert res.details["n_fits"] == len(seen) == 4
     assert 0.0 <= res.metrics["shadow_mia_auc"] <= 1.0
     q = trainer.sample_rate_for(len(train), config.batch_size)
     assert {n for n, _ in seen} == {60, 61}
     assert all(trainer.sample_rate_for(n, c.batch_size) == q for n, c in seen)
     assert len({c.seed for _, c in seen}) == 4 and all(c.target_epsilon == 2.0 for _, c in seen)
+
+
+def test_the_shadow_attack_needs_the_callers_synthesizer(tiny_metadata):
+    """Issue 27: the audits import no trainer; the caller hands the attack what to retrain."""
+    train, holdout = make_tiny_table(80, seed=1), make_tiny_table(80, seed=2)
+    with pytest.raises(PrivacyParameterError, match="shadow_synthesizer"):
+        run_shadow_attack(train, holdout, tiny_metadata, None, seed=0, n_targets=1, n_shadow_pairs=2)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthrelease import spill
+from synthrelease.io import spill
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status (Linux)")
 
@@ -79,7 +79,7 @@ def test_the_pager_lets_go_of_pages_read_without_a_block_loop_and_ends_with_the_
 
 @pytest.mark.parametrize("spilled", [False, True])
 def test_take_rows_equals_iloc(monkeypatch, spilled):
-    from synthrelease.sampling import stack_chunks
+    from synthrelease.gan.sampling import stack_chunks
 
     monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1 if spilled else 1 << 40)
     monkeypatch.setattr(spill, "TAKE_BLOCK_BYTES", 2 * 30 * 7)  # 7 columns per block
@@ -115,8 +115,8 @@ def test_no_room_in_the_temporary_folder_is_a_one_line_error(tmp_path, monkeypat
 
 
 def test_float_block_bytes_counts_plain_float_columns():
+    from synthrelease.gan.sampling import float_block_bytes
     from synthrelease.metadata.schema import Metadata
-    from synthrelease.sampling import float_block_bytes
 
     cols = {"kind": {"type": "categorical", "categories": ["a"]},
             **{f"g{i}": {"type": "float", "min": 0, "max": 1} for i in range(70)}}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from synthrelease.errors import SynthreleaseError
-from synthrelease.sampling import stack_chunks
+from synthrelease.gan.sampling import stack_chunks
 
 
 def chunks_of(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -77,7 +77,7 @@ def test_a_short_sample_is_an_error():
 
 
 def test_large_blocks_are_spilled_to_an_unnamed_file_and_equal_concat(monkeypatch):
-    from synthrelease import spill
+    from synthrelease.io import spill
 
     monkeypatch.setattr(spill, "SPILL_ABOVE_BYTES", 1)
     df = mixed(40, np.random.default_rng(3))

@@ -9,14 +9,14 @@ import torch
 from opacus.accountants import PRVAccountant
 from opacus.validators import ModuleValidator
 
-from synthrelease.budget.accounting import epsilon_for
 from synthrelease.errors import PrivacyParameterError
-from synthrelease.model_io import load_model, save_model
-from synthrelease.rng import PrivateRandomness
-from synthrelease.sampling import sample_frame
-from synthrelease.training.config import TrainingConfig
-from synthrelease.training.models import Discriminator
-from synthrelease.training.trainer import sample_rate_for, train_dp_gan
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.models import Discriminator
+from synthrelease.gan.sampling import sample_frame
+from synthrelease.gan.trainer import sample_rate_for, train_dp_gan
+from synthrelease.modalities.model_files import load_model, save_model
+from synthrelease.privacy.accounting import epsilon_for
+from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.encoders import TableEncoder
 
 FAST = dict(target_epsilon=2.0, target_delta=1e-4, batch_size=64, n_steps=40, generator_hidden=32,
@@ -119,9 +119,9 @@ def test_all_step_variants_train_and_account_identically(tiny_metadata, tiny_tab
 
 def test_lazy_row_encoding_trains_the_same_model(tiny_table, tiny_metadata, monkeypatch):
     """Wide tables are encoded batch by batch; the model must not depend on which path ran."""
-    import synthrelease.training.rows as rows
-    from synthrelease.training.config import TrainingConfig
-    from synthrelease.training.trainer import train_dp_gan
+    import synthrelease.gan.rows as rows
+    from synthrelease.gan.config import TrainingConfig
+    from synthrelease.gan.trainer import train_dp_gan
     from synthrelease.transforms.encoders import TableEncoder
 
     cfg = TrainingConfig(target_epsilon=3.0, target_delta=1e-4, batch_size=64, n_steps=6, generator_hidden=16,
@@ -138,7 +138,7 @@ def test_lazy_row_encoding_trains_the_same_model(tiny_table, tiny_metadata, monk
 
 def test_grouped_span_activation_matches_the_per_span_loop():
     """Wide tables activate equal-width spans together; outputs must follow the same rules."""
-    from synthrelease.training import models
+    from synthrelease.gan import models
     from synthrelease.transforms.encoders import Span
 
     spans = [Span("c", "category", "discrete", 0, 3)]

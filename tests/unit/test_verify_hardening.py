@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from synthrelease._json import MAX_DEPTH, loads_strict, nesting_depth
 from synthrelease.bundle import verify as verify_module
 from synthrelease.bundle import writer as writer_module
 from synthrelease.bundle.signing import generate_keypair, load_private_key, sign
 from synthrelease.bundle.verify import check_against_policy, verify_bundle
 from synthrelease.cli import cli
 from synthrelease.errors import InputFileError, SynthreleaseError, VerificationError
+from synthrelease.io.strict_json import MAX_DEPTH, loads_strict, nesting_depth
 
 BOMB_BYTES = 2 << 30
 """What the bomb member claims and holds (zeros), decompressed."""

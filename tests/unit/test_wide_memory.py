@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from synthrelease import stages
 from synthrelease.errors import MetadataError
 from synthrelease.metadata.schema import Metadata
+from synthrelease.pipeline import stages
 from synthrelease.validation.expectations import check_table
 
 GENES = 12
@@ -118,9 +118,9 @@ def test_decoded_float16_values_never_cross_a_declared_bound():
 
 
 def test_sampling_chunks_are_sized_by_the_encoded_width(monkeypatch, tiny_metadata, tiny_table):
-    import synthrelease.sampling as sampling
-    from synthrelease.training.config import TrainingConfig
-    from synthrelease.training.trainer import fit_dp_synthesizer
+    import synthrelease.gan.sampling as sampling
+    from synthrelease.gan.config import TrainingConfig
+    from synthrelease.gan.trainer import fit_dp_synthesizer
 
     cfg = TrainingConfig(target_epsilon=5.0, target_delta=1e-5, n_steps=2, batch_size=64)
     model = fit_dp_synthesizer(tiny_table, tiny_metadata, cfg, condition_column="outcome")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,12 +22,11 @@ import pandas as pd
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.empirical.bounds import many_run_epsilon_lb
 from synthrelease.audits.empirical.canaries import make_canaries
-from synthrelease.audits.empirical.training import AuditRun, audit_config, train_for_audit
+from synthrelease.audits.empirical.run import TrainingRun, audit_config
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
+from synthrelease.privacy.randomness import SeedTree
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.rng import SeedTree
-from synthrelease.training.config import TrainingConfig
 
 
 def _best_threshold(scores: np.ndarray, inside: np.ndarray) -> float:
@@ -42,11 +42,11 @@ def _best_threshold(scores: np.ndarray, inside: np.ndarray) -> float:
     return best_t
 
 
-def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: TrainingConfig, *, seed: int,
+def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: Any, *, seed: int,
                        n_runs: int = 64, progress: ProgressCallback | None = None,
                        condition_column: str | None = None, significance: float = 0.05,
                        _unsafe_noise_scale: float = 1.0,
-    trainer: Callable[..., AuditRun] | None = None,
+    trainer: Callable[..., TrainingRun] | None = None,
 ) -> AuditResult:
     """ε_lb from ``n_runs`` trainings with/without one canary; white-box gradient score.
 
@@ -54,6 +54,9 @@ def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: Tra
     reported), ``audit_runs``. ``_unsafe_noise_scale``: TEST-ONLY (see the one-run audit).
     """
     started = time.perf_counter()
+    if trainer is None:
+        raise PrivacyParameterError("the many-run audit needs the train function of the audited synthesizer "
+                                    "(a modality's audit_trainer)")
     progress = progress or ignore_progress
     if n_runs < 8 or n_runs % 2:
         raise PrivacyParameterError(f"the many-run audit needs an even number of runs >= 8, got {n_runs}")
@@ -65,7 +68,7 @@ def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: Tra
     for t in range(n_runs):
         rows = pd.concat([real_train, canary], ignore_index=True) if inside[t] else real_train
         cfg = audit_config(config, n_release=len(real_train), n_audit=len(rows), seed=seeds.integer(f"run-{t}"))
-        run = (trainer or train_for_audit)(rows, metadata, cfg, condition_column=condition_column or metadata.target,
+        run = trainer(rows, metadata, cfg, condition_column=condition_column or metadata.target,
                               canaries=canary, noise_scale=_unsafe_noise_scale)
         scores[t] = float(run.alignment[0]) if run.alignment is not None else 0.0
         claimed = max(claimed, run.epsilon)

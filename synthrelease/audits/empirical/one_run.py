@@ -16,12 +16,11 @@ import pandas as pd
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.empirical.bounds import one_run_audit_bound
 from synthrelease.audits.empirical.canaries import canary_metadata, make_canaries
-from synthrelease.audits.empirical.training import AuditRun, audit_config, train_for_audit
+from synthrelease.audits.empirical.run import TrainingRun, audit_config
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
+from synthrelease.privacy.randomness import SeedTree
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.rng import SeedTree
-from synthrelease.training.config import TrainingConfig
 
 Score = Literal["white_box", "final_logit", "black_box"]
 
@@ -30,16 +29,15 @@ DISCARDED = ("this audit's training run (private training rows + included canari
              "its ε is not in the ledger because nothing from it is released")
 
 
-def black_box_scores(run: AuditRun, canaries: pd.DataFrame, metadata: Metadata, *, n_synthetic: int,
+def black_box_scores(run: TrainingRun, canaries: pd.DataFrame, metadata: Metadata, *, n_synthetic: int,
                      seed: int) -> np.ndarray:
     """Minus the distance from each canary to its nearest synthetic row (higher = more likely in)."""
     from sklearn.neighbors import NearestNeighbors
 
     from synthrelease.audits._encoding import encode_for_distance
-    from synthrelease.sampling import sample_frame
 
     meta = canary_metadata(metadata)
-    synth = sample_frame(run.model, n_synthetic, seed=seed)
+    synth = run.sample(n_synthetic, seed=seed)
     nn_index = NearestNeighbors(n_neighbors=1).fit(encode_for_distance(synth, meta))
     dist, _ = nn_index.kneighbors(encode_for_distance(canaries, meta))
     return -dist[:, 0].astype(np.float64)
@@ -48,7 +46,7 @@ def black_box_scores(run: AuditRun, canaries: pd.DataFrame, metadata: Metadata, 
 def run_one_run_audit(
     real_train: pd.DataFrame,
     metadata: Metadata,
-    config: TrainingConfig,
+    config: Any,
     *,
     seed: int,
     n_canaries: int | None = None,
@@ -58,7 +56,7 @@ def run_one_run_audit(
     significance: float = 0.05,
     k_values: list[int] | None = None,
     _unsafe_noise_scale: float = 1.0,
-    trainer: Callable[..., AuditRun] | None = None,
+    trainer: Callable[..., TrainingRun] | None = None,
 ) -> AuditResult:
     """Audit the DP-GAN's ε claim with ``n_canaries`` canaries in one extra training run.
 
@@ -85,6 +83,9 @@ def run_one_run_audit(
     Reads private rows (``real_train``); NOT DP; results are INTERNAL ONLY.
     """
     started = time.perf_counter()
+    if trainer is None:
+        raise PrivacyParameterError("the one-run audit needs the train function of the audited synthesizer "
+                                    "(a modality's audit_trainer)")
     progress = progress or ignore_progress
     if n_canaries is None:
         n_canaries = max(4, min(1000, len(real_train)))
@@ -98,7 +99,7 @@ def run_one_run_audit(
     rows = pd.concat([real_train, canaries[included]], ignore_index=True)
     cfg = audit_config(config, n_release=len(real_train), n_audit=len(rows), seed=seeds.integer("audit-train"))
     progress(ProgressEvent("audit:empirical_privacy", 0, None, message="training the audit run"))
-    run = (trainer or train_for_audit)(rows, metadata, cfg, condition_column=condition_column or metadata.target,
+    run = trainer(rows, metadata, cfg, condition_column=condition_column or metadata.target,
                           canaries=canaries if score == "white_box" else None,
                           noise_scale=_unsafe_noise_scale, progress=progress)
     train_s = time.perf_counter() - started

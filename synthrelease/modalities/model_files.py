@@ -1,0 +1,73 @@
+"""Model files of every modality: written and read without pickle, dispatched on the format tag.
+
+A model file is ``torch.save`` of a dict holding only tensors and JSON strings, read back
+with ``torch.load(weights_only=True)``, which refuses arbitrary objects: loading an
+untrusted model file cannot execute code. Each modality brings its payload functions; this
+module imports none of them until a file names its format.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthrelease.errors import ModelFileError
+from synthrelease.io.files import write_bytes_atomic
+
+MODEL_READERS: dict[str, tuple[str, str]] = {
+    "synthrelease-model/1": ("synthrelease.gan.model_io", "table_model_from_payload"),
+    "synthrelease-image-model/1": ("synthrelease.modalities.image.model_io", "image_model_from_payload"),
+}
+"""Format tag → (module, function(path, payload) -> model)."""
+
+
+def _payload_of(model: Any) -> dict[str, Any]:
+    from synthrelease.gan.trainer import TrainedModel
+
+    if isinstance(model, TrainedModel):  # tables and sequences: the DP-GAN over encoded rows
+        from synthrelease.gan.model_io import table_model_payload
+
+        return table_model_payload(model)
+    image_io = importlib.import_module("synthrelease.modalities.image.model_io")
+    if image_io.is_image_model(model):
+        return image_io.image_model_payload(model)
+    raise TypeError(f"no model file format for a {type(model).__name__}")
+
+
+def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a trained model (generator, encoder or tile spec, privacy record) to ``path`` atomically.
+
+    Raises:
+        InternalError: the model was trained with the test-only reproducible randomness.
+    """
+    buf = io.BytesIO()
+    torch.save(_payload_of(model), buf)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Load a model file written by :func:`save_model`, refusing anything but tensors and JSON.
+
+    A table (or sequence) model comes back as a :class:`synthrelease.gan.trainer.TrainedModel`,
+    an image model as the image modality's model (tile generator + metadata).
+
+    Raises:
+        ModelFileError: missing file, not a synthrelease model, or corrupt content.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"{p}: model file not found")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused, truncated zip, not a torch file
+        raise ModelFileError(f"{p}: not a readable synthrelease model ({type(e).__name__})") from None
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt not in MODEL_READERS:
+        raise ModelFileError(f"{p}: not a synthrelease model file (format {' or '.join(MODEL_READERS)} expected)")
+    module, function = MODEL_READERS[str(fmt)]
+    return getattr(importlib.import_module(module), function)(p, payload)

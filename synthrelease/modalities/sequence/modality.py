@@ -1,0 +1,208 @@
+"""The sequence modality: what protein/DNA/RNA sequence sets bring to the one release pipeline.
+
+* **Model**: the tabular conditional DP-GAN on the positional table
+  (:mod:`synthrelease.modalities.sequence.positional`) with a 1-D convolutional discriminator. Same
+  privacy unit (one row = one sequence = one record), Poisson sampling, one Opacus
+  accountant, DP position-specific letter marginals per label (Gaussian, accounted),
+  secret randomness, the gate's reservation.
+* **Validation**: alphabet, length bounds (refuse or clip, as the metadata says) and labels.
+* **Gate and table audits**: on a public-bounded feature view (length, composition,
+  homopolymer runs, charge, hydrophobicity, …: :mod:`synthrelease.modalities.sequence.features`),
+  each a function of one sequence, so the DP figures' sensitivities hold unchanged; exact
+  copies are counted on the sequences themselves.
+* **Sequence audits** (internal): k-mer spectra, descriptors, diversity, near copies,
+  nearest-neighbour-identity membership attack, k-mer TSTR (:mod:`synthrelease.modalities.sequence.audits`).
+* **Bundle**: the synthetic sequences as CSV/Parquet and FASTA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthrelease.errors import SynthreleaseError
+from synthrelease.metadata.schema import Metadata
+from synthrelease.modalities.base import Modality, ModalityModel, metadata_without, with_label
+from synthrelease.modalities.sequence.positional import (
+    consistent_logits,
+    from_positions,
+    positional_metadata,
+    to_positions,
+)
+from synthrelease.progress import ProgressCallback, ignore_progress
+
+SAMPLE_ROUNDS = 20
+"""Sampling rounds allowed to find enough sequences of at least ``min_length`` letters."""
+
+
+SequenceModel = ModalityModel
+"""A DP generator of sequences: the positional table model plus the sequence metadata."""
+
+
+def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
+                   n_steps: int | None = None, batch_size: int | None = None, metadata: Metadata | None = None,
+                   condition_column: str | None = None) -> Any:
+    """The table defaults on the positional layout (public quantities only), with the conv critic."""
+    from synthrelease.gan.defaults import default_training_config
+
+    pos = positional_metadata(metadata) if metadata is not None else None
+    config = default_training_config(n_rows, epsilon=epsilon, delta=delta, seed=seed, accountant=accountant,
+                                     n_steps=n_steps, batch_size=batch_size, metadata=pos,
+                                     condition_column=condition_column)
+    return dataclasses.replace(config, discriminator_kind="conv1d")
+
+
+def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_column: str | None,
+        progress: ProgressCallback = ignore_progress, reserved_entries: tuple[Any, ...] = (),
+        randomness: Any = None) -> SequenceModel:
+    """Train the (ε, δ)-DP positional DP-GAN on the sequences (see the module docstring)."""
+    from synthrelease.gan.trainer import fit_dp_synthesizer
+
+    pos_meta = positional_metadata(metadata)
+    model = fit_dp_synthesizer(to_positions(train, metadata), pos_meta, config, condition_column=condition_column,
+                               progress=progress, reserved_entries=reserved_entries, randomness=randomness)
+    return SequenceModel(model, metadata)
+
+
+def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
+    """``n_rows`` synthetic sequences with their labels (post-processing of the DP model).
+
+    Each row's length is drawn first, then letters only before it
+    (:func:`~synthrelease.modalities.sequence.positional.consistent_logits`); a sequence still shorter
+    than the public ``min_length`` is dropped and drawn again.
+    """
+    from synthrelease.gan.sampling import sample_frame
+    from synthrelease.privacy.randomness import SeedTree
+
+    column = model.metadata.sequence_column
+    assert column is not None
+    min_length = int(model.metadata.columns[column].min_length or 1)
+    seeds = SeedTree(seed)
+    adjust = consistent_logits(model.inner.encoder, model.metadata)
+    kept: list[pd.DataFrame] = []
+    have = 0
+    for round_ in range(SAMPLE_ROUNDS):
+        want = max(16, int((n_rows - have) * 1.25))
+        rows = sample_frame(model.inner, want, seed=seeds.integer(f"round-{round_}"), adjust_logits=adjust)
+        seqs = from_positions(rows, model.metadata)
+        seqs = seqs[seqs[column].str.len() >= min_length]
+        kept.append(seqs)
+        have += len(seqs)
+        if have >= n_rows:
+            return pd.concat(kept, ignore_index=True).iloc[:n_rows].reset_index(drop=True)
+    raise SynthreleaseError(f"the model generated only {have} of {n_rows} sequences of at least {min_length} letters "
+                            f"in {SAMPLE_ROUNDS} rounds; train longer or lower min_length")
+
+
+def shadow_synthesizer(metadata: Metadata, config: Any, *, condition_column: str | None, sample_rate: float) -> Any:
+    """The sequence DP-GAN as the shadow attack's fit-and-sample function (fresh secret noise)."""
+    from synthrelease.audits.shadow import retraining_synthesizer
+
+    return retraining_synthesizer(metadata, config, condition_column=condition_column, sample_rate=sample_rate,
+                                  fit=fit, sample=sample)
+
+
+def audit_trainer(*args: Any, **kwargs: Any) -> Any:
+    """The empirical ε audit's canaries are table rows; for sequences it is not built yet."""
+    raise SynthreleaseError("the empirical privacy audit is not available for sequence releases yet; "
+                            "remove privacy.empirical_audit from the policy")
+
+
+def validate(table: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFrame:
+    """Check and clean the sequences (alphabet, lengths; clipped if the metadata says so) and the
+    labels; returns the cleaned table.
+
+    Raises:
+        DataValidationError: one line naming the source, column and first bad row (never a sequence).
+    """
+    from synthrelease.metadata.alphabets import check_sequences, resolve_alphabet
+    from synthrelease.validation.expectations import validate_table
+
+    column = metadata.sequence_column
+    assert column is not None
+    spec = metadata.columns[column]
+    if column not in table.columns:
+        raise SynthreleaseError(f"{source}: the sequence column {column!r} is missing")
+    rest = metadata_without(metadata, column)
+    if rest is not None:
+        validate_table(table.drop(columns=[column]), rest, source=source)
+    cleaned = check_sequences(table[column], resolve_alphabet(spec.alphabet or ""),
+                              min_length=int(spec.min_length or 1), max_length=int(spec.max_length or 1),
+                              too_long=spec.too_long, source=source, column=column)
+    out = table.copy()
+    out[column] = cleaned
+    return out
+
+
+def view(df: pd.DataFrame, metadata: Metadata) -> tuple[pd.DataFrame, Metadata]:
+    """The public-bounded feature view of sequences (one row per sequence) and its metadata."""
+    from synthrelease.metadata.alphabets import resolve_alphabet
+    from synthrelease.modalities.sequence.features import feature_view, view_columns
+
+    column = metadata.sequence_column
+    assert column is not None
+    spec = metadata.columns[column]
+    alphabet = resolve_alphabet(spec.alphabet or "")
+    columns = view_columns(alphabet, min_length=int(spec.min_length or 1), max_length=int(spec.max_length or 1))
+    frame = feature_view(df[column].astype(str).reset_index(drop=True), alphabet=alphabet)
+    return with_label(frame, columns, df, metadata)
+
+
+def view_metadata(metadata: Metadata) -> Metadata:
+    """The feature view's public metadata alone (for checking plausibility rules before training)."""
+    column = metadata.sequence_column
+    assert column is not None
+    spec = metadata.columns[column]
+    letters = (spec.alphabet or "")
+    from synthrelease.metadata.alphabets import resolve_alphabet
+
+    example = pd.DataFrame({column: [resolve_alphabet(letters)[0] * int(spec.min_length or 1)]})
+    if metadata.target is not None:
+        example[metadata.target] = [metadata.columns[metadata.target].declared_categories()[0]]
+    return view(example, metadata)[1]
+
+
+def copy_keys(df: pd.DataFrame, metadata: Metadata) -> np.ndarray:
+    """What makes two records copies of each other: the sequence itself."""
+    column = metadata.sequence_column
+    assert column is not None
+    return df[column].astype(str).to_numpy()
+
+
+def extra_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *,
+                 seed: int) -> dict[str, Any]:
+    """The sequence-aware audits (INTERNAL: they read private rows)."""
+    from synthrelease.metadata.alphabets import resolve_alphabet
+    from synthrelease.modalities.sequence.audits import run_sequence_audits
+
+    column = metadata.sequence_column
+    assert column is not None
+    alphabet = resolve_alphabet(metadata.columns[column].alphabet or "")
+    return {"sequence": run_sequence_audits(train, holdout, synthetic, sequence_column=column,
+                                            label_column=metadata.target, alphabet=alphabet, seed=seed)}
+
+
+def outputs(synthetic: pd.DataFrame, metadata: Metadata) -> dict[str, Any]:
+    """Extra bundle files: the synthetic sequences as FASTA (label in the header)."""
+    from synthrelease.io.fasta import write_fasta
+
+    column = metadata.sequence_column
+    assert column is not None
+    header = (metadata.target,) if metadata.target is not None else ()
+
+    def write(path: Path) -> Any:
+        return write_fasta(path, synthetic, sequence_column=column, header_columns=header)
+
+    return {"synthetic.fasta": write}
+
+
+def sequence_modality() -> Modality:
+    """The sequence modality (see the module docstring)."""
+    return Modality("sequence", default_config=default_config, fit=fit, sample=sample,
+                    shadow_synthesizer=shadow_synthesizer, audit_trainer=audit_trainer, validate=validate,
+                    view=view, view_metadata=view_metadata, copy_keys=copy_keys, extra_audits=extra_audits,
+                    outputs=outputs, trained_metadata=lambda model, metadata: metadata)

@@ -1,0 +1,1 @@
+"""The table modality (:mod:`.modality`)."""

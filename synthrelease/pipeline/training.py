@@ -1,0 +1,188 @@
+"""Jobs besides the release: train a model charged to the ledger (train), audit the ε claim (audit-privacy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import pandas as pd
+
+from synthrelease.audits.base import AuditResult
+from synthrelease.errors import (
+    MetadataError,
+    PrivacyParameterError,
+)
+from synthrelease.gan.config import TrainingConfig
+from synthrelease.gan.defaults import (
+    default_training_config,
+)
+from synthrelease.gan.trainer import fit_dp_synthesizer
+from synthrelease.io.files import sha256_file
+from synthrelease.metadata.schema import Metadata
+from synthrelease.modalities.base import modality_for
+from synthrelease.pipeline import stages
+from synthrelease.pipeline.charging import train_charged
+from synthrelease.privacy import dp_counts
+from synthrelease.privacy.parameters import PrivacyLoss, public_default_delta
+from synthrelease.privacy.randomness import PrivateRandomness, SeedTree
+from synthrelease.progress import ProgressCallback, ignore_progress
+
+
+def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
+                delta: float | None = None, condition: str | None = None, seed: int = 0,
+                accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
+                ledger_path: str | os.PathLike[str] | None = None, policy_path: str | os.PathLike[str] | None = None,
+                progress: ProgressCallback = ignore_progress, sep: str | None = None) -> tuple[Any, list[str]]:
+    """Train a DP generator on the whole table at ``data`` (no audits, no gate); ``sep``: the
+    separator of delimited text (as ``release``).
+
+    Tables give a :class:`TrainedModel`; image tiles (metadata with an image column) the
+    image modality's model (:func:`_train_image_model`); sequences are refused.
+
+    Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``; its
+    DP randomness is fresh OS entropy (``seed`` fixes public streams only). Requires
+    reviewed metadata. The model is shareable, so its ε is charged to the privacy ledger
+    like a release's: reserved before training (against ``policy_path``'s lifetime cap,
+    when given) and spent once training starts.
+
+    Raises:
+        MetadataError: unreviewed metadata (exit 2). GateRefused: the lifetime cap would be
+        exceeded (exit 1, nothing spent).
+    """
+    if stages.resolve_metadata(metadata_path)[0].modality == "image":
+        return _train_image_model(data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed,
+                                  accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                  ledger_path=ledger_path, policy_path=policy_path, progress=progress)
+    df, metadata, notes, cond, config, content_sha = _whole_table_setup(
+        data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False, sep=sep)
+    counts = dp_counts.count_entry(dp_counts.TRAIN_COUNT_SHARE, epsilon=epsilon, delta=config.target_delta,
+                                   accountant=accountant)
+    secret = PrivateRandomness()  # fresh OS entropy, never stored
+
+    def fit() -> Any:  # the model is shareable: its settings come from a DP count of the rows, not the exact one
+        public_rows = dp_counts.release_sizes(len(df), 0, 0, counts, secret).rows_for_defaults
+        public = default_training_config(public_rows, epsilon=epsilon, delta=config.target_delta, seed=seed,
+                                         accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                         metadata=metadata, condition_column=cond)
+        return fit_dp_synthesizer(df, metadata, dataclasses.replace(public, public_rows=public_rows),
+                                  condition_column=cond, progress=progress, reserved_entries=(counts,),
+                                  randomness=secret)
+
+    model = train_charged(fit, dataset=metadata.name, epsilon=epsilon, delta=config.target_delta,
+                          ledger_path=ledger_path,
+                          policy_path=policy_path, data_sha256=sha256_file(data),
+                          content_sha256=content_sha, what=f"model of {data}")
+    return model, notes
+
+
+def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
+                       delta: float | None, condition: str | None, seed: int, accountant: str,
+                       n_steps: int | None, batch_size: int | None, ledger_path: str | os.PathLike[str] | None,
+                       policy_path: str | os.PathLike[str] | None, progress: ProgressCallback) -> tuple[Any, list[str]]:
+    """:func:`train_model` for image tiles: the image modality's settings and DP trainer on EVERY tile (no
+    holdout), conditioned on the metadata's target when it has one; read and validated as ``release`` does
+    (:func:`stages.load`, :func:`stages.validate`); the same ledger reservation and charge as tables.
+
+    Raises:
+        MetadataError: ``condition`` is not the metadata's target. PrivacyParameterError: ε or δ impossible
+        for the number of privacy units. GateRefused: the lifetime cap would be exceeded (nothing spent).
+    """
+    if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
+    loaded = stages.load(data, metadata_path)
+    kind = modality_for(loaded.metadata)
+    loaded = stages.validate(loaded, kind)
+    metadata, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
+    if condition is not None and condition != metadata.target:
+        raise MetadataError(f"--condition-column: an image model is conditioned on the metadata's target "
+                            f"({metadata.target!r}), not {condition!r}")
+    n_units = stages.first_row_per_person(df, metadata).shape[0]  # persons (= tiles unless m > 1): PRIVATE
+    eff_delta = delta if delta is not None else public_default_delta()
+    PrivacyLoss(epsilon, eff_delta)
+    counts = dp_counts.count_entry(dp_counts.TRAIN_COUNT_SHARE, epsilon=epsilon, delta=eff_delta,
+                                   accountant=accountant)
+    secret = PrivateRandomness()  # fresh OS entropy, never stored
+    secret.require_secret("train")
+
+    def fit() -> Any:  # the model is shareable: its settings come from a DP count of the persons
+        public_units = dp_counts.release_sizes(n_units, 0, 0, counts, secret).rows_for_defaults
+        config = kind.default_config(public_units, epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
+                                     condition_column=metadata.target)
+        return kind.fit(df, metadata, dataclasses.replace(config, public_rows=public_units),
+                        condition_column=metadata.target, progress=progress, reserved_entries=(counts,),
+                        randomness=secret)
+
+    model = train_charged(fit,
+                          dataset=metadata.name, epsilon=epsilon, delta=eff_delta, ledger_path=ledger_path,
+                          policy_path=policy_path, data_sha256=loaded.data_sha256,
+                          content_sha256=loaded.content_sha256, what=f"image model of {data}")
+    return model, notes
+
+
+def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
+                       delta: float | None, condition: str | None, seed: int, accountant: str,
+                       n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
+                       require_condition: bool,
+                       sep: str | None = None) -> tuple[pd.DataFrame, Metadata, list[str], str | None, TrainingConfig,
+                                                        str]:
+    """Load and validate a table for training on all its rows; the condition column, the config
+    and the table's content fingerprint (:func:`table_fingerprint`).
+
+    Raises:
+        MetadataError: the condition column is not a declared categorical with a category list
+            (or is missing while ``require_condition``).
+        PrivacyParameterError: ε or δ impossible for the row count.
+    """
+    if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
+    loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed, sep=sep)
+    loaded = stages.validate(loaded, modality_for(loaded.metadata))
+    df, metadata, notes = loaded.table, loaded.metadata, list(loaded.notes)
+    if metadata.modality != "table":
+        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `train` and `sample` handle tables "
+                            f"and image tiles, `audit-privacy` tables only: release it with `synthrelease release`")
+    cond = condition if condition is not None else metadata.target
+    if (cond is None and require_condition) or (cond is not None and (
+            cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"))):
+        raise MetadataError(f"--condition-column: {cond!r} is not a declared categorical column")
+    if cond is not None and metadata.columns[cond].dp_categories is not None:
+        raise MetadataError(f"--condition-column: {cond!r} needs a declared 'categories' list, not dp_categories")
+    eff_delta = delta if delta is not None else public_default_delta()
+    PrivacyLoss(epsilon, eff_delta)
+    config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
+                                     condition_column=cond)
+    return df, metadata, notes, cond, config, loaded.content_sha256
+
+
+def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
+                        delta: float | None = None, condition: str | None = None, seed: int = 0,
+                        accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
+                        n_canaries: int | None = None, many_run: int = 0, allow_unreviewed: bool = False,
+                        progress: ProgressCallback = ignore_progress, sep: str | None = None) -> dict[str, AuditResult]:
+    """Check the DP-GAN's ε claim on ``data`` with the empirical audits (nothing released).
+
+    Trains the audit run(s) with the settings ``train``/``release`` would use for this
+    table (:func:`default_training_config`). Always runs the one-run audit (Steinke et al.
+    2023, ``n_canaries`` canaries); with ``many_run`` = T > 0 also the many-run audit
+    (Jagielski et al. 2020, T trainings: small models only). Reads private rows; NOT DP;
+    the results are INTERNAL (no model, table or bundle is written), and no ε is charged:
+    nothing from these runs is released.
+    """
+    from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
+
+    df, metadata, _, cond, config, _ = _whole_table_setup(
+        data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True, sep=sep)
+    seeds = SeedTree(seed)
+    results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),
+                                                      n_canaries=n_canaries, condition_column=cond,
+                                                      progress=progress)}
+    if many_run:
+        results["empirical_privacy_many_run"] = run_many_run_audit(
+            df, metadata, config, seed=seeds.integer("many-run"), n_runs=many_run, condition_column=cond,
+            progress=progress)
+    return results

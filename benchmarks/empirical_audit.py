@@ -68,13 +68,15 @@ def synthetic_base(train, meta, eps: float, seed: int):
 def one_run(train, meta, eps: float, noise: float, m: int, seed: int, small: bool = False) -> dict:
     from synthrelease.api import default_training_config
     from synthrelease.audits.empirical_privacy import run_one_run_audit
+    from synthrelease.gan.audit_training import train_for_audit
     from synthrelease.privacy.parameters import default_delta
 
     cfg = default_training_config(len(train), epsilon=eps, delta=default_delta(len(train)), seed=seed,
                                   metadata=meta, condition_column="diagnosis")
     if small:
         cfg = dataclasses.replace(cfg, **SMALL)
-    res = run_one_run_audit(train, meta, cfg, seed=seed, n_canaries=m, _unsafe_noise_scale=noise)
+    res = run_one_run_audit(train, meta, cfg, seed=seed, n_canaries=m, _unsafe_noise_scale=noise,
+                            trainer=train_for_audit)
     return {"audit": "one-run", "model": "small" if small else "shipped", "epsilon_target": eps, "noise_scale": noise,
             "seed": seed, "canaries": m, "epsilon_claimed": round(res.metrics["epsilon_claimed"], 3),
             "epsilon_lower_bound": round(res.metrics["epsilon_lower_bound"], 3),
@@ -88,11 +90,13 @@ SMALL = {"generator_hidden": 16, "discriminator_hidden": 32, "latent_dim": 8, "n
 def many_run(train, meta, eps: float, noise: float, runs: int, seed: int) -> dict:
     from synthrelease.api import default_training_config
     from synthrelease.audits.empirical.many_run import run_many_run_audit
+    from synthrelease.gan.audit_training import train_for_audit
     from synthrelease.privacy.parameters import default_delta
 
     cfg = dataclasses.replace(default_training_config(len(train), epsilon=eps, delta=default_delta(len(train)),
                                                       seed=seed, metadata=meta, condition_column="diagnosis"), **SMALL)
-    res = run_many_run_audit(train, meta, cfg, seed=seed, n_runs=runs, _unsafe_noise_scale=noise)
+    res = run_many_run_audit(train, meta, cfg, seed=seed, n_runs=runs, _unsafe_noise_scale=noise,
+                            trainer=train_for_audit)
     return {"audit": "many-run", "model": "small", "epsilon_target": eps, "noise_scale": noise, "seed": seed,
             "runs": runs, "epsilon_claimed": round(res.metrics["epsilon_claimed"], 3),
             "epsilon_lower_bound": round(res.metrics["epsilon_lower_bound"], 3),

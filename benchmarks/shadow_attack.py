@@ -32,10 +32,11 @@ from synthrelease.api import default_training_config, split_train_holdout
 from synthrelease.audits.base import AuditResult
 from synthrelease.audits.shadow import run_shadow_attack
 from synthrelease.gan.sampling import sample_frame
-from synthrelease.gan.trainer import fit_dp_synthesizer
+from synthrelease.gan.trainer import fit_dp_synthesizer, sample_rate_for
 from synthrelease.io.files import write_json_atomic, write_text_atomic
 from synthrelease.io.formats import read_table
 from synthrelease.metadata.load import load_metadata
+from synthrelease.modalities.table.modality import table_modality
 from synthrelease.privacy.parameters import default_delta
 from synthrelease.privacy.randomness import PrivateRandomness
 
@@ -98,7 +99,9 @@ def main() -> None:
         model = fit_dp_synthesizer(train, meta, config, condition_column=TARGET)
         released = sample_frame(model, len(train), seed=1)
         release_fit = time.perf_counter() - t0
-        res = run_shadow_attack(train, holdout, meta, config, released=released, **kw)
+        q = sample_rate_for(len(train), min(config.batch_size, len(train)))
+        synthesizer = table_modality().shadow_synthesizer(meta, config, condition_column=TARGET, sample_rate=q)
+        res = run_shadow_attack(train, holdout, meta, config, released=released, synthesizer=synthesizer, **kw)
         rows.append(_row(f"dp-gan eps={eps:g}", res, {
             "epsilon": eps, "delta": delta, "epsilon_spent_release": model.privacy.epsilon,
             "n_steps": config.n_steps, "batch_size_release": config.batch_size,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
@@ -147,6 +148,132 @@ def _finite(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+@dataclass(frozen=True)
+class _Scores:
+    """sdmetrics' scores (in [0, 1], NaN when undefined) and detail tables. INTERNAL: from private rows."""
+
+    overall: float
+    shapes: float
+    trends: float
+    shape_details: pd.DataFrame
+    pair_details: pd.DataFrame
+    correlation_threshold: float
+    """Real |Pearson r| a numerical pair must exceed to count towards Column Pair Trends."""
+    association_threshold: float
+    """Real Cramér's V a categorical pair must exceed to count towards Column Pair Trends."""
+    pair_columns: list[str]
+    """The columns pairs were formed from."""
+
+
+def _check_columns(real: pd.DataFrame, synthetic: pd.DataFrame, cols: list[str]) -> None:
+    """DataValidationError naming the synthesised columns the real (checked first) or synthetic table lacks."""
+    for frame, what in ((real, "real"), (synthetic, "synthetic")):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise DataValidationError(f"fidelity audit: the {what} table lacks column(s) {missing}")
+
+
+def _full_quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, cols: list[str],
+                         sdmeta: dict[str, Any], emit: ProgressCallback, quality_report: type) -> _Scores:
+    """sdmetrics' own QualityReport on every synthesised column, exact (no unseeded 50k-row subsample).
+
+    Reads private rows; INTERNAL. Emits ``audit:fidelity`` step 0 of 1.
+    """
+    emit(ProgressEvent("audit:fidelity", 0, 1, message=f"quality report on {len(cols)} columns"))
+    r = _prepare(real, metadata, cols, "real")
+    s = _prepare(synthetic, metadata, cols, "synthetic")
+    report = quality_report()
+    report.num_rows_subsample = None  # exact: no unseeded 50k-row subsample
+    report.generate(r, s, sdmeta, verbose=False)
+    props = report.get_properties().set_index("Property")["Score"]
+    return _Scores(overall=report.get_score(), shapes=props["Column Shapes"], trends=props["Column Pair Trends"],
+                   shape_details=report.get_details("Column Shapes"),
+                   pair_details=report.get_details("Column Pair Trends"),
+                   correlation_threshold=report.real_correlation_threshold,
+                   association_threshold=report.real_association_threshold, pair_columns=cols)
+
+
+def _wide_quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, cols: list[str],
+                         sdmeta: dict[str, Any], max_pair_columns: int, emit: ProgressCallback,
+                         quality_report: type) -> _Scores:
+    """Wide tables: Column Shapes over every column (in blocks), Column Pair Trends (sdmetrics' default
+    thresholds, exact) over :func:`pair_columns`, overall = their mean, NaN skipped.
+
+    Reads private rows; INTERNAL. Emits ``audit:fidelity`` steps 0 and 1 of 2.
+    """
+    from sdmetrics.reports.single_table._properties import ColumnPairTrends, ColumnShapes
+
+    emit(ProgressEvent("audit:fidelity", 0, 2, message=f"column shapes on {len(cols)} columns"))
+    shapes, shape_details = _column_shapes_in_blocks(real, synthetic, metadata, cols, sdmeta, ColumnShapes)
+    subset = pair_columns(real, metadata, max_pair_columns)
+    emit(ProgressEvent("audit:fidelity", 1, 2, message=f"column pair trends on {len(subset)} of {len(cols)} columns"))
+    defaults = quality_report()  # only for sdmetrics' default thresholds
+    pair_prop = ColumnPairTrends()
+    pair_prop.real_correlation_threshold = corr_t = defaults.real_correlation_threshold
+    pair_prop.real_association_threshold = assoc_t = defaults.real_association_threshold
+    pair_prop.num_rows_subsample = None
+    r = _prepare(real, metadata, subset, "real")
+    s = _prepare(synthetic, metadata, subset, "synthetic")
+    trends = pair_prop.get_score(r, s, {"columns": {c: sdmeta["columns"][c] for c in subset}})
+    finite = [float(x) for x in (shapes, trends) if math.isfinite(x)]
+    overall = sum(finite) / len(finite) if finite else math.nan  # sdmetrics' nanmean
+    return _Scores(overall=overall, shapes=shapes, trends=trends, shape_details=shape_details,
+                   pair_details=pair_prop.details, correlation_threshold=corr_t, association_threshold=assoc_t,
+                   pair_columns=subset)
+
+
+def _quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, cols: list[str],
+                    sdmeta: dict[str, Any], *, wide: bool, max_pair_columns: int, emit: ProgressCallback) -> _Scores:
+    """sdmetrics' scores of ``cols``, the full report or (``wide``) the column-subset variant, with every
+    warning silenced. Reads private rows; INTERNAL."""
+    with warnings.catch_warnings():
+        # sdmetrics 0.32 warns (FutureWarning, at import) that the single-table report is
+        # deprecated in favour of the unified one; we keep it because it is what the peers
+        # were scored with. It and scipy/pandas also warn on constant columns. An audit must
+        # not write to the console; the per-item errors sdmetrics catches stay in the details.
+        warnings.simplefilter("ignore")
+        from sdmetrics.reports.single_table import QualityReport
+
+        if not wide:
+            return _full_quality_report(real, synthetic, metadata, cols, sdmeta, emit, QualityReport)
+        return _wide_quality_scores(real, synthetic, metadata, cols, sdmeta, max_pair_columns, emit,
+                                    QualityReport)
+
+
+def _fidelity_metrics(scores: _Scores) -> dict[str, float | None]:
+    """``quality_score``, ``column_shapes``, ``column_pair_trends`` as floats, None when not finite."""
+    return {"quality_score": _finite(scores.overall), "column_shapes": _finite(scores.shapes),
+            "column_pair_trends": _finite(scores.trends)}
+
+
+def _fidelity_details(real: pd.DataFrame, synthetic: pd.DataFrame, cols: list[str], scores: _Scores,
+                      wide: bool) -> dict[str, Any]:
+    """JSON-able details: version, counts, thresholds, per-column and per-pair records (floats rounded
+    to 4 decimals), and notes on the wide-table subset and on a missing pair score. INTERNAL."""
+    shape_details, pair_details = scores.shape_details, scores.pair_details
+    meets = pair_details["Meets Threshold?"].astype("boolean").fillna(False) if len(pair_details) else []
+    errors = sum(int(d["Error"].notna().sum()) for d in (shape_details, pair_details) if "Error" in d.columns)
+    details: dict[str, Any] = {
+        "sdmetrics_version": version("sdmetrics"),
+        "n_columns": len(cols), "n_rows_real": len(real), "n_rows_synthetic": len(synthetic),
+        "pair_subsampled": wide,
+        "pair_columns": list(scores.pair_columns),
+        "n_pairs": len(pair_details), "n_pairs_meeting_threshold": int(np.sum(meets)),
+        "real_correlation_threshold": scores.correlation_threshold,
+        "real_association_threshold": scores.association_threshold,
+        "n_errors": errors,
+        "column_shapes": _records(shape_details),
+        "column_pair_trends": _records(pair_details),
+    }
+    if wide:
+        details["note"] = (f"{len(cols)} columns > {WIDE_COLUMNS}: Column Pair Trends on {len(scores.pair_columns)} "
+                           "columns (target, categoricals, highest-variance numericals scaled by declared bounds); "
+                           "Column Shapes on all columns; overall = mean of the two")
+    if _finite(scores.trends) is None:
+        details["pair_note"] = "no column pair meets sdmetrics' real-correlation/association thresholds"
+    return details
+
+
 def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *,
                  max_pair_columns: int = 40, progress: ProgressCallback | None = None,
                  coverage: bool = True, seed: int = 0) -> AuditResult:
@@ -192,73 +319,12 @@ def run_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata
     emit = progress or (lambda event: None)
     cols = metadata.model_columns
     sdmeta = metadata.to_sdmetrics()
-    for frame, what in ((real, "real"), (synthetic, "synthetic")):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise DataValidationError(f"fidelity audit: the {what} table lacks column(s) {missing}")
+    _check_columns(real, synthetic, cols)
     wide = len(cols) > WIDE_COLUMNS
-    with warnings.catch_warnings():
-        # sdmetrics 0.32 warns (FutureWarning, at import) that the single-table report is
-        # deprecated in favour of the unified one; we keep it because it is what the peers
-        # were scored with. It and scipy/pandas also warn on constant columns. An audit must
-        # not write to the console; the per-item errors sdmetrics catches stay in the details.
-        warnings.simplefilter("ignore")
-        from sdmetrics.reports.single_table import QualityReport
-
-        if not wide:
-            emit(ProgressEvent("audit:fidelity", 0, 1, message=f"quality report on {len(cols)} columns"))
-            r = _prepare(real, metadata, cols, "real")
-            s = _prepare(synthetic, metadata, cols, "synthetic")
-            report = QualityReport()
-            report.num_rows_subsample = None  # exact: no unseeded 50k-row subsample
-            report.generate(r, s, sdmeta, verbose=False)
-            props = report.get_properties().set_index("Property")["Score"]
-            shapes, trends = props["Column Shapes"], props["Column Pair Trends"]
-            overall = report.get_score()
-            shape_details = report.get_details("Column Shapes")
-            pair_details = report.get_details("Column Pair Trends")
-            corr_t, assoc_t = report.real_correlation_threshold, report.real_association_threshold
-            subset = cols
-        else:
-            from sdmetrics.reports.single_table._properties import ColumnPairTrends, ColumnShapes
-
-            emit(ProgressEvent("audit:fidelity", 0, 2, message=f"column shapes on {len(cols)} columns"))
-            shapes, shape_details = _column_shapes_in_blocks(real, synthetic, metadata, cols, sdmeta, ColumnShapes)
-            subset = pair_columns(real, metadata, max_pair_columns)
-            emit(ProgressEvent("audit:fidelity", 1, 2,
-                               message=f"column pair trends on {len(subset)} of {len(cols)} columns"))
-            defaults = QualityReport()  # only for sdmetrics' default thresholds
-            pair_prop = ColumnPairTrends()
-            pair_prop.real_correlation_threshold = corr_t = defaults.real_correlation_threshold
-            pair_prop.real_association_threshold = assoc_t = defaults.real_association_threshold
-            pair_prop.num_rows_subsample = None
-            r = _prepare(real, metadata, subset, "real")
-            s = _prepare(synthetic, metadata, subset, "synthetic")
-            trends = pair_prop.get_score(r, s, {"columns": {c: sdmeta["columns"][c] for c in subset}})
-            pair_details = pair_prop.details
-            finite = [float(x) for x in (shapes, trends) if math.isfinite(x)]
-            overall = sum(finite) / len(finite) if finite else math.nan  # sdmetrics' nanmean
-    meets = pair_details["Meets Threshold?"].astype("boolean").fillna(False) if len(pair_details) else []
-    errors = sum(int(d["Error"].notna().sum()) for d in (shape_details, pair_details) if "Error" in d.columns)
-    metrics: dict[str, float | None] = {"quality_score": _finite(overall), "column_shapes": _finite(shapes),
-                                        "column_pair_trends": _finite(trends)}
-    details: dict[str, Any] = {
-        "sdmetrics_version": version("sdmetrics"),
-        "n_columns": len(cols), "n_rows_real": len(real), "n_rows_synthetic": len(synthetic),
-        "pair_subsampled": wide,
-        "pair_columns": list(subset),
-        "n_pairs": len(pair_details), "n_pairs_meeting_threshold": int(np.sum(meets)),
-        "real_correlation_threshold": corr_t, "real_association_threshold": assoc_t,
-        "n_errors": errors,
-        "column_shapes": _records(shape_details),
-        "column_pair_trends": _records(pair_details),
-    }
-    if wide:
-        details["note"] = (f"{len(cols)} columns > {WIDE_COLUMNS}: Column Pair Trends on {len(subset)} columns "
-                           "(target, categoricals, highest-variance numericals scaled by declared bounds); "
-                           "Column Shapes on all columns; overall = mean of the two")
-    if metrics["column_pair_trends"] is None:
-        details["pair_note"] = "no column pair meets sdmetrics' real-correlation/association thresholds"
+    scores = _quality_scores(real, synthetic, metadata, cols, sdmeta, wide=wide, max_pair_columns=max_pair_columns,
+                             emit=emit)
+    metrics = _fidelity_metrics(scores)
+    details = _fidelity_details(real, synthetic, cols, scores, wide)
     if coverage:
         from synthrelease.audits.coverage import run_coverage
 

@@ -165,6 +165,200 @@ def _cv_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, random_state: i
     return cross_val_predict(clf, x, y, groups=groups, cv=cv, method="predict_proba")[:, 1]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Targets:
+    """The attacked training rows (INTERNAL: derived from private rows)."""
+
+    positions: np.ndarray
+    """Training-row positions, most vulnerable first."""
+    vulnerability: np.ndarray
+    """Mean distance of each target to its k nearest other training rows (encoded units)."""
+    encoded: np.ndarray
+    """The targets' metadata-only encodings, [n_targets, width]."""
+
+
+def _select_targets(real_train: pd.DataFrame, metadata: Metadata, n_targets: int) -> _Targets:
+    """The ``n_targets`` most vulnerable training rows (reads private rows; INTERNAL)."""
+    enc_train = encode_for_distance(real_train, metadata)
+    positions, vulnerability = vulnerable_rows(enc_train, min(n_targets, len(real_train)))
+    return _Targets(positions, vulnerability, enc_train[positions])
+
+
+def _reference_pool(enc_hold: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Positions of the holdout rows that are not exact copies of a target (reads private rows; INTERNAL).
+
+    Raises:
+        DataValidationError: fewer than 2 such rows.
+    """
+    to_target = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(targets).kneighbors(enc_hold)[0][:, 0]
+    pool = np.flatnonzero(to_target > EXACT_COPY)
+    if len(pool) < 2:
+        raise DataValidationError("shadow attack: fewer than 2 holdout rows differ from the targets")
+    return pool
+
+
+def _shadow_sizes(pool_rows: int, train_rows: int, shadow_rows: int | None,
+                  synthetic_rows: int | None) -> tuple[int, int]:
+    """(rows per reference sample R_i, rows per shadow synthetic table), defaults filled in.
+
+    Raises:
+        PrivacyParameterError: a size outside [1, pool_rows] (reference) or below 1 (synthetic).
+    """
+    m = min(pool_rows, 500) if shadow_rows is None else int(shadow_rows)
+    if not 1 <= m <= pool_rows:
+        raise PrivacyParameterError(f"shadow attack: shadow_rows={m} must be in [1, {pool_rows}] "
+                                    f"(the usable holdout rows)")
+    n_syn = train_rows if synthetic_rows is None else int(synthetic_rows)
+    if n_syn < 1:
+        raise PrivacyParameterError(f"shadow attack: synthetic_rows must be >= 1, got {n_syn}")
+    return m, n_syn
+
+
+def _reference_radius(reference: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Distance from each target to its nearest reference row (reads private rows; INTERNAL)."""
+    return NearestNeighbors(n_neighbors=1, algorithm="brute").fit(reference).kneighbors(targets)[0][:, 0]
+
+
+def _require_synthesizer(synthesizer: Synthesizer | None) -> Synthesizer:
+    """The synthesizer to retrain, or PrivacyParameterError when none was passed."""
+    if synthesizer is None:
+        raise PrivacyParameterError("shadow attack: pass the synthesizer to retrain (a modality's "
+                                    "shadow_synthesizer, as the release stages do)")
+    return synthesizer
+
+
+class _ShadowFits:
+    """Runs the shadow synthesizer fits: times each, reports ``audit:shadow`` progress after each."""
+
+    def __init__(self, synthesizer: Synthesizer, n_rows: int, metadata: Metadata, report: ProgressCallback,
+                 total: int) -> None:
+        self._synthesizer, self._n_rows, self._metadata = synthesizer, n_rows, metadata
+        self._report, self._total = report, total
+        self.seconds: list[float] = []
+        """Wall-clock seconds of each fit, in call order."""
+
+    def start(self) -> None:
+        """Report step 0 of ``total`` fits."""
+        self._report(ProgressEvent("audit:shadow", step=0, total=self._total))
+
+    def __call__(self, rows: pd.DataFrame, child: np.random.SeedSequence) -> np.ndarray:
+        """Train on ``rows``, sample ``n_rows`` rows, return them encoded (reads private rows; INTERNAL).
+
+        The synthesizer's seed is 31 bits of ``child``; the model and its table are dropped here.
+        """
+        t0 = time.perf_counter()
+        out = self._synthesizer(rows.reset_index(drop=True), self._n_rows,
+                                int(child.generate_state(1)[0] & 0x7FFFFFFF))
+        self.seconds.append(time.perf_counter() - t0)
+        self._report(ProgressEvent("audit:shadow", step=len(self.seconds), total=self._total))
+        return encode_for_distance(out, self._metadata)
+
+
+def _shadow_features(real_train: pd.DataFrame, reference_rows: pd.DataFrame, pool: np.ndarray, shadow_rows: int,
+                     targets: _Targets, radius: np.ndarray, pair_seeds: list[np.random.SeedSequence],
+                     fit: _ShadowFits) -> list[np.ndarray]:
+    """Per target, the [naive | distance] feature rows of every shadow table (reads private rows; INTERNAL).
+
+    Rows per target: pair 0 "out", pair 0 "in", pair 1 "out", ... Pair i draws R_i (``shadow_rows`` rows of
+    ``reference_rows`` at positions ``pool``, from its first child seed) and fits "out" once, then
+    "in" = R_i ∪ {t} per target, each from its own child seed.
+    """
+    x: list[list[np.ndarray]] = [[] for _ in targets.positions]
+    for ps in pair_seeds:
+        sub, out_seed, *in_seeds = ps.spawn(2 + len(targets.positions))
+        ref = reference_rows.iloc[np.random.default_rng(sub).choice(pool, size=shadow_rows, replace=False)]
+        s_out = fit(ref, out_seed)
+        base_out = table_features(s_out)
+        for j, pos in enumerate(targets.positions):
+            s_in = fit(pd.concat([ref, real_train.iloc[[pos]]], axis=0), in_seeds[j])
+            x[j].append(np.concatenate([base_out, target_features(s_out, targets.encoded[j], radius[j])]))
+            x[j].append(np.concatenate([table_features(s_in), target_features(s_in, targets.encoded[j], radius[j])]))
+    return [np.vstack(rows) for rows in x]
+
+
+def _encoded_release(released: pd.DataFrame | None, n_syn: int, metadata: Metadata,
+                     root: np.random.SeedSequence) -> np.ndarray | None:
+    """The released table, encoded, subsampled to ``n_syn`` rows if longer (seed: a new child of ``root``)."""
+    if released is None:
+        return None
+    rel = released
+    if len(rel) > n_syn:  # score on as many rows as the shadow tables had
+        rel = rel.iloc[np.sort(np.random.default_rng(root.spawn(1)[0]).choice(len(rel), n_syn, replace=False))]
+    return encode_for_distance(rel, metadata)
+
+
+def _cross_validated_attacks(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                             clf_state: int) -> dict[str, dict[str, float]]:
+    """Per feature set: leave-pairs-out AUC and advantage (TPR − FPR at P(in) > 0.5) of the forest."""
+    by_features: dict[str, dict[str, float]] = {}
+    for name, cols in FEATURE_SETS.items():
+        scores = _cv_scores(x[:, cols], y, groups, clf_state)
+        pred = scores > 0.5
+        by_features[name] = {"auc": float(roc_auc_score(y, scores)),
+                             "advantage": float(pred[y == 1].mean() - pred[y == 0].mean())}
+    return by_features
+
+
+def _released_p_member(x: np.ndarray, y: np.ndarray, clf_state: int, released: np.ndarray, target: np.ndarray,
+                       radius: float) -> float:
+    """P(member) of the target in the released table, by the primary-feature forest fitted on all pairs."""
+    cols = FEATURE_SETS[next(iter(FEATURE_SETS))]
+    clf = RandomForestClassifier(n_estimators=N_TREES, random_state=clf_state, n_jobs=1).fit(x[:, cols], y)
+    feats = np.concatenate([table_features(released), target_features(released, target, radius)])[cols]
+    return float(clf.predict_proba(feats[None, :])[0, 1])
+
+
+def _attack_targets(x: list[np.ndarray], n_pairs: int, targets: _Targets, radius: np.ndarray, clf_state: int,
+                    released_enc: np.ndarray | None) -> list[dict[str, Any]]:
+    """One result row per target: position, vulnerability, radius, AUC per feature set, the primary
+    set's AUC and advantage, and (with a release) its P(member). INTERNAL: rows of private data."""
+    y = np.tile([0, 1], n_pairs)
+    groups = np.repeat(np.arange(n_pairs), 2)
+    primary = next(iter(FEATURE_SETS))
+    per_target: list[dict[str, Any]] = []
+    for j, pos in enumerate(targets.positions):
+        row: dict[str, Any] = {"train_row_position": int(pos), "vulnerability": float(targets.vulnerability[j]),
+                               "reference_radius": float(radius[j]),
+                               "by_features": _cross_validated_attacks(x[j], y, groups, clf_state)}
+        row.update(row["by_features"][primary], features=primary)
+        if released_enc is not None:
+            row["released_p_member"] = _released_p_member(x[j], y, clf_state, released_enc, targets.encoded[j],
+                                                          radius[j])
+        per_target.append(row)
+    return per_target
+
+
+def _shadow_metrics(per_target: list[dict[str, Any]], released_scored: bool) -> dict[str, float | None]:
+    """``shadow_mia_auc`` (max over targets), ``shadow_mia_auc_mean`` and, with a release, its mean P(member)."""
+    aucs = np.array([t["auc"] for t in per_target])
+    metrics: dict[str, float | None] = {"shadow_mia_auc": float(aucs.max()), "shadow_mia_auc_mean": float(aucs.mean())}
+    if released_scored:
+        metrics["shadow_released_mean_p_member"] = float(np.mean([t["released_p_member"] for t in per_target]))
+    return metrics
+
+
+def _shadow_details(per_target: list[dict[str, Any]], *, n_shadow_pairs: int, shadow_rows: int, synthetic_rows: int,
+                    pool_rows: int, fit_seconds: list[float], runtime: float, released_scored: bool) -> dict[str, Any]:
+    """The audit's details: per-target rows, sizes, methods, fit count and timings (seconds). INTERNAL."""
+    return {
+        "targets": per_target,
+        "n_targets": len(per_target), "n_shadow_pairs": n_shadow_pairs, "shadow_rows": shadow_rows,
+        "synthetic_rows": synthetic_rows, "reference": "holdout (non-members), minus exact copies of the targets",
+        "reference_pool_rows": pool_rows,
+        "features": {"distance": "target distances (5 nearest, share within the reference radius, exact-copy "
+                                 "share)", "naive+distance": "per encoded column mean/std/q10/q50/q90 + distance"},
+        "classifier": f"RandomForest({N_TREES} trees), GroupKFold over pairs (leave-pairs-out)",
+        "n_fits": len(fit_seconds), "seconds_per_fit_mean": float(np.mean(fit_seconds)),
+        "seconds_per_fit_max": float(np.max(fit_seconds)), "seconds_fitting": float(np.sum(fit_seconds)),
+        "seconds_total": runtime,
+        "cost": f"{len(fit_seconds)} synthesizer fits (n_pairs × (1 + n_targets)), "
+                f"{np.mean(fit_seconds):.2f} s each on average",
+        "released_scored": released_scored,
+        "note": "NOT DP; reads training rows (targets) and holdout rows; internal only. Shadow models "
+                "and tables were discarded.",
+    }
+
+
 def run_shadow_attack(
     real_train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -207,106 +401,26 @@ def run_shadow_attack(
         PrivacyParameterError: impossible settings; DataValidationError: too few rows.
     """
     started = time.perf_counter()
-    report = progress or ignore_progress
     _check_settings(real_train, holdout, n_targets, n_shadow_pairs)
-    enc_train = encode_for_distance(real_train, metadata)
+    targets = _select_targets(real_train, metadata, n_targets)
     enc_hold = encode_for_distance(holdout, metadata)
-    positions, vuln = vulnerable_rows(enc_train, min(n_targets, len(real_train)))
-    targets = enc_train[positions]
-
-    # Reference pool: holdout rows that are not exact copies of a target.
-    to_target = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(targets).kneighbors(enc_hold)[0][:, 0]
-    pool = np.flatnonzero(to_target > EXACT_COPY)
-    if len(pool) < 2:
-        raise DataValidationError("shadow attack: fewer than 2 holdout rows differ from the targets")
-    m = min(len(pool), 500) if shadow_rows is None else int(shadow_rows)
-    if not 1 <= m <= len(pool):
-        raise PrivacyParameterError(f"shadow attack: shadow_rows={m} must be in [1, {len(pool)}] "
-                                    f"(the usable holdout rows)")
-    n_syn = len(real_train) if synthetic_rows is None else int(synthetic_rows)
-    if n_syn < 1:
-        raise PrivacyParameterError(f"shadow attack: synthetic_rows must be >= 1, got {n_syn}")
-    radius = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(enc_hold[pool]).kneighbors(targets)[0][:, 0]
-
-    if synthesizer is None:
-        raise PrivacyParameterError("shadow attack: pass the synthesizer to retrain (a modality's "
-                                    "shadow_synthesizer, as the release stages do)")
+    pool = _reference_pool(enc_hold, targets.encoded)
+    m, n_syn = _shadow_sizes(len(pool), len(real_train), shadow_rows, synthetic_rows)
+    radius = _reference_radius(enc_hold[pool], targets.encoded)
+    fit = _ShadowFits(_require_synthesizer(synthesizer), n_syn, metadata, progress or ignore_progress,
+                      total=n_shadow_pairs * (1 + len(targets.positions)))
 
     root = np.random.SeedSequence(seed)
     pair_seeds = root.spawn(n_shadow_pairs)
-    n_fits = n_shadow_pairs * (1 + len(positions))
-    fit_seconds: list[float] = []
-
-    def synth(rows: pd.DataFrame, child: np.random.SeedSequence) -> np.ndarray:
-        t0 = time.perf_counter()
-        out = synthesizer(rows.reset_index(drop=True), n_syn, int(child.generate_state(1)[0] & 0x7FFFFFFF))
-        fit_seconds.append(time.perf_counter() - t0)
-        report(ProgressEvent("audit:shadow", step=len(fit_seconds), total=n_fits))
-        return encode_for_distance(out, metadata)
-
-    report(ProgressEvent("audit:shadow", step=0, total=n_fits))
-    # features[j] rows: pair 0 out, pair 0 in, pair 1 out, ...
-    x: list[list[np.ndarray]] = [[] for _ in positions]
-    for ps in pair_seeds:
-        sub, out_seed, *in_seeds = ps.spawn(2 + len(positions))
-        ref = holdout.iloc[np.random.default_rng(sub).choice(pool, size=m, replace=False)]
-        s_out = synth(ref, out_seed)
-        base_out = table_features(s_out)
-        for j, pos in enumerate(positions):
-            s_in = synth(pd.concat([ref, real_train.iloc[[pos]]], axis=0), in_seeds[j])
-            x[j].append(np.concatenate([base_out, target_features(s_out, targets[j], radius[j])]))
-            x[j].append(np.concatenate([table_features(s_in), target_features(s_in, targets[j], radius[j])]))
-
-    y = np.tile([0, 1], n_shadow_pairs)
-    groups = np.repeat(np.arange(n_shadow_pairs), 2)
+    fit.start()
+    x = _shadow_features(real_train, holdout, pool, m, targets, radius, pair_seeds, fit)
     clf_state = int(root.generate_state(1)[0] & 0x7FFFFFFF)
-    released_enc = None
-    if released is not None:
-        rel = released
-        if len(rel) > n_syn:  # score on as many rows as the shadow tables had
-            rel = rel.iloc[np.sort(np.random.default_rng(root.spawn(1)[0]).choice(len(rel), n_syn, replace=False))]
-        released_enc = encode_for_distance(rel, metadata)
+    released_enc = _encoded_release(released, n_syn, metadata, root)
+    per_target = _attack_targets(x, n_shadow_pairs, targets, radius, clf_state, released_enc)
 
-    per_target: list[dict[str, Any]] = []
-    for j, pos in enumerate(positions):
-        xj = np.vstack(x[j])
-        row: dict[str, Any] = {"train_row_position": int(pos), "vulnerability": float(vuln[j]),
-                               "reference_radius": float(radius[j]), "by_features": {}}
-        for name, cols in FEATURE_SETS.items():
-            scores = _cv_scores(xj[:, cols], y, groups, clf_state)
-            pred = scores > 0.5
-            row["by_features"][name] = {"auc": float(roc_auc_score(y, scores)),
-                                        "advantage": float(pred[y == 1].mean() - pred[y == 0].mean())}
-        best = next(iter(FEATURE_SETS))
-        row.update(row["by_features"][best], features=best)
-        if released_enc is not None:
-            cols = FEATURE_SETS[best]
-            clf = RandomForestClassifier(n_estimators=N_TREES, random_state=clf_state, n_jobs=1).fit(xj[:, cols], y)
-            feats = np.concatenate([table_features(released_enc),
-                                    target_features(released_enc, targets[j], radius[j])])[cols]
-            row["released_p_member"] = float(clf.predict_proba(feats[None, :])[0, 1])
-        per_target.append(row)
-
-    aucs = np.array([t["auc"] for t in per_target])
-    metrics: dict[str, float | None] = {"shadow_mia_auc": float(aucs.max()), "shadow_mia_auc_mean": float(aucs.mean())}
-    if released_enc is not None:
-        metrics["shadow_released_mean_p_member"] = float(np.mean([t["released_p_member"] for t in per_target]))
+    metrics = _shadow_metrics(per_target, released_enc is not None)
     runtime = time.perf_counter() - started
-    details: dict[str, Any] = {
-        "targets": per_target,
-        "n_targets": len(positions), "n_shadow_pairs": n_shadow_pairs, "shadow_rows": m,
-        "synthetic_rows": n_syn, "reference": "holdout (non-members), minus exact copies of the targets",
-        "reference_pool_rows": len(pool),
-        "features": {"distance": "target distances (5 nearest, share within the reference radius, exact-copy "
-                                 "share)", "naive+distance": "per encoded column mean/std/q10/q50/q90 + distance"},
-        "classifier": f"RandomForest({N_TREES} trees), GroupKFold over pairs (leave-pairs-out)",
-        "n_fits": len(fit_seconds), "seconds_per_fit_mean": float(np.mean(fit_seconds)),
-        "seconds_per_fit_max": float(np.max(fit_seconds)), "seconds_fitting": float(np.sum(fit_seconds)),
-        "seconds_total": runtime,
-        "cost": f"{len(fit_seconds)} synthesizer fits (n_pairs × (1 + n_targets)), "
-                f"{np.mean(fit_seconds):.2f} s each on average",
-        "released_scored": released is not None,
-        "note": "NOT DP; reads training rows (targets) and holdout rows; internal only. Shadow models "
-                "and tables were discarded.",
-    }
+    details = _shadow_details(per_target, n_shadow_pairs=n_shadow_pairs, shadow_rows=m, synthetic_rows=n_syn,
+                              pool_rows=len(pool), fit_seconds=fit.seconds, runtime=runtime,
+                              released_scored=released is not None)
     return AuditResult("shadow", metrics, details, runtime_s=runtime)

@@ -1,4 +1,4 @@
-"""The Python API: one call per job. The CLI only wraps these functions.
+"""The release job: one call from private data to a signed bundle or a reasoned refusal.
 
 ``release`` runs, in order: metadata → validation → train/holdout split by secret per-row
 coins → DP-GAN training → sampling → audits (internal) → DP gate figures → policy gate →
@@ -12,8 +12,9 @@ membership (in the training rows with probability 1 − h, in the holdout otherw
 other row moves: the training rows of neighbouring inputs are themselves add/remove
 neighbours (or identical), which is the relation Opacus' accountant analyses for DP-SGD,
 and the gate's sensitivities cover a row added to or removed from either part. Row counts
-are treated as public (the total n fixes Opacus' sample rate; the split sizes fix the
-gate's sensitivities); the number of synthetic rows is a function of n and h only.
+(n, the training and holdout sizes) are private: they leave only through one DP count
+release (:mod:`synthrelease.privacy.dp_counts`), from which every size-derived setting, the
+gate's slots and the number of synthetic rows are computed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from synthrelease.errors import (
 )
 from synthrelease.gan.config import TrainingConfig
 from synthrelease.gan.sampling import float_block_bytes, sample_frame
+from synthrelease.gate import dp_gate
 from synthrelease.gate.advice import advice_for
 from synthrelease.gate.verdict import ClauseResult, GateDecision, check_signing_key, privacy_clauses
 from synthrelease.io.spill import check_room
@@ -111,12 +113,6 @@ class ReleaseOutcome:
         return {"bundle": self.bundle_dir, "synthetic": synthetic, "internal_report": self.report_path}
 
 
-
-
-
-
-
-
 def release_part_sizes(parts: stages.TrainHoldout, metadata: Metadata, target: str | None, entry: MechanismEntry,
                        randomness: PrivateRandomness) -> NoisySizes:
     """The release's one DP count of its parts (privacy/dp_counts.py): training persons, holdout
@@ -146,10 +142,6 @@ def run_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
     Reads private rows; results are INTERNAL (not DP)."""
     return stages.audit(stages.TrainHoldout(train, holdout), synthetic, metadata, policy, target=target, seed=seed,
                         config=training_config, modality=modality or tabular(), progress=progress)
-
-
-
-
 
 
 def release(
@@ -217,15 +209,67 @@ def release(
         GateRefused (exit 1) when any clause fails — then no bundle exists at ``out_dir``;
         the exception carries the same ``decision`` and the internal report's path.
     """
-    from synthrelease.bundle.signing import key_fingerprint, load_private_key
-    from synthrelease.bundle.writer import archive_path
-    from synthrelease.gate import dp_gate
-    from synthrelease.io.outputs import check_writable, refuse_nested, release_size_estimate
-
     settings = stages.ReleaseSettings(n_steps=n_steps, batch_size=batch_size, synthetic_rows=synthetic_rows,
                                       pair_marginals=pair_marginals, training_options=dict(training_options or {}))
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    clock = _Clock()
+    paths = check_release_outputs(data, out_dir, report_dir, archive=archive)
+    signer = _Signer(signing_key)
+    request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
+                                    target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
+                                    settings=settings, check_key=signer.check, progress=progress)
+    handed = [request]
+    del request  # handed over: no reference to the loaded frame may outlive the split
+    run = _ReleaseRun.start(handed, paths, settings, clock, epsilon=epsilon, accountant=accountant, seed=seed,
+                            holdout_fraction=holdout_fraction, nproc=nproc, progress=progress)
+    hold = run.reserve_budget(Ledger(ledger_path if ledger_path is not None else default_ledger_path()))
+    try:
+        outcome = run.execute(signer.key)
+    except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
+        run.settle_stopped(hold, e)
+        raise
+    run.ledger.spend(hold, outcome.epsilon, outcome.delta, note=f"released: {outcome.bundle_dir}")
+    return outcome
+
+
+class _Clock:
+    """Wall-clock seconds per stage, from the start of the release."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+        self._mark = self.t0
+
+    def start(self) -> None:
+        self._mark = time.perf_counter()
+
+    def stop(self, stage: str) -> None:
+        self.seconds[stage] = time.perf_counter() - self._mark
+
+    def since_start(self, stage: str) -> None:
+        self.seconds[stage] = time.perf_counter() - self.t0
+
+
+@dataclass(frozen=True)
+class ReleasePaths:
+    """Where a release writes: the bundle folder, the internal report folder, the archive flag."""
+
+    out: Path
+    report_root: Path
+    archive: bool
+
+
+def check_release_outputs(data: stages.DataInput, out_dir: str | os.PathLike[str],
+                          report_dir: str | os.PathLike[str] | None, *, archive: bool) -> ReleasePaths:
+    """Refuse outputs that cannot be written BEFORE any ε is reserved: an existing file or a
+    non-empty folder at ``out_dir``, an existing archive, a report folder nested in the bundle
+    (or the bundle in it), an earlier release's report, too little room.
+
+    Raises:
+        PrivacyParameterError, InputFileError: one line naming the option.
+    """
+    from synthrelease.bundle.writer import archive_path
+    from synthrelease.io.outputs import check_writable, refuse_nested, release_size_estimate
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PrivacyParameterError(f"{out}: --out is an existing file; it names the new folder of the bundle, "
@@ -235,7 +279,6 @@ def release(
     if archive and Path(f"{out}.tar.gz").exists():
         raise PrivacyParameterError(f"{out}.tar.gz: archive already exists; choose a new --out")
     report_root = Path(report_dir) if report_dir is not None else out.parent / f"{out.name}.internal-report"
-    # outputs first: a run that cannot write its results must fail before any ε is reserved
     refuse_nested(out, report_root, names=("--out (the shareable bundle)", "--report (the internal report)"))
     if report_root.exists() and not report_root.is_dir():
         raise InputFileError(f"{report_root}: --report must be a folder, and this is an existing file")
@@ -247,227 +290,376 @@ def release(
     check_writable(report_root, option="--report")
     if archive:
         check_writable(archive_path(out), option="--archive", needed_bytes=needed)
-    key_holder: list[Ed25519PrivateKey] = []
+    return ReleasePaths(out, report_root, archive)
 
-    def check_key(pol: Policy) -> None:  # before the data is read: a wrong key costs no read
-        key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
-        check_signing_key(pol, key_fingerprint(key.public_key()),
-                          "the signing key" if isinstance(signing_key, Ed25519PrivateKey) else str(signing_key))
-        key_holder.append(key)
 
-    request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
-                                    target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
-                                    settings=settings, check_key=check_key, progress=progress)
-    private_key = key_holder[0]
-    pol, policy_sha, policy_source = request.policy, request.policy_sha, request.policy_source
-    loaded, kind, tgt, eff_delta = request.loaded, request.kind, request.target, request.delta
-    del request  # it holds the loaded table: the split below must be able to let the frame go
-    meta, notes = loaded.metadata, list(loaded.notes)
-    seeds = SeedTree(seed)  # public streams only
-    secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
-    secret.require_secret("release")  # the test-only reproducible kind can never reach a release
-    parts = stages.split(loaded.table, holdout_fraction=holdout_fraction, randomness=secret,
-                         unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None,
-                         consume=True)  # the parts are the table's own memory, reordered
-    # from here on the release holds the rows once, as its two parts. The loaded frame object is
-    # let go (its rows are now in the parts' order); validation leaves reference cycles that
-    # hold it (exceptions Great Expectations' parser raised and caught keep their frames, and the
-    # frames the table): collect them now.
-    loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0].copy())  # a slice would be a view of it
-    gc.collect()
-    count_entry = dp_counts.count_entry(pol.privacy.count_budget_share, epsilon=epsilon, delta=eff_delta,
-                                        accountant=accountant)
-    gate_entry = dp_gate.gate_entry(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant)
-    reserved = (count_entry,) if gate_entry is None else (count_entry, gate_entry)
-    if kind.sample is sample_frame:  # room for the spilled synthetic rows, checked before any ε is spent
-        check_room(float_block_bytes(meta, settings.synthetic_rows or len(parts.train) + len(parts.holdout)))
-    timings["validate"] = time.perf_counter() - t0
+class _Signer:
+    """The signing key, loaded and checked against the policy before the data is read."""
 
-    report: dict[str, Any] = {
-        "dataset": meta.name, "tool_version": __version__,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inputs": {"data": loaded.source, "data_sha256": loaded.data_sha256, "format": loaded.fmt.kind,
-                   "metadata": loaded.metadata_source, "policy": policy_source, "policy_sha256": policy_sha,
-                   "content_sha256": loaded.content_sha256},
-        "rows": {"train": len(parts.train), "holdout": len(parts.holdout),
-                 "dropped_beyond_person_cap": loaded.dropped_rows,
-                 "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}",
-                 "note": "EXACT private counts: internal only; the bundle carries the DP counts"},
-        "target": tgt, "public_seed": seed, "warnings": notes, "training_processes": nproc,
-        "randomness": PUBLIC_SEED_NOTE,
-    }
+    def __init__(self, source: str | os.PathLike[str] | Ed25519PrivateKey) -> None:
+        self.source = source
+        self._key: Ed25519PrivateKey | None = None
 
-    # Count-free privacy clauses first: refuse before spending any budget on a release that cannot pass.
-    ledger = Ledger(ledger_path if ledger_path is not None else default_ledger_path())
+    def check(self, policy: Policy) -> None:
+        """Load the key and check the policy's signer pin: a wrong key costs no read of the data."""
+        from synthrelease.bundle.signing import key_fingerprint, load_private_key
 
-    def refuse(clauses: list[ClauseResult], spent_note: str, spent: float = 0.0) -> GateRefused:
-        decision = GateDecision(pol.name, tuple(clauses))
-        report.update(privacy={"epsilon": spent, "delta": eff_delta, "accountant": accountant, "note": spent_note},
-                      audits={}, gate=[c.to_dict() for c in decision.clauses], bundle=None)
-        path = write_report(report_root, report, decision)
-        message = refusal_message(decision, path)
-        if any(c.clause == "privacy.lifetime_epsilon_cap" for c in decision.failed):
-            message += f"; privacy ledger: {ledger.path}"
-        return GateRefused(message, [c.reason for c in decision.failed], decision=decision, report_path=path)
+        given = isinstance(self.source, Ed25519PrivateKey)
+        key = self.source if given else load_private_key(self.source)
+        check_signing_key(policy, key_fingerprint(key.public_key()), "the signing key" if given else str(self.source))
+        self._key = key
 
-    def refuse_before_training(used_before: float) -> GateRefused:
-        return refuse(privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant,
-                                      n_train_rows=None, epsilon_spent_before=used_before),
-                      "refused before training: nothing spent")
+    @property
+    def key(self) -> Ed25519PrivateKey:
+        assert self._key is not None, "the signing key is checked with the release request"
+        return self._key
 
-    data_sha, content_sha = loaded.data_sha256, loaded.content_sha256
-    used = ledger.used(meta.name, data_sha, content_sha256=content_sha)
-    pre = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant, n_train_rows=None,
-                          epsilon_spent_before=used)
-    if not all(c.passed for c in pre):
-        raise refuse_before_training(used)
-    try:  # atomic against concurrent releases of the same dataset
-        hold = ledger.reserve(meta.name, epsilon, eff_delta, cap=pol.lifetime_epsilon_cap,
-                              data_sha256=data_sha, content_sha256=content_sha, note=f"release to {out}")
-    except BudgetExceededError:
-        raise refuse_before_training(ledger.used(meta.name, data_sha, content_sha256=content_sha)) from None
-    report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": meta.name,
-                        "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
-    spent_epsilon: list[float | None] = []
-    training_started = False
-    report_written = False
-    try:
-        # the one DP release of the part sizes: everything size-dependent is derived from it
-        sizes = release_part_sizes(parts, meta, tgt, count_entry, secret)
-        training_started = True  # private rows have been read by a DP mechanism: its ε is spent
-        spent_epsilon.append(epsilon_for([count_entry], delta=eff_delta, accountant=accountant))
-        report["rows"]["dp_sizes"] = sizes.public()
-        counted = privacy_clauses(pol, epsilon=epsilon, delta=eff_delta, accountant=accountant,
-                                  n_train_rows=sizes.train, epsilon_spent_before=hold.used_before)
+
+@dataclass
+class _ReleaseRun:
+    """One release after its request was checked: the split private rows, the secret and public
+    randomness, the internal report being built, and the ledger entry. Each method is one stage."""
+
+    policy: Policy
+    policy_sha: str
+    policy_source: str
+    kind: Modality
+    target: str | None
+    epsilon: float
+    delta: float
+    accountant: str
+    settings: stages.ReleaseSettings
+    holdout_fraction: float
+    paths: ReleasePaths
+    clock: _Clock
+    progress: ProgressCallback
+    loaded: stages.LoadedTable  # the table emptied: its rows live on in ``parts``
+    parts: stages.TrainHoldout | None  # PRIVATE rows; dropped before the bundle is written
+    seeds: SeedTree
+    secret: PrivateRandomness
+    count_entry: MechanismEntry
+    gate_entry: MechanismEntry | None
+    report: dict[str, Any]
+    ledger: Ledger = field(init=False)
+    hold: Any = None
+    spent_epsilon: list[float | None] = field(default_factory=list)  # None: training may have read every row
+    training_started: bool = False
+    report_written: bool = False
+
+    @property
+    def metadata(self) -> Metadata:
+        return self.loaded.metadata
+
+    @property
+    def reserved_entries(self) -> tuple[MechanismEntry, ...]:
+        return (self.count_entry,) if self.gate_entry is None else (self.count_entry, self.gate_entry)
+
+    @classmethod
+    def start(cls, handed: list[Any], paths: ReleasePaths, settings: stages.ReleaseSettings, clock: _Clock, *,
+              epsilon: float, accountant: str, seed: int, holdout_fraction: float, nproc: int,
+              progress: ProgressCallback) -> _ReleaseRun:
+        """Split the PRIVATE rows by secret coins, fix the reserved mechanisms, check the room.
+
+        ``handed``: a one-element list holding the checked request, popped here, so that once
+        the split has reordered the rows into the parts no reference to the loaded frame is left.
+        """
+        request = handed.pop()
+        loaded, policy = request.loaded, request.policy
+        request = dataclasses.replace(request, loaded=None)
+        seeds = SeedTree(seed)  # public streams only
+        secret = PrivateRandomness()  # every DP mechanism and the split: fresh OS entropy, never stored
+        secret.require_secret("release")  # the test-only reproducible kind can never reach a release
+        parts, loaded = _split_private_rows([loaded], holdout_fraction, secret)
+        count_entry = dp_counts.count_entry(policy.privacy.count_budget_share, epsilon=epsilon,
+                                            delta=request.delta, accountant=accountant)
+        gate_entry = dp_gate.gate_entry(policy, epsilon=epsilon, delta=request.delta, accountant=accountant)
+        if request.kind.sample is sample_frame:  # room for the spilled synthetic rows, before any ε is spent
+            check_room(float_block_bytes(loaded.metadata,
+                                         settings.synthetic_rows or len(parts.train) + len(parts.holdout)))
+        clock.since_start("validate")
+        report = _report_head(loaded, parts, request, holdout_fraction=holdout_fraction, seed=seed, nproc=nproc)
+        return cls(policy, request.policy_sha, request.policy_source, request.kind, request.target, epsilon,
+                   request.delta, accountant, settings, holdout_fraction, paths, clock, progress, loaded, parts,
+                   seeds, secret, count_entry, gate_entry, report)
+
+    def reserve_budget(self, ledger: Ledger) -> Any:
+        """Refuse on the count-free privacy clauses, then reserve ε and δ in the ledger (atomic)."""
+        self.ledger = ledger
+        meta, data_sha, content_sha = self.metadata, self.loaded.data_sha256, self.loaded.content_sha256
+        used = ledger.used(meta.name, data_sha, content_sha256=content_sha)
+        if not all(c.passed for c in self._privacy_clauses(None, used)):
+            raise self._refuse_before_training(used)
+        try:  # atomic against concurrent releases of the same dataset
+            hold = ledger.reserve(meta.name, self.epsilon, self.delta, cap=self.policy.lifetime_epsilon_cap,
+                                  data_sha256=data_sha, content_sha256=content_sha,
+                                  note=f"release to {self.paths.out}")
+        except BudgetExceededError:
+            raise self._refuse_before_training(ledger.used(meta.name, data_sha, content_sha256=content_sha)) from None
+        self.report["ledger"] = {"path": str(ledger.path), "entry": hold.entry_id, "dataset": meta.name,
+                                 "epsilon_used_before": hold.used_before, "composition": "basic (ε and δ summed)"}
+        self.hold = hold
+        return hold
+
+    def execute(self, private_key: Ed25519PrivateKey) -> ReleaseOutcome:
+        """The private stages, in order; raises GateRefused on a failed clause."""
+        sizes = self.release_counts()
+        n_synthetic = self.settings.synthetic_rows or sizes.synthetic_rows(self.holdout_fraction)
+        config = self.training_config(sizes)
+        model = self.train(config)
+        synthetic = self.sample(model, n_synthetic)
+        audits, plot_data = self.audit(synthetic, config)
+        verdict = self.gate(model.privacy, synthetic, audits, sizes)
+        recorded = self.record(model, config, audits, verdict, plot_data, n_synthetic=n_synthetic)
+        if not verdict.decision.passed:
+            raise self.reject(synthetic, verdict.decision)
+        return self.sign(synthetic, model.privacy, audits, verdict, recorded, sizes, private_key)
+
+    def release_counts(self) -> NoisySizes:
+        """The one DP release of the part sizes (reads PRIVATE counts); refuse on the count clauses."""
+        assert self.parts is not None
+        sizes = release_part_sizes(self.parts, self.metadata, self.target, self.count_entry, self.secret)
+        self.training_started = True  # private rows have been read by a DP mechanism: its ε is spent
+        self.spent_epsilon.append(epsilon_for([self.count_entry], delta=self.delta, accountant=self.accountant))
+        self.report["rows"]["dp_sizes"] = sizes.public()
+        counted = self._privacy_clauses(sizes.train, self.hold.used_before)
         if not all(c.passed for c in counted):
-            report_written = True
-            raise refuse(counted, "refused on the DP part sizes before training: only the count release was spent",
-                         spent_epsilon[0] or 0.0)
-        n_synthetic = settings.synthetic_rows or sizes.synthetic_rows(holdout_fraction)
-        config = stages.training_config(kind, sizes.rows_for_defaults, meta, settings, epsilon=epsilon,
-                                        delta=eff_delta, seed=seeds.integer("train"), accountant=accountant,
-                                        condition_column=tgt)
-        config = dataclasses.replace(config, public_rows=sizes.rows_for_defaults)
-        t = time.perf_counter()
-        spent_epsilon[:] = [None]  # training may read every row from here: a stop counts the whole ε
-        model = stages.train(parts.train, meta, config, modality=kind, condition_column=tgt,
-                             reserved_entries=reserved, randomness=secret, progress=progress)
-        spent = model.privacy  # includes the count release and the gate's reserved entry
-        spent_epsilon[:] = [spent.epsilon]
-        meta = kind.metadata_after_training(model, meta)  # tables: with DP-estimated bounds, if any
-        timings["train"] = time.perf_counter() - t
+            self.report_written = True
+            raise self._refuse(counted, "refused on the DP part sizes before training: only the count release "
+                                        "was spent", self.spent_epsilon[0] or 0.0)
+        return sizes
+
+    def training_config(self, sizes: NoisySizes) -> Any:
+        """The modality's settings from PUBLIC quantities: the DP sizes, metadata, ε, δ, the levers."""
+        config = stages.training_config(self.kind, sizes.rows_for_defaults, self.metadata, self.settings,
+                                        epsilon=self.epsilon, delta=self.delta, seed=self.seeds.integer("train"),
+                                        accountant=self.accountant, condition_column=self.target)
+        return dataclasses.replace(config, public_rows=sizes.rows_for_defaults)
+
+    def train(self, config: Any) -> Any:
+        """The (ε, δ)-DP training on the PRIVATE training rows; the metadata becomes the model's."""
+        assert self.parts is not None
+        self.clock.start()
+        self.spent_epsilon[:] = [None]  # training may read every row from here: a stop counts the whole ε
+        model = stages.train(self.parts.train, self.metadata, config, modality=self.kind,
+                             condition_column=self.target, reserved_entries=self.reserved_entries,
+                             randomness=self.secret, progress=self.progress)
+        self.spent_epsilon[:] = [model.privacy.epsilon]  # includes the count release and the gate's entry
+        self.loaded = dataclasses.replace(self.loaded, metadata=self.kind.metadata_after_training(model,
+                                                                                                  self.metadata))
+        self.clock.stop("train")
         stages.return_freed_memory()  # the trainer's discriminator, optimiser and DP state are gone
+        return model
 
-        t = time.perf_counter()
-        synthetic = stages.sample(model, n_synthetic, modality=kind, seed=seeds.integer("sample"), progress=progress)
-        timings["sample"] = time.perf_counter() - t
+    def sample(self, model: Any, n_rows: int) -> pd.DataFrame:
+        """``n_rows`` synthetic rows: post-processing of the DP model."""
+        self.clock.start()
+        synthetic = stages.sample(model, n_rows, modality=self.kind, seed=self.seeds.integer("sample"),
+                                  progress=self.progress)
+        self.clock.stop("sample")
         stages.return_freed_memory()
+        return synthetic
 
-        t = time.perf_counter()
-        audits = stages.audit(parts, synthetic, meta, pol, target=tgt, seed=seeds.integer("audits"), config=config,
-                              modality=kind, progress=progress)
-        from synthrelease.report.plot_data import collect_plot_data  # INTERNAL: reads private rows
+    def audit(self, synthetic: pd.DataFrame, config: Any) -> tuple[dict[str, AuditResult], Any]:
+        """The audits and the report's plot data: they read PRIVATE rows; INTERNAL, not DP."""
+        assert self.parts is not None
+        self.clock.start()
+        audits = stages.audit(self.parts, synthetic, self.metadata, self.policy, target=self.target,
+                              seed=self.seeds.integer("audits"), config=config, modality=self.kind,
+                              progress=self.progress)
+        plot_data = _internal_plot_data(self.kind, self.parts, synthetic, self.metadata, audits,
+                                        seed=self.seeds.integer("plots"), target=self.target)
+        self.clock.stop("audits")
+        return audits, plot_data
 
-        plot_parts: tuple[Any, ...] = (parts.train, parts.holdout, synthetic, meta)
-        if kind.view is not None:  # plots of the per-record feature view, never of raw tiles or sequences
-            (p_train, _), (p_holdout, _), (p_syn, p_meta) = (kind.view(parts.train, meta),
-                                                            kind.view(parts.holdout, meta), kind.view(synthetic, meta))
-            plot_parts = (p_train, p_holdout, p_syn, p_meta)
-        plot_data = collect_plot_data(*plot_parts, audits, seed=seeds.integer("plots"), target=tgt)
-        if kind.report_figures is not None:  # e.g. image grids, real tiles included: INTERNAL
-            plot_data = {**(plot_data or {}), "image_grids": kind.report_figures(parts.train, synthetic, meta)}
-        timings["audits"] = time.perf_counter() - t
+    def gate(self, spent: Any, synthetic: pd.DataFrame, audits: dict[str, AuditResult], sizes: NoisySizes) -> Any:
+        """The DP gate's one Gaussian release of its figures, then every clause; the private rows go."""
+        assert self.parts is not None
+        self.clock.start()
+        verdict = stages.gate(self.policy, self.parts, synthetic, self.metadata, privacy=spent, audits=audits,
+                              target=self.target, modality=self.kind, gate_entry=self.gate_entry,
+                              randomness=self.secret, seed=self.seeds.integer("gate"),
+                              epsilon_spent_before=self.hold.used_before, sizes=sizes, progress=self.progress)
+        self.clock.stop("dp_gate")
+        self.parts = None  # the private rows are not needed for writing: let them go before the files
+        return verdict
 
-        t = time.perf_counter()
-        verdict = stages.gate(pol, parts, synthetic, meta, privacy=spent, audits=audits, target=tgt, modality=kind,
-                              gate_entry=gate_entry, randomness=secret, seed=seeds.integer("gate"),
-                              epsilon_spent_before=hold.used_before, sizes=sizes, progress=progress)
-        decision, figures = verdict.decision, verdict.figures
-        timings["dp_gate"] = time.perf_counter() - t
-        del parts, plot_parts  # the private rows are not needed for writing: let them go before the files
-        recorded = stages.public_settings(config, settings, n_synthetic=n_synthetic,
-                                          holdout_fraction=holdout_fraction)
-        report.update(
-            privacy=spent.to_dict() | {"gate_budget_share": pol.privacy.audit_budget_share,
-                                       "count_budget_share": pol.privacy.count_budget_share},
+    def record(self, model: Any, config: Any, audits: dict[str, AuditResult], verdict: Any, plot_data: Any, *,
+               n_synthetic: int) -> dict[str, Any]:
+        """Everything the run measured into the INTERNAL report; the public settings for the manifest."""
+        spent, decision = model.privacy, verdict.decision
+        recorded = stages.public_settings(config, self.settings, n_synthetic=n_synthetic,
+                                          holdout_fraction=self.holdout_fraction)
+        self.report.update(
+            privacy=spent.to_dict() | {"gate_budget_share": self.policy.privacy.audit_budget_share,
+                                       "count_budget_share": self.policy.privacy.count_budget_share},
             training=config.to_dict() | {"seconds": model.train_seconds, "history": model.history,
                                          "user_options": recorded["user_options"]},
             audits={k: {"metrics": a.metrics, "details": a.details, "runtime_s": a.runtime_s}
                     for k, a in audits.items()},
-            dp_gate={k: f.internal() for k, f in figures.items()},
+            dp_gate={k: f.internal() for k, f in verdict.figures.items()},
             gate=[c.to_dict() for c in decision.clauses], bundle=None, plots=plot_data,
         )
-        if not decision.passed:
-            timings["total"] = time.perf_counter() - t0
-            report["seconds"] = timings
-            report["advice"] = {c.clause: advice_for(c.clause) for c in decision.failed}
-            # the rejected rows are DP output (post-processing) but NOT released: internal only
-            report_root.mkdir(parents=True, exist_ok=True)
-            sample_paths = write_rejected_sample(report_root, synthetic, kind, meta)
-            report["rejected_sample"] = str(sample_paths[0])
-            report["rejected_sample_files"] = [str(q) for q in sample_paths]
-            path = write_report(report_root, report, decision)
-            report_written = True
-            raise GateRefused(refusal_message(decision, path), [c.reason for c in decision.failed],
-                              decision=decision, report_path=path)
+        return recorded
 
-        t = time.perf_counter()
-        public_figures = {k: f.public() for k, f in figures.items()}
-        release_info = {
-            "tool": {"name": "synthrelease", "version": __version__},
-            "dataset": {"name": meta.name, "modality": kind.name, "synthetic_rows": len(synthetic),
-                        "columns": meta.model_columns,
-                        "input_format": loaded.fmt.kind},
-            "metadata": meta.to_yaml_dict(),
-            "privacy": {"epsilon": ceil_decimals(spent.epsilon, 6), "delta": spent.delta,
-                        "accountant": spent.accountant,
-                        "privacy_unit": privacy_unit_text(meta.privacy_unit_column, meta.rows_per_person),
-                        "covers": GUARANTEE_COVERS, "mechanisms": spent.to_dict()["mechanisms"],
-                        "threshold_delta": spent.threshold_delta,
-                        "gate_budget_share": pol.privacy.audit_budget_share,
-                        "count_budget_share": pol.privacy.count_budget_share},
-            "dp_sizes": sizes.public(),
-            "training": recorded,
-            "policy": {"name": pol.name, "sha256": policy_sha, "document": pol.model_dump(mode="json")},
-            "gate": {"verdict": "released", "clauses": [
-                {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
-                for c in decision.clauses]},
-            "dp_figures": public_figures,
-            "synthetic_only_checks": _synthetic_only_summary(audits),
-            "randomness": PUBLIC_SEED_NOTE,
-        }
+    def reject(self, synthetic: pd.DataFrame, decision: GateDecision) -> GateRefused:
+        """A failed clause: the internal report and a rejected sample (INTERNAL), no shareable file."""
+        root = self.paths.report_root
+        self.clock.since_start("total")
+        self.report["seconds"] = self.clock.seconds
+        self.report["advice"] = {c.clause: advice_for(c.clause) for c in decision.failed}
+        root.mkdir(parents=True, exist_ok=True)  # rejected rows are DP output but NOT released: internal only
+        sample_paths = write_rejected_sample(root, synthetic, self.kind, self.metadata)
+        self.report["rejected_sample"] = str(sample_paths[0])
+        self.report["rejected_sample_files"] = [str(q) for q in sample_paths]
+        path = write_report(root, self.report, decision)
+        self.report_written = True
+        return GateRefused(refusal_message(decision, path), [c.reason for c in decision.failed],
+                           decision=decision, report_path=path)
+
+    def sign(self, synthetic: pd.DataFrame, spent: Any, audits: dict[str, AuditResult], verdict: Any,
+             recorded: dict[str, Any], sizes: NoisySizes, private_key: Ed25519PrivateKey) -> ReleaseOutcome:
+        """Every clause passed: write and sign the bundle (PUBLIC: DP outputs and public inputs only)."""
         from synthrelease.report.card import render_card_html
 
-        card_args = (meta, spent.epsilon, spent.delta, spent.accountant, pol, policy_sha, public_figures,
-                     _synthetic_only_summary(audits), len(synthetic))
-        written = stages.bundle(out, synthetic=synthetic, fmt=loaded.fmt, release_info=release_info, modality=kind,
-                                metadata=meta,
+        self.clock.start()
+        meta, decision, figures = self.metadata, verdict.decision, verdict.figures
+        public_figures = {k: f.public() for k, f in figures.items()}
+        checks = _synthetic_only_summary(audits)
+        info = _release_info(self, synthetic, spent, decision, public_figures, checks, recorded, sizes)
+        card_args = (meta, spent.epsilon, spent.delta, spent.accountant, self.policy, self.policy_sha,
+                     public_figures, checks, len(synthetic))
+        written = stages.bundle(self.paths.out, synthetic=synthetic, fmt=self.loaded.fmt, release_info=info,
+                                modality=self.kind, metadata=meta,
                                 text_files={"RELEASE_CARD.md": release_card(*card_args),
                                             "RELEASE_CARD.html": render_card_html(*card_args)},
-                                private_key=private_key, archive=archive, notes=notes)
-        timings["bundle"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-        report.update(bundle=str(written), seconds=timings, warnings=notes)
-        path = write_report(report_root, report, decision)
-        report_written = True
-        outcome = ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, written, path,
-                                 audits, timings, notes, figures, synthetic=synthetic, settings=recorded)
-    except BaseException as e:  # the ledger entry must not stay 'reserved' on any exit we can catch
-        if training_started and not report_written:
-            write_stopped_report(report_root, report, pol.name, e, hold.epsilon, hold.delta)
-        if isinstance(e, GateRefused) and spent_epsilon and spent_epsilon[0] is not None:
-            ledger.spend(hold, spent_epsilon[0], eff_delta,
-                         note="rejected by the gate; the DP mechanisms that ran (the count release, and training "
-                              "and the DP gate if they ran) are spent")
-        elif training_started:  # conservative: the run may have finished reading the private rows
-            ledger.spend(hold, spent_epsilon[0] if spent_epsilon and spent_epsilon[0] is not None else hold.epsilon,
-                         hold.delta, note=f"stopped after the private rows were first read ({type(e).__name__}): "
-                                          "counted as spent")
+                                private_key=private_key, archive=self.paths.archive, notes=self.notes)
+        self.clock.stop("bundle")
+        self.clock.since_start("total")
+        self.report.update(bundle=str(written), seconds=self.clock.seconds, warnings=self.notes)
+        path = write_report(self.paths.report_root, self.report, decision)
+        self.report_written = True
+        return ReleaseOutcome(True, decision, spent.epsilon, spent.delta, spent.accountant, written, path, audits,
+                              self.clock.seconds, self.notes, figures, synthetic=synthetic, settings=recorded)
+
+    @property
+    def notes(self) -> list[str]:
+        return self.report["warnings"]
+
+    def settle_stopped(self, hold: Any, error: BaseException) -> None:
+        """Any exit but a release: spend what the DP mechanisms that ran cost, or cancel the entry."""
+        if self.training_started and not self.report_written:
+            write_stopped_report(self.paths.report_root, self.report, self.policy.name, error, hold.epsilon,
+                                 hold.delta)
+        if isinstance(error, GateRefused) and self.spent_epsilon and self.spent_epsilon[0] is not None:
+            self.ledger.spend(hold, self.spent_epsilon[0], self.delta,
+                              note="rejected by the gate; the DP mechanisms that ran (the count release, and "
+                                   "training and the DP gate if they ran) are spent")
+        elif self.training_started:  # conservative: the run may have finished reading the private rows
+            spent = self.spent_epsilon[0] if self.spent_epsilon and self.spent_epsilon[0] is not None else hold.epsilon
+            self.ledger.spend(hold, spent, hold.delta, note=f"stopped after the private rows were first read "
+                                                            f"({type(error).__name__}): counted as spent")
         else:
-            ledger.cancel(hold, note=f"stopped before training ({type(e).__name__})")
-        raise
-    ledger.spend(hold, outcome.epsilon, outcome.delta, note=f"released: {outcome.bundle_dir}")
-    return outcome
+            self.ledger.cancel(hold, note=f"stopped before training ({type(error).__name__})")
+
+    def _privacy_clauses(self, n_train_rows: int | None, used_before: float) -> list[ClauseResult]:
+        return privacy_clauses(self.policy, epsilon=self.epsilon, delta=self.delta, accountant=self.accountant,
+                               n_train_rows=n_train_rows, epsilon_spent_before=used_before)
+
+    def _refuse(self, clauses: list[ClauseResult], spent_note: str, spent: float = 0.0) -> GateRefused:
+        decision = GateDecision(self.policy.name, tuple(clauses))
+        self.report.update(privacy={"epsilon": spent, "delta": self.delta, "accountant": self.accountant,
+                                    "note": spent_note}, audits={}, gate=[c.to_dict() for c in decision.clauses],
+                           bundle=None)
+        path = write_report(self.paths.report_root, self.report, decision)
+        message = refusal_message(decision, path)
+        if any(c.clause == "privacy.lifetime_epsilon_cap" for c in decision.failed):
+            message += f"; privacy ledger: {self.ledger.path}"
+        return GateRefused(message, [c.reason for c in decision.failed], decision=decision, report_path=path)
+
+    def _refuse_before_training(self, used_before: float) -> GateRefused:
+        return self._refuse(self._privacy_clauses(None, used_before), "refused before training: nothing spent")
+
+
+def _split_private_rows(handed: list[stages.LoadedTable], holdout_fraction: float,
+                        secret: PrivateRandomness) -> tuple[stages.TrainHoldout, stages.LoadedTable]:
+    """Train/holdout by one secret coin per row (or person); the loaded table (popped from
+    ``handed``) comes back emptied.
+
+    The parts are the table's own memory, reordered: the release then holds the rows once.
+    Validation leaves reference cycles that hold the frame (exceptions Great Expectations'
+    parser raised and caught keep their frames): they are collected here.
+    """
+    loaded = handed.pop()
+    meta = loaded.metadata
+    parts = stages.split(loaded.table, holdout_fraction=holdout_fraction, randomness=secret,
+                         unit_column=meta.privacy_unit_column if meta.rows_per_person > 1 else None, consume=True)
+    loaded = dataclasses.replace(loaded, table=loaded.table.iloc[:0].copy())  # a slice would be a view of it
+    gc.collect()
+    return parts, loaded
+
+
+def _report_head(loaded: stages.LoadedTable, parts: stages.TrainHoldout, request: Any, *, holdout_fraction: float,
+                 seed: int, nproc: int) -> dict[str, Any]:
+    """The internal report's opening: inputs, EXACT part sizes (INTERNAL), settings of the run."""
+    return {
+        "dataset": loaded.metadata.name, "tool_version": __version__,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": {"data": loaded.source, "data_sha256": loaded.data_sha256, "format": loaded.fmt.kind,
+                   "metadata": loaded.metadata_source, "policy": request.policy_source,
+                   "policy_sha256": request.policy_sha, "content_sha256": loaded.content_sha256},
+        "rows": {"train": len(parts.train), "holdout": len(parts.holdout),
+                 "dropped_beyond_person_cap": loaded.dropped_rows,
+                 "split": f"independent secret coin per row, holdout probability {holdout_fraction:g}",
+                 "note": "EXACT private counts: internal only; the bundle carries the DP counts"},
+        "target": request.target, "public_seed": seed, "warnings": list(loaded.notes), "training_processes": nproc,
+        "randomness": PUBLIC_SEED_NOTE,
+    }
+
+
+def _internal_plot_data(kind: Modality, parts: stages.TrainHoldout, synthetic: pd.DataFrame, meta: Metadata,
+                        audits: dict[str, AuditResult], *, seed: int, target: str | None) -> Any:
+    """The internal report's plot data (reads PRIVATE rows; INTERNAL): of the per-record feature
+    view when the modality has one (never raw tiles or sequences), plus its own figures."""
+    from synthrelease.report.plot_data import collect_plot_data
+
+    plot_parts: tuple[Any, ...] = (parts.train, parts.holdout, synthetic, meta)
+    if kind.view is not None:
+        (p_train, _), (p_holdout, _), (p_syn, p_meta) = (kind.view(parts.train, meta),
+                                                        kind.view(parts.holdout, meta), kind.view(synthetic, meta))
+        plot_parts = (p_train, p_holdout, p_syn, p_meta)
+    plot_data = collect_plot_data(*plot_parts, audits, seed=seed, target=target)
+    if kind.report_figures is not None:  # e.g. image grids, real tiles included: INTERNAL
+        plot_data = {**(plot_data or {}), "image_grids": kind.report_figures(parts.train, synthetic, meta)}
+    return plot_data
+
+
+def _release_info(run: _ReleaseRun, synthetic: pd.DataFrame, spent: Any, decision: GateDecision,
+                  public_figures: dict[str, Any], checks: dict[str, dict[str, float]], recorded: dict[str, Any],
+                  sizes: NoisySizes) -> dict[str, Any]:
+    """The manifest's release facts: public inputs and DP outputs only."""
+    meta, policy = run.metadata, run.policy
+    return {
+        "tool": {"name": "synthrelease", "version": __version__},
+        "dataset": {"name": meta.name, "modality": run.kind.name, "synthetic_rows": len(synthetic),
+                    "columns": meta.model_columns, "input_format": run.loaded.fmt.kind},
+        "metadata": meta.to_yaml_dict(),
+        "privacy": {"epsilon": ceil_decimals(spent.epsilon, 6), "delta": spent.delta,
+                    "accountant": spent.accountant,
+                    "privacy_unit": privacy_unit_text(meta.privacy_unit_column, meta.rows_per_person),
+                    "covers": GUARANTEE_COVERS, "mechanisms": spent.to_dict()["mechanisms"],
+                    "threshold_delta": spent.threshold_delta,
+                    "gate_budget_share": policy.privacy.audit_budget_share,
+                    "count_budget_share": policy.privacy.count_budget_share},
+        "dp_sizes": sizes.public(),
+        "training": recorded,
+        "policy": {"name": policy.name, "sha256": run.policy_sha, "document": policy.model_dump(mode="json")},
+        "gate": {"verdict": "released", "clauses": [
+            {"clause": c.clause, "comparator": c.comparator, "threshold": c.threshold, "passed": c.passed}
+            for c in decision.clauses]},
+        "dp_figures": public_figures,
+        "synthetic_only_checks": checks,
+        "randomness": PUBLIC_SEED_NOTE,
+    }
 
 
 SYNTHETIC_ONLY_AUDITS = ("plausibility",)
@@ -477,26 +669,6 @@ def _synthetic_only_summary(audits: dict[str, AuditResult]) -> dict[str, dict[st
     """Figures computed on the synthetic rows only (post-processing): the plausibility rules' shares."""
     return {name: {k: round(float(v), 4) for k, v in a.metrics.items() if v is not None}
             for name, a in audits.items() if name in SYNTHETIC_ONLY_AUDITS}
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def release_card(metadata: Metadata, epsilon: float, delta: float, accountant: str, policy: Policy,
@@ -511,13 +683,5 @@ def release_card(metadata: Metadata, epsilon: float, delta: float, accountant: s
 
     return render_card_markdown(metadata, epsilon, delta, accountant, policy, policy_sha, dp_figures,
                                 synthetic_checks, n_rows)
-
-
-
-
-
-
-
-
 
 

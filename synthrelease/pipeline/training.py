@@ -173,6 +173,7 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
     nothing from these runs is released.
     """
     from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
+    from synthrelease.gan.audit_training import train_for_audit  # tables: the DP-GAN's run, keeping D
 
     df, metadata, _, cond, config, _ = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
@@ -180,9 +181,9 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
     seeds = SeedTree(seed)
     results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),
                                                       n_canaries=n_canaries, condition_column=cond,
-                                                      progress=progress)}
+                                                      progress=progress, trainer=train_for_audit)}
     if many_run:
         results["empirical_privacy_many_run"] = run_many_run_audit(
             df, metadata, config, seed=seeds.integer("many-run"), n_runs=many_run, condition_column=cond,
-            progress=progress)
+            progress=progress, trainer=train_for_audit)
     return results

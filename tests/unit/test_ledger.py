@@ -219,7 +219,7 @@ def test_a_gate_rejection_still_spends_and_a_stop_before_training_cancels(capped
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    from synthrelease import api as pipeline
+    from synthrelease.pipeline import release as pipeline
 
     with monkeypatch.context() as m:  # stopped after the reservation, before any private row is read
         m.setattr(pipeline, "release_part_sizes", boom)

@@ -252,6 +252,130 @@ def _utility(feats: dict[str, np.ndarray], labels: dict[str, Any], seed: int) ->
     return metrics, details
 
 
+def _checked_tiles(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray) -> dict[str, np.ndarray]:
+    """The three tile sets as uint8 [n, H, W, C], checked train first; holdout and synthetic must share the
+    training tiles' shape (ValueError otherwise). Reads private tiles; INTERNAL."""
+    tiles = {"train": _check("train", train, None)}
+    tiles["holdout"] = _check("holdout", holdout, tiles["train"].shape[1:])
+    tiles["synthetic"] = _check("synthetic", synthetic, tiles["train"].shape[1:])
+    return tiles
+
+
+def _standardised_features(tiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feature view of each set, standardised by the training tiles' mean and std (std ≤ 1e-12 → 1).
+
+    Reads private tiles; INTERNAL.
+    """
+    raw = {k: feature_view(v).to_numpy(np.float64) for k, v in tiles.items()}
+    mean, std = raw["train"].mean(axis=0), raw["train"].std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return {k: (v - mean) / std for k, v in raw.items()}
+
+
+def _feature_fidelity(feats: dict[str, np.ndarray]) -> tuple[dict[str, float | None], dict[str, float]]:
+    """(KID of synthetic and of holdout against train, synthetic PRDC; holdout PRDC, the noise floor). INTERNAL."""
+    metrics: dict[str, float | None] = {"kid": kid(feats["train"], feats["synthetic"]),
+                                        "kid_holdout_vs_train": kid(feats["train"], feats["holdout"])}
+    metrics.update(prdc(feats["train"], feats["synthetic"]))
+    return metrics, prdc(feats["train"], feats["holdout"])
+
+
+def _diversity(feats: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[float | None, dict[str, Any]]:
+    """(``diversity_synthetic``: mean pairwise feature distance, synthetic / train, None when train's is 0;
+    details). Samples at most DIVERSITY_MAX_ROWS tiles per set with ``rng``, train first. INTERNAL."""
+    sample = {k: feats[k][_balanced(rng, len(feats[k]), min(len(feats[k]), DIVERSITY_MAX_ROWS))]
+              for k in ("train", "synthetic")}
+    within_train = _mean_pairwise(sample["train"])
+    within_syn = _mean_pairwise(sample["synthetic"])
+    details = {"mean_pairwise_synthetic": within_syn, "mean_pairwise_train": within_train,
+               "rows_sampled": {k: len(v) for k, v in sample.items()}}
+    return (within_syn / within_train if within_train > 0 else None), details
+
+
+def _memorisation(tiles: dict[str, np.ndarray], feats: dict[str, np.ndarray]) -> tuple[dict[str, float | None],
+                                                                                      dict[str, Any]]:
+    """Nearest train / holdout tile of each synthetic tile in pixel space (L2 on [0, 1]), SSIM with it and
+    feature distance: (metrics, details). Reads private tiles; INTERNAL."""
+    pix_train, idx_train = _nearest_pixel(tiles["synthetic"], tiles["train"])
+    pix_holdout, idx_holdout = _nearest_pixel(tiles["synthetic"], tiles["holdout"])
+    ssim_train = np.array([_ssim(s, tiles["train"][i]) for s, i in zip(tiles["synthetic"], idx_train, strict=True)])
+    ssim_holdout = np.array([_ssim(s, tiles["holdout"][i])
+                             for s, i in zip(tiles["synthetic"], idx_holdout, strict=True)])
+    feat_syn_train, _ = _nearest(feats["synthetic"], feats["train"])
+    feat_syn_holdout, _ = _nearest(feats["synthetic"], feats["holdout"])
+    metrics: dict[str, float | None] = {
+        "nn_pixel_train_median": float(np.median(pix_train)),
+        "nn_pixel_holdout_median": float(np.median(pix_holdout)),
+        "exact_copy_share": float(np.mean(pix_train < EXACT_COPY_L2)),
+        "near_copy_share_train": float(np.mean(ssim_train >= NEAR_COPY_SSIM)),
+        "near_copy_share_holdout": float(np.mean(ssim_holdout >= NEAR_COPY_SSIM)),
+    }
+    details = {
+        "nn_pixel_train_p05": float(np.quantile(pix_train, 0.05)),
+        "nn_pixel_holdout_p05": float(np.quantile(pix_holdout, 0.05)),
+        "exact_copy_share_holdout": float(np.mean(pix_holdout < EXACT_COPY_L2)),
+        "ssim_train_median": float(np.median(ssim_train)),
+        "ssim_holdout_median": float(np.median(ssim_holdout)),
+        "nn_feature_train_median": float(np.median(feat_syn_train)),
+        "nn_feature_holdout_median": float(np.median(feat_syn_holdout)),
+        "exact_copy_l2": EXACT_COPY_L2, "near_copy_ssim": NEAR_COPY_SSIM,
+        "pixel_distance": "L2 over all pixels and channels of tiles scaled to [0, 1]",
+        "ssim": "skimage.metrics.structural_similarity, data_range=1, channel_axis=-1, win_size=min(7, tile side)",
+    }
+    return metrics, details
+
+
+def _membership_attack(feats: dict[str, np.ndarray], rng: np.random.Generator,
+                       seed: int) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
+    """Score = minus the feature distance of a real tile to its nearest synthetic tile; members = train,
+    non-members = holdout, the larger set subsampled by ``rng`` (train first) to the smaller's size.
+
+    Returns (metrics, attack details, ROC curve). INTERNAL: scores of private tiles.
+    """
+    train_to_syn, _ = _nearest(feats["train"], feats["synthetic"])
+    holdout_to_syn, _ = _nearest(feats["holdout"], feats["synthetic"])
+    n_train, n_holdout = len(feats["train"]), len(feats["holdout"])
+    m = min(n_train, n_holdout)
+    members = -train_to_syn[_balanced(rng, n_train, m)]
+    nonmembers = -holdout_to_syn[_balanced(rng, n_holdout, m)]
+    attack = attack_summary(members, nonmembers, seed=seed)
+    metrics: dict[str, float | None] = {"nn_mia_auc": attack["auc"]}
+    for fpr in LOW_FPRS:
+        metrics[f"nn_tpr_at_fpr_{fpr}"] = attack[f"tpr_at_fpr_{fpr}"]
+    details = {**attack, "members": m, "non_members": m,
+               "subsampled": "train" if n_train > m else ("holdout" if n_holdout > m else None),
+               "method": ("score = minus the standardised feature distance of a real tile to its nearest "
+                          "synthetic tile (higher = more likely a member); synthrelease.audits.attack_metrics")}
+    return metrics, details, roc_points(members, nonmembers)
+
+
+def _image_details(metrics: dict[str, float | None], tiles: dict[str, np.ndarray], holdout_prdc: dict[str, float],
+                   diversity: dict[str, Any], memorisation: dict[str, Any], attack: dict[str, Any],
+                   roc: dict[str, Any], utility: dict[str, Any]) -> dict[str, Any]:
+    """The audit's details: meanings, counts, the noise floor, each step's breakdown, methods. INTERNAL."""
+    return {
+        "meanings": {k: MEANINGS[k] for k in metrics if k in MEANINGS},
+        "tiles": {k: len(v) for k, v in tiles.items()},
+        "tile_shape": list(tiles["train"].shape[1:]),
+        "feature_space": ("synthrelease.modalities.image.features.feature_view, standardised by the real "
+                          "training tiles' "
+                          "mean and standard deviation (internal: computed from private tiles)"),
+        "holdout_vs_train": {"notice": "PRDC of the real holdout against the real training tiles: the level "
+                                       "expected from sampling noise alone", **holdout_prdc},
+        "diversity": diversity,
+        "memorisation": memorisation,
+        "attack": attack,
+        "plots": {"notice": "INTERNAL: attack scores of private tiles; never part of a bundle",
+                  "roc": {"nn_feature": roc}},
+        "utility": utility,
+        "kid_kernel": "k(x, y) = (x·y / d + 1)³, d = feature count; unbiased MMD² over all pairs (blocked)",
+        "prdc_k": PRDC_K,
+        "seed_use": ("one np.random.default_rng(seed): the diversity samples, then the attack subsample; "
+                     "attack_summary's bootstrap and the classifier's random_state use seed"),
+        "caveat": CAVEAT,
+    }
+
+
 def run_image_audits(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, *,
                      train_labels: Any = None, holdout_labels: Any = None, synthetic_labels: Any = None,
                      seed: int) -> AuditResult:
@@ -279,91 +403,16 @@ def run_image_audits(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarr
     """
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    tiles = {"train": _check("train", train, None)}
-    tiles["holdout"] = _check("holdout", holdout, tiles["train"].shape[1:])
-    tiles["synthetic"] = _check("synthetic", synthetic, tiles["train"].shape[1:])
-    n = {k: len(v) for k, v in tiles.items()}
-    raw = {k: feature_view(v).to_numpy(np.float64) for k, v in tiles.items()}
-    mean, std = raw["train"].mean(axis=0), raw["train"].std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
-    feats = {k: (v - mean) / std for k, v in raw.items()}
-    metrics: dict[str, float | None] = {}
-
-    # fidelity in feature space
-    metrics["kid"] = kid(feats["train"], feats["synthetic"])
-    metrics["kid_holdout_vs_train"] = kid(feats["train"], feats["holdout"])
-    metrics.update(prdc(feats["train"], feats["synthetic"]))
-    holdout_prdc = prdc(feats["train"], feats["holdout"])
-
-    # diversity
-    sample = {k: feats[k][_balanced(rng, n[k], min(n[k], DIVERSITY_MAX_ROWS))] for k in ("train", "synthetic")}
-    within_train = _mean_pairwise(sample["train"])
-    within_syn = _mean_pairwise(sample["synthetic"])
-    metrics["diversity_synthetic"] = within_syn / within_train if within_train > 0 else None
-
-    # memorisation: pixel space and SSIM
-    pix_train, idx_train = _nearest_pixel(tiles["synthetic"], tiles["train"])
-    pix_holdout, idx_holdout = _nearest_pixel(tiles["synthetic"], tiles["holdout"])
-    metrics["nn_pixel_train_median"] = float(np.median(pix_train))
-    metrics["nn_pixel_holdout_median"] = float(np.median(pix_holdout))
-    metrics["exact_copy_share"] = float(np.mean(pix_train < EXACT_COPY_L2))
-    ssim_train = np.array([_ssim(s, tiles["train"][i]) for s, i in zip(tiles["synthetic"], idx_train, strict=True)])
-    ssim_holdout = np.array([_ssim(s, tiles["holdout"][i])
-                             for s, i in zip(tiles["synthetic"], idx_holdout, strict=True)])
-    metrics["near_copy_share_train"] = float(np.mean(ssim_train >= NEAR_COPY_SSIM))
-    metrics["near_copy_share_holdout"] = float(np.mean(ssim_holdout >= NEAR_COPY_SSIM))
-    feat_syn_train, _ = _nearest(feats["synthetic"], feats["train"])
-    feat_syn_holdout, _ = _nearest(feats["synthetic"], feats["holdout"])
-
-    # membership attack: minus the feature distance to the nearest synthetic tile
-    train_to_syn, _ = _nearest(feats["train"], feats["synthetic"])
-    holdout_to_syn, _ = _nearest(feats["holdout"], feats["synthetic"])
-    m = min(n["train"], n["holdout"])
-    members = -train_to_syn[_balanced(rng, n["train"], m)]
-    nonmembers = -holdout_to_syn[_balanced(rng, n["holdout"], m)]
-    attack = attack_summary(members, nonmembers, seed=seed)
-    metrics["nn_mia_auc"] = attack["auc"]
-    for fpr in LOW_FPRS:
-        metrics[f"nn_tpr_at_fpr_{fpr}"] = attack[f"tpr_at_fpr_{fpr}"]
-
-    utility_metrics, utility_details = _utility(
+    tiles = _checked_tiles(train, holdout, synthetic)
+    feats = _standardised_features(tiles)
+    metrics, holdout_prdc = _feature_fidelity(feats)
+    metrics["diversity_synthetic"], diversity = _diversity(feats, rng)
+    memorisation_metrics, memorisation = _memorisation(tiles, feats)
+    metrics.update(memorisation_metrics)
+    attack_metrics, attack, roc = _membership_attack(feats, rng, seed)
+    metrics.update(attack_metrics)
+    utility_metrics, utility = _utility(
         feats, {"train": train_labels, "holdout": holdout_labels, "synthetic": synthetic_labels}, seed)
     metrics.update(utility_metrics)
-
-    details: dict[str, Any] = {
-        "meanings": {k: MEANINGS[k] for k in metrics if k in MEANINGS},
-        "tiles": n,
-        "tile_shape": list(tiles["train"].shape[1:]),
-        "feature_space": ("synthrelease.modalities.image.features.feature_view, standardised by the real "
-                          "training tiles' "
-                          "mean and standard deviation (internal: computed from private tiles)"),
-        "holdout_vs_train": {"notice": "PRDC of the real holdout against the real training tiles: the level "
-                                       "expected from sampling noise alone", **holdout_prdc},
-        "diversity": {"mean_pairwise_synthetic": within_syn, "mean_pairwise_train": within_train,
-                      "rows_sampled": {k: len(v) for k, v in sample.items()}},
-        "memorisation": {
-            "nn_pixel_train_p05": float(np.quantile(pix_train, 0.05)),
-            "nn_pixel_holdout_p05": float(np.quantile(pix_holdout, 0.05)),
-            "exact_copy_share_holdout": float(np.mean(pix_holdout < EXACT_COPY_L2)),
-            "ssim_train_median": float(np.median(ssim_train)),
-            "ssim_holdout_median": float(np.median(ssim_holdout)),
-            "nn_feature_train_median": float(np.median(feat_syn_train)),
-            "nn_feature_holdout_median": float(np.median(feat_syn_holdout)),
-            "exact_copy_l2": EXACT_COPY_L2, "near_copy_ssim": NEAR_COPY_SSIM,
-            "pixel_distance": "L2 over all pixels and channels of tiles scaled to [0, 1]",
-            "ssim": "skimage.metrics.structural_similarity, data_range=1, channel_axis=-1, win_size=min(7, tile side)",
-        },
-        "attack": {**attack, "members": m, "non_members": m,
-                   "subsampled": "train" if n["train"] > m else ("holdout" if n["holdout"] > m else None),
-                   "method": ("score = minus the standardised feature distance of a real tile to its nearest "
-                              "synthetic tile (higher = more likely a member); synthrelease.audits.attack_metrics")},
-        "plots": {"notice": "INTERNAL: attack scores of private tiles; never part of a bundle",
-                  "roc": {"nn_feature": roc_points(members, nonmembers)}},
-        "utility": utility_details,
-        "kid_kernel": "k(x, y) = (x·y / d + 1)³, d = feature count; unbiased MMD² over all pairs (blocked)",
-        "prdc_k": PRDC_K,
-        "seed_use": ("one np.random.default_rng(seed): the diversity samples, then the attack subsample; "
-                     "attack_summary's bootstrap and the classifier's random_state use seed"),
-        "caveat": CAVEAT,
-    }
+    details = _image_details(metrics, tiles, holdout_prdc, diversity, memorisation, attack, roc, utility)
     return AuditResult("image", metrics, details, time.perf_counter() - started)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -265,6 +266,137 @@ def _utility(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     return metrics, details
 
 
+# --- the audit's steps -----------------------------------------------------------------------------------------
+
+def _clean_tables(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, column: str,
+                  letters: str) -> dict[str, pd.Series]:
+    """The cleaned sequences of train, holdout and synthetic, checked in that order (reads private rows; INTERNAL)."""
+    return {"train": _clean(train, column, letters, "train"),
+            "holdout": _clean(holdout, column, letters, "holdout"),
+            "synthetic": _clean(synthetic, column, letters, "synthetic")}
+
+
+def _distribution_fidelity(enc: dict[str, _Encoded], views: dict[str, pd.DataFrame], letters: str,
+                           other: str) -> dict[str, float | None]:
+    """Length and composition TV, k-mer JS and (protein) descriptor KS of ``other`` against train.
+
+    Reads private rows; INTERNAL.
+    """
+    top = int(max(enc["train"].lengths.max(), enc[other].lengths.max())) + 1
+    out: dict[str, float | None] = {
+        "length_tv": _tv(np.bincount(enc["train"].lengths, minlength=top).astype(float),
+                         np.bincount(enc[other].lengths, minlength=top).astype(float)),
+        "composition_tv": _tv(enc["train"].spectrum(1), enc[other].spectrum(1)),
+    }
+    for k in KMER_SIZES_JS:
+        out[f"kmer{k}_js"] = _js(enc["train"].spectrum(k), enc[other].spectrum(k))
+    if letters == PROTEIN:
+        for name in PROTEIN_DESCRIPTORS:
+            out[f"descriptor_ks_{name}"] = float(ks_2samp(views["train"][name], views[other][name]).statistic)
+    return out
+
+
+def _diversity(lists: dict[str, list[str]], rng: np.random.Generator) -> tuple[dict[str, float | None], int]:
+    """(``unique_share``, ``novel_share``, ``mean_pairwise_identity_synthetic``; synthetic pairs used).
+
+    Draws the pair sample from ``rng`` (when there are more than PAIR_SAMPLE pairs). Reads private rows; INTERNAL.
+    """
+    distinct = set(lists["synthetic"])
+    metrics: dict[str, float | None] = {"unique_share": len(distinct) / len(lists["synthetic"]),
+                                        "novel_share": len(distinct - set(lists["train"])) / len(distinct)}
+    metrics["mean_pairwise_identity_synthetic"], pairs_used = _pairwise_identity(lists["synthetic"], rng)
+    return metrics, pairs_used
+
+
+@dataclass(frozen=True)
+class _Similarities:
+    """Nearest normalised Levenshtein similarities (in [0, 1]) between synthetic and real sequences. INTERNAL."""
+
+    syn_to_train: np.ndarray
+    train_to_syn: np.ndarray
+    syn_to_holdout: np.ndarray
+    holdout_to_syn: np.ndarray
+
+
+def _nearest_to_real(lists: dict[str, list[str]], max_pairs: int) -> _Similarities:
+    """Most similar train / holdout sequence of each synthetic one and vice versa (reads private rows; INTERNAL)."""
+    syn_to_train, train_to_syn = _nearest_similarities(lists["synthetic"], lists["train"], max_pairs)
+    syn_to_holdout, holdout_to_syn = _nearest_similarities(lists["synthetic"], lists["holdout"], max_pairs)
+    return _Similarities(syn_to_train, train_to_syn, syn_to_holdout, holdout_to_syn)
+
+
+def _memorisation(lists: dict[str, list[str]], sims: _Similarities) -> dict[str, float | None]:
+    """Mean nearest similarity to train, exact- and near-copy shares against train and holdout (INTERNAL)."""
+    train_set, holdout_set = set(lists["train"]), set(lists["holdout"])
+    return {
+        "nn_identity_synthetic_to_train_mean": float(sims.syn_to_train.mean()),
+        "exact_copy_share_train": float(np.mean([s in train_set for s in lists["synthetic"]])),
+        "exact_copy_share_holdout": float(np.mean([s in holdout_set for s in lists["synthetic"]])),
+        "near_copy_share_train": float(np.mean(sims.syn_to_train >= NEAR_COPY_SIMILARITY - _TIE)),
+        "near_copy_share_holdout": float(np.mean(sims.syn_to_holdout >= NEAR_COPY_SIMILARITY - _TIE)),
+    }
+
+
+@dataclass(frozen=True)
+class _Attack:
+    """The nearest-identity membership attack on a balanced sample. INTERNAL: scores of private rows."""
+
+    summary: dict[str, Any]
+    """:func:`~synthrelease.audits.attack_metrics.attack_summary` of the scores."""
+    members: np.ndarray
+    nonmembers: np.ndarray
+    subsampled: str | None
+    """The table subsampled to the smaller one's size (``train`` / ``holdout``), or None."""
+
+    def metrics(self) -> dict[str, float | None]:
+        """``nn_identity_mia_auc`` and ``nn_identity_tpr_at_fpr_<fpr>`` per low FPR."""
+        out: dict[str, float | None] = {"nn_identity_mia_auc": self.summary["auc"]}
+        for fpr in LOW_FPRS:
+            out[f"nn_identity_tpr_at_fpr_{fpr}"] = self.summary[f"tpr_at_fpr_{fpr}"]
+        return out
+
+
+def _membership_attack(sims: _Similarities, rng: np.random.Generator, seed: int) -> _Attack:
+    """Score = similarity of a real sequence to its most similar synthetic one; members = train, non-members =
+    holdout, the larger set subsampled by ``rng`` (train first) to the smaller's size. INTERNAL."""
+    n_train, n_holdout = len(sims.train_to_syn), len(sims.holdout_to_syn)
+    m = min(n_train, n_holdout)
+    tr_idx = np.sort(rng.choice(n_train, size=m, replace=False)) if n_train > m else np.arange(m)
+    ho_idx = np.sort(rng.choice(n_holdout, size=m, replace=False)) if n_holdout > m else np.arange(m)
+    members, nonmembers = sims.train_to_syn[tr_idx], sims.holdout_to_syn[ho_idx]
+    subsampled = "train" if n_train > m else ("holdout" if n_holdout > m else None)
+    return _Attack(attack_summary(members, nonmembers, seed=seed), members, nonmembers, subsampled)
+
+
+def _sequence_details(metrics: dict[str, float | None], lists: dict[str, list[str]], letters: str,
+                      baseline: dict[str, float | None], sims: _Similarities, pairs_used: int, max_pairs: int,
+                      attack: _Attack, utility_details: dict[str, Any]) -> dict[str, Any]:
+    """The audit's details: meanings, counts, the noise floor, attack and utility breakdowns, methods. INTERNAL."""
+    m = len(attack.members)
+    return {
+        "meanings": {k: MEANINGS[k] for k in metrics if k in MEANINGS},
+        "rows": {k: len(v) for k, v in lists.items()},
+        "alphabet": letters,
+        "holdout_vs_train": {"notice": "the same fidelity figures for the real holdout against the real training "
+                                       "rows: the level expected from sampling noise alone", **baseline},
+        "nn_identity_synthetic_to_holdout_mean": float(sims.syn_to_holdout.mean()),
+        "pairwise_identity_pairs": pairs_used,
+        "near_copy_similarity": NEAR_COPY_SIMILARITY,
+        "similarity": ("rapidfuzz Levenshtein.normalized_similarity = 1 - edit distance / max(len1, len2), "
+                       f"process.cdist in blocks of at most {max_pairs} pairs, workers=1"),
+        "attack": {**attack.summary, "members": m, "non_members": m, "subsampled": attack.subsampled,
+                   "method": ("score = similarity of a real sequence to its most similar synthetic sequence "
+                              "(higher = more likely a member); AUC, TPR at 1% / 0.1% FPR and their intervals by "
+                              "synthrelease.audits.attack_metrics.attack_summary")},
+        "plots": {"notice": "INTERNAL: attack scores of private rows; never part of a bundle",
+                  "roc": {"nn_identity": roc_points(attack.members, attack.nonmembers)}},
+        "utility": utility_details,
+        "seed_use": ("one np.random.default_rng(seed): the synthetic pair sample, then the attack subsample; "
+                     "attack_summary's bootstrap and the models' random_state use seed"),
+        "caveat": CAVEAT,
+    }
+
+
 # --- the audit ------------------------------------------------------------------------------------------------
 
 def run_sequence_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, *,
@@ -327,83 +459,23 @@ def run_sequence_audits(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
         raise ValueError(f"max_pairs must be at least 1, not {max_pairs}")
     letters = resolve_alphabet(alphabet)
     rng = np.random.default_rng(seed)
-    seqs = {"train": _clean(train, sequence_column, letters, "train"),
-            "holdout": _clean(holdout, sequence_column, letters, "holdout"),
-            "synthetic": _clean(synthetic, sequence_column, letters, "synthetic")}
+    seqs = _clean_tables(train, holdout, synthetic, sequence_column, letters)
     enc = {k: _Encoded(s, letters) for k, s in seqs.items()}
     lists = {k: s.tolist() for k, s in seqs.items()}
-    n = {k: len(v) for k, v in lists.items()}
-    metrics: dict[str, float | None] = {}
-
-    # fidelity, synthetic vs train; holdout vs train as the noise floor (details)
-    def fidelity(other: str) -> dict[str, float | None]:
-        top = int(max(enc["train"].lengths.max(), enc[other].lengths.max())) + 1
-        out: dict[str, float | None] = {
-            "length_tv": _tv(np.bincount(enc["train"].lengths, minlength=top).astype(float),
-                             np.bincount(enc[other].lengths, minlength=top).astype(float)),
-            "composition_tv": _tv(enc["train"].spectrum(1), enc[other].spectrum(1)),
-        }
-        for k in KMER_SIZES_JS:
-            out[f"kmer{k}_js"] = _js(enc["train"].spectrum(k), enc[other].spectrum(k))
-        if letters == PROTEIN:
-            for name in PROTEIN_DESCRIPTORS:
-                out[f"descriptor_ks_{name}"] = float(ks_2samp(views["train"][name], views[other][name]).statistic)
-        return out
-
     views = ({k: feature_view(s, alphabet=letters) for k, s in seqs.items()} if letters == PROTEIN else {})
-    metrics.update(fidelity("synthetic"))
-    baseline = fidelity("holdout")
 
-    # diversity and memorisation
-    train_set, holdout_set = set(lists["train"]), set(lists["holdout"])
-    distinct = set(lists["synthetic"])
-    metrics["unique_share"] = len(distinct) / n["synthetic"]
-    metrics["novel_share"] = len(distinct - train_set) / len(distinct)
-    metrics["mean_pairwise_identity_synthetic"], pairs_used = _pairwise_identity(lists["synthetic"], rng)
-    syn_to_train, train_to_syn = _nearest_similarities(lists["synthetic"], lists["train"], max_pairs)
-    syn_to_holdout, holdout_to_syn = _nearest_similarities(lists["synthetic"], lists["holdout"], max_pairs)
-    metrics["nn_identity_synthetic_to_train_mean"] = float(syn_to_train.mean())
-    metrics["exact_copy_share_train"] = float(np.mean([s in train_set for s in lists["synthetic"]]))
-    metrics["exact_copy_share_holdout"] = float(np.mean([s in holdout_set for s in lists["synthetic"]]))
-    metrics["near_copy_share_train"] = float(np.mean(syn_to_train >= NEAR_COPY_SIMILARITY - _TIE))
-    metrics["near_copy_share_holdout"] = float(np.mean(syn_to_holdout >= NEAR_COPY_SIMILARITY - _TIE))
-
-    # membership attack: similarity to the nearest synthetic sequence, balanced members / non-members
-    m = min(n["train"], n["holdout"])
-    tr_idx = np.sort(rng.choice(n["train"], size=m, replace=False)) if n["train"] > m else np.arange(m)
-    ho_idx = np.sort(rng.choice(n["holdout"], size=m, replace=False)) if n["holdout"] > m else np.arange(m)
-    members, nonmembers = train_to_syn[tr_idx], holdout_to_syn[ho_idx]
-    attack = attack_summary(members, nonmembers, seed=seed)
-    metrics["nn_identity_mia_auc"] = attack["auc"]
-    for fpr in LOW_FPRS:
-        metrics[f"nn_identity_tpr_at_fpr_{fpr}"] = attack[f"tpr_at_fpr_{fpr}"]
-
+    metrics = _distribution_fidelity(enc, views, letters, "synthetic")
+    baseline = _distribution_fidelity(enc, views, letters, "holdout")  # the noise floor (details)
+    diversity, pairs_used = _diversity(lists, rng)
+    metrics.update(diversity)
+    sims = _nearest_to_real(lists, max_pairs)
+    metrics.update(_memorisation(lists, sims))
+    attack = _membership_attack(sims, rng, seed)
+    metrics.update(attack.metrics())
     utility_details: dict[str, Any] = {"skipped": "no label column given"}
     if label_column is not None:
         utility_metrics, utility_details = _utility(train, holdout, synthetic, label_column, enc, seed)
         metrics.update(utility_metrics)
 
-    details: dict[str, Any] = {
-        "meanings": {k: MEANINGS[k] for k in metrics if k in MEANINGS},
-        "rows": n,
-        "alphabet": letters,
-        "holdout_vs_train": {"notice": "the same fidelity figures for the real holdout against the real training "
-                                       "rows: the level expected from sampling noise alone", **baseline},
-        "nn_identity_synthetic_to_holdout_mean": float(syn_to_holdout.mean()),
-        "pairwise_identity_pairs": pairs_used,
-        "near_copy_similarity": NEAR_COPY_SIMILARITY,
-        "similarity": ("rapidfuzz Levenshtein.normalized_similarity = 1 - edit distance / max(len1, len2), "
-                       f"process.cdist in blocks of at most {max_pairs} pairs, workers=1"),
-        "attack": {**attack, "members": m, "non_members": m,
-                   "subsampled": "train" if n["train"] > m else ("holdout" if n["holdout"] > m else None),
-                   "method": ("score = similarity of a real sequence to its most similar synthetic sequence "
-                              "(higher = more likely a member); AUC, TPR at 1% / 0.1% FPR and their intervals by "
-                              "synthrelease.audits.attack_metrics.attack_summary")},
-        "plots": {"notice": "INTERNAL: attack scores of private rows; never part of a bundle",
-                  "roc": {"nn_identity": roc_points(members, nonmembers)}},
-        "utility": utility_details,
-        "seed_use": ("one np.random.default_rng(seed): the synthetic pair sample, then the attack subsample; "
-                     "attack_summary's bootstrap and the models' random_state use seed"),
-        "caveat": CAVEAT,
-    }
+    details = _sequence_details(metrics, lists, letters, baseline, sims, pairs_used, max_pairs, attack, utility_details)
     return AuditResult("sequence", metrics, details, time.perf_counter() - started)

@@ -39,7 +39,7 @@ def report_wiring() -> Iterator[dict[str, Any]]:
     ``RELEASE_CARD.html`` itself; a no-op for what it already does. Yields a dict that
     receives ``card_args`` (the arguments of ``release_card``).
     """
-    from synthrelease import api as pipeline
+    from synthrelease.pipeline import release as pipeline
     from synthrelease.report import internal_report
     from synthrelease.report.plot_data import collect_plot_data
 
@@ -87,7 +87,7 @@ def example_policy(path: Path) -> Path:
 
 def run_demo(work: Path, *, epsilon: float = 3.0, seed: int = 0, data_dir: Path = DATA) -> tuple[Any, dict[str, Any]]:
     """The demo release in ``work``; returns the outcome (or the refusal) and what the wiring captured."""
-    from synthrelease import api as pipeline
+    from synthrelease.pipeline import release as pipeline
     from synthrelease.bundle.signing import generate_keypair
     from synthrelease.errors import GateRefused
 

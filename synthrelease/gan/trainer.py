@@ -33,8 +33,9 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -70,10 +71,19 @@ from synthrelease.transforms.dp_pairs import PairMatcher, discrete_pairs, measur
 from synthrelease.transforms.encoders import Span, TableEncoder
 from synthrelease.transforms.marginal_loss import MarginalMatcher
 
+if TYPE_CHECKING:
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    from synthrelease.privacy.collective import Collective
+
 log = logging.getLogger(__name__)
 
 ROW_CHUNK = 4096
 """Rows per block when a measurement reads every private row."""
+
+_AuditCallback = Callable[[int, nn.Module, torch.Tensor | None, torch.Tensor | None], None]
+"""AUDIT ONLY: ``(step, discriminator, fake_rows, real_rows)``, see :func:`train_dp_gan`."""
 
 
 @dataclass(frozen=True)
@@ -233,9 +243,64 @@ def train_dp_gan(
     seeds = SeedTree(config.seed)  # public streams only
     secret = randomness if randomness is not None else PrivateRandomness()
     col = current_collective()  # a distributed run: ``train`` is this rank's shard of the rows
-    exact_rows = len(train) if col.world_size == 1 else int(col.sum(torch.tensor([float(len(train))])).item())
+    exact_rows = _total_row_count(train, col)
     if _unsafe_noise_scale != 1.0 and audit_callback is None:
         raise InternalError("_unsafe_noise_scale breaks DP: only the empirical audit may set it")
+    plan = _plan_run(exact_rows, config, threshold_delta)
+    row_source = encoded_rows(train, encoder)  # encoded up front, or per batch for very wide tables
+    releases = _measure_releases(row_source, encoder, config, condition_column, plan, seeds, secret, prior_entries)
+    sgd = _calibrate_dp_sgd(config, plan, releases.entries, reserved_entries)
+    nets = _build_networks(encoder, row_source.width, releases.cond_span, config, seeds)
+    private = _make_discriminator_private(nets, row_source, plan, sgd, config, col, secret, _unsafe_noise_scale)
+    streams = _fake_row_streams(releases.cond_probs, plan.expected_batch, seeds, col)
+    history = _train_adversarially(nets, private, releases, streams, plan=plan, encoder=encoder, config=config,
+                                   noise_multiplier=sgd.noise_multiplier, reserved_entries=reserved_entries,
+                                   progress=progress, audit_callback=audit_callback)
+    privacy = _privacy_spent(releases.entries, private.engine, reserved_entries, plan, config, threshold_delta)
+    nets.generator.eval()
+    return TrainedModel(
+        generator=nets.generator, encoder=encoder, config=config, privacy=privacy,
+        condition_column=condition_column if releases.cond_span else None,
+        condition_probs=releases.cond_probs, history=history,
+        train_seconds=time.perf_counter() - started, reproducible_private_randomness=secret.reproducible,
+    )
+
+
+# --- step 0: the run's public sizes -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """The sizes a run is planned with; every one derives from the PUBLIC row count ``n_rows``.
+
+    Attributes:
+        n_rows: ``config.public_rows`` (a release's DP count) or, when that is 0, the exact count.
+        accountant_delta: the δ left to the accountant (target δ − the thresholding δ).
+        sample_rate: the Poisson rate q = ``sample_rate_for(n_rows, batch)``, calibrated and charged.
+        expected_batch: ``max(1, int(n_rows · q))`` rows: the fake rows per step and Opacus' divisor.
+        n_steps: discriminator (DP-SGD) steps; training always runs all of them.
+    """
+
+    n_rows: int
+    accountant_delta: float
+    sample_rate: float
+    expected_batch: int
+    n_steps: int
+
+
+def _total_row_count(train: pd.DataFrame, col: Collective) -> int:
+    """The exact number of training rows, summed over every rank of a distributed run (private)."""
+    return len(train) if col.world_size == 1 else int(col.sum(torch.tensor([float(len(train))])).item())
+
+
+def _plan_run(exact_rows: int, config: TrainingConfig, threshold_delta: float) -> _RunPlan:
+    """Refuse unusable sizes and δ, then fix the run's public sizes.
+
+    The exact count ``exact_rows`` is only checked (≥ 2) and used as n when ``config.public_rows`` is 0.
+
+    Raises:
+        PrivacyParameterError: fewer than 2 rows, δ ≥ 1/n, or ``threshold_delta`` not in [0, δ).
+    """
     if exact_rows < 2:
         raise PrivacyParameterError("training needs at least 2 rows")
     # every size-scaled choice below uses the PUBLIC count (a release's DP count), never the exact one
@@ -248,128 +313,300 @@ def train_dp_gan(
     if not 0 <= threshold_delta < config.target_delta:
         raise PrivacyParameterError(f"threshold δ {threshold_delta:g} must be below the target δ "
                                     f"{config.target_delta:g}")
-    acc_delta = config.target_delta - threshold_delta  # δ left for the accountant
-    row_source = encoded_rows(train, encoder)  # encoded up front, or per batch for very wide tables
-    width = row_source.width
     q = sample_rate_for(n_rows, min(config.batch_size, n_rows))
-    expected_batch = max(1, int(n_rows * q))
-    n_disc_total = config.n_steps
+    return _RunPlan(n_rows=n_rows, accountant_delta=config.target_delta - threshold_delta, sample_rate=q,
+                    expected_batch=max(1, int(n_rows * q)), n_steps=config.n_steps)
 
-    # 1. DP measurements before training: conditional marginals (which also give the
-    #    condition's sampling frequencies), the class mean embeddings (kernel "values" also
-    #    gives them) or, if all are off, the condition histogram.
-    cond_span = _condition_span(encoder, condition_column)
-    prior: list[MechanismEntry] = list(prior_entries)
-    cond_probs: np.ndarray | None = None
-    matcher: MarginalMatcher | None = None
+
+# --- step 1: the DP releases before training ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Releases:
+    """The DP releases made before training and the generator-loss terms built on them.
+
+    Attributes:
+        entries: ``prior_entries`` followed by these releases' accountant entries, in order.
+        cond_span: the condition column's one-hot span (None: unconditional).
+        cond_probs: the condition's sampling frequencies (DP, or public uniform), summing to 1.
+        marginals, embedding, pairs, related, correlation: the matching terms (None when off).
+    """
+
+    entries: list[MechanismEntry]
+    cond_span: Span | None
+    cond_probs: np.ndarray | None
+    marginals: MarginalMatcher | None
+    embedding: ClassMeanEmbedding | None
+    pairs: PairMatcher | None
+    related: NumericPairMatcher | None
+    correlation: CorrelationMatcher | None
+
+    def add_matching_losses(self, g_loss: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor | None,
+                            config: TrainingConfig, n_rows: int) -> torch.Tensor:
+        """``g_loss`` plus every release's weighted matching term on ``fake`` (post-processing)."""
+        if self.marginals is not None and cond is not None:
+            g_loss = g_loss + config.marginal_weight * self.marginals.loss(fake, cond)
+        if self.pairs is not None:
+            g_loss = g_loss + config.pair_weight * self.pairs.loss(fake)
+        if self.related is not None:
+            g_loss = g_loss + config.related_weight * self.related.loss(fake)
+        if self.correlation is not None:
+            g_loss = g_loss + config.correlation_weight * self.correlation.loss(fake)
+        if self.embedding is not None and cond is not None and self.cond_probs is not None:
+            g_loss = g_loss + config.embedding_weight * self.embedding.loss(fake, cond, self.cond_probs * n_rows)
+        return g_loss
+
+
+@dataclass(frozen=True)
+class _ConditionRelease:
+    """How the condition's sampling frequencies were obtained: ``entry`` is None when it cost nothing."""
+
+    probs: np.ndarray | None
+    entry: MechanismEntry | None = None
     measured: MarginalMeasurements | None = None
+    matcher: MarginalMatcher | None = None
+
+
+def _measure_releases(row_source: RowSource, encoder: TableEncoder, config: TrainingConfig,
+                      condition_column: str | None, plan: _RunPlan, seeds: SeedTree, secret: PrivateRandomness,
+                      prior_entries: tuple[MechanismEntry, ...]) -> _Releases:
+    """Step 1: every DP release asked for before training, and the matching terms built on them.
+
+    Reads private rows, each time through one Gaussian mechanism at the ε share the config
+    gives it and δ = ``plan.accountant_delta``; charged in this order: the class mean
+    embeddings, the conditional marginals or the condition histogram, the discrete pairs, the
+    related numerical pairs, the correlation matrix. Noise comes from ``secret`` only.
+    """
+    cond_span = _condition_span(encoder, condition_column)
+    entries: list[MechanismEntry] = list(prior_entries)
     embedding: ClassMeanEmbedding | None = None
     if cond_span is not None and config.embedding_epsilon_share > 0:
-        sigma_e = histogram_noise_for(epsilon=config.embedding_epsilon_share * config.target_epsilon,
-                                      delta=acc_delta, accountant=config.accountant)
-        embedding = ClassMeanEmbedding.measure(
-            lambda: row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=width, n_rows=n_rows,
-            n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
-            feature_generator=seeds.torch("embedding-features"), noise_generator=secret.torch("embedding-noise"),
-            kernel=config.embedding_kernel,
-            layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None,
-            zero_weight=config.embedding_zero_weight)
-        embedding.shrinkage = config.embedding_shrinkage
-        prior.extend(embedding.entries)
+        embedding = _measure_class_embedding(row_source, encoder, cond_span, condition_column, config, plan,
+                                             seeds, secret)
+        entries.extend(embedding.entries)
+    condition = _measure_condition(row_source, encoder, cond_span, condition_column, embedding, config, plan,
+                                   seeds, secret)
+    if condition.entry is not None:
+        entries.append(condition.entry)
+    pairs = _measure_discrete_pairs(row_source, encoder, condition_column, config, plan, secret)
+    related = _measure_related_pairs(row_source, encoder, condition_column, config, plan, secret)
+    correlation = _measure_correlation(row_source, encoder, condition_column, condition.measured, config, plan,
+                                       secret)
+    entries.extend(release[0] for release in (pairs, related, correlation) if release is not None)
+    return _Releases(entries=entries, cond_span=cond_span, cond_probs=condition.probs, marginals=condition.matcher,
+                     embedding=embedding, pairs=pairs[1] if pairs else None, related=related[1] if related else None,
+                     correlation=correlation[1] if correlation else None)
 
+
+def _noise_for_share(share: float, config: TrainingConfig, plan: _RunPlan) -> MechanismEntry:
+    """The σ (as a one-step, q = 1 entry) of a Gaussian release spending ``share`` of the target ε."""
+    return histogram_noise_for(epsilon=share * config.target_epsilon, delta=plan.accountant_delta,
+                               accountant=config.accountant)
+
+
+def _measure_class_embedding(row_source: RowSource, encoder: TableEncoder, cond_span: Span,
+                             condition_column: str | None, config: TrainingConfig, plan: _RunPlan,
+                             seeds: SeedTree, secret: PrivateRandomness) -> ClassMeanEmbedding:
+    """The DP class-conditional mean embeddings (DP-MERF); reads private rows.
+
+    Gaussian, sensitivity 1 per release (its ``entries``); public random features from ``seeds``.
+    """
+    sigma_e = _noise_for_share(config.embedding_epsilon_share, config, plan)
+    embedding = ClassMeanEmbedding.measure(
+        lambda: row_source.chunks(ROW_CHUNK), slice(cond_span.start, cond_span.stop), width=row_source.width,
+        n_rows=plan.n_rows, n_features=config.embedding_features, noise_multiplier=sigma_e.noise_multiplier,
+        feature_generator=seeds.torch("embedding-features"), noise_generator=secret.torch("embedding-noise"),
+        kernel=config.embedding_kernel,
+        layout=numeric_layout(encoder, condition_column or "") if config.embedding_kernel == "values" else None,
+        zero_weight=config.embedding_zero_weight)
+    embedding.shrinkage = config.embedding_shrinkage
+    return embedding
+
+
+def _measure_condition(row_source: RowSource, encoder: TableEncoder, cond_span: Span | None,
+                       condition_column: str | None, embedding: ClassMeanEmbedding | None, config: TrainingConfig,
+                       plan: _RunPlan, seeds: SeedTree, secret: PrivateRandomness) -> _ConditionRelease:
+    """The condition's sampling frequencies; reads private rows (DP marginals or histogram).
+
+    First that applies: the DP (condition × column) marginals, which also give the marginal
+    matcher; the class counts of a ``values`` embedding (post-processing, free); the DP
+    condition histogram (L2 sensitivity 1); uniform (public, free). None when unconditional.
+    """
     if cond_span is not None and config.marginal_epsilon_share > 0:
-        sigma_m = histogram_noise_for(epsilon=config.marginal_epsilon_share * config.target_epsilon,
-                                      delta=acc_delta, accountant=config.accountant)
+        sigma_m = _noise_for_share(config.marginal_epsilon_share, config, plan)
         measured = measure_marginals(row_source, encoder, condition_column or "",
                                      noise_multiplier=sigma_m.noise_multiplier,
                                      generator=secret.torch("marginal-noise"), n_bins=config.marginal_bins)
-        prior.append(measured.entry)
-        cond_probs = measured.condition_probs()
-        matcher = MarginalMatcher(measured, columns_per_step=config.marginal_columns_per_step,
-                                  generator=seeds.torch("marginal-columns"))
-    elif embedding is not None and (counts := embedding.class_counts()) is not None:
+        return _ConditionRelease(
+            entry=measured.entry, probs=measured.condition_probs(), measured=measured,
+            matcher=MarginalMatcher(measured, columns_per_step=config.marginal_columns_per_step,
+                                    generator=seeds.torch("marginal-columns")))
+    if embedding is not None and (counts := embedding.class_counts()) is not None:
         # kernel 'values': class counts from the embedding's own release (post-processing)
         noisy = np.clip(counts, 0.0, None) + 1.0
-        cond_probs = noisy / noisy.sum()
-    elif cond_span is not None and config.condition_epsilon_share > 0:
-        hist = histogram_noise_for(
-            epsilon=config.condition_epsilon_share * config.target_epsilon,
-            delta=acc_delta, accountant=config.accountant,
-        )
-        prior.append(hist)
-        cond_probs = _dp_condition_probs(row_source, cond_span, hist, secret.torch("condition-noise"))
-    elif cond_span is not None:
-        cond_probs = np.full(cond_span.width, 1.0 / cond_span.width)  # public: uniform
+        return _ConditionRelease(probs=noisy / noisy.sum())
+    if cond_span is not None and config.condition_epsilon_share > 0:
+        hist = _noise_for_share(config.condition_epsilon_share, config, plan)
+        probs = _dp_condition_probs(row_source, cond_span, hist, secret.torch("condition-noise"))
+        return _ConditionRelease(entry=hist, probs=probs)
+    if cond_span is not None:
+        return _ConditionRelease(probs=np.full(cond_span.width, 1.0 / cond_span.width))  # public: uniform
+    return _ConditionRelease(probs=None)
 
-    pair_matcher: PairMatcher | None = None
+
+def _measure_discrete_pairs(row_source: RowSource, encoder: TableEncoder, condition_column: str | None,
+                            config: TrainingConfig, plan: _RunPlan,
+                            secret: PrivateRandomness) -> tuple[MechanismEntry, PairMatcher] | None:
+    """DP joint histograms of the small discrete (non-condition) column pairs; reads private rows.
+
+    One Gaussian release over every pair chosen from the public metadata; None when off or no pair fits.
+    """
     pairs = discrete_pairs(encoder, condition_column, config.pair_max_cells) if config.pair_epsilon_share > 0 else []
-    if pairs:
-        sigma_p = histogram_noise_for(epsilon=config.pair_epsilon_share * config.target_epsilon,
-                                      delta=acc_delta, accountant=config.accountant)
-        measured_pairs = measure_pairs(lambda: row_source.chunks(ROW_CHUNK), pairs,
-                                       noise_multiplier=sigma_p.noise_multiplier,
-                                       generator=secret.torch("pair-noise"))
-        prior.append(measured_pairs.entry)
-        pair_matcher = PairMatcher(measured_pairs)
+    if not pairs:
+        return None
+    sigma_p = _noise_for_share(config.pair_epsilon_share, config, plan)
+    measured_pairs = measure_pairs(lambda: row_source.chunks(ROW_CHUNK), pairs,
+                                   noise_multiplier=sigma_p.noise_multiplier, generator=secret.torch("pair-noise"))
+    return measured_pairs.entry, PairMatcher(measured_pairs)
 
-    related_matcher: NumericPairMatcher | None = None
+
+def _measure_related_pairs(row_source: RowSource, encoder: TableEncoder, condition_column: str | None,
+                           config: TrainingConfig, plan: _RunPlan,
+                           secret: PrivateRandomness) -> tuple[MechanismEntry, NumericPairMatcher] | None:
+    """DP joint histograms of the publicly declared related numerical pairs (one release); reads private rows.
+
+    None when off or no pair is declared.
+    """
     related = encoder.metadata.related_pairs if config.related_epsilon_share > 0 else []
-    if related:  # publicly declared related numerical columns: DP joint histograms (one release)
-        sub, idx = pair_layout(numeric_layout(encoder, condition_column or ""), related)
-        sigma_r = histogram_noise_for(epsilon=config.related_epsilon_share * config.target_epsilon,
-                                      delta=acc_delta, accountant=config.accountant)
-        measured_related = measure_numeric_pairs(lambda: row_source.chunks(ROW_CHUNK), sub, idx,
-                                                 n_bins=max(3, config.marginal_bins // 2),
-                                                 noise_multiplier=sigma_r.noise_multiplier,
-                                                 generator=secret.torch("related-pair-noise"))
-        prior.append(measured_related.entry)
-        related_matcher = NumericPairMatcher(measured_related, n_rows=n_rows)
+    if not related:
+        return None
+    sub, idx = pair_layout(numeric_layout(encoder, condition_column or ""), related)
+    sigma_r = _noise_for_share(config.related_epsilon_share, config, plan)
+    measured_related = measure_numeric_pairs(lambda: row_source.chunks(ROW_CHUNK), sub, idx,
+                                             n_bins=max(3, config.marginal_bins // 2),
+                                             noise_multiplier=sigma_r.noise_multiplier,
+                                             generator=secret.torch("related-pair-noise"))
+    return measured_related.entry, NumericPairMatcher(measured_related, n_rows=plan.n_rows)
 
-    correlation_matcher: CorrelationMatcher | None = None
+
+def _measure_correlation(row_source: RowSource, encoder: TableEncoder, condition_column: str | None,
+                         marginals: MarginalMeasurements | None, config: TrainingConfig, plan: _RunPlan,
+                         secret: PrivateRandomness) -> tuple[MechanismEntry, CorrelationMatcher] | None:
+    """Every numerical pair's correlation in one DP release; reads private rows.
+
+    Centred and scaled by the DP ``marginals`` (if measured); None when off or fewer than 2 numerical columns.
+    """
     num_layout = numeric_layout(encoder, condition_column or "")
-    if config.correlation_epsilon_share > 0 and len(num_layout.columns) >= 2:
-        # every numerical pair's correlation in one release, centred and scaled by the DP marginals
-        sigma_c = histogram_noise_for(epsilon=config.correlation_epsilon_share * config.target_epsilon,
-                                      delta=acc_delta, accountant=config.accountant)
-        center, scale = centres_and_scales(num_layout, measured)
-        measured_corr = measure_correlation(lambda: row_source.chunks(ROW_CHUNK), num_layout, center=center,
-                                            scale=scale, noise_multiplier=sigma_c.noise_multiplier,
-                                            generator=secret.torch("correlation-noise"))
-        prior.append(measured_corr.entry)
-        correlation_matcher = CorrelationMatcher(measured_corr, n_rows=n_rows)
+    if not (config.correlation_epsilon_share > 0 and len(num_layout.columns) >= 2):
+        return None
+    sigma_c = _noise_for_share(config.correlation_epsilon_share, config, plan)
+    center, scale = centres_and_scales(num_layout, marginals)
+    measured_corr = measure_correlation(lambda: row_source.chunks(ROW_CHUNK), num_layout, center=center,
+                                        scale=scale, noise_multiplier=sigma_c.noise_multiplier,
+                                        generator=secret.torch("correlation-noise"))
+    return measured_corr.entry, CorrelationMatcher(measured_corr, n_rows=plan.n_rows)
 
-    # 2. σ for the planned number of discriminator steps, same accountant, with the
-    #    mechanisms reserved for after training (the DP release gate) in the history.
-    sgd = calibrate_noise_multiplier(
-        target_epsilon=config.target_epsilon, target_delta=acc_delta,
-        sample_rate=q, steps=n_disc_total, accountant=config.accountant, prior=[*prior, *reserved_entries],
+
+# --- step 2: σ for DP-SGD ----------------------------------------------------------------------
+
+
+def _calibrate_dp_sgd(config: TrainingConfig, plan: _RunPlan, releases: list[MechanismEntry],
+                      reserved_entries: tuple[MechanismEntry, ...]) -> MechanismEntry:
+    """σ for ``plan.n_steps`` discriminator steps at rate q so that the one accountant over
+    ``releases``, the DP-SGD steps and ``reserved_entries`` (after training: the gate) reaches
+    ``config.target_epsilon`` at ``plan.accountant_delta``; public inputs only."""
+    return calibrate_noise_multiplier(
+        target_epsilon=config.target_epsilon, target_delta=plan.accountant_delta,
+        sample_rate=plan.sample_rate, steps=plan.n_steps, accountant=config.accountant,
+        prior=[*releases, *reserved_entries],
     )
 
-    torch_gen = seeds.torch("generator-input")
+
+# --- step 3: the networks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Networks:
+    """The generator, the (not yet private) discriminator and their Adam optimizers."""
+
+    generator: Generator
+    discriminator: nn.Module
+    generator_optimizer: torch.optim.Optimizer
+    discriminator_optimizer: torch.optim.Optimizer
+
+
+def _build_networks(encoder: TableEncoder, width: int, cond_span: Span | None, config: TrainingConfig,
+                    seeds: SeedTree) -> _Networks:
+    """Both networks, initialised from PUBLIC seeded streams only, and their optimizers.
+
+    Raises:
+        PrivacyParameterError: a conv1d discriminator without positional columns.
+        opacus.validators.errors.UnsupportedModuleError: a layer Opacus cannot clip per row.
+    """
     generator = Generator(config.latent_dim, cond_span.width if cond_span else 0,
                           config.generator_hidden, encoder.spans, cond_span)
     discriminator = _discriminator(encoder, width, config, seeds)
     _seed_init(generator, seeds.torch("generator-init"))
     _seed_init(discriminator, seeds.torch("discriminator-init"))
     ModuleValidator.validate(discriminator, strict=True)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.9))
+    return _Networks(
+        generator=generator, discriminator=discriminator,
+        generator_optimizer=torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.9)),
+        discriminator_optimizer=torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr,
+                                                 betas=(0.5, 0.9)),
+    )
 
+
+# --- step 4: the discriminator under Opacus ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PrivateDiscriminator:
+    """The discriminator under Opacus.
+
+    Attributes:
+        network: the discriminator the audit callback sees (DPDDP-wrapped on a distributed run).
+        module: Opacus' per-row-gradient wrapper; its hooks are off for post-processing passes.
+        optimizer: Opacus' DP optimizer: clips, adds noise σ·``max_grad_norm``, steps.
+        engine: the privacy engine whose accountant records one entry step per optimizer step.
+        batches: the endless Poisson batches of encoded PRIVATE rows, at rate q.
+    """
+
+    network: nn.Module
+    module: GradSampleModule
+    optimizer: DPOptimizer
+    engine: PrivacyEngine
+    batches: Iterator[torch.Tensor]
+
+
+def _make_discriminator_private(nets: _Networks, row_source: RowSource, plan: _RunPlan, sgd: MechanismEntry,
+                                config: TrainingConfig, col: Collective, secret: PrivateRandomness,
+                                unsafe_noise_scale: float) -> _PrivateDiscriminator:
+    """Hand the discriminator, its optimizer and the private rows to Opacus' ``make_private``.
+
+    Poisson sampling at ``plan.sample_rate`` and Gaussian noise of std ``sgd.noise_multiplier`` ×
+    ``max_grad_norm``, both from ``secret``; the optimizer divides by the PUBLIC expected batch.
+    ``unsafe_noise_scale`` ≠ 1 (audits only) breaks the guarantee.
+
+    Raises:
+        InternalError: Opacus' sample rate is not the calibrated one.
+    """
     # Opacus' Poisson-sampling loader, built here so that it can take our secret generator
     # (make_private's own wrapper only takes torchcsprng's); make_private therefore gets
     # poisson_sampling=False, which leaves this DPDataLoader unchanged.
     # Distributed: each rank Poisson-samples ITS shard at the same rate q with its own secret
     # generator; the shards partition the rows, so the union is a Poisson sample of the whole
     # table at rate q, exactly what the accountant charges.
-    loader = DPDataLoader(row_source, sample_rate=q, generator=secret.torch("poisson-sampling"),
+    loader = DPDataLoader(row_source, sample_rate=plan.sample_rate, generator=secret.torch("poisson-sampling"),
                           collate_fn=_identity_collate)
+    discriminator = nets.discriminator
     if col.world_size > 1:  # Opacus' DPDDP: parameters broadcast from rank 0; the optimizer sums
         discriminator = DPDDP(discriminator)  # clipped gradients over ranks, rank 0 adds the noise once
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=config.accountant)
     made = engine.make_private(
-        module=discriminator, optimizer=opt_d, data_loader=loader,
+        module=discriminator, optimizer=nets.discriminator_optimizer, data_loader=loader,
         criterion=nn.BCEWithLogitsLoss(), noise_multiplier=sgd.noise_multiplier,
         max_grad_norm=config.max_grad_norm, poisson_sampling=False,
         grad_sample_mode=config.grad_sample_mode, noise_generator=secret.torch("dp-noise"),
@@ -380,123 +617,200 @@ def train_dp_gan(
     # noisy sum. Distributed: Opacus takes the loader's dataset as the WHOLE table, here it is
     # this rank's shard, so set the per-rank share of the global expected batch that makes
     # Σ_ranks(clipped sums + noise) / world / share = (Σ clipped + noise) / (n·q)
-    d_opt.expected_batch_size = expected_batch / col.world_size
+    d_opt.expected_batch_size = plan.expected_batch / col.world_size
     # Opacus' floating-point-hardened noise (secure mode's sampler) with our secret generator;
     # PrivacyEngine(secure_mode=True) would also demand torchcsprng, which has no build here.
     d_opt.secure_mode = True
-    if _unsafe_noise_scale != 1.0:
-        _break_noise(d_opt, _unsafe_noise_scale)
-    if abs(1.0 / len(loader) - q) > 1e-12:
+    if unsafe_noise_scale != 1.0:
+        _break_noise(d_opt, unsafe_noise_scale)
+    if abs(1.0 / len(loader) - plan.sample_rate) > 1e-12:
         raise InternalError("Opacus' sample rate differs from the calibrated one")
+    return _PrivateDiscriminator(network=discriminator, module=d_module, optimizer=d_opt, engine=engine,
+                                 batches=_batches(loader, row_source.width))
 
+
+# --- step 5: adversarial training --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FakeRowStreams:
+    """The PUBLIC streams of fake rows and of the collapse probe (no private data, no privacy cost).
+
+    The generator step draws from ``generator_latent`` / ``generator_conditions`` on every rank
+    alike, so every rank's generator stays identical; on a distributed run each rank draws its
+    share of the discriminator's fake rows (``discriminator_count``) from its own stream.
+    """
+
+    generator_latent: torch.Generator
+    generator_conditions: _ConditionSampler
+    discriminator_latent: torch.Generator
+    discriminator_conditions: _ConditionSampler
+    discriminator_count: int
+    probe: torch.Generator
+
+
+def _fake_row_streams(cond_probs: np.ndarray | None, expected_batch: int, seeds: SeedTree,
+                      col: Collective) -> _FakeRowStreams:
+    """The fake-row streams from the public seed tree; ``cond_probs`` are DP (or public) frequencies."""
+    torch_gen = seeds.torch("generator-input")
     cond_sampler = _ConditionSampler(cond_probs, torch_gen)
     # the discriminator's fake rows: in a distributed run each rank adds its share from its own
     # PUBLIC stream, while the generator step draws the same rows on every rank (torch_gen),
     # so every rank's generator stays identical (post-processing of the shared discriminator)
     d_fake_gen = torch_gen if col.world_size == 1 else seeds.torch(f"discriminator-fakes-rank{col.rank}")
-    d_cond_sampler = cond_sampler if col.world_size == 1 else _ConditionSampler(cond_probs, d_fake_gen)
-    d_fakes = expected_batch if col.world_size == 1 else max(1, round(expected_batch / col.world_size))
-    probe_gen = seeds.torch("collapse-probe")
-    real_label = torch.ones(expected_batch)
-    batches = _batches(loader, width)
-    history: list[dict[str, float]] = []
-    log_every = max(1, n_disc_total // 50)
-    g_loss_val = float("nan")
-    progress(ProgressEvent("train", 0, n_disc_total, {"noise_multiplier": sgd.noise_multiplier}))
-    generator.train()
-    d_module.train()
+    return _FakeRowStreams(
+        generator_latent=torch_gen, generator_conditions=cond_sampler, discriminator_latent=d_fake_gen,
+        discriminator_conditions=cond_sampler if col.world_size == 1 else _ConditionSampler(cond_probs, d_fake_gen),
+        discriminator_count=expected_batch if col.world_size == 1 else max(1, round(expected_batch / col.world_size)),
+        probe=seeds.torch("collapse-probe"),
+    )
+
+
+def _train_adversarially(nets: _Networks, private: _PrivateDiscriminator, releases: _Releases,
+                         streams: _FakeRowStreams, *, plan: _RunPlan, encoder: TableEncoder, config: TrainingConfig,
+                         noise_multiplier: float, reserved_entries: tuple[MechanismEntry, ...],
+                         progress: ProgressCallback, audit_callback: _AuditCallback | None) -> list[dict[str, float]]:
+    """Step 5: ``plan.n_steps`` DP-SGD discriminator steps, a generator step every ``n_disc_steps``.
+
+    Reads private rows only through the discriminator's DP-SGD steps (one accounted step
+    each); the generator is post-processing. Returns the logged points (≈ 50, the last step
+    included), each also sent to ``progress``; ``audit_callback``: see :func:`train_dp_gan`.
+    """
+    progress(ProgressEvent("train", 0, plan.n_steps, {"noise_multiplier": noise_multiplier}))
+    nets.generator.train()
+    private.module.train()
     if audit_callback is not None:
-        d_module.disable_hooks()
-        audit_callback(0, discriminator, None, None)
-        d_module.enable_hooks()
+        with _hooks_off(private.module):
+            audit_callback(0, private.network, None, None)
+    history: list[dict[str, float]] = []
+    log_every = max(1, plan.n_steps // 50)
+    g_loss_val = float("nan")
     with warnings.catch_warnings():
         # Opacus' ghost clipping registers full backward hooks on a module whose input
         # needs no gradient; torch warns on every step, harmlessly.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        for step in range(1, n_disc_total + 1):
-            # --- discriminator: one accounted DP-SGD step --------------------------------
-            real = next(batches)
-            with torch.no_grad():
-                cond = d_cond_sampler(d_fakes)
-                fake = generator.activate(generator.raw(_noise(d_fakes, config, d_fake_gen), cond), cond,
-                                          tau=config.gumbel_tau, generator=d_fake_gen, hard=False)
-            d_opt.zero_grad(set_to_none=True)
-            if config.clip_fake_rows or config.grad_sample_mode != "ghost":
-                # one forward over real + fake rows, every row clipped
-                rows = torch.cat([real, fake], dim=0)
-                labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(d_fakes)])
-                per_row = F.binary_cross_entropy_with_logits(d_module(rows), labels, reduction="none")
-                if config.grad_sample_mode == "ghost":
-                    DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
-                else:
-                    per_row.mean().backward()
-            else:
-                # real rows: per-row clipping by Opacus' ghost clipping (p.grad = clipped sum);
-                # fake rows: data-independent, their plain summed gradient is added before
-                # Opacus adds the noise (sensitivity unchanged: C per real row).
-                if real.shape[0] > 0:  # an empty Poisson batch: no real-row forward (nothing to clip)
-                    per_row = F.binary_cross_entropy_with_logits(d_module(real), torch.ones(real.shape[0]),
-                                                                 reduction="none")
-                    DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
-                d_module.disable_hooks()
-                fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(d_fakes),
-                                                               reduction="none")
-                (fake_loss.sum() * config.max_grad_norm).backward()
-                d_module.enable_hooks()
-            d_opt.step()
+        for step in range(1, plan.n_steps + 1):
+            real = next(private.batches)
+            fake = _discriminator_step(nets.generator, private, real, streams, config)
             if audit_callback is not None:
-                d_module.disable_hooks()
-                audit_callback(step, discriminator, fake, real)
-                d_module.enable_hooks()
-
-            # --- generator: post-processing of the discriminator -------------------------
+                with _hooks_off(private.module):
+                    audit_callback(step, private.network, fake, real)
             if step % config.n_disc_steps == 0:
-                d_module.disable_hooks()
-                cond = cond_sampler(expected_batch)
-                fake = generator.activate(generator.raw(_noise(expected_batch, config, torch_gen), cond), cond,
-                                          tau=config.gumbel_tau, generator=torch_gen, hard=False)
-                g_loss = F.binary_cross_entropy_with_logits(d_module(fake), real_label)
-                if matcher is not None and cond is not None:
-                    g_loss = g_loss + config.marginal_weight * matcher.loss(fake, cond)
-                if pair_matcher is not None:
-                    g_loss = g_loss + config.pair_weight * pair_matcher.loss(fake)
-                if related_matcher is not None:
-                    g_loss = g_loss + config.related_weight * related_matcher.loss(fake)
-                if correlation_matcher is not None:
-                    g_loss = g_loss + config.correlation_weight * correlation_matcher.loss(fake)
-                if embedding is not None and cond is not None and cond_probs is not None:
-                    g_loss = g_loss + config.embedding_weight * embedding.loss(fake, cond, cond_probs * n_rows)
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                d_module.enable_hooks()
-                g_loss_val = float(g_loss.detach())
-
-            if step % log_every == 0 or step == n_disc_total:
-                d_loss_val = _fake_row_loss(d_module, fake, fake.shape[0])  # logged steps only
-                eps_now = epsilon_for([*prior, *_engine_entries(engine), *reserved_entries], delta=acc_delta,
-                                      accountant=config.accountant)
-                point = {"step": float(step), "d_loss_fake": d_loss_val, "g_loss": g_loss_val, "epsilon": eps_now,
-                         **_collapse_probe(generator, encoder, cond_span, cond_probs, config, probe_gen)}
+                g_loss_val, fake = _generator_step(nets, private.module, releases, streams, plan, config)
+            if step % log_every == 0 or step == plan.n_steps:
+                point = _progress_point(step, nets.generator, private, fake, g_loss_val, releases, streams,
+                                        encoder=encoder, config=config, plan=plan, reserved_entries=reserved_entries)
                 history.append(point)
-                progress(ProgressEvent("train", step, n_disc_total, dict(point)))
+                progress(ProgressEvent("train", step, plan.n_steps, dict(point)))
+    return history
 
-    entries = (*prior, *_engine_entries(engine), *reserved_entries)
+
+@contextmanager
+def _hooks_off(d_module: GradSampleModule) -> Iterator[None]:
+    """Opacus' per-row hooks off for a post-processing pass (left off if the pass raises: the run is over)."""
+    d_module.disable_hooks()
+    yield
+    d_module.enable_hooks()
+
+
+def _fake_rows(generator: Generator, conditions: _ConditionSampler, latent: torch.Generator, n: int,
+               config: TrainingConfig) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``n`` soft (Gumbel-softmax) fake rows and their one-hot conditions, from PUBLIC stream ``latent``."""
+    cond = conditions(n)
+    fake = generator.activate(generator.raw(_noise(n, config, latent), cond), cond,
+                              tau=config.gumbel_tau, generator=latent, hard=False)
+    return cond, fake
+
+
+def _discriminator_step(generator: Generator, private: _PrivateDiscriminator, real: torch.Tensor,
+                        streams: _FakeRowStreams, config: TrainingConfig) -> torch.Tensor:
+    """One accounted DP-SGD step of the discriminator; reads the private Poisson batch ``real``.
+
+    The loss covers ``real`` and a FIXED, public number of data-independent fake rows; each
+    real row's gradient is clipped to ``max_grad_norm`` by Opacus, which then adds the noise
+    and records the step. Returns this step's fake rows.
+    """
+    d_module, d_opt = private.module, private.optimizer
+    d_fakes = streams.discriminator_count
+    with torch.no_grad():
+        _, fake = _fake_rows(generator, streams.discriminator_conditions, streams.discriminator_latent, d_fakes,
+                             config)
+    d_opt.zero_grad(set_to_none=True)
+    if config.clip_fake_rows or config.grad_sample_mode != "ghost":
+        # one forward over real + fake rows, every row clipped
+        rows = torch.cat([real, fake], dim=0)
+        labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(d_fakes)])
+        per_row = F.binary_cross_entropy_with_logits(d_module(rows), labels, reduction="none")
+        if config.grad_sample_mode == "ghost":
+            DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+        else:
+            per_row.mean().backward()
+    else:
+        # real rows: per-row clipping by Opacus' ghost clipping (p.grad = clipped sum);
+        # fake rows: data-independent, their plain summed gradient is added before
+        # Opacus adds the noise (sensitivity unchanged: C per real row).
+        if real.shape[0] > 0:  # an empty Poisson batch: no real-row forward (nothing to clip)
+            per_row = F.binary_cross_entropy_with_logits(d_module(real), torch.ones(real.shape[0]),
+                                                         reduction="none")
+            DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+        with _hooks_off(d_module):
+            fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(d_fakes), reduction="none")
+            (fake_loss.sum() * config.max_grad_norm).backward()
+    d_opt.step()
+    return fake
+
+
+def _generator_step(nets: _Networks, d_module: GradSampleModule, releases: _Releases, streams: _FakeRowStreams,
+                    plan: _RunPlan, config: TrainingConfig) -> tuple[float, torch.Tensor]:
+    """One generator step through the privatized discriminator plus the releases' matching terms.
+
+    Post-processing (hooks off, no private row read). Returns the loss and this step's fake rows.
+    """
+    generator = nets.generator
+    with _hooks_off(d_module):
+        cond, fake = _fake_rows(generator, streams.generator_conditions, streams.generator_latent,
+                                plan.expected_batch, config)
+        g_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.ones(plan.expected_batch))
+        g_loss = releases.add_matching_losses(g_loss, fake, cond, config, plan.n_rows)
+        nets.generator_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        nets.generator_optimizer.step()
+    return float(g_loss.detach()), fake
+
+
+def _progress_point(step: int, generator: Generator, private: _PrivateDiscriminator, fake: torch.Tensor,
+                    g_loss: float, releases: _Releases, streams: _FakeRowStreams, *, encoder: TableEncoder,
+                    config: TrainingConfig, plan: _RunPlan,
+                    reserved_entries: tuple[MechanismEntry, ...]) -> dict[str, float]:
+    """The logged point of ``step``: the fake rows' discriminator loss, the generator loss, ε so far
+    (reserved entries included) and the collapse probe. Post-processing only: no privacy cost."""
+    d_loss_val = _fake_row_loss(private.module, fake, fake.shape[0])  # logged steps only
+    eps_now = epsilon_for([*releases.entries, *_engine_entries(private.engine), *reserved_entries],
+                          delta=plan.accountant_delta, accountant=config.accountant)
+    return {"step": float(step), "d_loss_fake": d_loss_val, "g_loss": g_loss, "epsilon": eps_now,
+            **_collapse_probe(generator, encoder, releases.cond_span, releases.cond_probs, config, streams.probe)}
+
+
+# --- step 6: the privacy spent -----------------------------------------------------------------
+
+
+def _privacy_spent(releases: list[MechanismEntry], engine: PrivacyEngine,
+                   reserved_entries: tuple[MechanismEntry, ...], plan: _RunPlan, config: TrainingConfig,
+                   threshold_delta: float) -> PrivacySpent:
+    """The run's (ε, δ) from one accountant over the releases, Opacus' DP-SGD history and the reserved entries.
+
+    Raises:
+        InternalError: Opacus recorded other than ``plan.n_steps`` steps, or ε exceeds the target.
+    """
+    entries = (*releases, *_engine_entries(engine), *reserved_entries)
     steps_charged = sum(e.steps for e in entries if e.label.startswith("discriminator"))
-    if steps_charged != n_disc_total:
-        raise InternalError(f"accountant recorded {steps_charged} steps, expected {n_disc_total}")
-    spent = epsilon_for(entries, delta=acc_delta, accountant=config.accountant)
+    if steps_charged != plan.n_steps:
+        raise InternalError(f"accountant recorded {steps_charged} steps, expected {plan.n_steps}")
+    spent = epsilon_for(entries, delta=plan.accountant_delta, accountant=config.accountant)
     if spent > config.target_epsilon * (1 + 1e-9):
         raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
-    generator.eval()
-    return TrainedModel(
-        generator=generator, encoder=encoder, config=config,
-        privacy=PrivacySpent(spent, config.target_delta, config.accountant, tuple(entries),
-                             threshold_delta=threshold_delta),
-        condition_column=condition_column if cond_span else None,
-        condition_probs=cond_probs, history=history,
-        train_seconds=time.perf_counter() - started, reproducible_private_randomness=secret.reproducible,
-    )
+    return PrivacySpent(spent, config.target_delta, config.accountant, tuple(entries),
+                        threshold_delta=threshold_delta)
 
 
 PROBE_ROWS = 1000

@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,6 +41,12 @@ from synthrelease.gan.trainer import PrivacySpent, sample_rate_for
 from synthrelease.privacy.accounting import MechanismEntry, calibrate_noise_multiplier, epsilon_for, histogram_noise_for
 from synthrelease.privacy.randomness import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
+
+if TYPE_CHECKING:
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    from synthrelease.modalities.image.embedding import TileMeanEmbedding
 
 
 class TileGenerator(nn.Module):
@@ -193,13 +199,57 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     ``reserved_entries``. The label histogram counts tiles, so it is charged at sensitivity
     m (its σ is multiplied by m).
     """
-    from synthrelease.modalities.image.embedding import TileFeatureMap, TileMeanEmbedding
-
     started = time.perf_counter()
     secret = randomness or PrivateRandomness()
     seeds = SeedTree(config.seed)
-    n, size = tiles.shape[0], tiles.shape[1]
-    channels = tiles.shape[3]
+    n, size, channels = tiles.shape[0], tiles.shape[1], tiles.shape[3]
+    privacy_units = _privacy_units(n, units, max_tiles_per_unit, config)
+    data = _tile_rows(tiles, labels, n_classes)
+    prior: list[MechanismEntry] = []
+    label_entry, cond_probs = _dp_label_frequencies(data, privacy_units.tiles_per_unit, config, secret)
+    if label_entry is not None:
+        prior.append(label_entry)
+    embedding = _measure_tile_embedding(data, labels, size, channels, privacy_units.tiles_per_unit, config, seeds,
+                                        secret)
+    if embedding is not None:
+        prior.append(embedding.entry)
+    plan = _plan_tile_dp_sgd(privacy_units.public_count, config, prior, reserved_entries)
+    generator, discriminator = _build_tile_networks(data.classes, size, channels, config, seeds)
+    private = _make_tile_discriminator_private(discriminator, privacy_units.n_units, plan, config, secret)
+    fakes = _FakeTiles(generator, cond_probs, data.classes, config.latent_dim, seeds.torch("latent"))
+    history = _train_tiles(generator, private, fakes, data, privacy_units, embedding, plan=plan, prior=prior,
+                           reserved_entries=reserved_entries, config=config, progress=progress)
+    privacy = _tile_privacy_spent(prior, private.engine, reserved_entries, config)
+    generator.eval()
+    return TileModel(generator, config, privacy, cond_probs, size, channels, history, time.perf_counter() - started,
+                     reproducible_private_randomness=secret.reproducible)
+
+
+@dataclass(frozen=True)
+class _PrivacyUnits:
+    """The privacy units (persons) of a run and their tiles.
+
+    Attributes:
+        unit_tiles: [n_units, m] tile indices of each unit, −1 padded.
+        tiles_per_unit: the PUBLIC cap m on one unit's tiles (1: every tile is its own unit).
+        n_units: the exact unit count (private: only Opacus' loader sees it).
+        public_count: the unit count the sample rate uses: ``config.public_rows`` or, if 0, ``n_units``.
+    """
+
+    unit_tiles: torch.Tensor
+    tiles_per_unit: int
+    n_units: int
+    public_count: int
+
+
+def _privacy_units(n: int, units: np.ndarray | None, max_tiles_per_unit: int,
+                   config: ImageTrainingConfig) -> _PrivacyUnits:
+    """Group the ``n`` tiles into privacy units and check δ against the public unit count.
+
+    Raises:
+        PrivacyParameterError: ``max_tiles_per_unit`` < 1, fewer than 2 units, or δ ≥ 1/n.
+        InternalError: ``units`` is not one code per tile, or a unit has more than the cap.
+    """
     if max_tiles_per_unit < 1:
         raise PrivacyParameterError("max_tiles_per_unit must be >= 1")
     unit_tiles, m = _unit_index(n, units, max_tiles_per_unit)
@@ -210,75 +260,178 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
     if not config.target_delta < 1.0 / public_units:
         raise PrivacyParameterError(f"delta={config.target_delta:g} must be below 1/n = {1.0 / public_units:.3g} "
                                     f"for n = {public_units} privacy units")
+    return _PrivacyUnits(unit_tiles=unit_tiles, tiles_per_unit=m, n_units=n_units, public_count=public_units)
+
+
+@dataclass(frozen=True)
+class _TileRows:
+    """The private tiles as the networks see them (no release: an encoding).
+
+    Attributes:
+        images: [n, channels, size, size] float tiles in [-1, 1].
+        rows: [n, channels·size² + classes]: each flat tile, then its label one-hot.
+        classes: the number of label classes (0: unconditional).
+    """
+
+    images: torch.Tensor
+    rows: torch.Tensor
+    classes: int
+
+
+def _tile_rows(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int) -> _TileRows:
+    """Scale uint8 tiles [n, size, size, channels] to [-1, 1] and append the label one-hot; reads private tiles."""
+    n = tiles.shape[0]
     images = torch.from_numpy(np.array(tiles, dtype=np.uint8)).float().div(127.5).sub(1.0).permute(0, 3, 1, 2)
     x = images.reshape(n, -1)
     classes = n_classes if labels is not None else 0
     if classes:
         x = torch.cat([x, F.one_hot(torch.as_tensor(labels, dtype=torch.long), classes).float()], dim=1)
-    prior: list[MechanismEntry] = []
-    cond_probs = None
-    if classes:
-        if config.condition_epsilon_share > 0:
-            hist = histogram_noise_for(epsilon=config.condition_epsilon_share * config.target_epsilon,
-                                       delta=config.target_delta, accountant=config.accountant)
-            # one unit moves at most m tile counts (L2 ≤ m): σ·m on counts, the same RDP as σ at sensitivity 1
-            prior.append(hist)
-            counts = x[:, -classes:].double().sum(dim=0)
-            noisy = counts + gaussian_noise(counts.shape, hist.noise_multiplier * m, secret.torch("label-noise"))
-            cond_probs = (noisy.clamp(min=0) + 1.0).numpy()
-            cond_probs = cond_probs / cond_probs.sum()
-        else:
-            cond_probs = np.full(classes, 1.0 / classes)
-    embedding = None
-    if config.embedding_epsilon_share > 0:
-        emb = calibrate_noise_multiplier(target_epsilon=config.embedding_epsilon_share * config.target_epsilon,
-                                         target_delta=config.target_delta, sample_rate=1.0, steps=1,
-                                         accountant=config.accountant, label="tile mean embeddings")
-        feature_map = TileFeatureMap(size, channels, config.embedding_features, seed=seeds.integer("embedding"))
-        tile_class = torch.as_tensor(labels, dtype=torch.long) if classes else torch.zeros(n, dtype=torch.long)
-        embedding = TileMeanEmbedding.measure(images, tile_class, torch.full((n,), 1.0 / m), classes,
-                                              feature_map=feature_map, noise_multiplier=emb.noise_multiplier,
-                                              noise_generator=secret.torch("embedding-noise"))
-        prior.append(embedding.entry)
+    return _TileRows(images=images, rows=x, classes=classes)
+
+
+def _dp_label_frequencies(data: _TileRows, tiles_per_unit: int, config: ImageTrainingConfig,
+                          secret: PrivateRandomness) -> tuple[MechanismEntry | None, np.ndarray | None]:
+    """The label sampling frequencies (summing to 1) and the entry they cost; reads private labels.
+
+    One Gaussian histogram of the tile labels at ``condition_epsilon_share`` of ε; one unit
+    moves at most m counts, so its noise is σ·m (entry charged at sensitivity 1, same RDP).
+    Share 0: uniform, free. Unconditional: ``(None, None)``.
+    """
+    classes = data.classes
+    if not classes:
+        return None, None
+    if not config.condition_epsilon_share > 0:
+        return None, np.full(classes, 1.0 / classes)
+    hist = histogram_noise_for(epsilon=config.condition_epsilon_share * config.target_epsilon,
+                               delta=config.target_delta, accountant=config.accountant)
+    # one unit moves at most m tile counts (L2 ≤ m): σ·m on counts, the same RDP as σ at sensitivity 1
+    counts = data.rows[:, -classes:].double().sum(dim=0)
+    noisy = counts + gaussian_noise(counts.shape, hist.noise_multiplier * tiles_per_unit, secret.torch("label-noise"))
+    cond_probs = (noisy.clamp(min=0) + 1.0).numpy()
+    return hist, cond_probs / cond_probs.sum()
+
+
+def _measure_tile_embedding(data: _TileRows, labels: np.ndarray | None, size: int, channels: int,
+                            tiles_per_unit: int, config: ImageTrainingConfig, seeds: SeedTree,
+                            secret: PrivateRandomness) -> TileMeanEmbedding | None:
+    """The DP per-class tile mean embedding (DP-MERF); reads private tiles.
+
+    One Gaussian release of sensitivity 1 (each unit's tiles weighted 1/m) at
+    ``embedding_epsilon_share`` of ε; PUBLIC feature map from ``seeds``. None when the share is 0.
+    """
+    from synthrelease.modalities.image.embedding import TileFeatureMap, TileMeanEmbedding
+
+    if not config.embedding_epsilon_share > 0:
+        return None
+    n = data.images.shape[0]
+    emb = calibrate_noise_multiplier(target_epsilon=config.embedding_epsilon_share * config.target_epsilon,
+                                     target_delta=config.target_delta, sample_rate=1.0, steps=1,
+                                     accountant=config.accountant, label="tile mean embeddings")
+    feature_map = TileFeatureMap(size, channels, config.embedding_features, seed=seeds.integer("embedding"))
+    tile_class = torch.as_tensor(labels, dtype=torch.long) if data.classes else torch.zeros(n, dtype=torch.long)
+    return TileMeanEmbedding.measure(data.images, tile_class, torch.full((n,), 1.0 / tiles_per_unit), data.classes,
+                                     feature_map=feature_map, noise_multiplier=emb.noise_multiplier,
+                                     noise_generator=secret.torch("embedding-noise"))
+
+
+@dataclass(frozen=True)
+class _TileSgdPlan:
+    """DP-SGD's public settings: Poisson rate q over units, expected units per step, calibrated σ."""
+
+    sample_rate: float
+    expected_batch: int
+    sgd: MechanismEntry
+
+
+def _plan_tile_dp_sgd(public_units: int, config: ImageTrainingConfig, prior: list[MechanismEntry],
+                      reserved_entries: tuple[MechanismEntry, ...]) -> _TileSgdPlan:
+    """q from the public unit count and σ for ``config.n_steps`` steps so that one accountant over
+    ``prior``, the DP-SGD steps and ``reserved_entries`` reaches the target (ε, δ); public inputs only."""
     q = sample_rate_for(public_units, min(config.batch_size, public_units))
-    expected = max(1, round(public_units * q))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
                                      sample_rate=q, steps=config.n_steps, accountant=config.accountant,
                                      prior=[*prior, *reserved_entries])
+    return _TileSgdPlan(sample_rate=q, expected_batch=max(1, round(public_units * q)), sgd=sgd)
+
+
+def _build_tile_networks(classes: int, size: int, channels: int, config: ImageTrainingConfig,
+                         seeds: SeedTree) -> tuple[TileGenerator, TileDiscriminator]:
+    """Both networks, initialised from the PUBLIC seed (the global RNG is restored afterwards)."""
     with torch.random.fork_rng(devices=[]):  # public initialisation; the global RNG is restored after
         torch.manual_seed(seeds.integer("init"))
         generator = TileGenerator(config.latent_dim, classes, size, channels, config.generator_width)
         discriminator = TileDiscriminator(classes, size, channels, config.discriminator_width)
     ModuleValidator.validate(discriminator, strict=True)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
+    return generator, discriminator
+
+
+@dataclass(frozen=True)
+class _PrivateTileDiscriminator:
+    """The discriminator under Opacus: per-tile-gradient module, DP optimizer, privacy engine and
+    the Poisson loader over unit indices (secret generator)."""
+
+    module: GradSampleModule
+    optimizer: DPOptimizer
+    engine: PrivacyEngine
+    loader: DPDataLoader
+
+
+def _make_tile_discriminator_private(discriminator: TileDiscriminator, n_units: int, plan: _TileSgdPlan,
+                                     config: ImageTrainingConfig,
+                                     secret: PrivateRandomness) -> _PrivateTileDiscriminator:
+    """Hand the discriminator to Opacus' ``make_private``: Poisson sampling of units at q and noise
+    σ·``max_grad_norm``, both from ``secret``; the update divides by the PUBLIC expected batch."""
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.999))
-    loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(n_units)), sample_rate=q,
+    loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(n_units)), sample_rate=plan.sample_rate,
                           generator=secret.torch("poisson"))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=config.accountant)
     d_module, d_opt, loader = engine.make_private(
-        module=discriminator, optimizer=opt_d, data_loader=loader, noise_multiplier=sgd.noise_multiplier,
+        module=discriminator, optimizer=opt_d, data_loader=loader, noise_multiplier=plan.sgd.noise_multiplier,
         max_grad_norm=config.max_grad_norm, poisson_sampling=False, grad_sample_mode="hooks",
         noise_generator=secret.torch("dp-noise"))
-    d_opt.expected_batch_size = expected  # Opacus' default is the EXACT count × q: use the public one
+    d_opt.expected_batch_size = plan.expected_batch  # Opacus' default is the EXACT count × q: use the public one
     d_opt.secure_mode = True
-    gen = seeds.torch("latent")
-    probs = torch.as_tensor(cond_probs) if cond_probs is not None else None
-    fake_tiles = max(1, expected * m) if m > 1 else expected
+    return _PrivateTileDiscriminator(module=d_module, optimizer=d_opt, engine=engine, loader=loader)
 
-    def fakes(count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        z = torch.randn(count, config.latent_dim, generator=gen)
-        idx = torch.multinomial(probs, count, replacement=True, generator=gen) if probs is not None else None
-        cond = F.one_hot(idx, classes).float() if idx is not None else None
-        img = generator(z, cond)
+
+class _FakeTiles:
+    """Fake tiles from the generator; latent noise and labels (DP frequencies) from one PUBLIC stream."""
+
+    def __init__(self, generator: TileGenerator, cond_probs: np.ndarray | None, classes: int, latent_dim: int,
+                 stream: torch.Generator) -> None:
+        self.generator, self.classes, self.latent_dim, self.stream = generator, classes, latent_dim, stream
+        self.probs = torch.as_tensor(cond_probs) if cond_probs is not None else None
+
+    def __call__(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``count`` fakes as discriminator rows (flat tile + label one-hot), as images, and their labels."""
+        z = torch.randn(count, self.latent_dim, generator=self.stream)
+        idx = (torch.multinomial(self.probs, count, replacement=True, generator=self.stream)
+               if self.probs is not None else None)
+        cond = F.one_hot(idx, self.classes).float() if idx is not None else None
+        img = self.generator(z, cond)
         flat = img.flatten(1)
         return (torch.cat([flat, cond], dim=1) if cond is not None else flat), img, idx
 
+
+def _train_tiles(generator: TileGenerator, private: _PrivateTileDiscriminator, fakes: _FakeTiles, data: _TileRows,
+                 privacy_units: _PrivacyUnits, embedding: TileMeanEmbedding | None, *, plan: _TileSgdPlan,
+                 prior: list[MechanismEntry], reserved_entries: tuple[MechanismEntry, ...],
+                 config: ImageTrainingConfig, progress: ProgressCallback) -> list[dict[str, float]]:
+    """``config.n_steps`` user-level DP-SGD discriminator steps, each followed by a generator step.
+
+    Reads private tiles only through the discriminator's DP-SGD steps (one accounted step
+    each); the generator step is post-processing. Returns the logged points (≈ 20, the last
+    step included), each also sent to ``progress``.
+    """
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
+    m = privacy_units.tiles_per_unit
+    fake_tiles = max(1, plan.expected_batch * m) if m > 1 else plan.expected_batch
     history: list[dict[str, float]] = []
-    batches = iter(loader)
+    batches = iter(private.loader)
     log_every = max(1, config.n_steps // 20)
-    progress(ProgressEvent("train", 0, config.n_steps, {"noise_multiplier": sgd.noise_multiplier}))
+    progress(ProgressEvent("train", 0, config.n_steps, {"noise_multiplier": plan.sgd.noise_multiplier}))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         step = 0
@@ -286,50 +439,78 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
             try:
                 (picked,) = next(batches)
             except StopIteration:
-                batches = iter(loader)
+                batches = iter(private.loader)
                 continue
             step += 1
-            members = unit_tiles[picked]  # [b, m], −1 padded
-            keep = members >= 0
-            real = x[members[keep]]
-            owner = torch.arange(members.shape[0]).unsqueeze(1).expand_as(members)[keep]
-            d_opt.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                fake = fakes(fake_tiles)[0]
-            # one forward over real and fake tiles, every tile through Opacus' hooks (they
-            # overwrite p.grad with the clipped sum, so fake tiles must pass through them too)
-            rows = torch.cat([real, fake], dim=0)
-            target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake_tiles)])
-            F.binary_cross_entropy_with_logits(d_module(rows), target, reduction="sum").div(
-                max(fake_tiles, 1)).backward()
-            if m > 1:
-                _per_unit_grad_samples(d_module, owner, members.shape[0], real.shape[0])
-            d_opt.step()
-            d_module.disable_hooks()
-            fake_rows, fake_img, fake_idx = fakes(expected)
-            g_loss = F.binary_cross_entropy_with_logits(d_module(fake_rows), torch.ones(expected))
-            e_loss = embedding.loss(fake_img, fake_idx) if embedding is not None else torch.zeros(())
-            opt_g.zero_grad(set_to_none=True)
-            (g_loss + config.embedding_weight * e_loss).backward()
-            opt_g.step()
-            d_module.enable_hooks()
+            _tile_discriminator_step(private, fakes, data.rows, privacy_units, picked, fake_tiles)
+            g_loss, e_loss = _tile_generator_step(private.module, opt_g, fakes, embedding, plan.expected_batch,
+                                                  config)
             if step % log_every == 0 or step == config.n_steps:
-                eps = epsilon_for([*prior, *_entries(engine), *reserved_entries], delta=config.target_delta,
+                eps = epsilon_for([*prior, *_entries(private.engine), *reserved_entries], delta=config.target_delta,
                                   accountant=config.accountant)
                 point = {"step": float(step), "g_loss": float(g_loss.detach()),
                          "embedding_loss": float(e_loss.detach()), "epsilon": eps}
                 history.append(point)
                 progress(ProgressEvent("train", step, config.n_steps, dict(point)))
+    return history
+
+
+def _tile_discriminator_step(private: _PrivateTileDiscriminator, fakes: _FakeTiles, rows: torch.Tensor,
+                             privacy_units: _PrivacyUnits, picked: torch.Tensor, fake_tiles: int) -> None:
+    """One accounted user-level DP-SGD step; reads the private tiles of the Poisson-sampled units ``picked``.
+
+    Per-tile gradients (real and ``fake_tiles`` data-independent fakes, all through Opacus'
+    hooks); with m > 1 a unit's tiles are summed into one per-unit gradient, then Opacus
+    clips each at C, adds noise σ·C and records the step.
+    """
+    members = privacy_units.unit_tiles[picked]  # [b, m], −1 padded
+    keep = members >= 0
+    real = rows[members[keep]]
+    owner = torch.arange(members.shape[0]).unsqueeze(1).expand_as(members)[keep]
+    private.optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        fake = fakes(fake_tiles)[0]
+    # one forward over real and fake tiles, every tile through Opacus' hooks (they
+    # overwrite p.grad with the clipped sum, so fake tiles must pass through them too)
+    batch = torch.cat([real, fake], dim=0)
+    target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake_tiles)])
+    F.binary_cross_entropy_with_logits(private.module(batch), target, reduction="sum").div(
+        max(fake_tiles, 1)).backward()
+    if privacy_units.tiles_per_unit > 1:
+        _per_unit_grad_samples(private.module, owner, members.shape[0], real.shape[0])
+    private.optimizer.step()
+
+
+def _tile_generator_step(d_module: GradSampleModule, opt_g: torch.optim.Optimizer, fakes: _FakeTiles,
+                         embedding: TileMeanEmbedding | None, expected: int,
+                         config: ImageTrainingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """One generator step on ``expected`` fakes: the privatized discriminator's loss plus the weighted
+    embedding-matching loss. Post-processing (Opacus' hooks off). Returns both losses."""
+    d_module.disable_hooks()
+    fake_rows, fake_img, fake_idx = fakes(expected)
+    g_loss = F.binary_cross_entropy_with_logits(d_module(fake_rows), torch.ones(expected))
+    e_loss = embedding.loss(fake_img, fake_idx) if embedding is not None else torch.zeros(())
+    opt_g.zero_grad(set_to_none=True)
+    (g_loss + config.embedding_weight * e_loss).backward()
+    opt_g.step()
+    d_module.enable_hooks()
+    return g_loss, e_loss
+
+
+def _tile_privacy_spent(prior: list[MechanismEntry], engine: PrivacyEngine,
+                        reserved_entries: tuple[MechanismEntry, ...], config: ImageTrainingConfig) -> PrivacySpent:
+    """The run's (ε, δ) from one accountant over the releases, Opacus' DP-SGD history and the reserved entries.
+
+    Raises:
+        InternalError: Opacus did not record ``config.n_steps`` steps, or ε exceeds the target.
+    """
     entries = (*prior, *_entries(engine), *reserved_entries)
     if sum(e.steps for e in entries if e.label.startswith("discriminator")) != config.n_steps:
         raise InternalError("the accountant did not record every DP-SGD step")
     spent = epsilon_for(entries, delta=config.target_delta, accountant=config.accountant)
     if spent > config.target_epsilon * (1 + 1e-9):
         raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
-    generator.eval()
-    return TileModel(generator, config, PrivacySpent(spent, config.target_delta, config.accountant, entries),
-                     cond_probs, size, channels, history, time.perf_counter() - started,
-                     reproducible_private_randomness=secret.reproducible)
+    return PrivacySpent(spent, config.target_delta, config.accountant, entries)
 
 
 def _per_unit_grad_samples(module: nn.Module, owner: torch.Tensor, n_units: int, n_real: int) -> None:

@@ -1,4 +1,4 @@
-"""Image-tile releases on the H&E skin slide (run by hand): DP DCGAN at several ε.
+"""Image-tile releases on the H&E skin slide (run by hand): the DP DCGAN and Sim-PE at several ε.
 
 Data: ``../shared/data/he_skin_region.svs`` (CMU-1-Small-Region, CC0), tiled with
 ``synthrelease.io.tiles.tile_slide`` at 64 × 64, stride 64, keeping tiles whose share of
@@ -7,11 +7,17 @@ averaged 2 × 2 to 32 × 32 (public preprocessing). Split 80/20 with a seeded pe
 (public seed: a benchmark, not a release). No labels: an unconditional GAN. Also writes
 the tiles as ``--write-npz PATH`` (to feed ``synthrelease release``).
 
-For ε ∈ {1, 10} (δ = 1e-5) and "∞" (ε = 10⁶, negligible noise), trains
-``synthrelease.modalities.image.model.train_tile_gan`` and scores the synthetic tiles with
-``synthrelease.modalities.image.audits.run_image_audits`` against the real train and holdout tiles.
+For ε ∈ {1, 10} (δ = 1e-5) and "∞" (ε = 10⁶, negligible noise), and each generator
+(``dcgan``: ``synthrelease.modalities.image.model.train_tile_gan``; ``sim_pe``: Private
+Evolution over the public H&E tissue simulator,
+``synthrelease.modalities.image.private_evolution.evolve_tiles``), scores the synthetic tiles
+with ``synthrelease.modalities.image.audits.run_image_audits`` against the real train and
+holdout tiles, plus a real-vs-synthetic logistic classifier on the public tile view
+(5-fold accuracy; 0.5 = indistinguishable) and the KS distance of the per-tile nuclei count
+(haematoxylin channel of ``skimage.color.rgb2hed`` above a fixed level, connected components).
 
     OMP_NUM_THREADS=2 python benchmarks/image_tiles.py [--epsilons 1,10,inf] [--steps 500]
+        [--generators dcgan,sim_pe] [--size 32|64]
 
 Writes benchmarks/results/image_tiles.{json,md} and a grid PNG per ε.
 """
@@ -29,17 +35,68 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SLIDE = HERE.parents[1] / "shared" / "data" / "he_skin_region.svs"
 RESULTS = HERE / "results"
-COLUMNS = ("kid", "kid_holdout_vs_train", "prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage",
+COLUMNS = ("real_vs_synthetic_accuracy", "nuclei_count_ks", "kid", "kid_holdout_vs_train", "prdc_precision",
+           "prdc_recall", "prdc_density", "prdc_coverage",
            "diversity_synthetic", "nn_pixel_train_median", "nn_pixel_holdout_median", "exact_copy_share",
            "near_copy_share_train", "near_copy_share_holdout", "nn_mia_auc", "train_seconds", "steps_per_second")
 
 
-def load_tiles() -> np.ndarray:
+def load_tiles(size: int = 32) -> np.ndarray:
     from synthrelease.io.tiles import tile_slide
 
-    tiles, _ = tile_slide(SLIDE, size=64, stride=64, tissue_threshold=220, min_tissue_share=0.5, max_tiles=None)
-    small = tiles.reshape(len(tiles), 32, 2, 32, 2, 3).mean(axis=(2, 4))
+    tiles, _ = tile_slide(SLIDE, size=2 * size, stride=2 * size, tissue_threshold=220, min_tissue_share=0.5,
+                          max_tiles=None)
+    small = tiles.reshape(len(tiles), size, 2, size, 2, 3).mean(axis=(2, 4))
     return small.round().astype(np.uint8)
+
+
+NUCLEI_LEVEL = 0.06
+"""Haematoxylin optical density above which a pixel counts as nuclear (a fixed, public level)."""
+
+
+def nuclei_counts(tiles: np.ndarray) -> np.ndarray:
+    """Connected regions of haematoxylin above :data:`NUCLEI_LEVEL` per tile (a morphology proxy)."""
+    from scipy import ndimage
+    from skimage.color import rgb2hed
+
+    counts = np.empty(len(tiles))
+    for i, tile in enumerate(tiles):
+        mask = rgb2hed(tile)[..., 0] > NUCLEI_LEVEL
+        counts[i] = ndimage.label(mask)[1]
+    return counts
+
+
+def real_vs_synthetic(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """5-fold accuracy of a logistic classifier telling real from synthetic tiles on the tile view."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from synthrelease.modalities.image.features import feature_view
+
+    m = min(len(real), len(synthetic))
+    x = np.concatenate([feature_view(real[:m]).to_numpy(), feature_view(synthetic[:m]).to_numpy()])
+    y = np.r_[np.ones(m), np.zeros(m)]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(clf, x, y, cv=5).mean())
+
+
+def run_generator(generator: str, train: np.ndarray, eps: float, steps: int) -> tuple[object, np.ndarray, float]:
+    """Train (or evolve) on ``train``; return the model, as many synthetic tiles and the seconds."""
+    from synthrelease.modalities.image.model import ImageTrainingConfig, sample_tiles, train_tile_gan
+    from synthrelease.modalities.image.private_evolution import evolve_tiles, sample_evolved
+
+    cfg = ImageTrainingConfig(target_epsilon=eps, target_delta=1e-5, n_steps=steps,
+                              batch_size=max(16, min(128, len(train) // 10)), generator=generator)
+    t0 = time.perf_counter()
+    if generator == "sim_pe":
+        model = evolve_tiles(train, None, 0, cfg, stain="he", public_units=len(train), tiles_per_unit=1)
+        seconds = time.perf_counter() - t0
+        return model, sample_evolved(model, len(train), seed=1)[0], seconds
+    model = train_tile_gan(train, None, 0, cfg)
+    seconds = time.perf_counter() - t0
+    return model, sample_tiles(model, len(train), seed=1)[0], seconds
 
 
 def plain_steps_per_second(batch: int, size: int = 32, steps: int = 50) -> float:
@@ -72,64 +129,69 @@ def plain_steps_per_second(batch: int, size: int = 32, steps: int = 50) -> float
 
 def main() -> None:
     from PIL import Image
+    from scipy.stats import ks_2samp
 
     from synthrelease.modalities.image.audits import run_image_audits
     from synthrelease.modalities.image.grids import tile_grid
-    from synthrelease.modalities.image.model import ImageTrainingConfig, sample_tiles, train_tile_gan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epsilons", default="1,10,inf")
     ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--generators", default="dcgan,sim_pe")
+    ap.add_argument("--size", type=int, default=32, choices=(32, 64))
     ap.add_argument("--write-npz", default="")
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(2)
-    tiles = load_tiles()
+    tiles = load_tiles(a.size)
     if a.write_npz:
         np.savez_compressed(a.write_npz, images=tiles)
     order = np.random.default_rng(0).permutation(len(tiles))
     cut = int(0.8 * len(tiles))
     train, hold = tiles[order[:cut]], tiles[order[cut:]]
+    real_nuclei = nuclei_counts(train)
     rows = []
     RESULTS.mkdir(exist_ok=True)
-    for eps_text in a.epsilons.split(","):
-        eps = 1e6 if eps_text == "inf" else float(eps_text)
-        cfg = ImageTrainingConfig(target_epsilon=eps, target_delta=1e-5, n_steps=a.steps,
-                                  batch_size=max(16, min(128, len(train) // 10)))
-        t0 = time.perf_counter()
-        model = train_tile_gan(train, None, 0, cfg)
-        seconds = time.perf_counter() - t0
-        syn, _ = sample_tiles(model, len(train), seed=1)
-        res = run_image_audits(train, hold, syn, seed=0)
-        Image.fromarray(tile_grid(syn, columns=8, max_tiles=64)).save(RESULTS / f"image_tiles-grid-eps{eps_text}.png")
-        row = {"epsilon": eps_text, "epsilon_spent": model.privacy.epsilon, "train_tiles": len(train),
-               "holdout_tiles": len(hold), "batch": cfg.batch_size, "steps": a.steps,
-               "train_seconds": round(seconds, 1), "steps_per_second": round(a.steps / seconds, 2),
-               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-               **{k: v for k, v in res.metrics.items() if isinstance(v, (int, float))}}
-        rows.append(row)
-        print(json.dumps({k: row.get(k) for k in ("epsilon", *COLUMNS)}), flush=True)
-    Image.fromarray(tile_grid(train, columns=8, max_tiles=64)).save(RESULTS / "image_tiles-grid-real-train.png")
-    plain = plain_steps_per_second(max(16, min(128, len(train) // 10)))
+    tag = "" if a.size == 32 else f"-{a.size}px"
+    for generator in a.generators.split(","):
+        for eps_text in a.epsilons.split(","):
+            eps = 1e6 if eps_text == "inf" else float(eps_text)
+            model, syn, seconds = run_generator(generator, train, eps, a.steps)
+            res = run_image_audits(train, hold, syn, seed=0)
+            Image.fromarray(tile_grid(syn, columns=8, max_tiles=64)).save(
+                RESULTS / f"image_tiles{tag}-grid-{generator}-eps{eps_text}.png")
+            row = {"generator": generator, "epsilon": eps_text, "epsilon_spent": model.privacy.epsilon,
+                   "train_tiles": len(train), "holdout_tiles": len(hold), "steps": a.steps,
+                   "train_seconds": round(seconds, 1),
+                   "steps_per_second": round(a.steps / seconds, 2) if generator == "dcgan" else None,
+                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                   "real_vs_synthetic_accuracy": real_vs_synthetic(hold, syn),
+                   "nuclei_count_ks": float(ks_2samp(real_nuclei, nuclei_counts(syn)).statistic),
+                   **{k: v for k, v in res.metrics.items() if isinstance(v, (int, float))}}
+            rows.append(row)
+            print(json.dumps({k: row.get(k) for k in ("generator", "epsilon", *COLUMNS)}), flush=True)
+    Image.fromarray(tile_grid(train, columns=8, max_tiles=64)).save(RESULTS / f"image_tiles{tag}-grid-real-train.png")
+    plain = plain_steps_per_second(max(16, min(128, len(train) // 10)), size=a.size)
     command = "OMP_NUM_THREADS=2 python benchmarks/image_tiles.py " + " ".join(sys.argv[1:])
-    (RESULTS / "image_tiles.json").write_text(json.dumps({"command": command, "rows": rows,
-                                                          "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
-    md = ["# Image tiles: DP DCGAN on the H&E skin slide", "",
-          f"Command: `{command}` (2 CPU cores). {len(train)} training / {len(hold)} holdout tiles of 32 × 32 RGB "
-          "(64 × 64 tissue tiles averaged 2 × 2); unconditional; δ = 1e-5; ε = inf means 10⁶. Feature space = "
-          "the public tile features (intensity, colour, texture, spectrum): it sees colour and texture statistics, "
-          "not cell morphology. KID: lower is better (two real samples: kid_holdout_vs_train). Grids: "
-          "`image_tiles-grid-*.png` (real training tiles are shown only here, in a benchmark on public CC0 data). "
-          "Model: the DP DCGAN plus the DP tile mean embedding (80 % of ε; the generator matches it) — "
-          "`synthrelease.modalities.image.model` defaults.",
-          "", f"Without DP (no Opacus hooks, clipping, noise or embedding loss) the same networks run "
-          f"{plain:.2f} steps/s at the same batch size; the DP steps/s are in the table.",
-          "", "| ε | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    (RESULTS / f"image_tiles{tag}.json").write_text(json.dumps(
+        {"command": command, "rows": rows, "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
+    md = [f"# Image tiles: DP DCGAN and Sim-PE on the H&E skin slide ({a.size} × {a.size})", "",
+          f"Command: `{command}` (2 CPU cores). {len(train)} training / {len(hold)} holdout tiles of "
+          f"{a.size} × {a.size} RGB ({2 * a.size} × {2 * a.size} tissue tiles averaged 2 × 2); unconditional; "
+          "δ = 1e-5; ε = inf means 10⁶. Feature space = the public tile features (intensity, colour, texture, "
+          "spectrum). KID: lower is better (two real samples: kid_holdout_vs_train). real_vs_synthetic_accuracy: "
+          "a logistic classifier on the tile view, holdout vs synthetic, 5-fold (0.5 = indistinguishable). "
+          "nuclei_count_ks: KS distance of the per-tile count of haematoxylin regions (rgb2hed H > "
+          f"{NUCLEI_LEVEL}). Grids: `image_tiles{tag}-grid-*.png` (real training tiles are shown only here, in a "
+          "benchmark on public CC0 data). dcgan: the DP DCGAN plus the DP tile mean embedding (80 % of ε); "
+          "sim_pe: Private Evolution over the public H&E simulator (no network trained on private tiles).",
+          "", f"Without DP the DCGAN's networks run {plain:.2f} steps/s at the same batch size.",
+          "", "| generator | ε | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
     for r in rows:
-        md.append(f"| {r['epsilon']} | " + " | ".join(
+        md.append(f"| {r['generator']} | {r['epsilon']} | " + " | ".join(
             f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "—")) for c in COLUMNS) + " |")
-    (RESULTS / "image_tiles.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"image_tiles{tag}.md").write_text("\n".join(md) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Write the bundled demo tile set: procedural H&E-like 32×32 tiles, no real image (CC0).
+"""Write the bundled demo tile set: 32×32 H&E tiles drawn by the public tissue simulator (CC0).
 
-``synthrelease/data/tiles.npz``: 400 RGB tiles, half ``dense`` (12–20 nuclei) and half
-``sparse`` (3–6 nuclei): an eosin-pink background with noise and haematoxylin-purple
-disks of radius 1.5–3 pixels. Drawn from public rules so that
-``synthrelease demo --modality image`` runs anywhere. Deterministic (seed 0):
+``synthrelease/data/tiles.npz``: 400 RGB tiles, half ``dense`` and half ``sparse`` nuclei,
+rendered by :mod:`synthrelease.modalities.image.simulator` around two fixed, public
+parameter settings (the class differs in nuclei density and size), each tile jittered
+by 0.08 in the normalised parameter space and given its own layout. No real image is
+involved, so ``synthrelease demo --modality image`` runs anywhere. These tiles come from
+the simulator's own family, so the demo shows the pipeline end to end, not how far the
+simulator reaches: ``benchmarks/image_tiles.py`` measures that on a real H&E slide.
+Deterministic (seed 0):
 
     python scripts/make_demo_tiles.py
 """
@@ -15,26 +19,26 @@ import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "synthrelease" / "data" / "tiles.npz"
 SIZE = 32
-EOSIN = np.array([232.0, 170.0, 205.0])
-HAEMATOXYLIN = np.array([95.0, 60.0, 150.0])
-
-
-def tile(rng: np.random.Generator, nuclei: int) -> np.ndarray:
-    img = EOSIN + rng.normal(0, 8, (SIZE, SIZE, 3))
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    for _ in range(nuclei):
-        cy, cx, r = rng.uniform(0, SIZE), rng.uniform(0, SIZE), rng.uniform(1.5, 3.0)
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        img[mask] = HAEMATOXYLIN + rng.normal(0, 10, (int(mask.sum()), 3))
-    return np.clip(img, 0, 255).round().astype(np.uint8)
+JITTER = 0.08
+# A typical in-focus H&E dermis field: moderate stains, some fibres, little lumen (normalised units)
+BASE = {"nuclei_density": 0.55, "nucleus_radius": 0.35, "nucleus_radius_spread": 0.3, "nucleus_elongation": 0.3,
+        "chromatin_texture": 0.4, "nuclear_stain": 0.6, "stroma_stain": 0.5, "cytoplasm": 0.3,
+        "fibre_density": 0.4, "fibre_width": 0.4, "fibre_coherence": 0.5, "lumen_fraction": 0.15,
+        "ihc_positivity": 0.0, "blur": 0.2, "noise": 0.3, "stain_hue": 0.7, "brightness": 0.6}
+CLASSES = {"dense": {"nuclei_density": 0.85, "nucleus_radius": 0.3},
+           "sparse": {"nuclei_density": 0.3, "nucleus_radius": 0.45}}
 
 
 def main() -> None:
+    from synthrelease.modalities.image import simulator
+
     rng = np.random.default_rng(0)
     labels = np.array(["dense"] * 200 + ["sparse"] * 200)
     rng.shuffle(labels)
-    images = np.stack([tile(rng, int(rng.integers(12, 21)) if lab == "dense" else int(rng.integers(3, 7)))
-                       for lab in labels])
+    centre = {name: np.array([{**BASE, **CLASSES[name]}[p] for p in simulator.PARAMETER_NAMES]) for name in CLASSES}
+    params = np.stack([centre[lab] for lab in labels])
+    params = simulator.perturb_parameters(params, JITTER, rng)
+    images = simulator.render_tiles(params, rng.integers(0, 2**62, len(labels)), size=SIZE, stain="he")
     ids = np.array([f"tile{i:04d}" for i in range(len(labels))])
     np.savez_compressed(OUT, images=images, labels=labels, image_id=ids)
     print(f"wrote {OUT} ({len(labels)} tiles, {OUT.stat().st_size} bytes)")

@@ -87,9 +87,9 @@ def example_policy(path: Path) -> Path:
 
 def run_demo(work: Path, *, epsilon: float = 3.0, seed: int = 0, data_dir: Path = DATA) -> tuple[Any, dict[str, Any]]:
     """The demo release in ``work``; returns the outcome (or the refusal) and what the wiring captured."""
-    from synthrelease.pipeline import release as pipeline
     from synthrelease.bundle.signing import generate_keypair
     from synthrelease.errors import GateRefused
+    from synthrelease.pipeline import release as pipeline
 
     key, _ = generate_keypair(work / "keys" / "signing_key.pem", work / "keys" / "signing_key.pub.pem")
     with report_wiring() as captured:

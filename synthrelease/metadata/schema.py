@@ -188,6 +188,11 @@ class ColumnSpec(BaseModel):
         tiling: ``image`` only, optional: the PUBLIC tiling parameters (:class:`SlideTiling`)
             with which a whole-slide TIFF/SVS given as the data is cut into tiles on the fly.
             A slide is one person's tissue: see the privacy unit note there.
+        stain: ``image`` only, optional: the PUBLIC stain family of the tiles (``he`` =
+            haematoxylin and eosin, ``ihc_dab`` = DAB immunohistochemistry with a haematoxylin
+            counterstain, ``fluorescence``). With a stain declared, the image modality can
+            evolve tiles of its public tissue simulator toward the private ones (Sim-PE,
+            :mod:`synthrelease.modalities.image.private_evolution`) instead of training a GAN.
         description: free text.
     """
 
@@ -212,6 +217,7 @@ class ColumnSpec(BaseModel):
     width: int | None = Field(default=None, ge=8, le=256)
     channels: Literal[1, 3] | None = None
     tiling: SlideTiling | None = None
+    stain: Literal["he", "ihc_dab", "fluorescence"] | None = None
     description: str = ""
 
     @property
@@ -279,8 +285,8 @@ class ColumnSpec(BaseModel):
         if self.type != "image":
             if given:
                 raise ValueError(f"height/width/channels apply to image columns, not {self.type}")
-            if self.tiling is not None:
-                raise ValueError(f"tiling applies to image columns, not {self.type}")
+            if self.tiling is not None or self.stain is not None:
+                raise ValueError(f"tiling and stain apply to image columns, not {self.type}")
             return self
         if len(given) != 3:
             raise ValueError("an image column needs its public 'height', 'width' and 'channels' (1 or 3)")

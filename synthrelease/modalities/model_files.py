@@ -22,6 +22,7 @@ from synthrelease.io.files import write_bytes_atomic
 MODEL_READERS: dict[str, tuple[str, str]] = {
     "synthrelease-model/1": ("synthrelease.gan.model_io", "table_model_from_payload"),
     "synthrelease-image-model/1": ("synthrelease.modalities.image.model_io", "image_model_from_payload"),
+    "synthrelease-image-pe-model/1": ("synthrelease.modalities.image.model_io", "evolved_model_from_payload"),
 }
 """Format tag → (module, function(path, payload) -> model)."""
 

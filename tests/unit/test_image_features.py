@@ -34,7 +34,7 @@ def _extreme_tiles(channels: int, size: int = 16) -> np.ndarray:
 @pytest.mark.parametrize("channels", [1, 3])
 def test_values_stay_within_the_declared_public_bounds(channels):
     spec = view_columns(channels)
-    assert 14 <= len(spec) <= 30
+    assert 14 <= len(spec) <= 32
     for name, column in spec.items():
         ColumnSpec.model_validate(column)  # the project's metadata column format
         assert column["type"] == "float" and column["min"] < column["max"] and column["description"], name
@@ -81,3 +81,19 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError):
         view_columns(4)
     assert feature_view(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, len(view_columns(3)))
+
+
+def test_the_nuclei_features_see_morphology_the_colour_statistics_miss():
+    """Issue 28: haematoxylin density, nuclear share and nuclei per pixel (rgb2hed, public level)."""
+    from synthrelease.modalities.image import simulator
+
+    params = np.full((2, simulator.N_PARAMETERS), 0.5)
+    params[:, simulator.PARAMETER_NAMES.index("nuclei_density")] = [0.15, 0.9]
+    params[:, simulator.PARAMETER_NAMES.index("lumen_fraction")] = 0.0
+    tiles = simulator.render_tiles(params, np.array([7, 7]), size=32, stain="he")
+    view = feature_view(tiles)
+    assert view.loc[1, "nuclear_share"] > view.loc[0, "nuclear_share"]
+    assert view.loc[1, "nuclei_density"] > view.loc[0, "nuclei_density"] > 0
+    assert view.loc[1, "haematoxylin_mean"] > view.loc[0, "haematoxylin_mean"]
+    blank = feature_view(np.full((1, 16, 16, 3), 255, np.uint8))
+    assert blank.loc[0, ["nuclear_share", "nuclei_density"]].tolist() == [0.0, 0.0]

@@ -69,7 +69,7 @@ def test_schema_rejects_bad_tiling(tiling, message):
 
 def test_tiling_applies_to_image_columns_only():
     doc = {"version": 1, "columns": {"x": {"type": "integer", "min": 0, "max": 9, "tiling": {"tile_size": 64}}}}
-    with pytest.raises(ValidationError, match="tiling applies to image columns, not integer"):
+    with pytest.raises(ValidationError, match="tiling and stain apply to image columns, not integer"):
         Metadata.model_validate(doc)
 
 

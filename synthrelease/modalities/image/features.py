@@ -1,14 +1,16 @@
 """A public-bounded feature view of image tiles: one row per tile, every column within constant bounds.
 
 The release gate computes its DP figures on a table whose every column has PUBLIC bounds,
-one row per record. :func:`feature_view` maps each tile, alone, to about 15 (grey) or 28
+one row per record. :func:`feature_view` maps each tile, alone, to 15 (grey) or 32
 (RGB) numbers — intensity statistics, colour (HSV), near-white/near-black shares, Sobel
 gradient, GLCM texture (scikit-image, 32 grey levels) and the power spectrum — and
 :func:`view_columns` declares their bounds, which are constants of the definitions (never
 estimated from data). Every value is clipped to its declared bounds as a last guard.
 
-The view sees colour, intensity and texture statistics; it does not see shapes,
-cell morphology or the spatial arrangement of structures larger than a few pixels.
+The view sees colour, intensity and texture statistics and, for RGB tiles, a first measure
+of morphology: haematoxylin density by colour deconvolution (``skimage.color.rgb2hed``),
+the share of nuclear pixels and the number of nuclear regions per pixel. It does not see
+shapes or the spatial arrangement of structures larger than a few pixels.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ SLOPE_BOUNDS = (-8.0, 8.0)
 """Declared bounds of the power-spectrum slope; fitted slopes are clipped to them."""
 BLOCK = 256
 """Tiles processed together (bounded memory for thousands of tiles)."""
+NUCLEAR_OD = 0.06
+"""Haematoxylin optical density (``skimage.color.rgb2hed``, Ruifrok & Johnston 2001) above which
+an RGB pixel counts as nuclear: a PUBLIC constant of the stain, never fitted to data."""
 
 _CHANNEL_NAMES = {1: ("grey",), 3: ("r", "g", "b")}
 _LUMA = np.array([0.2125, 0.7154, 0.0721])  # skimage.color.rgb2gray weights
@@ -58,6 +63,11 @@ def view_columns(channels: int) -> dict[str, dict[str, Any]]:
         cols["saturation_mean"] = col(0, 1, "mean HSV saturation on [0, 1]")
         cols["value_mean"] = col(0, 1, "mean HSV value (max of R, G, B) on [0, 1]")
         cols["grey_mean"] = col(0, 1, "mean grey (luma 0.2125 R + 0.7154 G + 0.0721 B) on [0, 1]")
+        cols["haematoxylin_mean"] = col(0, 1, "mean haematoxylin optical density (rgb2hed colour deconvolution), "
+                                              "clipped to [0, 1]")
+        cols["nuclear_share"] = col(0, 1, f"share of pixels with haematoxylin density > {NUCLEAR_OD} (nuclei)")
+        cols["nuclei_density"] = col(0, 0.5, f"connected regions of haematoxylin density > {NUCLEAR_OD} per pixel "
+                                             "(nuclei count / tile area; at most 0.5)")
     cols["white_share"] = col(0, 1, f"share of pixels with grey intensity > {WHITE_LEVEL}")
     cols["black_share"] = col(0, 1, f"share of pixels with grey intensity < {BLACK_LEVEL}")
     cols["gradient_mean"] = col(0, 1, "mean Sobel gradient magnitude of grey (kernels / 8, reflected edges)")
@@ -164,6 +174,20 @@ def _glcm(grey: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nuclei(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Morphology the colour statistics miss: haematoxylin density by colour deconvolution, the
+    share of nuclear pixels and the count of nuclear regions per pixel (4-connected), per tile."""
+    from scipy import ndimage
+    from skimage.color import rgb2hed
+
+    haematoxylin = rgb2hed(x)[..., 0]  # works on the whole [n, H, W, 3] block
+    nuclear = haematoxylin > NUCLEAR_OD
+    area = float(x.shape[1] * x.shape[2])
+    counts = np.array([ndimage.label(tile)[1] for tile in nuclear], dtype=np.float64)
+    return {"haematoxylin_mean": np.clip(haematoxylin, 0.0, 1.0).mean(axis=(1, 2)),
+            "nuclear_share": nuclear.mean(axis=(1, 2)), "nuclei_density": counts / area}
+
+
 def _block_features(x: np.ndarray) -> dict[str, np.ndarray]:
     n, _, _, channels = x.shape
     cols: dict[str, np.ndarray] = {}
@@ -181,6 +205,7 @@ def _block_features(x: np.ndarray) -> dict[str, np.ndarray]:
         cols["value_mean"] = value.mean(axis=(1, 2))
         grey = np.clip(x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2], 0.0, 1.0)
         cols["grey_mean"] = grey.mean(axis=(1, 2))
+        cols.update(_nuclei(x))
     else:
         grey = x[..., 0]
     cols["white_share"] = (grey > WHITE_LEVEL).mean(axis=(1, 2))

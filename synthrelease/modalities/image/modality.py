@@ -66,33 +66,67 @@ def _label_index(df: pd.DataFrame, metadata: Metadata) -> tuple[np.ndarray | Non
 def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
                    n_steps: int | None = None, batch_size: int | None = None, metadata: Metadata | None = None,
                    condition_column: str | None = None) -> Any:
-    """Settings from public quantities: expected batch ≈ n/10 (16…128), 500 DP-SGD steps."""
+    """Settings from public quantities: expected batch ≈ n/10 (16…128), 500 DP-SGD steps; the
+    generator is Sim-PE when the image column declares its stain (the simulator knows it), else
+    the DP DCGAN."""
     from synthrelease.modalities.image.model import ImageTrainingConfig
 
+    stain = _stain(metadata) if metadata is not None else None
     return ImageTrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant, seed=seed,
-                               batch_size=batch_size or max(16, min(128, n_rows // 10)), n_steps=n_steps or 500)
+                               batch_size=batch_size or max(16, min(128, n_rows // 10)), n_steps=n_steps or 500,
+                               generator="sim_pe" if stain is not None else "dcgan")
+
+
+def _stain(metadata: Metadata) -> str | None:
+    column = metadata.image_column
+    return None if column is None else metadata.columns[column].stain
 
 
 def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_column: str | None = None,
         progress: Any = None, reserved_entries: tuple[Any, ...] = (), randomness: Any = None) -> ImageModel:
-    """Train the (ε, δ)-DP conditional DCGAN on the tiles (see :mod:`synthrelease.modalities.image.model`)."""
+    """The (ε, δ)-DP generator the config names: the conditional DCGAN
+    (:mod:`synthrelease.modalities.image.model`) or Sim-PE over the tissue simulator
+    (:mod:`synthrelease.modalities.image.private_evolution`). Reads the private tiles."""
     from synthrelease.modalities.image.model import train_tile_gan
     from synthrelease.progress import ignore_progress
 
     labels, n_classes = _label_index(train, metadata)
     unit = metadata.privacy_unit_column
     units = train[unit].to_numpy() if unit is not None and metadata.rows_per_person > 1 else None
+    if getattr(config, "generator", "dcgan") == "sim_pe":
+        return ImageModel(_evolve(tiles_of(train, metadata), labels, n_classes, config, metadata, units,
+                                  reserved_entries, randomness, progress or ignore_progress), metadata)
     model = train_tile_gan(tiles_of(train, metadata), labels, n_classes, config, units=units,
                            max_tiles_per_unit=metadata.rows_per_person, reserved_entries=reserved_entries,
                            randomness=randomness, progress=progress or ignore_progress)
     return ImageModel(model, metadata)
 
 
+def _evolve(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int, config: Any, metadata: Metadata,
+            units: np.ndarray | None, reserved_entries: tuple[Any, ...], randomness: Any, progress: Any) -> Any:
+    """Sim-PE on the tiles, with the person cap and the public person count of the DCGAN's checks."""
+    from synthrelease.modalities.image.model import _privacy_units
+    from synthrelease.modalities.image.private_evolution import evolve_tiles
+
+    stain = _stain(metadata)
+    if stain is None:
+        raise SynthreleaseError("generator sim_pe needs the image column's public 'stain' (he, ihc_dab or "
+                                "fluorescence) in the metadata")
+    persons = _privacy_units(len(tiles), units, metadata.rows_per_person, config)
+    return evolve_tiles(tiles, labels, n_classes, config, stain=stain, public_units=persons.public_count,
+                        tiles_per_unit=persons.tiles_per_unit, reserved_entries=reserved_entries,
+                        randomness=randomness, progress=progress)
+
+
 def sample(model: ImageModel, n_rows: int, *, seed: int) -> pd.DataFrame:
     """``n_rows`` synthetic tiles and labels (post-processing of the DP model)."""
     from synthrelease.modalities.image.model import sample_tiles
+    from synthrelease.modalities.image.private_evolution import EvolvedTiles, sample_evolved
 
-    tiles, idx = sample_tiles(model.inner, n_rows, seed=seed)
+    if isinstance(model.inner, EvolvedTiles):
+        tiles, idx = sample_evolved(model.inner, n_rows, seed=seed)
+    else:
+        tiles, idx = sample_tiles(model.inner, n_rows, seed=seed)
     labels = None
     if model.metadata.target is not None and idx is not None:
         declared = model.metadata.columns[model.metadata.target].declared_categories()

@@ -110,10 +110,19 @@ class TileDiscriminator(nn.Module):
         return logit
 
 
+GENERATORS = ("dcgan", "sim_pe")
+"""``dcgan``: the DP conditional DCGAN of this module; ``sim_pe``: Private Evolution over the public
+tissue simulator (:mod:`synthrelease.modalities.image.private_evolution`; needs the column's ``stain``)."""
+
+
 @dataclass(frozen=True)
 class ImageTrainingConfig:
-    """Settings of one DP image GAN run (privacy vocabulary as :class:`TrainingConfig`;
-    ``public_rows``: the DP or declared count of privacy units the sample rate uses, 0 = the exact one)."""
+    """Settings of one DP image run (privacy vocabulary as :class:`TrainingConfig`;
+    ``public_rows``: the DP or declared count of privacy units the sample rate uses, 0 = the exact one).
+
+    ``generator`` picks the DP generator (:data:`GENERATORS`); the ``evolution_*`` settings are
+    Sim-PE's: vote iterations T, the largest population, the first iteration's perturbation
+    (normalised parameter units, decaying 4× over the run) and the vote threshold in σ."""
 
     target_epsilon: float
     target_delta: float
@@ -132,6 +141,11 @@ class ImageTrainingConfig:
     generator_lr: float = 2e-4
     discriminator_lr: float = 2e-4
     seed: int = 0
+    generator: str = "dcgan"
+    evolution_iterations: int = 6
+    evolution_population: int = 2000
+    evolution_variation: float = 0.15
+    evolution_threshold: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0 or not 0 < self.target_delta < 1:
@@ -145,6 +159,12 @@ class ImageTrainingConfig:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1) and leave a share for DP-SGD")
         if self.embedding_features < 16 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_features must be >= 16 and embedding_weight >= 0")
+        if self.generator not in GENERATORS:
+            raise PrivacyParameterError(f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
+        if not (1 <= self.evolution_iterations <= 100 and 2 <= self.evolution_population <= 100_000
+                and 0 <= self.evolution_variation <= 1 and 0 <= self.evolution_threshold <= 10):
+            raise PrivacyParameterError("evolution_iterations must be in [1, 100], evolution_population in "
+                                        "[2, 100000], evolution_variation in [0, 1], evolution_threshold in [0, 10]")
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

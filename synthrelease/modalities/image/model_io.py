@@ -19,13 +19,16 @@ import torch
 from synthrelease.errors import ModelFileError
 
 IMAGE_MODEL_FORMAT = "synthrelease-image-model/1"
+EVOLVED_MODEL_FORMAT = "synthrelease-image-pe-model/1"
+"""A Sim-PE model: simulator parameters, noisy weights, classes (tensors) and one JSON string."""
 
 
 def is_image_model(model: Any) -> bool:
-    """True for the image modality's trained model (a wrapper around a tile generator)."""
+    """True for the image modality's trained model (a tile generator or a Sim-PE population)."""
     from synthrelease.modalities.image.model import TileModel
+    from synthrelease.modalities.image.private_evolution import EvolvedTiles
 
-    return isinstance(getattr(model, "inner", None), TileModel)
+    return isinstance(getattr(model, "inner", None), (TileModel, EvolvedTiles))
 
 
 def image_model_payload(model: Any) -> dict[str, Any]:
@@ -36,8 +39,11 @@ def image_model_payload(model: Any) -> dict[str, Any]:
     """
     from synthrelease import __version__
     from synthrelease.gan.model_io import tensor_payload
+    from synthrelease.modalities.image.private_evolution import EvolvedTiles
 
     inner = model.inner
+    if isinstance(inner, EvolvedTiles):
+        return _evolved_payload(model)
     info: dict[str, Any] = {
         "format": IMAGE_MODEL_FORMAT,
         "tool_version": __version__,
@@ -110,4 +116,66 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     except Exception as e:  # any inconsistency means a corrupt or foreign file
         text = " ".join(str(e).split())[:200]
         raise ModelFileError(f"{path}: corrupt synthrelease image model ({type(e).__name__}: {text})") from None
+    return ModalityModel(inner, metadata)
+
+
+def _evolved_payload(model: Any) -> dict[str, Any]:
+    """The payload of a Sim-PE model: its arrays as tensors, the rest as JSON."""
+    from synthrelease import __version__
+    from synthrelease.gan.model_io import tensor_payload
+    from synthrelease.modalities.image.private_evolution import torch_payload
+
+    inner = model.inner
+    info = {"format": EVOLVED_MODEL_FORMAT, "tool_version": __version__, "config": inner.config.to_dict(),
+            "metadata": model.metadata.to_yaml_dict(), "privacy": inner.privacy.to_dict(), "stain": inner.stain,
+            "size": int(inner.size), "channels": int(inner.channels),
+            "sample_variation": float(inner.sample_variation)}
+    return tensor_payload(EVOLVED_MODEL_FORMAT, info, torch_payload(inner), inner.condition_probs,
+                          replayable=bool(inner.reproducible_private_randomness))
+
+
+def evolved_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
+    """The Sim-PE model of a payload read with ``weights_only=True``; every shape and range checked.
+
+    Raises:
+        ModelFileError: one line naming ``path`` for anything inconsistent.
+    """
+    from synthrelease.gan.trainer import PrivacySpent
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.base import ModalityModel
+    from synthrelease.modalities.image import simulator
+    from synthrelease.modalities.image.model import ImageTrainingConfig
+    from synthrelease.modalities.image.private_evolution import EvolvedTiles
+
+    try:
+        info = json.loads(payload["info_json"])
+        if not isinstance(info, dict) or info.get("format") != EVOLVED_MODEL_FORMAT:
+            raise ValueError("the model description does not match its format tag")
+        metadata = Metadata.model_validate(info["metadata"])
+        spec = metadata.columns[metadata.image_column] if metadata.modality == "image" else None
+        size, channels, stain = int(info["size"]), int(info["channels"]), str(info["stain"])
+        if spec is None or (spec.height, spec.channels, spec.stain) != (size, channels, stain):
+            raise ValueError("the tile shape or stain does not match the metadata's image column")
+        arrays = payload["generator"]
+        parameters = np.asarray(arrays["parameters"].numpy(), dtype=np.float64)
+        weights = np.asarray(arrays["weights"].numpy(), dtype=np.float64)
+        classes = np.asarray(arrays["classes"].numpy(), dtype=np.int64)
+        n = len(parameters)
+        if parameters.shape != (n, simulator.N_PARAMETERS) or weights.shape != (n,) or classes.shape != (n,):
+            raise ValueError("the population's arrays do not match")
+        if not (np.isfinite(parameters).all() and (parameters >= 0).all() and (parameters <= 1).all()
+                and np.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError("the population holds values outside their ranges")
+        declared = len(metadata.columns[metadata.target].canonical_categories()) if metadata.target else 0
+        probs = payload.get("condition_probs")
+        cond = None if probs is None else np.asarray(probs.numpy(), dtype=np.float64)
+        if (cond is None) != (declared == 0) or (cond is not None and (cond.shape != (declared,)
+                                                                          or classes.max() >= declared)):
+            raise ValueError("label frequencies do not match the metadata's target")
+        inner = EvolvedTiles(parameters, weights, classes, cond, stain, size, channels,
+                             float(info["sample_variation"]), ImageTrainingConfig(**info["config"]),
+                             PrivacySpent.from_dict(info["privacy"]))
+    except Exception as e:  # any inconsistency means a corrupt or foreign file
+        text = " ".join(str(e).split())[:200]
+        raise ModelFileError(f"{path}: corrupt synthrelease Sim-PE image model ({type(e).__name__}: {text})") from None
     return ModalityModel(inner, metadata)

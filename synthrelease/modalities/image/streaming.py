@@ -73,13 +73,18 @@ def tile_chunks(model: Any, n: int, *, seed: int, condition: dict[str, str] | No
     if n < 1 or chunk_rows < 1:
         raise SynthreleaseError(f"tiles and chunk size must be >= 1, got {n} and {chunk_rows}")
     from synthrelease.modalities.image.model import generate_tiles
+    from synthrelease.modalities.image.private_evolution import EvolvedTiles, generate_evolved
 
     inner = model.inner
     fixed = _condition_index(model, condition)
-    inner.generator.eval()
+    if isinstance(inner, EvolvedTiles):
+        batches = generate_evolved(inner, n, seed=seed, fixed_class=fixed, batch=BATCH)
+    else:
+        inner.generator.eval()
+        batches = generate_tiles(inner, n, seed=seed, fixed_class=fixed, batch=BATCH)
     tiles = np.empty((0, inner.size, inner.size, inner.channels), dtype=np.uint8)
     labels: np.ndarray | None = None if inner.condition_probs is None else np.empty(0, dtype=np.int64)
-    for batch_tiles, batch_labels in generate_tiles(inner, n, seed=seed, fixed_class=fixed, batch=BATCH):
+    for batch_tiles, batch_labels in batches:
         tiles = np.concatenate([tiles, batch_tiles])  # at most chunk_rows + BATCH tiles held
         if labels is not None and batch_labels is not None:
             labels = np.concatenate([labels, batch_labels])

@@ -1,0 +1,146 @@
+"""Sim-PE: Private Evolution over the public tissue simulator (issue 28).
+
+The vote histogram has L2 sensitivity ≤ 1 per person, the whole run is accounted in one
+accountant with the release's reserved entries, the noise is secret, and the model file
+holds only tensors and JSON.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthrelease.errors import ModelFileError
+from synthrelease.modalities.image.model import ImageTrainingConfig
+from synthrelease.modalities.image.private_evolution import (
+    EvolvedTiles,
+    evolve_tiles,
+    plan_evolution,
+    sample_evolved,
+    scaled_features,
+    vote_histogram,
+)
+from synthrelease.privacy.accounting import MechanismEntry, epsilon_for
+from synthrelease.privacy.randomness import PrivateRandomness
+
+simulator = pytest.importorskip("synthrelease.modalities.image.simulator")
+
+
+def _config(**kw) -> ImageTrainingConfig:
+    return ImageTrainingConfig(**{"target_epsilon": 10.0, "target_delta": 1e-5, "generator": "sim_pe",
+                                  "evolution_iterations": 3, "evolution_population": 64, **kw})
+
+
+def _private_tiles(n: int = 60, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return simulator.render_tiles(simulator.random_parameters(n, rng), rng.integers(0, 2**31, n), size=16,
+                                  stain="he")
+
+
+def test_the_plan_spends_exactly_the_budget_left_by_the_reserved_entries():
+    reserved = (MechanismEntry("count release", 20.0, 1.0, 1), MechanismEntry("gate", 8.0, 1.0, 1))
+    plan = plan_evolution(500, 2, _config(evolution_iterations=5), reserved)
+    total = epsilon_for([plan.votes, *reserved], delta=1e-5)
+    assert plan.votes.steps == 5 and plan.votes.sample_rate == 1.0
+    assert 10.0 * 0.99 <= total <= 10.0
+    assert plan.per_class >= 8 and len(plan.variation) == 5 and plan.variation[0] > plan.variation[-1]
+
+
+def test_a_smaller_budget_means_more_noise_and_a_smaller_population():
+    loose, tight = plan_evolution(500, 1, _config()), plan_evolution(500, 1, _config(target_epsilon=1.0))
+    assert tight.votes.noise_multiplier > loose.votes.noise_multiplier
+    assert tight.per_class <= loose.per_class
+
+
+def test_one_person_moves_the_vote_histogram_by_at_most_one():
+    """Adding one person (m tiles, each voting 1/m) changes the exact histogram by ≤ 1 in L2."""
+    rng = np.random.default_rng(1)
+    private = rng.random((40, 6)).astype(np.float32)
+    candidates = rng.random((12, 6)).astype(np.float32)
+    classes = np.zeros(40, dtype=np.int64)
+    cand_classes = np.repeat([0, 1], 6)
+    for m in (1, 3):
+        base = vote_histogram(private, classes, candidates, cand_classes, 1.0 / m)
+        added = vote_histogram(np.concatenate([private, rng.random((m, 6)).astype(np.float32)]),
+                               np.zeros(40 + m, dtype=np.int64), candidates, cand_classes, 1.0 / m)
+        assert np.linalg.norm(added - base) <= 1.0 + 1e-12
+        assert base.sum() == pytest.approx(40 / m)
+        assert base[cand_classes == 1].sum() == 0  # a tile only votes within its class
+
+
+def test_scaled_features_use_declared_bounds_only():
+    tiles = _private_tiles(8)
+    a = scaled_features(tiles)
+    b = scaled_features(np.concatenate([tiles, np.zeros_like(tiles)]))[:8]  # other rows change nothing
+    np.testing.assert_allclose(a, b)
+    assert a.min() >= 0.0 and a.max() <= 1.0
+
+
+def test_evolution_is_accounted_and_samples_tiles_of_the_declared_shape():
+    tiles = _private_tiles()
+    labels = np.repeat([0, 1], 30)
+    model = evolve_tiles(tiles, labels, 2, _config(), stain="he", public_units=60, tiles_per_unit=1,
+                         randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert isinstance(model, EvolvedTiles) and model.privacy.epsilon <= 10.0
+    assert [e.label for e in model.privacy.entries] == ["Sim-PE vote histograms (Gaussian, sensitivity 1)"]
+    assert model.condition_probs is not None and model.condition_probs.sum() == pytest.approx(1.0)
+    out, idx = sample_evolved(model, 50, seed=3)
+    assert out.shape == (50, 16, 16, 3) and out.dtype == np.uint8 and set(np.unique(idx)) <= {0, 1}
+    again, _ = sample_evolved(model, 50, seed=3)
+    np.testing.assert_array_equal(out, again)  # sampling is post-processing from a public seed
+
+
+def test_the_vote_noise_is_secret_randomness():
+    tiles = _private_tiles(40)
+    runs = [evolve_tiles(tiles, None, 0, _config(), stain="he", public_units=40, tiles_per_unit=1,
+                         randomness=PrivateRandomness.unsafe_reproducible_for_tests(s)).weights for s in (0, 0, 1)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_a_sim_pe_model_file_round_trips_and_refuses_tampering(tmp_path):
+    import torch
+
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.base import ModalityModel
+    from synthrelease.modalities.model_files import load_model, save_model
+
+    meta = Metadata.model_validate({"version": 1, "name": "t", "reviewed": True, "columns": {
+        "tile_id": {"type": "identifier"}, "tile": {"type": "image", "height": 16, "width": 16, "channels": 3,
+                                                    "stain": "he"}}})
+    inner = evolve_tiles(_private_tiles(30), None, 0, _config(), stain="he", public_units=30, tiles_per_unit=1)
+    path = save_model(ModalityModel(inner, meta), tmp_path / "m.pt")
+    back = load_model(path)
+    np.testing.assert_array_equal(back.inner.parameters, inner.parameters)
+    np.testing.assert_array_equal(sample_evolved(back.inner, 5, seed=0)[0], sample_evolved(inner, 5, seed=0)[0])
+    payload = torch.load(path, weights_only=True)
+    payload["generator"]["parameters"] += 5.0
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match=r"bad\.pt"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_a_test_only_randomness_model_is_never_saved(tmp_path):
+    from synthrelease.errors import InternalError
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.base import ModalityModel
+    from synthrelease.modalities.model_files import save_model
+
+    meta = Metadata.model_validate({"version": 1, "name": "t", "reviewed": True, "columns": {
+        "tile_id": {"type": "identifier"}, "tile": {"type": "image", "height": 16, "width": 16, "channels": 3,
+                                                    "stain": "he"}}})
+    inner = evolve_tiles(_private_tiles(30), None, 0, _config(), stain="he", public_units=30, tiles_per_unit=1,
+                         randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    with pytest.raises(InternalError, match="reproducible"):
+        save_model(ModalityModel(inner, meta), tmp_path / "m.pt")
+
+
+def test_a_stain_is_declared_on_image_columns_only():
+    from pydantic import ValidationError
+
+    from synthrelease.metadata.schema import ColumnSpec
+
+    with pytest.raises(ValidationError, match="stain apply to image columns"):
+        ColumnSpec(type="float", min=0, max=1, stain="he")
+    with pytest.raises(ValidationError):
+        ColumnSpec(type="image", height=16, width=16, channels=3, stain="giemsa")

@@ -144,3 +144,16 @@ def test_a_stain_is_declared_on_image_columns_only():
         ColumnSpec(type="float", min=0, max=1, stain="he")
     with pytest.raises(ValidationError):
         ColumnSpec(type="image", height=16, width=16, channels=3, stain="giemsa")
+
+
+def test_without_a_declared_stain_the_modality_keeps_its_dcgan():
+    """A tissue the simulator does not know is not forced through it: no stain, no Sim-PE."""
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.image.modality import default_config
+
+    columns = {"tile_id": {"type": "identifier"}, "tile": {"type": "image", "height": 16, "width": 16, "channels": 3}}
+    plain = Metadata.model_validate({"version": 1, "name": "t", "reviewed": True, "columns": columns})
+    stained = Metadata.model_validate({"version": 1, "name": "t", "reviewed": True, "columns": {
+        **columns, "tile": {**columns["tile"], "stain": "ihc_dab"}}})
+    assert default_config(300, epsilon=3, delta=1e-6, seed=0, metadata=plain).generator == "dcgan"
+    assert default_config(300, epsilon=3, delta=1e-6, seed=0, metadata=stained).generator == "sim_pe"

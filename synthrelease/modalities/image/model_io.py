@@ -58,6 +58,23 @@ def image_model_payload(model: Any) -> dict[str, Any]:
                           replayable=bool(getattr(inner, "reproducible_private_randomness", False)))
 
 
+def _described(payload: dict[str, Any], fmt: str) -> tuple[dict[str, Any], Any]:
+    """The payload's JSON description and its image metadata, checked against the format tag.
+
+    Raises:
+        ValueError: not this format's description, or metadata without an image column.
+    """
+    from synthrelease.metadata.schema import Metadata
+
+    info = json.loads(payload["info_json"])
+    if not isinstance(info, dict) or info.get("format") != fmt:
+        raise ValueError("the model description does not match its format tag")
+    metadata = Metadata.model_validate(info["metadata"])
+    if metadata.modality != "image":
+        raise ValueError("its metadata does not declare an image column")
+    return info, metadata
+
+
 def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     """The image model of a payload read with ``weights_only=True``; every shape checked.
 
@@ -65,18 +82,12 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
         ModelFileError: one line naming ``path`` for anything inconsistent.
     """
     from synthrelease.gan.trainer import PrivacySpent
-    from synthrelease.metadata.schema import Metadata
     from synthrelease.modalities.base import ModalityModel
     from synthrelease.modalities.image.model import ImageTrainingConfig, TileGenerator, TileModel
 
     try:
-        info = json.loads(payload["info_json"])
-        if not isinstance(info, dict) or info.get("format") != IMAGE_MODEL_FORMAT:
-            raise ValueError("the model description does not match its format tag")
+        info, metadata = _described(payload, IMAGE_MODEL_FORMAT)
         config = ImageTrainingConfig(**info["config"])
-        metadata = Metadata.model_validate(info["metadata"])
-        if metadata.modality != "image":
-            raise ValueError("its metadata does not declare an image column")
         spec = metadata.columns[metadata.image_column]
         size, channels, n_classes = int(info["size"]), int(info["channels"]), int(info["n_classes"])
         if size not in (16, 32, 64) or channels not in (1, 3):
@@ -141,20 +152,16 @@ def evolved_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
         ModelFileError: one line naming ``path`` for anything inconsistent.
     """
     from synthrelease.gan.trainer import PrivacySpent
-    from synthrelease.metadata.schema import Metadata
     from synthrelease.modalities.base import ModalityModel
     from synthrelease.modalities.image import simulator
     from synthrelease.modalities.image.model import ImageTrainingConfig
     from synthrelease.modalities.image.private_evolution import EvolvedTiles
 
     try:
-        info = json.loads(payload["info_json"])
-        if not isinstance(info, dict) or info.get("format") != EVOLVED_MODEL_FORMAT:
-            raise ValueError("the model description does not match its format tag")
-        metadata = Metadata.model_validate(info["metadata"])
-        spec = metadata.columns[metadata.image_column] if metadata.modality == "image" else None
+        info, metadata = _described(payload, EVOLVED_MODEL_FORMAT)
+        spec = metadata.columns[metadata.image_column]
         size, channels, stain = int(info["size"]), int(info["channels"]), str(info["stain"])
-        if spec is None or (spec.height, spec.channels, spec.stain) != (size, channels, stain):
+        if (spec.height, spec.channels, spec.stain) != (size, channels, stain):
             raise ValueError("the tile shape or stain does not match the metadata's image column")
         arrays = payload["generator"]
         parameters = np.asarray(arrays["parameters"].numpy(), dtype=np.float64)

@@ -8,7 +8,8 @@ averaged 2 × 2 to 32 × 32 (public preprocessing). Split 80/20 with a seeded pe
 the tiles as ``--write-npz PATH`` (to feed ``synthrelease release``).
 
 For ε ∈ {1, 10} (δ = 1e-5) and "∞" (ε = 10⁶, negligible noise), and each generator
-(``dcgan``: ``synthrelease.modalities.image.model.train_tile_gan``; ``sim_pe``: Private
+(``dcgan``: ``synthrelease.modalities.image.model.train_tile_gan``; ``dcgan_pretrained``: the
+same after 1,000 non-private steps on simulated H&E tiles (public, no ε); ``sim_pe``: Private
 Evolution over the public H&E tissue simulator,
 ``synthrelease.modalities.image.private_evolution.evolve_tiles``), scores the synthetic tiles
 with ``synthrelease.modalities.image.audits.run_image_audits`` against the real train and
@@ -50,6 +51,8 @@ def load_tiles(size: int = 32) -> np.ndarray:
     return small.round().astype(np.uint8)
 
 
+PRETRAIN_STEPS = 1000
+"""Non-private steps of ``dcgan_pretrained`` on simulated H&E tiles before its DP fine-tuning."""
 NUCLEI_LEVEL = 0.06
 """Haematoxylin optical density above which a pixel counts as nuclear (a fixed, public level)."""
 
@@ -87,8 +90,11 @@ def run_generator(generator: str, train: np.ndarray, eps: float, steps: int) -> 
     from synthrelease.modalities.image.model import ImageTrainingConfig, sample_tiles, train_tile_gan
     from synthrelease.modalities.image.private_evolution import evolve_tiles, sample_evolved
 
+    pretrain = generator == "dcgan_pretrained"
     cfg = ImageTrainingConfig(target_epsilon=eps, target_delta=1e-5, n_steps=steps,
-                              batch_size=max(16, min(128, len(train) // 10)), generator=generator)
+                              batch_size=max(16, min(128, len(train) // 10)),
+                              generator="dcgan" if pretrain else generator, pretrain_stain="he" if pretrain else "",
+                              pretrain_steps=PRETRAIN_STEPS if pretrain else 0)
     t0 = time.perf_counter()
     if generator == "sim_pe":
         model = evolve_tiles(train, None, 0, cfg, stain="he", public_units=len(train), tiles_per_unit=1)
@@ -164,7 +170,7 @@ def main() -> None:
             row = {"generator": generator, "epsilon": eps_text, "epsilon_spent": model.privacy.epsilon,
                    "train_tiles": len(train), "holdout_tiles": len(hold), "steps": a.steps,
                    "train_seconds": round(seconds, 1),
-                   "steps_per_second": round(a.steps / seconds, 2) if generator == "dcgan" else None,
+                   "steps_per_second": round(a.steps / seconds, 2) if generator.startswith("dcgan") else None,
                    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                    "real_vs_synthetic_accuracy": real_vs_synthetic(hold, syn),
                    "nuclei_count_ks": float(ks_2samp(real_nuclei, nuclei_counts(syn)).statistic),

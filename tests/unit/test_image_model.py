@@ -141,3 +141,29 @@ def test_a_model_trained_with_test_only_randomness_is_never_saved(tmp_path) -> N
         "tile": {"type": "image", "height": 16, "width": 16, "channels": 3}}})
     with pytest.raises(InternalError, match="reproducible"):
         image_model_payload(ModalityModel(model, meta))
+
+
+def test_public_pretraining_on_the_simulator_costs_no_epsilon():
+    """Issue 28: pre-training on simulated tiles reads no private tile: the same accountant entries."""
+    from synthrelease.modalities.image.model import ImageTrainingConfig, train_tile_gan
+    from synthrelease.privacy.randomness import PrivateRandomness
+
+    tiles = np.random.default_rng(0).integers(0, 256, (60, 16, 16, 3), dtype=np.uint8)
+    runs = []
+    for steps in (0, 20):
+        cfg = ImageTrainingConfig(target_epsilon=5.0, target_delta=1e-4, n_steps=3, batch_size=16,
+                                  pretrain_stain="he" if steps else "", pretrain_steps=steps)
+        runs.append(train_tile_gan(tiles, None, 0, cfg, randomness=PrivateRandomness.unsafe_reproducible_for_tests(0)))
+    plain, pretrained = runs
+    assert [e.as_history() for e in plain.privacy.entries] == [e.as_history() for e in pretrained.privacy.entries]
+    assert plain.privacy.epsilon == pretrained.privacy.epsilon
+    first = next(iter(plain.generator.state_dict()))
+    assert not torch.equal(plain.generator.state_dict()[first], pretrained.generator.state_dict()[first])
+
+
+def test_pretraining_needs_a_stain():
+    from synthrelease.errors import PrivacyParameterError
+    from synthrelease.modalities.image.model import ImageTrainingConfig
+
+    with pytest.raises(PrivacyParameterError, match="pretrain_stain"):
+        ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-5, pretrain_steps=10)

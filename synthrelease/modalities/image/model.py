@@ -122,7 +122,9 @@ class ImageTrainingConfig:
 
     ``generator`` picks the DP generator (:data:`GENERATORS`); the ``evolution_*`` settings are
     Sim-PE's: vote iterations T, the largest population, the first iteration's perturbation
-    (normalised parameter units, decaying 4× over the run) and the vote threshold in σ."""
+    (normalised parameter units, decaying 4× over the run) and the vote threshold in σ.
+    ``pretrain_steps`` > 0: the DCGAN is first trained, without DP and for free, on tiles of the
+    public tissue simulator in ``pretrain_stain``, then fine-tuned with DP-SGD."""
 
     target_epsilon: float
     target_delta: float
@@ -146,6 +148,8 @@ class ImageTrainingConfig:
     evolution_population: int = 2000
     evolution_variation: float = 0.15
     evolution_threshold: float = 1.0
+    pretrain_stain: str = ""
+    pretrain_steps: int = 0
 
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0 or not 0 < self.target_delta < 1:
@@ -161,6 +165,10 @@ class ImageTrainingConfig:
             raise PrivacyParameterError("embedding_features must be >= 16 and embedding_weight >= 0")
         if self.generator not in GENERATORS:
             raise PrivacyParameterError(f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
+        if self.pretrain_stain not in ("", "he", "ihc_dab", "fluorescence") or not 0 <= self.pretrain_steps <= 100_000 \
+                or (self.pretrain_steps > 0 and not self.pretrain_stain):
+            raise PrivacyParameterError("pretrain_steps must be in [0, 100000] and needs pretrain_stain "
+                                        "(he, ihc_dab or fluorescence)")
         if not (1 <= self.evolution_iterations <= 100 and 2 <= self.evolution_population <= 100_000
                 and 0 <= self.evolution_variation <= 1 and 0 <= self.evolution_threshold <= 10):
             raise PrivacyParameterError("evolution_iterations must be in [1, 100], evolution_population in "
@@ -235,6 +243,8 @@ def train_tile_gan(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int,
         prior.append(embedding.entry)
     plan = _plan_tile_dp_sgd(privacy_units.public_count, config, prior, reserved_entries)
     generator, discriminator = _build_tile_networks(data.classes, size, channels, config, seeds)
+    if config.pretrain_steps:
+        _pretrain_on_simulator(generator, discriminator, data.classes, size, channels, config, seeds)
     private = _make_tile_discriminator_private(discriminator, privacy_units.n_units, plan, config, secret)
     fakes = _FakeTiles(generator, cond_probs, data.classes, config.latent_dim, seeds.torch("latent"))
     history = _train_tiles(generator, private, fakes, data, privacy_units, embedding, plan=plan, prior=prior,
@@ -394,6 +404,45 @@ class _PrivateTileDiscriminator:
     optimizer: DPOptimizer
     engine: PrivacyEngine
     loader: DPDataLoader
+
+
+PRETRAIN_TILES = 8192
+"""Simulated tiles rendered once for public pre-training (random prior parameters, public seed)."""
+
+
+def _pretrain_on_simulator(generator: TileGenerator, discriminator: TileDiscriminator, classes: int, size: int,
+                           channels: int, config: ImageTrainingConfig, seeds: SeedTree) -> None:
+    """Non-private GAN steps on tiles of the PUBLIC tissue simulator: no private tile is read, so
+    no ε is spent. Labels of simulated tiles are drawn uniformly (the simulator has none).
+    The global torch RNG is restored afterwards."""
+    from synthrelease.modalities.image import simulator
+
+    rng = seeds.numpy("pretrain-tiles")
+    tiles = simulator.render_tiles(simulator.random_parameters(PRETRAIN_TILES, rng),
+                                   rng.integers(0, 2**62, PRETRAIN_TILES), size=size, stain=config.pretrain_stain,
+                                   channels=channels)
+    public = _tile_rows(tiles, rng.integers(0, max(classes, 1), PRETRAIN_TILES) if classes else None, classes)
+    stream = seeds.torch("pretrain")
+    fakes = _FakeTiles(generator, np.full(classes, 1.0 / classes) if classes else None, classes, config.latent_dim,
+                       stream)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
+    batch = config.batch_size
+    ones, zeros = torch.ones(batch), torch.zeros(batch)
+    for _ in range(config.pretrain_steps):
+        real = public.rows[torch.randint(0, PRETRAIN_TILES, (batch,), generator=stream)]
+        with torch.no_grad():
+            fake = fakes(batch)[0]
+        d_loss = F.binary_cross_entropy_with_logits(discriminator(torch.cat([real, fake])), torch.cat([ones, zeros]))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = F.binary_cross_entropy_with_logits(discriminator(fakes(batch)[0]), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+    discriminator.zero_grad(set_to_none=True)
+    generator.zero_grad(set_to_none=True)
 
 
 def _make_tile_discriminator_private(discriminator: TileDiscriminator, n_units: int, plan: _TileSgdPlan,

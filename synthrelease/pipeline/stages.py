@@ -430,15 +430,11 @@ class ReleaseSettings:
                                         f"got {self.synthetic_rows}")
         if self.pair_marginals is not None and not 0 < self.pair_marginals < 0.5:
             raise PrivacyParameterError(f"--pair-marginals (an ε share) must be in (0, 0.5), got {self.pair_marginals}")
-        known = {f.name for f in dataclasses.fields(TrainingConfig)}
         for key in self.training_options:
             if key in FIXED_SETTINGS:
                 raise PrivacyParameterError(f"--train-option {key}: set it with its own option "
                                             f"(--epsilon, --delta, --accountant, --seed; public_rows comes from "
                                             f"the release's DP count)")
-            if key not in known:
-                raise PrivacyParameterError(f"--train-option {key}: not a training setting (one of: "
-                                            f"{', '.join(sorted(known - set(FIXED_SETTINGS)))})")
 
     def apply(self, config: TrainingConfig) -> TrainingConfig:
         """``config`` with these levers set (validated by TrainingConfig).
@@ -451,6 +447,12 @@ class ReleaseSettings:
             changes["pair_epsilon_share"] = self.pair_marginals
         if not changes:
             return config
+        known = {f.name for f in dataclasses.fields(config)}  # the modality's own settings
+        for key in changes:
+            if key not in known:
+                option = "--pair-marginals" if key == "pair_epsilon_share" else f"--train-option {key}"
+                raise PrivacyParameterError(f"{option}: not a training setting of this kind of data (one of: "
+                                            f"{', '.join(sorted(known - set(FIXED_SETTINGS)))})")
         for key, value in changes.items():
             expected = type(getattr(config, key))
             if expected is float and isinstance(value, int) and not isinstance(value, bool):

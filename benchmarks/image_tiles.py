@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--generators", default="dcgan,sim_pe")
     ap.add_argument("--size", type=int, default=32, choices=(32, 64))
     ap.add_argument("--write-npz", default="")
+    ap.add_argument("--tag", default="", help="suffix of the result files (keeps other runs' tables)")
     a = ap.parse_args()
     import torch
 
@@ -159,7 +160,7 @@ def main() -> None:
     real_nuclei = nuclei_counts(train)
     rows = []
     RESULTS.mkdir(exist_ok=True)
-    tag = "" if a.size == 32 else f"-{a.size}px"
+    tag = ("" if a.size == 32 else f"-{a.size}px") + (f"-{a.tag}" if a.tag else "")
     for generator in a.generators.split(","):
         for eps_text in a.epsilons.split(","):
             eps = 1e6 if eps_text == "inf" else float(eps_text)

@@ -147,11 +147,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32, choices=(32, 64))
     ap.add_argument("--write-npz", default="")
     ap.add_argument("--tag", default="", help="suffix of the result files (keeps other runs' tables)")
+    ap.add_argument("--swap-red-green", action="store_true",
+                    help="a tissue the simulator does not know: the tiles' red and green channels swapped "
+                         "(green-purple tissue, outside every H&E stain vector); sim_pe still declares 'he'")
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(2)
     tiles = load_tiles(a.size)
+    if a.swap_red_green:
+        tiles = np.ascontiguousarray(tiles[..., [1, 0, 2]])
     if a.write_npz:
         np.savez_compressed(a.write_npz, images=tiles)
     order = np.random.default_rng(0).permutation(len(tiles))
@@ -183,7 +188,8 @@ def main() -> None:
     command = "OMP_NUM_THREADS=2 python benchmarks/image_tiles.py " + " ".join(sys.argv[1:])
     (RESULTS / f"image_tiles{tag}.json").write_text(json.dumps(
         {"command": command, "rows": rows, "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
-    md = [f"# Image tiles: DP DCGAN and Sim-PE on the H&E skin slide ({a.size} × {a.size})", "",
+    held_back = (" — red and green swapped: a tissue the simulator does not know" if a.swap_red_green else "")
+    md = [f"# Image tiles: DP DCGAN and Sim-PE on the H&E skin slide ({a.size} × {a.size}){held_back}", "",
           f"Command: `{command}` (2 CPU cores). {len(train)} training / {len(hold)} holdout tiles of "
           f"{a.size} × {a.size} RGB ({2 * a.size} × {2 * a.size} tissue tiles averaged 2 × 2); unconditional; "
           "δ = 1e-5; ε = inf means 10⁶. Feature space = the public tile features (intensity, colour, texture, "

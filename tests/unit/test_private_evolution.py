@@ -16,6 +16,7 @@ from synthrelease.modalities.image.private_evolution import (
     EvolvedTiles,
     evolve_tiles,
     plan_evolution,
+    prior_scale,
     sample_evolved,
     scaled_features,
     vote_histogram,
@@ -74,6 +75,43 @@ def test_scaled_features_use_declared_bounds_only():
     b = scaled_features(np.concatenate([tiles, np.zeros_like(tiles)]))[:8]  # other rows change nothing
     np.testing.assert_allclose(a, b)
     assert a.min() >= 0.0 and a.max() <= 1.0
+
+
+def test_the_vote_distance_is_scaled_by_the_public_prior_never_by_private_tiles(monkeypatch):
+    """The feature scaling comes from generation 0 (random prior draws from the public seed): two
+    different private sets get the same scale, and it is computed from the candidates only."""
+    import synthrelease.modalities.image.private_evolution as pe
+
+    seen = []
+    monkeypatch.setattr(pe, "prior_scale", lambda f: (seen.append(f.copy()), prior_scale(f))[1])
+    for seed in (0, 1):
+        evolve_tiles(_private_tiles(40, seed), None, 0, _config(evolution_iterations=1), stain="he",
+                     public_units=40, tiles_per_unit=1, randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert len(seen) == 2 and len(seen[0]) != 40
+    np.testing.assert_array_equal(seen[0], seen[1])
+    centre, spread = prior_scale(seen[0])
+    assert centre.shape == spread.shape == (seen[0].shape[1],) and spread.min() >= 0.01
+
+
+def test_a_tissue_the_simulator_does_not_know_still_comes_out_closer_than_the_prior():
+    """Issue 28: green tiles (no H&E stain renders them) with stain "he" declared: the evolved
+    tiles are still nearer the private tiles, in the scaled view, than the simulator's prior is."""
+    from sklearn.neighbors import NearestNeighbors
+
+    private = _private_tiles(80, seed=5)[..., [1, 0, 2]]  # red and green swapped: a stain outside the family
+    model = evolve_tiles(private, None, 0, _config(target_epsilon=30.0, evolution_iterations=4), stain="he",
+                         public_units=80, tiles_per_unit=1,
+                         randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    evolved, _ = sample_evolved(model, 80, seed=1)
+    rng = np.random.default_rng(9)
+    prior = simulator.render_tiles(simulator.random_parameters(80, rng), rng.integers(0, 2**31, 80), size=16,
+                                   stain="he")
+
+    def distance(tiles):
+        nn = NearestNeighbors(n_neighbors=1).fit(scaled_features(tiles))
+        return float(nn.kneighbors(scaled_features(private))[0].mean())
+
+    assert distance(evolved) < distance(prior)  # measured: 0.80 against 0.88
 
 
 def test_evolution_is_accounted_and_samples_tiles_of_the_declared_shape():

@@ -32,7 +32,7 @@ def _luma(tiles: np.ndarray) -> np.ndarray:
 
 
 def test_the_parameter_space_is_named_and_sized():
-    assert N_PARAMETERS == len(PARAMETER_NAMES) and 12 <= N_PARAMETERS <= 18
+    assert N_PARAMETERS == len(PARAMETER_NAMES) and 12 <= N_PARAMETERS <= 24
     assert len(set(PARAMETER_NAMES)) == N_PARAMETERS
     assert {"nuclei_density", "ihc_positivity", "blur", "noise", "brightness"} <= set(PARAMETER_NAMES)
     assert STAIN_FAMILIES == ("he", "ihc_dab", "fluorescence")

@@ -10,7 +10,9 @@ metadata declares. Each iteration runs these steps:
 1. render every candidate (public parameters, public layout seed);
 2. map candidates and private tiles to the tile feature view
    (:func:`synthrelease.modalities.image.features.feature_view`), scaled by its DECLARED
-   bounds (no statistic of the private tiles enters the scaling);
+   bounds and then by the spread of each feature over the first, random population —
+   tiles of the public prior (:func:`prior_scale`; no statistic of the private tiles enters
+   the scaling);
 3. let each private tile vote for its nearest candidate of its own label. A tile's vote
    weighs 1/m, where m is the public cap of tiles per person, so one person moves the vote
    histogram by at most 1 in L2 norm;
@@ -131,6 +133,20 @@ def scaled_features(tiles: np.ndarray) -> np.ndarray:
     return ((frame.to_numpy(dtype=np.float64) - lo) / (hi - lo)).astype(np.float32)
 
 
+def prior_scale(prior_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and spread of each feature over tiles drawn from the PUBLIC prior (no private input).
+
+    The declared bounds are far wider than what tissue spans for many features (a spectral
+    slope bounded by ±8 varies by ±0.5; nuclei per pixel bounded by 0.5 stay under 0.03), so
+    distances in the bound-scaled view would ignore them. Rescaling by the median and the
+    10–90 % range of simulated tiles weighs every feature by how much tissue moves it; the
+    prior is public, so the scale costs no ε. The spread is floored at 1 % of the bound range.
+    """
+    centre = np.median(prior_features, axis=0)
+    spread = np.percentile(prior_features, 90, axis=0) - np.percentile(prior_features, 10, axis=0)
+    return centre.astype(np.float32), np.maximum(spread, 0.01).astype(np.float32)
+
+
 def _render(parameters: np.ndarray, seeds: np.ndarray, model_shape: tuple[str, int, int]) -> np.ndarray:
     stain, size, channels = model_shape
     return simulator.render_tiles(parameters, seeds, size=size, stain=stain, channels=channels)
@@ -197,12 +213,15 @@ def evolve_tiles(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int, c
     candidate_classes = np.repeat(np.arange(classes), plan.per_class)
     parameters = simulator.random_parameters(len(candidate_classes), rng)
     seeds = rng.integers(0, 2**62, len(candidate_classes))
-    private_features = scaled_features(tiles)
+    prior = scaled_features(_render(parameters, seeds, shape))  # generation 0: the public prior itself
+    centre, spread = prior_scale(prior)
+    private_features = (scaled_features(tiles) - centre) / spread
     private_classes = np.zeros(len(tiles), dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
     history: list[dict[str, float]] = []
     weights = np.zeros(len(parameters))
     for t, scale in enumerate(plan.variation):
-        candidates = scaled_features(_render(parameters, seeds, shape))
+        candidates = prior if t == 0 else scaled_features(_render(parameters, seeds, shape))
+        candidates = (candidates - centre) / spread
         hist = vote_histogram(private_features, private_classes, candidates, candidate_classes, 1.0 / tiles_per_unit)
         weights = np.maximum(_noisy(hist, sigma, secret, t) - config.evolution_threshold * sigma, 0.0)
         history.append({"iteration": t + 1, "population": float(len(parameters)),

@@ -1,6 +1,6 @@
 """A procedural tissue-tile simulator: a PUBLIC prior for histology image tiles.
 
-:func:`render_tiles` draws stained tissue tiles from 17 normalised parameters
+:func:`render_tiles` draws stained tissue tiles from 23 normalised parameters
 (:data:`PARAMETER_NAMES`, each on [0, 1]) and one integer seed per tile. The parameters fix
 what the tissue looks like (cellularity, nucleus size and shape, stain strengths, collagen
 fibres, empty space, focus, noise, colour); the seed fixes where things are (nuclei
@@ -71,10 +71,24 @@ stain_hue               0 = Ruifrok & Johnston 2001 vectors,   between-lab stain
                         vectors (interpolated)                 fluorescence
 brightness              background I0 225 – 252 DN (bright     illumination / white balance (CMU-1
                         field); exposure gain 0.5 – 1.6 (fl.)  background ≈ 245)
+fibril_contrast         0.05 – 0.6 relative stroma OD          smooth to finely striated collagen (fibrils
+                        modulation at 1.5 µm                   ≈ 0.05–0.5 µm, bundled in 1–3 µm fibres)
+fibre_sharpness         bundle edge width 0.6 – 0.08 (field    soft, loose connective tissue to crisp dense
+                        s.d.; decreasing)                      bundles with sharp borders (dermis)
+crack_share             0 – 30 % of the stroma in retraction   freezing and dehydration artefacts open thin
+                        cracks                                 white gaps between collagen bundles
+fibre_irregularity      0.35 – 1.0 s.d. of the fibre band in   regular, evenly spaced fibres to irregular
+                        log-frequency                          sheets of bundles of many widths
+red_cells               0 – 25 % of the tile (p²)              erythrocytes (7–8 µm discs, no nucleus, deep
+                                                               eosin red; clustered in vessels and
+                                                               haemorrhage; none in most tiles)
+stroma_basophilia       0 – 0.3 haematoxylin OD per unit of    ground substance, mucin and fibroblast
+                        stroma OD, modulated at 1.6 µm         processes take up haematoxylin: purple grain
+                                                               in pink stroma
 ======================  =====================================  ===============================================
 
 Not modelled: tissue architecture beyond a tile (glands, epidermal layers, vessel walls),
-cell-cell contacts, mitoses, nucleoli, red blood cells, pigments (melanin), membranous or
+cell-cell contacts, mitoses, nucleoli, the biconcave pallor of red cells, pigments (melanin), membranous or
 granular IHC patterns (DAB fills positive nuclei and cell bodies), tissue folds, marking
 ink and debris, JPEG artefacts, DAB's departure from Beer–Lambert at high density,
 illumination gradients and vignetting, and, in fluorescence, bleed-through, bleaching and
@@ -113,12 +127,18 @@ _RANGES: dict[str, tuple[float, float]] = {
     "noise": (0.0, 8.0),  # DN
     "stain_hue": (0.0, 1.0),  # position between the colour end points
     "brightness": (0.0, 1.0),  # mapped per stain family (background DN or exposure)
+    "fibril_contrast": (0.05, 0.6),  # relative stroma OD modulation by the fine fibrils
+    "fibre_sharpness": (0.6, 0.08),  # edge width of the bundles (s.d. of their field), decreasing
+    "crack_share": (0.0, 0.3),  # share of the stroma opened by retraction cracks
+    "fibre_irregularity": (0.35, 1.0),  # s.d. of the fibre band in log-frequency
+    "red_cells": (0.0, 0.25),  # share of the tile covered by erythrocytes (quadratic)
+    "stroma_basophilia": (0.0, 0.3),  # haematoxylin OD per unit of stroma OD, grainy
 }
 
-_QUADRATIC = ("nuclei_density", "blur")  # mapped as lo + (hi − lo)·p², the others linearly
+_QUADRATIC = ("nuclei_density", "blur", "red_cells")  # mapped as lo + (hi − lo)·p², the others linearly
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(_RANGES)
-"""Names of the normalised parameters, in column order of a parameter array."""
+"""Names of the normalised parameters, in column order of a parameter array (new ones are appended)."""
 N_PARAMETERS: int = len(PARAMETER_NAMES)
 
 FIELD_UM = 32.0
@@ -139,6 +159,8 @@ _LUMEN_SCALE = 5.0  # µm, correlation length of the lumen blobs
 _STROMA_SCALE = 8.0  # µm, correlation length of the stroma density variation
 _TEXTURE_UM = 1.6  # µm, chromatin grain
 _STREAK_UM = 1.5  # µm, width of the fine fibrils inside collagen bundles
+_RED_CELL_UM = 9.0  # µm, spacing of the red-cell blobs (erythrocytes are 7–8 µm discs)
+_RED_CELL_OD = 0.9  # eosin OD of an erythrocyte (deeper than any stroma)
 _FIBRE_BAND = 0.55  # s.d. of the fibre filter in log-frequency
 _WARP_SCALE = 6.0  # µm, correlation length of the displacement that makes fibres wavy
 _WARP_UM = 2.0  # µm, s.d. of that displacement
@@ -225,13 +247,14 @@ class _Layout:
     positive_u: np.ndarray  # [n, K] uniform (IHC status)
     count_u: np.ndarray  # [n] uniform (cellularity of this tile)
     theta: np.ndarray  # [n] fibre axis, radians
-    spectrum: np.ndarray  # [n, 2, G, G//2+1] complex64 white noise (fibres, chromatin)
+    spectrum: np.ndarray  # [n, 3, G, G//2+1] complex64 white noise (fibres, chromatin, red cells)
     low_spectrum: np.ndarray  # [n, 4, LG, LG//2+1] complex64 white noise (lumen, stroma density, warp y, x)
     noise: np.ndarray  # [n, S, S, 3] float32 standard normal (sensor noise; size-dependent)
 
 
 _N_UNIFORM = _K * _M * 2 + 3 * _K + 2
-_N_NORMAL = 2 * _K + 2 * 2 * _G * (_G // 2 + 1) + 4 * 2 * _LG * (_LG // 2 + 1)
+_N_SPECTRA = 3  # fine noise fields per tile: fibres, fibrils/chromatin, red cells
+_N_NORMAL = 2 * _K + _N_SPECTRA * 2 * _G * (_G // 2 + 1) + 4 * 2 * _LG * (_LG // 2 + 1)
 
 
 def _draw_layouts(seeds: np.ndarray, size: int) -> _Layout:
@@ -245,8 +268,8 @@ def _draw_layouts(seeds: np.ndarray, size: int) -> _Layout:
         nor[i] = rng.standard_normal(nor.shape[1], dtype=np.float32)
     c = _K * _M * 2
     span = FIELD_UM + 2 * _MARGIN
-    at = 2 * _K + 2 * 2 * _G * (_G // 2 + 1)
-    spec = nor[:, 2 * _K:at].reshape(n, 2, 2, _G, _G // 2 + 1)
+    at = 2 * _K + _N_SPECTRA * 2 * _G * (_G // 2 + 1)
+    spec = nor[:, 2 * _K:at].reshape(n, _N_SPECTRA, 2, _G, _G // 2 + 1)
     low = nor[:, at:_N_NORMAL].reshape(n, 4, 2, _LG, _LG // 2 + 1)
     return _Layout(
         candidates=uni[:, :c].reshape(n, _K, _M, 2) * np.float32(span) - np.float32(_MARGIN),
@@ -313,19 +336,21 @@ def _spectral_weight(grid: int) -> np.ndarray:
 
 
 def _fibre_filter(fy: np.ndarray, fx: np.ndarray, phys: dict[str, np.ndarray], theta: np.ndarray,
-                  width: np.ndarray | None = None) -> np.ndarray:
-    """Oriented band-pass: energy across the fibre axis ``theta`` at 1/(2·width), angular s.d. from coherence."""
+                  width: np.ndarray | None = None, band: np.ndarray | None = None) -> np.ndarray:
+    """Oriented band-pass: energy across the fibre axis ``theta`` at 1/(2·width), angular s.d. from coherence,
+    log-frequency s.d. ``band`` (the fibre irregularity; default the tile's own)."""
     f = np.hypot(fy, fx)
     across = (theta + np.pi / 2)[:, None, None]
     delta = (np.arctan2(fy, fx)[None] - across + np.pi / 2) % np.pi - np.pi / 2
     spread = phys["fibre_coherence"][:, None, None]
     f0 = (0.5 / (phys["fibre_width"] if width is None else width))[:, None, None]
+    sd = (phys["fibre_irregularity"] if band is None else band)[:, None, None]
     with np.errstate(divide="ignore"):
-        radial = np.exp(-np.log(np.maximum(f, 1e-9)[None] / f0) ** 2 / (2 * _FIBRE_BAND**2))
+        radial = np.exp(-np.log(np.maximum(f, 1e-9)[None] / f0) ** 2 / (2 * sd**2))
     return (np.exp(-(delta**2) / (2 * spread**2)) * radial * (f > 0)[None]).astype(np.float32)
 
 
-def _fibre_norm(width: np.ndarray, spread: np.ndarray) -> np.ndarray:
+def _fibre_norm(width: np.ndarray, spread: np.ndarray, band: np.ndarray) -> np.ndarray:
     """S.d. of the field :func:`_fibre_filter` makes from the white spectrum, in closed form ``[n, 1, 1]``.
 
     2·F²·∫∫|filter|² over the frequency plane: the angular integral is 2·κ√π·erf(π/2κ), the
@@ -333,15 +358,16 @@ def _fibre_norm(width: np.ndarray, spread: np.ndarray) -> np.ndarray:
     """
     f0 = 0.5 / width
     angular = 2.0 * spread * np.sqrt(np.pi) * erf(np.pi / (2.0 * spread))
-    radial = f0**2 * _FIBRE_BAND * np.sqrt(np.pi) * np.exp(_FIBRE_BAND**2)
+    radial = f0**2 * band * np.sqrt(np.pi) * np.exp(band**2)
     return np.sqrt(2.0 * FIELD_UM**2 * angular * radial).astype(np.float32)[:, None, None]
 
 
-def _texture_filter(fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+def _texture_filter(fy: np.ndarray, fx: np.ndarray, period_um: float = _TEXTURE_UM, band: float = 0.45) -> np.ndarray:
+    """Isotropic log-normal band-pass around ``period_um`` (chromatin grain; red-cell spacing)."""
     f = np.hypot(fy, fx)
-    f0 = 1.0 / _TEXTURE_UM
+    f0 = 1.0 / period_um
     with np.errstate(divide="ignore"):
-        return (np.exp(-np.log(np.maximum(f, 1e-9) / f0) ** 2 / (2 * 0.45**2)) * (f > 0)).astype(np.float32)
+        return (np.exp(-np.log(np.maximum(f, 1e-9) / f0) ** 2 / (2 * band**2)) * (f > 0)).astype(np.float32)
 
 
 def _lowpass_filter(fy: np.ndarray, fx: np.ndarray, scale: float) -> np.ndarray:
@@ -351,12 +377,13 @@ def _lowpass_filter(fy: np.ndarray, fx: np.ndarray, scale: float) -> np.ndarray:
 
 @functools.cache
 def _constant_norms() -> tuple[float, ...]:
-    """S.d. of the parameter-free fields (chromatin, lumen, stroma, warp y, warp x) on their full grids."""
+    """S.d. of the parameter-free fields (chromatin, lumen, stroma, warp y, warp x, red cells) on their full grids."""
     gy, gx = (k / FIELD_UM for k in np.ix_(*_frequencies(_G)))
     ly, lx = (k / FIELD_UM for k in np.ix_(*_frequencies(_LG)))
     out = [np.sqrt((_texture_filter(gy, gx) ** 2 * _spectral_weight(_G)).sum())]
     for scale in (_LUMEN_SCALE, _STROMA_SCALE, _WARP_SCALE, _WARP_SCALE):
         out.append(np.sqrt((_lowpass_filter(ly, lx, scale) ** 2 * _spectral_weight(_LG)).sum()))
+    out.append(np.sqrt((_texture_filter(gy, gx, _RED_CELL_UM, 0.35) ** 2 * _spectral_weight(_G)).sum()))
     return tuple(float(v) for v in out)
 
 
@@ -370,15 +397,18 @@ def _fields(layout: _Layout, phys: dict[str, np.ndarray], size: int) -> dict[str
     """
     n = len(phys["blur"])
     fine = np.full(n, _STREAK_UM, dtype=np.float32)
+    fine_band = np.full(n, _FIBRE_BAND, dtype=np.float32)
     spec, fy, fx = _crop_spectrum(layout.spectrum, _G, size)
     otf = np.exp(-2 * np.pi**2 * phys["blur"][:, None, None] ** 2 * (fy**2 + fx**2)[None]).astype(np.float32)
     spread = phys["fibre_coherence"]
-    stack = np.empty((n, 3, size, size // 2 + 1), dtype=np.complex64)
+    stack = np.empty((n, 4, size, size // 2 + 1), dtype=np.complex64)
     stack[:, 0] = spec[:, 0] * (_fibre_filter(fy, fx, phys, layout.theta) * otf
-                                / _fibre_norm(phys["fibre_width"], spread))
+                                / _fibre_norm(phys["fibre_width"], spread, phys["fibre_irregularity"]))
     # the fibrils share the chromatin noise: the two never overlap in a tile
-    stack[:, 1] = spec[:, 1] * (_fibre_filter(fy, fx, phys, layout.theta, fine) * otf / _fibre_norm(fine, spread))
+    stack[:, 1] = spec[:, 1] * (_fibre_filter(fy, fx, phys, layout.theta, fine, fine_band) * otf
+                                / _fibre_norm(fine, spread, fine_band))
     stack[:, 2] = spec[:, 1] * (_texture_filter(fy, fx) * otf / _constant_norms()[0])
+    stack[:, 3] = spec[:, 2] * (_texture_filter(fy, fx, _RED_CELL_UM, 0.35) / _constant_norms()[5])
     out = scipy.fft.irfft2(stack, s=(size, size), norm="forward").astype(np.float32)
     # the smooth fields are computed on a 32-px grid (they have no detail finer than ≈ 4 µm) and resampled
     low, fy, fx = _crop_spectrum(layout.low_spectrum, _LG, _COARSE)
@@ -391,7 +421,7 @@ def _fields(layout: _Layout, phys: dict[str, np.ndarray], size: int) -> dict[str
     shift = smooth[:, 2:4] * np.float32(_WARP_UM * size / FIELD_UM)  # pixels
     wavy = _warp(out[:, 0:2], shift)
     return {"fibre": wavy[:, 0], "streak": wavy[:, 1], "texture": out[:, 2], "lumen": smooth[:, 0],
-            "stroma": smooth[:, 1]}
+            "stroma": smooth[:, 1], "red": out[:, 3]}
 
 
 def _resample(fields: np.ndarray, size: int) -> np.ndarray:
@@ -497,7 +527,8 @@ def _stain_vectors(hue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tissue(fields: dict[str, np.ndarray], phys: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    """Tissue mask (1 − lumen), stroma density (relative; 0 in lumen) and chromatin modulation, ``[n, S, S]``."""
+    """Tissue mask (1 − lumen), stroma density (relative; 0 in lumen), chromatin modulation, red cells and
+    the stromal grain, ``[n, S, S]``."""
     pix = FIELD_UM / size
     col = {k: v[:, None, None] for k, v in phys.items()}
     lumen_thr = ndtri(1.0 - np.clip(col["lumen_fraction"], 1e-6, 1.0 - 1e-6))
@@ -506,15 +537,20 @@ def _tissue(fields: dict[str, np.ndarray], phys: dict[str, np.ndarray], size: in
     tissue = 1.0 - expit((0.95 * fields["lumen"] + 0.3 * fields["fibre"] - lumen_thr) / soft)
     share = np.clip(col["fibre_density"], 1e-6, 1.0 - 1e-6)
     g = fields["fibre"]
-    bundles = expit((g - ndtri(1.0 - share)) / 0.45)
+    bundles = expit((g - ndtri(1.0 - share)) / col["fibre_sharpness"])
     streak = fields["streak"]
     # retraction cracks: thin white gaps where both the bundles and the fibrils are weakest
-    cracks = expit((-(0.8 * g + 0.6 * streak) - 1.5) / 0.3) * share / _RANGES["fibre_density"][1]
-    density = ((0.25 + 0.75 * bundles) * np.clip(1.0 + 0.12 * streak, 0.4, None)
+    crack_thr = ndtri(1.0 - np.clip(col["crack_share"], 1e-6, 1.0 - 1e-6))
+    cracks = expit((-(0.8 * g + 0.6 * streak) - crack_thr) / np.minimum(0.3, col["fibre_sharpness"]))
+    density = ((0.25 + 0.75 * bundles) * np.clip(1.0 + col["fibril_contrast"] * streak, 0.2, None)
                * np.clip(1.0 + 0.25 * fields["stroma"], 0.3, None) * (1.0 - 0.9 * cracks))
     modulation = np.clip(1.0 + col["chromatin_texture"] * fields["texture"], 0.15, 2.5)
+    # erythrocytes: discrete discs from the thresholded red-cell field, in tissue and lumen (vessels) alike
+    red_thr = ndtri(1.0 - np.clip(col["red_cells"], 1e-6, 1.0 - 1e-6))
+    red = expit((fields["red"] - red_thr) / (0.2 + 0.5 * col["blur"]))
     return {"tissue": tissue.astype(np.float32), "stroma": (density * tissue).astype(np.float32),
-            "chromatin": modulation.astype(np.float32)}
+            "chromatin": modulation.astype(np.float32), "red": red.astype(np.float32),
+            "grain": fields["texture"]}
 
 
 def _bright_field(cells: dict[str, np.ndarray], tis: dict[str, np.ndarray], phys: dict[str, np.ndarray],
@@ -527,9 +563,12 @@ def _bright_field(cells: dict[str, np.ndarray], tis: dict[str, np.ndarray], phys
     # cell bodies and nuclei displace stroma
     stroma = e_od * tis["stroma"] * (1.0 - 0.6 * cell * (c_od / _RANGES["cytoplasm"][1]))
     stroma *= 1.0 - 0.7 * np.minimum(cells["nuclei"], 1.0)
+    red = tis["red"]
     if stain == "he":
-        hema = h_od * nuclei + 0.35 * c_od * cell + 0.06 * stroma
+        grain = np.clip(1.0 + tis["grain"], 0.0, None)
+        hema = h_od * nuclei + 0.35 * c_od * cell + (0.03 + col["stroma_basophilia"] * grain) * stroma
         eosin = stroma + 0.75 * c_od * cell + 0.25 * e_od * np.minimum(cells["nuclei"], 1.0)
+        hema, eosin = hema * (1.0 - red), eosin * (1.0 - red) + red * (_RED_CELL_OD + 0.5 * e_od)
         dab = np.zeros_like(hema)
     else:  # ihc_dab: haematoxylin counterstain (paler), DAB on positive nuclei and cell bodies, no eosin
         negative = np.clip(cells["nuclei"] - 0.6 * cells["nuclei_pos"], 0.0, 1.25) * tis["chromatin"]
@@ -537,6 +576,7 @@ def _bright_field(cells: dict[str, np.ndarray], tis: dict[str, np.ndarray], phys
         eosin = np.zeros_like(hema)
         dab = 0.8 * h_od * (np.minimum(cells["nuclei_pos"], 1.25) * tis["chromatin"] + 0.3 * cells["cells_pos"])
         dab += 0.02 * tis["stroma"]  # faint non-specific background
+        hema, dab = hema * (1.0 - red) + 0.08 * red, dab * (1.0 - red) + 0.15 * red  # pale, unstained cells
     v_h, v_e = _stain_vectors(phys["stain_hue"])
     od = (hema[..., None] * v_h[:, None, None, :] + eosin[..., None] * v_e[:, None, None, :]
           + dab[..., None] * _DAB.astype(np.float32))
@@ -551,6 +591,7 @@ def _fluorescence(cells: dict[str, np.ndarray], tis: dict[str, np.ndarray], phys
     blue = col["nuclear_stain"] * np.minimum(cells["nuclei"], 1.25) * tis["chromatin"]
     # cytoplasmic markers: around the nuclei, not on them
     green = (0.4 * col["stroma_stain"] * tis["stroma"] + 1.2 * col["cytoplasm"] * cells["cells"]) * (1 - nucleus)
+    green = green * (1.0 - tis["red"]) + 0.3 * tis["red"]  # erythrocyte autofluorescence
     red = 0.6 * cells["cells_pos"] * (1 - nucleus)
     t = phys["stain_hue"][:, None]
     colours = [(1 - t) * lo + t * hi for lo, hi in (_DAPI, _GREEN, _RED)]  # each [n, 3]

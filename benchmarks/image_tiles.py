@@ -18,7 +18,7 @@ holdout tiles, plus a real-vs-synthetic logistic classifier on the public tile v
 (haematoxylin channel of ``skimage.color.rgb2hed`` above a fixed level, connected components).
 
     OMP_NUM_THREADS=2 python benchmarks/image_tiles.py [--epsilons 1,10,inf] [--steps 500]
-        [--generators dcgan,sim_pe] [--size 32|64]
+        [--generators dcgan,sim_pe] [--size 32|64] [--repeats 3] [--swap-red-green] [--tag NAME]
 
 Writes benchmarks/results/image_tiles.{json,md} and a grid PNG per ε.
 """
@@ -133,6 +133,16 @@ def plain_steps_per_second(batch: int, size: int = 32, steps: int = 50) -> float
     return steps / (time.perf_counter() - t0)
 
 
+def median_rows(rows: list[dict]) -> list[dict]:
+    """One row per (generator, ε): the median of each column over its runs (run = "median")."""
+    out = []
+    for key in dict.fromkeys((r["generator"], r["epsilon"]) for r in rows):
+        runs = [r for r in rows if (r["generator"], r["epsilon"]) == key]
+        med = {c: float(np.median([r[c] for r in runs])) for c in COLUMNS if isinstance(runs[0].get(c), (int, float))}
+        out.append({"generator": key[0], "epsilon": key[1], "run": f"median of {len(runs)}", **med})
+    return out
+
+
 def main() -> None:
     from PIL import Image
     from scipy.stats import ks_2samp
@@ -146,6 +156,8 @@ def main() -> None:
     ap.add_argument("--generators", default="dcgan,sim_pe")
     ap.add_argument("--size", type=int, default=32, choices=(32, 64))
     ap.add_argument("--write-npz", default="")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs per generator and ε (fresh DP noise each); the table adds their median")
     ap.add_argument("--tag", default="", help="suffix of the result files (keeps other runs' tables)")
     ap.add_argument("--swap-red-green", action="store_true",
                     help="a tissue the simulator does not know: the tiles' red and green channels swapped "
@@ -167,13 +179,13 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     tag = ("" if a.size == 32 else f"-{a.size}px") + (f"-{a.tag}" if a.tag else "")
     for generator in a.generators.split(","):
-        for eps_text in a.epsilons.split(","):
+        for eps_text, run in ((e, r) for e in a.epsilons.split(",") for r in range(a.repeats)):
             eps = 1e6 if eps_text == "inf" else float(eps_text)
             model, syn, seconds = run_generator(generator, train, eps, a.steps)
             res = run_image_audits(train, hold, syn, seed=0)
             Image.fromarray(tile_grid(syn, columns=8, max_tiles=64)).save(
                 RESULTS / f"image_tiles{tag}-grid-{generator}-eps{eps_text}.png")
-            row = {"generator": generator, "epsilon": eps_text, "epsilon_spent": model.privacy.epsilon,
+            row = {"generator": generator, "epsilon": eps_text, "run": run + 1, "epsilon_spent": model.privacy.epsilon,
                    "train_tiles": len(train), "holdout_tiles": len(hold), "steps": a.steps,
                    "train_seconds": round(seconds, 1),
                    "steps_per_second": round(a.steps / seconds, 2) if generator.startswith("dcgan") else None,
@@ -187,7 +199,7 @@ def main() -> None:
     plain = plain_steps_per_second(max(16, min(128, len(train) // 10)), size=a.size)
     command = "OMP_NUM_THREADS=2 python benchmarks/image_tiles.py " + " ".join(sys.argv[1:])
     (RESULTS / f"image_tiles{tag}.json").write_text(json.dumps(
-        {"command": command, "rows": rows, "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
+        {"command": command, "rows": rows, "medians": median_rows(rows) if a.repeats > 1 else [], "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
     held_back = (" — red and green swapped: a tissue the simulator does not know" if a.swap_red_green else "")
     md = [f"# Image tiles: DP DCGAN and Sim-PE on the H&E skin slide ({a.size} × {a.size}){held_back}", "",
           f"Command: `{command}` (2 CPU cores). {len(train)} training / {len(hold)} holdout tiles of "
@@ -200,9 +212,9 @@ def main() -> None:
           "benchmark on public CC0 data). dcgan: the DP DCGAN plus the DP tile mean embedding (80 % of ε); "
           "sim_pe: Private Evolution over the public H&E simulator (no network trained on private tiles).",
           "", f"Without DP the DCGAN's networks run {plain:.2f} steps/s at the same batch size.",
-          "", "| generator | ε | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        md.append(f"| {r['generator']} | {r['epsilon']} | " + " | ".join(
+          "", "| generator | ε | run | " + " | ".join(COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
+    for r in rows + (median_rows(rows) if a.repeats > 1 else []):
+        md.append(f"| {r['generator']} | {r['epsilon']} | {r.get('run', '')} | " + " | ".join(
             f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "—")) for c in COLUMNS) + " |")
     (RESULTS / f"image_tiles{tag}.md").write_text("\n".join(md) + "\n")
 

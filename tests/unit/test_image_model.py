@@ -167,3 +167,55 @@ def test_pretraining_needs_a_stain():
 
     with pytest.raises(PrivacyParameterError, match="pretrain_stain"):
         ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-5, pretrain_steps=10)
+
+
+def _nyquist_share(generator: torch.nn.Module, latent: int = 64) -> float:
+    """Share of the mean tile's (over 256 latents) variance in its 2 × 2 phase pattern: the
+    checkerboard a generator prints whatever its input."""
+    with torch.no_grad():
+        mean = generator(torch.randn(256, latent, generator=torch.Generator().manual_seed(1)), None).mean(0)
+    centred = mean - mean.mean(dim=(1, 2), keepdim=True)
+    phases = centred.unfold(1, 2, 2).unfold(2, 2, 2).mean(dim=(1, 2))  # [C, 2, 2]: the periodic part
+    return float((phases**2).mean() / (centred**2).mean())
+
+
+def test_the_generator_upsamples_by_resize_convolution_without_a_checkerboard():
+    """Issue 28: nearest resize + 3 × 3 convolution (Odena et al. 2016) replaces the 4 × 4 stride-2
+    transposed convolution, whose uneven overlap prints a 2 × 2 pattern on every tile."""
+    from synthrelease.modalities.image.model import TileGenerator
+
+    for size in (16, 32, 64):
+        gen = TileGenerator(64, 0, size, 3, 16)
+        assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in gen.modules())
+        assert gen(torch.randn(2, 64), None).shape == (2, 3, size, size)
+    shares = {}
+    for upsampling in ("resize_conv", "transpose"):
+        torch.manual_seed(0)
+        shares[upsampling] = _nyquist_share(TileGenerator(64, 0, 32, 3, 32, upsampling).eval())
+    assert shares["resize_conv"] < 0.5 * shares["transpose"], shares
+    with pytest.raises(ValueError, match="upsampling"):
+        TileGenerator(64, 0, 32, 3, 16, "bilinear-ish")
+
+
+def test_a_model_file_written_with_transposed_convolutions_still_loads(tmp_path) -> None:
+    """Model files from before resize-convolution have no ``upsampling`` setting: they load as
+    transposed-convolution generators and sample as before."""
+    import json
+
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.base import ModalityModel
+    from synthrelease.modalities.image.model import sample_tiles
+    from synthrelease.modalities.image.model_io import image_model_from_payload, image_model_payload
+
+    cfg = ImageTrainingConfig(target_epsilon=1.0, target_delta=1e-3, n_steps=1, batch_size=4, embedding_features=32,
+                              generator_width=16, discriminator_width=8, upsampling="transpose")
+    model = train_tile_gan(_tiles(20), None, 0, cfg)
+    meta = Metadata.model_validate({"version": 1, "reviewed": True, "columns": {
+        "tile": {"type": "image", "height": 16, "width": 16, "channels": 3}}})
+    payload = image_model_payload(ModalityModel(model, meta))
+    info = json.loads(payload["info_json"])
+    del info["config"]["upsampling"]  # as an older version wrote it
+    payload["info_json"] = json.dumps(info)
+    loaded = image_model_from_payload(tmp_path / "old.pt", payload).inner
+    assert loaded.config.upsampling == "transpose"
+    np.testing.assert_array_equal(sample_tiles(loaded, 8, seed=2)[0], sample_tiles(model, 8, seed=2)[0])

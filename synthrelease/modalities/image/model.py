@@ -49,11 +49,21 @@ if TYPE_CHECKING:
     from synthrelease.modalities.image.embedding import TileMeanEmbedding
 
 
+UPSAMPLING = ("resize_conv", "transpose")
+"""How the generator doubles its resolution: nearest-neighbour resize then a 3 × 3 convolution
+(Odena, Dumoulin & Olah 2016, "Deconvolution and checkerboard artifacts"; no uneven kernel
+overlap, so no checkerboard), or the original DCGAN's 4 × 4 stride-2 transposed convolution
+(model files written before resize-convolution became the default)."""
+
+
 class TileGenerator(nn.Module):
     """DCGAN generator: (z, label one-hot) → a tile in [-1, 1] of ``size``² × ``channels``."""
 
-    def __init__(self, latent_dim: int, n_classes: int, size: int, channels: int, width: int = 64) -> None:
+    def __init__(self, latent_dim: int, n_classes: int, size: int, channels: int, width: int = 64,
+                 upsampling: str = "resize_conv") -> None:
         super().__init__()
+        if upsampling not in UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, not {upsampling!r}")
         self.latent_dim, self.n_classes, self.size, self.channels = latent_dim, n_classes, size, channels
         ups = {16: 2, 32: 3, 64: 4}[size]
         self.fc = nn.Linear(latent_dim + n_classes, width * 4 * 4 * 4)
@@ -61,7 +71,10 @@ class TileGenerator(nn.Module):
         ch = width * 4
         for i in range(ups):
             out = channels if i == ups - 1 else max(width // (2 ** max(i - 1, 0)), 16)
-            layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
+            if upsampling == "transpose":
+                layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 3, 1, 1)]
             if i < ups - 1:
                 layers += [nn.BatchNorm2d(out), nn.ReLU()]
             ch = out
@@ -150,6 +163,7 @@ class ImageTrainingConfig:
     evolution_threshold: float = 1.0
     pretrain_stain: str = ""
     pretrain_steps: int = 0
+    upsampling: str = "resize_conv"
 
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0 or not 0 < self.target_delta < 1:
@@ -163,6 +177,8 @@ class ImageTrainingConfig:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1) and leave a share for DP-SGD")
         if self.embedding_features < 16 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_features must be >= 16 and embedding_weight >= 0")
+        if self.upsampling not in UPSAMPLING:
+            raise PrivacyParameterError(f"upsampling must be one of {', '.join(UPSAMPLING)}, not {self.upsampling!r}")
         if self.generator not in GENERATORS:
             raise PrivacyParameterError(f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
         if self.pretrain_stain not in ("", "he", "ihc_dab", "fluorescence") or not 0 <= self.pretrain_steps <= 100_000 \
@@ -389,7 +405,8 @@ def _build_tile_networks(classes: int, size: int, channels: int, config: ImageTr
     """Both networks, initialised from the PUBLIC seed (the global RNG is restored afterwards)."""
     with torch.random.fork_rng(devices=[]):  # public initialisation; the global RNG is restored after
         torch.manual_seed(seeds.integer("init"))
-        generator = TileGenerator(config.latent_dim, classes, size, channels, config.generator_width)
+        generator = TileGenerator(config.latent_dim, classes, size, channels, config.generator_width,
+                                  config.upsampling)
         discriminator = TileDiscriminator(classes, size, channels, config.discriminator_width)
     ModuleValidator.validate(discriminator, strict=True)
     return generator, discriminator

@@ -87,7 +87,8 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
 
     try:
         info, metadata = _described(payload, IMAGE_MODEL_FORMAT)
-        config = ImageTrainingConfig(**info["config"])
+        # files written before resize-convolution hold transposed-convolution weights
+        config = ImageTrainingConfig(**{"upsampling": "transpose", **info["config"]})
         spec = metadata.columns[metadata.image_column]
         size, channels, n_classes = int(info["size"]), int(info["channels"]), int(info["n_classes"])
         if size not in (16, 32, 64) or channels not in (1, 3):
@@ -102,7 +103,8 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError("generator weights are not a state dict of tensors")
         with torch.random.fork_rng(devices=[]):  # building the network must not move the global RNG
-            generator = TileGenerator(config.latent_dim, n_classes, size, channels, config.generator_width)
+            generator = TileGenerator(config.latent_dim, n_classes, size, channels, config.generator_width,
+                                      config.upsampling)
         generator.load_state_dict(state, strict=True)
         bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
@@ -168,6 +170,10 @@ def evolved_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
         weights = np.asarray(arrays["weights"].numpy(), dtype=np.float64)
         classes = np.asarray(arrays["classes"].numpy(), dtype=np.int64)
         n = len(parameters)
+        if parameters.ndim == 2 and parameters.shape[1] != simulator.N_PARAMETERS:
+            raise ValueError(f"its population has {parameters.shape[1]} simulator parameters, this version's "
+                             f"simulator takes {simulator.N_PARAMETERS} (a model of an older synthrelease: "
+                             "evolve it again)")
         if parameters.shape != (n, simulator.N_PARAMETERS) or weights.shape != (n,) or classes.shape != (n,):
             raise ValueError("the population's arrays do not match")
         if not (np.isfinite(parameters).all() and (parameters >= 0).all() and (parameters <= 1).all()

@@ -199,7 +199,8 @@ def main() -> None:
     plain = plain_steps_per_second(max(16, min(128, len(train) // 10)), size=a.size)
     command = "OMP_NUM_THREADS=2 python benchmarks/image_tiles.py " + " ".join(sys.argv[1:])
     (RESULTS / f"image_tiles{tag}.json").write_text(json.dumps(
-        {"command": command, "rows": rows, "medians": median_rows(rows) if a.repeats > 1 else [], "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
+        {"command": command, "rows": rows, "medians": median_rows(rows) if a.repeats > 1 else [],
+         "non_dp_steps_per_second": round(plain, 2)}, indent=1) + "\n")
     held_back = (" — red and green swapped: a tissue the simulator does not know" if a.swap_red_green else "")
     md = [f"# Image tiles: DP DCGAN and Sim-PE on the H&E skin slide ({a.size} × {a.size}){held_back}", "",
           f"Command: `{command}` (2 CPU cores). {len(train)} training / {len(hold)} holdout tiles of "

@@ -159,7 +159,7 @@ class ImageTrainingConfig:
     generator: str = "dcgan"
     evolution_iterations: int = 6
     evolution_population: int = 2000
-    evolution_variation: float = 0.15
+    evolution_variation: float = 0.25
     evolution_threshold: float = 1.0
     pretrain_stain: str = ""
     pretrain_steps: int = 0

@@ -25,6 +25,7 @@ Writes benchmarks/results/image_tiles.{json,md} and a grid PNG per ε.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -36,7 +37,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SLIDE = HERE.parents[1] / "shared" / "data" / "he_skin_region.svs"
 RESULTS = HERE / "results"
-COLUMNS = ("real_vs_synthetic_accuracy", "nuclei_count_ks", "kid", "kid_holdout_vs_train", "prdc_precision",
+COLUMNS = ("real_vs_synthetic_accuracy", "nuclei_count_ks", "kid", "kid_holdout_vs_train", "kid_scattering",
+           "kid_scattering_holdout_vs_train", "simulator_reach_share_dp", "prdc_precision",
            "prdc_recall", "prdc_density", "prdc_coverage",
            "diversity_synthetic", "nn_pixel_train_median", "nn_pixel_holdout_median", "exact_copy_share",
            "near_copy_share_train", "near_copy_share_holdout", "nn_mia_auc", "train_seconds", "steps_per_second")
@@ -88,7 +90,7 @@ def real_vs_synthetic(real: np.ndarray, synthetic: np.ndarray) -> float:
 def run_generator(generator: str, train: np.ndarray, eps: float, steps: int) -> tuple[object, np.ndarray, float]:
     """Train (or evolve) on ``train``; return the model, as many synthetic tiles and the seconds."""
     from synthrelease.modalities.image.model import ImageTrainingConfig, sample_tiles, train_tile_gan
-    from synthrelease.modalities.image.private_evolution import evolve_tiles, sample_evolved
+    from synthrelease.modalities.image.private_evolution import EvolvedTiles, evolve_within_reach, sample_evolved
 
     pretrain = generator == "dcgan_pretrained"
     cfg = ImageTrainingConfig(target_epsilon=eps, target_delta=1e-5, n_steps=steps,
@@ -96,10 +98,17 @@ def run_generator(generator: str, train: np.ndarray, eps: float, steps: int) -> 
                               generator="dcgan" if pretrain else generator, pretrain_stain="he" if pretrain else "",
                               pretrain_steps=PRETRAIN_STEPS if pretrain else 0)
     t0 = time.perf_counter()
-    if generator == "sim_pe":
-        model = evolve_tiles(train, None, 0, cfg, stain="he", public_units=len(train), tiles_per_unit=1)
+    if generator == "sim_pe":  # as a release runs it: the DP reach check, then Sim-PE or the DCGAN
+        def dcgan(reserved):
+            return train_tile_gan(train, None, 0, dataclasses.replace(cfg, generator="dcgan"),
+                                  reserved_entries=reserved)
+
+        model = evolve_within_reach(train, None, 0, cfg, stain="he", public_units=len(train), tiles_per_unit=1,
+                                    fallback=dcgan)
         seconds = time.perf_counter() - t0
-        return model, sample_evolved(model, len(train), seed=1)[0], seconds
+        if isinstance(model, EvolvedTiles):
+            return model, sample_evolved(model, len(train), seed=1)[0], seconds
+        return model, sample_tiles(model, len(train), seed=1)[0], seconds
     model = train_tile_gan(train, None, 0, cfg)
     seconds = time.perf_counter() - t0
     return model, sample_tiles(model, len(train), seed=1)[0], seconds
@@ -185,7 +194,10 @@ def main() -> None:
             res = run_image_audits(train, hold, syn, seed=0)
             Image.fromarray(tile_grid(syn, columns=8, max_tiles=64)).save(
                 RESULTS / f"image_tiles{tag}-grid-{generator}-eps{eps_text}.png")
-            row = {"generator": generator, "epsilon": eps_text, "run": run + 1, "epsilon_spent": model.privacy.epsilon,
+            reach = next((h for h in model.history if "simulator_in_reach" in h), {})
+            row = {"generator": generator, "epsilon": eps_text, "run": run + 1,
+                   "simulator_reach_share_dp": reach.get("simulator_reach_share_dp"),
+                   "epsilon_spent": model.privacy.epsilon,
                    "train_tiles": len(train), "holdout_tiles": len(hold), "steps": a.steps,
                    "train_seconds": round(seconds, 1),
                    "steps_per_second": round(a.steps / seconds, 2) if generator.startswith("dcgan") else None,
@@ -211,7 +223,9 @@ def main() -> None:
           "nuclei_count_ks: KS distance of the per-tile count of haematoxylin regions (rgb2hed H > "
           f"{NUCLEI_LEVEL}). Grids: `image_tiles{tag}-grid-*.png` (real training tiles are shown only here, in a "
           "benchmark on public CC0 data). dcgan: the DP DCGAN plus the DP tile mean embedding (80 % of ε); "
-          "sim_pe: Private Evolution over the public H&E simulator (no network trained on private tiles).",
+          "sim_pe: as a release runs it — a DP reach check (5 % of ε; simulator_reach_share_dp), then "
+          "Private Evolution over the public H&E simulator (no network trained on private tiles), or the DCGAN "
+          "when the tiles are beyond the simulator's reach. kid_scattering: KID in the wavelet scattering space.",
           "", f"Without DP the DCGAN's networks run {plain:.2f} steps/s at the same batch size.",
           "", "| generator | ε | run | " + " | ".join(COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
     for r in rows + (median_rows(rows) if a.repeats > 1 else []):

@@ -76,6 +76,76 @@ def baseline(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, 
     return pd.DataFrame({"sequence": seqs, "label": [labels[k] for k in label_idx]})
 
 
+def markov(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int,
+           bands: int = 3) -> pd.DataFrame:
+    """DP per-label order-2 Markov chain: one Gaussian release of, per label, the label count, the
+    length histogram, the composition (letter fractions, L2 ≤ 1) and the 3-mer transition counts
+    (context of two symbols, '^' before the start, then the next letter or the end '$') in each of
+    ``bands`` relative-position bands, each sequence's counts divided by their L2 norm (≤ 1):
+    sensitivity 2. Each noisy next-symbol row is clipped at 0 and mixed with the noisy composition
+    (weight 1 count), then sampled left to right."""
+    from synthrelease.metadata.alphabets import ALPHABETS
+    from synthrelease.privacy.accounting import histogram_noise_for
+    from synthrelease.privacy.randomness import PrivateRandomness, gaussian_noise
+
+    letters = ALPHABETS["protein"]
+    labels = METADATA["columns"]["label"]["categories"]
+    lengths = np.arange(7, 51)
+    a = len(letters)
+    ctx = a + 1  # letters and '^'
+    comp = np.zeros((len(labels), a))
+    hist = np.zeros((len(labels), len(lengths)))
+    counts = np.zeros(len(labels))
+    trans = np.zeros((len(labels), bands, ctx, ctx, a + 1))  # next: letters and '$'
+    for seq, lab in zip(train["sequence"], train["label"], strict=True):
+        k = labels.index(lab)
+        codes = [letters.index(ch) for ch in seq]
+        for c in codes:
+            comp[k, c] += 1.0 / len(seq)
+        hist[k, len(seq) - 7] += 1
+        counts[k] += 1
+        mine = np.zeros((bands, ctx, ctx, a + 1))
+        padded = [a, a, *codes, a]  # '^' '^' letters, then '$' (index a on the next axis)
+        for t in range(2, len(padded)):
+            band = min(bands - 1, (t - 2) * bands // (len(codes) + 1))
+            mine[band, padded[t - 2], padded[t - 1], padded[t]] += 1.0
+        trans[k] += mine / np.linalg.norm(mine)
+    sigma = histogram_noise_for(epsilon=epsilon, delta=delta).noise_multiplier * 2.0
+    gen = PrivateRandomness().torch("markov")
+    comp, hist, counts, trans = (np.clip(x + gaussian_noise(x.shape, sigma, gen).numpy(), 0, None)
+                                 for x in (comp, hist, counts, trans))
+    comp, hist, counts = comp + 1e-6, hist + 1e-6, counts + 1e-6
+    rng = np.random.default_rng(seed)
+    label_idx = rng.choice(len(labels), size=n_rows, p=counts / counts.sum())
+    seqs = []
+    for k in label_idx:
+        n = int(rng.choice(lengths, p=hist[k] / hist[k].sum()))
+        prior = comp[k] / comp[k].sum()
+        out = [a, a]
+        for t in range(n):
+            band = min(bands - 1, t * bands // (n + 1))
+            row = trans[k, band, out[-2], out[-1], :a]
+            p = row + prior  # one pseudo-count of the composition
+            out.append(int(rng.choice(a, p=p / p.sum())))
+        seqs.append("".join(letters[c] for c in out[2:]))
+    return pd.DataFrame({"sequence": seqs, "label": [labels[k] for k in label_idx]})
+
+
+def autoregressive(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int,
+                   steps: int | None, batch: int = 256) -> pd.DataFrame:
+    """The autoregressive DP language model (synthrelease.modalities.sequence.autoregressive)."""
+    from synthrelease.gan.config import TrainingConfig
+    from synthrelease.metadata.alphabets import ALPHABETS
+    from synthrelease.modalities.sequence.autoregressive import Vocabulary, generate, train_autoregressive
+
+    vocab = Vocabulary(ALPHABETS["protein"], tuple(METADATA["columns"]["label"]["categories"]), 50, 7)
+    cfg = TrainingConfig(target_epsilon=epsilon, target_delta=delta, batch_size=batch, n_steps=steps or 1500,
+                         generator_lr=2e-3, max_grad_norm=1.0, seed=seed)
+    model = train_autoregressive(list(train["sequence"]), list(train["label"]), vocab, cfg)
+    seqs, labels = generate(model, n_rows, seed=seed + 1)
+    return pd.DataFrame({"sequence": seqs, "label": labels})
+
+
 def gan(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int, steps: int | None,
         meta) -> pd.DataFrame:
     from synthrelease.modalities.sequence import modality as sm
@@ -116,6 +186,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 if system == "baseline":
                     syn = baseline(train, len(train), epsilon=eps, delta=1e-5, seed=seed)
+                elif system == "markov":
+                    syn = markov(train, len(train), epsilon=eps, delta=1e-5, seed=seed)
+                elif system == "autoregressive":
+                    syn = autoregressive(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps)
                 else:
                     syn = gan(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps, meta=meta)
                 seconds = time.perf_counter() - t0

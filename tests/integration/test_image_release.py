@@ -64,7 +64,9 @@ def test_an_image_release_is_gated_signed_and_holds_tiles(ws):
     report = json.loads((ws / "b.internal-report" / "internal_report.json").read_text())
     assert "image" in report["audits"] and "kid" in report["audits"]["image"]["metrics"]
     plotted = {c["column"] for c in report["plots"]["columns"]}
-    assert "tile" not in plotted and "white_share" in plotted  # the feature view, never raw pixels
+    from synthrelease.modalities.image.features import view_columns
+
+    assert plotted and plotted <= set(view_columns(3)) | {"stain"}  # the feature view, never raw pixels
     assert report["plots"]["embedding"].get("available", True)
     html = (ws / "b.internal-report" / "internal_report.html").read_text()
     assert html.count('alt="real training tiles"') == 1 and html.count('alt="synthetic tiles"') == 1
@@ -172,7 +174,9 @@ def test_a_declared_stain_releases_sim_pe_tiles_through_the_same_gate_and_bundle
     meta = yaml.safe_load((ws / "meta.yaml").read_text())
     meta["columns"]["tile"]["stain"] = "he"
     (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    res = _release(ws, "pe", "--train-option", "evolution_iterations=2", "--train-option", "evolution_population=64")
+    # the fixture's tiles are coloured noise, beyond the simulator: the reach check is switched off here
+    res = _release(ws, "pe", "--train-option", "evolution_iterations=2", "--train-option", "evolution_population=64",
+                   "--train-option", "reach_epsilon_share=0")
     assert res.exit_code == 0, res.output
     manifest = json.loads((ws / "pe" / "manifest.json").read_text())["release"]
     assert manifest["training"]["generator"] == "sim_pe"
@@ -182,6 +186,23 @@ def test_a_declared_stain_releases_sim_pe_tiles_through_the_same_gate_and_bundle
         assert z["images"].shape == (240, 16, 16, 3)
     ok = CliRunner().invoke(cli, ["verify", str(ws / "pe"), "--public-key", str(ws / "k.pub")])
     assert ok.exit_code == 0, ok.output
+
+
+def test_tiles_beyond_the_simulator_fall_back_to_the_dcgan_in_the_same_release(ws):
+    """Issue 28: a declared stain on tiles the simulator does not reach (coloured noise): the DP reach
+    check sends the release to the DCGAN; the check is one more entry of the same accountant."""
+    meta = yaml.safe_load((ws / "meta.yaml").read_text())
+    meta["columns"]["tile"]["stain"] = "he"
+    (ws / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    res = _release(ws, "fb")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((ws / "fb" / "manifest.json").read_text())["release"]
+    labels = [m["label"] for m in manifest["privacy"]["mechanisms"]]
+    assert "simulator reach check (Gaussian count, sensitivity 1)" in labels
+    assert "discriminator DP-SGD" in labels and not any(label.startswith("Sim-PE") for label in labels)
+    assert manifest["privacy"]["epsilon"] <= 3.0
+    report = json.loads((ws / "fb.internal-report" / "internal_report.json").read_text())
+    assert report["training"]["history"][0]["simulator_in_reach"] == 0.0
 
 
 def test_the_image_demo_evolves_the_simulator_and_clears_the_dcgan_quality(tmp_path):

@@ -57,6 +57,11 @@ def test_fresh_draws_look_like_a_second_real_sample(real):
     s = run_image_audits(train, holdout, shifted, seed=0).metrics
     assert s["kid"] > m["kid_holdout_vs_train"] + 1.0
     assert s["prdc_precision"] < m["prdc_precision"]
+    assert abs(m["kid_scattering"] - m["kid_scattering_holdout_vs_train"]) < 0.5
+    # the same colours in coarser blocks: the scattering KID sees the texture change
+    coarse = np.repeat(np.repeat(fresh[:, ::2, ::2], 2, axis=1), 2, axis=2)
+    c = run_image_audits(train, holdout, coarse, seed=0).metrics
+    assert c["kid_scattering"] > m["kid_scattering"] + 1.0
 
 
 def test_seeded_and_deterministic(real):

@@ -195,3 +195,40 @@ def test_without_a_declared_stain_the_modality_keeps_its_dcgan():
         **columns, "tile": {**columns["tile"], "stain": "ihc_dab"}}})
     assert default_config(300, epsilon=3, delta=1e-6, seed=0, metadata=plain).generator == "dcgan"
     assert default_config(300, epsilon=3, delta=1e-6, seed=0, metadata=stained).generator == "sim_pe"
+
+
+def test_the_reach_check_sends_tiles_beyond_the_simulator_to_the_fallback_in_one_accountant():
+    """Issue 28: one DP count of the tiles within the prior's public radius decides between Sim-PE
+    and the fallback (the DCGAN); the check's entry is reserved in whichever runs, so the total
+    stays within the target."""
+    from synthrelease.modalities.image.private_evolution import REACH_LABEL, evolve_within_reach
+
+    calls = []
+
+    def fallback(reserved):
+        calls.append(reserved)
+        return EvolvedTiles(np.zeros((1, simulator.N_PARAMETERS)), np.ones(1), np.zeros(1, dtype=np.int64), None,
+                            "he", 16, 3, 0.0, _config(), None)
+
+    known = _private_tiles(60, seed=3)
+    unknown = known[..., [1, 0, 2]]  # red and green swapped: no H&E stain draws these
+    for tiles, expect_sim_pe in ((known, True), (unknown, False)):
+        model = evolve_within_reach(tiles, None, 0, _config(), stain="he", public_units=60, tiles_per_unit=1,
+                                    fallback=fallback, randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+        reach = model.history[0]
+        assert reach["simulator_in_reach"] == float(expect_sim_pe), reach
+        if expect_sim_pe:
+            labels = [e.label for e in model.privacy.entries]
+            assert labels == ["Sim-PE vote histograms (Gaussian, sensitivity 1)", REACH_LABEL]
+            assert model.privacy.epsilon <= 10.0
+    assert len(calls) == 1 and [e.label for e in calls[0]] == [REACH_LABEL]
+    assert epsilon_for(calls[0], delta=1e-5) == pytest.approx(0.05 * 10.0, rel=0.01)  # the check's own share
+
+
+def test_the_reach_check_can_be_switched_off():
+    from synthrelease.modalities.image.private_evolution import evolve_within_reach
+
+    model = evolve_within_reach(_private_tiles(40)[..., [1, 0, 2]], None, 0, _config(reach_epsilon_share=0.0),
+                                stain="he", public_units=40, tiles_per_unit=1, fallback=None,
+                                randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert isinstance(model, EvolvedTiles) and "simulator_in_reach" not in model.history[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import pandas as pd
 from synthrelease.audits.attack_metrics import LOW_FPRS, attack_summary, roc_points
 from synthrelease.audits.base import AuditResult
 from synthrelease.modalities.image.features import feature_view
+from synthrelease.modalities.image.scattering import scattering_features
 
 BLOCK = 1024
 """Rows per block of blocked feature-space distance computations."""
@@ -45,6 +47,11 @@ MEANINGS: dict[str, str] = {
             "statistics, not cell shapes or tissue architecture."),
     "kid_holdout_vs_train": ("The same KID between the real holdout and the real training tiles: the level expected "
                              "from sampling noise alone, the reference for kid."),
+    "kid_scattering": ("The same KID in the wavelet scattering space (synthrelease.modalities.image.scattering: "
+                       "Morlet wavelet moduli at 3 scales, orders 1 and 2, rotation-averaged, of the grey and "
+                       "haematoxylin maps): it sees texture and the size and spacing of nuclei, not colour."),
+    "kid_scattering_holdout_vs_train": ("kid_scattering between the real holdout and the real training tiles: the "
+                                        "reference for kid_scattering."),
     "prdc_precision": ("Share of synthetic tiles that fall inside the real tiles' 5-nearest-neighbour feature "
                        "manifold; higher means more realistic colour and texture statistics (not morphology)."),
     "prdc_recall": ("Share of real training tiles that fall inside the synthetic tiles' 5-nearest-neighbour feature "
@@ -261,12 +268,15 @@ def _checked_tiles(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray
     return tiles
 
 
-def _standardised_features(tiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Feature view of each set, standardised by the training tiles' mean and std (std ≤ 1e-12 → 1).
+def _standardised_features(tiles: dict[str, np.ndarray],
+                           featurise: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Feature view (or ``featurise``'s features) of each set, standardised by the training tiles' mean and
+    std (std ≤ 1e-12 → 1).
 
     Reads private tiles; INTERNAL.
     """
-    raw = {k: feature_view(v).to_numpy(np.float64) for k, v in tiles.items()}
+    featurise = featurise or (lambda v: feature_view(v).to_numpy(np.float64))
+    raw = {k: featurise(v) for k, v in tiles.items()}
     mean, std = raw["train"].mean(axis=0), raw["train"].std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)
     return {k: (v - mean) / std for k, v in raw.items()}
@@ -278,6 +288,14 @@ def _feature_fidelity(feats: dict[str, np.ndarray]) -> tuple[dict[str, float | N
                                         "kid_holdout_vs_train": kid(feats["train"], feats["holdout"])}
     metrics.update(prdc(feats["train"], feats["synthetic"]))
     return metrics, prdc(feats["train"], feats["holdout"])
+
+
+def _scattering_fidelity(tiles: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """KID of synthetic and of holdout against train in the wavelet scattering space (texture at three
+    scales, grey and haematoxylin). INTERNAL."""
+    feats = _standardised_features(tiles, scattering_features)
+    return {"kid_scattering": kid(feats["train"], feats["synthetic"]),
+            "kid_scattering_holdout_vs_train": kid(feats["train"], feats["holdout"])}
 
 
 def _diversity(feats: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[float | None, dict[str, Any]]:
@@ -382,6 +400,7 @@ def run_image_audits(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarr
     """Audit synthetic tiles against the real training and holdout tiles. INTERNAL: reads private tiles.
 
     Metrics (``details["meanings"]`` has one sentence each): ``kid``, ``kid_holdout_vs_train``,
+    ``kid_scattering``, ``kid_scattering_holdout_vs_train``,
     ``prdc_precision``, ``prdc_recall``, ``prdc_density``, ``prdc_coverage``,
     ``diversity_synthetic``, ``nn_pixel_train_median``, ``nn_pixel_holdout_median``,
     ``exact_copy_share``, ``near_copy_share_train``, ``near_copy_share_holdout``,
@@ -406,6 +425,7 @@ def run_image_audits(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarr
     tiles = _checked_tiles(train, holdout, synthetic)
     feats = _standardised_features(tiles)
     metrics, holdout_prdc = _feature_fidelity(feats)
+    metrics.update(_scattering_fidelity(tiles))
     metrics["diversity_synthetic"], diversity = _diversity(feats, rng)
     memorisation_metrics, memorisation = _memorisation(tiles, feats)
     metrics.update(memorisation_metrics)

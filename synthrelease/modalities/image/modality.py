@@ -15,6 +15,7 @@ embedding's 1/m weights, per-person split coins, the gate on each person's first
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -104,18 +105,27 @@ def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_colum
 
 def _evolve(tiles: np.ndarray, labels: np.ndarray | None, n_classes: int, config: Any, metadata: Metadata,
             units: np.ndarray | None, reserved_entries: tuple[Any, ...], randomness: Any, progress: Any) -> Any:
-    """Sim-PE on the tiles, with the person cap and the public person count of the DCGAN's checks."""
-    from synthrelease.modalities.image.model import _privacy_units
-    from synthrelease.modalities.image.private_evolution import evolve_tiles
+    """Sim-PE on the tiles (the DCGAN if the DP reach check finds them beyond the simulator), with the
+    person cap and the public person count of the DCGAN's checks."""
+    from synthrelease.modalities.image.model import _privacy_units, train_tile_gan
+    from synthrelease.modalities.image.private_evolution import evolve_within_reach
+    from synthrelease.privacy.randomness import PrivateRandomness
 
     stain = _stain(metadata)
     if stain is None:
         raise SynthreleaseError("generator sim_pe needs the image column's public 'stain' (he, ihc_dab or "
                                 "fluorescence) in the metadata")
     persons = _privacy_units(len(tiles), units, metadata.rows_per_person, config)
-    return evolve_tiles(tiles, labels, n_classes, config, stain=stain, public_units=persons.public_count,
-                        tiles_per_unit=persons.tiles_per_unit, reserved_entries=reserved_entries,
-                        randomness=randomness, progress=progress)
+    secret = randomness or PrivateRandomness()
+
+    def dcgan(reserved: tuple[Any, ...]) -> Any:  # out of the simulator's reach: the DP DCGAN
+        return train_tile_gan(tiles, labels, n_classes, dataclasses.replace(config, generator="dcgan"), units=units,
+                              max_tiles_per_unit=metadata.rows_per_person, reserved_entries=reserved,
+                              randomness=secret, progress=progress)
+
+    return evolve_within_reach(tiles, labels, n_classes, config, stain=stain, public_units=persons.public_count,
+                               tiles_per_unit=persons.tiles_per_unit, fallback=dcgan,
+                               reserved_entries=reserved_entries, randomness=secret, progress=progress)
 
 
 def sample(model: ImageModel, n_rows: int, *, seed: int) -> pd.DataFrame:

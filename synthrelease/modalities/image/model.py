@@ -137,7 +137,10 @@ class ImageTrainingConfig:
     Sim-PE's: vote iterations T, the largest population, the first iteration's perturbation
     (normalised parameter units, decaying 4× over the run) and the vote threshold in σ.
     ``pretrain_steps`` > 0: the DCGAN is first trained, without DP and for free, on tiles of the
-    public tissue simulator in ``pretrain_stain``, then fine-tuned with DP-SGD."""
+    public tissue simulator in ``pretrain_stain``, then fine-tuned with DP-SGD.
+    ``reach_epsilon_share`` of ε (Sim-PE only; 0 = off) buys one DP count of the tiles within the
+    simulator's reach; out of reach, the DCGAN is trained instead with the rest of the budget.
+    ``upsampling``: the generator's resize-convolution (default) or transposed convolution."""
 
     target_epsilon: float
     target_delta: float
@@ -164,6 +167,7 @@ class ImageTrainingConfig:
     pretrain_stain: str = ""
     pretrain_steps: int = 0
     upsampling: str = "resize_conv"
+    reach_epsilon_share: float = 0.05
 
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0 or not 0 < self.target_delta < 1:
@@ -177,6 +181,8 @@ class ImageTrainingConfig:
             raise PrivacyParameterError("embedding_epsilon_share must be in [0, 1) and leave a share for DP-SGD")
         if self.embedding_features < 16 or self.embedding_weight < 0:
             raise PrivacyParameterError("embedding_features must be >= 16 and embedding_weight >= 0")
+        if not 0 <= self.reach_epsilon_share <= 0.5:
+            raise PrivacyParameterError("reach_epsilon_share must be in [0, 0.5]")
         if self.upsampling not in UPSAMPLING:
             raise PrivacyParameterError(f"upsampling must be one of {', '.join(UPSAMPLING)}, not {self.upsampling!r}")
         if self.generator not in GENERATORS:

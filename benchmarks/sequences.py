@@ -24,6 +24,7 @@ Writes benchmarks/results/sequences.{json,md}.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -132,18 +133,15 @@ def markov(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, se
 
 
 def autoregressive(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int,
-                   steps: int | None, batch: int = 256) -> pd.DataFrame:
-    """The autoregressive DP language model (synthrelease.modalities.sequence.autoregressive)."""
-    from synthrelease.gan.config import TrainingConfig
-    from synthrelease.metadata.alphabets import ALPHABETS
-    from synthrelease.modalities.sequence.autoregressive import Vocabulary, generate, train_autoregressive
+                   steps: int | None, meta) -> pd.DataFrame:
+    """The sequence modality's default generator, as a release trains it: the autoregressive DP
+    language model (synthrelease.modalities.sequence.autoregressive)."""
+    from synthrelease.modalities.sequence import modality as sm
 
-    vocab = Vocabulary(ALPHABETS["protein"], tuple(METADATA["columns"]["label"]["categories"]), 50, 7)
-    cfg = TrainingConfig(target_epsilon=epsilon, target_delta=delta, batch_size=batch, n_steps=steps or 1500,
-                         generator_lr=2e-3, max_grad_norm=1.0, seed=seed)
-    model = train_autoregressive(list(train["sequence"]), list(train["label"]), vocab, cfg)
-    seqs, labels = generate(model, n_rows, seed=seed + 1)
-    return pd.DataFrame({"sequence": seqs, "label": labels})
+    cfg = sm.default_config(len(train), epsilon=epsilon, delta=delta, seed=seed, metadata=meta,
+                            condition_column="label", n_steps=steps)
+    model = sm.fit(train, meta, cfg, condition_column="label")
+    return sm.sample(model, n_rows, seed=seed + 1)
 
 
 def gan(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int, steps: int | None,
@@ -152,7 +150,7 @@ def gan(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed:
 
     cfg = sm.default_config(len(train), epsilon=epsilon, delta=delta, seed=seed, metadata=meta,
                             condition_column="label", n_steps=steps)
-    model = sm.fit(train, meta, cfg, condition_column="label")
+    model = sm.fit(train, meta, dataclasses.replace(cfg, generator="positional_gan"), condition_column="label")
     return sm.sample(model, n_rows, seed=seed + 1)
 
 
@@ -189,7 +187,8 @@ def main() -> None:
                 elif system == "markov":
                     syn = markov(train, len(train), epsilon=eps, delta=1e-5, seed=seed)
                 elif system == "autoregressive":
-                    syn = autoregressive(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps)
+                    syn = autoregressive(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps,
+                                         meta=meta)
                 else:
                     syn = gan(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps, meta=meta)
                 seconds = time.perf_counter() - t0

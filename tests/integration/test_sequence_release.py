@@ -53,7 +53,8 @@ def test_a_peptide_release_is_gated_signed_and_holds_fasta(ws):
     assert manifest["dataset"]["modality"] == "sequence"
     assert manifest["training"]["discriminator_kind"] == "conv1d"
     assert {"quality_score", "tstr_accuracy", "dcr_mia_auc", "exact_copy_share"} <= set(manifest["dp_figures"])
-    assert any(m["label"].startswith("discriminator") for m in manifest["privacy"]["mechanisms"])
+    assert manifest["training"]["generator"] == "autoregressive"  # issue 29: letters in order
+    assert any(m["label"] == "autoregressive DP-SGD" for m in manifest["privacy"]["mechanisms"])
     report = json.loads((ws / "b.internal-report" / "internal_report.json").read_text())
     assert "sequence" in report["audits"] and "kmer2_js" in report["audits"]["sequence"]["metrics"]
     res = CliRunner().invoke(cli, ["verify", str(bundle), "--public-key", str(ws / "k.pub")])
@@ -86,3 +87,11 @@ def test_train_refuses_a_sequence_dataset_in_one_line(ws):
     res = CliRunner().invoke(cli, ["train", str(DATA / "peptides.csv"), "--metadata",
                                    str(DATA / "peptides.metadata.yaml"), "--epsilon", "2", "-o", str(ws / "m.pt")])
     assert res.exit_code == 2 and "synthrelease release" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_the_positional_gan_stays_available_as_a_train_option(ws):
+    res = _release(ws, DATA / "peptides.csv", "g", "--train-option", "generator=positional_gan")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((ws / "g" / "manifest.json").read_text())["release"]
+    assert manifest["training"]["generator"] == "positional_gan"
+    assert any(m["label"].startswith("discriminator") for m in manifest["privacy"]["mechanisms"])

@@ -213,16 +213,28 @@ def test_the_reach_check_sends_tiles_beyond_the_simulator_to_the_fallback_in_one
     known = _private_tiles(60, seed=3)
     unknown = known[..., [1, 0, 2]]  # red and green swapped: no H&E stain draws these
     for tiles, expect_sim_pe in ((known, True), (unknown, False)):
-        model = evolve_within_reach(tiles, None, 0, _config(), stain="he", public_units=60, tiles_per_unit=1,
-                                    fallback=fallback, randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+        model = evolve_within_reach(tiles, None, 0, _config(target_epsilon=30.0), stain="he", public_units=60,
+                                    tiles_per_unit=1, fallback=fallback,
+                                    randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
         reach = model.history[0]
         assert reach["simulator_in_reach"] == float(expect_sim_pe), reach
         if expect_sim_pe:
             labels = [e.label for e in model.privacy.entries]
             assert labels == ["Sim-PE vote histograms (Gaussian, sensitivity 1)", REACH_LABEL]
-            assert model.privacy.epsilon <= 10.0
+            assert model.privacy.epsilon <= 30.0
     assert len(calls) == 1 and [e.label for e in calls[0]] == [REACH_LABEL]
-    assert epsilon_for(calls[0], delta=1e-5) == pytest.approx(0.05 * 10.0, rel=0.01)  # the check's own share
+    assert epsilon_for(calls[0], delta=1e-5) == pytest.approx(0.05 * 30.0, rel=0.01)  # the check's own share
+
+
+def test_a_reach_check_too_noisy_to_decide_spends_nothing_and_keeps_sim_pe():
+    """60 tiles at ε = 1: the check's σ is about 1.6 times the tile count, it could not decide."""
+    from synthrelease.modalities.image.private_evolution import evolve_within_reach
+
+    model = evolve_within_reach(_private_tiles(60)[..., [1, 0, 2]], None, 0, _config(target_epsilon=1.0),
+                                stain="he", public_units=60, tiles_per_unit=1, fallback=None,
+                                randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert model.history[0] == {"simulator_reach_check_skipped_too_noisy": 1.0}
+    assert [e.label for e in model.privacy.entries] == ["Sim-PE vote histograms (Gaussian, sensitivity 1)"]
 
 
 def test_the_reach_check_can_be_switched_off():

@@ -57,6 +57,11 @@ REACH_PRIOR, REACH_REFERENCE = 500, 300
 """Public prior tiles the reach check compares against, and fresh prior tiles that set its radius."""
 REACH_QUANTILE = 99.0
 """The radius: this percentile of the fresh prior tiles' distance to their nearest prior tile."""
+REACH_MAX_NOISE = 0.1
+"""The check runs only when its noise s.d. is at most this share of the public unit count;
+noisier (few tiles, small ε), it could not tell in from out of reach: no ε is spent on it and
+Sim-PE runs, as the declared stain says. Measured at 64 px (112 tiles) and ε = 1: σ/n ≈ 0.9,
+the check flipped between the generators from run to run."""
 REACH_MIN_SHARE = 0.5
 """Sim-PE runs when the DP share of private tiles within the radius is at least this; else the DCGAN.
 Measured (``benchmarks/image_tiles.py`` data, no noise): the real H&E slide 0.84, the same tiles
@@ -281,6 +286,13 @@ class ReachCheck:
                 "simulator_in_reach": float(self.in_reach)}
 
 
+def reach_entry(config: Any) -> MechanismEntry:
+    """The reach check's Gaussian count: σ so that it alone spends ``reach_epsilon_share`` · ε (public)."""
+    return calibrate_noise_multiplier(target_epsilon=config.reach_epsilon_share * config.target_epsilon,
+                                      target_delta=config.target_delta, sample_rate=1.0, steps=1,
+                                      accountant=config.accountant, label=REACH_LABEL)
+
+
 def check_reach(tiles: np.ndarray, config: Any, *, stain: str, public_units: int, tiles_per_unit: int,
                 secret: PrivateRandomness) -> ReachCheck:
     """Count the private tiles within a public radius of the simulator's prior; release the count once.
@@ -304,9 +316,7 @@ def check_reach(tiles: np.ndarray, config: Any, *, stain: str, public_units: int
     reference = nearest.kneighbors((prior_tiles(REACH_REFERENCE) - centre) / spread)[0][:, 0]
     radius = float(np.percentile(reference, REACH_QUANTILE))
     inside = nearest.kneighbors((vote_features(tiles) - centre) / spread)[0][:, 0] <= radius
-    entry = calibrate_noise_multiplier(target_epsilon=config.reach_epsilon_share * config.target_epsilon,
-                                       target_delta=config.target_delta, sample_rate=1.0, steps=1,
-                                       accountant=config.accountant, label=REACH_LABEL)
+    entry = reach_entry(config)
     noisy = float(inside.sum() / tiles_per_unit) + float(
         gaussian_noise((1,), entry.noise_multiplier, secret.torch("sim-pe-reach"))[0])
     share = noisy / max(public_units, 1)
@@ -321,14 +331,20 @@ def evolve_within_reach(tiles: np.ndarray, labels: np.ndarray | None, n_classes:
     """Sim-PE when the DP reach check finds the tiles within the simulator's reach, else
     ``fallback(reserved)`` (the DP DCGAN); either way one accountant covers the check too.
 
-    ``config.reach_epsilon_share`` = 0 skips the check (Sim-PE always). The check's result is
-    the first entry of the model's ``history`` (DP output).
+    ``config.reach_epsilon_share`` = 0 skips the check (Sim-PE always), and so does a check
+    too noisy to decide (:data:`REACH_MAX_NOISE`; public). The check's result is the first
+    entry of the model's ``history`` (DP output).
     """
     secret = randomness or PrivateRandomness()
-    if config.reach_epsilon_share <= 0:
-        return evolve_tiles(tiles, labels, n_classes, config, stain=stain, public_units=public_units,
-                            tiles_per_unit=tiles_per_unit, reserved_entries=reserved_entries, randomness=secret,
-                            progress=progress)
+    too_noisy = (config.reach_epsilon_share > 0
+                 and reach_entry(config).noise_multiplier > REACH_MAX_NOISE * max(public_units, 1))
+    if config.reach_epsilon_share <= 0 or too_noisy:
+        model = evolve_tiles(tiles, labels, n_classes, config, stain=stain, public_units=public_units,
+                             tiles_per_unit=tiles_per_unit, reserved_entries=reserved_entries, randomness=secret,
+                             progress=progress)
+        if too_noisy:  # public: σ and the public unit count
+            model.history.insert(0, {"simulator_reach_check_skipped_too_noisy": 1.0})
+        return model
     reach = check_reach(tiles, config, stain=stain, public_units=public_units, tiles_per_unit=tiles_per_unit,
                         secret=secret)
     reserved = (reach.entry, *reserved_entries)

@@ -134,11 +134,11 @@ def _record_loss(network: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabulary: Vocabulary, config: Any, *,
                          reserved_entries: tuple[MechanismEntry, ...] = (), randomness: PrivateRandomness | None = None,
-                         progress: ProgressCallback = ignore_progress, hidden: int = 128) -> AutoregressiveModel:
+                         progress: ProgressCallback = ignore_progress) -> AutoregressiveModel:
     """Train the (ε, δ)-DP autoregressive model (with ``reserved_entries``, in one accountant).
 
     Uses ``config``'s DP vocabulary: target_epsilon, target_delta, accountant, max_grad_norm,
-    batch_size, n_steps, public_rows (0 = the exact count), generator_lr, seed (public: the
+    batch_size, n_steps, public_rows (0 = the exact count), ar_hidden, ar_lr, seed (public: the
     initialisation only).
     """
     started = time.perf_counter()
@@ -151,8 +151,8 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
                                      prior=list(reserved_entries), label=SGD_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
-        network = CausalConvLM(vocabulary.size, vocabulary.width, hidden)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.generator_lr)
+        network = CausalConvLM(vocabulary.size, vocabulary.width, config.ar_hidden)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.ar_lr)
     loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(len(sequences))), sample_rate=q,
                           generator=secret.torch("poisson"))
     with warnings.catch_warnings():
@@ -189,7 +189,9 @@ def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Ten
             optimizer.zero_grad(set_to_none=True)
             if len(idx):
                 loss = _record_loss(module, tokens[idx]).mean()
-                loss.backward()
+                with warnings.catch_warnings():  # token ids need no gradient; Opacus' hooks still fire
+                    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                    loss.backward()
             else:  # Opacus still adds noise and counts the step
                 for p in module.parameters():
                     p.grad_sample = torch.zeros((0, *p.shape))

@@ -1,10 +1,12 @@
 """The sequence modality: what protein/DNA/RNA sequence sets bring to the one release pipeline.
 
-* **Model**: the tabular conditional DP-GAN on the positional table
-  (:mod:`synthrelease.modalities.sequence.positional`) with a 1-D convolutional discriminator. Same
-  privacy unit (one row = one sequence = one record), Poisson sampling, one Opacus
-  accountant, DP position-specific letter marginals per label (Gaussian, accounted),
-  secret randomness, the gate's reservation.
+* **Model** (``generator``): by default the autoregressive DP language model
+  (:mod:`synthrelease.modalities.sequence.autoregressive`: the label, then each letter from
+  the letters before it, DP-SGD in Opacus); or the tabular conditional DP-GAN on the
+  positional table (:mod:`synthrelease.modalities.sequence.positional`) with a 1-D
+  convolutional discriminator and DP position-specific letter marginals. Same privacy unit
+  (one row = one sequence = one record), Poisson sampling, one Opacus accountant, secret
+  randomness, the gate's reservation.
 * **Validation**: alphabet, length bounds (refuse or clip, as the metadata says) and labels.
 * **Gate and table audits**: on a public-bounded feature view (length, composition,
   homopolymer runs, charge, hydrophobicity, …: :mod:`synthrelease.modalities.sequence.features`),
@@ -43,24 +45,57 @@ SequenceModel = ModalityModel
 """A DP generator of sequences: the positional table model plus the sequence metadata."""
 
 
+AR_STEPS = 1500
+"""Default DP-SGD steps of the autoregressive model."""
+
+
 def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, accountant: str = "rdp",
                    n_steps: int | None = None, batch_size: int | None = None, metadata: Metadata | None = None,
                    condition_column: str | None = None) -> Any:
-    """The table defaults on the positional layout (public quantities only), with the conv critic."""
+    """Settings from public quantities only: the autoregressive model (expected batch n/16 within
+    32…256, :data:`AR_STEPS` steps); the positional GAN's table defaults (conv critic) stay in the
+    same object for ``--train-option generator=positional_gan``."""
     from synthrelease.gan.defaults import default_training_config
+    from synthrelease.modalities.sequence.config import SequenceTrainingConfig
 
     pos = positional_metadata(metadata) if metadata is not None else None
     config = default_training_config(n_rows, epsilon=epsilon, delta=delta, seed=seed, accountant=accountant,
                                      n_steps=n_steps, batch_size=batch_size, metadata=pos,
                                      condition_column=condition_column)
-    return dataclasses.replace(config, discriminator_kind="conv1d")
+    fields = dataclasses.asdict(dataclasses.replace(config, discriminator_kind="conv1d"))
+    fields.update(gan_batch_size=config.batch_size, gan_steps=config.n_steps,
+                  batch_size=batch_size or max(32, min(256, n_rows // 16)), n_steps=n_steps or AR_STEPS)
+    return SequenceTrainingConfig(**fields)
+
+
+def _vocabulary(metadata: Metadata) -> Any:
+    from synthrelease.metadata.alphabets import resolve_alphabet
+    from synthrelease.modalities.sequence.autoregressive import Vocabulary
+
+    column = metadata.sequence_column
+    assert column is not None
+    spec = metadata.columns[column]
+    classes = tuple(metadata.columns[metadata.target].declared_categories()) if metadata.target else ()
+    return Vocabulary(resolve_alphabet(spec.alphabet or ""), tuple(str(c) for c in classes),
+                      int(spec.max_length or 1), int(spec.min_length or 1))
 
 
 def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_column: str | None,
         progress: ProgressCallback = ignore_progress, reserved_entries: tuple[Any, ...] = (),
         randomness: Any = None) -> SequenceModel:
-    """Train the (ε, δ)-DP positional DP-GAN on the sequences (see the module docstring)."""
+    """Train the (ε, δ)-DP generator the config names on the sequences (see the module docstring)."""
     from synthrelease.gan.trainer import fit_dp_synthesizer
+
+    config = config.for_generator() if hasattr(config, "for_generator") else config
+    if getattr(config, "generator", "positional_gan") == "autoregressive":
+        from synthrelease.modalities.sequence.autoregressive import train_autoregressive
+
+        column = metadata.sequence_column
+        assert column is not None
+        labels = None if metadata.target is None else [str(v) for v in train[metadata.target]]
+        return SequenceModel(train_autoregressive(list(train[column].astype(str)), labels, _vocabulary(metadata),
+                                                  config, reserved_entries=reserved_entries, randomness=randomness,
+                                                  progress=progress), metadata)
 
     pos_meta = positional_metadata(metadata)
     model = fit_dp_synthesizer(to_positions(train, metadata), pos_meta, config, condition_column=condition_column,
@@ -76,10 +111,13 @@ def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
     than the public ``min_length`` is dropped and drawn again.
     """
     from synthrelease.gan.sampling import sample_frame
+    from synthrelease.modalities.sequence.autoregressive import AutoregressiveModel
     from synthrelease.privacy.randomness import SeedTree
 
     column = model.metadata.sequence_column
     assert column is not None
+    if isinstance(model.inner, AutoregressiveModel):
+        return _sample_autoregressive(model, n_rows, seed=seed)
     min_length = int(model.metadata.columns[column].min_length or 1)
     seeds = SeedTree(seed)
     adjust = consistent_logits(model.inner.encoder, model.metadata)
@@ -96,6 +134,19 @@ def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
             return pd.concat(kept, ignore_index=True).iloc[:n_rows].reset_index(drop=True)
     raise SynthreleaseError(f"the model generated only {have} of {n_rows} sequences of at least {min_length} letters "
                             f"in {SAMPLE_ROUNDS} rounds; train longer or lower min_length")
+
+
+def _sample_autoregressive(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
+    """Sequences (and labels, typed as the metadata declares them) drawn token by token."""
+    from synthrelease.modalities.sequence.autoregressive import generate
+
+    meta = model.metadata
+    seqs, labels = generate(model.inner, n_rows, seed=seed)
+    out = pd.DataFrame({meta.sequence_column: seqs})
+    if meta.target is not None and labels is not None:
+        declared = {str(c): c for c in meta.columns[meta.target].declared_categories()}
+        out[meta.target] = [declared[v] for v in labels]
+    return out
 
 
 def shadow_synthesizer(metadata: Metadata, config: Any, *, condition_column: str | None, sample_rate: float) -> Any:

@@ -1,0 +1,50 @@
+"""Settings of a sequence release: the table DP vocabulary plus the choice of generator."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from synthrelease.errors import PrivacyParameterError
+from synthrelease.gan.config import TrainingConfig
+
+SEQUENCE_GENERATORS = ("autoregressive", "positional_gan")
+"""``autoregressive``: the DP causal-convolution language model
+(:mod:`synthrelease.modalities.sequence.autoregressive`), letters in order; ``positional_gan``:
+the tabular DP-GAN on one column per position (:mod:`synthrelease.modalities.sequence.positional`)."""
+
+
+@dataclass(frozen=True)
+class SequenceTrainingConfig(TrainingConfig):
+    """:class:`TrainingConfig` (ε, δ, accountant, clipping, batch, steps, public rows, seed) plus:
+
+    Attributes:
+        generator: one of :data:`SEQUENCE_GENERATORS`.
+        ar_hidden: channels of the autoregressive model's embeddings and convolutions.
+        ar_lr: its Adam learning rate.
+        gan_batch_size, gan_steps: ``batch_size`` and ``n_steps`` when the generator is the
+            positional GAN (``batch_size`` and ``n_steps`` are the autoregressive model's; an
+            explicit ``--batch-size`` / ``--steps`` sets both).
+    """
+
+    generator: str = "autoregressive"
+    ar_hidden: int = 128
+    ar_lr: float = 2e-3
+    gan_batch_size: int = 500
+    gan_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.generator not in SEQUENCE_GENERATORS:
+            raise PrivacyParameterError(f"generator must be one of {', '.join(SEQUENCE_GENERATORS)}, "
+                                        f"not {self.generator!r}")
+        if not 8 <= self.ar_hidden <= 1024 or not 0 < self.ar_lr < 1:
+            raise PrivacyParameterError("ar_hidden must be in [8, 1024] and ar_lr in (0, 1)")
+        if self.gan_batch_size < 1 or self.gan_steps < 1:
+            raise PrivacyParameterError("gan_batch_size and gan_steps must be >= 1")
+
+    def for_generator(self) -> TrainingConfig:
+        """The settings the chosen generator trains with (the positional GAN's batch and steps for it)."""
+        if self.generator == "positional_gan":
+            return dataclasses.replace(self, batch_size=self.gan_batch_size, n_steps=self.gan_steps)
+        return self

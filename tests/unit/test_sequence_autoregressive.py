@@ -45,15 +45,21 @@ def test_tokens_round_trip_within_the_public_layout():
     assert back == seqs and back_labels == labels
 
 
-def test_a_position_sees_only_the_tokens_before_it():
+def test_a_position_sees_only_the_tokens_before_it_and_the_label_and_length_once_read():
     torch.manual_seed(0)
-    net = CausalConvLM(VOCAB.size, VOCAB.width, 16).eval()
+    net = CausalConvLM(VOCAB, 16).eval()
     rows = VOCAB.encode(*_data(4))
     changed = rows.clone()
     changed[:, 7] = (changed[:, 7] + 1) % VOCAB.size
     with torch.no_grad():
         a, b = net(rows), net(changed)
     assert torch.allclose(a[:, :7], b[:, :7]) and not torch.allclose(a[:, 7:], b[:, 7:])
+    for slot in (1, 2):  # the label is seen from position 1 on, the length from 2 on, never before
+        other = rows.clone()
+        other[:, slot] = rows[:, slot].flip(0) if slot == 1 else VOCAB.first_length
+        with torch.no_grad():
+            c = net(other)
+        assert torch.allclose(a[:, :slot], c[:, :slot])
 
 
 def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_secret():
@@ -74,7 +80,7 @@ def test_each_record_gets_its_own_clipped_gradient():
 
     from synthrelease.modalities.sequence.autoregressive import _record_loss
 
-    net = GradSampleModule(CausalConvLM(VOCAB.size, VOCAB.width, 16))
+    net = GradSampleModule(CausalConvLM(VOCAB, 16))
     rows = VOCAB.encode(*_data(5))
     with pytest.warns(UserWarning, match="Full backward hook"):  # token ids carry no gradient
         _record_loss(net, rows).mean().backward()
@@ -86,6 +92,7 @@ def test_generated_sequences_respect_lengths_and_labels():
     model = train_autoregressive(seqs, labels, VOCAB, _config(n_steps=4))
     out, out_labels = generate(model, 200, seed=1)
     assert len(out) == 200 and all(3 <= len(s) <= 12 for s in out)
+    assert len({len(s) for s in out}) > 3  # lengths are drawn, not fixed
     assert set("".join(out)) <= set(VOCAB.letters) and set(out_labels) <= {"amp", "other"}
     again, _ = generate(model, 200, seed=1)
     assert again == out  # post-processing from a public seed

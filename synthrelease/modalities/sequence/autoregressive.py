@@ -4,8 +4,10 @@ The model reads ``[BOS, label, x1 … xL, EOS]`` and predicts each next token: t
 (so the label frequencies are learned inside the same DP-SGD run, no separate histogram
 release), then each letter from the label and every letter before it, then the end. A
 stack of causal dilated 1-D convolutions (receptive field 63 tokens) over token and
-position embeddings; every layer (Embedding, Conv1d, Linear) has Opacus per-sample
-gradients. Autoregression under DP-SGD works for tables too (MOSTLY AI's TabularARGN).
+position embeddings; every layer (Embedding, Linear) has Opacus per-sample
+gradients, and Opacus' fast gradient clipping (ghost norms; Li et al. 2022, Bu et al. 2023)
+clips each record without materialising its gradient. Autoregression under DP-SGD works for
+tables too (MOSTLY AI's TabularARGN).
 
 Privacy: one record = one sequence. Each DP-SGD step Poisson-samples records at rate q
 (Opacus' :class:`~opacus.data_loader.DPDataLoader`, secret generator), clips each record's
@@ -27,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.data_loader import DPDataLoader
+from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
 
 from synthrelease.errors import InternalError
@@ -40,11 +43,14 @@ _SPECIAL = 3
 DILATIONS = (1, 2, 4, 8, 16)
 KERNEL = 3
 SGD_LABEL = "autoregressive DP-SGD"
+_MODE = "ghost"
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Token ids: PAD, BOS, EOS, one per label class, one per letter (all PUBLIC: the metadata's)."""
+    """Token ids (all PUBLIC: the metadata's): PAD, BOS, EOS, one per label class, one per
+    length ``min_length … max_length``, one per letter. A record is
+    ``[BOS, label, length, x1 … xL, EOS, PAD …]`` (no classes: BOS in the label slot)."""
 
     letters: str
     classes: tuple[str, ...]
@@ -52,63 +58,87 @@ class Vocabulary:
     min_length: int
 
     @property
+    def first_length(self) -> int:
+        return _SPECIAL + len(self.classes)
+
+    @property
+    def first_letter(self) -> int:
+        return self.first_length + self.max_length - self.min_length + 1
+
+    @property
     def size(self) -> int:
-        return _SPECIAL + len(self.classes) + len(self.letters)
+        return self.first_letter + len(self.letters)
 
     @property
     def width(self) -> int:
-        """Tokens per record: BOS, label, up to ``max_length`` letters, EOS."""
-        return 3 + self.max_length
-
-    def letter_ids(self) -> np.ndarray:
-        return np.arange(len(self.letters)) + _SPECIAL + len(self.classes)
+        """Tokens per record: BOS, label, length, up to ``max_length`` letters, EOS."""
+        return 4 + self.max_length
 
     def encode(self, sequences: list[str], labels: list[str] | None) -> torch.Tensor:
-        """``[n, width]`` int64 token rows (PAD after EOS); a missing label uses class 0's slot only
-        when the model is unconditional (no classes: the label slot holds EOS's neighbour, BOS)."""
+        """``[n, width]`` int64 token rows; sequences must hold ``min_length`` … ``max_length`` letters."""
         index = {c: i for i, c in enumerate(self.letters)}
         out = np.full((len(sequences), self.width), PAD, dtype=np.int64)
         out[:, 0] = BOS
         for i, seq in enumerate(sequences):
             out[i, 1] = _SPECIAL + self.classes.index(labels[i]) if self.classes and labels is not None else BOS
-            codes = [_SPECIAL + len(self.classes) + index[ch] for ch in seq[: self.max_length]]
-            out[i, 2:2 + len(codes)] = codes
-            out[i, 2 + len(codes)] = EOS
+            out[i, 2] = self.first_length + len(seq) - self.min_length
+            out[i, 3:3 + len(seq)] = [self.first_letter + index[ch] for ch in seq]
+            out[i, 3 + len(seq)] = EOS
         return torch.from_numpy(out)
 
     def decode(self, rows: np.ndarray) -> tuple[list[str], list[str] | None]:
-        first = _SPECIAL + len(self.classes)
         seqs, labels = [], []
         for row in rows:
             letters = []
-            for tok in row[2:]:
-                if tok == EOS or tok < first:
+            for tok in row[3:]:
+                if tok < self.first_letter:
                     break
-                letters.append(self.letters[tok - first])
+                letters.append(self.letters[tok - self.first_letter])
             seqs.append("".join(letters))
             labels.append(self.classes[row[1] - _SPECIAL] if self.classes else "")
         return seqs, (labels if self.classes else None)
 
 
 class CausalConvLM(nn.Module):
-    """Next-token logits ``[n, T, V]`` from tokens ``[n, T]``; position t sees tokens ≤ t only."""
+    """Next-token logits ``[n, T, V]`` from tokens ``[n, T]``; position t sees tokens ≤ t only.
 
-    def __init__(self, vocab_size: int, width: int, hidden: int = 128) -> None:
+    Every position from 1 on also gets the record's label embedding, from 2 on its length and
+    the letters still to come (both read from tokens ≤ t), so the letters follow the label and
+    the sequence ends where its length says. Each causal convolution is a Linear layer over
+    the ``KERNEL`` dilated taps stacked per position (the function of a Conv1d): Opacus' fast
+    gradient clipping (ghost norms) covers Linear and Embedding layers.
+    """
+
+    def __init__(self, vocabulary: Vocabulary, hidden: int = 64) -> None:
         super().__init__()
-        self.token = nn.Embedding(vocab_size, hidden)
-        self.position = nn.Embedding(width, hidden)
-        self.convs = nn.ModuleList(nn.Conv1d(hidden, 2 * hidden, KERNEL, dilation=d) for d in DILATIONS)
-        self.head = nn.Linear(hidden, vocab_size)
-        self.register_buffer("positions", torch.arange(width), persistent=False)
+        self.first_length, self.min_length = vocabulary.first_length, vocabulary.min_length
+        self.token = nn.Embedding(vocabulary.size, hidden)
+        self.position = nn.Embedding(vocabulary.width, hidden)
+        self.label = nn.Embedding(vocabulary.size, hidden)  # separate tables: Opacus' ghost clipping
+        self.length = nn.Embedding(vocabulary.size, hidden)  # refuses shared parameters
+        self.remaining = nn.Embedding(vocabulary.max_length + 2, hidden)  # letters left; 0 after the end
+        self.convs = nn.ModuleList(nn.Linear(KERNEL * hidden, 2 * hidden) for _ in DILATIONS)
+        self.head = nn.Linear(hidden, vocabulary.size)
+        self.register_buffer("positions", torch.arange(vocabulary.width), persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        # positions per record (batch first), so Opacus sees one position gradient per record
-        h = self.token(tokens) + self.position(self.positions[: tokens.shape[1]].expand(tokens.shape[0], -1))
-        h = h.transpose(1, 2)  # [n, H, T]
+        n, steps = tokens.shape
+        positions = self.positions[:steps].expand(n, -1).contiguous()
+        h = self.token(tokens.contiguous()) + self.position(positions)
+        if steps > 1:  # the label, seen by every position from 1 on
+            label = tokens[:, 1:2].expand(n, steps).contiguous()
+            h = h + self.label(label) * (positions >= 1).unsqueeze(-1)
+        if steps > 2:  # the length and the letters still to come, from position 2 on
+            length = (tokens[:, 2:3] - self.first_length + self.min_length).clamp(min=0)
+            left = (length - (positions - 2)).clamp(0, self.remaining.num_embeddings - 1)
+            h = h + (self.length(tokens[:, 2:3].expand(n, steps).contiguous())
+                     + self.remaining(left.contiguous())) * (positions >= 2).unsqueeze(-1)
         for conv, d in zip(self.convs, DILATIONS, strict=True):
-            a, b = conv(F.pad(h, ((KERNEL - 1) * d, 0))).chunk(2, dim=1)
+            padded = F.pad(h, (0, 0, (KERNEL - 1) * d, 0))  # [n, T + pad, H]: zeros before the start
+            taps = torch.cat([padded[:, k * d:k * d + steps] for k in range(KERNEL)], dim=-1)
+            a, b = conv(taps).chunk(2, dim=-1)
             h = h + torch.tanh(a) * torch.sigmoid(b)  # gated residual (WaveNet)
-        return self.head(h.transpose(1, 2))
+        return self.head(h)
 
 
 @dataclass
@@ -151,17 +181,18 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
                                      prior=list(reserved_entries), label=SGD_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
-        network = CausalConvLM(vocabulary.size, vocabulary.width, config.ar_hidden)
+        network = CausalConvLM(vocabulary, config.ar_hidden)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.ar_lr)
     loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(len(sequences))), sample_rate=q,
                           generator=secret.torch("poisson"))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=config.accountant)
-    module, dp_optimizer, loader = engine.make_private(
+    made = engine.make_private(
         module=network, optimizer=optimizer, data_loader=loader, noise_multiplier=sgd.noise_multiplier,
-        max_grad_norm=config.max_grad_norm, poisson_sampling=False, grad_sample_mode="hooks",
-        noise_generator=secret.torch("dp-noise"))
+        max_grad_norm=config.max_grad_norm, poisson_sampling=False, grad_sample_mode=_MODE,
+        criterion=nn.CrossEntropyLoss(), noise_generator=secret.torch("dp-noise"))
+    module, dp_optimizer, loader = made[0], made[1], made[-1]
     dp_optimizer.expected_batch_size = max(1, round(public_rows * q))
     dp_optimizer.secure_mode = True
     history = _run_steps(module, dp_optimizer, loader, tokens, config.n_steps, progress)
@@ -172,6 +203,7 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     spent = epsilon_for(entries, delta=config.target_delta, accountant=config.accountant)
     if spent > config.target_epsilon * (1 + 1e-9):
         raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
+    module.disable_hooks()  # sampling is post-processing: no hook may keep activations
     network = module._module
     network.eval()
     return AutoregressiveModel(network, vocabulary, config, PrivacySpent(spent, config.target_delta,
@@ -187,14 +219,14 @@ def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Ten
     while done < steps:
         for (idx,) in loader:
             optimizer.zero_grad(set_to_none=True)
-            if len(idx):
-                loss = _record_loss(module, tokens[idx]).mean()
+            if len(idx):  # ghost clipping: each record's gradient norm, then p.grad = the clipped sum
                 with warnings.catch_warnings():  # token ids need no gradient; Opacus' hooks still fire
                     warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                    loss.backward()
-            else:  # Opacus still adds noise and counts the step
+                    DPTensorFastGradientClipping(module, optimizer, _record_loss(module, tokens[idx]),
+                                                 "mean").backward()
+            else:  # an empty Poisson batch: a zero clipped sum; Opacus still adds noise and counts the step
                 for p in module.parameters():
-                    p.grad_sample = torch.zeros((0, *p.shape))
+                    p.grad = torch.zeros_like(p)
             optimizer.step()
             done += 1
             if done % 50 == 0 or done == steps:
@@ -210,41 +242,33 @@ def generate(model: AutoregressiveModel, n: int, *, seed: int, fixed_class: int 
              batch: int = 4096) -> tuple[list[str], list[str] | None]:
     """``n`` sequences (and labels) drawn token by token from the model (post-processing; public ``seed``).
 
-    The label slot draws only label tokens (or is ``fixed_class``); letters and EOS follow,
-    EOS only after ``min_length`` letters and always at ``max_length``.
+    The label slot draws only label tokens (or is ``fixed_class``), the length slot only
+    lengths, then exactly that many letters.
     """
     vocab = model.vocabulary
     gen = torch.Generator().manual_seed(int(seed))
-    first = _SPECIAL + len(vocab.classes)
     seqs: list[str] = []
     labels: list[str] = []
     for start in range(0, n, batch):
         m = min(batch, n - start)
         rows = torch.full((m, vocab.width), PAD, dtype=torch.int64)
         rows[:, 0] = BOS
-        done = torch.zeros(m, dtype=torch.bool)
-        for t in range(1, vocab.width):
-            logits = model.network(rows[:, :t])[:, -1]
-            allowed = torch.zeros(vocab.size, dtype=torch.bool)
-            if t == 1:
-                if not vocab.classes:
-                    rows[:, 1] = BOS
-                    continue
-                allowed[_SPECIAL:first] = True
-            else:
-                letters = t - 2
-                allowed[first:] = letters < vocab.max_length
-                allowed[EOS] = letters >= vocab.min_length
-            logits = logits.masked_fill(~allowed, float("-inf"))
-            if t == 1 and fixed_class is not None:
-                token = torch.full((m,), _SPECIAL + fixed_class, dtype=torch.int64)
-            else:
-                token = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]
-            rows[:, t] = torch.where(done, torch.tensor(PAD), token)
-            done |= token == EOS
-            if t >= 2 and bool(done.all()):
-                break
+        rows[:, 1] = _draw(model, rows, 1, _SPECIAL, vocab.first_length, gen, fixed_class) if vocab.classes else BOS
+        rows[:, 2] = _draw(model, rows, 2, vocab.first_length, vocab.first_letter, gen, None)
+        length = rows[:, 2] - vocab.first_length + vocab.min_length
+        for t in range(3, 3 + int(length.max())):
+            letters = _draw(model, rows, t, vocab.first_letter, vocab.size, gen, None)
+            rows[:, t] = torch.where(t - 3 < length, letters, torch.tensor(EOS))
         s, lab = vocab.decode(rows.numpy())
         seqs += s
         labels += lab or []
     return seqs, (labels if vocab.classes else None)
+
+
+def _draw(model: AutoregressiveModel, rows: torch.Tensor, t: int, low: int, high: int, gen: torch.Generator,
+          fixed: int | None) -> torch.Tensor:
+    """Token t of every row, from ids ``low … high − 1`` only (``fixed``: that offset for all)."""
+    if fixed is not None:
+        return torch.full((rows.shape[0],), low + fixed, dtype=torch.int64)
+    logits = model.network(rows[:, :t])[:, -1, low:high]
+    return low + torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]

@@ -28,7 +28,7 @@ class SequenceTrainingConfig(TrainingConfig):
     """
 
     generator: str = "autoregressive"
-    ar_hidden: int = 128
+    ar_hidden: int = 64
     ar_lr: float = 2e-3
     gan_batch_size: int = 500
     gan_steps: int = 1000

@@ -9,6 +9,7 @@ import torch
 
 from synthrelease.modalities.sequence.autoregressive import (
     EOS,
+    HEADER_LABEL,
     SGD_LABEL,
     CausalConvLM,
     Vocabulary,
@@ -16,7 +17,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     train_autoregressive,
 )
 from synthrelease.modalities.sequence.config import SequenceTrainingConfig
-from synthrelease.privacy.accounting import MechanismEntry
+from synthrelease.privacy.accounting import MechanismEntry, epsilon_for
 from synthrelease.privacy.randomness import PrivateRandomness
 
 VOCAB = Vocabulary("ACDEFGHIKLMNPQRSTVWY", ("amp", "other"), 12, 3)
@@ -68,7 +69,8 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
     runs = [train_autoregressive(seqs, labels, VOCAB, _config(), reserved_entries=reserved,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(s)) for s in (0, 0, 1)]
     model = runs[0]
-    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, "count release"]
+    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, HEADER_LABEL, "count release"]
+    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(0.3, rel=0.01)  # 10 % of ε
     assert model.privacy.entries[0].steps == 8 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     weights = [next(iter(r.network.state_dict().values())) for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])

@@ -35,7 +35,7 @@ from torch import nn
 from synthrelease.errors import InternalError
 from synthrelease.gan.trainer import PrivacySpent, sample_rate_for
 from synthrelease.privacy.accounting import MechanismEntry, calibrate_noise_multiplier, epsilon_for
-from synthrelease.privacy.randomness import PrivateRandomness, SeedTree
+from synthrelease.privacy.randomness import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 
 PAD, BOS, EOS = 0, 1, 2
@@ -152,6 +152,29 @@ class AutoregressiveModel:
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     reproducible_private_randomness: bool = False
+    label_length: np.ndarray | None = None  # DP (label, length) frequencies [classes or 1, lengths]
+
+
+HEADER_LABEL = "label × length histogram (Gaussian, sensitivity 1)"
+
+
+def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
+                     secret: PrivateRandomness) -> tuple[MechanismEntry, np.ndarray]:
+    """One Gaussian release of the (label, length) counts — each record one cell, sensitivity 1 —
+    spending ``config.ar_header_epsilon_share`` · ε alone; clipped at 0 and normalised
+    (post-processing). Sampling draws each record's label and length from it."""
+    classes = max(1, len(vocabulary.classes))
+    lengths = vocabulary.max_length - vocabulary.min_length + 1
+    label = ((tokens[:, 1] - _SPECIAL).clamp(min=0) if vocabulary.classes
+             else torch.zeros(len(tokens), dtype=torch.int64))
+    cell = label * lengths + tokens[:, 2] - vocabulary.first_length
+    counts = torch.bincount(cell, minlength=classes * lengths).double()
+    entry = calibrate_noise_multiplier(target_epsilon=config.ar_header_epsilon_share * config.target_epsilon,
+                                       target_delta=config.target_delta, sample_rate=1.0, steps=1,
+                                       accountant=config.accountant, label=HEADER_LABEL)
+    noisy = (counts + gaussian_noise(counts.shape, entry.noise_multiplier, secret.torch("ar-header"))).clamp(min=0)
+    freq = noisy.numpy().reshape(classes, lengths)
+    return entry, (freq / freq.sum() if freq.sum() > 0 else np.full(freq.shape, 1.0 / freq.size))
 
 
 def _record_loss(network: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -174,6 +197,8 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     started = time.perf_counter()
     secret = randomness or PrivateRandomness()
     tokens = vocabulary.encode(sequences, labels)
+    header_entry, label_length = _dp_label_length(tokens, vocabulary, config, secret)
+    reserved_entries = (header_entry, *reserved_entries)
     public_rows = config.public_rows or len(sequences)
     q = sample_rate_for(public_rows, min(config.batch_size, public_rows))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
@@ -208,7 +233,7 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     network.eval()
     return AutoregressiveModel(network, vocabulary, config, PrivacySpent(spent, config.target_delta,
                                                                          config.accountant, entries),
-                               history, time.perf_counter() - started, secret.reproducible)
+                               history, time.perf_counter() - started, secret.reproducible, label_length)
 
 
 def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Tensor, steps: int,
@@ -242,8 +267,8 @@ def generate(model: AutoregressiveModel, n: int, *, seed: int, fixed_class: int 
              batch: int = 4096) -> tuple[list[str], list[str] | None]:
     """``n`` sequences (and labels) drawn token by token from the model (post-processing; public ``seed``).
 
-    The label slot draws only label tokens (or is ``fixed_class``), the length slot only
-    lengths, then exactly that many letters.
+    Each record's label (or ``fixed_class``) and length come from the DP (label, length)
+    frequencies, then exactly that many letters from the network.
     """
     vocab = model.vocabulary
     gen = torch.Generator().manual_seed(int(seed))
@@ -253,8 +278,9 @@ def generate(model: AutoregressiveModel, n: int, *, seed: int, fixed_class: int 
         m = min(batch, n - start)
         rows = torch.full((m, vocab.width), PAD, dtype=torch.int64)
         rows[:, 0] = BOS
-        rows[:, 1] = _draw(model, rows, 1, _SPECIAL, vocab.first_length, gen, fixed_class) if vocab.classes else BOS
-        rows[:, 2] = _draw(model, rows, 2, vocab.first_length, vocab.first_letter, gen, None)
+        label, length_index = _draw_header(model, m, gen, fixed_class)
+        rows[:, 1] = _SPECIAL + label if vocab.classes else BOS
+        rows[:, 2] = vocab.first_length + length_index
         length = rows[:, 2] - vocab.first_length + vocab.min_length
         for t in range(3, 3 + int(length.max())):
             letters = _draw(model, rows, t, vocab.first_letter, vocab.size, gen, None)
@@ -263,6 +289,19 @@ def generate(model: AutoregressiveModel, n: int, *, seed: int, fixed_class: int 
         seqs += s
         labels += lab or []
     return seqs, (labels if vocab.classes else None)
+
+
+def _draw_header(model: AutoregressiveModel, m: int, gen: torch.Generator,
+                 fixed_class: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label and length index of ``m`` records from the DP (label, length) frequencies."""
+    freq = torch.as_tensor(model.label_length, dtype=torch.float64)
+    if fixed_class is not None:
+        row = freq[fixed_class]
+        length = torch.multinomial(row / row.sum() if row.sum() > 0 else torch.ones_like(row), m, replacement=True,
+                                   generator=gen)
+        return torch.full((m,), fixed_class, dtype=torch.int64), length
+    cell = torch.multinomial(freq.flatten(), m, replacement=True, generator=gen)
+    return cell // freq.shape[1], cell % freq.shape[1]
 
 
 def _draw(model: AutoregressiveModel, rows: torch.Tensor, t: int, low: int, high: int, gen: torch.Generator,

@@ -22,6 +22,8 @@ class SequenceTrainingConfig(TrainingConfig):
         generator: one of :data:`SEQUENCE_GENERATORS`.
         ar_hidden: channels of the autoregressive model's embeddings and convolutions.
         ar_lr: its Adam learning rate.
+        ar_header_epsilon_share: ε share of the one Gaussian release of the (label, length)
+            counts that sampling draws each record's label and length from.
         gan_batch_size, gan_steps: ``batch_size`` and ``n_steps`` when the generator is the
             positional GAN (``batch_size`` and ``n_steps`` are the autoregressive model's; an
             explicit ``--batch-size`` / ``--steps`` sets both).
@@ -30,6 +32,7 @@ class SequenceTrainingConfig(TrainingConfig):
     generator: str = "autoregressive"
     ar_hidden: int = 64
     ar_lr: float = 2e-3
+    ar_header_epsilon_share: float = 0.1
     gan_batch_size: int = 500
     gan_steps: int = 1000
 
@@ -40,6 +43,8 @@ class SequenceTrainingConfig(TrainingConfig):
                                         f"not {self.generator!r}")
         if not 8 <= self.ar_hidden <= 1024 or not 0 < self.ar_lr < 1:
             raise PrivacyParameterError("ar_hidden must be in [8, 1024] and ar_lr in (0, 1)")
+        if not 0 < self.ar_header_epsilon_share < 0.5:
+            raise PrivacyParameterError("ar_header_epsilon_share must be in (0, 0.5)")
         if self.gan_batch_size < 1 or self.gan_steps < 1:
             raise PrivacyParameterError("gan_batch_size and gan_steps must be >= 1")
 

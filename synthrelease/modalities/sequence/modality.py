@@ -45,7 +45,7 @@ SequenceModel = ModalityModel
 """A DP generator of sequences: the positional table model plus the sequence metadata."""
 
 
-AR_STEPS = 1500
+AR_STEPS = 800
 """Default DP-SGD steps of the autoregressive model."""
 
 

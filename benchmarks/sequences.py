@@ -8,7 +8,12 @@ clipped to 50 on both sides, a public rule), label {AMP, UniProt}.
 Systems, each trained on the 4,160 training peptides at ε ∈ {1, 3, 10} (δ = 1e-5) and
 "∞" (ε = 10⁶: DP-SGD with negligible noise, the non-private reference):
 
-* ``gan``: synthrelease's sequence modality (positional DP-GAN, conv1d critic, DP marginals);
+* ``autoregressive``: synthrelease's sequence modality as a release trains it by default (the
+  autoregressive DP language model and its DP (label, length) histogram);
+* ``gan``: the modality's positional DP-GAN (conv1d critic, DP marginals);
+* ``markov``: one Gaussian release of per-label order-2 transition counts in three
+  relative-position bands plus composition, lengths and label counts (sensitivity 2),
+  sampled left to right;
 * ``baseline``: one Gaussian release of, per label, the amino-acid composition (each
   sequence adds its letter fractions: L2 ≤ 1) and the length histogram (one count), plus
   the label counts — sensitivity √3 — then letters drawn i.i.d. from the noisy per-label
@@ -18,6 +23,7 @@ Scored with ``synthrelease.modalities.sequence.audits.run_sequence_audits`` agai
 and holdout (TSTR/TRTR: k-mer logistic regression, AUC on the real holdout).
 
     OMP_NUM_THREADS=2 python benchmarks/sequences.py [--epsilons 1,3,10,inf] [--seeds 0] [--steps N]
+        [--systems baseline,markov,autoregressive,gan] [--tag NAME]
 
 Writes benchmarks/results/sequences.{json,md}.
 """

@@ -90,9 +90,11 @@ def sample_chunks(
     probs = None if model.condition_probs is None else torch.as_tensor(model.condition_probs, dtype=torch.float64)
     chunk_rows = max(1, min(chunk_rows, CHUNK_CELLS // max(1, model.encoder.width)))
     done = 0
-    with torch.no_grad():
-        while done < n_rows:
-            m = min(chunk_rows, n_rows - done)
+    while done < n_rows:
+        m = min(chunk_rows, n_rows - done)
+        # no_grad per chunk, never across the yield: a generator suspended (or abandoned) inside
+        # a no_grad block would leave gradients off in its caller
+        with torch.no_grad():
             cond = None
             if probs is not None:
                 if fixed is None:
@@ -105,10 +107,10 @@ def sample_chunks(
             out = g.activate(raw, cond, tau=1.0, generator=gen, hard=True)
             if adjust_logits is not None:
                 out = g.activate(adjust_logits(raw, out), cond, tau=1.0, generator=gen, hard=True)
-            frame = model.encoder.decode(out.numpy())
-            frame.index = pd.RangeIndex(done, done + m)
-            yield frame
-            done += m
+        frame = model.encoder.decode(out.numpy())
+        frame.index = pd.RangeIndex(done, done + m)
+        yield frame
+        done += m
 
 
 def sample_frame(model: TrainedModel, n_rows: int, *, seed: int, condition: dict[str, str] | None = None,

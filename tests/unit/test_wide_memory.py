@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 
 from synthrelease.errors import MetadataError
 from synthrelease.metadata.schema import Metadata
@@ -128,6 +129,21 @@ def test_sampling_chunks_are_sized_by_the_encoded_width(monkeypatch, tiny_metada
     sizes = [len(c) for c in sampling.sample_chunks(model, 100, seed=1, chunk_rows=50)]
     assert sizes == [37, 37, 26]
     assert len(sampling.sample_frame(model, 100, seed=1)) == 100
+    # a stream left half-read (an error, a stop) must not leave gradients off in its caller
+    stream = sampling.sample_chunks(model, 100, seed=1, chunk_rows=10)
+    next(stream)
+    assert torch.is_grad_enabled()
+
+
+def test_an_abandoned_tile_stream_leaves_gradients_on():
+    from synthrelease.modalities.image.model import ImageTrainingConfig, generate_tiles, train_tile_gan
+
+    tiles = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+    cfg = ImageTrainingConfig(target_epsilon=2.0, target_delta=1e-3, n_steps=1, batch_size=4, embedding_features=32,
+                              generator_width=16, discriminator_width=8)
+    stream = generate_tiles(train_tile_gan(tiles, None, 0, cfg), 40, seed=0, batch=8)
+    next(stream)
+    assert torch.is_grad_enabled()
 
 
 def test_fast_column_keys_equal_sorting_every_cell():

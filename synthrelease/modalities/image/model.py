@@ -634,9 +634,9 @@ def generate_tiles(model: TileModel, n: int, *, seed: int, fixed_class: int | No
     that class (conditional models only)."""
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x1A6]).generate_state(1)[0]))
     probs = None if model.condition_probs is None else torch.as_tensor(model.condition_probs, dtype=torch.float64)
-    with torch.no_grad():
-        for start in range(0, n, batch):
-            m = min(batch, n - start)
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        with torch.no_grad():  # per batch, never across the yield (it would leak into the caller)
             z = torch.randn(m, model.config.latent_dim, generator=gen)
             cond = idx = None
             if probs is not None:
@@ -644,7 +644,7 @@ def generate_tiles(model: TileModel, n: int, *, seed: int, fixed_class: int | No
                        else torch.multinomial(probs, m, replacement=True, generator=gen))
                 cond = F.one_hot(idx, probs.shape[0]).float()
             tile = model.generator(z, cond).permute(0, 2, 3, 1).add(1.0).mul(127.5).round().clamp(0, 255)
-            yield tile.to(torch.uint8).numpy(), (None if idx is None else idx.numpy())
+        yield tile.to(torch.uint8).numpy(), (None if idx is None else idx.numpy())
 
 
 def sample_tiles(model: TileModel, n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -151,6 +152,10 @@ common_privacy_options = [
 sep_option = click.option("--sep", default=None,
                            help="Field separator of a delimited text DATA file (default: by extension, ',' for "
                                 ".csv and tab for .tsv; one character, '\\t' or 'tab' for a tab).")
+labels_option = click.option(
+    "--labels", "labels_path", type=click.Path(path_type=Path), default=None,
+    help="FASTA DATA only: a CSV/TSV of labels (column id = the record ids, then label columns) joined to the "
+         "records by id.")
 force_option = click.option("--force", is_flag=True,
                              help="Replace an existing output file (never one of this command's inputs).")
 allow_unreviewed_option = click.option(

@@ -16,6 +16,7 @@ from synthrelease.cli.app import (
     cli,
     common_privacy_options,
     echo_outcome,
+    labels_option,
     progress_for,
     sep_option,
     with_options,
@@ -40,6 +41,7 @@ from synthrelease.errors import SynthreleaseError
               help="Check every clause that needs no training (sizes, delta, ledger cap, rule columns, how noisy "
                    "each DP figure will be) and say what to change; spends no ε, writes nothing.")
 @sep_option
+@labels_option
 @click.option("--synthetic-rows", type=click.IntRange(min=1), default=None,
               help="Synthetic rows to generate (default: as many as the expected training rows).")
 @click.option("--pair-marginals", type=float, default=None, metavar="SHARE",
@@ -56,14 +58,15 @@ from synthrelease.errors import SynthreleaseError
 @click.pass_context
 def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Path, target: str | None,
             out_dir: Path, signing_key: Path, report_dir: Path | None, ledger_path: Path | None, archive: bool,
-            dry_run: bool, sep: str | None, synthetic_rows: int | None, pair_marginals: float | None,
-            train_options: tuple[str, ...], modality: str | None, nproc: int, epsilon: float,
-            delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None, seed: int) -> None:
+            dry_run: bool, sep: str | None, labels_path: Path | None, synthetic_rows: int | None,
+            pair_marginals: float | None, train_options: tuple[str, ...], modality: str | None, nproc: int,
+            epsilon: float, delta: float | None, accountant: str, n_steps: int | None, batch_size: int | None,
+            seed: int) -> None:
     """Train, gate on DP audit figures and — only if every policy clause passes — sign a release bundle.
 
-    DATA: CSV, TSV, Parquet, AnnData (.h5ad) or FASTA (sequences). The training levers (--steps, --batch-size,
-    --synthetic-rows, --pair-marginals, --train-option) are public settings; the gate stays
-    in front of them and the manifest records them."""
+    DATA: CSV, TSV, Parquet, AnnData (.h5ad) or FASTA (sequences; --labels joins labels by record id). The
+    training levers (--steps, --batch-size, --synthetic-rows, --pair-marginals, --train-option) are public
+    settings; the gate stays in front of them and the manifest records them."""
     from synthrelease.api import preflight_release
     from synthrelease.api import release as run_release
     from synthrelease.pipeline.stages import ReleaseSettings
@@ -74,7 +77,7 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
                                    pair_marginals=pair_marginals, training_options=options)
         check = preflight_release(data, metadata=metadata_path, policy=policy_path, epsilon=epsilon,
                                   delta=delta, target=target, accountant=accountant, ledger_path=ledger_path,
-                                  sep=sep, modality=modality, nproc=nproc, settings=settings)
+                                  sep=sep, modality=modality, nproc=nproc, settings=settings, labels=labels_path)
         for c in check.clauses:
             click.echo(f"  {'pass' if c.passed else 'FAIL'}  {c.clause}: {c.reason}")
         for note in check.notes:
@@ -92,7 +95,7 @@ def release(ctx: click.Context, data: Path, metadata_path: Path, policy_path: Pa
                           report_dir=report_dir, seed=seed, accountant=accountant, n_steps=n_steps,
                           batch_size=batch_size, synthetic_rows=synthetic_rows, pair_marginals=pair_marginals,
                           training_options=options, ledger_path=ledger_path, archive=archive, sep=sep,
-                          modality=modality, nproc=nproc, progress=progress_for(ctx))
+                          modality=modality, nproc=nproc, progress=progress_for(ctx), labels=labels_path)
     echo_outcome(outcome)
 
 

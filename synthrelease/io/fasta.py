@@ -6,6 +6,9 @@ lines (joined). A header that is a single token with exactly one ``|`` and no ``
 refused rather than guessed (UniProt-style descriptions vary too much): rewrite them as
 ``key=value`` pairs.
 
+Labels may also come from a side table joined by record id (``read_fasta(path, labels=...)``,
+:mod:`synthrelease.io.fasta_labels`).
+
 Errors name the file and a record number or line, never a sequence, an id or a header value.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -108,33 +112,59 @@ def _parse_header(p: Path, header: str, record: int, line: int) -> tuple[str, di
     return ident, fields
 
 
-def read_fasta(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a FASTA file into a table (reads private rows; nothing is logged).
+def read_fasta(path: str | os.PathLike[str], *, labels: str | os.PathLike[str] | None = None,
+               label_columns: Collection[str] | None = None) -> pd.DataFrame:
+    """Read a FASTA file into a table (reads private rows; nothing is logged): THE reading
+    function of FASTA input, for releases, training and drafts alike.
+
+    Args:
+        path: the FASTA file.
+        labels: optional labels file (CSV/TSV: a column ``id`` and label columns) joined to the
+            records by id (:mod:`synthrelease.io.fasta_labels`).
+        label_columns: the label columns ``labels`` may hold (the metadata's), or None for any.
 
     Returns:
         Columns ``id``, ``sequence`` (the record's lines, each stripped, joined; case kept),
         then one column per header key in order of first appearance (strings; a record
-        without the key → NaN). ``>id|label`` fills the column ``label``.
+        without the key → NaN), then the labels file's columns. ``>id|label`` fills the
+        column ``label``.
 
     Raises:
         InputFileError: one line naming the file (and the record number and line where one
             applies): an unaccepted extension, a missing, unreadable, binary or non-UTF-8 file,
             no records, text before the first ``>``, a header without an id or with a word that
             is not ``key=value`` (or a reserved or repeated key), a record without sequence
-            lines, an id used twice.
+            lines, an id used twice; and the labels file's errors
+            (:func:`synthrelease.io.fasta_labels.join_labels`).
     """
     p = Path(path)
-    text = _read_text(p)
+    ids, sequences, rows, header_lines = _parse_records(p, _read_text(p))
+    keys: list[str] = []
+    for fields in rows:
+        keys.extend(k for k in fields if k not in keys)
+    df = pd.DataFrame({"id": ids, "sequence": sequences}, dtype=object)
+    for k in keys:
+        df[k] = pd.Series([fields.get(k) for fields in rows], dtype=object)
+    if labels is None:
+        return df
+    from synthrelease.io.fasta_labels import join_labels, read_labels
+
+    return join_labels(df, read_labels(labels), fasta=p, labels_path=labels, header_lines=header_lines,
+                       allowed=label_columns)
+
+
+def _parse_records(p: Path, text: str) -> tuple[list[str], list[str], list[dict[str, str | None]], list[int]]:
+    """(ids, sequences, header fields, header line numbers) of the records in ``text``."""
     ids: list[str] = []
     sequences: list[str] = []
     rows: list[dict[str, str | None]] = []
+    header_lines: list[int] = []
     first_record: dict[str, int] = {}
-    header_line = 0
     chunks: list[str] = []
 
     def close() -> None:
         if not chunks:
-            raise InputFileError(f"{p}: record {len(ids)} (line {header_line}) has no sequence lines")
+            raise InputFileError(f"{p}: record {len(ids)} (line {header_lines[-1]}) has no sequence lines")
         sequences.append("".join(chunks))
         chunks.clear()
 
@@ -153,7 +183,7 @@ def read_fasta(path: str | os.PathLike[str]) -> pd.DataFrame:
             first_record[ident] = record
             ids.append(ident)
             rows.append(fields)
-            header_line = number
+            header_lines.append(number)
         elif not ids:
             raise InputFileError(f"{p}: line {number}: a FASTA file must start with a '>' header line")
         else:
@@ -161,13 +191,7 @@ def read_fasta(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not ids:
         raise InputFileError(f"{p}: no FASTA records (expected '>id key=value ...' header lines)")
     close()
-    keys: list[str] = []
-    for fields in rows:
-        keys.extend(k for k in fields if k not in keys)
-    df = pd.DataFrame({"id": ids, "sequence": sequences}, dtype=object)
-    for k in keys:
-        df[k] = pd.Series([fields.get(k) for fields in rows], dtype=object)
-    return df
+    return ids, sequences, rows, header_lines
 
 
 def _header_value(value: object) -> str | None:

@@ -11,11 +11,16 @@ Dates: a text column whose non-missing values all parse with one of
 exceed 12 is drafted day-first with a note to review) becomes ``type: date`` (or
 ``datetime`` for formats with a time of day) with that ``format`` and the column's
 earliest and latest values as ``min``/``max``, like numerical bounds.
+
+Sequences: a text column of protein, DNA or RNA sequences becomes ``type: sequence`` with
+its alphabet and length bounds read off the values (:mod:`synthrelease.metadata.infer_sequences`),
+flagged for review by a comment above the column in the YAML draft.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from datetime import datetime
 
 import numpy as np
@@ -23,6 +28,7 @@ import pandas as pd
 import yaml
 
 from synthrelease.metadata.dates import number_to_iso, to_numbers
+from synthrelease.metadata.infer_sequences import looks_like_sequences, sequence_spec, settle_sequence_table
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
 
 MAX_INFERRED_CATEGORIES = 50
@@ -168,11 +174,18 @@ def infer_column(name: str, s: pd.Series) -> ColumnSpec:
 
 
 def infer_metadata(df: pd.DataFrame, *, name: str = "dataset", target: str | None = None) -> Metadata:
-    """Draft metadata for ``df``; always ``reviewed=False`` (reads private values; not DP)."""
-    columns = {str(c): infer_column(str(c), df[c]) for c in df.columns}
+    """Draft metadata for ``df``; always ``reviewed=False`` (reads private values; not DP).
+
+    A text column of protein/DNA/RNA sequences (:func:`~synthrelease.metadata.infer_sequences.looks_like_sequences`)
+    is drafted as ``type: sequence`` when the table can be a sequence table (one sequence
+    column, one label, identifiers: :func:`~synthrelease.metadata.infer_sequences.settle_sequence_table`).
+    """
+    columns = {str(c): sequence_spec(df[c]) if looks_like_sequences(df[c]) else infer_column(str(c), df[c])
+               for c in df.columns}
     if target is not None and target in columns and columns[target].type not in ("categorical", "boolean"):
         cats = sorted({c for c in (canonical_category(v) for v in df[target].dropna().unique()) if c})
         columns[target] = ColumnSpec(type="categorical", categories=cats, nullable=columns[target].nullable)
+    columns, target = settle_sequence_table(columns, target)
     return Metadata(name=name, reviewed=False, target=target, columns=columns)
 
 
@@ -185,7 +198,28 @@ def metadata_to_yaml(metadata: Metadata, *, draft: bool) -> str:
     data = metadata.to_yaml_dict()
     data["columns"] = {name: _without_defaults(spec) for name, spec in data["columns"].items()}
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    return (DRAFT_HEADER if draft else "") + body
+    if not draft:
+        return body
+    for name, spec in metadata.columns.items():
+        if spec.type == "sequence":
+            body = _comment_before_column(body, name, SEQUENCE_REVIEW)
+    return DRAFT_HEADER + body
+
+
+SEQUENCE_REVIEW = ("REVIEW: alphabet, min_length and max_length were read off the PRIVATE sequences: replace "
+                   "them with public knowledge (the assay's alphabet, the study's length range)")
+"""The comment a draft puts above each sequence column."""
+
+
+def _comment_before_column(body: str, column: str, comment: str) -> str:
+    """``body`` (a metadata YAML) with ``# comment`` on the line above column ``column``'s key."""
+    key = yaml.safe_dump({column: 0}, allow_unicode=True, width=10**6).rstrip("\n")[:-len(" 0")]
+    lines = body.split("\n")
+    for i, line in enumerate(lines):
+        if line == f"  {key}":
+            lines[i:i] = [f"  # {part}" for part in textwrap.wrap(comment, 90)]
+            break
+    return "\n".join(lines)
 
 
 def _without_defaults(column: dict) -> dict:

@@ -165,23 +165,27 @@ IMAGE_DATA_SUFFIXES = (".npz", ".svs", ".tif", ".tiff")
 """Files read as image tiles (besides folders): tile archives and whole slides."""
 
 
-def draft_metadata(data: Any, *, name: str, target: str | None, sep: str | None = None) -> Any:
+def draft_metadata(data: Any, *, name: str, target: str | None, sep: str | None = None,
+                   labels: Any = None) -> Any:
     """Draft metadata (``reviewed: false``; reads PRIVATE values) for any data file a release
-    reads: a FASTA file, image tiles (an ``.npz``, a folder, a slide) or a table (CSV, TSV,
-    Parquet, AnnData).
+    reads: a FASTA file (with ``labels``: a CSV of labels joined by record id), image tiles
+    (an ``.npz``, a folder, a slide) or a table (CSV, TSV, Parquet, AnnData).
 
     Raises:
         InputFileError, MetadataError: one line naming the file, column or option.
     """
     from pathlib import Path
 
-    from synthrelease.errors import MetadataError
+    from synthrelease.errors import InputFileError, MetadataError
     from synthrelease.io.fasta import is_fasta_path
 
     path = Path(data)
     if is_fasta_path(path):
         draft = importlib.import_module("synthrelease.modalities.sequence.draft").draft_fasta_metadata
-        return draft(path, name=name, target=target)
+        return draft(path, name=name, target=target, labels=labels)
+    if labels is not None:
+        raise InputFileError(f"{labels}: --labels joins labels to FASTA records by id; {path} is not a FASTA file "
+                             "(put the labels in the table instead)")
     if path.is_dir() or path.suffix.lower() in IMAGE_DATA_SUFFIXES:
         draft = importlib.import_module("synthrelease.modalities.image.draft").draft_image_metadata
         return draft(path, name=name, target=target)

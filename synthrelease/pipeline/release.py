@@ -169,11 +169,13 @@ def release(
     modality: Modality | str | None = None,
     nproc: int = 1,
     progress: ProgressCallback = ignore_progress,
+    labels: str | os.PathLike[str] | None = None,
 ) -> ReleaseOutcome:
     """Train a DP synthesizer on ``data``, gate it on DP figures, and sign a bundle if the policy passes.
 
     ``data``: a path (CSV, TSV, Parquet, AnnData ``.h5ad``; ``sep`` for other delimited
-    text), a pandas DataFrame or an AnnData object. ``metadata`` and ``policy``: YAML paths,
+    text; FASTA, with ``labels``: a CSV of labels joined to the records by id), a pandas
+    DataFrame or an AnnData object. ``metadata`` and ``policy``: YAML paths,
     or :class:`Metadata` / :class:`Policy` objects, or plain mappings. ``signing_key``: a PEM
     path or an ``Ed25519PrivateKey``. Levers (all public, the gate stays in front):
     ``n_steps``, ``batch_size``, ``synthetic_rows`` (default ⌈DP size × (1 − holdout_fraction)⌉),
@@ -216,7 +218,7 @@ def release(
     signer = _Signer(signing_key)
     request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
                                     target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
-                                    settings=settings, check_key=signer.check, progress=progress)
+                                    settings=settings, check_key=signer.check, progress=progress, labels=labels)
     handed = [request]
     del request  # handed over: no reference to the loaded frame may outlive the split
     run = _ReleaseRun.start(handed, paths, settings, clock, epsilon=epsilon, accountant=accountant, seed=seed,

@@ -29,16 +29,18 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 
 
 def load_inputs(data: stages.DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any], *,
-                allow_unreviewed: bool = False, sep: str | None = None) -> tuple[pd.DataFrame, Metadata, list[str]]:
+                allow_unreviewed: bool = False, sep: str | None = None,
+                labels: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, Metadata, list[str]]:
     """Read metadata and table, check reviewed status, validate the table (Great Expectations).
 
     ``allow_unreviewed`` is for INTERNAL computations only (the empirical audit command);
     ``release`` and ``train``, whose outputs are shareable, always require reviewed metadata.
+    ``labels``: a labels CSV joined to FASTA records by id (:func:`stages.load`).
 
     Raises:
         MetadataError, InputFileError, DataValidationError: one line naming file and column.
     """
-    loaded = stages.load(data, metadata, sep=sep, allow_unreviewed=allow_unreviewed)
+    loaded = stages.load(data, metadata, sep=sep, allow_unreviewed=allow_unreviewed, labels=labels)
     loaded = stages.validate(loaded, modality_for(loaded.metadata))
     return loaded.table, loaded.metadata, list(loaded.notes)
 
@@ -83,9 +85,11 @@ def check_release_request(data: stages.DataInput, *, metadata: str | os.PathLike
                           delta: float | None, target: str | None, accountant: str, sep: str | None,
                           modality: Modality | str | None, nproc: int, settings: stages.ReleaseSettings,
                           check_key: Callable[[Policy], None] | None = None,
-                          progress: ProgressCallback = ignore_progress) -> ReleaseRequest:
+                          progress: ProgressCallback = ignore_progress,
+                          labels: str | os.PathLike[str] | None = None) -> ReleaseRequest:
     """The ONE validation path of ``release`` and ``release --dry-run``: ε and δ, the policy, the
-    signing key (``check_key``), the data and metadata, the modality and ``nproc``, the target, the
+    signing key (``check_key``), the data (with its ``labels`` file, FASTA only) and metadata, the
+    modality and ``nproc``, the target, the
     policy's rules and audits, and every training setting (built once with a stand-in row count).
     Reads and validates the private table; spends and reserves nothing.
 
@@ -101,7 +105,7 @@ def check_release_request(data: stages.DataInput, *, metadata: str | os.PathLike
     if check_key is not None:
         check_key(pol)
     progress(ProgressEvent("validate"))
-    loaded = stages.load(data, metadata, sep=sep)
+    loaded = stages.load(data, metadata, sep=sep, labels=labels)
     kind = modality if isinstance(modality, Modality) else modality_for(loaded.metadata, modality)
     if nproc > 1:  # refused before any ε is reserved
         from synthrelease.pipeline.distributed import check_distributable
@@ -152,7 +156,8 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
                       delta: float | None = None, target: str | None = None, accountant: str = "rdp",
                       holdout_fraction: float = 0.2, ledger_path: str | os.PathLike[str] | None = None,
                       sep: str | None = None, modality: Modality | str | None = None, nproc: int = 1,
-                      settings: stages.ReleaseSettings | None = None) -> Preflight:
+                      settings: stages.ReleaseSettings | None = None,
+                      labels: str | os.PathLike[str] | None = None) -> Preflight:
     """Check every clause that needs no training: spends no ε, reserves nothing, splits nothing.
 
     Bad input is refused exactly as ``release`` refuses it (:func:`check_release_request`, the
@@ -169,7 +174,7 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
 
     request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
                                     target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
-                                    settings=settings or stages.ReleaseSettings())
+                                    settings=settings or stages.ReleaseSettings(), labels=labels)
     policy, loaded, tgt, eff_delta = request.policy, request.loaded, request.target, request.delta
     df, metadata = loaded.table, loaded.metadata
     n = len(stages.first_row_per_person(df, metadata))

@@ -32,7 +32,7 @@ import pandas as pd
 
 from synthrelease.audits.base import AuditResult
 from synthrelease.budget.fingerprint import table_fingerprint
-from synthrelease.errors import MetadataError, PolicyError, PrivacyParameterError, SynthreleaseError
+from synthrelease.errors import InputFileError, MetadataError, PolicyError, PrivacyParameterError, SynthreleaseError
 from synthrelease.gan.config import TrainingConfig
 from synthrelease.gate.verdict import GateDecision, evaluate_gate
 from synthrelease.io.files import sha256_file
@@ -105,15 +105,22 @@ def resolve_metadata(metadata: str | os.PathLike[str] | Metadata | Mapping[str, 
 
 
 def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any], *,
-         sep: str | None = None, allow_unreviewed: bool = False) -> LoadedTable:
+         sep: str | None = None, allow_unreviewed: bool = False,
+         labels: str | os.PathLike[str] | None = None) -> LoadedTable:
     """Read the metadata and the table (any accepted format, or in memory); check ``reviewed``.
 
-    ``allow_unreviewed`` is for INTERNAL computations only (nothing released).
+    ``allow_unreviewed`` is for INTERNAL computations only (nothing released). ``labels``: a
+    CSV/TSV of labels joined to a FASTA file's records by id (FASTA input only; its columns
+    must be declared in the metadata). The data fingerprint stays the FASTA file's: the same
+    sequences count as the same dataset in the ledger, whatever their labels.
 
     Raises:
         MetadataError, InputFileError: one line naming the file or object.
     """
     meta, meta_source = resolve_metadata(metadata)
+    if labels is not None and not (isinstance(data, (str, os.PathLike)) and is_fasta(data)):
+        raise InputFileError(f"{labels}: --labels joins labels to FASTA records by id; {_data_name(data)} is not a "
+                             "FASTA file (put the labels in the table instead)")
     notes: list[str] = []
     if allow_unreviewed and not meta.reviewed:
         notes.append(UNREVIEWED_WARNING)
@@ -133,7 +140,8 @@ def load(data: DataInput, metadata: str | os.PathLike[str] | Metadata | Mapping[
     elif isinstance(data, (str, os.PathLike)) and is_fasta(data):
         from synthrelease.io.fasta import read_fasta
 
-        df, fmt, source = read_fasta(data), TableFormat("csv", ","), str(data)
+        df = read_fasta(data, labels=labels, label_columns=meta.columns)
+        fmt, source = TableFormat("csv", ","), str(data)
         # the record ids fill the metadata's one identifier column, whatever it is called
         ids = [c for c, spec in meta.columns.items() if spec.type == "identifier"]
         if "id" not in meta.columns and len(ids) == 1 and ids[0] not in df.columns:
@@ -176,6 +184,10 @@ def apply_float_storage(df: pd.DataFrame, meta: Metadata, *, source: str) -> pd.
                             "AnnData matrix as float16 (whole numbers above 2048 are not exact); declare the genes "
                             "float or remove float_storage")
     return df
+
+
+def _data_name(data: DataInput) -> str:
+    return str(data) if isinstance(data, (str, os.PathLike)) else f"<{type(data).__name__}>"
 
 
 def is_fasta(path: str | os.PathLike[str]) -> bool:

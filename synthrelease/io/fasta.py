@@ -17,8 +17,9 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -217,29 +218,91 @@ def write_fasta(path: str | os.PathLike[str], df: pd.DataFrame, *, sequence_colu
             or holds whitespace, ``|`` or ``=``, or whose header value is empty or holds whitespace.
     """
     p = Path(path)
-    kind = _fasta_suffix(p)
-    if kind is None:
-        raise ValueError(f"{p}: not a FASTA file name; accepted extensions: {ACCEPTED}")
-    for c in (sequence_column, *([id_column] if id_column is not None else []), *header_columns):
-        if c not in df.columns:
-            raise ValueError(f"{p}: column {c!r} is not in the table")
-    for c in header_columns:
-        if not isinstance(c, str) or c in RESERVED_COLUMNS or "=" in c or len(c.split()) != 1 or c != c.strip():
-            raise ValueError(f"{p}: {c!r} cannot be a header key (reserved, empty, or holds whitespace or '=')")
+    gz = _check_output(p, df.columns, sequence_column, id_column, header_columns)
     if len(df) == 0:
         raise DataValidationError(f"{p}: no rows to write; a FASTA file needs at least one record")
     ids = ([f"syn-{i}" for i in range(len(df))] if id_column is None
            else [_header_value(v) for v in df[id_column].tolist()])
-    seen: set[str] = set()
+    lines = _record_lines(p, df, ids, sequence_column=sequence_column, header_columns=header_columns,
+                          first_row=1, seen=set())
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if gz:
+        data = gzip.compress(data, mtime=0)
+    with atomic_output(p) as tmp:
+        tmp.write_bytes(data)
+    return p
+
+
+def write_fasta_stream(path: str | os.PathLike[str], chunks: Iterable[pd.DataFrame], *, sequence_column: str,
+                       header_columns: tuple[str, ...] = ()) -> int:
+    """Write chunks of sequences as one FASTA file (ids ``syn-0``, ``syn-1``, … across chunks), atomically:
+    the file appears complete or not at all, one chunk held in memory at a time. The records are
+    those :func:`write_fasta` would write for the chunks concatenated.
+
+    Returns:
+        The number of records written.
+
+    Raises:
+        ValueError, DataValidationError: as :func:`write_fasta` (checked per chunk; nothing is left
+            behind on an error).
+    """
+    p = Path(path)
+    gz: bool | None = None
+    done = 0
+    with atomic_output(p) as tmp, open(tmp, "wb") as raw:
+        out: Any = raw
+        for chunk in chunks:
+            if gz is None:
+                gz = _check_output(p, chunk.columns, sequence_column, None, header_columns)
+                if gz:
+                    out = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+            ids = [f"syn-{done + i}" for i in range(len(chunk))]
+            lines = _record_lines(p, chunk, ids, sequence_column=sequence_column, header_columns=header_columns,
+                                  first_row=done + 1, seen=None)
+            if lines:
+                out.write(("\n".join(lines) + "\n").encode("utf-8"))
+            done += len(chunk)
+        if done == 0:
+            raise DataValidationError(f"{p}: no rows to write; a FASTA file needs at least one record")
+        if out is not raw:
+            out.close()  # the gzip trailer; the raw file stays open for the rename
+    return done
+
+
+def _check_output(p: Path, columns: Iterable[Any], sequence_column: str, id_column: str | None,
+                  header_columns: tuple[str, ...]) -> bool:
+    """Whether ``p`` is gzipped; refuses an unaccepted extension and bad column arguments (ValueError)."""
+    kind = _fasta_suffix(p)
+    if kind is None:
+        raise ValueError(f"{p}: not a FASTA file name; accepted extensions: {ACCEPTED}")
+    present = set(columns)
+    for c in (sequence_column, *([id_column] if id_column is not None else []), *header_columns):
+        if c not in present:
+            raise ValueError(f"{p}: column {c!r} is not in the table")
+    for c in header_columns:
+        if not isinstance(c, str) or c in RESERVED_COLUMNS or "=" in c or len(c.split()) != 1 or c != c.strip():
+            raise ValueError(f"{p}: {c!r} cannot be a header key (reserved, empty, or holds whitespace or '=')")
+    return kind[1]
+
+
+def _record_lines(p: Path, df: pd.DataFrame, ids: list[str | None], *, sequence_column: str,
+                  header_columns: tuple[str, ...], first_row: int, seen: set[str] | None) -> list[str]:
+    """The FASTA lines of ``df``'s rows (numbered from ``first_row`` in messages); ``seen``: ids so far
+    (None: ids are known to be unique).
+
+    Raises:
+        DataValidationError: see :func:`write_fasta`.
+    """
     lines: list[str] = []
     columns = {c: df[c].tolist() for c in header_columns}
     for i, (ident, seq) in enumerate(zip(ids, df[sequence_column].tolist(), strict=True)):
-        row = i + 1
+        row = first_row + i
         if not ident or any(ch.isspace() or ch in "|=" for ch in ident):
             raise DataValidationError(f"{p}: row {row}: id is empty or holds whitespace, '|' or '='")
-        if ident in seen:
-            raise DataValidationError(f"{p}: row {row}: id repeats an earlier row's id; ids must be unique")
-        seen.add(ident)
+        if seen is not None:
+            if ident in seen:
+                raise DataValidationError(f"{p}: row {row}: id repeats an earlier row's id; ids must be unique")
+            seen.add(ident)
         if not isinstance(seq, str) or not seq or any(ch.isspace() for ch in seq) or ">" in seq:
             raise DataValidationError(f"{p}: row {row}: column {sequence_column!r} is not a sequence "
                                       "(missing, empty, or holds whitespace or '>')")
@@ -254,9 +317,4 @@ def write_fasta(path: str | os.PathLike[str], df: pd.DataFrame, *, sequence_colu
             header.append(f"{c}={value}")
         lines.append(" ".join(header))
         lines.extend(seq[k:k + LINE_WIDTH] for k in range(0, len(seq), LINE_WIDTH))
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    if kind[1]:
-        data = gzip.compress(data, mtime=0)
-    with atomic_output(p) as tmp:
-        tmp.write_bytes(data)
-    return p
+    return lines

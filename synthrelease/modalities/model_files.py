@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from synthrelease import __version__
 from synthrelease.errors import ModelFileError
 from synthrelease.io.files import write_bytes_atomic
 
@@ -23,6 +24,7 @@ MODEL_READERS: dict[str, tuple[str, str]] = {
     "synthrelease-model/1": ("synthrelease.gan.model_io", "table_model_from_payload"),
     "synthrelease-image-model/1": ("synthrelease.modalities.image.model_io", "image_model_from_payload"),
     "synthrelease-image-pe-model/1": ("synthrelease.modalities.image.model_io", "evolved_model_from_payload"),
+    "synthrelease-sequence-model/1": ("synthrelease.modalities.sequence.model_io", "sequence_model_from_payload"),
 }
 """Format tag → (module, function(path, payload) -> model)."""
 
@@ -30,13 +32,16 @@ MODEL_READERS: dict[str, tuple[str, str]] = {
 def _payload_of(model: Any) -> dict[str, Any]:
     from synthrelease.gan.trainer import TrainedModel
 
-    if isinstance(model, TrainedModel):  # tables and sequences: the DP-GAN over encoded rows
+    if isinstance(model, TrainedModel):  # tables: the DP-GAN over encoded rows
         from synthrelease.gan.model_io import table_model_payload
 
         return table_model_payload(model)
     image_io = importlib.import_module("synthrelease.modalities.image.model_io")
     if image_io.is_image_model(model):
         return image_io.image_model_payload(model)
+    sequence_io = importlib.import_module("synthrelease.modalities.sequence.model_io")
+    if sequence_io.is_sequence_model(model):
+        return sequence_io.sequence_model_payload(model)
     raise TypeError(f"no model file format for a {type(model).__name__}")
 
 
@@ -54,8 +59,9 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
 def load_model(path: str | os.PathLike[str]) -> Any:
     """Load a model file written by :func:`save_model`, refusing anything but tensors and JSON.
 
-    A table (or sequence) model comes back as a :class:`synthrelease.gan.trainer.TrainedModel`,
-    an image model as the image modality's model (tile generator + metadata).
+    A table model comes back as a :class:`synthrelease.gan.trainer.TrainedModel`, an image or
+    sequence model as its modality's model (generator + metadata). A file of another format
+    version (an older or newer synthrelease) is refused in one line.
 
     Raises:
         ModelFileError: missing file, not a synthrelease model, or corrupt content.
@@ -68,6 +74,9 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     except Exception as e:  # unpickling refused, truncated zip, not a torch file
         raise ModelFileError(f"{p}: not a readable synthrelease model ({type(e).__name__})") from None
     fmt = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(fmt, str) and fmt.startswith("synthrelease-") and fmt not in MODEL_READERS:
+        raise ModelFileError(f"{p}: a model file of format {fmt[:80]!r}, which this synthrelease ({__version__}) does "
+                             f"not read (it reads {', '.join(MODEL_READERS)}): train the model again with it")
     if fmt not in MODEL_READERS:
         raise ModelFileError(f"{p}: not a synthrelease model file (format {' or '.join(MODEL_READERS)} expected)")
     module, function = MODEL_READERS[str(fmt)]

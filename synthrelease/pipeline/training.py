@@ -33,12 +33,14 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                 delta: float | None = None, condition: str | None = None, seed: int = 0,
                 accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                 ledger_path: str | os.PathLike[str] | None = None, policy_path: str | os.PathLike[str] | None = None,
-                progress: ProgressCallback = ignore_progress, sep: str | None = None) -> tuple[Any, list[str]]:
+                progress: ProgressCallback = ignore_progress, sep: str | None = None,
+                labels: str | os.PathLike[str] | None = None) -> tuple[Any, list[str]]:
     """Train a DP generator on the whole table at ``data`` (no audits, no gate); ``sep``: the
-    separator of delimited text (as ``release``).
+    separator of delimited text, ``labels``: a labels CSV joined to FASTA records by id (as ``release``).
 
-    Tables give a :class:`TrainedModel`; image tiles (metadata with an image column) the
-    image modality's model (:func:`_train_image_model`); sequences are refused.
+    Tables give a :class:`TrainedModel`; image tiles and sequences (metadata with an image or
+    sequence column) their modality's model (:func:`_train_modality_model`: the image DP-GAN,
+    the autoregressive sequence model).
 
     Guarantee: the returned model is (ε, δ)-DP with respect to the rows of ``data``; its
     DP randomness is fresh OS entropy (``seed`` fixes public streams only). Requires
@@ -50,13 +52,15 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
         MetadataError: unreviewed metadata (exit 2). GateRefused: the lifetime cap would be
         exceeded (exit 1, nothing spent).
     """
-    if stages.resolve_metadata(metadata_path)[0].modality == "image":
-        return _train_image_model(data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed,
-                                  accountant=accountant, n_steps=n_steps, batch_size=batch_size,
-                                  ledger_path=ledger_path, policy_path=policy_path, progress=progress)
+    if stages.resolve_metadata(metadata_path)[0].modality in ("image", "sequence"):
+        return _train_modality_model(data, metadata_path, epsilon=epsilon, delta=delta, condition=condition,
+                                     seed=seed, accountant=accountant, n_steps=n_steps, batch_size=batch_size,
+                                     ledger_path=ledger_path, policy_path=policy_path, progress=progress, sep=sep,
+                                     labels=labels)
     df, metadata, notes, cond, config, content_sha = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
-        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False, sep=sep)
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False, sep=sep,
+        labels=labels)
     counts = dp_counts.count_entry(dp_counts.TRAIN_COUNT_SHARE, epsilon=epsilon, delta=config.target_delta,
                                    accountant=accountant)
     secret = PrivateRandomness()  # fresh OS entropy, never stored
@@ -77,13 +81,16 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
     return model, notes
 
 
-def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
-                       delta: float | None, condition: str | None, seed: int, accountant: str,
-                       n_steps: int | None, batch_size: int | None, ledger_path: str | os.PathLike[str] | None,
-                       policy_path: str | os.PathLike[str] | None, progress: ProgressCallback) -> tuple[Any, list[str]]:
-    """:func:`train_model` for image tiles: the image modality's settings and DP trainer on EVERY tile (no
-    holdout), conditioned on the metadata's target when it has one; read and validated as ``release`` does
-    (:func:`stages.load`, :func:`stages.validate`); the same ledger reservation and charge as tables.
+def _train_modality_model(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
+                          delta: float | None, condition: str | None, seed: int, accountant: str,
+                          n_steps: int | None, batch_size: int | None, ledger_path: str | os.PathLike[str] | None,
+                          policy_path: str | os.PathLike[str] | None, progress: ProgressCallback,
+                          sep: str | None = None,
+                          labels: str | os.PathLike[str] | None = None) -> tuple[Any, list[str]]:
+    """:func:`train_model` for image tiles and sequences: the modality's settings (from a DP count of the
+    privacy units) and DP trainer on EVERY record (no holdout), conditioned on the metadata's target when it
+    has one; read and validated as ``release`` does (:func:`stages.load`, :func:`stages.validate`); the same
+    δ rules, lifetime-cap check, ledger reservation and charge as tables.
 
     Raises:
         MetadataError: ``condition`` is not the metadata's target. PrivacyParameterError: ε or δ impossible
@@ -91,12 +98,12 @@ def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.Pat
     """
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
-    loaded = stages.load(data, metadata_path)
+    loaded = stages.load(data, metadata_path, sep=sep, labels=labels)
     kind = modality_for(loaded.metadata)
     loaded = stages.validate(loaded, kind)
     metadata, df, notes = loaded.metadata, loaded.table, list(loaded.notes)
     if condition is not None and condition != metadata.target:
-        raise MetadataError(f"--condition-column: an image model is conditioned on the metadata's target "
+        raise MetadataError(f"--condition-column: an {kind.name} model is conditioned on the metadata's target "
                             f"({metadata.target!r}), not {condition!r}")
     n_units = stages.first_row_per_person(df, metadata).shape[0]  # persons (= tiles unless m > 1): PRIVATE
     eff_delta = delta if delta is not None else public_default_delta()
@@ -118,16 +125,16 @@ def _train_image_model(data: str | os.PathLike[str], metadata_path: str | os.Pat
     model = train_charged(fit,
                           dataset=metadata.name, epsilon=epsilon, delta=eff_delta, ledger_path=ledger_path,
                           policy_path=policy_path, data_sha256=loaded.data_sha256,
-                          content_sha256=loaded.content_sha256, what=f"image model of {data}")
+                          content_sha256=loaded.content_sha256, what=f"{kind.name} model of {data}")
     return model, notes
 
 
 def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
                        delta: float | None, condition: str | None, seed: int, accountant: str,
                        n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
-                       require_condition: bool,
-                       sep: str | None = None) -> tuple[pd.DataFrame, Metadata, list[str], str | None, TrainingConfig,
-                                                        str]:
+                       require_condition: bool, sep: str | None = None,
+                       labels: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, Metadata, list[str],
+                                                                              str | None, TrainingConfig, str]:
     """Load and validate a table for training on all its rows; the condition column, the config
     and the table's content fingerprint (:func:`table_fingerprint`).
 
@@ -138,12 +145,12 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     """
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
-    loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed, sep=sep)
+    loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed, sep=sep, labels=labels)
     loaded = stages.validate(loaded, modality_for(loaded.metadata))
     df, metadata, notes = loaded.table, loaded.metadata, list(loaded.notes)
     if metadata.modality != "table":
-        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `train` and `sample` handle tables "
-                            f"and image tiles, `audit-privacy` tables only: release it with `synthrelease release`")
+        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `audit-privacy` handles tables only: "
+                            "release it with `synthrelease release` (`train` and `sample` handle it too)")
     cond = condition if condition is not None else metadata.target
     if (cond is None and require_condition) or (cond is not None and (
             cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"))):

@@ -83,12 +83,6 @@ def test_a_bad_sequence_is_refused_by_row_never_shown(ws):
     assert not (ws / "b").exists()
 
 
-def test_train_refuses_a_sequence_dataset_in_one_line(ws):
-    res = CliRunner().invoke(cli, ["train", str(DATA / "peptides.csv"), "--metadata",
-                                   str(DATA / "peptides.metadata.yaml"), "--epsilon", "2", "-o", str(ws / "m.pt")])
-    assert res.exit_code == 2 and "synthrelease release" in res.output and len(res.output.strip().splitlines()) == 1
-
-
 def test_the_positional_gan_stays_available_as_a_train_option(ws):
     res = _release(ws, DATA / "peptides.csv", "g", "--train-option", "generator=positional_gan")
     assert res.exit_code == 0, res.output

@@ -199,3 +199,33 @@ def test_a_gzip_bomb_is_refused_without_decompressing_it_whole(tmp_path, monkeyp
         f.write(b">a\n" + b"A" * (4 << 20) + b"\n")
     with pytest.raises(InputFileError, match=r"bomb\.fasta\.gz: decompresses to more than 1 MiB"):
         fasta.read_fasta(path)
+
+
+@pytest.mark.parametrize("name", ["out.fasta", "out.fa.gz"])
+def test_a_stream_of_chunks_writes_what_write_fasta_writes(tmp_path, name):
+    from synthrelease.io.fasta import write_fasta_stream
+
+    df = pd.DataFrame({"seq": [LONG, "KK", "ACDE" * 15, "MKT"], "label": ["AMP", "nonAMP", None, "AMP"]})
+    write_fasta(tmp_path / f"whole-{name}", df, sequence_column="seq", header_columns=("label",))
+    chunks = [df.iloc[:1], df.iloc[1:1], df.iloc[1:3], df.iloc[3:]]
+    assert write_fasta_stream(tmp_path / name, iter(chunks), sequence_column="seq", header_columns=("label",)) == 4
+    back = read_fasta(tmp_path / name)
+    assert back["id"].tolist() == [f"syn-{i}" for i in range(4)] and back["sequence"].tolist() == df["seq"].tolist()
+    streamed, whole = (tmp_path / name).read_bytes(), (tmp_path / f"whole-{name}").read_bytes()
+    if name.endswith(".gz"):
+        streamed, whole = gzip.decompress(streamed), gzip.decompress(whole)
+    assert streamed == whole
+
+
+def test_a_stream_that_fails_leaves_no_file(tmp_path):
+    from synthrelease.io.fasta import write_fasta_stream
+
+    def chunks():
+        yield pd.DataFrame({"seq": ["ACDE"]})
+        yield pd.DataFrame({"seq": ["AC DE"]})  # row 2: whitespace
+
+    with pytest.raises(DataValidationError, match="row 2"):
+        write_fasta_stream(tmp_path / "x.fasta", chunks(), sequence_column="seq")
+    with pytest.raises(DataValidationError, match="no rows"):
+        write_fasta_stream(tmp_path / "y.fasta", iter([]), sequence_column="seq")
+    assert list(tmp_path.iterdir()) == []

@@ -68,7 +68,9 @@ def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, acco
     return SequenceTrainingConfig(**fields)
 
 
-def _vocabulary(metadata: Metadata) -> Any:
+def vocabulary_for(metadata: Metadata) -> Any:
+    """The autoregressive model's token vocabulary, from the PUBLIC metadata alone (alphabet, length
+    bounds, the target's declared categories)."""
     from synthrelease.metadata.alphabets import resolve_alphabet
     from synthrelease.modalities.sequence.autoregressive import Vocabulary
 
@@ -93,7 +95,7 @@ def fit(train: pd.DataFrame, metadata: Metadata, config: Any, *, condition_colum
         column = metadata.sequence_column
         assert column is not None
         labels = None if metadata.target is None else [str(v) for v in train[metadata.target]]
-        return SequenceModel(train_autoregressive(list(train[column].astype(str)), labels, _vocabulary(metadata),
+        return SequenceModel(train_autoregressive(list(train[column].astype(str)), labels, vocabulary_for(metadata),
                                                   config, reserved_entries=reserved_entries, randomness=randomness,
                                                   progress=progress), metadata)
 
@@ -117,7 +119,7 @@ def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
     column = model.metadata.sequence_column
     assert column is not None
     if isinstance(model.inner, AutoregressiveModel):
-        return _sample_autoregressive(model, n_rows, seed=seed)
+        return sample_autoregressive(model, n_rows, seed=seed)
     min_length = int(model.metadata.columns[column].min_length or 1)
     seeds = SeedTree(seed)
     adjust = consistent_logits(model.inner.encoder, model.metadata)
@@ -136,12 +138,14 @@ def sample(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
                             f"in {SAMPLE_ROUNDS} rounds; train longer or lower min_length")
 
 
-def _sample_autoregressive(model: SequenceModel, n_rows: int, *, seed: int) -> pd.DataFrame:
-    """Sequences (and labels, typed as the metadata declares them) drawn token by token."""
+def sample_autoregressive(model: SequenceModel, n_rows: int, *, seed: int,
+                           fixed_class: int | None = None) -> pd.DataFrame:
+    """Sequences (and labels, typed as the metadata declares them) drawn token by token; ``fixed_class``:
+    the index of the one declared label to draw (post-processing; public ``seed``)."""
     from synthrelease.modalities.sequence.autoregressive import generate
 
     meta = model.metadata
-    seqs, labels = generate(model.inner, n_rows, seed=seed)
+    seqs, labels = generate(model.inner, n_rows, seed=seed, fixed_class=fixed_class)
     out = pd.DataFrame({meta.sequence_column: seqs})
     if meta.target is not None and labels is not None:
         declared = {str(c): c for c in meta.columns[meta.target].declared_categories()}

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from synthrelease.budget.ledger import Ledger
+from synthrelease.bundle.signing import generate_keypair
 from synthrelease.io.fasta import read_fasta
 from tests.conftest import REPO, one_line_error, run_cli
 
@@ -139,6 +140,12 @@ def test_fasta_with_side_labels_trains_and_the_cap_and_bad_input_refuse_before_s
     res = run_cli("train", str(tmp_path / "p.fasta"), "--labels", str(tmp_path / "short.csv"), *common, "-o",
                   str(tmp_path / "bad.pt"))
     assert "short.csv" in one_line_error(res) and "record 101" in res.output and not (tmp_path / "bad.pt").exists()
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    for dry in ([], ["--dry-run"]):  # release reads FASTA and labels through the same reader
+        res = run_cli("release", str(tmp_path / "p.fasta"), "--labels", str(tmp_path / "short.csv"), "--metadata",
+                      str(META), "--policy", str(DATA / "policies" / "peptides.yaml"), "--epsilon", "2", "--out",
+                      str(tmp_path / "bundle"), "--signing-key", str(tmp_path / "k.pem"), "--ledger", ledger, *dry)
+        assert "short.csv" in one_line_error(res) and not (tmp_path / "bundle").exists()
     doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
     doc["privacy"].update(max_epsilon=1.0, lifetime_epsilon_cap=1.5)
     (tmp_path / "capped.yaml").write_text(yaml.safe_dump(doc))

@@ -72,6 +72,11 @@ def test_the_cli_refuses_bad_labels_in_one_line_with_exit_2(files):
     draft = yaml.safe_load((files / "m.yaml").read_text())
     assert draft["target"] == "activity" and draft["columns"]["activity"]["categories"] == ["amp", "other"]
     assert draft["columns"]["source"]["type"] == "identifier"  # a sequence table holds one label
+    res = CliRunner().invoke(cli, ["metadata", "check", str(files / "m.yaml"), "--data", str(files / "x.fasta"),
+                                   "--labels", str(files / "l.csv")])
+    assert res.exit_code == 0 and "3 sequence rows pass" in res.output, res.output
+    res = CliRunner().invoke(cli, ["metadata", "check", str(files / "m.yaml"), "--labels", str(files / "l.csv")])
+    assert res.exit_code == 2 and "--data" in res.output
     (files / "t.csv").write_text("a,b\n1,2\n")
     res = CliRunner().invoke(cli, ["metadata", "infer", str(files / "t.csv"), "--labels", str(files / "l.csv"),
                                    "-o", str(files / "t.yaml")])

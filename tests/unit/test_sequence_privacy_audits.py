@@ -14,7 +14,7 @@ from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_ru
 from synthrelease.audits.shadow import run_shadow_attack
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.metadata.schema import Metadata
-from synthrelease.modalities.base import modality_for
+from synthrelease.modalities.base import modality_for, modality_named
 from synthrelease.modalities.sequence.audit_runs import (
     calibrated_log_likelihood,
     encode_sequences,
@@ -110,6 +110,8 @@ def test_the_audit_run_refuses_what_it_cannot_audit(meta):
     assert kind.retraining_refusal(cfg) is None and "autoregressive" in kind.retraining_refusal(gan)
     with pytest.raises(PrivacyParameterError, match="autoregressive"):
         kind.audit_trainer(peptides(40), meta, gan, condition_column="label")
+    assert "image" in modality_named("image").retraining_refusal(None)
+    assert modality_named("table").retraining_refusal(None) is None
 
 
 @pytest.mark.filterwarnings("ignore:Optimal order is the smallest alpha:UserWarning")

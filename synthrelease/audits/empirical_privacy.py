@@ -21,6 +21,11 @@ What it reads, by caller:
   Its ε is not in the ledger: the run's outputs (model, discriminator, synthetic rows,
   scores) are discarded and nothing from it is released or feeds a released model.
 
+Other modalities go through the same functions: a modality hands in its audit run
+(``trainer``), canaries (``canary_maker``) and distance space (``encode``); sequences: random
+sequences as canaries and the autoregressive model's calibrated letter log-likelihood as
+the white-box score (:mod:`synthrelease.modalities.sequence.audit_runs`).
+
 Power (measured; see benchmarks/results/empirical_audit.md): a one-run audit with m
 canaries can never show more than about ε ≈ 5 (m = 1000), and the scores here (white box:
 the canaries' clipped gradients against every step's privatized gradient; final

@@ -12,8 +12,10 @@ and a reference population; it does not know the release's seed):
 
 1. Targets: the ``n_targets`` training rows with the largest mean Euclidean distance to
    their k = 5 nearest other training rows in the metadata-only encoding
-   (:func:`synthrelease.audits._encoding.encode_for_distance`) — the "vulnerable record"
-   rule of Meeus et al. 2023 (arXiv 2306.10308).
+   (:func:`synthrelease.audits._encoding.encode_for_distance`, or the modality's own
+   ``distance_encoding``: for sequences a positional one-hot whose squared distance is the
+   number of differing positions) — the "vulnerable record" rule of Meeus et al. 2023
+   (arXiv 2306.10308).
 2. Reference population = the holdout (non-members), minus any holdout row whose encoding
    equals a target's. Pair i draws R_i (``shadow_rows`` rows, without replacement); the
    synthesizer is trained on R_i ("out") and on R_i ∪ {t} ("in": add/remove one row, the
@@ -79,6 +81,10 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 
 Synthesizer = Callable[[pd.DataFrame, int, int], pd.DataFrame]
 """``(train_rows, n_rows, seed) -> synthetic rows``: train on ``train_rows``, sample ``n_rows``."""
+
+Encoder = Callable[[pd.DataFrame, Metadata], np.ndarray]
+"""``(rows, metadata) -> float array [n, width]``: the space distances are measured in (default
+:func:`encode_for_distance`; a modality may supply its own, e.g. sequences' positional one-hot)."""
 
 K_VULNERABLE = 5  # neighbours for the vulnerability score
 K_DISTANCES = 5  # smallest target-to-synthetic distances used as features
@@ -177,9 +183,10 @@ class _Targets:
     """The targets' metadata-only encodings, [n_targets, width]."""
 
 
-def _select_targets(real_train: pd.DataFrame, metadata: Metadata, n_targets: int) -> _Targets:
+def _select_targets(real_train: pd.DataFrame, metadata: Metadata, n_targets: int,
+                    encode: Encoder = encode_for_distance) -> _Targets:
     """The ``n_targets`` most vulnerable training rows (reads private rows; INTERNAL)."""
-    enc_train = encode_for_distance(real_train, metadata)
+    enc_train = encode(real_train, metadata)
     positions, vulnerability = vulnerable_rows(enc_train, min(n_targets, len(real_train)))
     return _Targets(positions, vulnerability, enc_train[positions])
 
@@ -231,8 +238,8 @@ class _ShadowFits:
     """Runs the shadow synthesizer fits: times each, reports ``audit:shadow`` progress after each."""
 
     def __init__(self, synthesizer: Synthesizer, n_rows: int, metadata: Metadata, report: ProgressCallback,
-                 total: int) -> None:
-        self._synthesizer, self._n_rows, self._metadata = synthesizer, n_rows, metadata
+                 total: int, encode: Encoder = encode_for_distance) -> None:
+        self._synthesizer, self._n_rows, self._metadata, self._encode = synthesizer, n_rows, metadata, encode
         self._report, self._total = report, total
         self.seconds: list[float] = []
         """Wall-clock seconds of each fit, in call order."""
@@ -251,7 +258,7 @@ class _ShadowFits:
                                 int(child.generate_state(1)[0] & 0x7FFFFFFF))
         self.seconds.append(time.perf_counter() - t0)
         self._report(ProgressEvent("audit:shadow", step=len(self.seconds), total=self._total))
-        return encode_for_distance(out, self._metadata)
+        return self._encode(out, self._metadata)
 
 
 def _shadow_features(real_train: pd.DataFrame, reference_rows: pd.DataFrame, pool: np.ndarray, shadow_rows: int,
@@ -277,14 +284,14 @@ def _shadow_features(real_train: pd.DataFrame, reference_rows: pd.DataFrame, poo
 
 
 def _encoded_release(released: pd.DataFrame | None, n_syn: int, metadata: Metadata,
-                     root: np.random.SeedSequence) -> np.ndarray | None:
+                     root: np.random.SeedSequence, encode: Encoder = encode_for_distance) -> np.ndarray | None:
     """The released table, encoded, subsampled to ``n_syn`` rows if longer (seed: a new child of ``root``)."""
     if released is None:
         return None
     rel = released
     if len(rel) > n_syn:  # score on as many rows as the shadow tables had
         rel = rel.iloc[np.sort(np.random.default_rng(root.spawn(1)[0]).choice(len(rel), n_syn, replace=False))]
-    return encode_for_distance(rel, metadata)
+    return encode(rel, metadata)
 
 
 def _cross_validated_attacks(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
@@ -374,6 +381,7 @@ def run_shadow_attack(
     condition_column: str | None = None,
     released: pd.DataFrame | None = None,
     progress: ProgressCallback | None = None,
+    encode: Encoder | None = None,
 ) -> AuditResult:
     """Shadow-modelling membership attack on the most vulnerable training rows (audit ``shadow``).
 
@@ -391,6 +399,8 @@ def run_shadow_attack(
             ``shadow_synthesizer``, built with :func:`retraining_synthesizer`).
         condition_column: the DP-GAN's condition column (default ``metadata.target``).
         released: the actual released synthetic table, scored per target (optional).
+        encode: the distance space (default :func:`encode_for_distance`; a modality's
+            ``distance_encoding``, e.g. sequences' positional one-hot).
 
     Returns:
         AuditResult ``shadow``: ``shadow_mia_auc`` (max over targets), ``shadow_mia_auc_mean``;
@@ -402,20 +412,21 @@ def run_shadow_attack(
     """
     started = time.perf_counter()
     _check_settings(real_train, holdout, n_targets, n_shadow_pairs)
-    targets = _select_targets(real_train, metadata, n_targets)
-    enc_hold = encode_for_distance(holdout, metadata)
+    encode = encode or encode_for_distance
+    targets = _select_targets(real_train, metadata, n_targets, encode)
+    enc_hold = encode(holdout, metadata)
     pool = _reference_pool(enc_hold, targets.encoded)
     m, n_syn = _shadow_sizes(len(pool), len(real_train), shadow_rows, synthetic_rows)
     radius = _reference_radius(enc_hold[pool], targets.encoded)
     fit = _ShadowFits(_require_synthesizer(synthesizer), n_syn, metadata, progress or ignore_progress,
-                      total=n_shadow_pairs * (1 + len(targets.positions)))
+                      total=n_shadow_pairs * (1 + len(targets.positions)), encode=encode)
 
     root = np.random.SeedSequence(seed)
     pair_seeds = root.spawn(n_shadow_pairs)
     fit.start()
     x = _shadow_features(real_train, holdout, pool, m, targets, radius, pair_seeds, fit)
     clf_state = int(root.generate_state(1)[0] & 0x7FFFFFFF)
-    released_enc = _encoded_release(released, n_syn, metadata, root)
+    released_enc = _encoded_release(released, n_syn, metadata, root, encode)
     per_target = _attack_targets(x, n_shadow_pairs, targets, radius, clf_state, released_enc)
 
     metrics = _shadow_metrics(per_target, released_enc is not None)

@@ -38,7 +38,8 @@ def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: P
                   canaries: int | None, many_run: int, epsilon: float, delta: float | None, accountant: str,
                   n_steps: int | None, batch_size: int | None, seed: int, allow_unreviewed_metadata: bool,
                   sep: str | None, force: bool) -> None:
-    """Measure a lower bound on the DP-GAN's ε for DATA; exit 1 if it contradicts the claim."""
+    """Measure a lower bound on the DP generator's ε for DATA (a table or sequences); exit 1 if it contradicts
+    the claim."""
     from synthrelease.api import audit_privacy_claim
     from synthrelease.io.files import write_json_atomic
     from synthrelease.io.outputs import check_writable, refuse_internal_output, refuse_overwrite

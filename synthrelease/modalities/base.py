@@ -30,7 +30,18 @@ Optional hooks (``None`` = the table behaviour):
 * ``bundle_table(synthetic, metadata) -> DataFrame``: what the bundle's CSV/Parquet hold
   (images: tile index and label, the pixels being in ``synthetic.npz``);
 * ``report_figures(train, synthetic, metadata) -> [{src, alt, caption}]``: extra figures
-  for the INTERNAL report (images: real and synthetic tile grids).
+  for the INTERNAL report (images: real and synthetic tile grids);
+* ``report_plot_data(train, synthetic, metadata) -> {name: JSON-able data}``: extra plot
+  data for the INTERNAL report, stored in its JSON and drawn by :mod:`synthrelease.report`
+  (sequences: per-position letter shares, 2-mers, lengths);
+* ``canaries(metadata, n, *, seed) -> DataFrame``: the empirical ε audit's canary records,
+  from PUBLIC metadata and a public seed (tables: :func:`~synthrelease.audits.empirical.canaries.make_canaries`);
+* ``distance_encoding(df, metadata) -> array``: the numeric encoding the shadow attack and
+  the black-box canary score measure distances in (tables:
+  :func:`~synthrelease.audits._encoding.encode_for_distance`);
+* ``audit_refusal(config) -> str | None``: why the shadow attack and the empirical ε audit
+  cannot retrain this modality's generator with these settings, or None when they can (a
+  policy requiring them is then refused before any ε is spent).
 """
 
 from __future__ import annotations
@@ -62,6 +73,14 @@ class Modality:
     trained_metadata: Callable[[Any, Any], Any] | None = None
     bundle_table: Callable[..., pd.DataFrame] | None = None
     report_figures: Callable[..., list[dict[str, str]]] | None = None
+    report_plot_data: Callable[..., dict[str, Any]] | None = None
+    canaries: Callable[..., pd.DataFrame] | None = None
+    distance_encoding: Callable[..., Any] | None = None
+    audit_refusal: Callable[[Any], str | None] | None = None
+
+    def retraining_refusal(self, config: Any) -> str | None:
+        """Why the retraining audits cannot run with ``config``, or None (see ``audit_refusal``)."""
+        return None if self.audit_refusal is None else self.audit_refusal(config)
 
     def metadata_after_training(self, model: Any, metadata: Any) -> Any:
         """The metadata the rest of the release uses (tables: the model's own, with DP bounds)."""

@@ -621,7 +621,8 @@ def _report_head(loaded: stages.LoadedTable, parts: stages.TrainHoldout, request
 def _internal_plot_data(kind: Modality, parts: stages.TrainHoldout, synthetic: pd.DataFrame, meta: Metadata,
                         audits: dict[str, AuditResult], *, seed: int, target: str | None) -> Any:
     """The internal report's plot data (reads PRIVATE rows; INTERNAL): of the per-record feature
-    view when the modality has one (never raw tiles or sequences), plus its own figures."""
+    view when the modality has one, plus its own figures and plot data (tile grids; per-position
+    letter shares, 2-mers and lengths of sequences: summaries, never a whole sequence)."""
     from synthrelease.report.plot_data import collect_plot_data
 
     plot_parts: tuple[Any, ...] = (parts.train, parts.holdout, synthetic, meta)
@@ -632,6 +633,8 @@ def _internal_plot_data(kind: Modality, parts: stages.TrainHoldout, synthetic: p
     plot_data = collect_plot_data(*plot_parts, audits, seed=seed, target=target)
     if kind.report_figures is not None:  # e.g. image grids, real tiles included: INTERNAL
         plot_data = {**(plot_data or {}), "image_grids": kind.report_figures(parts.train, synthetic, meta)}
+    if kind.report_plot_data is not None:  # e.g. sequences' letters per position: real rows, INTERNAL
+        plot_data = {**(plot_data or {}), **kind.report_plot_data(parts.train, synthetic, meta)}
     return plot_data
 
 

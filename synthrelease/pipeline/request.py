@@ -120,17 +120,18 @@ def check_release_request(data: stages.DataInput, *, metadata: str | os.PathLike
         raise PolicyError(f"{policy_source}: clause utility needs a class column, and the image metadata declares "
                           "no target; remove the utility clause or declare labels")
     check_rules(pol.rules, kind.rules_metadata(meta), policy_path=policy_source)  # before any training
-    if kind.view is not None and stages.required_optional_audits(pol):
-        raise PolicyError(f"{policy_source}: audits {', '.join(stages.required_optional_audits(pol))} are not "
-                          f"available for {kind.name} releases yet; remove them from the policy")
     for name in stages.required_optional_audits(pol):
         stages.optional_audit(name)  # a required audit this build lacks: refuse before spending ε
     # δ is public (given, or the public default): it calibrates every mechanism, the count release first
     eff_delta = delta if delta is not None else public_default_delta(pol.privacy.max_delta)
     PrivacyLoss(epsilon, eff_delta)
     # every training option is checked now, with a stand-in row count: a bad one costs no ε
-    stages.training_config(kind, max(2, pol.data.min_rows), meta, settings, epsilon=epsilon, delta=eff_delta,
-                           seed=0, accountant=accountant, condition_column=tgt)
+    config = stages.training_config(kind, max(2, pol.data.min_rows), meta, settings, epsilon=epsilon,
+                                    delta=eff_delta, seed=0, accountant=accountant, condition_column=tgt)
+    retraining = stages.required_optional_audits(pol)
+    why = kind.retraining_refusal(config) if retraining else None
+    if why:  # e.g. images, or a sequence generator the audits do not retrain: refused before any ε
+        raise PolicyError(f"{policy_source}: audits {', '.join(retraining)}: {why}; remove them from the policy")
     return ReleaseRequest(pol, policy_sha, policy_source, loaded, kind, tgt, eff_delta)
 
 

@@ -563,6 +563,7 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
     from synthrelease.audits.utility import run_utility
 
     train_rows, holdout = parts.train, parts.holdout
+    records = (parts.train, parts.holdout, synthetic, metadata)  # the retraining audits' own (before any view)
     results: dict[str, AuditResult] = {}
     if modality is not None and modality.extra_audits is not None:
         progress(ProgressEvent(f"audit:{modality.name}"))
@@ -592,20 +593,31 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
         progress(ProgressEvent("audit:plausibility"))
         results["plausibility"] = run_plausibility(synthetic, metadata, policy.rules)  # synthetic rows only
     for name in required_optional_audits(policy):
-        if modality is not None and modality.view is not None:
-            raise SynthreleaseError(f"audit {name} is not available for {modality.name} releases yet; "
-                                    "remove it from the policy")
-        run = optional_audit(name)
-        if config is None or modality is None:
-            raise SynthreleaseError(f"audit {name} retrains: pass the training configuration and the modality")
-        progress(ProgressEvent(f"audit:{name}"))
-        if name == "shadow":
-            results.update(_internal("shadow", lambda run=run: {"shadow": _shadow(
-                run, train_rows, holdout, metadata, config, modality, target=target, seed=seed, progress=progress)}))
-        else:  # the canary run's base table: the released synthetic rows (public), never private rows
-            results[name] = run(synthetic, metadata, config, seed=seed, condition_column=target,
-                                trainer=modality.audit_trainer, progress=progress)
+        results.update(_retraining_audit(name, records, config, modality, target=target, seed=seed,
+                                         progress=progress))
     return results
+
+
+def _retraining_audit(name: str, records: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Metadata],
+                      config: TrainingConfig | None, modality: Modality | None, *, target: str | None, seed: int,
+                      progress: ProgressCallback) -> dict[str, AuditResult]:
+    """The shadow attack or the empirical ε audit, on the records themselves (sequences, not their
+    feature view), with the modality's trainer, canaries and distance space."""
+    run = optional_audit(name)
+    if config is None or modality is None:
+        raise SynthreleaseError(f"audit {name} retrains: pass the training configuration and the modality")
+    why = modality.retraining_refusal(config)
+    if why:
+        raise SynthreleaseError(f"audit {name}: {why}; remove it from the policy")
+    train_rows, holdout, synthetic, metadata = records
+    progress(ProgressEvent(f"audit:{name}"))
+    if name == "shadow":  # retrains on PRIVATE rows: internal only
+        return _internal("shadow", lambda: {"shadow": _shadow(
+            run, train_rows, holdout, metadata, config, modality, target=target, seed=seed, progress=progress)})
+    # the canary run's base table: the released synthetic rows (public), never private rows
+    return {name: run(synthetic, metadata, config, seed=seed, condition_column=target,
+                      trainer=modality.audit_trainer, canary_maker=modality.canaries,
+                      encode=modality.distance_encoding, progress=progress)}
 
 
 def _shadow(run: Callable[..., AuditResult], train_rows: pd.DataFrame, holdout: pd.DataFrame, metadata: Metadata,
@@ -619,7 +631,7 @@ def _shadow(run: Callable[..., AuditResult], train_rows: pd.DataFrame, holdout: 
     q = sample_rate_for(n, min(config.batch_size, n))
     synthesizer = modality.shadow_synthesizer(metadata, config, condition_column=target, sample_rate=q)
     return run(train_rows, holdout, metadata, config, seed=seed, condition_column=target,
-               synthesizer=synthesizer, progress=progress)
+               synthesizer=synthesizer, encode=modality.distance_encoding, progress=progress)
 
 
 def _internal(name: str, run: Callable[[], dict[str, AuditResult]]) -> dict[str, AuditResult]:

@@ -132,7 +132,7 @@ def _train_modality_model(data: str | os.PathLike[str], metadata_path: str | os.
 def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.PathLike[str], *, epsilon: float,
                        delta: float | None, condition: str | None, seed: int, accountant: str,
                        n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
-                       require_condition: bool, sep: str | None = None,
+                       require_condition: bool, sep: str | None = None, modalities: tuple[str, ...] = ("table",),
                        labels: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, Metadata, list[str],
                                                                               str | None, TrainingConfig, str]:
     """Load and validate a table for training on all its rows; the condition column, the config
@@ -146,11 +146,12 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     if delta is not None and not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise PrivacyParameterError(f"--delta must be in (0, 1), got {delta!r}")
     loaded = stages.load(data, metadata_path, allow_unreviewed=allow_unreviewed, sep=sep, labels=labels)
-    loaded = stages.validate(loaded, modality_for(loaded.metadata))
+    kind = modality_for(loaded.metadata)
+    loaded = stages.validate(loaded, kind)
     df, metadata, notes = loaded.table, loaded.metadata, list(loaded.notes)
-    if metadata.modality != "table":
-        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `audit-privacy` handles tables only: "
-                            "release it with `synthrelease release` (`train` and `sample` handle it too)")
+    if metadata.modality not in modalities:
+        raise MetadataError(f"{metadata_path}: a {metadata.modality} dataset; `audit-privacy` handles tables and "
+                            "sequences: release it with `synthrelease release` (`train` and `sample` handle it too)")
     cond = condition if condition is not None else metadata.target
     if (cond is None and require_condition) or (cond is not None and (
             cond not in metadata.columns or metadata.columns[cond].type not in ("categorical", "boolean"))):
@@ -159,9 +160,8 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
         raise MetadataError(f"--condition-column: {cond!r} needs a declared 'categories' list, not dp_categories")
     eff_delta = delta if delta is not None else public_default_delta()
     PrivacyLoss(epsilon, eff_delta)
-    config = default_training_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
-                                     n_steps=n_steps, batch_size=batch_size, metadata=metadata,
-                                     condition_column=cond)
+    config = kind.default_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
+                                 n_steps=n_steps, batch_size=batch_size, metadata=metadata, condition_column=cond)
     return df, metadata, notes, cond, config, loaded.content_sha256
 
 
@@ -170,27 +170,30 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
                         accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                         n_canaries: int | None = None, many_run: int = 0, allow_unreviewed: bool = False,
                         progress: ProgressCallback = ignore_progress, sep: str | None = None) -> dict[str, AuditResult]:
-    """Check the DP-GAN's ε claim on ``data`` with the empirical audits (nothing released).
+    """Check the DP generator's ε claim on ``data`` with the empirical audits (nothing released):
+    a table's DP-GAN, or a sequence set's autoregressive model (its modality's audit run, canaries
+    and distance space).
 
     Trains the audit run(s) with the settings ``train``/``release`` would use for this
-    table (:func:`default_training_config`). Always runs the one-run audit (Steinke et al.
+    table (its modality's ``default_config``). Always runs the one-run audit (Steinke et al.
     2023, ``n_canaries`` canaries); with ``many_run`` = T > 0 also the many-run audit
     (Jagielski et al. 2020, T trainings: small models only). Reads private rows; NOT DP;
     the results are INTERNAL (no model, table or bundle is written), and no ε is charged:
     nothing from these runs is released.
     """
     from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
-    from synthrelease.gan.audit_training import train_for_audit  # tables: the DP-GAN's run, keeping D
-
     df, metadata, _, cond, config, _ = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
-        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True, sep=sep)
+        n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True, sep=sep,
+        modalities=("table", "sequence"))
+    kind = modality_for(metadata)  # its audit run keeps what the score needs (tables: the discriminator)
     seeds = SeedTree(seed)
     results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),
                                                       n_canaries=n_canaries, condition_column=cond,
-                                                      progress=progress, trainer=train_for_audit)}
+                                                      progress=progress, trainer=kind.audit_trainer,
+                                                      canary_maker=kind.canaries, encode=kind.distance_encoding)}
     if many_run:
         results["empirical_privacy_many_run"] = run_many_run_audit(
             df, metadata, config, seed=seeds.integer("many-run"), n_runs=many_run, condition_column=cond,
-            progress=progress, trainer=train_for_audit)
+            progress=progress, trainer=kind.audit_trainer, canary_maker=kind.canaries)
     return results

@@ -111,7 +111,7 @@ def _release_schema_problem(doc: Mapping[str, Any]) -> str | None:
             return f"field 'dp_gate.{name}' must be an object, got {type(fig).__name__}"
     plots = doc.get("plots") or {}
     for key, kind in (("columns", list), ("column_scores", list), ("association", dict), ("embedding", dict),
-                      ("image_grids", list), ("n_columns", _NUMBER)):
+                      ("image_grids", list), ("n_columns", _NUMBER), ("sequence", dict)):
         if not _kinds(plots.get(key), kind):
             return f"field 'plots.{key}' has the wrong type ({type(plots.get(key)).__name__})"
     return None
@@ -315,7 +315,29 @@ def distributions_view(plot_data: Mapping[str, Any] | None) -> dict[str, Any]:
                                "The two clouds should look alike."))
     for grid in plot_data.get("image_grids") or []:  # image releases: tiles side by side (INTERNAL)
         figures.append({"src": grid["src"], "alt": grid["alt"], "caption": grid["caption"]})
+    figures += sequence_figures(plot_data.get("sequence"))
     return {"available": True, "figures": figures, "notice": plot_data.get("notice")}
+
+
+def sequence_figures(data: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """Sequence releases: per group (all, then each label) the letter shares per position and the
+    2-mers and lengths, real vs synthetic. INTERNAL: the real side is the PRIVATE training sequences."""
+    if not data:
+        return []
+    alphabet = str(data.get("alphabet") or "")
+    shown = data.get("positions_shown")
+    figures = []
+    for group in data.get("groups") or []:
+        who = "all sequences" if group.get("label") is None else f"sequences labelled {group['label']}"
+        figures.append(_figure(plots.position_letter_heatmaps(group, alphabet), f"letter share per position, {who}",
+                               f"Share of each letter at each position (first {shown} of "
+                               f"{data.get('max_length')}), {who}: real training sequences (top; PRIVATE), "
+                               "synthetic (middle) and their difference (bottom; dark cells are letters the "
+                               "generator over- or under-uses there)."))
+        figures.append(_figure(plots.kmer_and_length_bars(group), f"2-mers and lengths, {who}",
+                               f"The most frequent 2-mers and the length distribution, {who}: real training "
+                               "sequences (blue; PRIVATE) vs synthetic (orange)."))
+    return figures
 
 
 def fidelity_view(report: Mapping[str, Any]) -> dict[str, Any] | None:

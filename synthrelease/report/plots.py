@@ -348,3 +348,58 @@ def score_histograms(inside: Sequence[float], outside: Sequence[float]) -> bytes
     ax.set_ylabel("runs")
     ax.legend()
     return _png(fig)
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def _group_title(group: Mapping[str, Any]) -> str:
+    label = group.get("label")
+    return "all sequences" if label is None else f"label {_short(str(label), 20)}"
+
+
+@_styled
+def position_letter_heatmaps(group: Mapping[str, Any], alphabet: str) -> bytes:
+    """Letter share per position, real and synthetic on one colour scale, and their difference."""
+    real = np.array(group["positions"]["real"], dtype=np.float64).reshape(-1, len(alphabet))
+    syn = np.array(group["positions"]["synthetic"], dtype=np.float64).reshape(-1, len(alphabet))
+    fig = _figure(11, 1.2 + 0.09 * len(alphabet) * 3)
+    axes = fig.subplots(3, 1, sharex=True)
+    top = max(float(np.nanmax(real, initial=0.0)), float(np.nanmax(syn, initial=0.0)), 1e-9)
+    positions = np.arange(1, real.shape[0] + 1)
+    for ax, matrix, name, cmap, lo, hi in ((axes[0], real, "real", "viridis", 0.0, top),
+                                          (axes[1], syn, "synthetic", "viridis", 0.0, top),
+                                          (axes[2], syn - real, "synthetic − real", "PuOr", -top, top)):
+        image = ax.imshow(matrix.T, aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest",
+                          extent=(0.5, real.shape[0] + 0.5, len(alphabet) - 0.5, -0.5))
+        ax.set_yticks(np.arange(len(alphabet)), [_short(c, 3) for c in alphabet], fontsize=5)
+        ax.set_ylabel(name)
+        fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01)
+    axes[-1].set_xlabel("position")
+    if len(positions) <= 60:
+        axes[-1].set_xticks(positions[::5] if len(positions) > 20 else positions)
+    fig.suptitle(f"Letter share per position — {_group_title(group)}")
+    return _png(fig)
+
+
+@_styled
+def kmer_and_length_bars(group: Mapping[str, Any]) -> bytes:
+    """The most frequent 2-mers (real vs synthetic share) and the length histograms."""
+    fig = _figure(11, 2.8)
+    left, right = fig.subplots(1, 2)
+    kmers = group["kmers"]
+    x = np.arange(len(kmers["kmers"]))
+    left.bar(x - 0.2, _values(kmers["real"]), 0.4, color=REAL, label="real")
+    left.bar(x + 0.2, _values(kmers["synthetic"]), 0.4, color=SYNTHETIC, label="synthetic")
+    left.set_xticks(x, [_short(k, 6) for k in kmers["kmers"]], rotation=90 if len(x) > 12 else 0)
+    left.set_ylabel(f"share of {kmers.get('k', 2)}-mers")
+    left.set_title(f"most frequent {kmers.get('k', 2)}-mers — {_group_title(group)}")
+    left.legend(loc="upper right")
+    lengths = group["lengths"]
+    edges = np.asarray(lengths["edges"], dtype=np.float64)
+    right.stairs(_values(lengths["real"]), edges, color=REAL, label="real", linewidth=1.4)
+    right.stairs(_values(lengths["synthetic"]), edges, color=SYNTHETIC, label="synthetic", linewidth=1.4)
+    right.set_xlabel("length (letters)")
+    right.set_ylabel("share of sequences")
+    right.set_title(f"lengths — {_group_title(group)}")
+    return _png(fig)

@@ -120,11 +120,13 @@ def test_run_audits_runs_what_the_policy_asks_for(monkeypatch):
     assert "progress" in calls["shadow"][1] and "progress" in calls["empirical_privacy"][1]  # long stages report
     calls = {k: without_progress(v) for k, v in calls.items()}
     # the audits that retrain get the modality's trainers handed in, never an import of their own
+    # (and its canaries and distance space: None = the table's)
     assert calls["shadow"] == ((train, holdout, meta, config), {"seed": 4, "condition_column": "outcome",
-                                                                "synthesizer": shadow_fit})
+                                                                "synthesizer": shadow_fit, "encode": None})
     # the empirical audit's canary run is trained on the SYNTHETIC rows, never the private ones
     assert calls["empirical_privacy"] == ((synthetic, meta, config), {"seed": 4, "condition_column": "outcome",
-                                                                      "trainer": audit_trainer})
+                                                                      "trainer": audit_trainer,
+                                                                      "canary_maker": None, "encode": None})
 
 
 def test_unreviewed_metadata_is_refused_by_release_and_train(ws):

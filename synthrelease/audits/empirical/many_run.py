@@ -47,11 +47,13 @@ def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: Any
                        condition_column: str | None = None, significance: float = 0.05,
                        _unsafe_noise_scale: float = 1.0,
     trainer: Callable[..., TrainingRun] | None = None,
+    canary_maker: Callable[..., pd.DataFrame] | None = None,
 ) -> AuditResult:
     """ε_lb from ``n_runs`` trainings with/without one canary; white-box gradient score.
 
     Metrics: ``epsilon_lower_bound``, ``epsilon_claimed`` (largest ε any run's accountant
     reported), ``audit_runs``. ``_unsafe_noise_scale``: TEST-ONLY (see the one-run audit).
+    ``trainer`` and ``canary_maker``: the modality's audit run and canaries (as the one-run audit).
     """
     started = time.perf_counter()
     if trainer is None:
@@ -61,7 +63,8 @@ def run_many_run_audit(real_train: pd.DataFrame, metadata: Metadata, config: Any
     if n_runs < 8 or n_runs % 2:
         raise PrivacyParameterError(f"the many-run audit needs an even number of runs >= 8, got {n_runs}")
     seeds = SeedTree(seed)
-    canary = make_canaries(metadata, 1, seed=seeds.integer("canaries")).reindex(columns=real_train.columns)
+    canary = (canary_maker or make_canaries)(metadata, 1, seed=seeds.integer("canaries"))
+    canary = canary.reindex(columns=real_train.columns)
     inside = seeds.numpy("inclusion").permutation(np.repeat([True, False], n_runs // 2))
     scores = np.zeros(n_runs)
     claimed = 0.0

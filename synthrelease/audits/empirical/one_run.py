@@ -24,22 +24,31 @@ from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progre
 
 Score = Literal["white_box", "final_logit", "black_box"]
 
+CanaryMaker = Callable[..., pd.DataFrame]
+"""``(metadata, n, *, seed) -> n canary records`` from PUBLIC metadata and a public seed
+(default :func:`make_canaries`: table rows; a modality may supply its own, e.g. sequences)."""
+
+Encoder = Callable[[pd.DataFrame, Metadata], np.ndarray]
+"""``(rows, metadata) -> float array``: the black-box score's distance space."""
+
 DISCARDED = ("this audit's training run (private training rows + included canaries), its generator, "
              "discriminator and synthetic rows were discarded after scoring; none is in any bundle, and "
              "its ε is not in the ledger because nothing from it is released")
 
 
 def black_box_scores(run: TrainingRun, canaries: pd.DataFrame, metadata: Metadata, *, n_synthetic: int,
-                     seed: int) -> np.ndarray:
-    """Minus the distance from each canary to its nearest synthetic row (higher = more likely in)."""
+                     seed: int, encode: Encoder | None = None) -> np.ndarray:
+    """Minus the distance from each canary to its nearest synthetic row (higher = more likely in),
+    in ``encode``'s space (default: the metadata-only table encoding)."""
     from sklearn.neighbors import NearestNeighbors
 
     from synthrelease.audits._encoding import encode_for_distance
 
     meta = canary_metadata(metadata)
+    encode = encode or encode_for_distance
     synth = run.sample(n_synthetic, seed=seed)
-    nn_index = NearestNeighbors(n_neighbors=1).fit(encode_for_distance(synth, meta))
-    dist, _ = nn_index.kneighbors(encode_for_distance(canaries, meta))
+    nn_index = NearestNeighbors(n_neighbors=1).fit(encode(synth, meta))
+    dist, _ = nn_index.kneighbors(encode(canaries, meta))
     return -dist[:, 0].astype(np.float64)
 
 
@@ -57,6 +66,8 @@ def run_one_run_audit(
     k_values: list[int] | None = None,
     _unsafe_noise_scale: float = 1.0,
     trainer: Callable[..., TrainingRun] | None = None,
+    canary_maker: CanaryMaker | None = None,
+    encode: Encoder | None = None,
 ) -> AuditResult:
     """Audit the DP-GAN's ε claim with ``n_canaries`` canaries in one extra training run.
 
@@ -77,6 +88,10 @@ def run_one_run_audit(
     A correct mechanism gives ε_lb ≤ ε_claimed except with probability ≤ ``significance``;
     ε_lb > ε_claimed points to an implementation fault.
 
+    Other modalities plug in through ``trainer`` (their audit run and its white-box score),
+    ``canary_maker`` (their canary records, e.g. random sequences) and ``encode`` (the
+    black-box score's distance space); the defaults are the table's.
+
     ``_unsafe_noise_scale``: TEST-ONLY, scales the DP noise without telling the accountant
     (0 = the non-private power check). Never set from config files or the CLI.
 
@@ -94,7 +109,8 @@ def run_one_run_audit(
     if score not in ("white_box", "final_logit", "black_box"):
         raise PrivacyParameterError(f"audit score must be white_box, final_logit or black_box, got {score!r}")
     seeds = SeedTree(seed)
-    canaries = make_canaries(metadata, n_canaries, seed=seeds.integer("canaries")).reindex(columns=real_train.columns)
+    canaries = (canary_maker or make_canaries)(metadata, n_canaries, seed=seeds.integer("canaries"))
+    canaries = canaries.reindex(columns=real_train.columns)
     included = seeds.numpy("canary-inclusion").random(n_canaries) < 0.5
     rows = pd.concat([real_train, canaries[included]], ignore_index=True)
     cfg = audit_config(config, n_release=len(real_train), n_audit=len(rows), seed=seeds.integer("audit-train"))
@@ -109,10 +125,11 @@ def run_one_run_audit(
         scores = run.final_logit_scores(canaries, seed=seeds.integer("audit-references"))
     else:
         scores = black_box_scores(run, canaries, metadata, n_synthetic=len(real_train),
-                                  seed=seeds.integer("audit-sample"))
+                                  seed=seeds.integer("audit-sample"), encode=encode)
     bound = one_run_audit_bound(scores, included, delta=cfg.target_delta, significance=significance,
                                 k_values=k_values)
     claimed = run.epsilon
+    method = getattr(run, "score_methods", {}).get(score)  # what a modality's score is, when it says
     del run, rows  # the audit's model and table go no further
     runtime = time.perf_counter() - started
     details: dict[str, Any] = {
@@ -125,6 +142,8 @@ def run_one_run_audit(
         "interpretation": ("epsilon_lower_bound > epsilon_claimed: likely implementation fault"
                            if bound.epsilon_lb > claimed else "no evidence against the ε claim"),
     }
+    if method:
+        details["score_method"] = method
     if _unsafe_noise_scale != 1.0:
         details["unsafe_noise_scale"] = _unsafe_noise_scale
     return AuditResult(

@@ -290,7 +290,8 @@ def image_modality() -> Modality:
                     audit_trainer=unavailable, validate=validate, view=view, view_metadata=view_metadata,
                     copy_keys=copy_keys, extra_audits=extra_audits, outputs=outputs,
                     trained_metadata=lambda model, metadata: metadata, bundle_table=bundle_table,
-                    report_figures=report_figures)
+                    report_figures=report_figures,
+                    audit_refusal=lambda config: "not available for image releases yet")
 
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff")

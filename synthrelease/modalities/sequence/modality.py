@@ -14,6 +14,9 @@
   copies are counted on the sequences themselves.
 * **Sequence audits** (internal): k-mer spectra, descriptors, diversity, near copies,
   nearest-neighbour-identity membership attack, k-mer TSTR (:mod:`synthrelease.modalities.sequence.audits`).
+* **Retraining audits** (internal): the shadow attack and the empirical ε audit of the tables,
+  with sequence canaries, a positional distance space and the autoregressive model's audit run
+  (:mod:`synthrelease.modalities.sequence.audit_runs`).
 * **Bundle**: the synthetic sequences as CSV/Parquet and FASTA.
 """
 
@@ -154,17 +157,50 @@ def sample_autoregressive(model: SequenceModel, n_rows: int, *, seed: int,
 
 
 def shadow_synthesizer(metadata: Metadata, config: Any, *, condition_column: str | None, sample_rate: float) -> Any:
-    """The sequence DP-GAN as the shadow attack's fit-and-sample function (fresh secret noise)."""
+    """The autoregressive DP model as the shadow attack's fit-and-sample function (fresh secret
+    noise per fit; ``config.n_steps`` steps, the release's own)."""
     from synthrelease.audits.shadow import retraining_synthesizer
 
     return retraining_synthesizer(metadata, config, condition_column=condition_column, sample_rate=sample_rate,
                                   fit=fit, sample=sample)
 
 
-def audit_trainer(*args: Any, **kwargs: Any) -> Any:
-    """The empirical ε audit's canaries are table rows; for sequences it is not built yet."""
-    raise SynthreleaseError("the empirical privacy audit is not available for sequence releases yet; "
-                            "remove privacy.empirical_audit from the policy")
+def audit_refusal(config: Any) -> str | None:
+    """Why the retraining audits cannot run with ``config``: they retrain the autoregressive model
+    only (the positional GAN's batch and steps are separate settings the audits do not rescale)."""
+    if getattr(config, "generator", "autoregressive") != "autoregressive":
+        return "the shadow attack and the empirical ε audit retrain the autoregressive sequence model only"
+    return None
+
+
+def audit_trainer(rows: pd.DataFrame, metadata: Metadata, config: Any, **kwargs: Any) -> Any:
+    """The empirical ε audit's run of the autoregressive model (:func:`.audit_runs.train_audit_run`):
+    ``condition_column``, ``canaries``, ``noise_scale``, ``progress`` as the table's."""
+    from synthrelease.modalities.sequence.audit_runs import train_audit_run
+
+    return train_audit_run(rows, metadata, config, fit=fit, sample=sample, **kwargs)
+
+
+def canaries(metadata: Metadata, n: int, *, seed: int) -> pd.DataFrame:
+    """The empirical ε audit's canaries: random sequences from PUBLIC metadata and a public seed."""
+    from synthrelease.modalities.sequence.audit_runs import make_sequence_canaries
+
+    return make_sequence_canaries(metadata, n, seed=seed)
+
+
+def distance_encoding(df: pd.DataFrame, metadata: Metadata) -> np.ndarray:
+    """The retraining audits' distance space: positional one-hot (squared distance = differing positions)."""
+    from synthrelease.modalities.sequence.audit_runs import encode_sequences
+
+    return encode_sequences(df, metadata)
+
+
+def report_plot_data(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> dict[str, Any]:
+    """Per-position letters, 2-mers and lengths of real vs synthetic sequences, for the INTERNAL
+    report only (computed on private training sequences; never shared)."""
+    from synthrelease.modalities.sequence.report_data import sequence_plot_data
+
+    return {"sequence": sequence_plot_data(train, synthetic, metadata)}
 
 
 def validate(table: pd.DataFrame, metadata: Metadata, source: str) -> pd.DataFrame:
@@ -260,4 +296,6 @@ def sequence_modality() -> Modality:
     return Modality("sequence", default_config=default_config, fit=fit, sample=sample,
                     shadow_synthesizer=shadow_synthesizer, audit_trainer=audit_trainer, validate=validate,
                     view=view, view_metadata=view_metadata, copy_keys=copy_keys, extra_audits=extra_audits,
-                    outputs=outputs, trained_metadata=lambda model, metadata: metadata)
+                    outputs=outputs, trained_metadata=lambda model, metadata: metadata,
+                    report_plot_data=report_plot_data, canaries=canaries, distance_encoding=distance_encoding,
+                    audit_refusal=audit_refusal)

@@ -46,9 +46,12 @@ def test_tokens_round_trip_within_the_public_layout():
     assert back == seqs and back_labels == labels
 
 
-def test_a_position_sees_only_the_tokens_before_it_and_the_label_and_length_once_read():
+@pytest.mark.parametrize("lags", [0, 4])
+def test_a_position_sees_only_the_tokens_before_it_and_the_label_and_length_once_read(lags):
     torch.manual_seed(0)
-    net = CausalConvLM(VOCAB, 16).eval()
+    net = CausalConvLM(VOCAB, 16, lags).eval()
+    for p in net.parameters():  # the direct terms start at zero: make them matter here
+        torch.nn.init.normal_(p)
     rows = VOCAB.encode(*_data(4))
     changed = rows.clone()
     changed[:, 7] = (changed[:, 7] + 1) % VOCAB.size
@@ -77,12 +80,13 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
 
 
 def test_each_record_gets_its_own_clipped_gradient():
-    """Opacus sees one gradient row per record for every parameter (the position embedding included)."""
+    """Opacus sees one gradient row per record for every parameter (position embedding and the
+    direct lag / composition terms included)."""
     from opacus import GradSampleModule
 
     from synthrelease.modalities.sequence.autoregressive import _record_loss
 
-    net = GradSampleModule(CausalConvLM(VOCAB, 16))
+    net = GradSampleModule(CausalConvLM(VOCAB, 16, lags=3))
     rows = VOCAB.encode(*_data(5))
     with pytest.warns(UserWarning, match="Full backward hook"):  # token ids carry no gradient
         _record_loss(net, rows).mean().backward()
@@ -109,6 +113,10 @@ def test_bad_settings_are_refused():
         _config(generator="lstm")
     with pytest.raises(PrivacyParameterError, match="ar_hidden"):
         _config(ar_hidden=4)
+    with pytest.raises(PrivacyParameterError, match="ar_lags"):
+        _config(ar_lags=-1)
+    with pytest.raises(PrivacyParameterError, match="ar_ema"):
+        _config(ar_ema=1.0)
 
 
 def test_an_empty_poisson_batch_is_still_a_noisy_counted_step():
@@ -117,3 +125,51 @@ def test_an_empty_poisson_batch_is_still_a_noisy_counted_step():
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(3))
     assert model.privacy.entries[0].steps == 12
     assert all(torch.isfinite(p).all() for p in model.network.parameters())
+
+
+def test_the_direct_terms_start_at_zero_and_learn_order_the_letters_alone_cannot_show():
+    """Lag tables + per-label prefix shares: zero at initialisation (the model starts as the
+    convolutions alone); trained without noise on K/L alternation they predict the next letter."""
+    from synthrelease.modalities.sequence.autoregressive import _record_loss
+
+    torch.manual_seed(0)
+    net = CausalConvLM(VOCAB, 8, lags=2)
+    rows = VOCAB.encode(*_data(64))
+    assert net._direct(rows).abs().max() == 0
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        _record_loss(net, rows).mean().backward()
+        opt.step()
+    amp = VOCAB.encode(["KLKLKL"], ["amp"])
+    with torch.no_grad():
+        nxt = net(amp)[0, 2 + 3].argmax()  # after BOS, label, length, K, L, K: next is L
+    assert int(nxt) == VOCAB.first_letter + VOCAB.letters.index("L")
+    assert net._direct(rows).abs().max() > 0
+
+
+def test_the_weight_average_is_post_processing_of_the_iterates():
+    from synthrelease.modalities.sequence.autoregressive import _WeightAverage
+
+    net = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    average = _WeightAverage(net, 0.5)
+    for value in (2.0, 4.0):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        average.update(net)
+    average.copy_to(net)
+    assert torch.allclose(net.weight, torch.full((1, 2), 2.5))  # 0.5·(0.5·0 + 0.5·2) + 0.5·4
+    last = _WeightAverage(net, 0.0)  # decay 0 keeps the last iterate
+    last.update(net)
+    last.copy_to(net)
+    assert torch.allclose(net.weight, torch.full((1, 2), 2.5))
+
+
+def test_lags_and_averaging_train_under_dp():
+    seqs, labels = _data()
+    model = train_autoregressive(seqs, labels, VOCAB, _config(ar_lags=3, ar_ema=0.9, n_steps=4),
+                                 randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert model.privacy.entries[0].steps == 4 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
+    out, _ = generate(model, 50, seed=1)
+    assert all(3 <= len(s) <= 12 for s in out)

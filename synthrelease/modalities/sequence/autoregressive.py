@@ -109,8 +109,10 @@ class CausalConvLM(nn.Module):
     gradient clipping (ghost norms) covers Linear and Embedding layers.
     """
 
-    def __init__(self, vocabulary: Vocabulary, hidden: int = 64) -> None:
+    def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0) -> None:
         super().__init__()
+        self.first_letter, self.letters = vocabulary.first_letter, len(vocabulary.letters)
+        self.classes = len(vocabulary.classes)
         self.first_length, self.min_length = vocabulary.first_length, vocabulary.min_length
         self.token = nn.Embedding(vocabulary.size, hidden)
         self.position = nn.Embedding(vocabulary.width, hidden)
@@ -119,6 +121,12 @@ class CausalConvLM(nn.Module):
         self.remaining = nn.Embedding(vocabulary.max_length + 2, hidden)  # letters left; 0 after the end
         self.convs = nn.ModuleList(nn.Linear(KERNEL * hidden, 2 * hidden) for _ in DILATIONS)
         self.head = nn.Linear(hidden, vocabulary.size)
+        # direct log-linear terms: few parameters, so DP noise hurts them least
+        self.lag = nn.ModuleList(nn.Embedding(vocabulary.size, vocabulary.size) for _ in range(lags))
+        self.composition = (nn.Linear(self.letters * (1 + self.classes), vocabulary.size, bias=False)
+                            if lags else None)
+        for direct in (*self.lag, *([self.composition] if self.composition is not None else [])):
+            nn.init.zeros_(direct.weight)  # start as the convolutions alone
         self.register_buffer("positions", torch.arange(vocabulary.width), persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -138,7 +146,29 @@ class CausalConvLM(nn.Module):
             taps = torch.cat([padded[:, k * d:k * d + steps] for k in range(KERNEL)], dim=-1)
             a, b = conv(taps).chunk(2, dim=-1)
             h = h + torch.tanh(a) * torch.sigmoid(b)  # gated residual (WaveNet)
-        return self.head(h)
+        return self.head(h) + self._direct(tokens)
+
+    def _direct(self, tokens: torch.Tensor) -> torch.Tensor | float:
+        """Log-linear next-token terms: one table per lag (the token k − 1 places back) and a linear
+        map of the prefix's letter shares, shared and per label (the sequence's own composition so far)."""
+        if self.composition is None:
+            return 0.0
+        n, steps = tokens.shape
+        out = 0.0
+        for k, table in enumerate(self.lag):
+            shifted = F.pad(tokens, (k, 0), value=PAD)[:, :steps]
+            out = out + table(shifted.contiguous())
+        letter = tokens - self.first_letter
+        onehot = F.one_hot(letter.clamp(0, self.letters - 1), self.letters).float() * (letter >= 0).unsqueeze(-1)
+        counts = onehot.cumsum(1)
+        shares = counts / counts.sum(-1, keepdim=True).clamp(min=1)
+        if self.classes and steps > 1:  # the shares again in the record's label block: per-label weights
+            label = F.one_hot((tokens[:, 1] - _SPECIAL).clamp(0, self.classes - 1), self.classes).float()
+            blocks = shares.unsqueeze(2) * label[:, None, :, None]  # [n, T, classes, letters]
+            shares = torch.cat([shares, blocks.flatten(2)], -1)
+        elif self.classes:
+            shares = torch.cat([shares, shares.new_zeros(n, steps, self.classes * self.letters)], -1)
+        return out + self.composition(shares)
 
 
 @dataclass
@@ -191,7 +221,7 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     """Train the (ε, δ)-DP autoregressive model (with ``reserved_entries``, in one accountant).
 
     Uses ``config``'s DP vocabulary: target_epsilon, target_delta, accountant, max_grad_norm,
-    batch_size, n_steps, public_rows (0 = the exact count), ar_hidden, ar_lr, seed (public: the
+    batch_size, n_steps, public_rows (0 = the exact count), ar_hidden, ar_lags, ar_lr, ar_ema, seed (public: the
     initialisation only).
     """
     started = time.perf_counter()
@@ -206,7 +236,7 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
                                      prior=list(reserved_entries), label=SGD_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
-        network = CausalConvLM(vocabulary, config.ar_hidden)
+        network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.ar_lr)
     loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(len(sequences))), sample_rate=q,
                           generator=secret.torch("poisson"))
@@ -220,7 +250,8 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     module, dp_optimizer, loader = made[0], made[1], made[-1]
     dp_optimizer.expected_batch_size = max(1, round(public_rows * q))
     dp_optimizer.secure_mode = True
-    history = _run_steps(module, dp_optimizer, loader, tokens, config.n_steps, progress)
+    average = _WeightAverage(network, config.ar_ema)
+    history = _run_steps(module, dp_optimizer, loader, tokens, config.n_steps, progress, average)
     entries = (*[MechanismEntry(SGD_LABEL, float(s), float(r), int(k)) for s, r, k in engine.accountant.history],
                *reserved_entries)
     if sum(e.steps for e in entries if e.label == SGD_LABEL) != config.n_steps:
@@ -230,14 +261,38 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
         raise InternalError(f"spent ε={spent:.4f} exceeds the target {config.target_epsilon}")
     module.disable_hooks()  # sampling is post-processing: no hook may keep activations
     network = module._module
+    average.copy_to(network)
     network.eval()
     return AutoregressiveModel(network, vocabulary, config, PrivacySpent(spent, config.target_delta,
                                                                          config.accountant, entries),
                                history, time.perf_counter() - started, secret.reproducible, label_length)
 
 
+class _WeightAverage:
+    """Exponential moving average of the DP-SGD iterates (decay 0: the last iterate). A function of
+    the noisy iterates only, so post-processing: no ε (De et al. 2022 use it for DP-SGD)."""
+
+    def __init__(self, network: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in network.parameters()] if decay > 0 else []
+
+    @torch.no_grad()
+    def update(self, network: nn.Module) -> None:
+        if not self.shadow:
+            return
+        for avg, p in zip(self.shadow, network.parameters(), strict=True):
+            avg.mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, network: nn.Module) -> None:
+        if not self.shadow:
+            return
+        for avg, p in zip(self.shadow, network.parameters(), strict=True):
+            p.copy_(avg)
+
+
 def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Tensor, steps: int,
-               progress: ProgressCallback) -> list[dict[str, float]]:
+               progress: ProgressCallback, average: _WeightAverage) -> list[dict[str, float]]:
     """``steps`` accounted DP-SGD steps over Poisson batches (an empty batch is still a step)."""
     history: list[dict[str, float]] = []
     done = 0
@@ -253,6 +308,7 @@ def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Ten
                 for p in module.parameters():
                     p.grad = torch.zeros_like(p)
             optimizer.step()
+            average.update(module)
             done += 1
             if done % 50 == 0 or done == steps:
                 history.append({"step": float(done)})  # DP: a count of public steps, nothing else

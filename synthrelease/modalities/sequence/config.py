@@ -22,6 +22,10 @@ class SequenceTrainingConfig(TrainingConfig):
         generator: one of :data:`SEQUENCE_GENERATORS`.
         ar_hidden: channels of the autoregressive model's embeddings and convolutions.
         ar_lr: its Adam learning rate.
+        ar_lags: direct log-linear next-token tables, one per lag (the last ``ar_lags`` tokens),
+            plus a per-label map of the prefix's letter shares (0: the convolutions alone).
+        ar_ema: decay of the exponential moving average of the DP-SGD iterates the model keeps
+            (0: the last iterate); post-processing, no ε.
         ar_header_epsilon_share: ε share of the one Gaussian release of the (label, length)
             counts that sampling draws each record's label and length from.
         gan_batch_size, gan_steps: ``batch_size`` and ``n_steps`` when the generator is the
@@ -32,7 +36,9 @@ class SequenceTrainingConfig(TrainingConfig):
     generator: str = "autoregressive"
     ar_hidden: int = 64
     ar_lr: float = 2e-3
+    ar_lags: int = 0
     ar_header_epsilon_share: float = 0.1
+    ar_ema: float = 0.0
     gan_batch_size: int = 500
     gan_steps: int = 1000
 
@@ -43,6 +49,10 @@ class SequenceTrainingConfig(TrainingConfig):
                                         f"not {self.generator!r}")
         if not 8 <= self.ar_hidden <= 1024 or not 0 < self.ar_lr < 1:
             raise PrivacyParameterError("ar_hidden must be in [8, 1024] and ar_lr in (0, 1)")
+        if not 0 <= self.ar_lags <= 64:
+            raise PrivacyParameterError("ar_lags must be in [0, 64]")
+        if not 0 <= self.ar_ema < 1:
+            raise PrivacyParameterError("ar_ema must be in [0, 1)")
         if not 0 < self.ar_header_epsilon_share < 0.5:
             raise PrivacyParameterError("ar_header_epsilon_share must be in (0, 0.5)")
         if self.gan_batch_size < 1 or self.gan_steps < 1:

@@ -61,11 +61,13 @@ DNA_METADATA = {"version": 1, "name": "splice_dna", "reviewed": True, "target": 
                 "columns": {"id": {"type": "identifier"},
                             "sequence": {"type": "sequence", "alphabet": "dna", "min_length": 60, "max_length": 60},
                             "label": {"type": "categorical", "categories": ["ei", "ie", "n"]}}}
-COMMON = ("tstr_auc", "trtr_auc", "kmer2_js", "kmer3_js", "composition_tv", "length_tv", "unique_share",
-          "exact_copy_share_train", "near_copy_share_train", "near_copy_share_holdout", "nn_identity_mia_auc")
+COMMON = ("tstr_auc", "trtr_auc", "kmer2_js", "kmer3_js", "composition_tv", "length_tv",
+          "real_vs_synthetic_accuracy", "unique_share", "novel_share", "exact_copy_share_train",
+          "near_copy_share_train", "near_copy_share_holdout", "nn_identity_mia_auc")
 DATASETS = {
     "amp": {"path": DATA, "metadata": METADATA, "stem": "sequences", "title": "amp_vs_uniprot", "unit": "peptides",
-            "columns": (*COMMON, "descriptor_ks_hydrophobicity", "descriptor_ks_net_charge", "train_seconds")},
+            "columns": (*COMMON, "descriptor_ks_hydrophobicity", "descriptor_ks_net_charge",
+                        "descriptor_ks_hydrophobic_moment", "descriptor_ks_isoelectric_point", "train_seconds")},
     "splice": {"path": DNA_DATA, "metadata": DNA_METADATA, "stem": "sequences-dna", "title": "splice_dna (UCI)",
                "unit": "DNA windows",
                "columns": (*COMMON, "gc_content_ks", "position_tv_by_label", "ei_gt_share", "ie_ag_share",
@@ -298,7 +300,8 @@ def main() -> None:
     md = [f"# Sequence releases on {ds['title']} ({a.tag or 'shipped defaults'})", "",
           f"Command: `{command}` ({threads} CPU thread(s)). {len(train):,} training / {len(hold):,} holdout "
           f"{ds['unit']}; δ = 1e-5; "
-          "ε = inf means ε = 10⁶ (negligible noise). Mean over seeds. TSTR/TRTR: k-mer logistic regression AUC on "
+          "ε = inf means ε = 10⁶ (negligible noise). Mean over seeds ± their standard deviation (ddof 1). "
+          "TSTR/TRTR: k-mer logistic regression AUC on "
           "the real holdout; JS/TV: lower is better; copy shares: synthetic sequences identical to (exact) or "
           "≥ 90 % identical to (near) a training / holdout sequence. Peak RSS is the benchmark process's running "
           "maximum." + extra, "", "| system | ε | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
@@ -309,7 +312,8 @@ def main() -> None:
         cells = []
         for c in columns:
             vals = [r[c] for r in rs if r.get(c) is not None]
-            cells.append(f"{np.mean(vals):.3f}" if vals else "—")
+            spread = f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 and c != "train_seconds" else ""
+            cells.append(f"{np.mean(vals):.3f}{spread}" if vals else "—")
         md.append(f"| {system} | {eps} | " + " | ".join(cells) + " |")
     (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
 

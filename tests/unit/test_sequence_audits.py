@@ -71,6 +71,7 @@ def test_an_unrelated_generator_copies_nothing_and_differs_more_than_a_fresh_sam
                  "descriptor_ks_net_charge"):
         assert far[name] > near[name] + 0.1, name
     assert far["kmer2_js"] > 5 * near["kmer2_js"]
+    assert far["real_vs_synthetic_accuracy"] > 0.95 and near["real_vs_synthetic_accuracy"] < 0.65
 
 
 def test_a_collapsed_generator_shows_in_the_diversity_figures():

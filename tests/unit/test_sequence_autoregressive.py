@@ -173,3 +173,34 @@ def test_lags_and_averaging_train_under_dp():
     assert model.privacy.entries[0].steps == 4 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     out, _ = generate(model, 50, seed=1)
     assert all(3 <= len(s) <= 12 for s in out)
+
+
+def test_the_dp_transition_prior_is_one_accounted_release_the_letters_start_from():
+    """With the prior, the untrained network's letter distribution IS the DP transition table; at
+    a large ε that table shows the K → L → K alternation of the amp class."""
+    from synthrelease.modalities.sequence.autoregressive import TRANSITION_LABEL
+
+    seqs, labels = _data(200)
+    config = _config(target_epsilon=50.0, ar_prior_epsilon_share=0.3, n_steps=1, ar_lr=1e-9)
+    model = train_autoregressive(seqs, labels, VOCAB, config,
+                                 randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABEL, HEADER_LABEL]
+    assert model.privacy.epsilon <= 50 * (1 + 1e-9)
+    k, ell = VOCAB.letters.index("K"), VOCAB.letters.index("L")
+    amp = model.network.transition[0].exp()
+    assert amp[1 + k, ell] > 0.9 and amp[1 + ell, k] > 0.9 and amp[0, k] > 0.7  # start → K → L → K
+    out, _ = generate(model, 100, seed=3, fixed_class=0)
+    assert sum(s.startswith("KLKL") for s in out if len(s) >= 4) >= 0.5 * sum(len(s) >= 4 for s in out)
+
+
+def test_a_record_moves_the_transition_counts_by_at_most_one_in_l2():
+    from synthrelease.modalities.sequence.autoregressive import transition_counts
+
+    seqs, labels = _data(30)
+    seqs[0] = "K" * 12  # the heaviest record: one transition repeated
+    full = transition_counts(VOCAB.encode(seqs, labels), VOCAB)
+    for i in range(len(seqs)):
+        without = transition_counts(VOCAB.encode(seqs[:i] + seqs[i + 1:], labels[:i] + labels[i + 1:]), VOCAB)
+        assert float((full - without).norm()) <= 1 + 1e-9
+    assert float((full - transition_counts(VOCAB.encode(seqs[1:], labels[1:]), VOCAB)).norm()) == \
+        pytest.approx(1.0)

@@ -109,7 +109,7 @@ class CausalConvLM(nn.Module):
     gradient clipping (ghost norms) covers Linear and Embedding layers.
     """
 
-    def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0) -> None:
+    def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0, transition_prior: bool = False) -> None:
         super().__init__()
         self.first_letter, self.letters = vocabulary.first_letter, len(vocabulary.letters)
         self.classes = len(vocabulary.classes)
@@ -128,6 +128,13 @@ class CausalConvLM(nn.Module):
         for direct in (*self.lag, *([self.composition] if self.composition is not None else [])):
             nn.init.zeros_(direct.weight)  # start as the convolutions alone
         self.register_buffer("positions", torch.arange(vocabulary.width), persistent=False)
+        # DP first-order transition log-probabilities [classes or 1, 1 + letters, letters] (a fixed
+        # prior the network learns residuals to; filled by train_autoregressive or a model file)
+        self.register_buffer("transition", torch.zeros(max(1, self.classes), 1 + self.letters, self.letters)
+                             if transition_prior else None)
+        if transition_prior:  # the letters start as the prior's exactly
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         n, steps = tokens.shape
@@ -146,7 +153,24 @@ class CausalConvLM(nn.Module):
             taps = torch.cat([padded[:, k * d:k * d + steps] for k in range(KERNEL)], dim=-1)
             a, b = conv(taps).chunk(2, dim=-1)
             h = h + torch.tanh(a) * torch.sigmoid(b)  # gated residual (WaveNet)
-        return self.head(h) + self._direct(tokens)
+        return self._with_prior(self.head(h) + self._direct(tokens), tokens)
+
+    def _with_prior(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Add the DP transition log-probabilities to the letter logits of every position whose
+        next token is a letter (row 0 after the length token, else the current letter's row)."""
+        n, steps = tokens.shape
+        if self.transition is None or steps < 3:
+            return logits
+        length = (tokens[:, 2:3] - self.first_length + self.min_length).clamp(min=0)
+        left = length - (self.positions[:steps] - 2)  # letters still to come after position t
+        letter = tokens - self.first_letter
+        row = torch.where(letter >= 0, letter + 1, 0).clamp(max=self.letters)
+        label = (tokens[:, 1] - _SPECIAL).clamp(0, self.transition.shape[0] - 1) if self.classes else \
+            torch.zeros(n, dtype=torch.int64)
+        prior = self.transition[label.unsqueeze(1).expand(n, steps), row]  # [n, T, letters]
+        use = ((self.positions[:steps] >= 2) & (left > 0)).unsqueeze(-1)
+        pad = logits.new_zeros(n, steps, self.first_letter)
+        return logits + torch.cat([pad, prior * use], -1)
 
     def _direct(self, tokens: torch.Tensor) -> torch.Tensor | float:
         """Log-linear next-token terms: one table per lag (the token k − 1 places back) and a linear
@@ -207,6 +231,46 @@ def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
     return entry, (freq / freq.sum() if freq.sum() > 0 else np.full(freq.shape, 1.0 / freq.size))
 
 
+TRANSITION_LABEL = "letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"
+
+
+def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
+    """PRIVATE sums ``[classes or 1, (1 + A)·A]`` of each record's first-order transition counts
+    (start → letter, letter → letter), every record's vector scaled to L2 norm ≤ 1: adding or
+    removing one record moves the sums by at most 1 in L2 (the Gaussian mechanism's sensitivity)."""
+    classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
+    letter = tokens[:, 2:] - vocabulary.first_letter
+    prev = torch.where(letter[:, :-1] >= 0, letter[:, :-1] + 1, 0)  # 0: the start (after the length)
+    nxt, keep = letter[:, 1:], letter[:, 1:] >= 0
+    label = ((tokens[:, 1] - _SPECIAL).clamp(min=0) if vocabulary.classes
+             else torch.zeros(len(tokens), dtype=torch.int64))
+    record = torch.arange(len(tokens)).unsqueeze(1).expand_as(nxt)
+    cell = (prev * a + nxt.clamp(min=0))[keep]
+    per_record = torch.zeros(len(tokens), (1 + a) * a, dtype=torch.float64)
+    per_record.index_put_((record[keep], cell), torch.ones(len(cell), dtype=torch.float64), accumulate=True)
+    per_record /= per_record.norm(dim=1, keepdim=True).clamp(min=1.0)
+    return torch.zeros(classes, (1 + a) * a, dtype=torch.float64).index_add_(0, label, per_record)
+
+
+def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
+                    secret: PrivateRandomness) -> tuple[MechanismEntry, torch.Tensor]:
+    """One Gaussian release of :func:`transition_counts` (sensitivity 1) spending
+    ``config.ar_prior_epsilon_share`` · ε alone. Post-processing: clip at 0, shrink each row
+    towards its label's noisy composition by 2σ pseudo-counts, log. Returns ``[classes or 1, 1 + A, A]``."""
+    classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
+    counts = transition_counts(tokens, vocabulary)
+    entry = calibrate_noise_multiplier(target_epsilon=config.ar_prior_epsilon_share * config.target_epsilon,
+                                       target_delta=config.target_delta, sample_rate=1.0, steps=1,
+                                       accountant=config.accountant, label=TRANSITION_LABEL)
+    sigma = entry.noise_multiplier
+    noisy = (counts + gaussian_noise(counts.shape, sigma, secret.torch("ar-transitions"))).clamp(min=0)
+    noisy = noisy.view(classes, 1 + a, a)
+    composition = noisy.sum(1, keepdim=True)
+    composition = composition / composition.sum(-1, keepdim=True).clamp(min=1e-12)
+    smoothed = noisy + 2 * sigma * composition + 1e-3
+    return entry, (smoothed / smoothed.sum(-1, keepdim=True)).log().float()
+
+
 def _record_loss(network: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """Per-record loss ``[n]``: summed next-token cross-entropy over the record's tokens / the width."""
     logits = network(tokens[:, :-1])
@@ -229,6 +293,10 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     tokens = vocabulary.encode(sequences, labels)
     header_entry, label_length = _dp_label_length(tokens, vocabulary, config, secret)
     reserved_entries = (header_entry, *reserved_entries)
+    transition = None
+    if config.ar_prior_epsilon_share > 0:
+        prior_entry, transition = _dp_transitions(tokens, vocabulary, config, secret)
+        reserved_entries = (prior_entry, *reserved_entries)
     public_rows = config.public_rows or len(sequences)
     q = sample_rate_for(public_rows, min(config.batch_size, public_rows))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
@@ -236,7 +304,9 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
                                      prior=list(reserved_entries), label=SGD_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
-        network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags)
+        network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags, transition is not None)
+    if transition is not None:
+        network.transition.copy_(transition)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.ar_lr)
     loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(len(sequences))), sample_rate=q,
                           generator=secret.torch("poisson"))

@@ -119,7 +119,7 @@ def _autoregressive(info: dict[str, Any], metadata: Any, payload: dict[str, Any]
     if bad:
         raise ValueError(f"network weights {bad[0]!r} hold NaN or infinite values")
     with torch.random.fork_rng(devices=[]):  # building the network must not move the global RNG
-        network = CausalConvLM(vocab, config.ar_hidden, config.ar_lags)
+        network = CausalConvLM(vocab, config.ar_hidden, config.ar_lags, config.ar_prior_epsilon_share > 0)
     network.load_state_dict(state, strict=True)
     network.eval()
     freq = payload["label_length"]

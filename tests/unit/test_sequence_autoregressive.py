@@ -11,6 +11,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     EOS,
     HEADER_LABEL,
     SGD_LABEL,
+    TRANSITION_LABEL,
     CausalConvLM,
     Vocabulary,
     generate,
@@ -72,8 +73,9 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
     runs = [train_autoregressive(seqs, labels, VOCAB, _config(), reserved_entries=reserved,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(s)) for s in (0, 0, 1)]
     model = runs[0]
-    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, HEADER_LABEL, "count release"]
-    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(0.3, rel=0.01)  # 10 % of ε
+    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABEL, HEADER_LABEL, "count release"]
+    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(1.2, rel=0.01)  # 40 % of ε
+    assert epsilon_for(model.privacy.entries[2:3], delta=1e-5) == pytest.approx(0.45, rel=0.01)  # 15 % of ε
     assert model.privacy.entries[0].steps == 8 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     weights = [next(iter(r.network.state_dict().values())) for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
@@ -117,6 +119,8 @@ def test_bad_settings_are_refused():
         _config(ar_lags=-1)
     with pytest.raises(PrivacyParameterError, match="ar_ema"):
         _config(ar_ema=1.0)
+    with pytest.raises(PrivacyParameterError, match=r"at most 0\.9"):
+        _config(ar_prior_epsilon_share=0.45, ar_header_epsilon_share=0.46)
 
 
 def test_an_empty_poisson_batch_is_still_a_noisy_counted_step():
@@ -178,8 +182,6 @@ def test_lags_and_averaging_train_under_dp():
 def test_the_dp_transition_prior_is_one_accounted_release_the_letters_start_from():
     """With the prior, the untrained network's letter distribution IS the DP transition table; at
     a large ε that table shows the K → L → K alternation of the amp class."""
-    from synthrelease.modalities.sequence.autoregressive import TRANSITION_LABEL
-
     seqs, labels = _data(200)
     config = _config(target_epsilon=50.0, ar_prior_epsilon_share=0.3, n_steps=1, ar_lr=1e-9)
     model = train_autoregressive(seqs, labels, VOCAB, config,

@@ -40,9 +40,9 @@ class SequenceTrainingConfig(TrainingConfig):
     ar_hidden: int = 64
     ar_lr: float = 2e-3
     ar_lags: int = 0
-    ar_header_epsilon_share: float = 0.1
+    ar_header_epsilon_share: float = 0.15
     ar_ema: float = 0.0
-    ar_prior_epsilon_share: float = 0.0
+    ar_prior_epsilon_share: float = 0.4
     gan_batch_size: int = 500
     gan_steps: int = 1000
 
@@ -61,6 +61,9 @@ class SequenceTrainingConfig(TrainingConfig):
             raise PrivacyParameterError("ar_prior_epsilon_share must be in [0, 0.5)")
         if not 0 < self.ar_header_epsilon_share < 0.5:
             raise PrivacyParameterError("ar_header_epsilon_share must be in (0, 0.5)")
+        if self.ar_header_epsilon_share + self.ar_prior_epsilon_share > 0.9:
+            raise PrivacyParameterError("ar_header_epsilon_share + ar_prior_epsilon_share must be at most 0.9: "
+                                        "DP-SGD needs the rest of ε")
         if self.gan_batch_size < 1 or self.gan_steps < 1:
             raise PrivacyParameterError("gan_batch_size and gan_steps must be >= 1")
 

@@ -1,4 +1,4 @@
-"""The sequence model file (``synthrelease-sequence-model/1``): the autoregressive model, without pickle.
+"""The sequence model file (``synthrelease-sequence-model/2``): the autoregressive model, without pickle.
 
 The file holds tensors — the language model's ``state_dict`` and the DP (label, length)
 frequencies — and one JSON string: the training settings, the dataset's public metadata
@@ -23,7 +23,7 @@ import torch
 
 from synthrelease.errors import ModelFileError
 
-SEQUENCE_MODEL_FORMAT = "synthrelease-sequence-model/1"
+SEQUENCE_MODEL_FORMAT = "synthrelease-sequence-model/2"
 
 
 def is_sequence_model(model: Any) -> bool:

@@ -29,6 +29,26 @@ MODEL_READERS: dict[str, tuple[str, str]] = {
 """Format tag → (module, function(path, payload) -> model)."""
 
 
+def described_payload(payload: dict[str, Any], fmt: str, modality: str) -> tuple[dict[str, Any], Any]:
+    """A payload's JSON description and its metadata, checked against the format tag and the
+    metadata's modality (shared by the modalities' readers).
+
+    Raises:
+        ValueError: not this format's description, or metadata of another modality.
+    """
+    import json
+
+    from synthrelease.metadata.schema import Metadata
+
+    info = json.loads(payload["info_json"])
+    if not isinstance(info, dict) or info.get("format") != fmt:
+        raise ValueError("the model description does not match its format tag")
+    metadata = Metadata.model_validate(info["metadata"])
+    if metadata.modality != modality:
+        raise ValueError(f"its metadata does not declare {'an' if modality == 'image' else 'a'} {modality} column")
+    return info, metadata
+
+
 def _payload_of(model: Any) -> dict[str, Any]:
     from synthrelease.gan.trainer import TrainedModel
 

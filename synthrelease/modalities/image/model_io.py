@@ -9,7 +9,6 @@ discriminator — the only network that saw private tiles — is never saved.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from synthrelease.errors import ModelFileError
+from synthrelease.modalities.model_files import described_payload
 
 IMAGE_MODEL_FORMAT = "synthrelease-image-model/1"
 EVOLVED_MODEL_FORMAT = "synthrelease-image-pe-model/1"
@@ -58,23 +58,6 @@ def image_model_payload(model: Any) -> dict[str, Any]:
                           replayable=bool(getattr(inner, "reproducible_private_randomness", False)))
 
 
-def _described(payload: dict[str, Any], fmt: str) -> tuple[dict[str, Any], Any]:
-    """The payload's JSON description and its image metadata, checked against the format tag.
-
-    Raises:
-        ValueError: not this format's description, or metadata without an image column.
-    """
-    from synthrelease.metadata.schema import Metadata
-
-    info = json.loads(payload["info_json"])
-    if not isinstance(info, dict) or info.get("format") != fmt:
-        raise ValueError("the model description does not match its format tag")
-    metadata = Metadata.model_validate(info["metadata"])
-    if metadata.modality != "image":
-        raise ValueError("its metadata does not declare an image column")
-    return info, metadata
-
-
 def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     """The image model of a payload read with ``weights_only=True``; every shape checked.
 
@@ -86,7 +69,7 @@ def image_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     from synthrelease.modalities.image.model import ImageTrainingConfig, TileGenerator, TileModel
 
     try:
-        info, metadata = _described(payload, IMAGE_MODEL_FORMAT)
+        info, metadata = described_payload(payload, IMAGE_MODEL_FORMAT, "image")
         # files written before resize-convolution hold transposed-convolution weights
         config = ImageTrainingConfig(**{"upsampling": "transpose", **info["config"]})
         spec = metadata.columns[metadata.image_column]
@@ -160,7 +143,7 @@ def evolved_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     from synthrelease.modalities.image.private_evolution import EvolvedTiles
 
     try:
-        info, metadata = _described(payload, EVOLVED_MODEL_FORMAT)
+        info, metadata = described_payload(payload, EVOLVED_MODEL_FORMAT, "image")
         spec = metadata.columns[metadata.image_column]
         size, channels, stain = int(info["size"]), int(info["channels"]), str(info["stain"])
         if (spec.height, spec.channels, spec.stain) != (size, channels, stain):

@@ -14,7 +14,6 @@ payload changes: a file of another format is refused in one line (train again).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from synthrelease.errors import ModelFileError
+from synthrelease.modalities.model_files import described_payload
 
 SEQUENCE_MODEL_FORMAT = "synthrelease-sequence-model/2"
 
@@ -70,29 +70,12 @@ def sequence_model_from_payload(path: Path, payload: dict[str, Any]) -> Any:
     from synthrelease.modalities.base import ModalityModel
 
     try:
-        info, metadata = _described(payload)
+        info, metadata = described_payload(payload, SEQUENCE_MODEL_FORMAT, "sequence")
         inner = _autoregressive(info, metadata, payload)
     except Exception as e:  # any inconsistency means a corrupt or foreign file
         text = " ".join(str(e).split())[:200]
         raise ModelFileError(f"{path}: corrupt synthrelease sequence model ({type(e).__name__}: {text})") from None
     return ModalityModel(inner, metadata)
-
-
-def _described(payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The payload's JSON description and its sequence metadata, checked against the format tag.
-
-    Raises:
-        ValueError: not this format's description, or metadata without a sequence column.
-    """
-    from synthrelease.metadata.schema import Metadata
-
-    info = json.loads(payload["info_json"])
-    if not isinstance(info, dict) or info.get("format") != SEQUENCE_MODEL_FORMAT:
-        raise ValueError("the model description does not match its format tag")
-    metadata = Metadata.model_validate(info["metadata"])
-    if metadata.modality != "sequence":
-        raise ValueError("its metadata does not declare a sequence column")
-    return info, metadata
 
 
 def _autoregressive(info: dict[str, Any], metadata: Any, payload: dict[str, Any]) -> Any:

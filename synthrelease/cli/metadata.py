@@ -37,7 +37,8 @@ def metadata_infer(data: Path, output: Path, target: str | None, name: str | Non
     check_writable(output, option="-o")
     meta = draft_metadata(data, name=name or data.stem, target=target, sep=sep, labels=labels_path)
     write_text_atomic(output, metadata_to_yaml(meta, draft=True))
-    click.echo(f"wrote draft {output}: review every bound, category list, date format and decimals, "
+    click.echo(f"wrote draft {output}: review every bound, category list, date format, decimals, "
+               "transform, zero inflation and the target, "
                "then set 'reviewed: true'")
 
 

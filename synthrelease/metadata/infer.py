@@ -15,6 +15,12 @@ earliest and latest values as ``min``/``max``, like numerical bounds.
 Sequences: a text column of protein, DNA or RNA sequences becomes ``type: sequence`` with
 its alphabet and length bounds read off the values (:mod:`synthrelease.metadata.infer_sequences`),
 flagged for review by a comment above the column in the YAML draft.
+
+Modelling keys: a heavy-tailed non-negative numeric column gets ``transform: log1p``, one
+with many exact zeros ``zero_inflated: true``, and without ``--target`` a column named like
+a label becomes the target (the table's last column is only suggested, in a comment); each
+is flagged for review by a comment in the YAML draft, as are a float column's ``decimals``
+(:mod:`synthrelease.metadata.infer_modelling`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ import pandas as pd
 import yaml
 
 from synthrelease.metadata.dates import number_to_iso, to_numbers
+from synthrelease.metadata.infer_modelling import (
+    TARGET_NOTE,
+    draft_target,
+    numeric_review,
+    numeric_shape,
+    suggest_target,
+)
 from synthrelease.metadata.infer_sequences import looks_like_sequences, sequence_spec, settle_sequence_table
 from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
 
@@ -45,7 +58,8 @@ DRAFT_HEADER = """\
 # DRAFT metadata inferred by `synthrelease metadata infer` from the PRIVATE table.
 #
 # WARNING: the min/max bounds (dates included) and category lists below were read
-# off the private rows (and so were date formats and decimals). Releasing a model
+# off the private rows (and so were date formats, decimals, transforms, zero
+# inflation and a drafted target: see each REVIEW comment). Releasing a model
 # trained with them would leak those values outside the differential-privacy
 # guarantee. Before training, replace each of them with PUBLIC knowledge (a code
 # book, the instrument's range, the study protocol), widen bounds to round public
@@ -160,10 +174,11 @@ def infer_column(name: str, s: pd.Series) -> ColumnSpec:
         if hi <= lo:
             hi = lo + 1.0
         if integer:
-            return ColumnSpec(type="integer", nullable=nullable, min=lo, max=hi)
+            return numeric_shape(non_null, ColumnSpec(type="integer", nullable=nullable, min=lo, max=hi))
         decimals = infer_decimals(non_null)
         lo, hi = _outward(lo, hi, decimals)
-        return ColumnSpec(type="float", nullable=nullable, min=lo, max=hi, decimals=decimals)
+        return numeric_shape(non_null, ColumnSpec(type="float", nullable=nullable, min=lo, max=hi,
+                                                  decimals=decimals))
     cats = sorted({c for c in (canonical_category(v) for v in non_null.unique()) if c is not None})
     if len(cats) > MAX_INFERRED_CATEGORIES:
         return ColumnSpec(type="identifier", nullable=nullable,
@@ -179,6 +194,8 @@ def infer_metadata(df: pd.DataFrame, *, name: str = "dataset", target: str | Non
     A text column of protein/DNA/RNA sequences (:func:`~synthrelease.metadata.infer_sequences.looks_like_sequences`)
     is drafted as ``type: sequence`` when the table can be a sequence table (one sequence
     column, one label, identifiers: :func:`~synthrelease.metadata.infer_sequences.settle_sequence_table`).
+    Without ``target``, a column named like a label becomes it
+    (:func:`~synthrelease.metadata.infer_modelling.draft_target`).
     """
     columns = {str(c): sequence_spec(df[c]) if looks_like_sequences(df[c]) else infer_column(str(c), df[c])
                for c in df.columns}
@@ -186,6 +203,7 @@ def infer_metadata(df: pd.DataFrame, *, name: str = "dataset", target: str | Non
         cats = sorted({c for c in (canonical_category(v) for v in df[target].dropna().unique()) if c})
         columns[target] = ColumnSpec(type="categorical", categories=cats, nullable=columns[target].nullable)
     columns, target = settle_sequence_table(columns, target)
+    columns, target = draft_target(columns, target)
     return Metadata(name=name, reviewed=False, target=target, columns=columns)
 
 
@@ -203,7 +221,36 @@ def metadata_to_yaml(metadata: Metadata, *, draft: bool) -> str:
     for name, spec in metadata.columns.items():
         if spec.type == "sequence":
             body = _comment_before_column(body, name, SEQUENCE_REVIEW)
-    return DRAFT_HEADER + body
+        review = numeric_review(spec)
+        if review is not None:
+            body = _comment_before_column(body, name, review)
+    return DRAFT_HEADER + _target_comment(body, metadata)
+
+
+def _target_comment(body: str, metadata: Metadata) -> str:
+    """``body`` with a ``# REVIEW`` comment above a target the draft set by name, or, without
+    a target, a commented suggestion (``# target: ...``) below ``reviewed``."""
+    lines = body.split("\n")
+    target = metadata.target
+    if target is not None and metadata.columns[target].description == TARGET_NOTE:
+        i = next(i for i, line in enumerate(lines) if line.startswith("target:"))
+        lines[i:i] = _comments(f"REVIEW: target {target!r} was drafted because its name reads like a label "
+                               "(a categorical column with 2-20 categories): check it is the column to predict "
+                               "(utility audits, the generator's condition), or delete this line")
+        return "\n".join(lines)
+    found = suggest_target(metadata.columns) if target is None else None
+    if found is None:
+        return body
+    i = next(i for i, line in enumerate(lines) if line.startswith("reviewed:")) + 1
+    line = yaml.safe_dump({"target": found[0]}, allow_unicode=True, width=10**6).rstrip("\n")
+    lines[i:i] = [*_comments(f"REVIEW: no target set. Suggested: {found[0]!r}, the table's last column (a "
+                             "categorical column with 2-20 categories): uncomment the line below if it is the "
+                             "column to predict"), f"# {line}"]
+    return "\n".join(lines)
+
+
+def _comments(text: str, indent: str = "") -> list[str]:
+    return [f"{indent}# {part}" for part in textwrap.wrap(text, 90)]
 
 
 SEQUENCE_REVIEW = ("REVIEW: alphabet, min_length and max_length were read off the PRIVATE sequences: replace "
@@ -217,7 +264,7 @@ def _comment_before_column(body: str, column: str, comment: str) -> str:
     lines = body.split("\n")
     for i, line in enumerate(lines):
         if line == f"  {key}":
-            lines[i:i] = [f"  # {part}" for part in textwrap.wrap(comment, 90)]
+            lines[i:i] = _comments(comment, "  ")
             break
     return "\n".join(lines)
 

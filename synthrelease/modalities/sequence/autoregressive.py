@@ -244,12 +244,13 @@ def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Ten
     nxt, keep = letter[:, 1:], letter[:, 1:] >= 0
     label = ((tokens[:, 1] - _SPECIAL).clamp(min=0) if vocabulary.classes
              else torch.zeros(len(tokens), dtype=torch.int64))
+    cells = (1 + a) * a
     record = torch.arange(len(tokens)).unsqueeze(1).expand_as(nxt)
-    cell = (prev * a + nxt.clamp(min=0))[keep]
-    per_record = torch.zeros(len(tokens), (1 + a) * a, dtype=torch.float64)
-    per_record.index_put_((record[keep], cell), torch.ones(len(cell), dtype=torch.float64), accumulate=True)
-    per_record /= per_record.norm(dim=1, keepdim=True).clamp(min=1.0)
-    return torch.zeros(classes, (1 + a) * a, dtype=torch.float64).index_add_(0, label, per_record)
+    pairs, times = torch.unique(record[keep] * cells + (prev * a + nxt.clamp(min=0))[keep], return_counts=True)
+    owner, times = pairs // cells, times.double()  # sparse: no [records × cells] matrix
+    norm = torch.zeros(len(tokens), dtype=torch.float64).index_add_(0, owner, times ** 2).sqrt().clamp(min=1.0)
+    sums = torch.zeros(classes * cells, dtype=torch.float64)
+    return sums.index_add_(0, label[owner] * cells + pairs % cells, times / norm[owner]).view(classes, cells)
 
 
 def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,

@@ -11,7 +11,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     EOS,
     HEADER_LABEL,
     SGD_LABEL,
-    TRANSITION_LABEL,
+    TRANSITION_LABELS,
     CausalConvLM,
     Vocabulary,
     generate,
@@ -47,12 +47,14 @@ def test_tokens_round_trip_within_the_public_layout():
     assert back == seqs and back_labels == labels
 
 
-@pytest.mark.parametrize("lags", [0, 4])
-def test_a_position_sees_only_the_tokens_before_it_and_the_label_and_length_once_read(lags):
+@pytest.mark.parametrize(("lags", "prior_order"), [(0, 0), (4, 0), (0, 1), (0, 2)])
+def test_a_position_sees_only_the_tokens_before_it_and_the_label_and_length_once_read(lags, prior_order):
     torch.manual_seed(0)
-    net = CausalConvLM(VOCAB, 16, lags).eval()
+    net = CausalConvLM(VOCAB, 16, lags, prior_order > 0, max(1, prior_order)).eval()
     for p in net.parameters():  # the direct terms start at zero: make them matter here
         torch.nn.init.normal_(p)
+    if prior_order:
+        torch.nn.init.normal_(net.transition)
     rows = VOCAB.encode(*_data(4))
     changed = rows.clone()
     changed[:, 7] = (changed[:, 7] + 1) % VOCAB.size
@@ -73,9 +75,11 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
     runs = [train_autoregressive(seqs, labels, VOCAB, _config(), reserved_entries=reserved,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(s)) for s in (0, 0, 1)]
     model = runs[0]
-    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABEL, HEADER_LABEL, "count release"]
-    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(1.2, rel=0.01)  # 40 % of ε
-    assert epsilon_for(model.privacy.entries[2:3], delta=1e-5) == pytest.approx(0.45, rel=0.01)  # 15 % of ε
+    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
+                                                        HEADER_LABEL, "count release"]
+    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(0.7, rel=0.01)  # 70 % of ε ÷ 3
+    assert epsilon_for(model.privacy.entries[2:3], delta=1e-5) == pytest.approx(1.4, rel=0.01)  # 70 % of ε · 2/3
+    assert epsilon_for(model.privacy.entries[3:4], delta=1e-5) == pytest.approx(0.45, rel=0.01)  # 15 % of ε
     assert model.privacy.entries[0].steps == 8 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     weights = [next(iter(r.network.state_dict().values())) for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
@@ -121,6 +125,8 @@ def test_bad_settings_are_refused():
         _config(ar_ema=1.0)
     with pytest.raises(PrivacyParameterError, match=r"at most 0\.9"):
         _config(ar_prior_epsilon_share=0.45, ar_header_epsilon_share=0.46)
+    with pytest.raises(PrivacyParameterError, match="ar_prior_order"):
+        _config(ar_prior_order=3)
 
 
 def test_an_empty_poisson_batch_is_still_a_noisy_counted_step():
@@ -183,10 +189,10 @@ def test_the_dp_transition_prior_is_one_accounted_release_the_letters_start_from
     """With the prior, the untrained network's letter distribution IS the DP transition table; at
     a large ε that table shows the K → L → K alternation of the amp class."""
     seqs, labels = _data(200)
-    config = _config(target_epsilon=50.0, ar_prior_epsilon_share=0.3, n_steps=1, ar_lr=1e-9)
+    config = _config(target_epsilon=50.0, ar_prior_epsilon_share=0.3, ar_prior_order=1, n_steps=1, ar_lr=1e-9)
     model = train_autoregressive(seqs, labels, VOCAB, config,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
-    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABEL, HEADER_LABEL]
+    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], HEADER_LABEL]
     assert model.privacy.epsilon <= 50 * (1 + 1e-9)
     k, ell = VOCAB.letters.index("K"), VOCAB.letters.index("L")
     amp = model.network.transition[0].exp()
@@ -195,14 +201,48 @@ def test_the_dp_transition_prior_is_one_accounted_release_the_letters_start_from
     assert sum(s.startswith("KLKL") for s in out if len(s) >= 4) >= 0.5 * sum(len(s) >= 4 for s in out)
 
 
-def test_a_record_moves_the_transition_counts_by_at_most_one_in_l2():
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_record_moves_the_transition_counts_by_at_most_one_in_l2(order):
     from synthrelease.modalities.sequence.autoregressive import transition_counts
 
     seqs, labels = _data(30)
     seqs[0] = "K" * 12  # the heaviest record: one transition repeated
-    full = transition_counts(VOCAB.encode(seqs, labels), VOCAB)
+    full = transition_counts(VOCAB.encode(seqs, labels), VOCAB, order)
+    assert full.shape == (2, 21 ** order * 20)
     for i in range(len(seqs)):
-        without = transition_counts(VOCAB.encode(seqs[:i] + seqs[i + 1:], labels[:i] + labels[i + 1:]), VOCAB)
+        without = transition_counts(VOCAB.encode(seqs[:i] + seqs[i + 1:], labels[:i] + labels[i + 1:]), VOCAB,
+                                    order)
         assert float((full - without).norm()) <= 1 + 1e-9
-    assert float((full - transition_counts(VOCAB.encode(seqs[1:], labels[1:]), VOCAB)).norm()) == \
+    assert float((full - transition_counts(VOCAB.encode(seqs[1:], labels[1:]), VOCAB, order)).norm()) == \
         pytest.approx(1.0)
+
+
+def test_order_two_counts_read_the_two_letters_before():
+    """"KKL": start,start → K; start,K → K; K,K → L (rows: earlier·21 + later, letter + 1, 0 = start)."""
+    from synthrelease.modalities.sequence.autoregressive import transition_counts
+
+    k, ell = VOCAB.letters.index("K"), VOCAB.letters.index("L")
+    counts = transition_counts(VOCAB.encode(["KKL"], ["amp"]), VOCAB, 2).view(2, 21 * 21, 20)
+    expected = torch.zeros_like(counts)
+    for row, nxt in ((0, k), (1 + k, k), ((1 + k) * 21 + 1 + k, ell)):
+        expected[0, row, nxt] = 1 / 3 ** 0.5
+    assert torch.allclose(counts, expected.double())
+
+
+def test_the_order_two_prior_learns_what_order_one_cannot():
+    """"KKL" repeated: after K the next letter is K or L (order 1 cannot tell), after K, K it is L
+    and after K, L it is K; at a large ε the order-2 prior the letters start from shows it."""
+    rng = np.random.default_rng(0)
+    labels = list(rng.choice(["amp", "other"], 300))
+    seqs = ["KKL" * int(rng.integers(1, 5)) if lab == "amp" else
+            "".join(rng.choice(list(VOCAB.letters), int(rng.integers(3, 13)))) for lab in labels]
+    config = _config(target_epsilon=200.0, ar_prior_epsilon_share=0.6, n_steps=1, ar_lr=1e-9)
+    model = train_autoregressive(seqs, labels, VOCAB, config,
+                                 randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+    assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
+                                                        HEADER_LABEL]
+    k, ell = VOCAB.letters.index("K"), VOCAB.letters.index("L")
+    amp = model.network.transition[0].exp()
+    assert amp[(1 + k) * 21 + 1 + k, ell] > 0.8 and amp[(1 + k) * 21 + 1 + ell, k] > 0.8
+    out, _ = generate(model, 100, seed=3, fixed_class=0)
+    assert sum("KKL" in s or s == "KK" for s in out) >= 0.8 * len(out)

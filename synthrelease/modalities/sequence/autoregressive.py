@@ -109,7 +109,8 @@ class CausalConvLM(nn.Module):
     gradient clipping (ghost norms) covers Linear and Embedding layers.
     """
 
-    def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0, transition_prior: bool = False) -> None:
+    def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0, transition_prior: bool = False,
+                 prior_order: int = 1) -> None:
         super().__init__()
         self.first_letter, self.letters = vocabulary.first_letter, len(vocabulary.letters)
         self.classes = len(vocabulary.classes)
@@ -128,10 +129,11 @@ class CausalConvLM(nn.Module):
         for direct in (*self.lag, *([self.composition] if self.composition is not None else [])):
             nn.init.zeros_(direct.weight)  # start as the convolutions alone
         self.register_buffer("positions", torch.arange(vocabulary.width), persistent=False)
-        # DP first-order transition log-probabilities [classes or 1, 1 + letters, letters] (a fixed
+        # DP transition log-probabilities [classes or 1, (1 + letters)^prior_order, letters] (a fixed
         # prior the network learns residuals to; filled by train_autoregressive or a model file)
-        self.register_buffer("transition", torch.zeros(max(1, self.classes), 1 + self.letters, self.letters)
-                             if transition_prior else None)
+        self.prior_order = prior_order
+        self.register_buffer("transition", torch.zeros(max(1, self.classes), (1 + self.letters) ** prior_order,
+                                                       self.letters) if transition_prior else None)
         if transition_prior:  # the letters start as the prior's exactly
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
@@ -157,7 +159,8 @@ class CausalConvLM(nn.Module):
 
     def _with_prior(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Add the DP transition log-probabilities to the letter logits of every position whose
-        next token is a letter (row 0 after the length token, else the current letter's row)."""
+        next token is a letter. The row is the context: each of the last ``prior_order`` tokens is
+        its letter + 1, or 0 (the start) for the length token and before it."""
         n, steps = tokens.shape
         if self.transition is None or steps < 3:
             return logits
@@ -165,6 +168,8 @@ class CausalConvLM(nn.Module):
         left = length - (self.positions[:steps] - 2)  # letters still to come after position t
         letter = tokens - self.first_letter
         row = torch.where(letter >= 0, letter + 1, 0).clamp(max=self.letters)
+        for _ in range(1, self.prior_order):  # prepend the token before: row = earlier · (1 + A) + later
+            row = F.pad(row, (1, 0))[:, :steps] * (1 + self.letters) + row
         label = (tokens[:, 1] - _SPECIAL).clamp(0, self.transition.shape[0] - 1) if self.classes else \
             torch.zeros(n, dtype=torch.int64)
         prior = self.transition[label.unsqueeze(1).expand(n, steps), row]  # [n, T, letters]
@@ -231,20 +236,25 @@ def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
     return entry, (freq / freq.sum() if freq.sum() > 0 else np.full(freq.shape, 1.0 / freq.size))
 
 
-TRANSITION_LABEL = "letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"
+TRANSITION_LABELS = {1: "letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)",
+                     2: "order-2 letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"}
+ORDER2_SHRINK = 20.0  # pseudo-counts per σ towards the order-1 prior (measured: benchmarks/sequence_probe.py)
 
 
-def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
-    """PRIVATE sums ``[classes or 1, (1 + A)·A]`` of each record's first-order transition counts
-    (start → letter, letter → letter), every record's vector scaled to L2 norm ≤ 1: adding or
-    removing one record moves the sums by at most 1 in L2 (the Gaussian mechanism's sensitivity)."""
+def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary, order: int = 1) -> torch.Tensor:
+    """PRIVATE sums ``[classes or 1, (1 + A)^order · A]`` of each record's transition counts of the
+    given order (context of ``order`` tokens, each a letter or the start → next letter), every
+    record's vector scaled to L2 norm ≤ 1: adding or removing one record moves the sums by at
+    most 1 in L2 (the Gaussian mechanism's sensitivity)."""
     classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
-    letter = tokens[:, 2:] - vocabulary.first_letter
-    prev = torch.where(letter[:, :-1] >= 0, letter[:, :-1] + 1, 0)  # 0: the start (after the length)
-    nxt, keep = letter[:, 1:], letter[:, 1:] >= 0
+    letter = F.pad(tokens[:, 2:] - vocabulary.first_letter, (order - 1, 0), value=-1)  # start padding
+    rows = torch.where(letter >= 0, letter + 1, 0)  # 0: the start (the length token and before)
+    prev = sum(rows[:, k:rows.shape[1] - order + k] * (1 + a) ** (order - 1 - k) for k in range(order))
+    nxt = letter[:, order:]
+    keep = nxt >= 0
     label = ((tokens[:, 1] - _SPECIAL).clamp(min=0) if vocabulary.classes
              else torch.zeros(len(tokens), dtype=torch.int64))
-    cells = (1 + a) * a
+    cells = (1 + a) ** order * a
     record = torch.arange(len(tokens)).unsqueeze(1).expand_as(nxt)
     pairs, times = torch.unique(record[keep] * cells + (prev * a + nxt.clamp(min=0))[keep], return_counts=True)
     owner, times = pairs // cells, times.double()  # sparse: no [records × cells] matrix
@@ -253,23 +263,44 @@ def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Ten
     return sums.index_add_(0, label[owner] * cells + pairs % cells, times / norm[owner]).view(classes, cells)
 
 
-def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
-                    secret: PrivateRandomness) -> tuple[MechanismEntry, torch.Tensor]:
-    """One Gaussian release of :func:`transition_counts` (sensitivity 1) spending
-    ``config.ar_prior_epsilon_share`` · ε alone. Post-processing: clip at 0, shrink each row
-    towards its label's noisy composition by 2σ pseudo-counts, log. Returns ``[classes or 1, 1 + A, A]``."""
+def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, epsilon: float, config: Any,
+                    secret: PrivateRandomness, order: int = 1, base: torch.Tensor | None = None,
+                    ) -> tuple[MechanismEntry, torch.Tensor]:
+    """One Gaussian release of :func:`transition_counts` of ``order`` (sensitivity 1) spending
+    ``epsilon`` alone. Post-processing: clip at 0, then shrink each row towards a base by pseudo-
+    counts — order 1: the label's noisy composition, 2σ; order 2: the order-1 probabilities
+    ``base`` of the context's last letter, ``ORDER2_SHRINK``·σ — and take the log.
+    Returns ``[classes or 1, (1 + A)^order, A]`` log-probabilities."""
     classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
-    counts = transition_counts(tokens, vocabulary)
-    entry = calibrate_noise_multiplier(target_epsilon=config.ar_prior_epsilon_share * config.target_epsilon,
-                                       target_delta=config.target_delta, sample_rate=1.0, steps=1,
-                                       accountant=config.accountant, label=TRANSITION_LABEL)
+    counts = transition_counts(tokens, vocabulary, order)
+    entry = calibrate_noise_multiplier(target_epsilon=epsilon, target_delta=config.target_delta, sample_rate=1.0,
+                                       steps=1, accountant=config.accountant, label=TRANSITION_LABELS[order])
     sigma = entry.noise_multiplier
-    noisy = (counts + gaussian_noise(counts.shape, sigma, secret.torch("ar-transitions"))).clamp(min=0)
-    noisy = noisy.view(classes, 1 + a, a)
-    composition = noisy.sum(1, keepdim=True)
-    composition = composition / composition.sum(-1, keepdim=True).clamp(min=1e-12)
-    smoothed = noisy + 2 * sigma * composition + 1e-3
+    noise = gaussian_noise(counts.shape, sigma, secret.torch(f"ar-transitions-{order}"))
+    noisy = (counts + noise).clamp(min=0).view(classes, (1 + a) ** order, a)
+    if base is None:
+        composition = noisy.sum(1, keepdim=True)
+        smoothed = noisy + 2 * sigma * composition / composition.sum(-1, keepdim=True).clamp(min=1e-12)
+    else:  # context (earlier, last): shrink towards P1(· | last)
+        smoothed = noisy + ORDER2_SHRINK * sigma * base.double().exp().repeat(1, 1 + a, 1)
+    smoothed = smoothed + 1e-3
     return entry, (smoothed / smoothed.sum(-1, keepdim=True)).log().float()
+
+
+def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
+               secret: PrivateRandomness) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
+    """The DP transition prior of order ``config.ar_prior_order``: order 1 spends
+    ``ar_prior_epsilon_share`` · ε on one release; order 2 spends a third of it on the order-1
+    release and two thirds on the order-2 one, shrunk towards the first (two entries)."""
+    share = config.ar_prior_epsilon_share * config.target_epsilon
+    if share <= 0:
+        return (), None
+    if config.ar_prior_order == 1:
+        entry, table = _dp_transitions(tokens, vocabulary, share, config, secret)
+        return (entry,), table
+    first, base = _dp_transitions(tokens, vocabulary, share / 3, config, secret)
+    second, table = _dp_transitions(tokens, vocabulary, 2 * share / 3, config, secret, order=2, base=base)
+    return (first, second), table
 
 
 def _record_loss(network: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -294,10 +325,8 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     tokens = vocabulary.encode(sequences, labels)
     header_entry, label_length = _dp_label_length(tokens, vocabulary, config, secret)
     reserved_entries = (header_entry, *reserved_entries)
-    transition = None
-    if config.ar_prior_epsilon_share > 0:
-        prior_entry, transition = _dp_transitions(tokens, vocabulary, config, secret)
-        reserved_entries = (prior_entry, *reserved_entries)
+    prior_entries, transition = _dp_priors(tokens, vocabulary, config, secret)
+    reserved_entries = (*prior_entries, *reserved_entries)
     public_rows = config.public_rows or len(sequences)
     q = sample_rate_for(public_rows, min(config.batch_size, public_rows))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
@@ -305,7 +334,8 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
                                      prior=list(reserved_entries), label=SGD_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
-        network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags, transition is not None)
+        network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags, transition is not None,
+                               config.ar_prior_order)
     if transition is not None:
         network.transition.copy_(transition)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.ar_lr)

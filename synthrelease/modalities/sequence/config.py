@@ -26,9 +26,12 @@ class SequenceTrainingConfig(TrainingConfig):
             plus a per-label map of the prefix's letter shares (0: the convolutions alone).
         ar_ema: decay of the exponential moving average of the DP-SGD iterates the model keeps
             (0: the last iterate); post-processing, no ε.
-        ar_prior_epsilon_share: ε share of the one Gaussian release of per-label letter
+        ar_prior_epsilon_share: ε share of the Gaussian releases of per-label letter
             transition counts whose log-probabilities the network's letter logits start from
             (0: no such prior).
+        ar_prior_order: 1 (one release: letter → next letter) or 2 (the order-1 release with a
+            third of the share, and order-2 counts — two letters → next — with two thirds,
+            shrunk towards it).
         ar_header_epsilon_share: ε share of the one Gaussian release of the (label, length)
             counts that sampling draws each record's label and length from.
         gan_batch_size, gan_steps: ``batch_size`` and ``n_steps`` when the generator is the
@@ -42,7 +45,8 @@ class SequenceTrainingConfig(TrainingConfig):
     ar_lags: int = 0
     ar_header_epsilon_share: float = 0.15
     ar_ema: float = 0.0
-    ar_prior_epsilon_share: float = 0.4
+    ar_prior_epsilon_share: float = 0.7
+    ar_prior_order: int = 2
     gan_batch_size: int = 500
     gan_steps: int = 1000
 
@@ -57,8 +61,10 @@ class SequenceTrainingConfig(TrainingConfig):
             raise PrivacyParameterError("ar_lags must be in [0, 64]")
         if not 0 <= self.ar_ema < 1:
             raise PrivacyParameterError("ar_ema must be in [0, 1)")
-        if not 0 <= self.ar_prior_epsilon_share < 0.5:
-            raise PrivacyParameterError("ar_prior_epsilon_share must be in [0, 0.5)")
+        if not 0 <= self.ar_prior_epsilon_share < 0.9:
+            raise PrivacyParameterError("ar_prior_epsilon_share must be in [0, 0.9)")
+        if self.ar_prior_order not in (1, 2):
+            raise PrivacyParameterError("ar_prior_order must be 1 or 2")
         if not 0 < self.ar_header_epsilon_share < 0.5:
             raise PrivacyParameterError("ar_header_epsilon_share must be in (0, 0.5)")
         if self.ar_header_epsilon_share + self.ar_prior_epsilon_share > 0.9:

@@ -77,9 +77,9 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
     model = runs[0]
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
                                                         HEADER_LABEL, "count release"]
-    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(0.7, rel=0.01)  # 70 % of ε ÷ 3
-    assert epsilon_for(model.privacy.entries[2:3], delta=1e-5) == pytest.approx(1.4, rel=0.01)  # 70 % of ε · 2/3
-    assert epsilon_for(model.privacy.entries[3:4], delta=1e-5) == pytest.approx(0.45, rel=0.01)  # 15 % of ε
+    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(0.525, rel=0.01)  # 70 % of ε ÷ 4
+    assert epsilon_for(model.privacy.entries[2:3], delta=1e-5) == pytest.approx(1.575, rel=0.01)  # 70 % of ε · 3/4
+    assert epsilon_for(model.privacy.entries[3:4], delta=1e-5) == pytest.approx(0.6, rel=0.01)  # 20 % of ε
     assert model.privacy.entries[0].steps == 8 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     weights = [next(iter(r.network.state_dict().values())) for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])

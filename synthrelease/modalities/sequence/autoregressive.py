@@ -238,7 +238,7 @@ def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
 
 TRANSITION_LABELS = {1: "letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)",
                      2: "order-2 letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"}
-ORDER2_SHRINK = 20.0  # pseudo-counts per σ towards the order-1 prior (measured: benchmarks/sequence_probe.py)
+ORDER2_SHRINK = 10.0  # pseudo-counts per σ towards the order-1 prior (measured: benchmarks/sequence_probe.py)
 
 
 def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary, order: int = 1) -> torch.Tensor:
@@ -290,16 +290,16 @@ def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, epsilon: float
 def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
                secret: PrivateRandomness) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
     """The DP transition prior of order ``config.ar_prior_order``: order 1 spends
-    ``ar_prior_epsilon_share`` · ε on one release; order 2 spends a third of it on the order-1
-    release and two thirds on the order-2 one, shrunk towards the first (two entries)."""
+    ``ar_prior_epsilon_share`` · ε on one release; order 2 spends a quarter of it on the order-1
+    release and three quarters on the order-2 one, shrunk towards the first (two entries)."""
     share = config.ar_prior_epsilon_share * config.target_epsilon
     if share <= 0:
         return (), None
     if config.ar_prior_order == 1:
         entry, table = _dp_transitions(tokens, vocabulary, share, config, secret)
         return (entry,), table
-    first, base = _dp_transitions(tokens, vocabulary, share / 3, config, secret)
-    second, table = _dp_transitions(tokens, vocabulary, 2 * share / 3, config, secret, order=2, base=base)
+    first, base = _dp_transitions(tokens, vocabulary, share / 4, config, secret)
+    second, table = _dp_transitions(tokens, vocabulary, 3 * share / 4, config, secret, order=2, base=base)
     return (first, second), table
 
 

@@ -30,7 +30,7 @@ class SequenceTrainingConfig(TrainingConfig):
             transition counts whose log-probabilities the network's letter logits start from
             (0: no such prior).
         ar_prior_order: 1 (one release: letter → next letter) or 2 (the order-1 release with a
-            third of the share, and order-2 counts — two letters → next — with two thirds,
+            quarter of the share, and order-2 counts — two letters → next — with three quarters,
             shrunk towards it).
         ar_header_epsilon_share: ε share of the one Gaussian release of the (label, length)
             counts that sampling draws each record's label and length from.
@@ -43,7 +43,7 @@ class SequenceTrainingConfig(TrainingConfig):
     ar_hidden: int = 64
     ar_lr: float = 2e-3
     ar_lags: int = 0
-    ar_header_epsilon_share: float = 0.15
+    ar_header_epsilon_share: float = 0.2
     ar_ema: float = 0.0
     ar_prior_epsilon_share: float = 0.7
     ar_prior_order: int = 2

@@ -4,10 +4,13 @@ Every figure a policy clause compares (quality, coverage, TSTR AUC, attack AUCs 
 TPRs, copy shares, …) is computed by :mod:`synthrelease.audits.dp_figures` in a form whose
 L2 sensitivity to adding or removing one row (of the training rows or of the holdout) is
 bounded and stated. The figures the policy needs — a list fixed by the policy and the
-public metadata alone — are released together as ONE Gaussian mechanism: each figure's
-vector is divided by its sensitivity (so each block moves by ≤ 1), the B blocks are
-stacked (L2 sensitivity ≤ √B) and N(0, (z·√B)²) noise is added to every coordinate, with
-z = the gate's noise multiplier. The accountant records the entry ``(z, q = 1, 1 step)``.
+public metadata alone — are released together as ONE Gaussian mechanism: figure i's vector
+(sensitivity Δ_i) gets N(0, s_i²) on every coordinate with Σ_i (Δ_i/s_i)² = 1/z², z = the
+gate's noise multiplier — the rescaled blocks v_i/s_i stacked have L2 sensitivity ≤ 1/z
+and unit noise. How the s_i are chosen is the policy's ``privacy.audit_noise_allocation``
+(:data:`ALLOCATIONS`), always from public numbers (the sensitivities at the public slot
+counts below, z, the policy): ``proportional`` is s_i = z·√B·Δ_i. The accountant records
+the entry ``(z, q = 1, 1 step)``.
 
 Budget: the policy's ``privacy.audit_budget_share`` s of the release's Rényi-DP curve.
 A single Gaussian release spending the whole ε at δ has noise multiplier z₁; its RDP is
@@ -40,6 +43,7 @@ slots (probability about 16 %, by 0.08 count-noise stds on average; see ``SLOT_M
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthrelease.errors import InternalError
 from synthrelease.metadata.schema import Metadata
 from synthrelease.policy.schema import Policy
 from synthrelease.privacy.accounting import MechanismEntry, histogram_noise_for
@@ -205,28 +210,113 @@ def compute_figures(names: list[str], train: pd.DataFrame, holdout: pd.DataFrame
     return out
 
 
+ALLOCATIONS = ("proportional", "equalised", "least_refusal")
+"""How the gate's one Gaussian mechanism shares its noise among the B figures (policy
+``privacy.audit_noise_allocation``); both add N(0, s_i²) to each coordinate of figure i with
+Σ_i (Δ_i / s_i)² = 1/z² — the stacked, rescaled vector has L2 sensitivity 1/z, so the entry
+(z, q = 1, 1 step) is the same mechanism:
+
+* ``proportional``: s_i = z·√B·Δ_i (each figure's noise in proportion to its sensitivity:
+  figures over the larger part are nearly exact, those over a small holdout noisy);
+* ``equalised``: s_i = z·‖Δ‖₂ for every figure (the same noise on every figure, so the
+  noisiest clause gets less: on a holdout of a fifth of the rows its noise falls by about a
+  quarter, while the training-side figures carry more);
+* ``least_refusal``: the s_i that minimise the probability that a release whose exact figures
+  all clear their limits by the policy's ``audit_design_margin`` is refused by any clause
+  (under its decision rule ``audit_clear_by_stds``) — a small numerical problem on public
+  inputs (sensitivities at the public slot counts, z, margin, rule).
+
+The allocation is a function of public quantities only, so the noise scales reveal nothing."""
+
+
+def public_sensitivities(names: list[str], *, n_train_slots: int, n_holdout_slots: int) -> dict[str, float]:
+    """The L2 sensitivity each figure states at the gate's PUBLIC slot counts (TSTR AUC normalised by
+    the holdout slots): a function of the policy and the public slot counts only."""
+    from synthrelease.audits.dp_figures import sensitivity_for
+
+    n1, n0 = max(n_train_slots, 2), max(n_holdout_slots, 2)
+    return {name: sensitivity_for(name, n_train=n1, n_holdout=n0, slotted=True) for name in names}
+
+
+def noise_stds(sensitivities: Mapping[str, float], entry: MechanismEntry, allocation: str, *,
+               margin: float = 0.05, clear_by_stds: float = 0.0) -> dict[str, float]:
+    """Noise std per coordinate of each figure's vector (see :data:`ALLOCATIONS`); ``sensitivities``
+    are the PUBLIC ones of :func:`public_sensitivities` (or the figures' own, all equal to them).
+    ``margin`` and ``clear_by_stds``: the design point of ``least_refusal``."""
+    z = entry.noise_multiplier
+    if allocation == "proportional":
+        return {k: z * math.sqrt(len(sensitivities)) * d for k, d in sensitivities.items()}
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"unknown noise allocation {allocation!r}; expected one of {', '.join(ALLOCATIONS)}")
+    norm = math.sqrt(sum(d * d for d in sensitivities.values()))
+    if allocation == "equalised" or len(sensitivities) < 2 or norm == 0:
+        return {k: z * norm for k in sensitivities}
+    names = tuple(sensitivities)
+    stds = _least_refusal(tuple(float(sensitivities[n]) for n in names), z, margin, clear_by_stds)
+    return dict(zip(names, stds, strict=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _least_refusal(sensitivities: tuple[float, ...], z: float, margin: float, k: float) -> tuple[float, ...]:
+    """s_i = Δ_i / u_i with Σ u_i² = 1/z² (the same mechanism) minimising −Σ log Φ(margin·u_i/Δ_i − k),
+    the log of the chance that every clause passes at the design margin. Figures with Δ_i = 0 get 0.
+    A deterministic function of public numbers (cached)."""
+    from scipy.optimize import minimize
+    from scipy.stats import norm as gaussian
+
+    live = [i for i, d in enumerate(sensitivities) if d > 0]
+    delta = np.array([sensitivities[i] for i in live])
+
+    def weights(w: np.ndarray) -> np.ndarray:
+        e = np.exp(w - w.max())
+        return np.sqrt(e / e.sum()) / z  # Σ u² = 1/z²
+
+    def loss(w: np.ndarray) -> float:
+        return float(-gaussian.logcdf(margin * weights(w) / delta - k).sum())
+
+    start = np.log(delta ** 2)  # the equalised allocation: u_i ∝ Δ_i
+    best = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 4000})
+    u = weights(best.x if best.fun <= loss(start) else start)
+    stds = dict(zip(live, (delta / u).tolist(), strict=True))
+    return tuple(stds.get(i, 0.0) for i in range(len(sensitivities)))
+
+
 def release_figures(exact: Mapping[str, Any], names: list[str], entry: MechanismEntry,
-                    randomness: PrivateRandomness) -> dict[str, GateFigure]:
+                    randomness: PrivateRandomness, *, sensitivities: Mapping[str, float] | None = None,
+                    allocation: str = "proportional", margin: float = 0.05,
+                    clear_by_stds: float = 0.0) -> dict[str, GateFigure]:
     """Add the gate's Gaussian noise to every needed figure (one mechanism, ``entry``) and finish each.
 
-    Each figure's vector is released as v + N(0, (z·√B·Δ)²) per coordinate (z =
-    ``entry.noise_multiplier``, B = len(names), Δ its L2 sensitivity), then post-processed
-    by its ``finish``. A figure that could not be computed (only on degenerate inputs: fewer
-    than two rows in a part, a single class) is released as its public worst value
-    (:data:`WORST_VALUE`), which fails its clause.
+    Each figure's vector is released as v + N(0, s²) per coordinate, s from :func:`noise_stds`
+    (``proportional``: z·√B·Δ, z = ``entry.noise_multiplier``, B = len(names), Δ its L2
+    sensitivity), then post-processed by its ``finish``. ``sensitivities``: the public ones
+    (:func:`public_sensitivities`; required for ``equalised``, whose s must not depend on which
+    figures could be computed); a figure may not state a larger one. ``margin``,
+    ``clear_by_stds``: the design point of the ``least_refusal`` allocation. A figure that could not be
+    computed (only on degenerate inputs: fewer than two rows in a part, a single class) is
+    released as its public worst value (:data:`WORST_VALUE`), which fails its clause.
     """
     generator = randomness.torch("gate-noise")
-    scale = entry.noise_multiplier * math.sqrt(len(names))
+    if sensitivities is None:
+        if allocation != "proportional":
+            raise InternalError(f"the {allocation} noise allocation needs the public sensitivities")
+        sensitivities = {n: float(exact[n].l2_sensitivity) if exact.get(n) is not None else 0.0 for n in names}
+    stds = noise_stds({n: sensitivities[n] for n in names}, entry, allocation, margin=margin,
+                      clear_by_stds=clear_by_stds)
     out: dict[str, GateFigure] = {}
     for name in names:
         fig = exact.get(name)
         if fig is None:
             values, delta, finish = np.array([WORST_VALUE[name]]), 0.0, _clip01
             meaning, exact_value = "not computable on this input (public worst value released)", None
+            std = 0.0
         else:
             values, delta, finish = np.asarray(fig.values, dtype=np.float64), float(fig.l2_sensitivity), fig.finish
             meaning, exact_value = fig.meaning, _finite(fig.finish(np.asarray(fig.values, dtype=np.float64)))
-        std = scale * delta
+            if delta > sensitivities[name] * (1 + 1e-9):
+                raise InternalError(f"gate figure {name} states sensitivity {delta:.3g} above the public "
+                                    f"{sensitivities[name]:.3g}")
+            std = stds[name]
         noisy = values + gaussian_noise(values.shape, std, generator).numpy()
         out[name] = GateFigure(name, _finite(finish(noisy)), std, delta, exact_value, meaning,
                                computable=fig is not None)
@@ -246,14 +336,23 @@ def noisy_values(figures: Mapping[str, GateFigure]) -> dict[str, float | None]:
     return {k: v.value for k, v in figures.items()}
 
 
-def expected_noise(names: list[str], entry: MechanismEntry | None, *, n_train: int, n_holdout: int) -> dict[str, float]:
+def expected_noise(names: list[str], entry: MechanismEntry | None, *, n_train: int, n_holdout: int,
+                   allocation: str = "proportional", margin: float = 0.05,
+                   clear_by_stds: float = 0.0) -> dict[str, float]:
     """Noise std each figure WILL carry with ``n_train`` and ``n_holdout`` slots (for a preflight,
-    before any ε): the sensitivities of :mod:`synthrelease.audits.dp_figures` at those slot
-    counts, TSTR AUC normalised by the holdout slots."""
+    before any ε): :func:`noise_stds` of the sensitivities at those slot counts."""
     if entry is None or not names:
         return {}
-    from synthrelease.audits.dp_figures import sensitivity_for
+    return noise_stds(public_sensitivities(names, n_train_slots=n_train, n_holdout_slots=n_holdout), entry,
+                      allocation, margin=margin, clear_by_stds=clear_by_stds)
 
-    n1, n0 = max(n_train, 2), max(n_holdout, 2)
-    scale = entry.noise_multiplier * math.sqrt(len(names))
-    return {name: scale * sensitivity_for(name, n_train=n1, n_holdout=n0, slotted=True) for name in names}
+
+def refusal_probability(stds: Mapping[str, float], margin: float, clear_by_stds: float = 0.0) -> dict[str, float]:
+    """Probability that each figure's clause fails when its EXACT value clears the limit by
+    ``margin`` (in the figure's units; negative: the exact value fails by that much) and the
+    clause asks the noisy value to clear it by ``clear_by_stds`` noise stds: Φ(k − margin/s).
+    Exact for scalar figures away from the [0, 1] clip; public (stds and margin are)."""
+    from scipy.stats import norm
+
+    return {k: float(norm.cdf(clear_by_stds - margin / s)) if s > 0 else float(margin <= 0)
+            for k, s in stds.items()}

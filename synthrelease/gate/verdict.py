@@ -158,54 +158,70 @@ def _value(result: AuditResult | None, name: str) -> float | None:
 
 def evaluate_gate(policy: Policy, *, epsilon: float, delta: float, accountant: str, n_train_rows: float | None,
                   dp_figures: Mapping[str, float | None], audits: Mapping[str, AuditResult],
-                  epsilon_spent_before: float | None = None) -> GateDecision:
+                  epsilon_spent_before: float | None = None,
+                  figure_stds: Mapping[str, float] | None = None) -> GateDecision:
     """Evaluate every clause of ``policy``. A clause whose value is missing fails "not measured".
 
     ``dp_figures``: the NOISY figures (:func:`synthrelease.gate.dp_gate.noisy_values`) —
-    never exact audit metrics. ``audits``: read only for the plausibility rules (synthetic
+    never exact audit metrics. ``figure_stds``: their public noise stds; a figure clause
+    passes when the noisy value clears its limit by ``privacy.audit_clear_by_stds`` of them
+    (0: the noisy value itself). ``audits``: read only for the plausibility rules (synthetic
     rows) and the empirical privacy audit (run on synthetic rows).
     """
-    from synthrelease.gate.dp_gate import CLAUSE_FIGURES
-
-    def figure(clause: str) -> float | None:
-        value = dp_figures.get(CLAUSE_FIGURES[clause])
-        return None if value is None else float(value)
-
     clauses = privacy_clauses(policy, epsilon=epsilon, delta=delta, accountant=accountant,
                               n_train_rows=n_train_rows, epsilon_spent_before=epsilon_spent_before)
     if policy.privacy.empirical_audit is not None and (policy.empirical_audit_required
                                                        or "empirical_privacy" in audits):
         clauses.append(_empirical_clause(audits))
-    fc = policy.fidelity
-    if fc is not None:
-        clauses.append(_numeric("fidelity.min_quality_score", ">=", fc.min_quality_score,
-                                figure("fidelity.min_quality_score")))
-        if fc.min_prdc_coverage is not None:
-            clauses.append(_numeric("fidelity.min_prdc_coverage", ">=", fc.min_prdc_coverage,
-                                    figure("fidelity.min_prdc_coverage")))
-        if fc.max_missing_category_share is not None:
-            clauses.append(_numeric("fidelity.max_missing_category_share", "<=", fc.max_missing_category_share,
-                                    figure("fidelity.max_missing_category_share")))
-    uc = policy.utility
-    if uc is not None:
-        for key, limit in (("min_tstr_accuracy", uc.min_tstr_accuracy), ("min_tstr_auc", uc.min_tstr_auc)):
-            if limit is not None:
-                clauses.append(_numeric(f"utility.{key}", ">=", limit, figure(f"utility.{key}")))
-    mc = policy.membership
-    if mc is not None:
-        clauses.append(_numeric("membership.max_dcr_mia_auc", "<=", mc.max_dcr_mia_auc,
-                                figure("membership.max_dcr_mia_auc")))
-        clauses.append(_numeric("membership.max_exact_copy_share", "<=", mc.max_exact_copy_share,
-                                figure("membership.max_exact_copy_share")))
-        optional = (("max_mia_auc", mc.max_mia_auc), ("max_tpr_at_fpr_1pct", mc.max_tpr_at_fpr_1pct),
-                    ("max_tpr_at_fpr_0_1pct", mc.max_tpr_at_fpr_0_1pct))
-        for key, limit in optional:
-            if limit is not None:
-                clauses.append(_numeric(f"membership.{key}", "<=", limit, figure(f"membership.{key}")))
+    wanted = _figure_clauses(policy)
+    k = policy.privacy.audit_clear_by_stds
+    clauses.extend(_figure_clause(clause, comparator, limit, dp_figures, figure_stds or {}, k)
+                   for clause, comparator, limit in wanted)
     for rule in policy.rules:
         clauses.append(_numeric(f"plausibility.{rule.id}", "<=", rule.max_violation_share,
                                 _value(audits.get("plausibility"), f"violation_share:{rule.id}")))
     return GateDecision(policy.name, tuple(clauses))
+
+
+def _figure_clauses(policy: Policy) -> list[tuple[str, Comparator, float]]:
+    """(clause, comparator, limit) of every DP-figure clause the policy sets, in report order."""
+    out: list[tuple[str, Comparator, float]] = []
+    fc, uc, mc = policy.fidelity, policy.utility, policy.membership
+    if fc is not None:
+        out.append(("fidelity.min_quality_score", ">=", fc.min_quality_score))
+        if fc.min_prdc_coverage is not None:
+            out.append(("fidelity.min_prdc_coverage", ">=", fc.min_prdc_coverage))
+        if fc.max_missing_category_share is not None:
+            out.append(("fidelity.max_missing_category_share", "<=", fc.max_missing_category_share))
+    if uc is not None:
+        out.extend((f"utility.{key}", ">=", limit) for key, limit in
+                   (("min_tstr_accuracy", uc.min_tstr_accuracy), ("min_tstr_auc", uc.min_tstr_auc))
+                   if limit is not None)
+    if mc is not None:
+        out.append(("membership.max_dcr_mia_auc", "<=", mc.max_dcr_mia_auc))
+        out.append(("membership.max_exact_copy_share", "<=", mc.max_exact_copy_share))
+        out.extend((f"membership.{key}", "<=", limit) for key, limit in
+                   (("max_mia_auc", mc.max_mia_auc), ("max_tpr_at_fpr_1pct", mc.max_tpr_at_fpr_1pct),
+                    ("max_tpr_at_fpr_0_1pct", mc.max_tpr_at_fpr_0_1pct)) if limit is not None)
+    return out
+
+
+def _figure_clause(clause: str, comparator: Comparator, limit: float, noisy: Mapping[str, float | None],
+                   stds: Mapping[str, float], clear_by_stds: float) -> ClauseResult:
+    """One DP-figure clause: the noisy figure against its limit moved by ``clear_by_stds`` noise stds
+    (towards the stricter side for k > 0); the reason names both when they differ."""
+    from synthrelease.gate.dp_gate import CLAUSE_FIGURES
+
+    name = CLAUSE_FIGURES[clause]
+    value = noisy.get(name)
+    std = float(stds.get(name, 0.0))
+    shift = clear_by_stds * std * (1 if comparator == ">=" else -1)
+    result = _numeric(clause, comparator, limit + shift, None if value is None else float(value))
+    if shift == 0 or result.measured is None:
+        return result
+    return ClauseResult(clause, comparator, result.threshold, result.measured, result.passed,
+                        f"{result.reason} (the limit {limit:g} moved by {clear_by_stds:g} noise std {std:.3g}, "
+                        "privacy.audit_clear_by_stds)")
 
 
 def check_signing_key(policy: Policy, fingerprint: str, key_path: str) -> None:

@@ -162,7 +162,7 @@ def release(
     synthetic_rows: int | None = None,
     pair_marginals: float | None = None,
     training_options: Mapping[str, Any] | None = None,
-    holdout_fraction: float = 0.2,
+    holdout_fraction: float | None = None,
     ledger_path: str | os.PathLike[str] | None = None,
     archive: bool = False,
     sep: str | None = None,
@@ -180,7 +180,8 @@ def release(
     path or an ``Ed25519PrivateKey``. Levers (all public, the gate stays in front):
     ``n_steps``, ``batch_size``, ``synthetic_rows`` (default ⌈DP size × (1 − holdout_fraction)⌉),
     ``pair_marginals`` (ε share of DP discrete pair marginals), ``training_options`` (any
-    :class:`TrainingConfig` field); the manifest records the settings used. ``modality``:
+    :class:`TrainingConfig` field); the manifest records the settings used.
+    ``holdout_fraction``: default the policy's ``data.holdout_fraction``. ``modality``:
     ``table`` or ``sequence`` (default: from the metadata; a sequence column means
     sequences), or a :class:`Modality`. ``nproc``: train a table on that many local
     processes (torchrun, :func:`synthrelease.pipeline.launch.distributed_modality`): the same
@@ -219,6 +220,8 @@ def release(
     request = check_release_request(data, metadata=metadata, policy=policy, epsilon=epsilon, delta=delta,
                                     target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
                                     settings=settings, check_key=signer.check, progress=progress, labels=labels)
+    if holdout_fraction is None:
+        holdout_fraction = request.policy.data.holdout_fraction
     handed = [request]
     del request  # handed over: no reference to the loaded frame may outlive the split
     run = _ReleaseRun.start(handed, paths, settings, clock, epsilon=epsilon, accountant=accountant, seed=seed,

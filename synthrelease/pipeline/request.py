@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthrelease.budget.ledger import Ledger, default_ledger_path
@@ -155,7 +156,7 @@ class Preflight:
 def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str] | Metadata | Mapping[str, Any],
                       policy: str | os.PathLike[str] | Policy | Mapping[str, Any], epsilon: float,
                       delta: float | None = None, target: str | None = None, accountant: str = "rdp",
-                      holdout_fraction: float = 0.2, ledger_path: str | os.PathLike[str] | None = None,
+                      holdout_fraction: float | None = None, ledger_path: str | os.PathLike[str] | None = None,
                       sep: str | None = None, modality: Modality | str | None = None, nproc: int = 1,
                       settings: stages.ReleaseSettings | None = None,
                       labels: str | os.PathLike[str] | None = None) -> Preflight:
@@ -167,9 +168,12 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
     Reads and validates the private table and the ledger (read-only); what it prints is for the
     steward only (it names EXACT row counts, which a release never publishes). Judges δ, δ < 1/n,
     the accountant, min rows and the lifetime cap with the EXPECTED split (holdout probability
-    ``holdout_fraction``) and the exact count in place of the DP one, checks the plausibility
-    rules' columns, and computes each DP gate figure's noise std at the expected slot counts,
-    flagging figures whose noise is at least half their clause's distance from chance.
+    ``holdout_fraction``, default the policy's ``data.holdout_fraction``) and the exact count in
+    place of the DP one, checks the plausibility rules' columns, and computes each DP gate
+    figure's noise std at the expected slot counts and the chance that a release whose exact
+    figures clear their limits by the policy's ``audit_design_margin`` is refused (also with a
+    larger holdout), flagging figures whose noise is at least half their clause's distance from
+    chance.
     """
     from synthrelease.gate import dp_gate
 
@@ -177,6 +181,8 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
                                     target=target, accountant=accountant, sep=sep, modality=modality, nproc=nproc,
                                     settings=settings or stages.ReleaseSettings(), labels=labels)
     policy, loaded, tgt, eff_delta = request.policy, request.loaded, request.target, request.delta
+    if holdout_fraction is None:
+        holdout_fraction = policy.data.holdout_fraction
     df, metadata = loaded.table, loaded.metadata
     n = len(stages.first_row_per_person(df, metadata))
     n_train = synthetic_row_count(n, holdout_fraction)
@@ -198,22 +204,81 @@ def preflight_release(data: stages.DataInput, *, metadata: str | os.PathLike[str
         notes.append(f"ledger {ledger.path}: {used:.4g} of the lifetime cap {policy.lifetime_epsilon_cap:g} spent; "
                      f"{max(policy.lifetime_epsilon_cap - used, 0):.4g} left, this release asks for {epsilon:g}")
     fixes = [f"{c.clause}: {c.reason}; to change: {advice_for(c.clause)}" for c in clauses if not c.passed]
-    names = dp_gate.figures_needed(policy)
     entry = dp_gate.gate_entry(policy, epsilon=epsilon, delta=eff_delta, accountant=accountant)
-    noise = dp_gate.expected_noise(names, entry, n_train=k_train, n_holdout=k_holdout)
+    gate_notes, gate_fixes = _gate_preflight(policy, entry, n, holdout_fraction, counts.noise_multiplier)
+    notes.extend(gate_notes)
+    fixes.extend(gate_fixes)
+    return Preflight(not fixes, clauses, notes, fixes)
+
+
+def _expected_gate_noise(policy: Policy, entry: Any, n: int, holdout_fraction: float,
+                         count_noise: float) -> dict[str, float]:
+    """Noise std of each DP figure at the gate slots expected for ``n`` persons (EXACT: steward only)."""
+    from synthrelease.gate import dp_gate
+
+    n_train = synthetic_row_count(n, holdout_fraction)
+    k_train, k_holdout = NoisySizes(n_train, 0.0, n - n_train, count_noise).gate_slots()
+    pc = policy.privacy
+    return dp_gate.expected_noise(dp_gate.figures_needed(policy), entry, n_train=k_train, n_holdout=k_holdout,
+                                  allocation=pc.audit_noise_allocation, margin=pc.audit_design_margin,
+                                  clear_by_stds=pc.audit_clear_by_stds)
+
+
+def _combined_refusal(policy: Policy, noise: dict[str, float]) -> float:
+    from synthrelease.gate import dp_gate
+
+    pc = policy.privacy
+    refusal = dp_gate.refusal_probability(noise, pc.audit_design_margin, pc.audit_clear_by_stds)
+    return 1 - float(np.prod([1 - p for p in refusal.values()]))
+
+
+def _gate_preflight(policy: Policy, entry: Any, n: int, holdout_fraction: float,
+                    count_noise: float) -> tuple[list[str], list[str]]:
+    """(notes, fixes) on the DP gate's noise: per figure, the refusal chance of a good release,
+    the same with a larger ``data.holdout_fraction``, and figures too noisy to judge anything."""
+    from synthrelease.gate import dp_gate
+
+    noise = _expected_gate_noise(policy, entry, n, holdout_fraction, count_noise)
+    notes = _refusal_notes(policy, noise)
+    if noise:
+        larger = [f for f in (0.35, 0.5) if f > holdout_fraction]
+        if larger:
+            notes.append("with a larger holdout (policy data.holdout_fraction; fewer rows to train): " + ", ".join(
+                f"{f:g} → refused with probability "
+                f"{_combined_refusal(policy, _expected_gate_noise(policy, entry, n, f, count_noise)):.2f}"
+                for f in larger))
     chance = {"dcr_mia_auc": 0.5, "mia_auc_max": 0.5, "tpr_at_fpr_0.01_max": 0.005, "tpr_at_fpr_0.001_max": 0.0005,
               "exact_copy_share": 0.0, "missing_category_share": 0.0}
     figure_clause = {v: k for k, v in dp_gate.CLAUSE_FIGURES.items()}
+    fixes = []
     for name, std in noise.items():
         clause = figure_clause[name]
         limit = _clause_threshold(policy, clause)
-        notes.append(f"DP figure {name} for {clause}: noise std {std:.3g}")
         if name in chance and limit is not None and std >= 0.5 * abs(limit - chance[name]):
             fixes.append(f"{clause}: its DP figure's noise std ({std:.3g}) is at least half the distance from "
                          f"chance ({chance[name]:g}) to the limit {limit:g}, so a good release would often be refused; "
-                         "to change: raise privacy.audit_budget_share, loosen the limit, ask for more ε, or "
-                         "release a larger table")
-    return Preflight(not fixes, clauses, notes, fixes)
+                         "to change: raise privacy.audit_budget_share or data.holdout_fraction, loosen the limit, "
+                         "ask for more ε, or release a larger table")
+    return notes, fixes
+
+
+def _refusal_notes(policy: Policy, noise: dict[str, float]) -> list[str]:
+    """One line per DP figure: its noise std, the probability that a release whose exact figure
+    clears the limit by the policy's ``audit_design_margin`` is refused by that clause, the margin
+    that keeps that probability at 5 %; then the chance that such a release is refused by any of them."""
+    from synthrelease.gate import dp_gate
+
+    k, margin = policy.privacy.audit_clear_by_stds, policy.privacy.audit_design_margin
+    refusal = dp_gate.refusal_probability(noise, margin, k)
+    clause_of = {v: c for c, v in dp_gate.CLAUSE_FIGURES.items()}
+    lines = [f"DP figure {name} for {clause_of[name]}: noise std {std:.3g}; a release whose exact figure clears "
+             f"the limit by {margin:g} is refused by this clause with probability {refusal[name]:.2f} "
+             f"(5 % needs a margin of {(1.645 + k) * std:.3g})" for name, std in noise.items()]
+    if refusal:
+        lines.append(f"a release whose exact figures all clear their limits by {margin:g} is refused with "
+                     f"probability {_combined_refusal(policy, noise):.2f} (gate noise: privacy.audit_noise_allocation "
+                     f"{policy.privacy.audit_noise_allocation}, audit_clear_by_stds {k:g})")
+    return lines
 
 
 def _clause_threshold(policy: Policy, clause: str) -> float | None:

@@ -681,10 +681,16 @@ def gate(policy: Policy, parts: TrainHoldout, synthetic: pd.DataFrame, metadata:
         exact = _exact_gate_figures(names, parts, synthetic, metadata, target=target, seed=seed, sizes=sizes,
                                     randomness=randomness, modality=modality)
         release_mapped_pages()
-        figures = dp_gate.release_figures(exact, names, gate_entry, randomness)
+        k_train, k_holdout = sizes.gate_slots()
+        public = dp_gate.public_sensitivities(names, n_train_slots=k_train, n_holdout_slots=k_holdout)
+        pc = policy.privacy
+        figures = dp_gate.release_figures(exact, names, gate_entry, randomness, sensitivities=public,
+                                          allocation=pc.audit_noise_allocation, margin=pc.audit_design_margin,
+                                          clear_by_stds=pc.audit_clear_by_stds)
     decision = evaluate_gate(policy, epsilon=privacy.epsilon, delta=privacy.delta, accountant=privacy.accountant,
                              n_train_rows=sizes.train, dp_figures=dp_gate.noisy_values(figures), audits=audits,
-                             epsilon_spent_before=epsilon_spent_before)
+                             epsilon_spent_before=epsilon_spent_before,
+                             figure_stds={k: f.noise_std for k, f in figures.items()})
     return GateResult(decision, figures)
 
 

@@ -92,6 +92,19 @@ class PrivacyClauses(_Section):
             release of the part sizes (training and holdout units) that every size-derived
             setting, the default synthetic row count, the row-count clauses and the gate's
             slot counts come from (privacy/dp_counts.py). In (0, 0.2]; default 0.05.
+        audit_noise_allocation: how the gate's one Gaussian release shares its noise among
+            the figures (same ε; synthrelease/gate/dp_gate.py ``ALLOCATIONS``):
+            ``least_refusal`` (default: the noise scales that make a release whose exact
+            figures clear their limits by ``audit_design_margin`` least likely to be
+            refused), ``equalised`` (every figure the same noise std) or ``proportional``
+            (each figure's noise in proportion to its sensitivity; before issue 30).
+        audit_design_margin: the margin, in the figures' units, ``least_refusal`` designs for
+            (and ``--dry-run`` reports against). In (0, 0.5]; default 0.05.
+        audit_clear_by_stds: the decision rule under noise: a DP-figure clause passes when the
+            noisy figure clears its limit by this many of its noise stds. 0 (default): the
+            noisy value itself (a release whose exact figure sits on the limit passes half
+            the time); 1.645: a release whose exact figure fails passes at most 5 % of the
+            time, at the price of refusing more good ones; negative: the reverse. In [-3, 3].
         lifetime_epsilon_cap: (v2) total ε all releases of one dataset may spend; the
             ledger enforces it. Must be ≥ ``max_epsilon``.
         empirical_audit: (v2) the empirical privacy audit.
@@ -103,6 +116,9 @@ class PrivacyClauses(_Section):
     accountants: list[Literal["rdp", "prv"]] = Field(default_factory=lambda: ["rdp", "prv"], min_length=1)
     audit_budget_share: float = Field(default=0.1, gt=0, le=0.5)
     count_budget_share: float = Field(default=0.05, gt=0, le=0.2)
+    audit_noise_allocation: Literal["least_refusal", "equalised", "proportional"] = "least_refusal"
+    audit_design_margin: float = Field(default=0.05, gt=0, le=0.5)
+    audit_clear_by_stds: float = Field(default=0.0, ge=-3.0, le=3.0)
     lifetime_epsilon_cap: float | None = Field(default=None, gt=0)
     empirical_audit: EmpiricalAuditClause | None = None
 
@@ -118,9 +134,14 @@ class PrivacyClauses(_Section):
 
 class DataClauses(_Section):
     """Requirements on the private input. ``min_rows``: fewest training rows (persons) accepted,
-    compared with the DP count of the training part (the exact count is private)."""
+    compared with the DP count of the training part (the exact count is private).
+    ``holdout_fraction``: each person's (secret) chance of landing in the holdout the audits
+    and the gate score against instead of training; a larger holdout makes the figures over
+    it (TSTR, the membership attacks) less noisy and leaves fewer rows to train. In
+    [0.05, 0.5]; default 0.2 (a caller's explicit ``holdout_fraction`` wins)."""
 
     min_rows: int = Field(default=100, ge=1)
+    holdout_fraction: float = Field(default=0.2, ge=0.05, le=0.5)
 
 
 class FidelityClauses(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -218,6 +219,14 @@ def test_dry_run_judges_what_it_can_and_spends_nothing(ws):
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "ready to release" in res.output and "noise std" in res.output and "about 240 for training" in res.output
+    refused = re.findall(r"clear their limits by 0.05 is refused with probability (\d\.\d+)", res.output)
+    larger = re.findall(r"0.5 → refused with probability (\d\.\d+)", res.output)
+    assert len(refused) == 1 and len(larger) == 1 and float(larger[0]) <= float(refused[0])
+    doc = yaml.safe_load((ws / "p.yaml").read_text())
+    doc["data"]["holdout_fraction"] = 0.5  # the policy's holdout: the dry run's split follows it
+    (ws / "half.yaml").write_text(yaml.safe_dump(doc))
+    half = CliRunner().invoke(cli, [a if a != str(ws / "p.yaml") else str(ws / "half.yaml") for a in args])
+    assert half.exit_code == 0 and "holdout probability 0.5" in half.output, half.output
     doc = yaml.safe_load((ws / "p.yaml").read_text())
     doc["data"]["min_rows"] = 500
     doc["membership"]["max_dcr_mia_auc"] = 0.55

@@ -19,6 +19,11 @@ generator) — then compute the gate's figures on the peers' split (train = memb
 = non-members) and release them with the gate's noise; each row records the exact and the
 noisy figures and their noise std.
 
+``--metadata drafted``: instead of the curated ``benchmarks/metadata/NAME.yaml``, the
+metadata a new user gets from ``synthrelease metadata infer`` on the training split
+(bounds, categories, transforms, zero inflation, decimals and target as drafted), marked
+reviewed unchanged — the user's path. Rows record which metadata they used.
+
 ``--count-share S``: also as ``release`` does since row counts became private: the part
 sizes are released once as DP counts with the share S of the budget (in the accountant),
 the training defaults and sample rate follow the noisy training count (``public_rows``),
@@ -67,8 +72,16 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _drafted(name: str, train) -> object:
+    """``metadata infer``'s draft of the training split, accepted as reviewed without edits."""
+    from synthrelease.metadata.infer import infer_metadata
+
+    return infer_metadata(train, name=name).model_copy(update={"reviewed": True})
+
+
 def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0,
-              overrides: dict | None = None, gate_policy: str | None = None, count_share: float = 0.0) -> None:
+              overrides: dict | None = None, gate_policy: str | None = None, count_share: float = 0.0,
+              metadata: str = "curated") -> None:
     """Child process: train with the shipped defaults (and the gate's reserved entry), sample, write CSV and info."""
     import pandas as pd
 
@@ -78,8 +91,8 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
     from synthrelease.metadata.load import load_metadata
     from synthrelease.transforms.encoders import TableEncoder
 
-    meta = load_metadata(HERE / "metadata" / f"{name}.yaml")
     train = pd.read_csv(splits / f"{name}_train.csv")
+    meta = _drafted(name, train) if metadata == "drafted" else load_metadata(HERE / "metadata" / f"{name}.yaml")
     sizes = counts = None
     rows_for_defaults = len(train)
     if count_share > 0:  # the release's DP part sizes (the exact sizes stay in this process)
@@ -153,12 +166,14 @@ def main() -> None:
     ap.add_argument("--gate-policy", default=None, help="reserve and release the DP gate of this policy")
     ap.add_argument("--count-share", type=float, default=0.0,
                     help="release the part sizes as DP counts with this share of the budget, as a release does")
+    ap.add_argument("--metadata", choices=("curated", "drafted"), default="curated",
+                    help="curated: benchmarks/metadata/NAME.yaml; drafted: metadata infer on the training split")
     ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
         name, eps, out_csv, info, seed = a.one
         train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), _overrides(a.set),
-                  a.gate_policy, a.count_share)
+                  a.gate_policy, a.count_share, a.metadata)
         return
     splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))
     if not (splits / "adult_train.csv").exists():
@@ -173,7 +188,7 @@ def main() -> None:
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             gate = (["--gate-policy", a.gate_policy] if a.gate_policy else []) + \
-                (["--count-share", str(a.count_share)] if a.count_share else [])
+                (["--count-share", str(a.count_share)] if a.count_share else []) + ["--metadata", a.metadata]
             subprocess.run([sys.executable, __file__, "--splits", str(splits), "--one", name, str(eps), str(syn),
                             str(info), str(seed), *[f"--set={kv}" for kv in a.set], *gate], check=True)
             wall = time.perf_counter() - t0
@@ -186,7 +201,7 @@ def main() -> None:
                            capture_output=True)
             summary = json.loads(ev.read_text())["summary"]
             meta = json.loads(info.read_text())
-            row = {"dataset": name, "epsilon": eps, "seed": seed, "delta": 1e-5,
+            row = {"dataset": name, "epsilon": eps, "seed": seed, "delta": 1e-5, "metadata": a.metadata,
                    "epsilon_spent": meta["privacy"]["epsilon"],
                    "train_seconds": meta["train_seconds"], "process_wall_seconds": round(wall, 1),
                    "peak_rss_mb": round(peak_mb), **{k: summary[k] for k in (

@@ -248,7 +248,7 @@ def _attested(manifest: dict[str, Any]) -> bool:
     return manifest.get("format") == BUNDLE_FORMAT
 
 
-def _check_tree(root: Path, listed: dict[str, tuple[int, str]], w: _Where, *, attested: bool = True) -> None:
+def _check_tree(root: Path, listed: dict[str, tuple[int, str]], w: _Where, *, attested: bool) -> None:
     """The folder holds only the listed regular files, manifest.json, manifest.sig, the
     attestation (when ``attested``) and their folders.
 

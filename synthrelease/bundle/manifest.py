@@ -1,7 +1,9 @@
 """The bundle manifest: what is in the bundle, its hashes, and the release facts.
 
 ``manifest.json`` is written in canonical JSON (sorted keys, no spaces, UTF-8), and the
-signature covers exactly those bytes.
+signature covers exactly those bytes. Three names are reserved: ``manifest.json``,
+``manifest.sig`` and ``attestation.intoto.jsonl`` (:mod:`synthrelease.bundle.attestation`,
+written after the manifest, so it is not listed in it).
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from typing import Any
 from synthrelease.errors import BundleError
 from synthrelease.io.files import sha256_file
 
-BUNDLE_FORMAT = "synthrelease-bundle/1"
+BUNDLE_FORMAT = "synthrelease-bundle/2"
+"""The format written: a bundle of this format must carry :data:`ATTESTATION`."""
+LEGACY_FORMAT = "synthrelease-bundle/1"
+"""Bundles written before the attestation existed: still verified, and must not carry one."""
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+ATTESTATION = "attestation.intoto.jsonl"
+RESERVED = (MANIFEST, SIGNATURE, ATTESTATION)
+"""Names no listed file may have (nor a folder holding listed files)."""
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -33,13 +41,13 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def bundle_files(bundle_dir: Path) -> list[str]:
-    """POSIX relative paths of every file in the bundle except the manifest and its signature."""
+    """POSIX relative paths of every file in the bundle except the reserved ones (:data:`RESERVED`)."""
     out = []
     for p in sorted(bundle_dir.rglob("*")):
         rel = p.relative_to(bundle_dir).as_posix()
         if p.is_symlink():
             out.append(rel)  # listed so that verification rejects it
-        elif p.is_file() and rel not in (MANIFEST, SIGNATURE):
+        elif p.is_file() and rel not in RESERVED:
             out.append(rel)
     return out
 

@@ -1,4 +1,4 @@
-"""Verifying a bundle: signature, every hash and size, nothing but the listed files.
+"""Verifying a bundle: signature, every hash and size, nothing but the listed files, the attestation.
 
 A bundle FOLDER is checked in this order (:func:`_verify_folder`):
 
@@ -8,10 +8,16 @@ A bundle FOLDER is checked in this order (:func:`_verify_folder`):
 3. the Ed25519 signature over the exact manifest bytes;
 4. the manifest as strict JSON (:func:`synthrelease.io.strict_json.loads_strict`: no duplicate key,
    bounded nesting and numbers), its format, its signer, its file list;
-5. the folder holds nothing but the listed regular files, the manifest, the signature and
-   the folders holding listed files (``lstat``: no FIFO, socket, device, link, empty or
-   unlisted folder, unlisted or hidden file);
-6. every listed file: regular, its size, its SHA-256.
+5. the folder holds nothing but the listed regular files, the manifest, the signature, the
+   attestation (format /2 only) and the folders holding listed files (``lstat``: no FIFO,
+   socket, device, link, empty or unlisted folder, unlisted or hidden file);
+6. every listed file: regular, its size, its SHA-256;
+7. (format ``synthrelease-bundle/2``) ``attestation.intoto.jsonl`` (at most 32 MiB): its DSSE
+   signature by the same key, and its in-toto statement exactly the one the verified
+   manifest implies: every other file's SHA-256 and the manifest's release facts
+   (:func:`synthrelease.bundle.attestation.check_attestation`). A format /1 bundle (written
+   before attestations existed) has none, and its signed format says so, so removing the
+   attestation from a /2 bundle is detected.
 
 A ``.tar.gz`` ARCHIVE is never unpacked before its signed manifest is verified
 (:func:`_verify_archive`): the signed sizes bound everything written afterwards.
@@ -40,7 +46,8 @@ from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from synthrelease.bundle.manifest import BUNDLE_FORMAT, MANIFEST, SIGNATURE
+from synthrelease.bundle import attestation
+from synthrelease.bundle.manifest import ATTESTATION, BUNDLE_FORMAT, LEGACY_FORMAT, MANIFEST, RESERVED, SIGNATURE
 from synthrelease.bundle.signing import key_fingerprint, load_public_key, verify_signature
 from synthrelease.errors import InputFileError, SynthreleaseError, VerificationError
 from synthrelease.io.strict_json import loads_strict
@@ -71,6 +78,8 @@ class VerifiedBundle:
     path: Path
     manifest: dict[str, Any]
     n_files: int
+    attested: bool = False
+    """True when the bundle's DSSE / in-toto attestation was verified too (format /2)."""
 
 
 def shown(text: str) -> str:
@@ -128,7 +137,8 @@ def _listed_files(manifest: dict[str, Any], w: _Where) -> dict[str, tuple[int, s
     """The signed file list as ``{path: (bytes, sha256)}``.
 
     Checks per entry, in sorted order: a safe normalised path (:func:`_safe_relative`) that
-    is not (under) manifest.json / manifest.sig; a non-negative integer size; a lower-case
+    is not (under) a reserved name (manifest.json, manifest.sig, attestation.intoto.jsonl);
+    a non-negative integer size; a lower-case
     hex SHA-256. Then: no path is listed both as a file and as a folder.
     """
     listed = manifest.get("files")
@@ -136,7 +146,7 @@ def _listed_files(manifest: dict[str, Any], w: _Where) -> dict[str, tuple[int, s
         raise VerificationError(f"{w.bundle}: manifest has no file list")
     out: dict[str, tuple[int, str]] = {}
     for rel, entry in sorted(listed.items()):
-        if not _safe_relative(rel) or rel.split("/")[0] in (MANIFEST, SIGNATURE):
+        if not _safe_relative(rel) or rel.split("/")[0] in RESERVED:
             raise VerificationError(f"{w.bundle}: manifest lists an unsafe path '{shown(rel)}'")
         size = entry.get("bytes") if isinstance(entry, dict) else None
         digest = entry.get("sha256") if isinstance(entry, dict) else None
@@ -154,8 +164,8 @@ def _check_manifest(key: Ed25519PublicKey, manifest_bytes: bytes, signature: byt
                     w: _Where) -> tuple[dict[str, Any], dict[str, tuple[int, str]]]:
     """Verify a manifest held in memory; returns it and its file list.
 
-    Order: the signature over the exact bytes; strict JSON; the format; the signer's
-    public-key fingerprint; the file list (:func:`_listed_files`).
+    Order: the signature over the exact bytes; strict JSON; the format (/2, or the legacy /1);
+    the signer's public-key fingerprint; the file list (:func:`_listed_files`).
 
     Raises:
         VerificationError: the first check that fails.
@@ -165,8 +175,8 @@ def _check_manifest(key: Ed25519PublicKey, manifest_bytes: bytes, signature: byt
     except VerificationError as e:
         raise VerificationError(f"{w.bundle}: {e}") from None
     manifest = loads_strict(manifest_bytes, source=f"{w.bundle}: {w.files}{MANIFEST}", error=VerificationError)
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise VerificationError(f"{w.bundle}: manifest format is not {BUNDLE_FORMAT}")
+    if not isinstance(manifest, dict) or manifest.get("format") not in (BUNDLE_FORMAT, LEGACY_FORMAT):
+        raise VerificationError(f"{w.bundle}: manifest format is not {BUNDLE_FORMAT} (nor {LEGACY_FORMAT})")
     release = manifest.get("release")
     signer = release.get("signer") if isinstance(release, dict) else None
     if not isinstance(signer, dict) or signer.get("public_key_sha256") != key_fingerprint(key):
@@ -233,8 +243,14 @@ def _walk(root: Path) -> Iterator[tuple[str, int]]:
             yield Path(path).relative_to(root).as_posix(), os.lstat(path).st_mode
 
 
-def _check_tree(root: Path, listed: dict[str, tuple[int, str]], w: _Where) -> None:
-    """The folder holds only the listed regular files, manifest.json, manifest.sig and their folders.
+def _attested(manifest: dict[str, Any]) -> bool:
+    """Whether a verified manifest's format requires the attestation file."""
+    return manifest.get("format") == BUNDLE_FORMAT
+
+
+def _check_tree(root: Path, listed: dict[str, tuple[int, str]], w: _Where, *, attested: bool) -> None:
+    """The folder holds only the listed regular files, manifest.json, manifest.sig, the
+    attestation (when ``attested``) and their folders.
 
     Every entry is looked at with ``lstat`` before any listed file is opened: a symbolic
     link, FIFO, socket or device, a folder holding no listed file (an empty one too) and
@@ -245,7 +261,7 @@ def _check_tree(root: Path, listed: dict[str, tuple[int, str]], w: _Where) -> No
         VerificationError: the first such entry (or all unlisted files), its name escaped.
         InputFileError: a folder cannot be listed.
     """
-    folders, allowed = _folders(listed), set(listed) | {MANIFEST, SIGNATURE}
+    folders, allowed = _folders(listed), set(listed) | {MANIFEST, SIGNATURE} | ({ATTESTATION} if attested else set())
     extra: list[str] = []
     try:
         for rel, mode in _walk(root):
@@ -281,14 +297,26 @@ def _check_files(root: Path, listed: dict[str, tuple[int, str]], w: _Where) -> N
             raise VerificationError(f"{w.at(rel)} does not match its SHA-256 in the manifest")
 
 
+def _check_attestation_file(root: Path, key: Ed25519PublicKey, manifest: dict[str, Any], manifest_bytes: bytes,
+                            signature: bytes, listed: dict[str, tuple[int, str]], w: _Where) -> None:
+    """Step 7: the attestation is signed by ``key`` and states exactly what the verified manifest implies."""
+    data = _read_small(root, ATTESTATION, attestation.MAX_ATTESTATION_BYTES, w)
+    digests = attestation.subjects({rel: digest for rel, (_, digest) in listed.items()}, manifest_bytes, signature)
+    expected = attestation.build_statement(digests, attestation.release_predicate(manifest))
+    attestation.check_attestation(key, data, expected=expected, where=w.at(ATTESTATION))
+
+
 def _verify_folder(root: Path, key: Ed25519PublicKey, w: _Where) -> VerifiedBundle:
-    """Steps 2 to 6 of the module docstring on one bundle folder."""
+    """Steps 2 to 7 of the module docstring on one bundle folder."""
     manifest_bytes = _read_small(root, MANIFEST, MAX_MANIFEST_BYTES, w)
     signature = _read_small(root, SIGNATURE, MAX_SIGNATURE_BYTES, w)
     manifest, listed = _check_manifest(key, manifest_bytes, signature, w)
-    _check_tree(root, listed, w)
+    attested = _attested(manifest)
+    _check_tree(root, listed, w, attested=attested)
     _check_files(root, listed, w)
-    return VerifiedBundle(root, manifest, len(listed))
+    if attested:
+        _check_attestation_file(root, key, manifest, manifest_bytes, signature, listed, w)
+    return VerifiedBundle(root, manifest, len(listed), attested)
 
 
 # --- a bundle archive -----------------------------------------------------------------------------------------
@@ -509,18 +537,24 @@ def _scratch_folder(w: _Where) -> Iterator[Path]:
 
 
 def _check_signed_member(m: tarfile.TarInfo, sizes: dict[str, int], folders: set[str], seen: set[str],
-                         w: _Where) -> None:
+                         w: _Where, capped: dict[str, int] | None = None) -> None:
     """A member header against the signed manifest: listed, at its signed size, not seen before.
 
     A folder must hold listed files (or be the top folder); a file must be listed (or be
-    manifest.json / manifest.sig) and its header size must equal the signed size.
+    manifest.json / manifest.sig) and its header size must equal the signed size, or be one
+    of ``capped`` (the attestation, whose size no manifest can state) within its cap.
     """
+    capped = capped or {}
     name = shown(m.name)
     if m.name in seen:
         raise VerificationError(f"{w.bundle}: archive member '{name}' appears twice")
     if m.isdir():
         if m.name not in folders:
             raise VerificationError(f"{w.bundle}: archive member '{name}' is a folder holding no signed file")
+    elif m.name in capped:
+        if m.size > capped[m.name]:
+            raise VerificationError(f"{w.bundle}: archive member '{name}' claims {m.size} bytes; at most "
+                                    f"{capped[m.name]} are allowed")
     elif m.name not in sizes:
         raise VerificationError(f"{w.bundle}: archive member '{name}' is not in the signed manifest")
     elif m.size != sizes[m.name]:
@@ -549,20 +583,22 @@ def _write_member(tar: tarfile.TarFile, m: tarfile.TarInfo, into: Path, w: _Wher
 
 
 def _extract_signed(f: BinaryIO, into: Path, top: str, sizes: dict[str, int], folders: set[str], bound: int,
-                    w: _Where) -> None:
+                    w: _Where, capped: dict[str, int] | None = None) -> None:
     """Pass 2: unpack only what the signed manifest lists, each member checked before it is written.
 
     Per member header, in order: :func:`_check_member`, :func:`_check_signed_member`, and
     the bytes written so far plus its size within the signed total (so writing stops
     before it could exceed the signed sizes); then :func:`_write_member`. The tar stream
-    itself is cut at ``bound`` decompressed bytes.
+    itself is cut at ``bound`` decompressed bytes. ``capped``: members allowed up to a size
+    (:func:`_check_signed_member`), counted in the total at their cap.
     """
-    budget, seen = sum(sizes.values()), set[str]()
+    capped = capped or {}
+    budget, seen = sum(sizes.values()) + sum(capped.values()), set[str]()
     too_big = f"{w.bundle}: archive decompresses to more than the {bound} bytes its signed files need"
     with _reading_tar(f, bound, w, too_big) as tar:
         for m in tar:
             _check_member(m, top, w)
-            _check_signed_member(m, sizes, folders, seen, w)
+            _check_signed_member(m, sizes, folders, seen, w, capped)
             seen.add(m.name)
             budget -= m.size if m.isfile() else 0
             if budget < 0:
@@ -600,9 +636,11 @@ def _verify_archive(archive: Path, key: Ed25519PublicKey) -> VerifiedBundle:
     (:func:`_precheck_gzip`); (2) member headers streamed up to manifest.json and
     manifest.sig, read into memory (:func:`_read_signed_members`); (3) signature, then
     manifest (:func:`_check_manifest`); (4) the whole gzip stream within the canonical size
-    of the signed files (:func:`_check_gzip_length`); (5) only then unpack, only signed
-    members at their signed sizes (:func:`_extract_signed`); (6) the unpacked folder passes
-    every folder check; (7) the archive is byte-for-byte the canonical packing of it.
+    of the signed files, plus the attestation at its cap for format /2
+    (:func:`_check_gzip_length`); (5) only then unpack, only signed members at their signed
+    sizes, and the attestation within :data:`~synthrelease.bundle.attestation.MAX_ATTESTATION_BYTES`
+    (:func:`_extract_signed`); (6) the unpacked folder passes every folder check, the
+    attestation's included; (7) the archive is byte-for-byte the canonical packing of it.
     """
     w = _Where(shown(str(archive)))
     try:
@@ -613,17 +651,18 @@ def _verify_archive(archive: Path, key: Ed25519PublicKey) -> VerifiedBundle:
         _precheck_gzip(f, w)
         top, manifest_bytes, signature = _read_signed_members(f, w)
         inner = _Where(w.bundle, f"{shown(top)}/")
-        _, listed = _check_manifest(key, manifest_bytes, signature, inner)
+        manifest, listed = _check_manifest(key, manifest_bytes, signature, inner)
         sizes = {f"{top}/{rel}": size for rel, (size, _) in listed.items()}
         sizes |= {f"{top}/{MANIFEST}": len(manifest_bytes), f"{top}/{SIGNATURE}": len(signature)}
+        capped = {f"{top}/{ATTESTATION}": attestation.MAX_ATTESTATION_BYTES} if _attested(manifest) else {}
         folders = {top} | {f"{top}/{d}" for d in _folders(listed)}
-        bound = _canonical_tar_bound(sizes, folders)
+        bound = _canonical_tar_bound(sizes | capped, folders)
         _check_gzip_length(f, bound, w)
         with _scratch_folder(w) as tmp:
-            _extract_signed(f, tmp, top, sizes, folders, bound, w)
+            _extract_signed(f, tmp, top, sizes, folders, bound, w, capped)
             result = _verify_folder(tmp / top, key, inner)
             _check_canonical_archive(f, tmp / top, w)
-    return VerifiedBundle(archive, result.manifest, result.n_files)
+    return VerifiedBundle(archive, result.manifest, result.n_files, result.attested)
 
 
 def verify_bundle(bundle_dir: str | os.PathLike[str], public_key_path: str | os.PathLike[str]) -> VerifiedBundle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import tarfile
 from collections.abc import Callable
@@ -18,8 +19,10 @@ from typing import Any
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from synthrelease.bundle.manifest import MANIFEST, SIGNATURE, build_manifest, canonical_json
+from synthrelease.bundle import attestation
+from synthrelease.bundle.manifest import ATTESTATION, MANIFEST, RESERVED, SIGNATURE, build_manifest, canonical_json
 from synthrelease.bundle.signing import key_fingerprint, sign
+from synthrelease.errors import BundleError
 from synthrelease.io.files import atomic_output, staged_directory, write_bytes_atomic, write_text_atomic
 from synthrelease.io.formats import write_table_atomic
 
@@ -27,17 +30,21 @@ from synthrelease.io.formats import write_table_atomic
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],
                  release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False,
                  writers: dict[str, Callable[[Path], Any]] | None = None) -> Path:
-    """Write tables (CSV + Parquet), text files, ``manifest.json`` and ``manifest.sig``.
+    """Write tables (CSV + Parquet), text files, ``manifest.json``, ``manifest.sig`` and the attestation.
 
     ``writers``: further files, by name, each written by its function given the file's path
     (e.g. the synthetic rows as AnnData); hashed and signed like every other file.
 
     ``manifest.sig`` holds the raw 64-byte Ed25519 signature of ``manifest.json``'s bytes.
+    ``attestation.intoto.jsonl``, written last, holds the same key's DSSE envelope of an
+    in-toto Statement naming every other file by its SHA-256, with the release facts as
+    predicate (:mod:`synthrelease.bundle.attestation`).
     With ``archive``, also ``<out_dir>.tar.gz`` beside the folder (:func:`write_archive`),
     written after the folder is complete.
 
     Raises:
         InputFileError: ``out_dir`` exists and is not empty.
+        BundleError: a table, text file or writer used a reserved name (manifest.json, ...).
     """
     target = Path(out_dir)
     with staged_directory(target) as tmp:
@@ -48,14 +55,28 @@ def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFr
             write_text_atomic(tmp / name, text)
         for name, write in (writers or {}).items():
             write(tmp / name)
+        taken = [name for name in RESERVED if (tmp / name).exists() or (tmp / name).is_symlink()]
+        if taken:
+            raise BundleError(f"{taken[0]}: a reserved bundle file name; a table, text file or writer used it")
         release = {**release, "signer": {"algorithm": "Ed25519",
                                          "public_key_sha256": key_fingerprint(private_key.public_key())}}
         manifest_bytes = canonical_json(build_manifest(tmp, release=release))
+        signature = sign(private_key, manifest_bytes)
         write_bytes_atomic(tmp / MANIFEST, manifest_bytes)
-        write_bytes_atomic(tmp / SIGNATURE, sign(private_key, manifest_bytes))
+        write_bytes_atomic(tmp / SIGNATURE, signature)
+        write_bytes_atomic(tmp / ATTESTATION, _attestation(private_key, manifest_bytes, signature))
     if archive:
         write_archive(target)
     return target
+
+
+def _attestation(private_key: Ed25519PrivateKey, manifest_bytes: bytes, signature: bytes) -> bytes:
+    """The signed envelope, built from the manifest's bytes exactly as a verifier parses them."""
+    manifest = json.loads(manifest_bytes)
+    digests = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
+    statement = attestation.build_statement(attestation.subjects(digests, manifest_bytes, signature),
+                                            attestation.release_predicate(manifest))
+    return attestation.sign_statement(private_key, statement)
 
 
 def archive_path(bundle_dir: str | os.PathLike[str]) -> Path:

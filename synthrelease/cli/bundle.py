@@ -15,7 +15,7 @@ from synthrelease.cli.app import cli
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None,
               help="Also check the manifest's ε, δ and accountant against this policy (the verifier's choice).")
 def verify(bundle: Path, public_key: Path, policy_path: Path | None) -> None:
-    """Check a bundle (folder or .tar.gz): signature, every file hash, no extra or missing file."""
+    """Check a bundle (folder or .tar.gz): signature, every file hash, no extra or missing file, the attestation."""
     from synthrelease.bundle.verify import check_against_policy, shown, verify_bundle
 
     if policy_path is not None:
@@ -26,6 +26,11 @@ def verify(bundle: Path, public_key: Path, policy_path: Path | None) -> None:
     rel = result.manifest.get("release", {})  # a dict: verify_bundle read the signer from it
     priv, used_policy = rel.get("privacy"), rel.get("policy")
     click.echo(f"OK: signature valid, {result.n_files} files match their SHA-256")
+    if result.attested:
+        click.echo("OK: attestation.intoto.jsonl: DSSE signature valid (same key), its in-toto statement names "
+                   "every file by SHA-256 and states the manifest's release facts")
+    else:
+        click.echo("note: a synthrelease-bundle/1 bundle (written before attestations): no DSSE attestation")
     if isinstance(priv, dict) and priv:
         name = used_policy.get("name") if isinstance(used_policy, dict) else None
         click.echo(shown(f"epsilon {priv.get('epsilon')} delta {priv.get('delta')} ({priv.get('accountant')}), "

@@ -52,7 +52,11 @@ def test_release_passes_and_verifies_then_detects_a_changed_byte(workspace):
     assert "verdict: RELEASED" in res.output and "epsilon spent:" in res.output
     bundle = workspace / "bundle"
     ok = CliRunner().invoke(cli, ["verify", str(bundle), "--public-key", str(workspace / "k.pub.pem")])
-    assert ok.exit_code == 0 and ok.output.startswith("OK")
+    assert ok.exit_code == 0 and ok.output.startswith("OK") and "OK: attestation.intoto.jsonl" in ok.output
+    facts = _attested_facts(bundle, workspace / "k.pub.pem")  # a real release's predicate: DP figures only
+    assert facts["gate"]["verdict"] == "released" and facts["policy"]["name"] and facts["privacy"]["epsilon"] <= 3
+    assert facts["dp_figures"] and all(set(f) == {"value", "noise_std", "l2_sensitivity"}
+                                       for f in facts["dp_figures"].values())
     report = workspace / "bundle.internal-report" / "internal_report.json"
     assert report.exists() and not (bundle / "internal_report.json").exists()
     csv = bundle / "synthetic.csv"
@@ -61,6 +65,19 @@ def test_release_passes_and_verifies_then_detects_a_changed_byte(workspace):
     csv.write_bytes(bytes(data))
     bad = CliRunner().invoke(cli, ["verify", str(bundle), "--public-key", str(workspace / "k.pub.pem")])
     assert bad.exit_code == 1 and "synthetic.csv" in bad.output
+
+
+def _attested_facts(bundle: Path, public_pem: Path) -> dict:
+    """The attestation's predicate, its envelope checked by securesystemslib alone."""
+    import json
+
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    envelope = Envelope.from_dict(json.loads((bundle / "attestation.intoto.jsonl").read_text()))
+    envelope.verify([SSlibKey.from_crypto(load_pem_public_key(public_pem.read_bytes()))], 1)
+    return json.loads(envelope.payload)["predicate"]
 
 
 def test_strict_policy_rejects_and_writes_no_bundle(workspace):

@@ -36,9 +36,10 @@ def test_private_key_mode_and_no_overwrite(keys):
 
 def test_round_trip_verifies(bundle, keys):
     result = verify_bundle(bundle, keys[1])
-    assert result.n_files == 3
+    assert result.n_files == 3 and result.attested
     assert sorted(p.name for p in bundle.iterdir()) == [
-        "RELEASE_CARD.md", "manifest.json", "manifest.sig", "synthetic.csv", "synthetic.parquet"]
+        "RELEASE_CARD.md", "attestation.intoto.jsonl", "manifest.json", "manifest.sig", "synthetic.csv",
+        "synthetic.parquet"]
     assert "PRIVATE KEY" not in "".join(p.read_text(errors="ignore") for p in bundle.iterdir())
 
 

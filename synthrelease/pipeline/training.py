@@ -169,10 +169,12 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
                         delta: float | None = None, condition: str | None = None, seed: int = 0,
                         accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                         n_canaries: int | None = None, many_run: int = 0, allow_unreviewed: bool = False,
-                        progress: ProgressCallback = ignore_progress, sep: str | None = None) -> dict[str, AuditResult]:
+                        progress: ProgressCallback = ignore_progress, sep: str | None = None,
+                        labels: str | os.PathLike[str] | None = None) -> dict[str, AuditResult]:
     """Check the DP generator's ε claim on ``data`` with the empirical audits (nothing released):
     a table's DP-GAN, or a sequence set's autoregressive model (its modality's audit run, canaries
-    and distance space).
+    and distance space). ``sep`` and ``labels`` (a labels CSV joined to FASTA records by id) are read
+    as ``train``/``release`` read them.
 
     Trains the audit run(s) with the settings ``train``/``release`` would use for this
     table (its modality's ``default_config``). Always runs the one-run audit (Steinke et al.
@@ -185,7 +187,7 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
     df, metadata, _, cond, config, _ = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True, sep=sep,
-        modalities=("table", "sequence"))
+        modalities=("table", "sequence"), labels=labels)
     kind = modality_for(metadata)  # its audit run keeps what the score needs (tables: the discriminator)
     seeds = SeedTree(seed)
     results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),

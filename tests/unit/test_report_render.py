@@ -101,7 +101,8 @@ def test_stopped_refused_and_audit_run_reports_render(tmp_path):
     rejected = {**refused, "privacy": {"epsilon": 1.0, "delta": 1e-5, "accountant": "rdp"},
                 "advice": {"privacy.max_epsilon": "ask for less ε"}, "rejected_sample": "r/rejected.csv"}
     html = render_internal_html(rejected)
-    assert "REJECTED" in html and "ask for less ε" in html and "r/rejected.csv" in html
+    assert "REJECTED" in html and "ask for less ε" in html
+    assert "in this report's folder: <code class=\"break\">rejected.csv</code>" in html and "r/rejected" not in html
     audit = {"empirical_privacy": {"metrics": {"epsilon_lower_bound": 0.4, "epsilon_claimed": 1.0}, "details": {
         "sweep": [{"guesses": 2 * k, "epsilon_lb": 0.1 * k} for k in range(1, 5)], "method": "one-run"}}}
     html = render_internal_html(audit)

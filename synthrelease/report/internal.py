@@ -9,8 +9,8 @@ private rows: the pages built from them are INTERNAL and never leave the steward
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from pathlib import PurePath
 from typing import Any
 
 from synthrelease.errors import InputFileError
@@ -132,7 +132,7 @@ def _num(x: Any) -> float | None:
 def _name(path: Any) -> str:
     """The last part of a recorded path: what the verdict box shows of a folder or file (never a machine's
     absolute path: no user name or temporary folder on a page that may be passed around)."""
-    return PurePath(str(path)).name or str(path)
+    return re.split(r"[/\\]", str(path).rstrip("/\\"))[-1] or str(path)  # POSIX or Windows separators
 
 
 def verdict(report: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from synthrelease.report.html import render_internal_html
 from synthrelease.report.internal import NotAReportError, budget_split
 from synthrelease.report.internal_report import HTML_NAME, write_internal_report
 from synthrelease.report.plot_data import collect_plot_data
+from tests.conftest import REPO, absolute_paths, verdict_box
 
 
 def test_every_gate_clause_and_figure_has_a_sentence_and_a_direction():
@@ -202,3 +203,24 @@ def test_names_that_forge_or_reorder_text_are_refused(name, why):
             Metadata.model_validate(doc)
     assert Metadata.model_validate({"version": 1, "name": "Größe café 体重 (kg) - v2.1",
                                     "columns": {"capital-gain": {"type": "float", "min": 0, "max": 1}}})
+
+
+@pytest.mark.parametrize("bundle", ["/tmp/synthrelease-x/bundle", "/home/ann/releases/b1", "C:\\Users\\ann\\b1",
+                                    "out/b1"])
+def test_the_verdict_box_never_shows_an_absolute_path(bundle):
+    """Issue 31.4: the page travels; the box names the bundle by its folder name (the JSON keeps the path)."""
+    report = {**_stopped_report(), "stopped": None, "bundle": bundle,
+              "privacy": {"epsilon": 1.0, "delta": 1e-5, "accountant": "rdp"}}
+    box = verdict_box(render_internal_html(report))
+    assert "RELEASED" in box and not absolute_paths(box) and bundle not in box, box
+    assert "output folder, b" in box
+
+
+def test_the_committed_example_report_names_no_machine_folder():
+    """reports/examples/ is drawn by scripts/make_example_report.py with paths relative to the repository."""
+    files = [p for p in (REPO / "reports").rglob("*") if p.suffix in (".html", ".md", ".json")]
+    assert len(files) >= 5
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"/tmp/|/home/|/root/|/Users/|~/", text), path
+    assert not absolute_paths(verdict_box((REPO / "reports" / "examples" / "internal_report.html").read_text()))

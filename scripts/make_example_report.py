@@ -2,14 +2,16 @@
 
 Runs the demo release (the bundled Breast Cancer Wisconsin table, public data; the
 default policy plus public plausibility rules of ``policies/consortium-strict.yaml`` so
-that their section shows, see :func:`example_policy`) in a temporary folder, then copies
+that their section shows, see :func:`example_policy`) from the repository's root in the
+git-ignored working folder ``reports/.example-run`` (:data:`WORK`, removed before and after; every
+path is given relative to the root, so the committed report names no machine's folders), then copies
 ``internal_report.html``, ``internal_report.json``, ``RELEASE_CARD.html`` and
 ``RELEASE_CARD.md`` into ``reports/examples/``, with a screenshot of the report's top
 (``internal_report.png``, when Debian's ``chromium`` is installed). The table is public, so its internal
 report may be committed as an example; a real table's internal report must stay with
 its steward. Fresh DP noise every run: figures change from run to run.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/make_example_report.py   # about 20 s on 2 cores
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/make_example_report.py   # about 1.5 min on 2 shared cores
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "synthrelease" / "data"
 OUT = REPO / "reports" / "examples"
+WORK = Path("reports") / ".example-run"
+"""The run's working folder, relative to the repository's root (the report records the paths as given)."""
 
 
 @contextlib.contextmanager
@@ -118,6 +122,17 @@ def screenshot(page: Path, png: Path, *, height: int = 1500) -> bool:
     return run.returncode == 0 and png.is_file()
 
 
+@contextlib.contextmanager
+def _fresh(folder: Path) -> Iterator[Path]:
+    """``folder`` created empty (a crashed run's leftovers removed first) and removed after."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help="where the example files go")
@@ -126,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from synthrelease.report.card import render_card_html
 
-    with tempfile.TemporaryDirectory(prefix="synthrelease-example-") as tmp, contextlib.chdir(REPO):
-        work = Path(tmp)  # the data's path relative to the repository, as the report will show it
+    with contextlib.chdir(REPO), _fresh(WORK) as work:  # relative paths: the report shows no machine's folders
         outcome, captured = run_demo(work, epsilon=args.epsilon, seed=args.seed,
                                      data_dir=DATA.relative_to(REPO))
         args.out.mkdir(parents=True, exist_ok=True)

@@ -104,3 +104,20 @@ def one_line_error(res, code: int = 2) -> str:
     assert res.exit_code == code, res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
     return res.output
+
+
+def verdict_box(html: str) -> str:
+    """The verdict box (``<section id="verdict">``) of an internal report page."""
+    import re
+
+    found = re.search(r'<section id="verdict".*?</section>', html, re.S)
+    assert found is not None, "no verdict box"
+    return found.group(0)
+
+
+def absolute_paths(text: str) -> list[str]:
+    """Absolute or home paths in ``text`` outside HTML tags: ``/a/b``, ``~/a``, ``C:\\a``."""
+    import re
+
+    plain = re.sub(r"<[^>]+>", " ", text)
+    return re.findall(r"(?<![\w.:/\\-])(?:~|[A-Za-z]:)?[/\\][\w.-]+[/\\]?[^\s<>\"']*", plain)

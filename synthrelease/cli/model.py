@@ -82,8 +82,9 @@ def train(ctx: click.Context, data: Path, metadata_path: Path, output: Path, con
 @click.option("-n", "n_rows", type=click.IntRange(min=1, max=50_000_000), required=True,
               help="Rows (tiles) to sample (at most 50,000,000; the output's room is checked first).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help=".csv or .parquet; sequence models: .fasta (.fa, .faa, .fna, .gz) or .csv; image models: .npz "
-                   "or a folder (PNG tiles and labels.csv)")
+              help=".csv, .tsv, .parquet or .h5ad (AnnData: the training table's genes and obs columns); "
+                   "sequence models: .fasta (.fa, .faa, .fna, .gz) or .csv; image models: .npz or a folder "
+                   "(PNG tiles and labels.csv)")
 @click.option("--condition", default=None, help="COLUMN=VALUE: sample only that category (label).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
@@ -93,7 +94,9 @@ def sample(model_file: Path, n_rows: int, output: Path, condition: str | None, s
            force: bool) -> None:
     """Sample N synthetic rows from a trained model (post-processing: no extra ε).
 
-    A sequence model writes N sequences to FASTA (>syn-N label=...) or CSV. An image model writes N tiles to
+    A table model writes CSV, TSV, Parquet or AnnData (.h5ad, laid out as the .h5ad it was trained on: the
+    same genes in X, the other columns in obs, fresh cell ids syn-0, syn-1, ...). A sequence model writes N
+    sequences to FASTA (>syn-N label=...) or CSV. An image model writes N tiles to
     an .npz (arrays images, labels) or to a folder of PNG tiles with labels.csv, chunk by chunk, atomically.
     --seed fixes the random draws of sampling (public randomness).
     """

@@ -12,6 +12,7 @@ from synthrelease.cli.app import (
     cli,
     common_privacy_options,
     force_option,
+    labels_option,
     progress_for,
     sep_option,
     with_options,
@@ -32,19 +33,21 @@ from synthrelease.errors import SynthreleaseError
 @with_options(common_privacy_options)
 @allow_unreviewed_option
 @sep_option
+@labels_option
 @force_option
 @click.pass_context
 def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: Path, condition_column: str | None,
                   canaries: int | None, many_run: int, epsilon: float, delta: float | None, accountant: str,
                   n_steps: int | None, batch_size: int | None, seed: int, allow_unreviewed_metadata: bool,
-                  sep: str | None, force: bool) -> None:
-    """Measure a lower bound on the DP generator's ε for DATA (a table or sequences); exit 1 if it contradicts
-    the claim."""
+                  sep: str | None, labels_path: Path | None, force: bool) -> None:
+    """Measure a lower bound on the DP generator's ε for DATA (a table, or sequences: a table with a sequence
+    column or FASTA with --labels); exit 1 if it contradicts the claim."""
     from synthrelease.api import audit_privacy_claim
     from synthrelease.io.files import write_json_atomic
     from synthrelease.io.outputs import check_writable, refuse_internal_output, refuse_overwrite
 
-    refuse_overwrite(output, inputs=[data, metadata_path], force=force)
+    refuse_overwrite(output, inputs=[data, metadata_path, *([labels_path] if labels_path is not None else [])],
+                     force=force)
     refuse_internal_output(output, suffix=".json")
     refuse_internal_output(output.with_suffix(".html"), option="-o (its HTML page)", suffix=".html")
     check_writable(output, option="-o")
@@ -52,7 +55,8 @@ def audit_privacy(ctx: click.Context, data: Path, metadata_path: Path, output: P
     results = audit_privacy_claim(data, metadata_path=metadata_path, epsilon=epsilon, delta=delta,
                                   condition=condition_column, seed=seed, accountant=accountant, n_steps=n_steps,
                                   batch_size=batch_size, n_canaries=canaries, many_run=many_run,
-                                  allow_unreviewed=allow_unreviewed_metadata, progress=progress_for(ctx), sep=sep)
+                                  allow_unreviewed=allow_unreviewed_metadata, progress=progress_for(ctx), sep=sep,
+                                  labels=labels_path)
     write_json_atomic(output, {name: {"metrics": r.metrics, "details": r.details, "runtime_s": r.runtime_s}
                                for name, r in results.items()})
     html_path = output.with_suffix(".html")

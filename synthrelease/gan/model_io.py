@@ -1,7 +1,9 @@
 """The table DP-GAN's model file (``synthrelease-model/1``): its content, without pickle.
 
 A model file holds only tensors (the generator's ``state_dict``, the DP condition
-frequencies) and one JSON string (encoder parameters, architecture, privacy spent).
+frequencies) and one JSON string (encoder parameters, architecture, privacy spent, and
+the training table's format: its kind and, for AnnData, which of the metadata's columns
+were ``obs`` and which genes; files without it are read as before).
 It is read with ``torch.load(weights_only=True)``, which refuses arbitrary objects,
 so loading an untrusted model file cannot execute code. The discriminator — the only
 network that saw private rows directly — is never saved. Files are written and read by
@@ -22,6 +24,7 @@ from synthrelease.errors import InternalError, ModelFileError
 from synthrelease.gan.config import TrainingConfig
 from synthrelease.gan.models import Generator
 from synthrelease.gan.trainer import PrivacySpent, TrainedModel
+from synthrelease.io.formats import TableFormat
 from synthrelease.transforms.encoders import TableEncoder
 
 MODEL_FORMAT = "synthrelease-model/1"
@@ -44,6 +47,8 @@ def table_model_payload(model: TrainedModel) -> dict[str, Any]:
         "condition_column": model.condition_column,
         "privacy": model.privacy.to_dict(),
     }
+    if model.table_format is not None:  # public: the format and the metadata's column names only
+        info["table_format"] = model.table_format.to_dict()
     return tensor_payload(MODEL_FORMAT, info, model.generator.state_dict(), model.condition_probs,
                           replayable=model.reproducible_private_randomness)
 
@@ -88,6 +93,7 @@ def table_model_from_payload(p: Path, payload: dict[str, Any]) -> TrainedModel:
                                  "infinite values (it would sample blank rows)")
         generator.eval()
         spent = PrivacySpent.from_dict(info["privacy"])
+        table_format = TableFormat.from_dict(info["table_format"]) if info.get("table_format") else None
         probs = payload.get("condition_probs")
         cond_probs = None if probs is None else np.asarray(probs.numpy(), dtype=np.float64)
         if cond_span is not None and (cond_probs is None or cond_probs.shape != (cond_span.width,)):
@@ -98,4 +104,4 @@ def table_model_from_payload(p: Path, payload: dict[str, Any]) -> TrainedModel:
         raise ModelFileError(f"{p}: corrupt synthrelease model ({type(e).__name__}: {e})") from None
     return TrainedModel(generator=generator, encoder=encoder, config=config, privacy=spent,
                         condition_column=cond_col, condition_probs=cond_probs,
-                        train_seconds=float(info.get("train_seconds", 0.0)))
+                        train_seconds=float(info.get("train_seconds", 0.0)), table_format=table_format)

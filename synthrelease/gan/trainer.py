@@ -53,6 +53,7 @@ from synthrelease.gan.config import TrainingConfig
 from synthrelease.gan.mean_embedding import ClassMeanEmbedding
 from synthrelease.gan.models import POSITION_PREFIX, Discriminator, Generator, SequenceDiscriminator
 from synthrelease.gan.rows import RowSource, encoded_rows
+from synthrelease.io.formats import TableFormat
 from synthrelease.metadata.schema import Metadata
 from synthrelease.privacy.accounting import (
     MechanismEntry,
@@ -142,6 +143,9 @@ class TrainedModel:
     train_seconds: float = 0.0
     reproducible_private_randomness: bool = False
     """True only when trained with the test-only reproducible randomness: never saved or released."""
+    table_format: TableFormat | None = None
+    """How the training table was stored (CSV, TSV, Parquet, AnnData: which columns were ``obs`` and which
+    genes), naming only the public metadata's columns; ``sample`` writes that format too. None: unknown."""
 
 
 def _identity_collate(batch: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -101,6 +102,34 @@ class TableFormat:
         """The canonical file extension: ``.csv``, ``.tsv``, ``.parquet`` or ``.h5ad``."""
         return _SUFFIX[self.kind]
 
+    def restricted_to(self, columns: Collection[str]) -> TableFormat:
+        """This layout naming only ``columns`` (e.g. the public metadata's): ``obs_columns`` and
+        ``var_names`` filtered, ``obs_id_column`` kept only when it is one of them."""
+        keep = set(columns)
+        return TableFormat(self.kind, self.sep, tuple(c for c in self.obs_columns if c in keep),
+                           tuple(g for g in self.var_names if g in keep),
+                           self.obs_id_column if self.obs_id_column in keep else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (:meth:`from_dict` reads them back)."""
+        return {"kind": self.kind, "sep": self.sep, "obs_columns": list(self.obs_columns),
+                "var_names": list(self.var_names), "obs_id_column": self.obs_id_column}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TableFormat:
+        """The layout :meth:`to_dict` wrote.
+
+        Raises:
+            ValueError: an unknown kind, an empty separator, or fields of the wrong type.
+        """
+        obs_id = d.get("obs_id_column")
+        if obs_id is not None and not isinstance(obs_id, str):
+            raise ValueError("obs_id_column must be a string or null")
+        names = [d.get("obs_columns", []), d.get("var_names", [])]
+        if not all(isinstance(n, list) and all(isinstance(c, str) for c in n) for n in names):
+            raise ValueError("obs_columns and var_names must be lists of strings")
+        return cls(d["kind"], d.get("sep", ","), tuple(names[0]), tuple(names[1]), obs_id)
+
 
 def _split_suffix(path: Path) -> tuple[str, str | None]:
     """(format extension, compression method or None), both lower-case; ``x.csv.gz`` → (".csv", "gzip")."""
@@ -156,6 +185,34 @@ def detect_format(path: str | os.PathLike[str], sep: str | None = None) -> Table
     shown = f"extension {ext!r}" if ext else "no extension"
     raise InputFileError(f"{p}: unknown table format ({shown}); accepted: {ACCEPTED} "
                          "(.tab, .pq, and .txt with --sep also work)")
+
+
+def read_format(path: str | os.PathLike[str], sep: str | None = None) -> TableFormat:
+    """The :class:`TableFormat` :func:`read_table_as` reports for ``path``, without reading its rows:
+    an ``.h5ad`` file is opened in backed mode for its ``obs`` columns, cell-id column and
+    ``var_names`` (``X`` is not read); other formats come from the extension alone.
+
+    Raises:
+        InputFileError: as :func:`detect_format`, or an unreadable ``.h5ad`` file.
+    """
+    p = Path(path)
+    fmt = detect_format(p, sep)
+    if fmt.kind != "h5ad":
+        return fmt
+    ad = _anndata()
+    try:
+        adata = ad.read_h5ad(p, backed="r")
+    except Exception as e:  # h5py/anndata raise OSError, KeyError, ...
+        raise InputFileError(f"{p}: cannot parse h5ad table: {type(e).__name__}") from None
+    try:
+        obs_cols = tuple(str(c) for c in adata.obs.columns)
+        id_col = str(adata.obs.index.name) if adata.obs.index.name is not None else OBS_ID_DEFAULT
+        return TableFormat("h5ad", obs_columns=((id_col,) if id_col not in obs_cols else ()) + obs_cols,
+                           var_names=tuple(str(v) for v in adata.var_names), obs_id_column=id_col)
+    finally:
+        file = getattr(adata, "file", None)
+        if file is not None:
+            file.close()
 
 
 def read_table_as(path: str | os.PathLike[str], sep: str | None = None, *,
@@ -453,15 +510,16 @@ def _fill(view: np.ndarray, block: Any) -> None:
         view[...] = block.toarray()
 
 
-def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat) -> anndata.AnnData:
+def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat, *, first_index: int = 0) -> anndata.AnnData:
     """An AnnData object for a (synthetic) table laid out as ``fmt`` describes.
 
     ``X``: the columns in ``fmt.var_names`` that ``df`` has, as float32, stored as CSR when more
     than half of the values are zero (:data:`SPARSE_ZERO_SHARE`), else dense; ``var`` index:
     those gene names. ``obs``: the ``fmt.obs_columns`` that ``df`` has, then every other column
     of ``df``, in table order, except ``fmt.obs_id_column``: the input's cell ids are never
-    written. The ``obs`` index is fresh (``syn-0``, ``syn-1``, ...; named ``fmt.obs_id_column``
-    so a re-read yields the input's column layout), so synthetic cells never carry real ids.
+    written. The ``obs`` index is fresh (``syn-0``, ``syn-1``, ...; from ``syn-<first_index>`` for a
+    later chunk of a stream; named ``fmt.obs_id_column`` so a re-read yields the input's column
+    layout), so synthetic cells never carry real ids.
 
     Raises:
         ValueError: a gene column is not numeric.
@@ -474,7 +532,7 @@ def anndata_from_frame(df: pd.DataFrame, fmt: TableFormat) -> anndata.AnnData:
     declared = {*obs_names, fmt.obs_id_column}
     obs_names += [c for c in present if c not in gene_set and c not in declared]
     n = len(df)
-    index = pd.Index([f"{SYNTHETIC_OBS_PREFIX}{i}" for i in range(n)], dtype=object)
+    index = pd.Index([f"{SYNTHETIC_OBS_PREFIX}{i}" for i in range(first_index, first_index + n)], dtype=object)
     obs = df[[present[c] for c in obs_names]].copy()
     obs.columns = pd.Index(obs_names, dtype=object)
     obs.index = index
@@ -594,6 +652,53 @@ def _write_h5ad(tmp: Path, df: pd.DataFrame, fmt: TableFormat) -> None:
     finally:
         if sibling.exists():
             sibling.unlink()
+
+
+def write_h5ad_stream(path: str | os.PathLike[str], chunks: Iterable[pd.DataFrame], fmt: TableFormat) -> int:
+    """Write the rows of ``chunks`` to ``path`` as one AnnData file laid out as ``fmt``
+    (:func:`anndata_from_frame`), atomically; returns the rows written.
+
+    ``X`` goes to disk chunk by chunk: stored as CSR when the first chunk is mostly zeros
+    (:data:`SPARSE_ZERO_SHARE`; appended with anndata's ``sparse_dataset(...).append``, 64-bit
+    index pointers), else dense (a resizable HDF5 dataset). The ``obs`` columns (every column
+    that is not a gene) are held in memory and written at the end; the ``obs`` index runs
+    ``syn-0``, ``syn-1``, ... across the chunks. A failure leaves ``path`` as it was.
+
+    Raises:
+        ValueError: no rows, or a gene column that is not numeric.
+    """
+    import h5py
+    import scipy.sparse as sp
+    from anndata.io import sparse_dataset, write_elem
+
+    ad = _anndata()
+    p = Path(path)
+    with atomic_output(p) as tmp, h5py.File(tmp, "w") as f:
+        obs_parts: list[pd.DataFrame] = []
+        sparse = False
+        n = 0
+        for chunk in chunks:
+            part = anndata_from_frame(chunk, fmt, first_index=n)
+            if n == 0:  # the root, var and the empty mappings by anndata's own writer; obs is rewritten last
+                sparse = sp.issparse(part.X)
+                write_elem(f, "/", ad.AnnData(obs=part.obs.iloc[:0], var=part.var))
+                kwargs = {"indptr_dtype": np.int64} if sparse else {"maxshape": (None, part.n_vars), "chunks": True}
+                write_elem(f, "X", part.X, dataset_kwargs=kwargs)
+            elif sparse:
+                sparse_dataset(f["X"]).append(part.X if sp.issparse(part.X) else sp.csr_matrix(part.X))
+            else:
+                x = f["X"]
+                x.resize(n + part.n_obs, axis=0)
+                x[n:] = part.X.toarray() if sp.issparse(part.X) else part.X
+            obs_parts.append(part.obs)
+            n += part.n_obs
+            release_mapped_pages()
+        if n == 0:
+            raise ValueError("no rows to write")
+        shell = ad.AnnData(obs=pd.concat(obs_parts) if len(obs_parts) > 1 else obs_parts[0])
+        shell.strings_to_categoricals()  # as AnnData.write_h5ad (and so the release's bundle) stores text
+        write_elem(f, "obs", shell.obs)
+    return n
 
 
 def write_table_atomic(path: str | os.PathLike[str], df: pd.DataFrame) -> Path:

@@ -274,6 +274,9 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
                           ledger_path=args.ledger, policy_path=args.policy, data_sha256=sha256_file(args.data),
                           content_sha256=None,
                           what=f"model of {args.data} ({collective.world_size} processes)")
+    from synthrelease.io.formats import read_format
+
+    model.table_format = read_format(args.data, args.sep).restricted_to(metadata.columns)  # `sample` writes it
     save_model(model, args.output)
     return {"epsilon": model.privacy.epsilon, "delta": model.privacy.delta, "rows": n_rows,
             "processes": collective.world_size, "seconds": model.train_seconds}

@@ -19,6 +19,7 @@ from synthrelease.gan.defaults import (
 )
 from synthrelease.gan.trainer import fit_dp_synthesizer
 from synthrelease.io.files import sha256_file
+from synthrelease.io.formats import TableFormat
 from synthrelease.metadata.schema import Metadata
 from synthrelease.modalities.base import modality_for
 from synthrelease.pipeline import stages
@@ -57,7 +58,7 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                                      seed=seed, accountant=accountant, n_steps=n_steps, batch_size=batch_size,
                                      ledger_path=ledger_path, policy_path=policy_path, progress=progress, sep=sep,
                                      labels=labels)
-    df, metadata, notes, cond, config, content_sha = _whole_table_setup(
+    df, metadata, notes, cond, config, content_sha, fmt = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=False, require_condition=False, sep=sep,
         labels=labels)
@@ -78,6 +79,7 @@ def train_model(data: str | os.PathLike[str], *, metadata_path: str | os.PathLik
                           ledger_path=ledger_path,
                           policy_path=policy_path, data_sha256=sha256_file(data),
                           content_sha256=content_sha, what=f"model of {data}")
+    model.table_format = fmt.restricted_to(metadata.columns)  # `sample` writes the input's format
     return model, notes
 
 
@@ -133,10 +135,10 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
                        delta: float | None, condition: str | None, seed: int, accountant: str,
                        n_steps: int | None, batch_size: int | None, allow_unreviewed: bool,
                        require_condition: bool, sep: str | None = None, modalities: tuple[str, ...] = ("table",),
-                       labels: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, Metadata, list[str],
-                                                                              str | None, TrainingConfig, str]:
-    """Load and validate a table for training on all its rows; the condition column, the config
-    and the table's content fingerprint (:func:`table_fingerprint`).
+                       labels: str | os.PathLike[str] | None = None
+                       ) -> tuple[pd.DataFrame, Metadata, list[str], str | None, TrainingConfig, str, TableFormat]:
+    """Load and validate a table for training on all its rows; the condition column, the config,
+    the table's content fingerprint (:func:`table_fingerprint`) and its format.
 
     Raises:
         MetadataError: the condition column is not a declared categorical with a category list
@@ -162,17 +164,19 @@ def _whole_table_setup(data: str | os.PathLike[str], metadata_path: str | os.Pat
     PrivacyLoss(epsilon, eff_delta)
     config = kind.default_config(len(df), epsilon=epsilon, delta=eff_delta, seed=seed, accountant=accountant,
                                  n_steps=n_steps, batch_size=batch_size, metadata=metadata, condition_column=cond)
-    return df, metadata, notes, cond, config, loaded.content_sha256
+    return df, metadata, notes, cond, config, loaded.content_sha256, loaded.fmt
 
 
 def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os.PathLike[str], epsilon: float,
                         delta: float | None = None, condition: str | None = None, seed: int = 0,
                         accountant: str = "rdp", n_steps: int | None = None, batch_size: int | None = None,
                         n_canaries: int | None = None, many_run: int = 0, allow_unreviewed: bool = False,
-                        progress: ProgressCallback = ignore_progress, sep: str | None = None) -> dict[str, AuditResult]:
+                        progress: ProgressCallback = ignore_progress, sep: str | None = None,
+                        labels: str | os.PathLike[str] | None = None) -> dict[str, AuditResult]:
     """Check the DP generator's ε claim on ``data`` with the empirical audits (nothing released):
     a table's DP-GAN, or a sequence set's autoregressive model (its modality's audit run, canaries
-    and distance space).
+    and distance space). ``sep`` and ``labels`` (a labels CSV joined to FASTA records by id) are read
+    as ``train``/``release`` read them.
 
     Trains the audit run(s) with the settings ``train``/``release`` would use for this
     table (its modality's ``default_config``). Always runs the one-run audit (Steinke et al.
@@ -182,10 +186,10 @@ def audit_privacy_claim(data: str | os.PathLike[str], *, metadata_path: str | os
     nothing from these runs is released.
     """
     from synthrelease.audits.empirical_privacy import run_many_run_audit, run_one_run_audit
-    df, metadata, _, cond, config, _ = _whole_table_setup(
+    df, metadata, _, cond, config, _, _ = _whole_table_setup(
         data, metadata_path, epsilon=epsilon, delta=delta, condition=condition, seed=seed, accountant=accountant,
         n_steps=n_steps, batch_size=batch_size, allow_unreviewed=allow_unreviewed, require_condition=True, sep=sep,
-        modalities=("table", "sequence"))
+        modalities=("table", "sequence"), labels=labels)
     kind = modality_for(metadata)  # its audit run keeps what the score needs (tables: the discriminator)
     seeds = SeedTree(seed)
     results = {"empirical_privacy": run_one_run_audit(df, metadata, config, seed=seeds.integer("one-run"),

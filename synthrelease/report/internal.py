@@ -9,6 +9,7 @@ private rows: the pages built from them are INTERNAL and never leave the steward
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,9 +129,16 @@ def _num(x: Any) -> float | None:
 # --------------------------------------------------------------------------- verdict and clauses
 
 
+def _name(path: Any) -> str:
+    """The last part of a recorded path: what the verdict box shows of a folder or file (never a machine's
+    absolute path: no user name or temporary folder on a page that may be passed around)."""
+    return re.split(r"[/\\]", str(path).rstrip("/\\"))[-1] or str(path)  # POSIX or Windows separators
+
+
 def verdict(report: Mapping[str, Any]) -> dict[str, Any]:
     """RELEASED / REJECTED / REFUSED / STOPPED with one sentence, the failed clauses (with the report's
-    ``advice`` for each, when present) and the rejected synthetic sample's path (``rejected_sample``)."""
+    ``advice`` for each, when present) and the rejected synthetic sample's file name (``rejected_sample``,
+    in the report's folder). Paths appear by their last part only (:func:`_name`); the JSON keeps them whole."""
     clauses = report.get("gate") or []
     failed = [c for c in clauses if not c.get("passed")]
     note = str((report.get("privacy") or {}).get("note", ""))
@@ -139,7 +147,7 @@ def verdict(report: Mapping[str, Any]) -> dict[str, Any]:
         sentence = f"The run stopped after training started ({report['stopped']}); its reserved ε counts as spent."
     elif report.get("bundle"):
         word, ok = "RELEASED", True
-        sentence = f"Every clause passed; the signed bundle is at {report['bundle']}."
+        sentence = f"Every clause passed; the signed bundle is the release's output folder, {_name(report['bundle'])}."
     elif "refused before training" in note:
         word, ok = "REFUSED", False
         sentence = "The policy's privacy clauses failed before training: no private row was read for training, " \
@@ -152,7 +160,8 @@ def verdict(report: Mapping[str, Any]) -> dict[str, Any]:
         word, ok = "REJECTED", False
         sentence = f"{len(failed)} clause(s) failed; no shareable data was written."
     advice = report.get("advice") if isinstance(report.get("advice"), dict) else {}
-    return {"word": word, "ok": ok, "sentence": sentence, "rejected_sample": report.get("rejected_sample"),
+    sample = report.get("rejected_sample")
+    return {"word": word, "ok": ok, "sentence": sentence, "rejected_sample": _name(sample) if sample else None,
             "failed": [{"clause": c.get("clause"), "reason": c.get("reason"), "advice": advice.get(c.get("clause"))}
                        for c in failed]}
 

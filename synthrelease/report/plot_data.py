@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.io.spill import release_mapped_pages, take_rows
-from synthrelease.metadata.dates import column_numbers
+from synthrelease.metadata.dates import TEMPORAL_TYPES, column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 MAX_BINS = 30
@@ -154,8 +154,12 @@ def column_histogram(real: pd.Series, synthetic: pd.Series, metadata: Metadata, 
 
 
 def _histogram(real: np.ndarray, syn: np.ndarray, metadata: Metadata, column: str) -> dict[str, Any]:
-    if metadata.columns[column].is_numerical:
-        return _numeric_histogram(real, syn, metadata.columns[column].domain(), column)
+    """A column's bins or categories; a date/datetime column's bin edges are days/seconds since
+    1970-01-01 and its entry says so (``temporal``: the column type) for the plot's date axis."""
+    spec = metadata.columns[column]
+    if spec.is_numerical:
+        hist = _numeric_histogram(real, syn, spec.domain(), column)
+        return hist | ({"temporal": spec.type} if spec.type in TEMPORAL_TYPES else {})
     return _category_histogram(real, syn, column)
 
 

@@ -95,6 +95,8 @@ def _column_panel(ax: Axes, col: Mapping[str, Any]) -> None:
     ax.set_title(f"{_short(str(col['column']), 28)}" + ("" if score is None else f"  (score {score:.2f})"))
     if col["kind"] == "numerical":
         edges = np.asarray(col["edges"], dtype=np.float64)
+        if col.get("temporal") in DATE_TICK_FORMATS:
+            edges = _date_axis(ax, edges, str(col["temporal"]))
         ax.stairs(col["real"], edges, color=REAL, label="real", linewidth=1.4)
         ax.stairs(col["synthetic"], edges, color=SYNTHETIC, label="synthetic", linewidth=1.4)
         missing = (col.get("missing_real") or 0, col.get("missing_synthetic") or 0)
@@ -107,6 +109,25 @@ def _column_panel(ax: Axes, col: Mapping[str, Any]) -> None:
         ax.bar(x + 0.2, col["synthetic"], 0.4, color=SYNTHETIC, label="synthetic")
         ax.set_xticks(x, [_short(c, 10) for c in col["categories"]], rotation=90 if len(x) > 5 else 0)
     ax.set_ylabel("share of rows")
+
+
+DATE_TICK_FORMATS = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%d %H:%M"}
+"""Tick labels of a date / datetime column's histogram (ISO 8601, whatever format the column declares)."""
+
+
+def _date_axis(ax: Axes, edges: np.ndarray, kind: str) -> np.ndarray:
+    """Bin edges in days (``date``) or seconds (``datetime``) since 1970-01-01 (the metadata's encoding,
+    :mod:`synthrelease.metadata.dates`) as matplotlib date numbers, the x axis labelled with calendar dates."""
+    from matplotlib import dates as mdates
+
+    from synthrelease.metadata.dates import UNIT_SECONDS
+
+    seconds = np.round(edges * UNIT_SECONDS[kind]).astype(np.int64)
+    numbers = mdates.date2num(np.datetime64("1970-01-01T00:00:00", "s") + seconds.astype("timedelta64[s]"))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=5))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(DATE_TICK_FORMATS[kind]))
+    ax.tick_params(axis="x", labelrotation=30)
+    return np.asarray(numbers, dtype=np.float64)
 
 
 @_styled

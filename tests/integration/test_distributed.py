@@ -140,6 +140,9 @@ def test_two_processes_spend_the_same_epsilon_as_one_and_charge_the_ledger_once(
     assert two.exit_code == 0, two.output
     assert "on 2 processes" in two.output
     assert _entries(tmp_path / "one.pt") == _entries(tmp_path / "two.pt")
+    from synthrelease.modalities.model_files import load_model
+
+    assert load_model(tmp_path / "two.pt").table_format == load_model(tmp_path / "one.pt").table_format
     from synthrelease.budget.ledger import Ledger
 
     rows = Ledger(tmp_path / "l2.sqlite3").entries()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from synthrelease.budget.ledger import Ledger
 from synthrelease.cli import cli
-from tests.conftest import TINY_METADATA, make_tiny_table, one_line_error, run_cli
+from tests.conftest import TINY_METADATA, absolute_paths, make_tiny_table, one_line_error, run_cli, verdict_box
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -251,6 +251,8 @@ def test_a_rejection_says_what_to_change_and_keeps_the_rejected_sample_internal(
     assert "fidelity.min_quality_score" in report["advice"]
     sample = pd.read_csv(report_dir / "rejected_synthetic_sample.csv")
     assert len(sample) > 0 and set(TINY_METADATA["columns"]) - {"patient_id"} <= set(sample.columns)
+    box = verdict_box((report_dir / "internal_report.html").read_text())  # by name: no machine's folders
+    assert "rejected_synthetic_sample.csv" in box and not absolute_paths(box), box
 
 
 @pytest.mark.parametrize("option", ["generator_lr=-1", "gumbel_tau=0", "max_grad_norm=inf", "discriminator_lr=1e308",

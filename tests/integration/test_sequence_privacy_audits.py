@@ -92,3 +92,30 @@ def test_retraining_audits_of_the_positional_gan_are_refused_before_any_epsilon(
     assert not (ws / "g").exists()
     res = CliRunner().invoke(cli, ["ledger", "show", "--ledger", str(ws / "ledger.sqlite3")])
     assert "demo-peptides" not in res.output
+
+
+def test_audit_privacy_takes_fasta_with_labels(ws, tmp_path):
+    """Issue 31.4: FASTA + --labels, read as train and release read them; a labels file that misses a record
+    or a --labels beside a table is one line and writes nothing."""
+    rows = pd.read_csv(ws / "peptides.csv").head(120)
+    (ws / "p.fasta").write_text("".join(f">{r.peptide_id}\n{r.sequence}\n" for r in rows.itertuples()))
+    labels = rows.rename(columns={"peptide_id": "id"})[["id", "activity"]]
+    labels.to_csv(ws / "labels.csv", index=False)
+    labels.head(100).to_csv(ws / "short.csv", index=False)
+    common = ["--metadata", str(META), "--epsilon", "2", "--steps", "5", "--canaries", "8"]
+    res = CliRunner().invoke(cli, ["-q", "audit-privacy", str(ws / "p.fasta"), "--labels", str(ws / "short.csv"),
+                                   *common, "-o", str(ws / "short.json")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "short.csv" in res.output and "record 101" in res.output and not (ws / "short.json").exists()
+    res = CliRunner().invoke(cli, ["-q", "audit-privacy", str(ws / "peptides.csv"), "--labels",
+                                   str(ws / "labels.csv"), *common, "-o", str(ws / "table.json")])
+    assert res.exit_code == 2 and "not a FASTA file" in res.output and not (ws / "table.json").exists()
+    res = CliRunner().invoke(cli, ["-q", "audit-privacy", str(ws / "p.fasta"), "--labels", str(ws / "labels.csv"),
+                                   *common, "-o", str(ws / "fasta.json")])
+    assert res.exit_code == 0, res.output
+    one = json.loads((ws / "fasta.json").read_text())["empirical_privacy"]
+    assert one["details"]["n_canaries"] == 8 and "log-likelihood" in one["details"]["score_method"]
+    assert one["metrics"]["epsilon_lower_bound"] <= one["metrics"]["epsilon_claimed"] <= 2.0 + 1e-9
+    res = CliRunner().invoke(cli, ["-q", "audit-privacy", str(ws / "p.fasta"), "--labels", str(ws / "labels.csv"),
+                                   *common, "-o", str(ws / "labels.csv")])  # never overwrites an input
+    assert res.exit_code == 2 and "labels.csv" in res.output and (ws / "labels.csv").read_text().startswith("id,")

@@ -403,3 +403,27 @@ def test_a_corrupt_sparse_h5ad_is_a_one_line_error_not_a_crash(tmp_path):
     with pytest.raises(InputFileError, match=r"cells\.h5ad: .*outside the matrix") as exc:
         read_table_as(path)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("first_zero", [True, False])
+def test_write_h5ad_stream_appends_chunks_to_sparse_or_dense_x(tmp_path, first_zero):
+    """The storage is chosen on the first chunk (CSR when mostly zeros) and every later chunk is appended to it,
+    whatever its own zeros; the obs index runs on across the chunks; the layout comes from the TableFormat."""
+    from synthrelease.io.formats import write_h5ad_stream
+
+    rng = np.random.default_rng(0)
+    chunks = [pd.DataFrame({"kind": rng.choice(["a", "b"], k), "age": rng.integers(1, 9, k),
+                            "g0": rng.random(k) * (not (first_zero and i == 0)), "g1": np.zeros(k) if i == 0 else
+                            rng.random(k)}) for i, k in enumerate((4, 3, 5))]
+    fmt = TableFormat("h5ad", obs_columns=("cell", "kind", "age"), var_names=("g0", "g1"), obs_id_column="cell")
+    assert write_h5ad_stream(tmp_path / "s.h5ad", iter(chunks), fmt) == 12
+    out = ad.read_h5ad(tmp_path / "s.h5ad")
+    assert sp.issparse(out.X) == first_zero and list(out.var_names) == ["g0", "g1"]
+    assert list(out.obs_names) == [f"syn-{i}" for i in range(12)] and out.obs.index.name == "cell"
+    whole = pd.concat(chunks, ignore_index=True)
+    x = out.X.toarray() if first_zero else out.X
+    np.testing.assert_allclose(x, whole[["g0", "g1"]].to_numpy(dtype=np.float32))
+    assert out.obs["age"].tolist() == whole["age"].tolist() and out.obs["kind"].tolist() == whole["kind"].tolist()
+    with pytest.raises(ValueError, match="no rows"):
+        write_h5ad_stream(tmp_path / "e.h5ad", iter([]), fmt)
+    assert not (tmp_path / "e.h5ad").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["s.h5ad"]

@@ -18,6 +18,7 @@ from synthrelease.report.html import render_internal_html
 from synthrelease.report.internal import NotAReportError, budget_split
 from synthrelease.report.internal_report import HTML_NAME, write_internal_report
 from synthrelease.report.plot_data import collect_plot_data
+from tests.conftest import REPO, absolute_paths, verdict_box
 
 
 def test_every_gate_clause_and_figure_has_a_sentence_and_a_direction():
@@ -101,7 +102,8 @@ def test_stopped_refused_and_audit_run_reports_render(tmp_path):
     rejected = {**refused, "privacy": {"epsilon": 1.0, "delta": 1e-5, "accountant": "rdp"},
                 "advice": {"privacy.max_epsilon": "ask for less ε"}, "rejected_sample": "r/rejected.csv"}
     html = render_internal_html(rejected)
-    assert "REJECTED" in html and "ask for less ε" in html and "r/rejected.csv" in html
+    assert "REJECTED" in html and "ask for less ε" in html
+    assert "in this report's folder: <code class=\"break\">rejected.csv</code>" in html and "r/rejected" not in html
     audit = {"empirical_privacy": {"metrics": {"epsilon_lower_bound": 0.4, "epsilon_claimed": 1.0}, "details": {
         "sweep": [{"guesses": 2 * k, "epsilon_lb": 0.1 * k} for k in range(1, 5)], "method": "one-run"}}}
     html = render_internal_html(audit)
@@ -201,3 +203,24 @@ def test_names_that_forge_or_reorder_text_are_refused(name, why):
             Metadata.model_validate(doc)
     assert Metadata.model_validate({"version": 1, "name": "Größe café 体重 (kg) - v2.1",
                                     "columns": {"capital-gain": {"type": "float", "min": 0, "max": 1}}})
+
+
+@pytest.mark.parametrize("bundle", ["/tmp/synthrelease-x/bundle", "/home/ann/releases/b1", "C:\\Users\\ann\\b1",
+                                    "out/b1"])
+def test_the_verdict_box_never_shows_an_absolute_path(bundle):
+    """Issue 31.4: the page travels; the box names the bundle by its folder name (the JSON keeps the path)."""
+    report = {**_stopped_report(), "stopped": None, "bundle": bundle,
+              "privacy": {"epsilon": 1.0, "delta": 1e-5, "accountant": "rdp"}}
+    box = verdict_box(render_internal_html(report))
+    assert "RELEASED" in box and not absolute_paths(box) and bundle not in box, box
+    assert "output folder, b" in box
+
+
+def test_the_committed_example_report_names_no_machine_folder():
+    """reports/examples/ is drawn by scripts/make_example_report.py with paths relative to the repository."""
+    files = [p for p in (REPO / "reports").rglob("*") if p.suffix in (".html", ".md", ".json")]
+    assert len(files) >= 5
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"/tmp/|/home/|/root/|/Users/|~/", text), path
+    assert not absolute_paths(verdict_box((REPO / "reports" / "examples" / "internal_report.html").read_text()))

@@ -62,6 +62,7 @@ import pandas as pd
 import torch
 
 from synthrelease.errors import InputFileError, MetadataError, SynthreleaseError
+from synthrelease.io.formats import detect_format
 from synthrelease.privacy.collective import Collective, active
 
 SHARD_READ_ROWS = 50_000
@@ -200,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--accountant", default="rdp")
     ap.add_argument("--ledger", default=None)
     ap.add_argument("--policy", default=None)
-    ap.add_argument("--sep", default=",")
+    ap.add_argument("--sep", default=None, help="field separator (default: from the extension, as one process)")
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="Seconds a rank waits for the others before the run fails.")
@@ -210,6 +211,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--reserved-entries", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ledger-held-by-release", action="store_true", help=argparse.SUPPRESS)
     return ap
+
+
+def shard_separator(data: str | os.PathLike[str], sep: str | None) -> str:
+    """The field separator a rank reads delimited text with: ``--sep`` when given, else the
+    extension's (``.tsv`` → tab), exactly as one process reads the file."""
+    return detect_format(data, sep).sep
 
 
 def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, Any] | None:
@@ -231,7 +238,8 @@ def train_rank(args: argparse.Namespace, collective: Collective) -> dict[str, An
         raise MetadataError(f"{args.metadata}: metadata not reviewed (set reviewed: true after checking it)")
     check_distributable(metadata, str(args.metadata))
     unit = metadata.privacy_unit_column
-    shard = read_shard(args.data, rank=collective.rank, world_size=collective.world_size, sep=args.sep,
+    sep = shard_separator(args.data, args.sep)
+    shard = read_shard(args.data, rank=collective.rank, world_size=collective.world_size, sep=sep,
                        dtype={c: str for c, s in metadata.columns.items() if s.type in ("categorical", "identifier")},
                        unit_column=unit)
     if unit is not None:  # all of a person's rows are on this rank: keep their first, as one process does

@@ -99,3 +99,14 @@ def test_person_shards_keep_each_persons_rows_on_one_rank(tmp_path, monkeypatch,
     assert firsts == sorted(first_rows_per_person(df, "person", 1, source="t")["i"])
     with pytest.raises(InputFileError, match="privacy_unit_column 'nobody'"):
         distributed.read_shard(path, rank=0, world_size=3, unit_column="nobody")
+
+
+def test_a_rank_reads_a_tsv_with_tabs_unless_told_otherwise(tmp_path):
+    """Without --sep a .tsv is tab-separated on every rank, as one process reads it (it was read with ',')."""
+    assert distributed.shard_separator(tmp_path / "t.tsv", None) == "\t"
+    assert distributed.shard_separator(tmp_path / "t.csv", None) == ","
+    assert distributed.shard_separator(tmp_path / "t.txt", ";") == ";"
+    pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    shard = distributed.read_shard(tmp_path / "t.tsv", rank=0, world_size=1,
+                                   sep=distributed.shard_separator(tmp_path / "t.tsv", None))
+    assert list(shard.columns) == ["a", "b"]

@@ -409,6 +409,7 @@ class _ReleaseRun:
         """The private stages, in order; raises GateRefused on a failed clause."""
         sizes = self.release_counts()
         n_synthetic = self.settings.synthetic_rows or sizes.synthetic_rows(self.holdout_fraction)
+        self.report["rows"]["synthetic"] = n_synthetic
         config = self.training_config(sizes)
         model = self.train(config)
         synthetic = self.sample(model, n_synthetic)

@@ -79,3 +79,9 @@ def test_the_verdict_box_names_no_absolute_path(released, tmp_path):
     res = run_cli("report", str(released["report_dir"] / "internal_report.json"), "-o", str(tmp_path / "r.html"))
     assert res.exit_code == 0, res.output
     assert verdict_box((tmp_path / "r.html").read_text()) == box
+
+
+def test_the_report_states_how_many_synthetic_rows_were_made(released):
+    """The synthetic row count (public: the DP output's size) fills the report's 'synthetic rows' card."""
+    rows = released["report"]["rows"]
+    assert rows["synthetic"] >= 1 and str(rows["synthetic"]) in released["html"].replace(",", "")

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from synthrelease.bundle.croissant import CROISSANT
 from synthrelease.bundle.manifest import MANIFEST, SIGNATURE, build_manifest, canonical_json
 from synthrelease.bundle.signing import key_fingerprint, sign
 from synthrelease.io.files import atomic_output, staged_directory, write_bytes_atomic, write_text_atomic
@@ -26,11 +27,16 @@ from synthrelease.io.formats import write_table_atomic
 
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],
                  release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False,
-                 writers: dict[str, Callable[[Path], Any]] | None = None) -> Path:
+                 writers: dict[str, Callable[[Path], Any]] | None = None,
+                 describe: Callable[[Path, dict[str, Any]], bytes] | None = None) -> Path:
     """Write tables (CSV + Parquet), text files, ``manifest.json`` and ``manifest.sig``.
 
     ``writers``: further files, by name, each written by its function given the file's path
     (e.g. the synthetic rows as AnnData); hashed and signed like every other file.
+
+    ``describe``: given the staged folder (every file written) and the release facts (with the
+    signer), returns the bytes of ``croissant.json`` (:func:`synthrelease.bundle.croissant.croissant_json`);
+    written atomically before the manifest, so the manifest lists it and the signature covers it.
 
     ``manifest.sig`` holds the raw 64-byte Ed25519 signature of ``manifest.json``'s bytes.
     With ``archive``, also ``<out_dir>.tar.gz`` beside the folder (:func:`write_archive`),
@@ -50,6 +56,8 @@ def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFr
             write(tmp / name)
         release = {**release, "signer": {"algorithm": "Ed25519",
                                          "public_key_sha256": key_fingerprint(private_key.public_key())}}
+        if describe is not None:
+            write_bytes_atomic(tmp / CROISSANT, describe(tmp, release))
         manifest_bytes = canonical_json(build_manifest(tmp, release=release))
         write_bytes_atomic(tmp / MANIFEST, manifest_bytes)
         write_bytes_atomic(tmp / SIGNATURE, sign(private_key, manifest_bytes))

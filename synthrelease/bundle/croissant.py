@@ -117,13 +117,13 @@ def croissant_json(bundle_dir: Path, *, metadata: Metadata, release: Mapping[str
             date_published=published or datetime.now(UTC),
             keywords=["synthetic data", "differential privacy", release["dataset"]["modality"]],
             distribution=distribution, record_sets=[_record_set(mlc, ctx, metadata, table)],
+            # isLiveDataset: a fixed, signed release (mlcroissant writes the property only when true);
+            # mlcroissant 1.1.1 spells rai:dataManipulationProtocol "rai:dataDataManipulationProtocol"
+            extra_properties={"isLiveDataset": False, "rai:dataManipulationProtocol": _manipulation(release)},
             **_rai(metadata, release),
         ).to_json()
     except mlc.ValidationError as e:
         raise BundleError(f"croissant.json: mlcroissant refused the description: {_first_line(e)}") from None
-    doc["isLiveDataset"] = False  # a fixed, signed release (mlcroissant writes this property only when true)
-    # mlcroissant 1.1.1 spells this RAI term rai:dataDataManipulationProtocol; the vocabulary's is this one
-    doc["rai:dataManipulationProtocol"] = _manipulation(release)
     data = (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
     check_croissant(data)
     return data

@@ -202,21 +202,22 @@ def _field_type(mlc: Any, spec: ColumnSpec | None, dtype: Any) -> tuple[list[Any
         kind = "integer" if pd.api.types.is_integer_dtype(dtype) else \
             "float" if pd.api.types.is_float_dtype(dtype) else "boolean" if pd.api.types.is_bool_dtype(dtype) else ""
         types = {"integer": dt.INTEGER, "float": dt.FLOAT, "boolean": dt.BOOL}.get(kind, dt.TEXT)
-        return [types], "Index of the record in the bundle's other files." if kind == "integer" else ""
+        return [types], ("The record's index in the bundle's other files (an image tile's in synthetic.npz)."
+                         if kind == "integer" else "")
     text = [spec.description.rstrip(".") + "." if spec.description else ""]
     if spec.is_numerical and spec.min is not None and spec.max is not None:
         bounds = spec.model_dump(mode="json", include={"min", "max"})  # dates as ISO strings
         lo, hi = (f"{b:g}" if isinstance(b, float) else str(b) for b in (bounds["min"], bounds["max"]))
-        text.append(f"{spec.type}, within the public bounds [{lo}, {hi}].")
+        text.append(f"{spec.type.capitalize()} within the public bounds [{lo}, {hi}].")
     elif spec.type == "categorical" and spec.categories:
         shown = [str(c) for c in spec.declared_categories()[:50]]
         more = f", … ({len(spec.categories)} in all)" if len(spec.categories) > 50 else ""
-        text.append(f"categorical; public categories: {', '.join(shown)}{more}.")
+        text.append(f"Categorical; public categories: {', '.join(shown)}{more}.")
     elif spec.type == "categorical":
-        text.append("categorical; categories found with differential privacy (rarer values merged into "
+        text.append("Categorical; categories found with differential privacy (rarer values merged into "
                     f"'{spec.dp_categories.other_label if spec.dp_categories else '<other>'}').")
     elif spec.type == "sequence":
-        text.append(f"sequence over the alphabet '{spec.alphabet}', {spec.min_length}–{spec.max_length} letters.")
+        text.append(f"Sequence over the alphabet '{spec.alphabet}', {spec.min_length}–{spec.max_length} letters.")
     if spec.is_temporal and spec.format is not None:
         text.append(f"Written with the strftime format '{spec.format}' (read as text).")
     if spec.nullable:
@@ -243,8 +244,8 @@ def _signer(release: Mapping[str, Any]) -> str | None:
 def _guarantee(release: Mapping[str, Any]) -> str:
     """"(ε, δ)-DP with ε = …": the manifest's ε rounded up at 3 decimals."""
     p = release["privacy"]
-    return (f"(ε, δ)-differential privacy with ε = {ceil_decimals(float(p['epsilon']), 3):.3f}, "
-            f"δ = {float(p['delta']):g} ({p['accountant']} accountant); privacy unit: {p['privacy_unit']}")
+    return (f"(ε, δ)-differential privacy, ε = {ceil_decimals(float(p['epsilon']), 3):.3f}, "
+            f"δ = {float(p['delta']):g} ({p['accountant']} accountant; privacy unit: {p['privacy_unit']})")
 
 
 def _method(release: Mapping[str, Any]) -> str:
@@ -256,8 +257,8 @@ def _description(metadata: Metadata, release: Mapping[str, Any]) -> str:
     ds, policy = release["dataset"], release["policy"]
     noun = _NOUNS.get(ds["modality"], "records")
     licence = f"Licence: {metadata.license}." if metadata.license else "Licence: none declared by the data steward."
-    return (f"{ds['synthetic_rows']} synthetic {noun} of '{metadata.name}', sampled from {_method(release)}, "
-            f"trained by synthrelease {release['tool']['version']} on a private dataset with "
+    return (f"{ds['synthetic_rows']} synthetic {noun} of '{metadata.name}', sampled from {_method(release)}. "
+            f"synthrelease {release['tool']['version']} trained it on a private dataset with "
             f"{_guarantee(release)}. No record is a real record. Released through policy '{policy['name']}' "
             f"(SHA-256 {policy['sha256']}), every clause of which passed on differentially private figures. "
             f"{licence}")
@@ -285,7 +286,7 @@ def _figures(release: Mapping[str, Any]) -> str:
 def _manipulation(release: Mapping[str, Any]) -> str:
     """``rai:dataManipulationProtocol``: the DP guarantee, what it covers and every accounted mechanism."""
     covers = release["privacy"].get("covers")
-    return (f"Differential privacy: {_guarantee(release)}." + (f" It covers {covers}." if covers else "")
+    return (f"The generator was trained with {_guarantee(release)}." + (f" It covers {covers}." if covers else "")
             + " Accounted mechanisms: " + "; ".join(_mechanisms(release)) + ".")
 
 

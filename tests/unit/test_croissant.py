@@ -91,6 +91,10 @@ def test_mlcroissant_reads_the_synthetic_rows_through_it(tmp_path):
     assert len(rows) == len(TABLE)
     for name, field in fields.items():
         assert same_values([r[field["@id"]] for r in rows], TABLE[name]), name
+    csv = folder / "synthetic.csv"  # mlcroissant checks the file's SHA-256 before it reads a record
+    csv.write_text(csv.read_text().replace("30,", "31,", 1))
+    with pytest.raises(mlc.GenerationError, match=r"Download\(synthetic\.csv\)"):
+        list(mlc.Dataset(jsonld=str(folder / CROISSANT)).records(record_set="synthetic"))
 
 
 def test_every_file_is_described_with_its_hash_format_and_relative_url(tmp_path):

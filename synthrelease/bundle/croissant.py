@@ -11,9 +11,14 @@ PUBLIC: every value comes from three public sources, and from nothing else:
 
 The document is built with ``mlcroissant``'s Python API (so every property is one the library
 models: schema.org, ``cr:`` and ``rai:`` names, never invented keys), and the exact JSON written is
-read back with :meth:`mlcroissant.Metadata.from_json`: an error refuses the bundle. ``croissant.json``
-is written before the manifest, so the manifest lists it with its SHA-256 and the Ed25519 signature
-covers it.
+read back with :meth:`mlcroissant.Metadata.from_json`: an error refuses the bundle. Two properties
+are passed as mlcroissant's ``extra_properties``: ``isLiveDataset: false`` (mlcroissant writes it
+only when true) and ``rai:dataManipulationProtocol`` (mlcroissant 1.1.1 models that RAI term under
+the misspelt ``rai:dataDataManipulationProtocol``). ``croissant.json`` is written before the
+manifest, so the manifest lists it with its SHA-256 and the Ed25519 signature covers it.
+
+Cost: mlcroissant spends about 5 ms per column building and re-reading the document (2,000
+columns: 9 s; 10,000 columns: 51 s and a 695 MiB peak), negligible beside training.
 
 A partner reads it with ``mlcroissant.Dataset(jsonld="<bundle>/croissant.json")`` and iterates the
 record set ``synthetic`` (``synthetic.csv``; mlcroissant checks the file's SHA-256 as it reads it).
@@ -82,7 +87,9 @@ _METHODS = {
 
 _NOUNS = {"table": "records", "sequence": "sequences", "image": "image tiles"}
 
-_SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+_SPDX_ID = re.compile(r"[A-Za-z][A-Za-z0-9.+-]*\d[A-Za-z0-9.+-]*")
+"""An SPDX licence identifier with a version (``CC-BY-4.0``, ``Apache-2.0``, ``GPL-3.0-only``); a bare word
+(``MIT``, ``proprietary``) stays text rather than become a guessed URL."""
 
 
 def croissant_json(bundle_dir: Path, *, metadata: Metadata, release: Mapping[str, Any], table: pd.DataFrame,
@@ -183,8 +190,9 @@ def _record_set(mlc: Any, ctx: Any, metadata: Metadata, table: pd.DataFrame) -> 
     """The record set ``synthetic``: one field per column of synthetic.csv, typed from the public metadata."""
     taken: set[str] = set()
     fields = []
-    for column in map(str, table.columns):
-        types, text = _field_type(mlc, metadata.columns.get(column), table[column].dtype)
+    for label in table.columns:
+        column = str(label)  # as synthetic.csv's header writes it
+        types, text = _field_type(mlc, metadata.columns.get(column), table[label].dtype)
         if column == metadata.target:
             types.append(mlc.constants.ML_COMMONS_V_1_0.Label)
             text = f"The label (target) column. {text}"
@@ -229,7 +237,7 @@ def _field_type(mlc: Any, spec: ColumnSpec | None, dtype: Any) -> tuple[list[Any
 
 
 def _licence(licence: str) -> str:
-    """A URL as given; an SPDX identifier (``CC-BY-4.0``) as its spdx.org URL; any other text as given."""
+    """A URL as given; a versioned SPDX identifier (``CC-BY-4.0``) as its spdx.org URL; other text as given."""
     if licence.startswith(("https://", "http://")) or not _SPDX_ID.fullmatch(licence):
         return licence
     return f"https://spdx.org/licenses/{licence}.html"

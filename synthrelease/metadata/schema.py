@@ -460,8 +460,8 @@ class Metadata(BaseModel):
             values are validated, fingerprinted and trained on as stored. A public setting;
             unset keeps the reader's precision (float64 from text, float32 from AnnData).
         license: optional, public: the terms under which the synthetic release may be used, as an
-            SPDX identifier (``CC-BY-4.0``, written as its spdx.org URL in the bundle's
-            ``croissant.json``), a URL, or a short text (e.g. the consortium agreement's name).
+            SPDX identifier (a versioned one such as ``CC-BY-4.0`` is written as its spdx.org URL in
+            the bundle's ``croissant.json``), a URL, or a short text (e.g. the consortium agreement's name).
             Unset means none declared, and ``croissant.json`` says so.
         creator: optional, public: the person or organisation that holds the data and makes the
             release (``croissant.json``'s creator, a schema.org Organization); unset: the policy's

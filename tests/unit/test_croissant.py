@@ -141,6 +141,7 @@ def test_rai_properties_are_the_vocabulary_terms_with_the_dp_facts_and_noisy_fig
     ("https://example.org/dua", None, {"signer": "Steward Org"}, "https://example.org/dua", "Steward Org",
      "Steward Org"),
     ("Consortium data use agreement v2", None, None, "Consortium data use agreement v2", None, None),
+    ("proprietary", None, None, "proprietary", None, None),  # a bare word is no SPDX id: no guessed URL
     (None, None, None, None, None, None),
 ])
 def test_licence_creator_and_publisher(tmp_path, licence, creator, signing, want_licence, want_creator,

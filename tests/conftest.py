@@ -121,3 +121,74 @@ def absolute_paths(text: str) -> list[str]:
 
     plain = re.sub(r"<[^>]+>", " ", text)
     return re.findall(r"(?<![\w.:/\\-])(?:~|[A-Za-z]:)?[/\\][\w.-]+[/\\]?[^\s<>\"']*", plain)
+
+
+def same_values(got, want) -> bool:
+    """Values read back (e.g. by mlcroissant: text as bytes, dates as Timestamps) equal a column's,
+    missing values matching missing values, numbers compared as numbers."""
+    want = list(want)
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want, strict=True):
+        a = a.decode() if isinstance(a, bytes) else a
+        if pd.isna(a) or pd.isna(b):
+            if not (pd.isna(a) and pd.isna(b)):
+                return False
+        elif isinstance(a, pd.Timestamp):
+            if a != pd.Timestamp(b):
+                return False
+        elif isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
+            if str(a) != str(b):
+                return False
+        elif isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number)):
+            if float(a) != float(b):
+                return False
+        elif str(a) != str(b):
+            return False
+    return True
+
+
+def check_croissant_bundle(bundle: Path, public_key: Path) -> dict:
+    """A release bundle's croissant.json: listed and hashed in the signed manifest; mlcroissant loads it
+    without error and yields exactly synthetic.csv's rows; every other bundle file is described with its
+    manifest SHA-256; no exact private count of the internal report appears in it unless the manifest
+    shows that number too; and a copy of the bundle whose croissant.json changed fails verification.
+    Returns the document."""
+    import json
+    import re
+    import shutil
+
+    import mlcroissant as mlc
+
+    from synthrelease.io.files import sha256_file
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["files"]["croissant.json"]["sha256"] == sha256_file(bundle / "croissant.json")
+    text = (bundle / "croissant.json").read_text()
+    doc = json.loads(text)
+    files = {d["contentUrl"]: d["sha256"] for d in doc["distribution"]}
+    assert files == {k: v["sha256"] for k, v in manifest["files"].items() if k != "croissant.json"}
+    dataset = mlc.Dataset(jsonld=str(bundle / "croissant.json"))
+    assert not dataset.metadata.ctx.issues.errors
+    rows = list(dataset.records(record_set="synthetic"))
+    csv = pd.read_csv(bundle / "synthetic.csv")
+    assert len(rows) == len(csv) == manifest["release"]["dataset"]["synthetic_rows"]
+    fields = {f["name"]: f["@id"] for f in doc["recordSet"][0]["field"]}
+    assert list(fields) == list(csv.columns)
+    for column, field_id in fields.items():
+        assert same_values([r[field_id] for r in rows], csv[column]), column
+    report = bundle.with_name(bundle.name + ".internal-report") / "internal_report.json"
+    if report.exists():
+        def integers(s: str) -> set[str]:
+            return set(re.findall(r"(?<![\w.])\d+(?![\w.])", s))
+
+        exact = json.loads(report.read_text())["rows"]
+        private = {str(exact["train"]), str(exact["holdout"])} - integers((bundle / "manifest.json").read_text())
+        assert not private & integers(text), private & integers(text)
+    assert run_cli("verify", str(bundle), "--public-key", str(public_key)).exit_code == 0
+    changed = bundle.with_name(bundle.name + "-croissant-changed")
+    shutil.copytree(bundle, changed)
+    (changed / "croissant.json").write_text(text.replace("synthetic", "Synthetic", 1))
+    res = run_cli("verify", str(changed), "--public-key", str(public_key))
+    assert res.exit_code == 1 and "croissant.json" in res.output, res.output
+    return doc

@@ -20,6 +20,7 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from synthrelease.bundle import attestation
+from synthrelease.bundle.croissant import CROISSANT
 from synthrelease.bundle.manifest import ATTESTATION, MANIFEST, RESERVED, SIGNATURE, build_manifest, canonical_json
 from synthrelease.bundle.signing import key_fingerprint, sign
 from synthrelease.errors import BundleError
@@ -29,11 +30,17 @@ from synthrelease.io.formats import write_table_atomic
 
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],
                  release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False,
-                 writers: dict[str, Callable[[Path], Any]] | None = None) -> Path:
-    """Write tables (CSV + Parquet), text files, ``manifest.json``, ``manifest.sig`` and the attestation.
+                 writers: dict[str, Callable[[Path], Any]] | None = None,
+                 describe: Callable[[Path, dict[str, Any]], bytes] | None = None) -> Path:
+    """Write tables (CSV + Parquet), text files, ``croissant.json``, ``manifest.json``, ``manifest.sig``
+    and the attestation.
 
     ``writers``: further files, by name, each written by its function given the file's path
     (e.g. the synthetic rows as AnnData); hashed and signed like every other file.
+
+    ``describe``: given the staged folder (every file written) and the release facts (with the
+    signer), returns the bytes of ``croissant.json`` (:func:`synthrelease.bundle.croissant.croissant_json`);
+    written atomically before the manifest, so the manifest lists it and the signature covers it.
 
     ``manifest.sig`` holds the raw 64-byte Ed25519 signature of ``manifest.json``'s bytes.
     ``attestation.intoto.jsonl``, written last, holds the same key's DSSE envelope of an
@@ -55,11 +62,14 @@ def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFr
             write_text_atomic(tmp / name, text)
         for name, write in (writers or {}).items():
             write(tmp / name)
-        taken = [name for name in RESERVED if (tmp / name).exists() or (tmp / name).is_symlink()]
+        reserved = (*RESERVED, CROISSANT) if describe is not None else RESERVED
+        taken = [name for name in reserved if (tmp / name).exists() or (tmp / name).is_symlink()]
         if taken:
             raise BundleError(f"{taken[0]}: a reserved bundle file name; a table, text file or writer used it")
         release = {**release, "signer": {"algorithm": "Ed25519",
                                          "public_key_sha256": key_fingerprint(private_key.public_key())}}
+        if describe is not None:
+            write_bytes_atomic(tmp / CROISSANT, describe(tmp, release))
         manifest_bytes = canonical_json(build_manifest(tmp, release=release))
         signature = sign(private_key, manifest_bytes)
         write_bytes_atomic(tmp / MANIFEST, manifest_bytes)

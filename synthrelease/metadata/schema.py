@@ -459,6 +459,13 @@ class Metadata(BaseModel):
             the memory of float32 (a 100,000 × 20,000 matrix: 3.7 GiB instead of 7.5). The
             values are validated, fingerprinted and trained on as stored. A public setting;
             unset keeps the reader's precision (float64 from text, float32 from AnnData).
+        license: optional, public: the terms under which the synthetic release may be used, as an
+            SPDX identifier (a versioned one such as ``CC-BY-4.0`` is written as its spdx.org URL in
+            the bundle's ``croissant.json``), a URL, or a short text (e.g. the consortium agreement's name).
+            Unset means none declared, and ``croissant.json`` says so.
+        creator: optional, public: the person or organisation that holds the data and makes the
+            release (``croissant.json``'s creator, a schema.org Organization); unset: the policy's
+            ``signing.signer``, if any.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -472,12 +479,19 @@ class Metadata(BaseModel):
     privacy_unit_column: str | None = None
     max_rows_per_person: int | None = Field(default=None, ge=1, le=1024)
     float_storage: Literal["float16"] | None = None
+    license: str | None = None
+    creator: str | None = None
 
     @model_validator(mode="after")
     def _check_names(self) -> Metadata:
         problem = display_name_problem(self.name)
         if problem:
             raise ValueError(f"name: {problem}")
+        for key in ("license", "creator"):
+            value = getattr(self, key)
+            problem = display_name_problem(value) if value is not None else None
+            if problem:
+                raise ValueError(f"{key}: {problem}")
         for column in self.columns:
             problem = display_name_problem(column)
             if problem:

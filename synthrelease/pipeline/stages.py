@@ -727,25 +727,31 @@ def _exact_gate_figures(names: list[str], parts: TrainHoldout, synthetic: pd.Dat
 # ---------------------------------------------------------------- bundle
 
 def bundle(out_dir: str | os.PathLike[str], *, synthetic: pd.DataFrame, fmt: TableFormat, release_info: dict[str, Any],
-           text_files: dict[str, str], private_key: Any, archive: bool, notes: list[str],
-           modality: Modality | None = None, metadata: Metadata | None = None) -> Path:
+           text_files: dict[str, str], private_key: Any, archive: bool, notes: list[str], metadata: Metadata,
+           modality: Modality | None = None) -> Path:
     """Write and sign the bundle: the synthetic rows as CSV and Parquet (plus the input's own
-    format when it is TSV or AnnData, and the modality's files, e.g. FASTA), the release cards
-    and the signed manifest. Only DP
+    format when it is TSV or AnnData, and the modality's files, e.g. FASTA), the release cards,
+    ``croissant.json`` (the bundle in Croissant 1.1 with RAI fields, from the public metadata, the
+    release facts and the files) and the signed manifest. Only DP
     outputs and public inputs go in. An archive that cannot be written leaves the signed
     folder standing and a note in ``notes``."""
+    from synthrelease.bundle.croissant import croissant_json
     from synthrelease.bundle.writer import archive_path, write_archive, write_bundle
 
     writers: dict[str, Callable[[Path], Any]] = {}
     if fmt.kind in ("tsv", "h5ad"):
         writers[f"synthetic{fmt.suffix}"] = lambda path: write_table_as(path, synthetic, fmt)
-    if modality is not None and modality.outputs is not None and metadata is not None:
+    if modality is not None and modality.outputs is not None:
         writers.update(modality.outputs(synthetic, metadata))
     table = synthetic
-    if modality is not None and modality.bundle_table is not None and metadata is not None:
+    if modality is not None and modality.bundle_table is not None:
         table = modality.bundle_table(synthetic, metadata)
+
+    def describe(folder: Path, release: dict[str, Any]) -> bytes:
+        return croissant_json(folder, metadata=metadata, release=release, table=table)
+
     out = write_bundle(out_dir, tables={"synthetic": table}, text_files=text_files, release=release_info,
-                       private_key=private_key, writers=writers)
+                       private_key=private_key, writers=writers, describe=describe)
     if archive:
         try:
             write_archive(out)

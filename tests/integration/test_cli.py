@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from synthrelease.cli import cli
-from tests.conftest import TINY_METADATA, make_tiny_table
+from tests.conftest import TINY_METADATA, check_croissant_bundle, make_tiny_table
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--steps", "150", "--seed", "1"]
@@ -59,6 +59,8 @@ def test_release_passes_and_verifies_then_detects_a_changed_byte(workspace):
                                        for f in facts["dp_figures"].values())
     report = workspace / "bundle.internal-report" / "internal_report.json"
     assert report.exists() and not (bundle / "internal_report.json").exists()
+    doc = check_croissant_bundle(bundle, workspace / "k.pub.pem")  # issue 31: Croissant 1.1 + RAI, signed
+    assert {f["name"] for f in doc["recordSet"][0]["field"]} == set(TINY_METADATA["columns"]) - {"patient_id"}
     csv = bundle / "synthetic.csv"
     data = bytearray(csv.read_bytes())
     data[len(data) // 2] ^= 1

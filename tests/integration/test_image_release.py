@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from synthrelease.bundle.signing import generate_keypair
 from synthrelease.cli import cli
-from tests.conftest import lenient_policy_doc
+from tests.conftest import check_croissant_bundle, lenient_policy_doc
 
 META = {"version": 1, "name": "tiles", "reviewed": True, "target": "stain",
         "columns": {"tile_id": {"type": "identifier"},
@@ -73,6 +73,10 @@ def test_an_image_release_is_gated_signed_and_holds_tiles(ws):
     bundle_files = {p.name for p in (ws / "b").iterdir()}
     assert not any(name.endswith(".html") and "internal" in name for name in bundle_files)  # real tiles stay inside
     assert CliRunner().invoke(cli, ["verify", str(ws / "b"), "--public-key", str(ws / "k.pub")]).exit_code == 0
+    doc = check_croissant_bundle(ws / "b", ws / "k.pub")  # the records: tile index and label
+    assert [f["name"] for f in doc["recordSet"][0]["field"]] == ["tile_index", "stain"]
+    npz = next(d for d in doc["distribution"] if d["name"] == "synthetic.npz")  # described, not readable
+    assert npz["encodingFormat"] == "application/zip" and "numpy.load" in npz["description"]
 
 
 def test_bad_tiles_and_modality_are_refused_in_one_line(ws):

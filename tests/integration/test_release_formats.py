@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from synthrelease.cli import cli
-from tests.conftest import release_workspace
+from tests.conftest import check_croissant_bundle, release_workspace
 
 FAST = ["--epsilon", "3", "--steps", "20", "--batch-size", "64"]
 
@@ -54,7 +54,8 @@ def test_a_sparse_anndata_release_writes_anndata(tmp_path):
                             obs=pd.DataFrame({"cell_type": cell_type}, index=[f"cell{i}" for i in range(n)]))
     adata.var_names = genes
     adata.write_h5ad(ws / "cells.h5ad")
-    meta = {"version": 1, "name": "cells", "reviewed": True, "target": "cell_type",
+    meta = {"version": 1, "name": "cells", "reviewed": True, "target": "cell_type", "license": "CC-BY-4.0",
+            "creator": "Example Cell Atlas",
             "columns": {"obs_id": {"type": "identifier"},
                         "cell_type": {"type": "categorical", "categories": ["B", "NK", "T"]},
                         **{g: {"type": "float", "min": 0.0, "max": 9.0, "zero_inflated": True} for g in genes}}}
@@ -70,6 +71,11 @@ def test_a_sparse_anndata_release_writes_anndata(tmp_path):
     assert not set(out.obs_names) & set(adata.obs_names)  # synthetic cells never reuse real ids
     assert out.n_obs == len(pd.read_csv(ws / "b" / "synthetic.csv"))
     assert _verify(ws, "b").exit_code == 0
+    doc = check_croissant_bundle(ws / "b", ws / "k.pub")  # the licence and creator pass through training
+    assert doc["license"] == "https://spdx.org/licenses/CC-BY-4.0.html"
+    assert doc["creator"]["name"] == "Example Cell Atlas"
+    h5ad = next(d for d in doc["distribution"] if d["name"] == "synthetic.h5ad")
+    assert h5ad["encodingFormat"] == "application/x-hdf5" and h5ad["sameAs"] == "synthetic.csv"
 
 
 @pytest.mark.parametrize(("name", "content"), [

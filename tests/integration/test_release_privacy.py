@@ -57,6 +57,12 @@ def test_bundle_carries_only_dp_figures_with_their_noise(two_releases):
     assert "noise std" in card and "the verdict itself" in card
     exact_quality = report["audits"]["fidelity"]["metrics"]["quality_score"]
     assert f"{exact_quality:.4f}" not in card and f"{round(exact_quality, 2):.2f} " not in card
+    croissant = (a.bundle_dir / "croissant.json").read_text()  # its RAI fields: the noisy figures only
+    for name, fig in figures.items():
+        exact = report["dp_gate"][name]["exact"]
+        assert f"{name} = {fig['value']:.4f} (Gaussian noise std {fig['noise_std']:.3g})" in croissant
+        if exact is not None and f"{exact:.4f}" != f"{fig['value']:.4f}":
+            assert f"{name} = {exact:.4f}" not in croissant
     # no seed that determines noise anywhere
     assert "seed_salt" not in json.dumps(report) and "commitment" not in json.dumps(release)
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from synthrelease.bundle.signing import generate_keypair
 from synthrelease.cli import cli
+from tests.conftest import check_croissant_bundle
 
 DATA = Path(str(resources.files("synthrelease") / "data"))
 FAST = ["--epsilon", "3", "--steps", "60"]
@@ -59,6 +60,10 @@ def test_a_peptide_release_is_gated_signed_and_holds_fasta(ws):
     assert "sequence" in report["audits"] and "kmer2_js" in report["audits"]["sequence"]["metrics"]
     res = CliRunner().invoke(cli, ["verify", str(bundle), "--public-key", str(ws / "k.pub")])
     assert res.exit_code == 0, res.output
+    doc = check_croissant_bundle(bundle, ws / "k.pub")
+    fasta = next(d for d in doc["distribution"] if d["name"] == "synthetic.fasta")  # described, not read
+    assert fasta["encodingFormat"] == "text/x-fasta" and fasta["sameAs"] == "synthetic.csv"
+    assert "autoregressive" in doc["description"] and "autoregressive DP-SGD" in doc["rai:dataManipulationProtocol"]
 
 
 def test_fasta_input_and_modality_checks(ws):

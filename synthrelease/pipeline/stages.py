@@ -549,7 +549,8 @@ def required_optional_audits(policy: Policy) -> list[str]:
 def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, policy: Policy, *, target: str | None,
           seed: int, config: TrainingConfig | None = None, modality: Modality | None = None,
           progress: ProgressCallback = ignore_progress) -> dict[str, AuditResult]:
-    """Run the audits the policy asks for. Reads private rows; results are INTERNAL (not DP).
+    """Run the audits the policy asks for, plus the GDPR risks (anonymeter: singling out, linkability,
+    inference), which run on every release. Reads private rows; results are INTERNAL (not DP).
 
     The gate never reads these exact figures (it reads the DP figures of
     :mod:`synthrelease.gate.dp_gate`), except two that read no private row: plausibility
@@ -569,9 +570,13 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
         progress(ProgressEvent(f"audit:{modality.name}"))
         results.update(_internal(f"{modality.name}_audits", lambda: modality.extra_audits(
             parts.train, parts.holdout, synthetic, metadata, seed=seed)))
+    on = "rows"
     if modality is not None and modality.view is not None:  # the table audits run on the feature view
         (train_rows, _), (holdout, _), (synthetic, metadata) = (
             modality.view(train_rows, metadata), modality.view(holdout, metadata), modality.view(synthetic, metadata))
+        on = f"the {modality.name} modality's public feature view (one row per record)"
+    results.update(_gdpr_risks(train_rows, holdout, synthetic, metadata, target=target, seed=seed, on=on,
+                               progress=progress))
     if policy.fidelity is not None:
         progress(ProgressEvent("audit:fidelity"))
         results.update(_internal("fidelity", lambda: {"fidelity": run_fidelity(
@@ -596,6 +601,18 @@ def audit(parts: TrainHoldout, synthetic: pd.DataFrame, metadata: Metadata, poli
         results.update(_retraining_audit(name, records, config, modality, target=target, seed=seed,
                                          progress=progress))
     return results
+
+
+def _gdpr_risks(train_rows: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *,
+                target: str | None, seed: int, on: str, progress: ProgressCallback) -> dict[str, AuditResult]:
+    """Singling out, linkability and inference (anonymeter), run on every release whatever the policy:
+    its cost is bounded (:mod:`synthrelease.audits.anonymeter_risks`). Reads PRIVATE rows: INTERNAL,
+    not DP, and no policy clause reads it."""
+    from synthrelease.audits.anonymeter_risks import run_anonymeter
+
+    progress(ProgressEvent("audit:anonymeter"))
+    return _internal("anonymeter", lambda: {"anonymeter": run_anonymeter(
+        train_rows, holdout, synthetic, metadata, target=target, seed=seed, on=on)})
 
 
 def _retraining_audit(name: str, records: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Metadata],

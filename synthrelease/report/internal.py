@@ -440,6 +440,49 @@ def empirical_view(name: str, audit: Mapping[str, Any]) -> dict[str, Any]:
             "interpretation": d.get("interpretation"), "runtime": audit.get("runtime_s")}
 
 
+GDPR_RISK_TITLES = {"singling_out": "Singling out", "singling_out_multivariate": "Singling out (3-column predicates)",
+                    "linkability": "Linkability", "inference": "Inference"}
+GDPR_NOTE = ("These figures read private rows (the training rows and the holdout), are NOT differentially private, "
+             "stay in this internal report (never in a bundle) and are never a gate clause.")
+
+
+def gdpr_risks_view(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The anonymeter audit (Article 29 WP: singling out, linkability, inference): each risk with its
+    confidence interval and the attack, control and baseline success rates; or why it did not run.
+    INTERNAL (reads train and holdout rows, not DP); no policy clause reads it."""
+    audit = _audit(report, "anonymeter")
+    if audit is None:
+        return None
+    d = audit.get("details") or {}
+    rows = []
+    for name, r in (d.get("risks") or {}).items():
+        if not isinstance(r, dict):
+            continue
+        ci = r.get("ci") if isinstance(r.get("ci"), list) and len(r["ci"]) == 2 else [None, None]
+        settings = r.get("settings") if isinstance(r.get("settings"), dict) else {}
+        rows.append({"title": GDPR_RISK_TITLES.get(name, name), "risk": _num(r.get("risk")),
+                     "ci_low": _num(ci[0]), "ci_high": _num(ci[1]), "attack_rate": _num(r.get("attack_rate")),
+                     "control_rate": _num(r.get("control_rate")), "baseline_rate": _num(r.get("baseline_rate")),
+                     "n_attacks": r.get("n_attacks"), "sentence": r.get("sentence"),
+                     "not_run": r.get("skipped") or r.get("error"), "settings": _settings_text(settings),
+                     "warnings": [str(w) for w in r.get("warnings") or []]})
+    return {"note": GDPR_NOTE, "method": d.get("method"), "on": d.get("on"), "rows": rows,
+            "not_run": d.get("skipped") or d.get("error"), "runtime": audit.get("runtime_s")}
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    """The settings of one anonymeter attack a reader needs: the secret, the two halves, the mode."""
+    if settings.get("secret") is not None:
+        return f"secret: {settings['secret']}; known: the other {len(settings.get('aux_columns') or [])} column(s)"
+    halves = settings.get("aux_columns")
+    if isinstance(halves, list) and len(halves) == 2:
+        return (f"halves: {', '.join(map(str, halves[0]))} | {', '.join(map(str, halves[1]))}; "
+                f"{settings.get('n_neighbors')} nearest synthetic row(s)")
+    if settings.get("mode"):
+        return f"{settings['mode']} predicates; {settings.get('rows_each')} training and holdout rows each"
+    return ""
+
+
 def shadow_view(report: Mapping[str, Any]) -> dict[str, Any] | None:
     """The shadow-model attack's metrics (internal only, never gates)."""
     audit = _audit(report, "shadow")
@@ -484,7 +527,7 @@ def release_context(report: Mapping[str, Any]) -> dict[str, Any]:
         "membership": membership_view(report), "utility": utility_view(report),
         "plausibility": plausibility_view(report),
         "empirical": [empirical_view(k, audits[k]) for k in AUDIT_RUN_KEYS if isinstance(audits.get(k), dict)],
-        "shadow": shadow_view(report), "training": training_view(report),
+        "shadow": shadow_view(report), "gdpr_risks": gdpr_risks_view(report), "training": training_view(report),
         "warnings": list(report.get("warnings") or []), "stopped": report.get("stopped"), "run": run_view(report),
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 from synthrelease.gate.verdict import GateDecision
 from synthrelease.io.files import write_json_atomic, write_text_atomic
 from synthrelease.report import html
+from synthrelease.report.internal import GDPR_NOTE
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,28 @@ def render_markdown(report: dict[str, Any], decision: GateDecision) -> str:
     for name, audit in report["audits"].items():
         metrics = ", ".join(f"{k} = {v:.4g}" for k, v in audit["metrics"].items() if isinstance(v, float))
         lines.append(f"- **{name}** ({audit['runtime_s']:.1f} s): {metrics}")
+    lines += _gdpr_risk_lines(report["audits"].get("anonymeter"))
     if report.get("bundle"):
         lines += ["", f"Bundle: `{report['bundle']}`"]
     return "\n".join(lines) + "\n"
+
+
+def _gdpr_risk_lines(audit: Any) -> list[str]:
+    """The anonymeter audit's section of the Markdown summary (INTERNAL; never a gate clause)."""
+    if not isinstance(audit, dict):
+        return []
+    d = audit.get("details") or {}
+    lines = ["", "## GDPR anonymisation risks (anonymeter) — internal only, never a gate clause", "", GDPR_NOTE, ""]
+    if d.get("skipped") or d.get("error"):
+        return [*lines, f"Not measured: {d.get('skipped') or d.get('error')}"]
+    for name, r in (d.get("risks") or {}).items():
+        title = name.replace("_", " ")
+        if "risk" in r:
+            lines.append(f"- **{title}**: risk {100 * r['risk']:.1f} % (95 % CI {100 * r['ci'][0]:.1f} % – "
+                         f"{100 * r['ci'][1]:.1f} %). {r.get('sentence', '')}")
+        else:
+            lines.append(f"- **{title}**: not measured: {r.get('skipped') or r.get('error')}")
+    return lines
 
 
 def _finite(obj: Any) -> Any:

@@ -442,6 +442,7 @@ def empirical_view(name: str, audit: Mapping[str, Any]) -> dict[str, Any]:
 
 GDPR_RISK_TITLES = {"singling_out": "Singling out", "singling_out_multivariate": "Singling out (3-column predicates)",
                     "linkability": "Linkability", "inference": "Inference"}
+_NO_BETTER = "Attack is as good or worse as baseline"  # anonymeter's warning; the sentence says it already
 GDPR_NOTE = ("These figures read private rows (the training rows and the holdout), are NOT differentially private, "
              "stay in this internal report (never in a bundle) and are never a gate clause.")
 
@@ -454,8 +455,10 @@ def gdpr_risks_view(report: Mapping[str, Any]) -> dict[str, Any] | None:
     if audit is None:
         return None
     d = audit.get("details") or {}
+    risks = d.get("risks") if isinstance(d.get("risks"), dict) else {}
     rows = []
-    for name, r in (d.get("risks") or {}).items():
+    for name in sorted(risks, key=lambda k: list(GDPR_RISK_TITLES).index(k) if k in GDPR_RISK_TITLES else 99):
+        r = risks[name]
         if not isinstance(r, dict):
             continue
         ci = r.get("ci") if isinstance(r.get("ci"), list) and len(r["ci"]) == 2 else [None, None]
@@ -465,7 +468,7 @@ def gdpr_risks_view(report: Mapping[str, Any]) -> dict[str, Any] | None:
                      "control_rate": _num(r.get("control_rate")), "baseline_rate": _num(r.get("baseline_rate")),
                      "n_attacks": r.get("n_attacks"), "sentence": r.get("sentence"),
                      "not_run": r.get("skipped") or r.get("error"), "settings": _settings_text(settings),
-                     "warnings": [str(w) for w in r.get("warnings") or []]})
+                     "warnings": [str(w) for w in r.get("warnings") or [] if not str(w).startswith(_NO_BETTER)]})
     return {"note": GDPR_NOTE, "method": d.get("method"), "on": d.get("on"), "rows": rows,
             "not_run": d.get("skipped") or d.get("error"), "runtime": audit.get("runtime_s")}
 

@@ -23,7 +23,7 @@ from typing import Any
 from synthrelease.gate.verdict import GateDecision
 from synthrelease.io.files import write_json_atomic, write_text_atomic
 from synthrelease.report import html
-from synthrelease.report.internal import GDPR_NOTE
+from synthrelease.report.internal import GDPR_NOTE, GDPR_RISK_TITLES
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,10 @@ def _gdpr_risk_lines(audit: Any) -> list[str]:
     lines = ["", "## GDPR anonymisation risks (anonymeter) — internal only, never a gate clause", "", GDPR_NOTE, ""]
     if d.get("skipped") or d.get("error"):
         return [*lines, f"Not measured: {d.get('skipped') or d.get('error')}"]
-    for name, r in (d.get("risks") or {}).items():
-        title = name.replace("_", " ")
+    for name in [k for k in GDPR_RISK_TITLES if k in (d.get("risks") or {})]:
+        r, title = d["risks"][name], GDPR_RISK_TITLES[name]
         if "risk" in r:
-            lines.append(f"- **{title}**: risk {100 * r['risk']:.1f} % (95 % CI {100 * r['ci'][0]:.1f} % – "
-                         f"{100 * r['ci'][1]:.1f} %). {r.get('sentence', '')}")
+            lines.append(f"- **{title}**: {r.get('sentence', '')}")
         else:
             lines.append(f"- **{title}**: not measured: {r.get('skipped') or r.get('error')}")
     return lines

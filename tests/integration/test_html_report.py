@@ -27,8 +27,8 @@ from synthrelease.report.card import render_card_html, render_card_markdown
 from tests.conftest import lenient_policy_doc, release_workspace
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("verdict", "clauses", "privacy", "dp-gate", "distributions", "membership", "utility", "plausibility",
-            "training", "warnings", "run")
+SECTIONS = ("verdict", "clauses", "privacy", "dp-gate", "distributions", "membership", "gdpr-risks", "utility",
+            "plausibility", "training", "warnings", "run")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-quic")
 

@@ -23,6 +23,7 @@ COPY synthrelease ./synthrelease
 COPY policies ./policies
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/* \
     && PIP_EXTRA_INDEX_URL="${PIP_EXTRA_INDEX_URL}" pip install --no-cache-dir -c constraints.txt . \
+    && pip install --no-cache-dir --no-deps -c constraints.txt anonymeter \
     && useradd --create-home steward && mkdir -p /data && chown steward /data
 USER steward
 VOLUME /data

@@ -20,6 +20,9 @@ pytest.importorskip("anonymeter", reason="anonymeter is not installed (pip insta
 MARKERS = (b"anonymeter", b"singling", b"linkab", b"gdpr", b"inference_risk")
 
 
+pytestmark = pytest.mark.slow  # one tiny release (~15 s)
+
+
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     ws = release_workspace(tmp_path_factory.mktemp("gdpr-release"), seed=13)

@@ -191,3 +191,32 @@ def test_report_views_show_every_risk_with_its_interval(copies, independent):
     skipped = {"metrics": {}, "details": {"skipped": "12 complete holdout rows: fewer than 50"}, "runtime_s": 0.0}
     assert gdpr_risks_view({"audits": {"anonymeter": skipped}})["not_run"].startswith("12 complete")
     assert "Not measured: 12 complete" in "\n".join(_gdpr_risk_lines(skipped))
+
+
+@pytest.mark.slow
+def test_every_release_runs_it_on_the_modality_feature_view(meta):
+    """stages.audit runs the GDPR risks whatever the policy, on a modality's feature view when it has one."""
+    import yaml
+
+    from synthrelease.modalities.base import Modality
+    from synthrelease.pipeline import stages
+    from synthrelease.policy.schema import Policy
+    from tests.conftest import REPO
+
+    doc = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    doc.pop("fidelity"), doc.pop("utility")  # membership stays (a policy needs one audit section)
+    view_meta = Metadata.model_validate({**TINY_METADATA, "columns": {
+        c: TINY_METADATA["columns"][c] for c in ("age", "stage", "outcome")}})
+
+    def view(df: pd.DataFrame, metadata: Metadata) -> tuple[pd.DataFrame, Metadata]:
+        return df[["age", "stage", "outcome"]].reset_index(drop=True), view_meta
+
+    stub = Modality("stub", default_config=None, fit=None, sample=None, shadow_synthesizer=None, audit_trainer=None,
+                    view=view)
+    parts = stages.TrainHoldout(make_tiny_table(200, seed=1), make_tiny_table(100, seed=2))
+    results = stages.audit(parts, make_tiny_table(200, seed=3), meta, Policy.model_validate(doc), target="outcome",
+                           seed=0, modality=stub)
+    details = results["anonymeter"].details
+    assert details["columns"] == ["age", "stage", "outcome"]
+    assert details["on"] == "the stub modality's public feature view (one row per record)"
+    assert all("risk" in r for r in details["risks"].values())

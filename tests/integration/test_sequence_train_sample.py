@@ -41,7 +41,7 @@ def test_train_writes_a_sequence_model_file_charged_to_the_ledger(trained):
     info = json.loads(payload["info_json"])
     assert info["metadata"]["columns"]["sequence"]["alphabet"] == "protein" and info["config"]["n_steps"] == 4
     assert payload["label_length"].shape == (2, 40 - 8 + 1)
-    assert payload["generator"]["transition"].shape == (2, 21, 20)  # the DP transition prior (log-probabilities)
+    assert payload["generator"]["transition"].shape == (2, 21 * 21, 20)  # the DP order-2 prior (log-probabilities)
     from synthrelease.modalities.model_files import load_model
 
     model = load_model(trained / "model.pt")

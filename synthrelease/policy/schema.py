@@ -94,10 +94,13 @@ class PrivacyClauses(_Section):
             slot counts come from (privacy/dp_counts.py). In (0, 0.2]; default 0.05.
         audit_noise_allocation: how the gate's one Gaussian release shares its noise among
             the figures (same ε; synthrelease/gate/dp_gate.py ``ALLOCATIONS``):
-            ``least_refusal`` (default: the noise scales that make a release whose exact
-            figures clear their limits by ``audit_design_margin`` least likely to be
-            refused), ``equalised`` (every figure the same noise std) or ``proportional``
-            (each figure's noise in proportion to its sensitivity; before issue 30).
+            ``proportional`` (default: each figure's noise in proportion to its sensitivity,
+            so the training-side figures — quality, copies — are nearly exact),
+            ``least_refusal`` (the noise scales that make a release whose exact figures ALL
+            clear their limits by ``audit_design_margin`` least likely to be refused; it moves
+            noise onto the training-side figures, so a copy-share clause whose good value sits
+            only its limit away from 0 is refused more often) or ``equalised`` (every figure
+            the same noise std).
         audit_design_margin: the margin, in the figures' units, ``least_refusal`` designs for
             (and ``--dry-run`` reports against). In (0, 0.5]; default 0.05.
         audit_clear_by_stds: the decision rule under noise: a DP-figure clause passes when the
@@ -116,7 +119,7 @@ class PrivacyClauses(_Section):
     accountants: list[Literal["rdp", "prv"]] = Field(default_factory=lambda: ["rdp", "prv"], min_length=1)
     audit_budget_share: float = Field(default=0.1, gt=0, le=0.5)
     count_budget_share: float = Field(default=0.05, gt=0, le=0.2)
-    audit_noise_allocation: Literal["least_refusal", "equalised", "proportional"] = "least_refusal"
+    audit_noise_allocation: Literal["least_refusal", "equalised", "proportional"] = "proportional"
     audit_design_margin: float = Field(default=0.05, gt=0, le=0.5)
     audit_clear_by_stds: float = Field(default=0.0, ge=-3.0, le=3.0)
     lifetime_epsilon_cap: float | None = Field(default=None, gt=0)

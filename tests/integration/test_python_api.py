@@ -68,8 +68,10 @@ def test_gate_refused_carries_the_decision(tmp_path):
                          out_dir=tmp_path / "bundle", signing_key=key, n_steps=20)
     decision = err.value.decision
     assert decision is not None and not decision.passed
-    (failed,) = [c for c in decision.clauses if not c.passed]
-    assert failed.name == "fidelity.min_quality_score" and failed.threshold == 0.999
+    failed_names = [c.name for c in decision.clauses if not c.passed]  # another noisy clause may fail too
+    assert "fidelity.min_quality_score" in failed_names, failed_names
+    (failed,) = [c for c in decision.clauses if c.name == "fidelity.min_quality_score"]
+    assert not failed.passed and failed.threshold == 0.999
     assert isinstance(failed.measured, float) and "ε" in failed.hint
     assert err.value.report_path.is_file() and not (tmp_path / "bundle").exists()
 

@@ -74,6 +74,8 @@ from synthrelease.audits.base import AuditResult
 from synthrelease.metadata.dates import column_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
+log = logging.getLogger(__name__)
+
 N_ATTACKS = 500
 """Attacks per risk (anonymeter's default), fewer when the holdout or training rows are fewer."""
 MIN_ROWS = 50
@@ -167,9 +169,9 @@ def _library() -> Any:
 
         for kernel in (kernels.gower_distance, kernels._nearest_neighbors):
             try:
-                kernel.enable_caching()  # what @jit(cache=True) does; no writable cache folder: compile each run
-            except Exception:  # caching is an optimisation only
-                pass
+                kernel.enable_caching()  # what @jit(cache=True) does
+            except RuntimeError as e:  # numba: no writable cache folder ("no locator available")
+                log.info("anonymeter's numba kernels compile in every process: %s", e)
         _numba_cache_enabled = True
     return evaluators
 

@@ -93,7 +93,7 @@ _SPDX_ID = re.compile(r"[A-Za-z][A-Za-z0-9.+-]*\d[A-Za-z0-9.+-]*")
 
 
 def croissant_json(bundle_dir: Path, *, metadata: Metadata, release: Mapping[str, Any], table: pd.DataFrame,
-                   published: datetime | None = None) -> bytes:
+                   published: datetime | None = None, digests: Mapping[str, str] | None = None) -> bytes:
     """The bytes of ``croissant.json`` for the staged bundle ``bundle_dir``, validated by mlcroissant.
 
     Args:
@@ -102,6 +102,7 @@ def croissant_json(bundle_dir: Path, *, metadata: Metadata, release: Mapping[str
         release: the manifest's release facts (public inputs and DP outputs only; see the module docstring).
         table: the synthetic table written as ``synthetic.csv``: only its column names and dtypes are read.
         published: the release date (default: now, UTC).
+        digests: SHA-256 of the bundle's files already computed while staging (the rest are hashed here).
 
     Raises:
         BundleError: mlcroissant finds an error in the document.
@@ -112,7 +113,7 @@ def croissant_json(bundle_dir: Path, *, metadata: Metadata, release: Mapping[str
     names = _bundle_files(bundle_dir)
     if RECORD_FILE not in names:
         raise BundleError(f"{bundle_dir}: {RECORD_FILE} is missing; croissant.json describes its records")
-    distribution = [_file_object(mlc, ctx, bundle_dir, rel) for rel in names]
+    distribution = [_file_object(mlc, ctx, bundle_dir, rel, (digests or {}).get(rel)) for rel in names]
     signer = _signer(release)
     creator = metadata.creator or signer
     try:
@@ -162,14 +163,15 @@ def _bundle_files(bundle_dir: Path) -> list[str]:
     return [rel for rel in bundle_files(bundle_dir) if rel != CROISSANT]
 
 
-def _file_object(mlc: Any, ctx: Any, bundle_dir: Path, rel: str) -> Any:
-    """One bundle file: content URL relative to the bundle, MIME type, size in bytes and SHA-256."""
+def _file_object(mlc: Any, ctx: Any, bundle_dir: Path, rel: str, digest: str | None = None) -> Any:
+    """One bundle file: content URL relative to the bundle, MIME type, size in bytes and SHA-256
+    (``digest`` when already computed)."""
     from synthrelease.io.files import sha256_file
 
     path = bundle_dir / rel
     suffix = path.suffix.lower()
     same = [RECORD_FILE] if suffix in _SAME_RECORDS else None
-    return mlc.FileObject(ctx=ctx, id=rel, name=rel, content_url=rel, sha256=sha256_file(path),
+    return mlc.FileObject(ctx=ctx, id=rel, name=rel, content_url=rel, sha256=digest or sha256_file(path),
                           content_size=f"{path.stat().st_size} B",
                           encoding_formats=[_FORMATS.get(suffix, "application/octet-stream")],
                           description=_FILE_TEXT.get(suffix, "A file of the release bundle."), same_as=same)

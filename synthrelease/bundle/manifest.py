@@ -9,6 +9,7 @@ written after the manifest, so it is not listed in it).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,19 @@ def bundle_files(bundle_dir: Path) -> list[str]:
     return out
 
 
-def build_manifest(bundle_dir: Path, *, release: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of ``bundle_dir``: every file's SHA-256 and size, plus ``release``."""
-    files = {rel: {"sha256": sha256_file(bundle_dir / rel), "bytes": (bundle_dir / rel).stat().st_size}
-             for rel in bundle_files(bundle_dir)}
+def file_digests(bundle_dir: Path, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """SHA-256 of every file :func:`bundle_files` lists; ``known`` digests (of files written and
+    hashed earlier in the same staging, never of files read back from a partner) are reused."""
+    known = known or {}
+    return {rel: known.get(rel) or sha256_file(bundle_dir / rel) for rel in bundle_files(bundle_dir)}
+
+
+def build_manifest(bundle_dir: Path, *, release: dict[str, Any],
+                   known: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The manifest of ``bundle_dir``: every file's SHA-256 (``known`` ones reused, see
+    :func:`file_digests`) and size, plus ``release``."""
+    files = {rel: {"sha256": digest, "bytes": (bundle_dir / rel).stat().st_size}
+             for rel, digest in file_digests(bundle_dir, known).items()}
     return {
         "format": BUNDLE_FORMAT,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -21,7 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from synthrelease.bundle import attestation
 from synthrelease.bundle.croissant import CROISSANT
-from synthrelease.bundle.manifest import ATTESTATION, MANIFEST, RESERVED, SIGNATURE, build_manifest, canonical_json
+from synthrelease.bundle.manifest import (
+    ATTESTATION,
+    MANIFEST,
+    RESERVED,
+    SIGNATURE,
+    build_manifest,
+    canonical_json,
+    file_digests,
+)
 from synthrelease.bundle.signing import key_fingerprint, sign
 from synthrelease.errors import BundleError
 from synthrelease.io.files import atomic_output, staged_directory, write_bytes_atomic, write_text_atomic
@@ -31,16 +39,17 @@ from synthrelease.io.formats import write_table_atomic
 def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFrame], text_files: dict[str, str],
                  release: dict[str, Any], private_key: Ed25519PrivateKey, archive: bool = False,
                  writers: dict[str, Callable[[Path], Any]] | None = None,
-                 describe: Callable[[Path, dict[str, Any]], bytes] | None = None) -> Path:
+                 describe: Callable[[Path, dict[str, Any], dict[str, str]], bytes] | None = None) -> Path:
     """Write tables (CSV + Parquet), text files, ``croissant.json``, ``manifest.json``, ``manifest.sig``
     and the attestation.
 
     ``writers``: further files, by name, each written by its function given the file's path
     (e.g. the synthetic rows as AnnData); hashed and signed like every other file.
 
-    ``describe``: given the staged folder (every file written) and the release facts (with the
-    signer), returns the bytes of ``croissant.json`` (:func:`synthrelease.bundle.croissant.croissant_json`);
-    written atomically before the manifest, so the manifest lists it and the signature covers it.
+    ``describe``: given the staged folder (every file written), the release facts (with the
+    signer) and every file's SHA-256 (hashed once; the manifest reuses them), returns the bytes
+    of ``croissant.json`` (:func:`synthrelease.bundle.croissant.croissant_json`); written
+    atomically before the manifest, so the manifest lists it and the signature covers it.
 
     ``manifest.sig`` holds the raw 64-byte Ed25519 signature of ``manifest.json``'s bytes.
     ``attestation.intoto.jsonl``, written last, holds the same key's DSSE envelope of an
@@ -68,9 +77,10 @@ def write_bundle(out_dir: str | os.PathLike[str], *, tables: dict[str, pd.DataFr
             raise BundleError(f"{taken[0]}: a reserved bundle file name; a table, text file or writer used it")
         release = {**release, "signer": {"algorithm": "Ed25519",
                                          "public_key_sha256": key_fingerprint(private_key.public_key())}}
+        digests = file_digests(tmp)  # each file hashed once: croissant.json and the manifest share them
         if describe is not None:
-            write_bytes_atomic(tmp / CROISSANT, describe(tmp, release))
-        manifest_bytes = canonical_json(build_manifest(tmp, release=release))
+            write_bytes_atomic(tmp / CROISSANT, describe(tmp, release, digests))
+        manifest_bytes = canonical_json(build_manifest(tmp, release=release, known=digests))
         signature = sign(private_key, manifest_bytes)
         write_bytes_atomic(tmp / MANIFEST, manifest_bytes)
         write_bytes_atomic(tmp / SIGNATURE, signature)

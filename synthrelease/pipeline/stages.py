@@ -764,8 +764,8 @@ def bundle(out_dir: str | os.PathLike[str], *, synthetic: pd.DataFrame, fmt: Tab
     if modality is not None and modality.bundle_table is not None:
         table = modality.bundle_table(synthetic, metadata)
 
-    def describe(folder: Path, release: dict[str, Any]) -> bytes:
-        return croissant_json(folder, metadata=metadata, release=release, table=table)
+    def describe(folder: Path, release: dict[str, Any], digests: dict[str, str]) -> bytes:
+        return croissant_json(folder, metadata=metadata, release=release, table=table, digests=digests)
 
     out = write_bundle(out_dir, tables={"synthetic": table}, text_files=text_files, release=release_info,
                        private_key=private_key, writers=writers, describe=describe)

@@ -74,8 +74,8 @@ def test_extra_missing_and_wrong_key(bundle, keys, tmp_path):
 def test_manifest_path_escaping_the_bundle_is_rejected(tmp_path, keys, monkeypatch):
     real_build = writer_module.build_manifest
 
-    def evil(bundle_dir, *, release):
-        m = real_build(bundle_dir, release=release)
+    def evil(bundle_dir, *, release, **kw):
+        m = real_build(bundle_dir, release=release, **kw)
         m["files"]["../outside.txt"] = {"sha256": "0" * 64, "bytes": 1}
         return m
 
@@ -87,7 +87,7 @@ def test_manifest_path_escaping_the_bundle_is_rejected(tmp_path, keys, monkeypat
 
 
 def test_crash_mid_write_leaves_nothing(tmp_path, keys, monkeypatch):
-    def boom(bundle_dir, *, release):
+    def boom(bundle_dir, *, release, **kw):
         raise RuntimeError("simulated crash")
 
     monkeypatch.setattr(writer_module, "build_manifest", boom)

@@ -189,7 +189,8 @@ def test_the_manifest_lists_it_the_signature_covers_it(tmp_path):
     bundle = writer_module.write_bundle(
         tmp_path / "bundle", tables={"synthetic": TABLE}, text_files={"RELEASE_CARD.md": "# card\n"},
         release={k: v for k, v in RELEASE.items() if k != "signer"}, private_key=load_private_key(priv),
-        describe=lambda folder, release: croissant_json(folder, metadata=meta, release=release, table=TABLE))
+        describe=lambda folder, release, digests: croissant_json(folder, metadata=meta, release=release, table=TABLE,
+                                                                 digests=digests))
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["files"][CROISSANT]["sha256"] == sha256_file(bundle / CROISSANT)
     doc = json.loads((bundle / CROISSANT).read_text())

@@ -1,6 +1,6 @@
 """Probes behind README's "what moved the autoregressive model" (run by hand, one at a time).
 
-    OMP_NUM_THREADS=2 python benchmarks/sequence_probe.py dp --eps 3 [--set ar_prior_epsilon_share=0.3 n_steps=3 ...]
+    OMP_NUM_THREADS=2 python benchmarks/sequence_probe.py dp --eps 3 [--set ar_prior_budget_share=0.3 n_steps=3 ...]
     OMP_NUM_THREADS=2 python benchmarks/sequence_probe.py exact
 
 ``dp``: one release of the sequence modality's autoregressive model on amp_vs_uniprot (the

@@ -151,6 +151,26 @@ def calibrate_noise_multiplier(
     return MechanismEntry(label, hi, sample_rate, steps)
 
 
+def budget_share_noise(share: float, *, epsilon: float, delta: float, accountant: str = "rdp",
+                       label: str = "Gaussian release (sensitivity 1)") -> MechanismEntry:
+    """σ of a full-data Gaussian release (sensitivity 1) that takes ``share`` of an (ε, δ) budget.
+
+    σ = σ₀ / √share, where σ₀ alone spends exactly ``epsilon`` at ``delta``: a Gaussian's Rényi
+    divergence is α / (2σ²), so full-data Gaussian releases whose shares sum to 1 compose to one
+    Gaussian of σ₀ — exactly the budget — and shares summing to s < 1 leave the rest of it to
+    later mechanisms (calibrated against them with :func:`calibrate_noise_multiplier`). Unlike
+    splitting ε linearly (each release spending share · ε alone), nothing is lost to the
+    sub-additivity of composition.
+
+    Raises:
+        PrivacyParameterError: ``share`` not in (0, 1].
+    """
+    if not 0 < share <= 1:
+        raise PrivacyParameterError(f"a budget share must be in (0, 1], got {share}")
+    whole = histogram_noise_for(epsilon=epsilon, delta=delta, accountant=accountant)
+    return MechanismEntry(label, whole.noise_multiplier / float(np.sqrt(share)), 1.0, 1)
+
+
 def histogram_noise_for(*, epsilon: float, delta: float, accountant: str = "rdp") -> MechanismEntry:
     """σ of a full-data Gaussian histogram (sensitivity 1) that alone spends ``epsilon`` at ``delta``."""
     return calibrate_noise_multiplier(

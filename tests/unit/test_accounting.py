@@ -11,6 +11,7 @@ from opacus.accountants.utils import get_noise_multiplier
 from synthrelease.errors import PrivacyParameterError
 from synthrelease.privacy.accounting import (
     MechanismEntry,
+    budget_share_noise,
     calibrate_noise_multiplier,
     epsilon_for,
     histogram_noise_for,
@@ -85,3 +86,15 @@ def test_prior_spending_whole_budget_is_refused():
     h = histogram_noise_for(epsilon=1.0, delta=1e-5)
     with pytest.raises(PrivacyParameterError, match="already spend"):
         calibrate_noise_multiplier(target_epsilon=0.5, target_delta=1e-5, sample_rate=0.1, steps=10, prior=[h])
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_budget_shares_summing_to_one_spend_the_whole_budget_and_no_more(accountant):
+    """Full-data Gaussian releases at budget shares spend together what one release at their sum would."""
+    whole = [budget_share_noise(1.0, epsilon=3.0, delta=1e-5, accountant=accountant)]
+    parts = [budget_share_noise(w, epsilon=3.0, delta=1e-5, accountant=accountant) for w in (0.2, 0.175, 0.525, 0.1)]
+    spent = epsilon_for(parts, delta=1e-5, accountant=accountant)
+    assert spent <= 3.0 and spent == pytest.approx(epsilon_for(whole, delta=1e-5, accountant=accountant), rel=0.01)
+    assert epsilon_for(parts[:3], delta=1e-5, accountant=accountant) < spent  # a share left for DP-SGD
+    with pytest.raises(PrivacyParameterError, match="budget share"):
+        budget_share_noise(0.0, epsilon=3.0, delta=1e-5)

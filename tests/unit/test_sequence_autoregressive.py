@@ -10,6 +10,7 @@ import torch
 from synthrelease.modalities.sequence.autoregressive import (
     EOS,
     HEADER_LABEL,
+    ORDER1_FRACTION,
     SGD_LABEL,
     TRANSITION_LABELS,
     CausalConvLM,
@@ -18,7 +19,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     train_autoregressive,
 )
 from synthrelease.modalities.sequence.config import SequenceTrainingConfig
-from synthrelease.privacy.accounting import MechanismEntry, epsilon_for
+from synthrelease.privacy.accounting import MechanismEntry, epsilon_for, histogram_noise_for
 from synthrelease.privacy.randomness import PrivateRandomness
 
 VOCAB = Vocabulary("ACDEFGHIKLMNPQRSTVWY", ("amp", "other"), 12, 3)
@@ -77,9 +78,13 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
     model = runs[0]
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
                                                         HEADER_LABEL, "count release"]
-    assert epsilon_for(model.privacy.entries[1:2], delta=1e-5) == pytest.approx(0.525, rel=0.01)  # 70 % of ε ÷ 4
-    assert epsilon_for(model.privacy.entries[2:3], delta=1e-5) == pytest.approx(1.575, rel=0.01)  # 70 % of ε · 3/4
-    assert epsilon_for(model.privacy.entries[3:4], delta=1e-5) == pytest.approx(0.6, rel=0.01)  # 20 % of ε
+    whole = histogram_noise_for(epsilon=3.0, delta=1e-5).noise_multiplier  # σ₀: alone spends all of ε
+    shares = [0.7 * ORDER1_FRACTION, 0.7 * (1 - ORDER1_FRACTION), 0.2]  # budget shares: σ = σ₀ / √share
+    assert [e.noise_multiplier for e in model.privacy.entries[1:4]] == pytest.approx(
+        [whole / np.sqrt(w) for w in shares], rel=1e-9)
+    releases = epsilon_for(model.privacy.entries[1:4], delta=1e-5)  # together: one Gaussian of 90 % of the budget
+    assert releases == pytest.approx(epsilon_for([MechanismEntry("x", whole / np.sqrt(0.9), 1.0, 1)], delta=1e-5))
+    assert 2.5 < releases < 3.0
     assert model.privacy.entries[0].steps == 8 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     weights = [next(iter(r.network.state_dict().values())) for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
@@ -123,8 +128,8 @@ def test_bad_settings_are_refused():
         _config(ar_lags=-1)
     with pytest.raises(PrivacyParameterError, match="ar_ema"):
         _config(ar_ema=1.0)
-    with pytest.raises(PrivacyParameterError, match=r"at most 0\.9"):
-        _config(ar_prior_epsilon_share=0.45, ar_header_epsilon_share=0.46)
+    with pytest.raises(PrivacyParameterError, match=r"at most 0\.98"):
+        _config(ar_prior_budget_share=0.5, ar_header_budget_share=0.49)
     with pytest.raises(PrivacyParameterError, match="ar_prior_order"):
         _config(ar_prior_order=3)
 
@@ -189,7 +194,7 @@ def test_the_dp_transition_prior_is_one_accounted_release_the_letters_start_from
     """With the prior, the untrained network's letter distribution IS the DP transition table; at
     a large ε that table shows the K → L → K alternation of the amp class."""
     seqs, labels = _data(200)
-    config = _config(target_epsilon=50.0, ar_prior_epsilon_share=0.3, ar_prior_order=1, n_steps=1, ar_lr=1e-9)
+    config = _config(target_epsilon=50.0, ar_prior_budget_share=0.3, ar_prior_order=1, n_steps=1, ar_lr=1e-9)
     model = train_autoregressive(seqs, labels, VOCAB, config,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], HEADER_LABEL]
@@ -236,7 +241,7 @@ def test_the_order_two_prior_learns_what_order_one_cannot():
     labels = list(rng.choice(["amp", "other"], 300))
     seqs = ["KKL" * int(rng.integers(1, 5)) if lab == "amp" else
             "".join(rng.choice(list(VOCAB.letters), int(rng.integers(3, 13)))) for lab in labels]
-    config = _config(target_epsilon=200.0, ar_prior_epsilon_share=0.6, n_steps=1, ar_lr=1e-9)
+    config = _config(target_epsilon=200.0, ar_prior_budget_share=0.6, n_steps=1, ar_lr=1e-9)
     model = train_autoregressive(seqs, labels, VOCAB, config,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],

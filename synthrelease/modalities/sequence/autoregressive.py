@@ -1,8 +1,9 @@
 """An autoregressive DP language model of sequences: letters in order, not a bag of letters.
 
-The model reads ``[BOS, label, x1 … xL, EOS]`` and predicts each next token: the label first
-(so the label frequencies are learned inside the same DP-SGD run, no separate histogram
-release), then each letter from the label and every letter before it, then the end. A
+The model reads ``[BOS, label, length, x1 … xL, EOS]`` and predicts each letter from the label,
+the length and every letter before it; each record's label and length are drawn from one DP
+(label, length) histogram, and the letter logits start from a DP transition prior (both
+Gaussian releases taking budget shares: :func:`~synthrelease.privacy.accounting.budget_share_noise`). A
 stack of causal dilated 1-D convolutions (receptive field 63 tokens) over token and
 position embeddings; every layer (Embedding, Linear) has Opacus per-sample
 gradients, and Opacus' fast gradient clipping (ghost norms; Li et al. 2022, Bu et al. 2023)
@@ -34,7 +35,7 @@ from torch import nn
 
 from synthrelease.errors import InternalError
 from synthrelease.gan.trainer import PrivacySpent, sample_rate_for
-from synthrelease.privacy.accounting import MechanismEntry, calibrate_noise_multiplier, epsilon_for
+from synthrelease.privacy.accounting import MechanismEntry, budget_share_noise, calibrate_noise_multiplier, epsilon_for
 from synthrelease.privacy.randomness import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
 
@@ -220,7 +221,7 @@ HEADER_LABEL = "label × length histogram (Gaussian, sensitivity 1)"
 def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
                      secret: PrivateRandomness) -> tuple[MechanismEntry, np.ndarray]:
     """One Gaussian release of the (label, length) counts — each record one cell, sensitivity 1 —
-    spending ``config.ar_header_epsilon_share`` · ε alone; clipped at 0 and normalised
+    taking ``config.ar_header_budget_share`` of the budget; clipped at 0 and normalised
     (post-processing). Sampling draws each record's label and length from it."""
     classes = max(1, len(vocabulary.classes))
     lengths = vocabulary.max_length - vocabulary.min_length + 1
@@ -228,9 +229,8 @@ def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
              else torch.zeros(len(tokens), dtype=torch.int64))
     cell = label * lengths + tokens[:, 2] - vocabulary.first_length
     counts = torch.bincount(cell, minlength=classes * lengths).double()
-    entry = calibrate_noise_multiplier(target_epsilon=config.ar_header_epsilon_share * config.target_epsilon,
-                                       target_delta=config.target_delta, sample_rate=1.0, steps=1,
-                                       accountant=config.accountant, label=HEADER_LABEL)
+    entry = budget_share_noise(config.ar_header_budget_share, epsilon=config.target_epsilon,
+                               delta=config.target_delta, accountant=config.accountant, label=HEADER_LABEL)
     noisy = (counts + gaussian_noise(counts.shape, entry.noise_multiplier, secret.torch("ar-header"))).clamp(min=0)
     freq = noisy.numpy().reshape(classes, lengths)
     return entry, (freq / freq.sum() if freq.sum() > 0 else np.full(freq.shape, 1.0 / freq.size))
@@ -239,6 +239,7 @@ def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
 TRANSITION_LABELS = {1: "letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)",
                      2: "order-2 letter transition counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"}
 ORDER2_SHRINK = 10.0  # pseudo-counts per σ towards the order-1 prior (measured: benchmarks/sequence_probe.py)
+ORDER1_FRACTION = 0.25  # of the prior's budget share, to the order-1 release (order 2: the rest)
 
 
 def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary, order: int = 1) -> torch.Tensor:
@@ -263,18 +264,18 @@ def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary, order: int =
     return sums.index_add_(0, label[owner] * cells + pairs % cells, times / norm[owner]).view(classes, cells)
 
 
-def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, epsilon: float, config: Any,
+def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, share: float, config: Any,
                     secret: PrivateRandomness, order: int = 1, base: torch.Tensor | None = None,
                     ) -> tuple[MechanismEntry, torch.Tensor]:
-    """One Gaussian release of :func:`transition_counts` of ``order`` (sensitivity 1) spending
-    ``epsilon`` alone. Post-processing: clip at 0, then shrink each row towards a base by pseudo-
+    """One Gaussian release of :func:`transition_counts` of ``order`` (sensitivity 1) taking
+    ``share`` of the budget. Post-processing: clip at 0, then shrink each row towards a base by pseudo-
     counts — order 1: the label's noisy composition, 2σ; order 2: the order-1 probabilities
     ``base`` of the context's last letter, ``ORDER2_SHRINK``·σ — and take the log.
     Returns ``[classes or 1, (1 + A)^order, A]`` log-probabilities."""
     classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
     counts = transition_counts(tokens, vocabulary, order)
-    entry = calibrate_noise_multiplier(target_epsilon=epsilon, target_delta=config.target_delta, sample_rate=1.0,
-                                       steps=1, accountant=config.accountant, label=TRANSITION_LABELS[order])
+    entry = budget_share_noise(share, epsilon=config.target_epsilon, delta=config.target_delta,
+                               accountant=config.accountant, label=TRANSITION_LABELS[order])
     sigma = entry.noise_multiplier
     noise = gaussian_noise(counts.shape, sigma, secret.torch(f"ar-transitions-{order}"))
     noisy = (counts + noise).clamp(min=0).view(classes, (1 + a) ** order, a)
@@ -289,17 +290,18 @@ def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, epsilon: float
 
 def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
                secret: PrivateRandomness) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
-    """The DP transition prior of order ``config.ar_prior_order``: order 1 spends
-    ``ar_prior_epsilon_share`` · ε on one release; order 2 spends a quarter of it on the order-1
-    release and three quarters on the order-2 one, shrunk towards the first (two entries)."""
-    share = config.ar_prior_epsilon_share * config.target_epsilon
+    """The DP transition prior of order ``config.ar_prior_order``: order 1 takes
+    ``ar_prior_budget_share`` of the budget in one release; order 2 gives ``ORDER1_FRACTION`` of
+    it to the order-1 release and the rest to the order-2 one, shrunk towards the first (two entries)."""
+    share = config.ar_prior_budget_share
     if share <= 0:
         return (), None
     if config.ar_prior_order == 1:
         entry, table = _dp_transitions(tokens, vocabulary, share, config, secret)
         return (entry,), table
-    first, base = _dp_transitions(tokens, vocabulary, share / 4, config, secret)
-    second, table = _dp_transitions(tokens, vocabulary, 3 * share / 4, config, secret, order=2, base=base)
+    first, base = _dp_transitions(tokens, vocabulary, share * ORDER1_FRACTION, config, secret)
+    second, table = _dp_transitions(tokens, vocabulary, share * (1 - ORDER1_FRACTION), config, secret, order=2,
+                                    base=base)
     return (first, second), table
 
 

@@ -26,14 +26,19 @@ class SequenceTrainingConfig(TrainingConfig):
             plus a per-label map of the prefix's letter shares (0: the convolutions alone).
         ar_ema: decay of the exponential moving average of the DP-SGD iterates the model keeps
             (0: the last iterate); post-processing, no ε.
-        ar_prior_epsilon_share: ε share of the Gaussian releases of per-label letter
-            transition counts whose log-probabilities the network's letter logits start from
-            (0: no such prior).
-        ar_prior_order: 1 (one release: letter → next letter) or 2 (the order-1 release with a
-            quarter of the share, and order-2 counts — two letters → next — with three quarters,
-            shrunk towards it).
-        ar_header_epsilon_share: ε share of the one Gaussian release of the (label, length)
+        ar_prior_budget_share: budget share (see below) of the Gaussian releases of per-label
+            letter transition counts whose log-probabilities the network's letter logits start
+            from (0: no such prior).
+        ar_prior_order: 1 (one release: letter → next letter) or 2 (the order-1 release with
+            ``ORDER1_FRACTION`` of the share, and order-2 counts — two letters → next — with the
+            rest, shrunk towards it).
+        ar_header_budget_share: budget share of the one Gaussian release of the (label, length)
             counts that sampling draws each record's label and length from.
+
+    A budget share w gives a release the noise σ₀/√w, σ₀ being the σ that alone spends the whole
+    (ε, δ) (:func:`synthrelease.privacy.accounting.budget_share_noise`): Gaussian releases with
+    shares summing to 1 spend exactly ε together. DP-SGD is calibrated to the rest of the budget
+    (1 − header − prior shares, and whatever the accountant's composition leaves).
         gan_batch_size, gan_steps: ``batch_size`` and ``n_steps`` when the generator is the
             positional GAN (``batch_size`` and ``n_steps`` are the autoregressive model's; an
             explicit ``--batch-size`` / ``--steps`` sets both).
@@ -43,9 +48,9 @@ class SequenceTrainingConfig(TrainingConfig):
     ar_hidden: int = 64
     ar_lr: float = 2e-3
     ar_lags: int = 0
-    ar_header_epsilon_share: float = 0.2
+    ar_header_budget_share: float = 0.2
     ar_ema: float = 0.0
-    ar_prior_epsilon_share: float = 0.7
+    ar_prior_budget_share: float = 0.7
     ar_prior_order: int = 2
     gan_batch_size: int = 500
     gan_steps: int = 1000
@@ -61,15 +66,15 @@ class SequenceTrainingConfig(TrainingConfig):
             raise PrivacyParameterError("ar_lags must be in [0, 64]")
         if not 0 <= self.ar_ema < 1:
             raise PrivacyParameterError("ar_ema must be in [0, 1)")
-        if not 0 <= self.ar_prior_epsilon_share < 0.9:
-            raise PrivacyParameterError("ar_prior_epsilon_share must be in [0, 0.9)")
+        if not 0 <= self.ar_prior_budget_share < 0.98:
+            raise PrivacyParameterError("ar_prior_budget_share must be in [0, 0.98)")
         if self.ar_prior_order not in (1, 2):
             raise PrivacyParameterError("ar_prior_order must be 1 or 2")
-        if not 0 < self.ar_header_epsilon_share < 0.5:
-            raise PrivacyParameterError("ar_header_epsilon_share must be in (0, 0.5)")
-        if self.ar_header_epsilon_share + self.ar_prior_epsilon_share > 0.9:
-            raise PrivacyParameterError("ar_header_epsilon_share + ar_prior_epsilon_share must be at most 0.9: "
-                                        "DP-SGD needs the rest of ε")
+        if not 0 < self.ar_header_budget_share < 0.5:
+            raise PrivacyParameterError("ar_header_budget_share must be in (0, 0.5)")
+        if self.ar_header_budget_share + self.ar_prior_budget_share > 0.98:
+            raise PrivacyParameterError("ar_header_budget_share + ar_prior_budget_share must be at most 0.98: "
+                                        "DP-SGD needs the rest of the budget")
         if self.gan_batch_size < 1 or self.gan_steps < 1:
             raise PrivacyParameterError("gan_batch_size and gan_steps must be >= 1")
 

@@ -55,6 +55,11 @@ class TrainingConfig:
             metadata's declared ``related_columns`` pairs, and the weight of matching them.
         correlation_epsilon_share, correlation_weight: share of ε for one DP release of the
             numerical columns' correlation matrix (0 = off), and the weight of matching it.
+        share_unit: what the Gaussian releases' shares above (condition, marginals, embedding,
+            pairs, related, correlation) divide: ``epsilon`` — each release alone spends
+            share · ε, DP-SGD gets what the sub-additive composition leaves; ``budget`` — σ₀/√share
+            (:func:`~synthrelease.privacy.accounting.budget_share_noise`), shares summing to 1
+            spend exactly ε.
         marginal_columns_per_step: numerical columns matched per generator step (a fresh
             random subset each step on wider tables; 0 = all).
 
@@ -103,6 +108,7 @@ class TrainingConfig:
     related_weight: float = 10.0
     correlation_epsilon_share: float = 0.0
     correlation_weight: float = 10.0
+    share_unit: str = "epsilon"
     latent_dim: int = 64
     generator_hidden: int = 256
     discriminator_hidden: int = 256
@@ -119,6 +125,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.accountant not in ACCOUNTANTS:
             raise PrivacyParameterError(f"accountant must be one of {', '.join(ACCOUNTANTS)}")
+        if self.share_unit not in ("epsilon", "budget"):
+            raise PrivacyParameterError("share_unit must be 'epsilon' or 'budget'")
         if not self.target_epsilon > 0:
             raise PrivacyParameterError(f"epsilon must be > 0, got {self.target_epsilon}")
         if not 0 < self.target_delta < 1:

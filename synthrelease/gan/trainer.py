@@ -57,6 +57,7 @@ from synthrelease.io.formats import TableFormat
 from synthrelease.metadata.schema import Metadata
 from synthrelease.privacy.accounting import (
     MechanismEntry,
+    budget_share_noise,
     calibrate_noise_multiplier,
     epsilon_for,
     histogram_noise_for,
@@ -403,7 +404,12 @@ def _measure_releases(row_source: RowSource, encoder: TableEncoder, config: Trai
 
 
 def _noise_for_share(share: float, config: TrainingConfig, plan: _RunPlan) -> MechanismEntry:
-    """The σ (as a one-step, q = 1 entry) of a Gaussian release spending ``share`` of the target ε."""
+    """The σ (as a one-step, q = 1 entry) of a Gaussian release taking ``share`` of the budget:
+    alone spending ``share`` · ε (``share_unit: epsilon``), or σ₀/√share (``share_unit: budget``,
+    :func:`~synthrelease.privacy.accounting.budget_share_noise`)."""
+    if config.share_unit == "budget":
+        return budget_share_noise(share, epsilon=config.target_epsilon, delta=plan.accountant_delta,
+                                  accountant=config.accountant)
     return histogram_noise_for(epsilon=share * config.target_epsilon, delta=plan.accountant_delta,
                                accountant=config.accountant)
 

@@ -22,6 +22,7 @@ from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClippi
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from synthrelease.gan.clipping import clipped_backward
 from synthrelease.gan.models import Discriminator
 
 RESULTS = Path(__file__).parent / "results"
@@ -37,7 +38,7 @@ def _time(step, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool = False) -> float:
+def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool | str = False) -> float:
     torch.manual_seed(0)  # benchmark only: weights' values do not matter for speed
     d = Discriminator(width, 256)
     opt = torch.optim.Adam(d.parameters(), lr=2e-4)
@@ -70,7 +71,7 @@ def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool 
             per_row.mean().backward()
         dopt.step()
 
-    def shipped_step() -> None:  # as in trainer.py: clip real rows only, add the fake rows' gradient
+    def two_pass_step() -> None:  # the trainer's step until this turn: Opacus' two full backward passes
         per_row = F.binary_cross_entropy_with_logits(dm(real), ones, reduction="none")
         dopt.zero_grad(set_to_none=True)
         DPTensorFastGradientClipping(dm, dopt, per_row, "mean").backward()
@@ -79,7 +80,18 @@ def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool 
         dm.enable_hooks()
         dopt.step()
 
-    if shipped:
+    def shipped_step() -> None:  # as in trainer.py: clip real rows only, fake rows' gradient in the same pass
+        dopt.zero_grad(set_to_none=True)
+        dm.disable_hooks()
+        fake_loss = F.binary_cross_entropy_with_logits(dm(fake), zeros, reduction="sum")
+        dm.enable_hooks()
+        per_row = F.binary_cross_entropy_with_logits(dm(real), ones, reduction="none")
+        clipped_backward(dm, per_row, fake_loss)
+        dopt.step()
+
+    if shipped == "two_pass":
+        dp_step = two_pass_step
+    elif shipped:
         dp_step = shipped_step
 
     with warnings.catch_warnings():
@@ -95,7 +107,8 @@ def main() -> None:
     a = ap.parse_args()
     res = {"width": a.width, "batch_real": a.batch, "batch_fake": a.batch, "hidden": 256,
            "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine()}
-    modes = (("non_private", None, False), ("dp_shipped", "ghost", True), ("dp_ghost_all_rows", "ghost", False),
+    modes = (("non_private", None, False), ("dp_shipped", "ghost", True), ("dp_two_pass", "ghost", "two_pass"),
+             ("dp_ghost_all_rows", "ghost", False),
              ("dp_hooks_all_rows", "hooks", False))
     res["steps_per_s"] = {name: round(run(a.width, a.batch, a.seconds, mode, shipped), 2)
                           for name, mode, shipped in modes}
@@ -108,8 +121,12 @@ def main() -> None:
           f"{res['threads']} torch threads, torch {res['torch']}. Command: `python benchmarks/step_speed.py`.", "",
           "| step | steps/s | slowdown vs non-private |", "|---|---|---|",
           *[f"| {k} | {v} | {res['slowdown'][k]} |" for k, v in sps.items()], "",
-          "non_private: plain BCE step on all rows. dp_shipped: Opacus ghost clipping on the real rows, the "
-          "fake rows' (data-independent) gradient added before Opacus adds noise — the trainer's step. "
+          "non_private: plain BCE step on all rows. dp_shipped: the trainer's step — "
+          "synthrelease.gan.clipping.clipped_backward: Opacus' ghost-clipping norms and coefficients on the "
+          "real rows, the norm pass propagating without weight gradients, and the clipped real rows' and the "
+          "fake rows' (data-independent) gradients in one backward pass, before Opacus adds noise. "
+          "dp_two_pass: the same with Opacus' DPTensorFastGradientClipping (two full backward passes) and a "
+          "separate fake-row pass — the trainer's step before. "
           "dp_ghost_all_rows: every row clipped in one ghost-clipping pass. dp_hooks_all_rows: Opacus' "
           "default per-sample-gradient hooks.", ""]
     (RESULTS / "step_speed.md").write_text("\n".join(md))

@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.data_loader import DPDataLoader
 from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
-from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from opacus.validators import ModuleValidator
 from torch import nn
 
 from synthrelease.errors import InternalError, PrivacyParameterError
+from synthrelease.gan.clipping import clipped_backward
 from synthrelease.gan.config import TrainingConfig
 from synthrelease.gan.mean_embedding import ClassMeanEmbedding
 from synthrelease.gan.models import POSITION_PREFIX, Discriminator, Generator, SequenceDiscriminator
@@ -752,20 +752,25 @@ def _discriminator_step(generator: Generator, private: _PrivateDiscriminator, re
         labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(d_fakes)])
         per_row = F.binary_cross_entropy_with_logits(d_module(rows), labels, reduction="none")
         if config.grad_sample_mode == "ghost":
-            DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
+            clipped_backward(d_module, per_row)
         else:
             per_row.mean().backward()
     else:
         # real rows: per-row clipping by Opacus' ghost clipping (p.grad = clipped sum);
         # fake rows: data-independent, their plain summed gradient is added before
         # Opacus adds the noise (sensitivity unchanged: C per real row).
+        # Both in one backward pass (clipped_backward: Opacus' norms and coefficients, no wasted
+        # weight gradients in the norm pass).
+        with _hooks_off(d_module):
+            fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(d_fakes), reduction="none")
+            fake_loss = fake_loss.sum() * config.max_grad_norm
         if real.shape[0] > 0:  # an empty Poisson batch: no real-row forward (nothing to clip)
             per_row = F.binary_cross_entropy_with_logits(d_module(real), torch.ones(real.shape[0]),
                                                          reduction="none")
-            DPTensorFastGradientClipping(d_module, d_opt, per_row, "mean").backward()
-        with _hooks_off(d_module):
-            fake_loss = F.binary_cross_entropy_with_logits(d_module(fake), torch.zeros(d_fakes), reduction="none")
-            (fake_loss.sum() * config.max_grad_norm).backward()
+            clipped_backward(d_module, per_row, fake_loss)
+        else:
+            with _hooks_off(d_module):
+                fake_loss.backward()
     d_opt.step()
     return fake
 

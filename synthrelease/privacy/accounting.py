@@ -152,10 +152,12 @@ def calibrate_noise_multiplier(
 
 
 def budget_share_noise(share: float, *, epsilon: float, delta: float, accountant: str = "rdp",
-                       label: str = "Gaussian release (sensitivity 1)") -> MechanismEntry:
+                       label: str = "Gaussian release (sensitivity 1)",
+                       prior: Sequence[MechanismEntry] = ()) -> MechanismEntry:
     """σ of a full-data Gaussian release (sensitivity 1) that takes ``share`` of an (ε, δ) budget.
 
-    σ = σ₀ / √share, where σ₀ alone spends exactly ``epsilon`` at ``delta``: a Gaussian's Rényi
+    σ = σ₀ / √share, where σ₀ spends exactly what ``prior`` leaves of ``epsilon`` at ``delta``
+    (σ₀ alone spends all of it when there is no prior): a Gaussian's Rényi
     divergence is α / (2σ²), so full-data Gaussian releases whose shares sum to 1 compose to one
     Gaussian of σ₀ — exactly the budget — and shares summing to s < 1 leave the rest of it to
     later mechanisms (calibrated against them with :func:`calibrate_noise_multiplier`). Unlike
@@ -163,11 +165,12 @@ def budget_share_noise(share: float, *, epsilon: float, delta: float, accountant
     sub-additivity of composition.
 
     Raises:
-        PrivacyParameterError: ``share`` not in (0, 1].
+        PrivacyParameterError: ``share`` not in (0, 1], or ``prior`` spends the whole budget.
     """
     if not 0 < share <= 1:
         raise PrivacyParameterError(f"a budget share must be in (0, 1], got {share}")
-    whole = histogram_noise_for(epsilon=epsilon, delta=delta, accountant=accountant)
+    whole = calibrate_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=1.0, steps=1,
+                                       accountant=accountant, prior=prior, label=label)
     return MechanismEntry(label, whole.noise_multiplier / float(np.sqrt(share)), 1.0, 1)
 
 

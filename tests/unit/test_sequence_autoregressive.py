@@ -19,7 +19,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     train_autoregressive,
 )
 from synthrelease.modalities.sequence.config import SequenceTrainingConfig
-from synthrelease.privacy.accounting import MechanismEntry, epsilon_for, histogram_noise_for
+from synthrelease.privacy.accounting import MechanismEntry, calibrate_noise_multiplier, epsilon_for
 from synthrelease.privacy.randomness import PrivateRandomness
 
 VOCAB = Vocabulary("ACDEFGHIKLMNPQRSTVWY", ("amp", "other"), 12, 3)
@@ -78,13 +78,16 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
     model = runs[0]
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
                                                         HEADER_LABEL, "count release"]
-    whole = histogram_noise_for(epsilon=3.0, delta=1e-5).noise_multiplier  # σ₀: alone spends all of ε
-    shares = [0.7 * ORDER1_FRACTION, 0.7 * (1 - ORDER1_FRACTION), 0.2]  # budget shares: σ = σ₀ / √share
+    # σ₀ spends what the reserved entries leave of ε = 3; each release gets σ₀ / √(its budget share)
+    whole = calibrate_noise_multiplier(target_epsilon=3.0, target_delta=1e-5, sample_rate=1.0, steps=1,
+                                       prior=reserved).noise_multiplier
+    shares = [0.7 * ORDER1_FRACTION, 0.7 * (1 - ORDER1_FRACTION), 0.2]
     assert [e.noise_multiplier for e in model.privacy.entries[1:4]] == pytest.approx(
         [whole / np.sqrt(w) for w in shares], rel=1e-9)
-    releases = epsilon_for(model.privacy.entries[1:4], delta=1e-5)  # together: one Gaussian of 90 % of the budget
-    assert releases == pytest.approx(epsilon_for([MechanismEntry("x", whole / np.sqrt(0.9), 1.0, 1)], delta=1e-5))
-    assert 2.5 < releases < 3.0
+    releases = epsilon_for(model.privacy.entries[1:], delta=1e-5)  # with the reserved count release
+    assert releases == pytest.approx(epsilon_for([MechanismEntry("x", whole / np.sqrt(0.9), 1.0, 1), *reserved],
+                                                 delta=1e-5))
+    assert epsilon_for(reserved, delta=1e-5) < releases < 3.0
     assert model.privacy.entries[0].steps == 8 and model.privacy.epsilon <= 3.0 * (1 + 1e-9)
     weights = [next(iter(r.network.state_dict().values())) for r in runs]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])

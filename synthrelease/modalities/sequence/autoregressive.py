@@ -218,8 +218,8 @@ class AutoregressiveModel:
 HEADER_LABEL = "label × length histogram (Gaussian, sensitivity 1)"
 
 
-def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
-                     secret: PrivateRandomness) -> tuple[MechanismEntry, np.ndarray]:
+def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
+                     reserved: tuple[MechanismEntry, ...]) -> tuple[MechanismEntry, np.ndarray]:
     """One Gaussian release of the (label, length) counts — each record one cell, sensitivity 1 —
     taking ``config.ar_header_budget_share`` of the budget; clipped at 0 and normalised
     (post-processing). Sampling draws each record's label and length from it."""
@@ -230,7 +230,8 @@ def _dp_label_length(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
     cell = label * lengths + tokens[:, 2] - vocabulary.first_length
     counts = torch.bincount(cell, minlength=classes * lengths).double()
     entry = budget_share_noise(config.ar_header_budget_share, epsilon=config.target_epsilon,
-                               delta=config.target_delta, accountant=config.accountant, label=HEADER_LABEL)
+                               delta=config.target_delta, accountant=config.accountant, label=HEADER_LABEL,
+                               prior=reserved)
     noisy = (counts + gaussian_noise(counts.shape, entry.noise_multiplier, secret.torch("ar-header"))).clamp(min=0)
     freq = noisy.numpy().reshape(classes, lengths)
     return entry, (freq / freq.sum() if freq.sum() > 0 else np.full(freq.shape, 1.0 / freq.size))
@@ -265,8 +266,8 @@ def transition_counts(tokens: torch.Tensor, vocabulary: Vocabulary, order: int =
 
 
 def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, share: float, config: Any,
-                    secret: PrivateRandomness, order: int = 1, base: torch.Tensor | None = None,
-                    ) -> tuple[MechanismEntry, torch.Tensor]:
+                    secret: PrivateRandomness, reserved: tuple[MechanismEntry, ...], order: int = 1,
+                    base: torch.Tensor | None = None) -> tuple[MechanismEntry, torch.Tensor]:
     """One Gaussian release of :func:`transition_counts` of ``order`` (sensitivity 1) taking
     ``share`` of the budget. Post-processing: clip at 0, then shrink each row towards a base by pseudo-
     counts — order 1: the label's noisy composition, 2σ; order 2: the order-1 probabilities
@@ -275,7 +276,7 @@ def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, share: float, 
     classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
     counts = transition_counts(tokens, vocabulary, order)
     entry = budget_share_noise(share, epsilon=config.target_epsilon, delta=config.target_delta,
-                               accountant=config.accountant, label=TRANSITION_LABELS[order])
+                               accountant=config.accountant, label=TRANSITION_LABELS[order], prior=reserved)
     sigma = entry.noise_multiplier
     noise = gaussian_noise(counts.shape, sigma, secret.torch(f"ar-transitions-{order}"))
     noisy = (counts + noise).clamp(min=0).view(classes, (1 + a) ** order, a)
@@ -288,8 +289,8 @@ def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, share: float, 
     return entry, (smoothed / smoothed.sum(-1, keepdim=True)).log().float()
 
 
-def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
-               secret: PrivateRandomness) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
+def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
+               reserved: tuple[MechanismEntry, ...]) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
     """The DP transition prior of order ``config.ar_prior_order``: order 1 takes
     ``ar_prior_budget_share`` of the budget in one release; order 2 gives ``ORDER1_FRACTION`` of
     it to the order-1 release and the rest to the order-2 one, shrunk towards the first (two entries)."""
@@ -297,11 +298,11 @@ def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any,
     if share <= 0:
         return (), None
     if config.ar_prior_order == 1:
-        entry, table = _dp_transitions(tokens, vocabulary, share, config, secret)
+        entry, table = _dp_transitions(tokens, vocabulary, share, config, secret, reserved)
         return (entry,), table
-    first, base = _dp_transitions(tokens, vocabulary, share * ORDER1_FRACTION, config, secret)
-    second, table = _dp_transitions(tokens, vocabulary, share * (1 - ORDER1_FRACTION), config, secret, order=2,
-                                    base=base)
+    first, base = _dp_transitions(tokens, vocabulary, share * ORDER1_FRACTION, config, secret, reserved)
+    second, table = _dp_transitions(tokens, vocabulary, share * (1 - ORDER1_FRACTION), config, secret, reserved,
+                                    order=2, base=base)
     return (first, second), table
 
 
@@ -325,10 +326,10 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     started = time.perf_counter()
     secret = randomness or PrivateRandomness()
     tokens = vocabulary.encode(sequences, labels)
-    header_entry, label_length = _dp_label_length(tokens, vocabulary, config, secret)
-    reserved_entries = (header_entry, *reserved_entries)
-    prior_entries, transition = _dp_priors(tokens, vocabulary, config, secret)
-    reserved_entries = (*prior_entries, *reserved_entries)
+    # budget shares of what the caller's reserved entries leave (a release's counts, its DP gate)
+    header_entry, label_length = _dp_label_length(tokens, vocabulary, config, secret, reserved_entries)
+    prior_entries, transition = _dp_priors(tokens, vocabulary, config, secret, reserved_entries)
+    reserved_entries = (*prior_entries, header_entry, *reserved_entries)
     public_rows = config.public_rows or len(sequences)
     q = sample_rate_for(public_rows, min(config.batch_size, public_rows))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,

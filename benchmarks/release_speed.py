@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
-    cli = [sys.executable, "-m", "synthrelease"]
+    cli = [sys.executable, "-m", "synthrelease.cli"]
     with tempfile.TemporaryDirectory(prefix="release-speed-") as tmp:
         work = Path(tmp)
         subprocess.run([sys.executable, str(SHARED / "peers" / "split.py"), "--out", str(work / "splits")],
@@ -46,11 +46,15 @@ def main() -> None:
         done = subprocess.run([*cli, "release", str(work / "splits" / "adult_train.csv"), "--metadata",
                                str(HERE / "metadata" / "adult.yaml"), "--policy", str(work / "policy.yaml"),
                                "--out", str(work / "bundle"), "--signing-key", str(work / "k.pem"), "--ledger",
-                               str(work / "ledger.sqlite3")], capture_output=True, text=True,
-                              env={**os.environ, "CI": "true"})
+                               str(work / "ledger.sqlite3"), "--epsilon", str(a.epsilon)],
+                              capture_output=True, text=True, env={**os.environ, "CI": "true"})
         wall = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        report = json.loads((work / "bundle.internal-report" / "internal_report.json").read_text())
+        found = sorted(work.glob("**/internal_report.json"))
+        if not found:
+            sys.exit(f"the release wrote no internal report (exit {done.returncode}): "
+                     f"{(done.stderr or done.stdout).strip()[-500:]}")
+        report = json.loads(found[0].read_text())
     seconds = report.get("seconds", {})
     res = {"epsilon": a.epsilon, "exit_code": done.returncode, "wall_seconds": round(wall, 1),
            "peak_rss_mib": round(peak), "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+
+# Under pytest-xdist each worker gets one OpenMP/BLAS thread (set before numpy and torch load),
+# so N workers on N cores do not oversubscribe; subprocesses the tests start inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
+
+from pathlib import Path  # noqa: E402
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from synthrelease.metadata.schema import Metadata
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)  # in case a plugin loaded torch before the variables above were set
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -192,3 +205,8 @@ def check_croissant_bundle(bundle: Path, public_key: Path) -> dict:
     res = run_cli("verify", str(changed), "--public-key", str(public_key))
     assert res.exit_code == 1 and "croissant.json" in res.output, res.output
     return doc
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per core, at most 4 (each worker holds its own torch, ~1 GB)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))

@@ -10,7 +10,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = "1"
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

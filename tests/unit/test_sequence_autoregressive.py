@@ -11,6 +11,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     EOS,
     HEADER_LABEL,
     ORDER1_FRACTION,
+    POSITION_LABEL,
     SGD_LABEL,
     TRANSITION_LABELS,
     CausalConvLM,
@@ -254,3 +255,55 @@ def test_the_order_two_prior_learns_what_order_one_cannot():
     assert amp[(1 + k) * 21 + 1 + k, ell] > 0.8 and amp[(1 + k) * 21 + 1 + ell, k] > 0.8
     out, _ = generate(model, 100, seed=3, fixed_class=0)
     assert sum("KKL" in s or s == "KK" for s in out) >= 0.8 * len(out)
+
+
+def test_a_record_moves_the_position_counts_by_at_most_one_in_l2():
+    from synthrelease.modalities.sequence.autoregressive import position_counts
+
+    seqs, labels = _data(30)
+    full = position_counts(VOCAB.encode(seqs, labels), VOCAB)
+    assert full.shape == (2, 12, 20)
+    for i in range(len(seqs)):
+        without = position_counts(VOCAB.encode(seqs[:i] + seqs[i + 1:], labels[:i] + labels[i + 1:]), VOCAB)
+        assert float((full - without).norm()) == pytest.approx(1.0)  # every record: L letters of weight 1/√L
+    one = position_counts(VOCAB.encode(["KLK"], ["other"]), VOCAB)
+    k, ell = VOCAB.letters.index("K"), VOCAB.letters.index("L")
+    expected = torch.zeros_like(one)
+    expected[1, 0, k] = expected[1, 1, ell] = expected[1, 2, k] = 1 / 3 ** 0.5
+    assert torch.equal(one, expected)
+
+
+def test_the_dp_position_prior_is_one_accounted_release_that_places_a_motif():
+    """Fixed-length windows with G at position 5 in one class: the position prior (one more Gaussian
+    release in the same accountant) puts G there; without it, the chains alone do not."""
+    vocab = Vocabulary("ACGT", ("site", "none"), 10, 10)
+    rng = np.random.default_rng(1)
+    labels = list(rng.choice(["site", "none"], 400))
+    seqs = ["".join(rng.choice(list("ACGT"), 10)) for _ in labels]
+    seqs = [s[:5] + "G" + s[6:] if lab == "site" else s for s, lab in zip(seqs, labels, strict=True)]
+    shares = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45}
+    rates = {}
+    for position_share in (0.0, 0.4):
+        config = SequenceTrainingConfig(**{**_config(target_epsilon=50.0, n_steps=1, ar_lr=1e-9).__dict__, **shares,
+                                           "ar_position_budget_share": position_share})
+        model = train_autoregressive(seqs, labels, vocab, config,
+                                     randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+        assert model.privacy.epsilon <= 50.0 and (POSITION_LABEL in [e.label for e in model.privacy.entries]) == (
+            position_share > 0)
+        out, _ = generate(model, 300, seed=2, fixed_class=0)
+        rates[position_share] = np.mean([s[5] == "G" for s in out])
+    assert rates[0.4] > 0.9 and rates[0.0] < 0.6, rates
+
+
+def test_one_declared_length_gives_the_position_prior_a_budget_share():
+    from synthrelease.metadata.schema import Metadata
+    from synthrelease.modalities.sequence.config import FIXED_LENGTH_SHARES
+    from synthrelease.modalities.sequence.modality import default_config
+
+    def meta(low: int, high: int) -> Metadata:
+        return Metadata.model_validate({"version": 1, "name": "w", "reviewed": True, "columns": {
+            "seq": {"type": "sequence", "alphabet": "dna", "min_length": low, "max_length": high}}})
+
+    fixed = default_config(500, epsilon=3.0, delta=1e-5, seed=0, metadata=meta(60, 60))
+    assert {k: getattr(fixed, k) for k in FIXED_LENGTH_SHARES} == FIXED_LENGTH_SHARES
+    assert default_config(500, epsilon=3.0, delta=1e-5, seed=0, metadata=meta(5, 60)).ar_position_budget_share == 0

@@ -3,7 +3,9 @@
 The model reads ``[BOS, label, length, x1 … xL, EOS]`` and predicts each letter from the label,
 the length and every letter before it; each record's label and length are drawn from one DP
 (label, length) histogram, and the letter logits start from a DP transition prior (both
-Gaussian releases taking budget shares: :func:`~synthrelease.privacy.accounting.budget_share_noise`). A
+Gaussian releases taking budget shares: :func:`~synthrelease.privacy.accounting.budget_share_noise`;
+optionally a third, per-position letter counts, whose log-ratios to the label's composition
+place motifs in aligned windows). A
 stack of causal dilated 1-D convolutions (receptive field 63 tokens) over token and
 position embeddings; every layer (Embedding, Linear) has Opacus per-sample
 gradients, and Opacus' fast gradient clipping (ghost norms; Li et al. 2022, Bu et al. 2023)
@@ -111,7 +113,7 @@ class CausalConvLM(nn.Module):
     """
 
     def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0, transition_prior: bool = False,
-                 prior_order: int = 1) -> None:
+                 prior_order: int = 1, position_prior: bool = False) -> None:
         super().__init__()
         self.first_letter, self.letters = vocabulary.first_letter, len(vocabulary.letters)
         self.classes = len(vocabulary.classes)
@@ -135,7 +137,11 @@ class CausalConvLM(nn.Module):
         self.prior_order = prior_order
         self.register_buffer("transition", torch.zeros(max(1, self.classes), (1 + self.letters) ** prior_order,
                                                        self.letters) if transition_prior else None)
-        if transition_prior:  # the letters start as the prior's exactly
+        # DP per-position log-ratios [classes or 1, max_length, letters] of the letter at each position
+        # from the start to the label's composition (filled like the transition prior)
+        self.register_buffer("position_bias", torch.zeros(max(1, self.classes), vocabulary.max_length, self.letters)
+                             if position_prior else None)
+        if transition_prior or position_prior:  # the letters start as the priors' exactly
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -159,21 +165,28 @@ class CausalConvLM(nn.Module):
         return self._with_prior(self.head(h) + self._direct(tokens), tokens)
 
     def _with_prior(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Add the DP transition log-probabilities to the letter logits of every position whose
-        next token is a letter. The row is the context: each of the last ``prior_order`` tokens is
-        its letter + 1, or 0 (the start) for the length token and before it."""
+        """Add the DP priors to the letter logits of every position whose next token is a letter:
+        the transition log-probabilities (the row is the context: each of the last ``prior_order``
+        tokens is its letter + 1, or 0 (the start) for the length token and before it) and the
+        position log-ratios of the next letter's position from the start."""
         n, steps = tokens.shape
-        if self.transition is None or steps < 3:
+        if (self.transition is None and self.position_bias is None) or steps < 3:
             return logits
         length = (tokens[:, 2:3] - self.first_length + self.min_length).clamp(min=0)
         left = length - (self.positions[:steps] - 2)  # letters still to come after position t
-        letter = tokens - self.first_letter
-        row = torch.where(letter >= 0, letter + 1, 0).clamp(max=self.letters)
-        for _ in range(1, self.prior_order):  # prepend the token before: row = earlier · (1 + A) + later
-            row = F.pad(row, (1, 0))[:, :steps] * (1 + self.letters) + row
-        label = (tokens[:, 1] - _SPECIAL).clamp(0, self.transition.shape[0] - 1) if self.classes else \
+        label = (tokens[:, 1] - _SPECIAL).clamp(0, max(1, self.classes) - 1) if self.classes else \
             torch.zeros(n, dtype=torch.int64)
-        prior = self.transition[label.unsqueeze(1).expand(n, steps), row]  # [n, T, letters]
+        label = label.unsqueeze(1).expand(n, steps)
+        prior = logits.new_zeros(n, steps, self.letters)
+        if self.transition is not None:
+            letter = tokens - self.first_letter
+            row = torch.where(letter >= 0, letter + 1, 0).clamp(max=self.letters)
+            for _ in range(1, self.prior_order):  # prepend the token before: row = earlier · (1 + A) + later
+                row = F.pad(row, (1, 0))[:, :steps] * (1 + self.letters) + row
+            prior = prior + self.transition[label, row]  # [n, T, letters]
+        if self.position_bias is not None:  # the letter predicted at position t is letter t − 2 (0-based)
+            index = (self.positions[:steps] - 2).clamp(0, self.position_bias.shape[1] - 1)
+            prior = prior + self.position_bias[label, index.expand(n, steps)]
         use = ((self.positions[:steps] >= 2) & (left > 0)).unsqueeze(-1)
         pad = logits.new_zeros(n, steps, self.first_letter)
         return logits + torch.cat([pad, prior * use], -1)
@@ -289,6 +302,44 @@ def _dp_transitions(tokens: torch.Tensor, vocabulary: Vocabulary, share: float, 
     return entry, (smoothed / smoothed.sum(-1, keepdim=True)).log().float()
 
 
+POSITION_LABEL = "per-position letter counts (Gaussian, each record's letters scaled to L2 norm ≤ 1)"
+POSITION_SHRINK = 2.0  # pseudo-counts per σ towards the label's composition
+
+
+def position_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
+    """PRIVATE sums ``[classes or 1, max_length, A]`` of each record's one-hot letter at each position
+    from the start, a record of L letters weighted 1/√L: its vector has L2 norm 1, so adding or
+    removing one record moves the sums by at most 1 in L2 (the Gaussian mechanism's sensitivity)."""
+    classes, a, width = max(1, len(vocabulary.classes)), len(vocabulary.letters), vocabulary.max_length
+    letter = tokens[:, 3:3 + width] - vocabulary.first_letter  # < 0: EOS or padding
+    keep = letter >= 0
+    weight = (1.0 / keep.sum(1).clamp(min=1).double().sqrt()).unsqueeze(1).expand_as(letter)
+    label = ((tokens[:, 1] - _SPECIAL).clamp(min=0) if vocabulary.classes
+             else torch.zeros(len(tokens), dtype=torch.int64))
+    cell = (label.unsqueeze(1) * width + torch.arange(width)) * a + letter.clamp(min=0)
+    sums = torch.zeros(classes * width * a, dtype=torch.float64)
+    return sums.index_add_(0, cell[keep], weight[keep]).view(classes, width, a)
+
+
+def _dp_positions(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
+                  reserved: tuple[MechanismEntry, ...]) -> tuple[MechanismEntry, torch.Tensor]:
+    """One Gaussian release of :func:`position_counts` (sensitivity 1) taking
+    ``config.ar_position_budget_share`` of the budget. Post-processing: clip at 0, shrink each
+    position towards the label's noisy composition by ``POSITION_SHRINK``·σ pseudo-counts, and
+    return the log-ratios ``[classes or 1, max_length, A]`` of the position's letter frequencies to
+    that composition (0 where the noise leaves no signal)."""
+    counts = position_counts(tokens, vocabulary)
+    entry = budget_share_noise(config.ar_position_budget_share, epsilon=config.target_epsilon,
+                               delta=config.target_delta, accountant=config.accountant, label=POSITION_LABEL,
+                               prior=reserved)
+    sigma = entry.noise_multiplier
+    noisy = (counts + gaussian_noise(counts.shape, sigma, secret.torch("ar-positions"))).clamp(min=0)
+    total = noisy.sum(1, keepdim=True)
+    composition = (total + 1e-3) / (total + 1e-3).sum(-1, keepdim=True)
+    smoothed = noisy + POSITION_SHRINK * sigma * composition + 1e-3
+    return entry, ((smoothed / smoothed.sum(-1, keepdim=True)).log() - composition.log()).float()
+
+
 def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
                reserved: tuple[MechanismEntry, ...]) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
     """The DP transition prior of order ``config.ar_prior_order``: order 1 takes
@@ -329,7 +380,11 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     # budget shares of what the caller's reserved entries leave (a release's counts, its DP gate)
     header_entry, label_length = _dp_label_length(tokens, vocabulary, config, secret, reserved_entries)
     prior_entries, transition = _dp_priors(tokens, vocabulary, config, secret, reserved_entries)
-    reserved_entries = (*prior_entries, header_entry, *reserved_entries)
+    position_entries, positions = ((), None)
+    if config.ar_position_budget_share > 0:
+        position_entry, positions = _dp_positions(tokens, vocabulary, config, secret, reserved_entries)
+        position_entries = (position_entry,)
+    reserved_entries = (*prior_entries, *position_entries, header_entry, *reserved_entries)
     public_rows = config.public_rows or len(sequences)
     q = sample_rate_for(public_rows, min(config.batch_size, public_rows))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
@@ -338,9 +393,11 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
         network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags, transition is not None,
-                               config.ar_prior_order)
+                               config.ar_prior_order, positions is not None)
     if transition is not None:
         network.transition.copy_(transition)
+    if positions is not None:
+        network.position_bias.copy_(positions)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.ar_lr)
     loader = DPDataLoader(torch.utils.data.TensorDataset(torch.arange(len(sequences))), sample_rate=q,
                           generator=secret.torch("poisson"))

@@ -9,6 +9,11 @@ from synthrelease.errors import PrivacyParameterError
 from synthrelease.gan.config import TrainingConfig
 
 SEQUENCE_GENERATORS = ("autoregressive", "positional_gan")
+FIXED_LENGTH_SHARES = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45,
+                       "ar_position_budget_share": 0.4}
+"""Budget shares when the metadata declares one length (aligned windows): the header is then
+only the label frequencies, and a letter's position carries the signal. Measured on the
+UCI splice windows at ε = 3 (``benchmarks/sequences.py --dataset splice``)."""
 """``autoregressive``: the DP causal-convolution language model
 (:mod:`synthrelease.modalities.sequence.autoregressive`), letters in order; ``positional_gan``:
 the tabular DP-GAN on one column per position (:mod:`synthrelease.modalities.sequence.positional`)."""
@@ -34,6 +39,11 @@ class SequenceTrainingConfig(TrainingConfig):
             rest, shrunk towards it).
         ar_header_budget_share: budget share of the one Gaussian release of the (label, length)
             counts that sampling draws each record's label and length from.
+        ar_position_budget_share: budget share of the Gaussian release of per-label letter counts
+            at each position from the start (a position weight matrix); the letter logits add
+            its log-ratio to the label's composition (0: no such prior). The default
+            configuration gives it a share when the metadata declares one length (aligned
+            windows such as splice sites), where a letter's position carries the signal.
 
     A budget share w gives a release the noise σ₀/√w, σ₀ being the σ that alone spends the whole
     (ε, δ) (:func:`synthrelease.privacy.accounting.budget_share_noise`): Gaussian releases with
@@ -52,6 +62,7 @@ class SequenceTrainingConfig(TrainingConfig):
     ar_ema: float = 0.0
     ar_prior_budget_share: float = 0.7
     ar_prior_order: int = 2
+    ar_position_budget_share: float = 0.0
     gan_batch_size: int = 500
     gan_steps: int = 1000
 
@@ -72,9 +83,11 @@ class SequenceTrainingConfig(TrainingConfig):
             raise PrivacyParameterError("ar_prior_order must be 1 or 2")
         if not 0 < self.ar_header_budget_share < 0.5:
             raise PrivacyParameterError("ar_header_budget_share must be in (0, 0.5)")
-        if self.ar_header_budget_share + self.ar_prior_budget_share > 0.98:
-            raise PrivacyParameterError("ar_header_budget_share + ar_prior_budget_share must be at most 0.98: "
-                                        "DP-SGD needs the rest of the budget")
+        if not 0 <= self.ar_position_budget_share < 0.98:
+            raise PrivacyParameterError("ar_position_budget_share must be in [0, 0.98)")
+        if self.ar_header_budget_share + self.ar_prior_budget_share + self.ar_position_budget_share > 0.98:
+            raise PrivacyParameterError("ar_header_budget_share + ar_prior_budget_share + ar_position_budget_share "
+                                        "must be at most 0.98: DP-SGD needs the rest of the budget")
         if self.gan_batch_size < 1 or self.gan_steps < 1:
             raise PrivacyParameterError("gan_batch_size and gan_steps must be >= 1")
 

@@ -56,10 +56,11 @@ def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, acco
                    n_steps: int | None = None, batch_size: int | None = None, metadata: Metadata | None = None,
                    condition_column: str | None = None) -> Any:
     """Settings from public quantities only: the autoregressive model (expected batch n/16 within
-    32…256, :data:`AR_STEPS` steps); the positional GAN's table defaults (conv critic) stay in the
-    same object for ``--train-option generator=positional_gan``."""
+    32…256, :data:`AR_STEPS` steps; a position prior when the metadata declares one length); the
+    positional GAN's table defaults (conv critic) stay in the same object
+    for ``--train-option generator=positional_gan``."""
     from synthrelease.gan.defaults import default_training_config
-    from synthrelease.modalities.sequence.config import SequenceTrainingConfig
+    from synthrelease.modalities.sequence.config import FIXED_LENGTH_SHARES, SequenceTrainingConfig
 
     pos = positional_metadata(metadata) if metadata is not None else None
     config = default_training_config(n_rows, epsilon=epsilon, delta=delta, seed=seed, accountant=accountant,
@@ -68,7 +69,15 @@ def default_config(n_rows: int, *, epsilon: float, delta: float, seed: int, acco
     fields = dataclasses.asdict(dataclasses.replace(config, discriminator_kind="conv1d"))
     fields.update(gan_batch_size=config.batch_size, gan_steps=config.n_steps,
                   batch_size=batch_size or max(32, min(256, n_rows // 16)), n_steps=n_steps or AR_STEPS)
+    if metadata is not None and _one_declared_length(metadata):
+        fields.update(FIXED_LENGTH_SHARES)
     return SequenceTrainingConfig(**fields)
+
+
+def _one_declared_length(metadata: Metadata) -> bool:
+    """True when the PUBLIC metadata declares a single sequence length (min_length = max_length)."""
+    spec = metadata.columns[metadata.sequence_column] if metadata.sequence_column else None
+    return spec is not None and spec.min_length is not None and spec.min_length == spec.max_length
 
 
 def vocabulary_for(metadata: Metadata) -> Any:

@@ -104,7 +104,7 @@ def test_each_record_gets_its_own_clipped_gradient():
     net = GradSampleModule(CausalConvLM(VOCAB, 16, lags=3))
     rows = VOCAB.encode(*_data(5))
     with pytest.warns(UserWarning, match="Full backward hook"):  # token ids carry no gradient
-        _record_loss(net, rows).mean().backward()
+        _record_loss(net, rows, VOCAB.first_letter).mean().backward()
     assert all(p.grad_sample.shape[0] == 5 for p in net.parameters())
 
 
@@ -158,7 +158,7 @@ def test_the_direct_terms_start_at_zero_and_learn_order_the_letters_alone_cannot
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     for _ in range(150):
         opt.zero_grad()
-        _record_loss(net, rows).mean().backward()
+        _record_loss(net, rows, VOCAB.first_letter).mean().backward()
         opt.step()
     amp = VOCAB.encode(["KLKLKL"], ["amp"])
     with torch.no_grad():
@@ -307,3 +307,22 @@ def test_one_declared_length_gives_the_position_prior_a_budget_share():
     fixed = default_config(500, epsilon=3.0, delta=1e-5, seed=0, metadata=meta(60, 60))
     assert {k: getattr(fixed, k) for k in FIXED_LENGTH_SHARES} == FIXED_LENGTH_SHARES
     assert default_config(500, epsilon=3.0, delta=1e-5, seed=0, metadata=meta(5, 60)).ar_position_budget_share == 0
+
+
+def test_the_loss_scores_each_letter_among_the_letters_only():
+    """Sampling draws letters among letters (label, length and the end come from the DP header): the
+    loss is that, so it never trains the shared letter logits to predict the end."""
+    from synthrelease.modalities.sequence.autoregressive import _record_loss
+
+    torch.manual_seed(0)
+    net = CausalConvLM(VOCAB, 8)
+    rows = VOCAB.encode(*_data(6))
+    loss = _record_loss(net, rows, VOCAB.first_letter)
+    loss.sum().backward()
+    assert net.head.bias.grad[:VOCAB.first_letter].abs().max() == 0
+    with torch.no_grad():
+        logp = net(rows[:, :-1])[..., VOCAB.first_letter:].log_softmax(-1)
+    target = rows[:, 1:] - VOCAB.first_letter
+    manual = torch.stack([-sum(logp[i, t, target[i, t]] for t in range(target.shape[1]) if target[i, t] >= 0)
+                          for i in range(len(rows))]) / rows.shape[1]
+    assert torch.allclose(loss.detach(), manual)

@@ -357,12 +357,16 @@ def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret
     return (first, second), table
 
 
-def _record_loss(network: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Per-record loss ``[n]``: summed next-token cross-entropy over the record's tokens / the width."""
-    logits = network(tokens[:, :-1])
-    target = tokens[:, 1:]
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
-    return (ce.view(target.shape) * (target != PAD)).sum(1) / tokens.shape[1]
+def _record_loss(network: nn.Module, tokens: torch.Tensor, first_letter: int) -> torch.Tensor:
+    """Per-record loss ``[n]``: the cross-entropy of each next letter among the letters only, summed
+    over the record's letters / the width. Sampling draws exactly that (label, length and the end
+    come from the DP header), so training on the label, length and EOS targets would only push
+    the shared letter logits towards predicting the end — flattening the letters the priors set."""
+    logits = network(tokens[:, :-1])[..., first_letter:]
+    target = tokens[:, 1:] - first_letter
+    letter = target >= 0
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.clamp(min=0).reshape(-1), reduction="none")
+    return (ce.view(target.shape) * letter).sum(1) / tokens.shape[1]
 
 
 def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabulary: Vocabulary, config: Any, *,
@@ -412,7 +416,8 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     dp_optimizer.expected_batch_size = max(1, round(public_rows * q))
     dp_optimizer.secure_mode = True
     average = _WeightAverage(network, config.ar_ema)
-    history = _run_steps(module, dp_optimizer, loader, tokens, config.n_steps, progress, average)
+    history = _run_steps(module, dp_optimizer, loader, tokens, config.n_steps, progress, average,
+                         vocabulary.first_letter)
     entries = (*[MechanismEntry(SGD_LABEL, float(s), float(r), int(k)) for s, r, k in engine.accountant.history],
                *reserved_entries)
     if sum(e.steps for e in entries if e.label == SGD_LABEL) != config.n_steps:
@@ -453,7 +458,7 @@ class _WeightAverage:
 
 
 def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Tensor, steps: int,
-               progress: ProgressCallback, average: _WeightAverage) -> list[dict[str, float]]:
+               progress: ProgressCallback, average: _WeightAverage, first_letter: int) -> list[dict[str, float]]:
     """``steps`` accounted DP-SGD steps over Poisson batches (an empty batch is still a step)."""
     history: list[dict[str, float]] = []
     done = 0
@@ -463,7 +468,7 @@ def _run_steps(module: nn.Module, optimizer: Any, loader: Any, tokens: torch.Ten
             if len(idx):  # ghost clipping: each record's gradient norm, then p.grad = the clipped sum
                 with warnings.catch_warnings():  # token ids need no gradient; Opacus' hooks still fire
                     warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                    DPTensorFastGradientClipping(module, optimizer, _record_loss(module, tokens[idx]),
+                    DPTensorFastGradientClipping(module, optimizer, _record_loss(module, tokens[idx], first_letter),
                                                  "mean").backward()
             else:  # an empty Poisson batch: a zero clipped sum; Opacus still adds noise and counts the step
                 for p in module.parameters():

@@ -9,14 +9,14 @@ from synthrelease.errors import PrivacyParameterError
 from synthrelease.gan.config import TrainingConfig
 
 SEQUENCE_GENERATORS = ("autoregressive", "positional_gan")
+"""``autoregressive``: the DP causal-convolution language model
+(:mod:`synthrelease.modalities.sequence.autoregressive`), letters in order; ``positional_gan``:
+the tabular DP-GAN on one column per position (:mod:`synthrelease.modalities.sequence.positional`)."""
 FIXED_LENGTH_SHARES = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45,
                        "ar_position_budget_share": 0.4}
 """Budget shares when the metadata declares one length (aligned windows): the header is then
 only the label frequencies, and a letter's position carries the signal. Measured on the
 UCI splice windows at ε = 3 (``benchmarks/sequences.py --dataset splice``)."""
-"""``autoregressive``: the DP causal-convolution language model
-(:mod:`synthrelease.modalities.sequence.autoregressive`), letters in order; ``positional_gan``:
-the tabular DP-GAN on one column per position (:mod:`synthrelease.modalities.sequence.positional`)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClippi
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from synthrelease.gan.clipping import clipped_backward
+from synthrelease.gan.clipping import LinearChainClipper, clipped_backward
 from synthrelease.gan.models import Discriminator
 
 RESULTS = Path(__file__).parent / "results"
@@ -80,7 +80,7 @@ def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool 
         dm.enable_hooks()
         dopt.step()
 
-    def shipped_step() -> None:  # as in trainer.py: clip real rows only, fake rows' gradient in the same pass
+    def one_backward_step() -> None:  # the trainer's step before book-keeping: ghost norms, then one backward
         dopt.zero_grad(set_to_none=True)
         dm.disable_hooks()
         fake_loss = F.binary_cross_entropy_with_logits(dm(fake), zeros, reduction="sum")
@@ -89,10 +89,24 @@ def run(width: int, batch: int, seconds: float, mode: str | None, shipped: bool 
         clipped_backward(dm, per_row, fake_loss)
         dopt.step()
 
+    clipper = LinearChainClipper(d, 1.0) if shipped is True else None
+
+    def book_keeping_step() -> None:  # as in trainer.py: one forward, one backward (LinearChainClipper)
+        dopt.zero_grad(set_to_none=True)
+        dm.disable_hooks()
+        with clipper.recording():
+            logits = dm(rows)
+        clipper.backward(F.binary_cross_entropy_with_logits(logits, labels, reduction="none"), batch, 1.0)
+        dm.enable_hooks()
+        dopt.step()
+
     if shipped == "two_pass":
         dp_step = two_pass_step
+    elif shipped == "one_backward":
+        dp_step = one_backward_step
     elif shipped:
-        dp_step = shipped_step
+        dopt.secure_mode = True  # as the trainer: Opacus' floating-point-hardened noise
+        dp_step = book_keeping_step
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -107,7 +121,8 @@ def main() -> None:
     a = ap.parse_args()
     res = {"width": a.width, "batch_real": a.batch, "batch_fake": a.batch, "hidden": 256,
            "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine()}
-    modes = (("non_private", None, False), ("dp_shipped", "ghost", True), ("dp_two_pass", "ghost", "two_pass"),
+    modes = (("non_private", None, False), ("dp_shipped", "ghost", True),
+             ("dp_ghost_one_backward", "ghost", "one_backward"), ("dp_two_pass", "ghost", "two_pass"),
              ("dp_ghost_all_rows", "ghost", False),
              ("dp_hooks_all_rows", "hooks", False))
     res["steps_per_s"] = {name: round(run(a.width, a.batch, a.seconds, mode, shipped), 2)
@@ -122,9 +137,13 @@ def main() -> None:
           "| step | steps/s | slowdown vs non-private |", "|---|---|---|",
           *[f"| {k} | {v} | {res['slowdown'][k]} |" for k, v in sps.items()], "",
           "non_private: plain BCE step on all rows. dp_shipped: the trainer's step — "
-          "synthrelease.gan.clipping.clipped_backward: Opacus' ghost-clipping norms and coefficients on the "
-          "real rows, the norm pass propagating without weight gradients, and the clipped real rows' and the "
-          "fake rows' (data-independent) gradients in one backward pass, before Opacus adds noise. "
+          "synthrelease.gan.clipping.LinearChainClipper (book-keeping, Bu et al. 2023): one forward and one "
+          "backward pass to the Linear layers' outputs over real + fake rows, each real row's norm "
+          "‖g‖·‖a‖ per layer (Opacus' ghost norm), the clipped weight gradients Gᵀ·diag(c)·A from the same "
+          "tensors, then Opacus adds its secure-mode noise and steps. "
+          "dp_ghost_one_backward: the trainer's step before (clipped_backward): Opacus' ghost-clipping norms "
+          "and coefficients on the real rows, the norm pass propagating without weight gradients, and the "
+          "clipped real rows' and the fake rows' gradients in one backward pass. "
           "dp_two_pass: the same with Opacus' DPTensorFastGradientClipping (two full backward passes) and a "
           "separate fake-row pass — the trainer's step before. "
           "dp_ghost_all_rows: every row clipped in one ghost-clipping pass. dp_hooks_all_rows: Opacus' "

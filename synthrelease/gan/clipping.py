@@ -21,8 +21,12 @@ before the optimizer adds noise, as before). Verified equal to Opacus' path in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from torch import nn
 
 from synthrelease.errors import InternalError
 
@@ -49,3 +53,88 @@ def clipped_backward(module: GradSampleModuleFastGradientClipping, per_row: torc
         (loss if extra is None else loss + extra).backward()
     finally:
         module.enable_hooks()
+
+
+class LinearChainClipper:
+    """Book-keeping DP clipping (Bu et al. 2023, "Differentially Private Optimization on Large
+    Model at Small Cost") for modules whose trainable layers are all ``nn.Linear`` on 2-D rows.
+
+    For such a layer a row's weight gradient is the outer product gᵢaᵢᵀ (gᵢ: the loss's gradient
+    at the layer's output, aᵢ: its input), whose norm is ‖gᵢ‖·‖aᵢ‖ — Opacus' ghost norm. So ONE
+    backward pass to the layers' outputs gives every row's norm, and the clipped weight gradient
+    is Gᵀ·diag(c)·A from the same tensors: no second backward (Opacus' ghost clipping runs two).
+
+    Privacy: the same clipped sum as :func:`clipped_backward` — each private row's gradient scaled
+    by Opacus' coefficient min(1, C / (‖∇ℓᵢ‖ + 1e-6)), the public rows' gradients added unclipped —
+    before the Opacus optimizer adds the noise. Verified equal in ``tests/unit/test_clipping.py``.
+
+    Use: run the forward pass (Opacus' hooks off) inside ``with clipper.recording():``, then
+    :meth:`backward`.
+    """
+
+    def __init__(self, module: nn.Module, max_grad_norm: float) -> None:
+        if not self.supports(module):
+            raise InternalError("LinearChainClipper needs a module whose trainable layers are all nn.Linear")
+        self.layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        self.max_grad_norm = float(max_grad_norm)
+        self._records: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] | None = None
+        self._last: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        for layer in self.layers:
+            layer.register_forward_hook(self._record)
+
+    @classmethod
+    def supports(cls, module: nn.Module) -> bool:
+        """Whether every trainable parameter of ``module`` belongs to an ``nn.Linear``."""
+        in_layers = {id(p) for m in module.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        return bool(trainable) and all(id(p) in in_layers for p in trainable)
+
+    def _record(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if self._records is not None:
+            self._records.append((layer, inputs[0], output))
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Record every Linear layer's input and output during the forward pass inside."""
+        self._records = []
+        try:
+            yield
+        finally:
+            records, self._records = self._records, None
+            self._last = records
+
+    def backward(self, per_row: torch.Tensor, n_private: int, public_weight: float = 1.0) -> torch.Tensor:
+        """Accumulate into ``.grad`` Σᵢ₍private₎ clip(∇ per_row[i]) + public_weight · Σⱼ₍public₎ ∇ per_row[j].
+
+        ``per_row``: one loss per row of the recorded forward pass, the first ``n_private`` rows
+        private. Returns the private rows' gradient norms (before clipping).
+        """
+        records = self._last
+        if sorted(id(r[0]) for r in records) != sorted(id(m) for m in self.layers) \
+                or any(r[1].dim() != 2 for r in records):
+            raise InternalError("LinearChainClipper: the forward pass must call each Linear layer once on 2-D rows")
+        weights = torch.ones_like(per_row)
+        weights[n_private:] = public_weight
+        outputs = [r[2] for r in records]
+        grads = torch.autograd.grad((per_row * weights).sum(), outputs)
+        sq_norm = torch.zeros(n_private, dtype=per_row.dtype)
+        for (layer, a, _), g in zip(records, grads, strict=True):
+            g_sq = g[:n_private].pow(2).sum(1)
+            sq_norm += g_sq * a[:n_private].pow(2).sum(1) + (g_sq if layer.bias is not None else 0.0)
+        norms = sq_norm.sqrt()
+        scale = torch.ones(len(per_row), dtype=per_row.dtype)
+        scale[:n_private] = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        for (layer, a, _), g in zip(records, grads, strict=True):
+            scaled = g * scale[:, None]
+            _accumulate(layer.weight, scaled.T @ a.detach())
+            if layer.bias is not None:
+                _accumulate(layer.bias, scaled.sum(0))
+        self._last = []
+        return norms
+
+
+def _accumulate(param: torch.Tensor, grad: torch.Tensor) -> None:
+    if param.grad is None:
+        param.grad = grad.detach()
+    else:
+        param.grad.add_(grad.detach())

@@ -48,7 +48,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from synthrelease.errors import InternalError, PrivacyParameterError
-from synthrelease.gan.clipping import clipped_backward
+from synthrelease.gan.clipping import LinearChainClipper, clipped_backward
 from synthrelease.gan.config import TrainingConfig
 from synthrelease.gan.mean_embedding import ClassMeanEmbedding
 from synthrelease.gan.models import POSITION_PREFIX, Discriminator, Generator, SequenceDiscriminator
@@ -580,6 +580,8 @@ class _PrivateDiscriminator:
         optimizer: Opacus' DP optimizer: clips, adds noise σ·``max_grad_norm``, steps.
         engine: the privacy engine whose accountant records one entry step per optimizer step.
         batches: the endless Poisson batches of encoded PRIVATE rows, at rate q.
+        clipper: book-keeping clipping (one backward pass) when every trainable layer is an
+            ``nn.Linear``, ghost clipping is asked for and the run is on one process; else None.
     """
 
     network: nn.Module
@@ -587,6 +589,7 @@ class _PrivateDiscriminator:
     optimizer: DPOptimizer
     engine: PrivacyEngine
     batches: Iterator[torch.Tensor]
+    clipper: LinearChainClipper | None = None
 
 
 def _make_discriminator_private(nets: _Networks, row_source: RowSource, plan: _RunPlan, sgd: MechanismEntry,
@@ -635,8 +638,12 @@ def _make_discriminator_private(nets: _Networks, row_source: RowSource, plan: _R
         _break_noise(d_opt, unsafe_noise_scale)
     if abs(1.0 / len(loader) - plan.sample_rate) > 1e-12:
         raise InternalError("Opacus' sample rate differs from the calibrated one")
+    book_keeping = (config.grad_sample_mode == "ghost" and not config.clip_fake_rows and col.world_size == 1
+                    and LinearChainClipper.supports(nets.discriminator))
     return _PrivateDiscriminator(network=discriminator, module=d_module, optimizer=d_opt, engine=engine,
-                                 batches=_batches(loader, row_source.width))
+                                 batches=_batches(loader, row_source.width),
+                                 clipper=LinearChainClipper(nets.discriminator, config.max_grad_norm)
+                                 if book_keeping else None)
 
 
 # --- step 5: adversarial training --------------------------------------------------------------
@@ -746,7 +753,9 @@ def _discriminator_step(generator: Generator, private: _PrivateDiscriminator, re
         _, fake = _fake_rows(generator, streams.discriminator_conditions, streams.discriminator_latent, d_fakes,
                              config)
     d_opt.zero_grad(set_to_none=True)
-    if config.clip_fake_rows or config.grad_sample_mode != "ghost":
+    if private.clipper is not None:
+        _book_keeping_backward(d_module, private.clipper, real, fake, config)
+    elif config.clip_fake_rows or config.grad_sample_mode != "ghost":
         # one forward over real + fake rows, every row clipped
         rows = torch.cat([real, fake], dim=0)
         labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(d_fakes)])
@@ -773,6 +782,22 @@ def _discriminator_step(generator: Generator, private: _PrivateDiscriminator, re
                 fake_loss.backward()
     d_opt.step()
     return fake
+
+
+def _book_keeping_backward(d_module: GradSampleModule, clipper: LinearChainClipper, real: torch.Tensor,
+                           fake: torch.Tensor, config: TrainingConfig) -> None:
+    """The discriminator's clipped gradient in one forward and one backward pass over real + fake rows.
+
+    Real rows: each gradient clipped to ``max_grad_norm`` with Opacus' coefficients; fake rows
+    (data-independent): their plain gradient, weighted ``max_grad_norm`` — the same sum as the
+    ghost-clipping branch (:class:`~synthrelease.gan.clipping.LinearChainClipper`).
+    """
+    labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])])
+    with _hooks_off(d_module):
+        with clipper.recording():
+            logits = d_module(torch.cat([real, fake], dim=0))
+        per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        clipper.backward(per_row, real.shape[0], public_weight=config.max_grad_norm)
 
 
 def _generator_step(nets: _Networks, d_module: GradSampleModule, releases: _Releases, streams: _FakeRowStreams,

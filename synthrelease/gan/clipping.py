@@ -119,16 +119,23 @@ class LinearChainClipper:
         grads = torch.autograd.grad((per_row * weights).sum(), outputs)
         sq_norm = torch.zeros(n_private, dtype=per_row.dtype)
         for (layer, a, _), g in zip(records, grads, strict=True):
-            g_sq = g[:n_private].pow(2).sum(1)
-            sq_norm += g_sq * a[:n_private].pow(2).sum(1) + (g_sq if layer.bias is not None else 0.0)
+            g_sq = torch.linalg.vector_norm(g[:n_private], dim=1).square()
+            a_sq = torch.linalg.vector_norm(a[:n_private], dim=1).square()
+            sq_norm += g_sq * (a_sq + 1.0) if layer.bias is not None else g_sq * a_sq
         norms = sq_norm.sqrt()
         scale = torch.ones(len(per_row), dtype=per_row.dtype)
         scale[:n_private] = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
         for (layer, a, _), g in zip(records, grads, strict=True):
-            scaled = g * scale[:, None]
-            _accumulate(layer.weight, scaled.T @ a.detach())
+            a = a.detach()
+            if g.shape[1] <= a.shape[1]:  # scale the narrower factor: (G·diag(c))ᵀA = Gᵀ(diag(c)·A)
+                g = g * scale[:, None]
+                _accumulate(layer.weight, g.T @ a)
+                bias_grad = g.sum(0)
+            else:
+                _accumulate(layer.weight, g.T @ (a * scale[:, None]))
+                bias_grad = g.T @ scale
             if layer.bias is not None:
-                _accumulate(layer.bias, scaled.sum(0))
+                _accumulate(layer.bias, bias_grad)
         self._last = []
         return norms
 

@@ -3,6 +3,8 @@ secret noise, lengths and labels within the public metadata."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from synthrelease.modalities.sequence.autoregressive import (
     TRANSITION_LABELS,
     CausalConvLM,
     Vocabulary,
+    _draw_headers,
     generate,
     train_autoregressive,
 )
@@ -326,3 +329,21 @@ def test_the_loss_scores_each_letter_among_the_letters_only():
     manual = torch.stack([-sum(logp[i, t, target[i, t]] for t in range(target.shape[1]) if target[i, t] >= 0)
                           for i in range(len(rows))]) / rows.shape[1]
     assert torch.allclose(loss.detach(), manual)
+
+
+@pytest.mark.parametrize("fixed_class", [None, 1])
+def test_headers_follow_the_released_histogram_to_one_record_per_cell(fixed_class):
+    freq = np.array([[0.1, 0.0, 0.25, 0.05], [0.3, 0.2, 0.0, 0.1]])
+    model = SimpleNamespace(label_length=freq)
+    n = 997
+    label, length = _draw_headers(model, n, torch.Generator().manual_seed(0), fixed_class)
+    counts = np.zeros_like(freq)
+    np.add.at(counts, (label.numpy(), length.numpy()), 1)
+    if fixed_class is None:
+        expected = n * freq / freq.sum()
+    else:
+        expected = np.zeros_like(freq)
+        expected[fixed_class] = n * freq[fixed_class] / freq[fixed_class].sum()
+    assert np.all(np.abs(counts - expected) < 1)  # ⌊n·p⌋ or ⌈n·p⌉, never a multinomial's spread
+    if fixed_class is None:
+        assert np.any(np.diff(label.numpy()) < 0)  # shuffled, not in cell order

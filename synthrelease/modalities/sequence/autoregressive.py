@@ -494,13 +494,14 @@ def generate(model: AutoregressiveModel, n: int, *, seed: int, fixed_class: int 
     """
     vocab = model.vocabulary
     gen = torch.Generator().manual_seed(int(seed))
+    all_labels, all_lengths = _draw_headers(model, n, gen, fixed_class)
     seqs: list[str] = []
     labels: list[str] = []
     for start in range(0, n, batch):
-        m = min(batch, n - start)
+        label, length_index = all_labels[start:start + batch], all_lengths[start:start + batch]
+        m = len(label)
         rows = torch.full((m, vocab.width), PAD, dtype=torch.int64)
         rows[:, 0] = BOS
-        label, length_index = _draw_header(model, m, gen, fixed_class)
         rows[:, 1] = _SPECIAL + label if vocab.classes else BOS
         rows[:, 2] = vocab.first_length + length_index
         length = rows[:, 2] - vocab.first_length + vocab.min_length
@@ -513,17 +514,25 @@ def generate(model: AutoregressiveModel, n: int, *, seed: int, fixed_class: int 
     return seqs, (labels if vocab.classes else None)
 
 
-def _draw_header(model: AutoregressiveModel, m: int, gen: torch.Generator,
-                 fixed_class: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label and length index of ``m`` records from the DP (label, length) frequencies."""
+def _draw_headers(model: AutoregressiveModel, n: int, gen: torch.Generator,
+                  fixed_class: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label and length index of ``n`` records from the DP (label, length) frequencies, in random order.
+
+    Systematic sampling: one uniform offset, then every 1/n of the cumulative frequencies, so
+    each (label, length) cell gets ⌊n·p⌋ or ⌈n·p⌉ records — the released histogram without the
+    multinomial's sampling noise on top of the DP noise (post-processing, public ``gen``).
+    """
     freq = torch.as_tensor(model.label_length, dtype=torch.float64)
+    first_label = 0
     if fixed_class is not None:
-        row = freq[fixed_class]
-        length = torch.multinomial(row / row.sum() if row.sum() > 0 else torch.ones_like(row), m, replacement=True,
-                                   generator=gen)
-        return torch.full((m,), fixed_class, dtype=torch.int64), length
-    cell = torch.multinomial(freq.flatten(), m, replacement=True, generator=gen)
-    return cell // freq.shape[1], cell % freq.shape[1]
+        freq, first_label = freq[fixed_class:fixed_class + 1], fixed_class
+    total = freq.sum()
+    probs = freq.flatten() / total if total > 0 else torch.full((freq.numel(),), 1.0 / freq.numel(),
+                                                                dtype=torch.float64)
+    points = (torch.rand(1, generator=gen, dtype=torch.float64) + torch.arange(n, dtype=torch.float64)) / n
+    cell = torch.searchsorted(torch.cumsum(probs, 0), points, right=True).clamp(max=probs.numel() - 1)
+    cell = cell[torch.randperm(n, generator=gen)]
+    return first_label + cell // freq.shape[1], cell % freq.shape[1]
 
 
 def _draw(model: AutoregressiveModel, rows: torch.Tensor, t: int, low: int, high: int, gen: torch.Generator,

@@ -24,7 +24,7 @@ MODEL_READERS: dict[str, tuple[str, str]] = {
     "synthrelease-model/1": ("synthrelease.gan.model_io", "table_model_from_payload"),
     "synthrelease-image-model/1": ("synthrelease.modalities.image.model_io", "image_model_from_payload"),
     "synthrelease-image-pe-model/1": ("synthrelease.modalities.image.model_io", "evolved_model_from_payload"),
-    "synthrelease-sequence-model/5": ("synthrelease.modalities.sequence.model_io", "sequence_model_from_payload"),
+    "synthrelease-sequence-model/6": ("synthrelease.modalities.sequence.model_io", "sequence_model_from_payload"),
 }
 """Format tag → (module, function(path, payload) -> model)."""
 

@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_sequence_model_file_charged_to_the_ledger(trained):
     payload = torch.load(trained / "model.pt", map_location="cpu", weights_only=True)
-    assert payload["format"] == "synthrelease-sequence-model/5"
+    assert payload["format"] == "synthrelease-sequence-model/6"
     info = json.loads(payload["info_json"])
     assert info["metadata"]["columns"]["sequence"]["alphabet"] == "protein" and info["config"]["n_steps"] == 4
     assert payload["label_length"].shape == (2, 40 - 8 + 1)

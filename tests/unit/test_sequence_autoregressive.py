@@ -12,6 +12,7 @@ import torch
 from synthrelease.modalities.sequence.autoregressive import (
     EOS,
     HEADER_LABEL,
+    LAG_LABEL,
     ORDER1_FRACTION,
     POSITION_LABEL,
     SGD_LABEL,
@@ -81,12 +82,12 @@ def test_training_is_one_accountant_with_the_reserved_entries_and_its_noise_is_s
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(s)) for s in (0, 0, 1)]
     model = runs[0]
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
-                                                        HEADER_LABEL, "count release"]
+                                                        LAG_LABEL, HEADER_LABEL, "count release"]
     # σ₀ spends what the reserved entries leave of ε = 3; each release gets σ₀ / √(its budget share)
     whole = calibrate_noise_multiplier(target_epsilon=3.0, target_delta=1e-5, sample_rate=1.0, steps=1,
                                        prior=reserved).noise_multiplier
-    shares = [0.7 * ORDER1_FRACTION, 0.7 * (1 - ORDER1_FRACTION), 0.2]
-    assert [e.noise_multiplier for e in model.privacy.entries[1:4]] == pytest.approx(
+    shares = [0.55 * ORDER1_FRACTION, 0.55 * (1 - ORDER1_FRACTION), 0.15, 0.2]
+    assert [e.noise_multiplier for e in model.privacy.entries[1:5]] == pytest.approx(
         [whole / np.sqrt(w) for w in shares], rel=1e-9)
     releases = epsilon_for(model.privacy.entries[1:], delta=1e-5)  # with the reserved count release
     assert releases == pytest.approx(epsilon_for([MechanismEntry("x", whole / np.sqrt(0.9), 1.0, 1), *reserved],
@@ -201,7 +202,8 @@ def test_the_dp_transition_prior_is_one_accounted_release_the_letters_start_from
     """With the prior, the untrained network's letter distribution IS the DP transition table; at
     a large ε that table shows the K → L → K alternation of the amp class."""
     seqs, labels = _data(200)
-    config = _config(target_epsilon=50.0, ar_prior_budget_share=0.3, ar_prior_order=1, n_steps=1, ar_lr=1e-9)
+    config = _config(target_epsilon=50.0, ar_prior_budget_share=0.3, ar_prior_order=1, n_steps=1, ar_lr=1e-9,
+                     ar_lag_budget_share=0.0)  # the transition prior alone
     model = train_autoregressive(seqs, labels, VOCAB, config,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], HEADER_LABEL]
@@ -248,7 +250,7 @@ def test_the_order_two_prior_learns_what_order_one_cannot():
     labels = list(rng.choice(["amp", "other"], 300))
     seqs = ["KKL" * int(rng.integers(1, 5)) if lab == "amp" else
             "".join(rng.choice(list(VOCAB.letters), int(rng.integers(3, 13)))) for lab in labels]
-    config = _config(target_epsilon=200.0, ar_prior_budget_share=0.6, n_steps=1, ar_lr=1e-9)
+    config = _config(target_epsilon=200.0, ar_prior_budget_share=0.6, n_steps=1, ar_lr=1e-9, ar_lag_budget_share=0.0)
     model = train_autoregressive(seqs, labels, VOCAB, config,
                                  randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
     assert [e.label for e in model.privacy.entries] == [SGD_LABEL, TRANSITION_LABELS[1], TRANSITION_LABELS[2],
@@ -284,7 +286,7 @@ def test_the_dp_position_prior_is_one_accounted_release_that_places_a_motif():
     labels = list(rng.choice(["site", "none"], 400))
     seqs = ["".join(rng.choice(list("ACGT"), 10)) for _ in labels]
     seqs = [s[:5] + "G" + s[6:] if lab == "site" else s for s, lab in zip(seqs, labels, strict=True)]
-    shares = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45}
+    shares = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45, "ar_lag_budget_share": 0.0}
     rates = {}
     for position_share in (0.0, 0.4):
         config = SequenceTrainingConfig(**{**_config(target_epsilon=50.0, n_steps=1, ar_lr=1e-9).__dict__, **shares,
@@ -347,3 +349,46 @@ def test_headers_follow_the_released_histogram_to_one_record_per_cell(fixed_clas
     assert np.all(np.abs(counts - expected) < 1)  # ⌊n·p⌋ or ⌈n·p⌉, never a multinomial's spread
     if fixed_class is None:
         assert np.any(np.diff(label.numpy()) < 0)  # shuffled, not in cell order
+
+
+def test_a_record_moves_the_lag_pair_counts_by_at_most_one_in_l2():
+    from synthrelease.modalities.sequence.autoregressive import PRIOR_LAGS, lag_pair_counts
+
+    seqs, labels = _data(30)
+    full = lag_pair_counts(VOCAB.encode(seqs, labels), VOCAB)
+    assert full.shape == (2, len(PRIOR_LAGS), 20, 20)
+    for i in range(len(seqs)):
+        without = lag_pair_counts(VOCAB.encode(seqs[:i] + seqs[i + 1:], labels[:i] + labels[i + 1:]), VOCAB)
+        assert float((full - without).norm()) <= 1.0 + 1e-9
+    one = lag_pair_counts(VOCAB.encode(["KLAAK"], ["amp"]), VOCAB)  # lag 3: (K, A) (L, K); lag 4: (K, K)
+    k, ell, a = (VOCAB.letters.index(x) for x in "KLA")
+    expected = torch.zeros_like(one)
+    expected[0, 0, k, a] = expected[0, 0, ell, k] = expected[0, 1, k, k] = 1 / 3 ** 0.5
+    assert torch.allclose(one, expected)
+
+
+def test_the_dp_lag_prior_is_one_accounted_release_that_repeats_a_letter_three_places_on():
+    """Records whose letter at i + 3 repeats the letter at i (an order-2 chain cannot see it):
+    the lag-pair prior puts the repeat in place; without it the chains alone do not."""
+    vocab = Vocabulary("ACGT", ("rep", "none"), 12, 12)
+    rng = np.random.default_rng(4)
+    labels = list(rng.choice(["rep", "none"], 400))
+    seqs = []
+    for lab in labels:
+        s = list(rng.choice(list("ACGT"), 12))
+        if lab == "rep":
+            for i in range(3, 12):
+                s[i] = s[i - 3]
+        seqs.append("".join(s))
+    rates = {}
+    for lag_share in (0.0, 0.4):
+        config = SequenceTrainingConfig(**{**_config(target_epsilon=50.0, n_steps=1, ar_lr=1e-9).__dict__,
+                                           "ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45,
+                                           "ar_lag_budget_share": lag_share})
+        model = train_autoregressive(seqs, labels, vocab, config,
+                                     randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
+        assert model.privacy.epsilon <= 50.0 and (LAG_LABEL in [e.label for e in model.privacy.entries]) == (
+            lag_share > 0)
+        out, _ = generate(model, 300, seed=2, fixed_class=0)
+        rates[lag_share] = np.mean([s[i] == s[i - 3] for s in out for i in range(3, 12)])
+    assert rates[0.4] > 0.6 and rates[0.0] < 0.4, rates

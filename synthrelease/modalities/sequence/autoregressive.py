@@ -113,7 +113,7 @@ class CausalConvLM(nn.Module):
     """
 
     def __init__(self, vocabulary: Vocabulary, hidden: int = 64, lags: int = 0, transition_prior: bool = False,
-                 prior_order: int = 1, position_prior: bool = False) -> None:
+                 prior_order: int = 1, position_prior: bool = False, lag_prior: bool = False) -> None:
         super().__init__()
         self.first_letter, self.letters = vocabulary.first_letter, len(vocabulary.letters)
         self.classes = len(vocabulary.classes)
@@ -141,7 +141,11 @@ class CausalConvLM(nn.Module):
         # from the start to the label's composition (filled like the transition prior)
         self.register_buffer("position_bias", torch.zeros(max(1, self.classes), vocabulary.max_length, self.letters)
                              if position_prior else None)
-        if transition_prior or position_prior:  # the letters start as the priors' exactly
+        # DP log-ratios [classes or 1, len(PRIOR_LAGS), letters, letters]: the letter k places back →
+        # the next letter, over the label's composition (the helix's i, i + 3 / i + 4 pattern)
+        self.register_buffer("lag_bias", torch.zeros(max(1, self.classes), len(PRIOR_LAGS), self.letters,
+                                                     self.letters) if lag_prior else None)
+        if transition_prior or position_prior or lag_prior:  # the letters start as the priors' exactly
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -170,7 +174,7 @@ class CausalConvLM(nn.Module):
         tokens is its letter + 1, or 0 (the start) for the length token and before it) and the
         position log-ratios of the next letter's position from the start."""
         n, steps = tokens.shape
-        if (self.transition is None and self.position_bias is None) or steps < 3:
+        if (self.transition is None and self.position_bias is None and self.lag_bias is None) or steps < 3:
             return logits
         length = (tokens[:, 2:3] - self.first_length + self.min_length).clamp(min=0)
         left = length - (self.positions[:steps] - 2)  # letters still to come after position t
@@ -187,9 +191,23 @@ class CausalConvLM(nn.Module):
         if self.position_bias is not None:  # the letter predicted at position t is letter t − 2 (0-based)
             index = (self.positions[:steps] - 2).clamp(0, self.position_bias.shape[1] - 1)
             prior = prior + self.position_bias[label, index.expand(n, steps)]
+        if self.lag_bias is not None:
+            prior = prior + self._lag_terms(tokens, label)
         use = ((self.positions[:steps] >= 2) & (left > 0)).unsqueeze(-1)
         pad = logits.new_zeros(n, steps, self.first_letter)
         return logits + torch.cat([pad, prior * use], -1)
+
+    def _lag_terms(self, tokens: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Σₖ lag_bias[label, k, letter k places before the predicted one, ·] (0 where that is no letter)."""
+        n, steps = tokens.shape
+        out = tokens.new_zeros(n, steps, self.letters, dtype=self.lag_bias.dtype)
+        letter = tokens - self.first_letter
+        is_letter = (letter >= 0) & (letter < self.letters)
+        for j, k in enumerate(PRIOR_LAGS):  # position t predicts token t + 1; k back from it is token t + 1 − k
+            earlier = F.pad(letter, (k - 1, 0), value=-1)[:, :steps]
+            ok = F.pad(is_letter, (k - 1, 0), value=False)[:, :steps]
+            out = out + self.lag_bias[label, j, earlier.clamp(0, self.letters - 1)] * ok.unsqueeze(-1)
+        return out
 
     def _direct(self, tokens: torch.Tensor) -> torch.Tensor | float:
         """Log-linear next-token terms: one table per lag (the token k − 1 places back) and a linear
@@ -340,6 +358,52 @@ def _dp_positions(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, sec
     return entry, ((smoothed / smoothed.sum(-1, keepdim=True)).log() - composition.log()).float()
 
 
+PRIOR_LAGS = (3, 4)
+"""Lags of the lag-pair prior: an α-helix turns every 3.6 residues, so an amphipathic peptide's
+hydrophobic letters recur 3 and 4 places apart — what its hydrophobic moment measures."""
+LAG_LABEL = "lag-pair letter counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"
+LAG_SHRINK = 2.0  # pseudo-counts per σ towards the label's composition
+
+
+def lag_pair_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
+    """PRIVATE sums ``[classes or 1, len(PRIOR_LAGS), A, A]`` of each record's counts of (letter at i,
+    letter at i + k) for each lag k, the record's vector scaled to L2 norm ≤ 1 (sensitivity 1)."""
+    classes, a = max(1, len(vocabulary.classes)), len(vocabulary.letters)
+    letter = tokens[:, 3:] - vocabulary.first_letter
+    letter = torch.where((letter >= 0) & (letter < a), letter, -1)
+    label = ((tokens[:, 1] - _SPECIAL).clamp(min=0) if vocabulary.classes
+             else torch.zeros(len(tokens), dtype=torch.int64))
+    per_record = torch.zeros(len(tokens), len(PRIOR_LAGS), a * a, dtype=torch.float64)
+    for j, k in enumerate(PRIOR_LAGS):
+        first, then = letter[:, :-k], letter[:, k:]
+        keep = (first >= 0) & (then >= 0)
+        record = torch.arange(len(tokens)).unsqueeze(1).expand_as(first)
+        per_record[:, j].index_put_((record[keep], (first * a + then)[keep]),
+                                    torch.ones(int(keep.sum()), dtype=torch.float64), accumulate=True)
+    per_record = per_record.view(len(tokens), -1)
+    per_record = per_record / per_record.norm(dim=1, keepdim=True).clamp(min=1.0)
+    sums = torch.zeros(classes, per_record.shape[1], dtype=torch.float64).index_add_(0, label, per_record)
+    return sums.view(classes, len(PRIOR_LAGS), a, a)
+
+
+def _dp_lag_pairs(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
+                  reserved: tuple[MechanismEntry, ...]) -> tuple[MechanismEntry, torch.Tensor]:
+    """One Gaussian release of :func:`lag_pair_counts` (sensitivity 1) taking
+    ``config.ar_lag_budget_share`` of the budget. Post-processing: clip at 0, shrink each row (the
+    earlier letter) towards the label's composition by ``LAG_SHRINK``·σ pseudo-counts, and return
+    the log-ratios of the later letter's frequencies to that composition."""
+    counts = lag_pair_counts(tokens, vocabulary)
+    entry = budget_share_noise(config.ar_lag_budget_share, epsilon=config.target_epsilon,
+                               delta=config.target_delta, accountant=config.accountant, label=LAG_LABEL,
+                               prior=reserved)
+    sigma = entry.noise_multiplier
+    noisy = (counts + gaussian_noise(counts.shape, sigma, secret.torch("ar-lags"))).clamp(min=0)
+    total = noisy.sum((1, 2), keepdim=True)  # [classes, 1, 1, A]: the later letter's composition
+    composition = (total + 1e-3) / (total + 1e-3).sum(-1, keepdim=True)
+    smoothed = noisy + LAG_SHRINK * sigma * composition + 1e-3
+    return entry, ((smoothed / smoothed.sum(-1, keepdim=True)).log() - composition.log()).float()
+
+
 def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
                reserved: tuple[MechanismEntry, ...]) -> tuple[tuple[MechanismEntry, ...], torch.Tensor | None]:
     """The DP transition prior of order ``config.ar_prior_order``: order 1 takes
@@ -388,7 +452,11 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     if config.ar_position_budget_share > 0:
         position_entry, positions = _dp_positions(tokens, vocabulary, config, secret, reserved_entries)
         position_entries = (position_entry,)
-    reserved_entries = (*prior_entries, *position_entries, header_entry, *reserved_entries)
+    lag_entries, lags = ((), None)
+    if config.ar_lag_budget_share > 0:
+        lag_entry, lags = _dp_lag_pairs(tokens, vocabulary, config, secret, reserved_entries)
+        lag_entries = (lag_entry,)
+    reserved_entries = (*prior_entries, *position_entries, *lag_entries, header_entry, *reserved_entries)
     public_rows = config.public_rows or len(sequences)
     q = sample_rate_for(public_rows, min(config.batch_size, public_rows))
     sgd = calibrate_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.target_delta,
@@ -397,7 +465,9 @@ def train_autoregressive(sequences: list[str], labels: list[str] | None, vocabul
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SeedTree(config.seed).integer("ar-init"))
         network = CausalConvLM(vocabulary, config.ar_hidden, config.ar_lags, transition is not None,
-                               config.ar_prior_order, positions is not None)
+                               config.ar_prior_order, positions is not None, lags is not None)
+    if lags is not None:
+        network.lag_bias.copy_(lags)
     if transition is not None:
         network.transition.copy_(transition)
     if positions is not None:

@@ -1,4 +1,4 @@
-"""The sequence model file (``synthrelease-sequence-model/5``): the autoregressive model, without pickle.
+"""The sequence model file (``synthrelease-sequence-model/6``): the autoregressive model, without pickle.
 
 The file holds tensors — the language model's ``state_dict`` and the DP (label, length)
 frequencies — and one JSON string: the training settings, the dataset's public metadata
@@ -23,7 +23,7 @@ import torch
 from synthrelease.errors import ModelFileError
 from synthrelease.modalities.model_files import described_payload
 
-SEQUENCE_MODEL_FORMAT = "synthrelease-sequence-model/5"
+SEQUENCE_MODEL_FORMAT = "synthrelease-sequence-model/6"
 
 
 def is_sequence_model(model: Any) -> bool:
@@ -103,7 +103,8 @@ def _autoregressive(info: dict[str, Any], metadata: Any, payload: dict[str, Any]
         raise ValueError(f"network weights {bad[0]!r} hold NaN or infinite values")
     with torch.random.fork_rng(devices=[]):  # building the network must not move the global RNG
         network = CausalConvLM(vocab, config.ar_hidden, config.ar_lags, config.ar_prior_budget_share > 0,
-                               config.ar_prior_order, config.ar_position_budget_share > 0)
+                               config.ar_prior_order, config.ar_position_budget_share > 0,
+                               config.ar_lag_budget_share > 0)
     network.load_state_dict(state, strict=True)
     network.eval()
     freq = payload["label_length"]

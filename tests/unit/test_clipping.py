@@ -132,5 +132,5 @@ def test_book_keeping_gives_the_ghost_clipped_sum_in_one_backward(name, clip, n_
 def test_book_keeping_refuses_a_module_with_other_trainable_layers():
     make, _ = MODELS["conv1d"]
     assert not LinearChainClipper.supports(make())
-    with pytest.raises(InternalError, match="nn.Linear"):
+    with pytest.raises(InternalError, match=r"nn\.Linear"):
         LinearChainClipper(make(), 1.0)

@@ -286,18 +286,25 @@ def test_the_dp_position_prior_is_one_accounted_release_that_places_a_motif():
     labels = list(rng.choice(["site", "none"], 400))
     seqs = ["".join(rng.choice(list("ACGT"), 10)) for _ in labels]
     seqs = [s[:5] + "G" + s[6:] if lab == "site" else s for s, lab in zip(seqs, labels, strict=True)]
-    shares = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45, "ar_lag_budget_share": 0.0}
+    rates = _with_and_without_prior(seqs, labels, vocab, "ar_position_budget_share", POSITION_LABEL,
+                                    lambda out: np.mean([s[5] == "G" for s in out]))
+    assert rates[0.4] > 0.9 and rates[0.0] < 0.6, rates
+
+
+def _with_and_without_prior(seqs, labels, vocab, share_key: str, label: str, rate) -> dict[float, float]:
+    """``rate`` of 300 sequences of class 0 from a model with the prior ``share_key`` at 0 and at 0.4
+    (ε = 50, no training: the letters are the priors'); each release in the accountant iff on."""
     rates = {}
-    for position_share in (0.0, 0.4):
-        config = SequenceTrainingConfig(**{**_config(target_epsilon=50.0, n_steps=1, ar_lr=1e-9).__dict__, **shares,
-                                           "ar_position_budget_share": position_share})
+    for share in (0.0, 0.4):
+        config = SequenceTrainingConfig(**{**_config(target_epsilon=50.0, n_steps=1, ar_lr=1e-9).__dict__,
+                                           "ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45,
+                                           "ar_lag_budget_share": 0.0, share_key: share})
         model = train_autoregressive(seqs, labels, vocab, config,
                                      randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
-        assert model.privacy.epsilon <= 50.0 and (POSITION_LABEL in [e.label for e in model.privacy.entries]) == (
-            position_share > 0)
+        assert model.privacy.epsilon <= 50.0 and (label in [e.label for e in model.privacy.entries]) == (share > 0)
         out, _ = generate(model, 300, seed=2, fixed_class=0)
-        rates[position_share] = np.mean([s[5] == "G" for s in out])
-    assert rates[0.4] > 0.9 and rates[0.0] < 0.6, rates
+        rates[share] = rate(out)
+    return rates
 
 
 def test_one_declared_length_gives_the_position_prior_a_budget_share():
@@ -380,15 +387,6 @@ def test_the_dp_lag_prior_is_one_accounted_release_that_repeats_a_letter_three_p
             for i in range(3, 12):
                 s[i] = s[i - 3]
         seqs.append("".join(s))
-    rates = {}
-    for lag_share in (0.0, 0.4):
-        config = SequenceTrainingConfig(**{**_config(target_epsilon=50.0, n_steps=1, ar_lr=1e-9).__dict__,
-                                           "ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45,
-                                           "ar_lag_budget_share": lag_share})
-        model = train_autoregressive(seqs, labels, vocab, config,
-                                     randomness=PrivateRandomness.unsafe_reproducible_for_tests(0))
-        assert model.privacy.epsilon <= 50.0 and (LAG_LABEL in [e.label for e in model.privacy.entries]) == (
-            lag_share > 0)
-        out, _ = generate(model, 300, seed=2, fixed_class=0)
-        rates[lag_share] = np.mean([s[i] == s[i - 3] for s in out for i in range(3, 12)])
+    rates = _with_and_without_prior(seqs, labels, vocab, "ar_lag_budget_share", LAG_LABEL,
+                                    lambda out: np.mean([s[i] == s[i - 3] for s in out for i in range(3, 12)]))
     assert rates[0.4] > 0.6 and rates[0.0] < 0.4, rates

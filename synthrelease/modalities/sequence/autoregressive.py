@@ -342,19 +342,27 @@ def position_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Tenso
 def _dp_positions(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
                   reserved: tuple[MechanismEntry, ...]) -> tuple[MechanismEntry, torch.Tensor]:
     """One Gaussian release of :func:`position_counts` (sensitivity 1) taking
-    ``config.ar_position_budget_share`` of the budget. Post-processing: clip at 0, shrink each
-    position towards the label's noisy composition by ``POSITION_SHRINK``·σ pseudo-counts, and
-    return the log-ratios ``[classes or 1, max_length, A]`` of the position's letter frequencies to
-    that composition (0 where the noise leaves no signal)."""
-    counts = position_counts(tokens, vocabulary)
-    entry = budget_share_noise(config.ar_position_budget_share, epsilon=config.target_epsilon,
-                               delta=config.target_delta, accountant=config.accountant, label=POSITION_LABEL,
-                               prior=reserved)
+    ``config.ar_position_budget_share`` of the budget; returns the log-ratios ``[classes or 1,
+    max_length, A]`` of each position's letter frequencies to the label's composition
+    (:func:`_log_ratio_release`, ``POSITION_SHRINK``; 0 where the noise leaves no signal)."""
+    return _log_ratio_release(position_counts(tokens, vocabulary), (1,), config.ar_position_budget_share,
+                              POSITION_LABEL, POSITION_SHRINK, config, secret.torch("ar-positions"), reserved)
+
+
+def _log_ratio_release(counts: torch.Tensor, rows: tuple[int, ...], share: float, label: str, shrink: float,
+                       config: Any, noise: torch.Generator,
+                       reserved: tuple[MechanismEntry, ...]) -> tuple[MechanismEntry, torch.Tensor]:
+    """One Gaussian release of PRIVATE ``counts`` (sensitivity 1) taking ``share`` of the budget.
+    Post-processing: clip at 0, shrink each row (last axis: the next letter) towards the label's
+    noisy composition (the counts summed over the axes ``rows``) by ``shrink``·σ pseudo-counts,
+    and return the log-ratios of each row's letter frequencies to that composition."""
+    entry = budget_share_noise(share, epsilon=config.target_epsilon, delta=config.target_delta,
+                               accountant=config.accountant, label=label, prior=reserved)
     sigma = entry.noise_multiplier
-    noisy = (counts + gaussian_noise(counts.shape, sigma, secret.torch("ar-positions"))).clamp(min=0)
-    total = noisy.sum(1, keepdim=True)
+    noisy = (counts + gaussian_noise(counts.shape, sigma, noise)).clamp(min=0)
+    total = noisy.sum(rows, keepdim=True)
     composition = (total + 1e-3) / (total + 1e-3).sum(-1, keepdim=True)
-    smoothed = noisy + POSITION_SHRINK * sigma * composition + 1e-3
+    smoothed = noisy + shrink * sigma * composition + 1e-3
     return entry, ((smoothed / smoothed.sum(-1, keepdim=True)).log() - composition.log()).float()
 
 
@@ -389,19 +397,11 @@ def lag_pair_counts(tokens: torch.Tensor, vocabulary: Vocabulary) -> torch.Tenso
 def _dp_lag_pairs(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,
                   reserved: tuple[MechanismEntry, ...]) -> tuple[MechanismEntry, torch.Tensor]:
     """One Gaussian release of :func:`lag_pair_counts` (sensitivity 1) taking
-    ``config.ar_lag_budget_share`` of the budget. Post-processing: clip at 0, shrink each row (the
-    earlier letter) towards the label's composition by ``LAG_SHRINK``·σ pseudo-counts, and return
-    the log-ratios of the later letter's frequencies to that composition."""
-    counts = lag_pair_counts(tokens, vocabulary)
-    entry = budget_share_noise(config.ar_lag_budget_share, epsilon=config.target_epsilon,
-                               delta=config.target_delta, accountant=config.accountant, label=LAG_LABEL,
-                               prior=reserved)
-    sigma = entry.noise_multiplier
-    noisy = (counts + gaussian_noise(counts.shape, sigma, secret.torch("ar-lags"))).clamp(min=0)
-    total = noisy.sum((1, 2), keepdim=True)  # [classes, 1, 1, A]: the later letter's composition
-    composition = (total + 1e-3) / (total + 1e-3).sum(-1, keepdim=True)
-    smoothed = noisy + LAG_SHRINK * sigma * composition + 1e-3
-    return entry, ((smoothed / smoothed.sum(-1, keepdim=True)).log() - composition.log()).float()
+    ``config.ar_lag_budget_share`` of the budget; returns the log-ratios ``[classes or 1, lags, A, A]``
+    of the later letter's frequencies given the earlier one to the label's composition
+    (:func:`_log_ratio_release`, ``LAG_SHRINK``)."""
+    return _log_ratio_release(lag_pair_counts(tokens, vocabulary), (1, 2), config.ar_lag_budget_share, LAG_LABEL,
+                              LAG_SHRINK, config, secret.torch("ar-lags"), reserved)
 
 
 def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,

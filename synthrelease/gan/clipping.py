@@ -100,8 +100,7 @@ class LinearChainClipper:
         try:
             yield
         finally:
-            records, self._records = self._records, None
-            self._last = records
+            self._last, self._records = self._records or [], None
 
     def backward(self, per_row: torch.Tensor, n_private: int, public_weight: float = 1.0) -> torch.Tensor:
         """Accumulate into ``.grad`` Σᵢ₍private₎ clip(∇ per_row[i]) + public_weight · Σⱼ₍public₎ ∇ per_row[j].

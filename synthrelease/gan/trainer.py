@@ -66,7 +66,7 @@ from synthrelease.privacy.collective import current as current_collective
 from synthrelease.privacy.collective import noisy_sum
 from synthrelease.privacy.randomness import PrivateRandomness, SeedTree
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
-from synthrelease.transforms.dp_correlation import CorrelationMatcher, centres_and_scales, measure_correlation
+from synthrelease.transforms.dp_correlation import CorrelationMatcher, centres, measure_correlation
 from synthrelease.transforms.dp_marginals import MarginalMeasurements, measure_marginals, numeric_layout
 from synthrelease.transforms.dp_numeric_pairs import NumericPairMatcher, measure_numeric_pairs, pair_layout
 from synthrelease.transforms.dp_pairs import PairMatcher, discrete_pairs, measure_pairs
@@ -504,15 +504,15 @@ def _measure_correlation(row_source: RowSource, encoder: TableEncoder, condition
                          secret: PrivateRandomness) -> tuple[MechanismEntry, CorrelationMatcher] | None:
     """Every numerical pair's correlation in one DP release; reads private rows.
 
-    Centred and scaled by the DP ``marginals`` (if measured); None when off or fewer than 2 numerical columns.
+    Centred at the medians of the DP ``marginals`` (if measured); None when off or fewer than 2 numerical columns.
     """
     num_layout = numeric_layout(encoder, condition_column or "")
     if not (config.correlation_epsilon_share > 0 and len(num_layout.columns) >= 2):
         return None
     sigma_c = _noise_for_share(config.correlation_epsilon_share, config, plan)
-    center, scale = centres_and_scales(num_layout, marginals)
-    measured_corr = measure_correlation(lambda: row_source.chunks(ROW_CHUNK), num_layout, center=center,
-                                        scale=scale, noise_multiplier=sigma_c.noise_multiplier,
+    measured_corr = measure_correlation(lambda: row_source.chunks(ROW_CHUNK), num_layout,
+                                        center=centres(num_layout, marginals),
+                                        noise_multiplier=sigma_c.noise_multiplier,
                                         generator=secret.torch("correlation-noise"))
     return measured_corr.entry, CorrelationMatcher(measured_corr, n_rows=plan.n_rows)
 

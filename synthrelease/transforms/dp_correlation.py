@@ -4,27 +4,39 @@ Per-column marginals carry no correlation, and on a table of a few hundred rows 
 discriminator learns little of it: synthetic pairs such as ldl and total cholesterol came
 out with the wrong sign. This release measures every pair's correlation at once.
 
-Each row's numerical values (encoded on [-1, 1] over the PUBLIC bounds) become
-``u_j = present·nonzero·(v_j − c_j) / s_j`` with centres ``c`` and scales ``s`` taken from
-an earlier DP release (the conditional marginals: post-processing) or, without it, the
-public centre 0 and scale 0.5. Missing values and structural zeros contribute 0. The row is
-clipped to norm ``C = √d`` (the norm of a typical standardised row) and divided by C, so
-``‖w‖ ≤ 1``. Released: Σw (L2 sensitivity ≤ ‖w‖ ≤ 1) and the upper triangle, diagonal
-included, of Σ w wᵀ (Frobenius sensitivity ≤ ‖w‖² ≤ 1): together L2 sensitivity √2 under
-add/remove one row, Gaussian noise of std σ·√2 per value, accounted as ``(σ, q = 1, 1 step)``.
+The statistic is the quadrant (sign) correlation, which needs no scale: each row's numerical
+values (encoded on [-1, 1] over the PUBLIC bounds) become ``w_j = present·nonzero·sign(v_j −
+c_j) / √d`` with centres ``c`` (medians) read off an earlier DP release (the conditional
+marginals: post-processing) or, without it, the public centre 0. Missing values and
+structural zeros contribute 0, so ‖w‖ ≤ 1 with no clipping, and every column carries the
+largest signal that norm allows (a standardised value clipped to norm √d loses the heavy
+tails' rows and, with a DP scale twice too large, three quarters of the signal). Released, as
+one vector with one Gaussian mechanism:
 
-The target correlation is post-processing: the noisy covariance over the pooled noisy
-variance (the columns were standardised, so one variance serves all: √d times less noisy),
-each entry soft-thresholded at its own noise level so that pairs the release cannot tell
-from 0 are matched to 0, not to noise; no target (identity) when even the pooled variance
-is within two noise stds of 0.
+* the off-diagonal upper triangle of Σ w wᵀ: one row moves it by
+  √(Σ_{i<j} w_i² w_j²) = √((‖w‖⁴ − Σ w_i⁴) / 2) ≤ 1/√2;
+* ``TRACE_WEIGHT``·Σ‖w‖² (moved by ≤ ``TRACE_WEIGHT``) and ``SUM_WEIGHT``·Σw (≤ ``SUM_WEIGHT``):
+  the variances and the centring need far less precision than the pairs, so they are
+  released down-weighted (their own noise is 1/weight times larger, still small next to n);
 
-Measured (benchmarks/results/small_tables-corr*.md, ε = 1, 3 runs): on the clinical
-diabetes table (10 numericals, 353 rows) a 0.2 share moved quality 0.780 → 0.798 and
-strong-pair sign agreement 0.67 → 0.76 but TSTR AUC 0.96 → 0.87; on the 30-column demo
-the per-pair noise (≈ σ·√2·d/n in correlation units) drowns the signal. So it is OFF by
-default (``TrainingConfig.correlation_epsilon_share``), a lever for tables with few
-numerical columns relative to their rows. Citation: Dwork, Talwar, Thakurta & Zhang 2014 (analyze Gauss).
+together L2 sensitivity ``SENSITIVITY`` = √(1/2 + 0.25² + 0.25²) ≈ 0.79 under add/remove one
+row (the diagonal is not released). Noise std σ·``SENSITIVITY`` per released value,
+accounted as ``(σ, q = 1, 1 step)``.
+
+The target is post-processing: the noisy sign covariance over the noisy sign variances,
+denoised by its spectrum — a symmetric noise matrix of entry std s has its eigenvalues within
+±2s√d, so uncorrelated columns (I + noise) have theirs within 1 ± 2s√d, and only the
+eigen-components above 1 + 2s√d are kept (hard thresholding; Dwork, Talwar, Thakurta & Zhang
+2014, "analyze Gauss", and the low-rank structure of clinical measurements: size, lipid or
+blood-count panels move together); no component above that edge: no target, and the
+generator is not asked to match anything (matching the identity would erase correlations). The kept
+quadrant correlation q becomes a Pearson correlation by Greiner's relation r = sin(πq/2)
+(exact for a Gaussian copula).
+
+Measured on the 30-column demo table (455 training rows), the target alone against the real
+Pearson correlations (``python benchmarks/correlation_target.py``): see
+``benchmarks/results/correlation_target.md``; the generator's fit is in
+``benchmarks/results/small_tables-*.md``.
 """
 
 from __future__ import annotations
@@ -35,16 +47,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synthrelease.privacy import collective
 from synthrelease.privacy.accounting import MechanismEntry
 from synthrelease.privacy.collective import noisy_sum
-from synthrelease.privacy.randomness import gaussian_noise
 from synthrelease.transforms.dp_marginals import MarginalMeasurements, NumericLayout, _indicator, bin_edges
+from synthrelease.transforms.marginal_loss import project_counts
 
-SENSITIVITY = 2 ** 0.5
-"""L2 sensitivity of (Σw, upper triangle of Σwwᵀ) when ‖w‖ ≤ 1."""
-THRESHOLD = 1.0
-"""Soft threshold of each noisy correlation, in units of its own noise std."""
+TRACE_WEIGHT = 0.25
+"""Weight of Σ‖w‖² in the released vector (its noise std is σ·SENSITIVITY / TRACE_WEIGHT)."""
+SUM_WEIGHT = 0.25
+"""Weight of Σw in the released vector (its noise std is σ·SENSITIVITY / SUM_WEIGHT)."""
+SENSITIVITY = (0.5 + TRACE_WEIGHT ** 2 + SUM_WEIGHT ** 2) ** 0.5
+"""L2 sensitivity of (upper off-diagonal Σwwᵀ, TRACE_WEIGHT·Σ‖w‖², SUM_WEIGHT·Σw) when ‖w‖ ≤ 1."""
+EDGE = 2.0
+"""Spectral edge of a symmetric noise matrix of entry std s: eigenvalues within ±EDGE·s·√d."""
 
 
 @dataclass(frozen=True)
@@ -53,112 +68,135 @@ class CorrelationMeasurement:
 
     Attributes:
         layout: the numerical columns (d of them).
-        center, scale: float32 [d] public-or-DP centre and scale of each encoded value.
+        center: float32 [d] public-or-DP centre (median) of each encoded value.
         sums: float64 [d] noisy Σw.
-        second: float64 [d, d] noisy Σwwᵀ (symmetric; each upper entry measured once).
-        noise_std: noise std of each released value (σ·√2).
+        off_diagonal: float64 [d, d] noisy Σwwᵀ off the diagonal (symmetric, each pair measured
+            once; the diagonal is 0: not released).
+        trace: noisy Σ‖w‖².
+        noise_std: noise std of each released off-diagonal value (σ·SENSITIVITY).
         entry: the accounted mechanism.
     """
 
     layout: NumericLayout
     center: torch.Tensor
-    scale: torch.Tensor
     sums: np.ndarray
-    second: np.ndarray
+    off_diagonal: np.ndarray
+    trace: float
     noise_std: float
     entry: MechanismEntry
 
-    def target(self, n_rows: int) -> np.ndarray:
-        """The soft-thresholded correlation matrix [d, d] (post-processing; ``n_rows`` public)."""
+    def target(self, n_rows: int) -> np.ndarray | None:
+        """The denoised Pearson correlation matrix [d, d] (post-processing; ``n_rows`` public), or
+        None when no eigen-component clears the noise edge: matching the identity instead would
+        erase the correlations the other terms teach the generator."""
         n = float(max(n_rows, 2))
+        d = len(self.sums)
         mean = self.sums / n
-        cov = self.second / n - np.outer(mean, mean)
-        # the columns were standardised with DP scales, so their variances are about equal:
-        # their pooled mean is √d times less noisy than each noisy diagonal entry
-        d = len(mean)
-        var = float(np.mean(np.diag(cov)))
-        if var < 2.0 * self.noise_std / (n * d ** 0.5):  # the pooled variance is lost in its noise
-            return np.eye(d)
-        denom = np.full(cov.shape, var)
-        raw = cov / denom
-        noise = (self.noise_std / n) / denom  # std of each entry's noise, in correlation units
-        shrunk = np.sign(raw) * np.maximum(np.abs(raw) - THRESHOLD * noise, 0.0)
-        out = np.clip(shrunk, -1.0, 1.0)
+        cov = self.off_diagonal / n - np.outer(mean, mean)
+        # E[w_j²] = 1/d for a column without missing values or zeros; the pooled noisy trace
+        # covers the ones with them (their share of active cells)
+        second = min(self.trace / (n * d), 1.0 / d)
+        var = np.maximum(second - mean ** 2, 0.25 / d)  # a column on one side of its centre: floor
+        entry_std = self.noise_std / (n * float(np.mean(var)))  # each pair's noise, in correlation units
+        if second <= 0 or entry_std > 1.0:  # every pair is lost in noise
+            return None
+        quadrant = cov / np.sqrt(np.outer(var, var))
+        np.fill_diagonal(quadrant, 1.0)
+        values, vectors = np.linalg.eigh(quadrant)
+        keep = values > 1.0 + EDGE * entry_std * d ** 0.5  # uncorrelated columns: I + noise
+        if not keep.any():
+            return None
+        # each column's own variance (1 − its communality) sits in every eigenvalue: remove the
+        # discarded components' mean level, as a factor model does (trace d is preserved)
+        unique = float(values[~keep].mean()) if (~keep).any() else 0.0
+        low_rank = (vectors[:, keep] * (values[keep] - unique)) @ vectors[:, keep].T
+        out = np.sin(np.pi / 2 * np.clip(low_rank, -1.0, 1.0))  # Greiner: quadrant → Pearson
         np.fill_diagonal(out, 1.0)
         return out
 
 
-def standardised(x: torch.Tensor, layout: NumericLayout, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """[n, d] rows w: standardised deviations clipped to norm √d and divided by √d (‖w‖ ≤ 1)."""
+def signs(x: torch.Tensor, layout: NumericLayout, center: torch.Tensor) -> torch.Tensor:
+    """[n, d] rows w = present·nonzero·sign(v − centre) / √d: ‖w‖ ≤ 1 without clipping."""
     d = len(layout.columns)
     active = _indicator(x, layout.present_idx) * _indicator(x, layout.nonzero_idx)
-    u = active * (x[:, layout.value_idx] - center) / scale
-    clip = d ** 0.5 * (1 + 1e-6)  # the margin keeps ‖w‖ ≤ 1 through rounding
-    norm = u.norm(dim=1, keepdim=True).clamp(min=1e-12)
-    return u * (clip / norm).clamp(max=1.0) / clip
+    return active * torch.sign(x[:, layout.value_idx] - center) / d ** 0.5
 
 
-def centres_and_scales(layout: NumericLayout,
-                       marginals: MarginalMeasurements | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column centre and scale of the encoded values: from the DP marginals' value bins
-    (pooled over classes, post-processing), else the public centre 0 and scale 0.5."""
+def centres(layout: NumericLayout, marginals: MarginalMeasurements | None) -> torch.Tensor:
+    """Per-column median of the encoded values: from the DP marginals' value bins (pooled over
+    classes, projected onto the simplex, interpolated within the median's bin: post-processing),
+    else the public centre 0."""
     d = len(layout.columns)
     if marginals is None or tuple(marginals.numeric.columns) != tuple(layout.columns):
-        return torch.zeros(d), torch.full((d,), 0.5)
-    counts = np.clip(marginals.numeric_counts.sum(axis=0)[:, 2:], 0.0, None) + 1e-3  # [d, bins]
-    probs = counts / counts.sum(axis=1, keepdims=True)
-    edges = bin_edges(marginals.n_bins).double().numpy()
-    full = np.concatenate([[-1.0], edges, [1.0]])
-    mids = (full[:-1] + full[1:]) / 2
-    mean = probs @ mids
-    std = np.sqrt(np.maximum(probs @ mids ** 2 - mean ** 2, 0.0))
-    floor = 1.0 / marginals.n_bins  # half a bin width on [-1, 1]
-    return (torch.as_tensor(mean, dtype=torch.float32),
-            torch.as_tensor(np.maximum(std, floor), dtype=torch.float32))
+        return torch.zeros(d)
+    noisy = marginals.numeric_counts.sum(axis=0)[:, 2:]  # [d, bins]
+    # projected, not clipped: clipping adds ≈ σ/√(2π) to every empty bin and drags the median
+    # towards the middle of the bounds
+    counts = project_counts(noisy, np.maximum(noisy.sum(axis=1), 1.0)) + 1e-6
+    cdf = np.cumsum(counts / counts.sum(axis=1, keepdims=True), axis=1)
+    edges = np.concatenate([[-1.0], bin_edges(marginals.n_bins).double().numpy(), [1.0]])
+    out = np.empty(d)
+    for j in range(d):
+        k = int(np.searchsorted(cdf[j], 0.5))
+        below = cdf[j, k - 1] if k > 0 else 0.0
+        share = (0.5 - below) / max(cdf[j, k] - below, 1e-12)
+        out[j] = edges[k] + share * (edges[k + 1] - edges[k])
+    return torch.as_tensor(out, dtype=torch.float32)
+
+
+def released_vector(w: torch.Tensor) -> torch.Tensor:
+    """(upper off-diagonal Σwwᵀ, TRACE_WEIGHT·Σ‖w‖², SUM_WEIGHT·Σw) of rows ``w`` [n, d]: what
+    one release adds noise to (L2 sensitivity ``SENSITIVITY`` when every ‖w‖ ≤ 1)."""
+    d = w.shape[1]
+    iu = torch.triu_indices(d, d, offset=1)
+    gram = w.T @ w
+    return torch.cat([gram[iu[0], iu[1]], (TRACE_WEIGHT * gram.diagonal().sum()).reshape(1),
+                      SUM_WEIGHT * w.sum(dim=0)])
 
 
 def measure_correlation(chunks: Callable[[], Iterator[torch.Tensor]], layout: NumericLayout, *,
-                        center: torch.Tensor, scale: torch.Tensor, noise_multiplier: float,
+                        center: torch.Tensor, noise_multiplier: float,
                         generator: torch.Generator) -> CorrelationMeasurement:
-    """Release Σw and Σwwᵀ of the encoded private rows with one Gaussian mechanism.
+    """Release the pair moments of the encoded private rows with one Gaussian mechanism.
 
-    Reads every private row. Guarantee: L2 sensitivity √2 under add/remove one row (``centre``
-    and ``scale`` must be public or DP outputs), noise std ``noise_multiplier``·√2 per value:
-    the Opacus entry ``(noise_multiplier, 1.0, 1)``.
+    Reads every private row. Guarantee: L2 sensitivity ``SENSITIVITY`` under add/remove one row
+    (``center`` must be public or a DP output), noise std
+    ``noise_multiplier``·SENSITIVITY per released value: the Opacus entry ``(noise_multiplier, 1.0, 1)``.
     """
     d = len(layout.columns)
-    sums = torch.zeros(d, dtype=torch.float64)
-    second = torch.zeros(d, d, dtype=torch.float64)
+    total = torch.zeros(d * (d - 1) // 2 + 1 + d, dtype=torch.float64)
     for block in chunks():
-        w = standardised(block.double(), layout, center.double(), scale.double())
-        sums += w.sum(dim=0)
-        second += w.T @ w
+        total += released_vector(signs(block.double(), layout, center.double()))
     std = noise_multiplier * SENSITIVITY
-    noisy_sums = noisy_sum(sums, std, generator)  # Σ over every rank's rows, noised once
-    upper = torch.triu(torch.ones(d, d, dtype=torch.bool))
-    noise = torch.zeros(d, d, dtype=torch.float64)
-    second = collective.current().sum(second)
-    if collective.current().is_leader:  # the noise is drawn once, by rank 0 in a distributed run
-        noise[upper] = gaussian_noise((int(upper.sum()),), std, generator)
-    noise = collective.current().broadcast(noise)
-    noise = torch.triu(noise) + torch.triu(noise, diagonal=1).T  # each pair's noise drawn once
-    entry = MechanismEntry(f"numerical correlation ({d} columns, Gaussian, sensitivity sqrt(2))",
+    noisy = noisy_sum(total, std, generator).numpy()  # Σ over every rank's rows, noised once
+    pairs = d * (d - 1) // 2
+    off = np.zeros((d, d))
+    off[np.triu_indices(d, 1)] = noisy[:pairs]
+    entry = MechanismEntry(f"numerical correlation ({d} columns, Gaussian, sensitivity {SENSITIVITY:.3f})",
                            float(noise_multiplier), 1.0, 1)
-    return CorrelationMeasurement(layout, center, scale, noisy_sums.numpy(), (second + noise).numpy(), std, entry)
+    return CorrelationMeasurement(layout, center, sums=noisy[pairs + 1:] / SUM_WEIGHT,
+                                  off_diagonal=off + off.T, trace=float(noisy[pairs]) / TRACE_WEIGHT,
+                                  noise_std=std, entry=entry)
 
 
 class CorrelationMatcher:
-    """``loss(fake)``: mean squared difference between the batch's correlation of w and the
-    DP target, over the off-diagonal pairs (reads only DP outputs: no privacy cost)."""
+    """``loss(fake)``: mean squared difference between the batch's Pearson correlation of the
+    numerical values (missing and structural zeros as 0, as the release saw them) and the DP
+    target, over the off-diagonal pairs (reads only DP outputs: no privacy cost)."""
 
     def __init__(self, measured: CorrelationMeasurement, *, n_rows: int) -> None:
         self.m = measured
-        self.target = torch.as_tensor(measured.target(n_rows), dtype=torch.float32)
-        d = self.target.shape[0]
+        target = measured.target(n_rows)
+        self.target = None if target is None else torch.as_tensor(target, dtype=torch.float32)
+        d = len(measured.layout.columns)
         self.off = ~torch.eye(d, dtype=torch.bool)
 
     def loss(self, fake: torch.Tensor) -> torch.Tensor:
-        w = standardised(fake, self.m.layout, self.m.center, self.m.scale)
+        if self.target is None:  # nothing cleared the noise: no term
+            return fake.new_zeros(())
+        layout = self.m.layout
+        active = _indicator(fake, layout.present_idx) * _indicator(fake, layout.nonzero_idx)
+        w = active * (fake[:, layout.value_idx] - self.m.center)
         w = w - w.mean(dim=0, keepdim=True)
         cov = w.T @ w / max(fake.shape[0] - 1, 1)
         sd = cov.diagonal().clamp(min=1e-8).sqrt()

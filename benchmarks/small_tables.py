@@ -23,7 +23,10 @@ DP noise (as a release), the public seed fixing initialisation and latent noise.
 
 ``--peer mst`` scores smartnoise-synth 1.0.8's MST instead (benchmarks/peers/mst_peer.py, run in
 a venv of its own: ``pip install smartnoise-synth --no-deps`` plus mbi, disjoint-set, opendp,
-smartnoise-sql, antlr4-python3-runtime==4.9.3, pyyaml, sqlalchemy, "pandas<3").
+smartnoise-sql, antlr4-python3-runtime==4.9.3, pyyaml, sqlalchemy, "pandas<3");
+``--peer dpmm-mst`` / ``dpmm-aim`` / ``dpmm-privbayes`` score dpmm 0.1.9's models
+(benchmarks/peers/dpmm_peer.py in the venv of ``benchmarks/peers/setup_envs.sh``: public bounds
+and category lists in dpmm's domain, 10 % of ε on its PrivTree bin edges).
 
 Writes benchmarks/results/small_tables[-TAG].{json,md}.
 """
@@ -118,21 +121,29 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+PEER_RUNNERS = {"mst": ("mst_peer.py",), "dpmm-mst": ("dpmm_peer.py", "mst"), "dpmm-aim": ("dpmm_peer.py", "aim"),
+                "dpmm-privbayes": ("dpmm_peer.py", "privbayes")}
+"""Peer name: runner in benchmarks/peers/ and its extra argument (smartnoise's MST, dpmm's models)."""
+
+
 def run_peer(peer: tuple[str, str], train: pd.DataFrame, meta, eps: float, delta: float,
              work: Path) -> tuple[pd.DataFrame, float]:
-    """Train a peer (``(name, python)``; only smartnoise's MST) in its own environment on the
-    training rows with the PUBLIC bounds; returns its synthetic rows and the ε it was given."""
+    """Train a peer (``(name, python)``, a key of PEER_RUNNERS) in its own environment on the
+    training rows with the PUBLIC bounds and category lists; returns its synthetic rows and ε."""
     name, python = peer
-    if name != "mst":
-        raise SystemExit(f"unknown peer {name}")
+    if name not in PEER_RUNNERS:
+        raise SystemExit(f"unknown peer {name}: one of {', '.join(PEER_RUNNERS)}")
     cols = meta.model_columns
     spec = {"epsilon": eps, "delta": delta, "n_rows": len(train), "columns": {
         c: ({"kind": "numerical", "lower": meta.columns[c].min, "upper": meta.columns[c].max}
-            if meta.columns[c].is_numerical and c != meta.target else {"kind": "categorical"}) for c in cols}}
+            if meta.columns[c].is_numerical and c != meta.target else
+            {"kind": "categorical", "categories": [str(v) for v in meta.columns[c].canonical_categories()]})
+        for c in cols}}
     (work / "peer_spec.json").write_text(json.dumps(spec))
     train[cols].to_csv(work / "peer_train.csv", index=False)
-    subprocess.run([python, str(HERE / "peers" / "mst_peer.py"), str(work / "peer_train.csv"),
-                    str(work / "peer_spec.json"), str(work / "peer_synthetic.csv")], check=True)
+    runner, *extra = PEER_RUNNERS[name]
+    subprocess.run([python, str(HERE / "peers" / runner), str(work / "peer_train.csv"),
+                    str(work / "peer_spec.json"), str(work / "peer_synthetic.csv"), *extra], check=True)
     syn = pd.read_csv(work / "peer_synthetic.csv")
     for c in cols:
         if not meta.columns[c].is_numerical:
@@ -199,8 +210,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--peer", default="", help="mst: run smartnoise-synth's MST instead (needs --peer-python)")
-    ap.add_argument("--peer-python", default="", help="python of a venv with smartnoise-synth 1.0.8")
+    ap.add_argument("--peer", default="", help="run a peer instead: " + ", ".join(PEER_RUNNERS)
+                    + " (needs --peer-python)")
+    ap.add_argument("--peer-python", default="", help="python of the peer's venv (benchmarks/peers/setup_envs.sh)")
     a = ap.parse_args()
     import torch
 

@@ -145,3 +145,23 @@ def test_the_release_is_charged_in_the_one_accountant(tiny_table):
     assert any(label.startswith("numerical correlation (") for label in labels)
     assert model.privacy.epsilon == pytest.approx(epsilon_for(model.privacy.entries, delta=1e-4))
     assert 0.99 * 2.0 <= model.privacy.epsilon <= 2.0
+
+
+def test_defaults_turn_the_release_on_from_eight_numerical_columns():
+    """Public rule: ≥ 8 numerical columns (below the wide-table path) get the correlation release
+    instead of the related-column histograms; fewer keep them."""
+    from synthrelease.api import default_training_config
+    from synthrelease.gan.defaults import CORRELATION_MIN_NUMERICAL, CORRELATION_SETTINGS
+
+    def table(n_numerical: int) -> Metadata:
+        cols = {f"x{i}": {"type": "float", "min": 0.0, "max": 10.0} for i in range(n_numerical)}
+        return Metadata.model_validate({"version": 1, "name": "cohort", "reviewed": True, "target": "label",
+                                        "related_columns": [["x0", "x1"]],
+                                        "columns": {**cols, "label": {"type": "categorical", "categories": ["a", "b"]}}})
+
+    many = default_training_config(455, epsilon=1.0, delta=1e-5, seed=0, metadata=table(CORRELATION_MIN_NUMERICAL),
+                                   condition_column="label")
+    few = default_training_config(455, epsilon=1.0, delta=1e-5, seed=0,
+                                  metadata=table(CORRELATION_MIN_NUMERICAL - 1), condition_column="label")
+    assert {k: getattr(many, k) for k in CORRELATION_SETTINGS} == CORRELATION_SETTINGS
+    assert few.correlation_epsilon_share == 0.0 and few.related_epsilon_share > 0

@@ -79,7 +79,10 @@ def test_no_published_float_is_built_from_an_exact_count(neighbours) -> None:
         for c in exact:
             for multiple in (1.0, 2.0, math.sqrt(2.0)):
                 assert not math.isclose(value, c * multiple, rel_tol=1e-6), (value, c)
-    for n in (n1, n0, n1 + n0, math.ceil(0.8 * (n1 + n0))):
+    # an exact count that happens to equal a number derived from the pinned DP sizes (the
+    # coin split makes n₁ = 459 = ⌈0.8 · 573.7⌉ about 4 % of the time) cannot be told apart
+    published = {PINNED.synthetic_rows(0.2), *PINNED.gate_slots()}
+    for n in {n1, n0, n1 + n0, math.ceil(0.8 * (n1 + n0))} - published:
         assert f" {n} " not in card and f" {n}," not in card and f" {n}." not in card
 
 

@@ -155,9 +155,9 @@ def test_defaults_turn_the_release_on_from_eight_numerical_columns():
 
     def table(n_numerical: int) -> Metadata:
         cols = {f"x{i}": {"type": "float", "min": 0.0, "max": 10.0} for i in range(n_numerical)}
+        cols["label"] = {"type": "categorical", "categories": ["a", "b"]}
         return Metadata.model_validate({"version": 1, "name": "cohort", "reviewed": True, "target": "label",
-                                        "related_columns": [["x0", "x1"]],
-                                        "columns": {**cols, "label": {"type": "categorical", "categories": ["a", "b"]}}})
+                                        "related_columns": [["x0", "x1"]], "columns": cols})
 
     many = default_training_config(455, epsilon=1.0, delta=1e-5, seed=0, metadata=table(CORRELATION_MIN_NUMERICAL),
                                    condition_column="label")

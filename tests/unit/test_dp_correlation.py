@@ -12,6 +12,7 @@ from synthrelease.metadata.schema import Metadata
 from synthrelease.privacy.accounting import epsilon_for
 from synthrelease.privacy.randomness import PrivateRandomness
 from synthrelease.transforms.dp_correlation import (
+    MATCHED_ABOVE,
     SENSITIVITY,
     SUM_WEIGHT,
     TRACE_WEIGHT,
@@ -165,3 +166,18 @@ def test_defaults_turn_the_release_on_from_eight_numerical_columns():
                                   metadata=table(CORRELATION_MIN_NUMERICAL - 1), condition_column="label")
     assert {k: getattr(many, k) for k in CORRELATION_SETTINGS} == CORRELATION_SETTINGS
     assert few.correlation_epsilon_share == 0.0 and few.related_epsilon_share > 0
+
+
+def test_the_matcher_gives_no_reason_to_flatten_an_uncorrelated_column():
+    """Pairs whose target is ≈ 0 are not matched: a constant column (every pair r = 0) must not
+    lower the loss (it did on gse7390: every synthetic time to metastasis became 0)."""
+    df = make_tiny_table(800, seed=4)
+    df["bmi"] = 15 + (df["age"] - 18) / 72 * 30
+    m, enc, layout = _release(df)
+    matcher = CorrelationMatcher(m, n_rows=len(df))
+    dose = layout.columns.index("dose")
+    assert (matcher.target[dose].abs()[torch.arange(len(layout.columns)) != dose] < MATCHED_ABOVE).all()
+    flat = df.copy()
+    flat["dose"] = float(df["dose"].median())
+    as_x = lambda frame: torch.from_numpy(enc.encode(frame)).float()  # noqa: E731
+    assert matcher.loss(as_x(flat)).item() == pytest.approx(matcher.loss(as_x(df)).item(), abs=1e-6)

@@ -11,7 +11,7 @@ from synthrelease.metadata.schema import Metadata
 RELATED_EPSILON_SHARE = 0.2
 """ε share of the joint histograms of the metadata's ``related_columns`` pairs, when it declares any."""
 
-CORRELATION_MIN_NUMERICAL = 8
+CORRELATION_MIN_NUMERICAL = 20
 """From this many numerical columns (and below :data:`WIDE_MIN_NUMERICAL`), the DP correlation
 release (:mod:`synthrelease.transforms.dp_correlation`) replaces the declared related-column
 histograms: :data:`CORRELATION_SETTINGS`."""
@@ -19,14 +19,14 @@ histograms: :data:`CORRELATION_SETTINGS`."""
 CORRELATION_SETTINGS: dict[str, Any] = {
     "correlation_epsilon_share": 0.3, "correlation_weight": 10.0, "related_epsilon_share": 0.0}
 """One quadrant-correlation release (spectrally denoised) on 30 % of ε, matched at weight 10.
-Measured at ε = 1, 3 runs each (``python benchmarks/small_tables.py --datasets
-demo,diabetes,whas500,gbsg2,gse7390 --tag five-shipped`` against ``--set
-correlation_epsilon_share=0.3 --set correlation_weight=10 --set related_epsilon_share=0 --tag
-five-corr30``): demo (30 numerical columns) quality 0.739 → 0.794, TSTR AUC 0.921 → 0.972,
-strong pairs kept (sign and within 0.3) 22 % → 59 %; diabetes (10) 0.783 → 0.798, TSTR
-0.936 → 0.935, kept 48 % → 76 %; gse7390 (78) quality 0.403 → 0.481. On whas500 and gbsg2
-(6–7 numerical columns, one strong pair or none) it cost quality 0.01–0.02 and TSTR
-0.04–0.05, hence the threshold."""
+Measured at ε = 1 (``python benchmarks/small_tables.py``; shipped before: ``--tag
+five-shipped``, 3 runs; with the release: ``--tag corr-matched-pairs`` and
+``corr-matched-pairs-more``, 7 runs on demo and diabetes, 3 on gse7390): demo (30 numerical
+columns) quality 0.739 → 0.777, TSTR AUC 0.922 → 0.941, strong pairs kept (sign and within
+0.3) 22 % → 50 %; gse7390 (78) quality 0.403 → 0.480. On diabetes (10) it kept more strong
+pairs (48 % → 55 %) but TSTR fell 0.936 → 0.782 (0.54–0.98 over runs), and on whas500 and
+gbsg2 (6–7 columns: ``--tag five-corr30``) it cost quality and TSTR: hence 20 columns. A
+steward can still ask for it on a narrower table (``release --train-option correlation_epsilon_share=0.3``)."""
 
 WIDE_MIN_NUMERICAL = 100
 """The class-profile settings need this many numerical columns: on a few dozen columns

@@ -148,8 +148,8 @@ def test_the_release_is_charged_in_the_one_accountant(tiny_table):
     assert 0.99 * 2.0 <= model.privacy.epsilon <= 2.0
 
 
-def test_defaults_turn_the_release_on_from_eight_numerical_columns():
-    """Public rule: ≥ 8 numerical columns (below the wide-table path) get the correlation release
+def test_defaults_turn_the_release_on_from_the_column_threshold():
+    """Public rule: ≥ CORRELATION_MIN_NUMERICAL numerical columns (below the wide path) get the release
     instead of the related-column histograms; fewer keep them."""
     from synthrelease.api import default_training_config
     from synthrelease.gan.defaults import CORRELATION_MIN_NUMERICAL, CORRELATION_SETTINGS

@@ -58,6 +58,7 @@ class MarginalMeasurements:
         discrete_spans: spans of the measured discrete columns.
         discrete_counts: float64 [classes, total width of discrete_spans] noisy counts.
         n_bins: bins per numerical value.
+        noise_std: Gaussian noise std of every released count (σ·√M).
     """
 
     entry: MechanismEntry
@@ -67,6 +68,7 @@ class MarginalMeasurements:
     discrete_spans: tuple[Span, ...]
     discrete_counts: np.ndarray
     n_bins: int
+    noise_std: float = 0.0
 
     def condition_probs(self) -> np.ndarray:
         """Sampling frequencies of the condition from its noisy histogram (post-processing)."""
@@ -193,4 +195,4 @@ def measure_marginals(x: torch.Tensor | Any, encoder: TableEncoder, condition_co
     disc_counts = noisy(disc_total) if spans else np.zeros((k, 0))
     entry = MechanismEntry(f"conditional marginals ({m} histograms, Gaussian, sensitivity sqrt({m}))",
                            float(noise_multiplier), 1.0, 1)
-    return MarginalMeasurements(entry, cond_counts, layout, num_counts, spans, disc_counts, n_bins)
+    return MarginalMeasurements(entry, cond_counts, layout, num_counts, spans, disc_counts, n_bins, float(scale))

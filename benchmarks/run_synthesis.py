@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from key_values import key_values
+
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 RESULTS = HERE / "results"
@@ -55,21 +57,6 @@ PEER_BARS = {  # PEERS.md: best DP peer (quality, TSTR AUC) at each ε; DPCTGAN 
     ("pbmc68k", 3): {"best_dp_quality": 0.451, "best_dp_tstr": 0.543, "dpctgan": (0.388, 0.476),
                      "patectgan": (0.451, 0.543)},
 }
-
-
-def _overrides(pairs: list[str]) -> dict:
-    """``key=value`` TrainingConfig overrides (numbers parsed, the rest kept as strings)."""
-    out: dict = {}
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out
 
 
 def _drafted(name: str, train) -> object:
@@ -172,7 +159,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.one:
         name, eps, out_csv, info, seed = a.one
-        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), _overrides(a.set),
+        train_one(name, float(eps), Path(a.splits), Path(out_csv), Path(info), int(seed), key_values(a.set),
                   a.gate_policy, a.count_share, a.metadata)
         return
     splits = Path(a.splits) if a.splits else Path(tempfile.mkdtemp(prefix="splits-"))

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from key_values import key_values
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
@@ -104,21 +105,6 @@ def clinician_metrics(train: pd.DataFrame, syn: pd.DataFrame, meta) -> dict:
             "std_ratio_median": float(np.median(ratio)),
             "std_within_25pct": float(np.mean(np.abs(ratio - 1) <= 0.25)),
             "prdc_precision": fid.metrics.get("prdc_precision"), "prdc_coverage": fid.metrics.get("prdc_coverage")}
-
-
-def _overrides(pairs: list[str]) -> dict:
-    out: dict = {}
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        for cast in (int, float):
-            try:
-                out[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return out
 
 
 PEER_RUNNERS = {"mst": ("mst_peer.py",), "dpmm-mst": ("dpmm_peer.py", "mst"), "dpmm-aim": ("dpmm_peer.py", "aim"),
@@ -217,7 +203,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    overrides = _overrides(a.set)
+    overrides = key_values(a.set)
     rows = []
     for name in a.datasets.split(","):
         for eps in [float(e) for e in a.epsilons.split(",")]:

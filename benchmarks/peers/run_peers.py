@@ -88,21 +88,6 @@ def score(train_csv: Path, splits: Path, syn: Path, out: Path) -> dict:
     return json.loads(out.read_text())["summary"]
 
 
-def _options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        for cast in (int, float):
-            try:
-                out[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return out
-
-
 def _f(v, nd=3) -> str:
     return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
 
@@ -197,7 +182,10 @@ def main() -> None:
     rows = [r for m in merged for r in m["rows"]]
     if merged:  # show the commands that produced the merged rows
         command = " ; ".join([m["command"] for m in merged] + ([command] if a.peers else []))
-    options = _options(a.set)
+    sys.path.insert(0, str(BENCH))
+    from key_values import key_values
+
+    options = key_values(a.set)
     for peer in [p for p in a.peers.split(",") if p]:
         for eps in [float(e) for e in a.epsilons.split(",")]:
             for seed in [int(s) for s in a.seeds.split(",")]:

@@ -86,7 +86,7 @@ syn.to_csv(out_path, index=False)
 prog = pd.read_csv(ws / "ModelStore" / "model-data" / "progress-messages.csv")
 kept = prog[prog["is_checkpoint"] == 1]
 acc = RDPAccountant()  # the accountant saved with the kept checkpoint: its exact (unrounded) training ε
-acc.load_state_dict(torch.load(ws / "ModelStore" / "model-data" / "dp-accountant.pt", weights_only=False))
+acc.load_state_dict(torch.load(ws / "ModelStore" / "model-data" / "dp-accountant.pt", weights_only=True))
 eps_train = float(acc.get_epsilon(delta))
 info = {"system": "mostly", "epsilon_given": eps, "delta": delta,
         "epsilon_reported": float(kept["dp_eps"].iloc[-1]) if len(kept) else None,

@@ -64,6 +64,8 @@ def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: 
     steps = n_steps or 1000
     share = TrainingConfig.__dataclass_fields__["marginal_epsilon_share"].default
     bins = TrainingConfig.__dataclass_fields__["marginal_bins"].default
+    declared = metadata is not None and bool(metadata.related_pairs)
+    relations: dict[str, Any] = {"related_epsilon_share": RELATED_EPSILON_SHARE if declared else 0.0}
     if metadata is not None and condition_column is not None:
         n_classes = len(metadata.columns[condition_column].canonical_categories())
         n_histograms = len(metadata.model_columns)
@@ -79,11 +81,9 @@ def default_training_config(n_rows: int, *, epsilon: float, delta: float, seed: 
                 steps = min(steps, max(100, round(100 / sample_rate_for(n_rows, min(batch, n_rows)))))
             return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
                                   batch_size=batch, n_steps=steps, seed=seed, **WIDE_TABLE_SETTINGS)
-        if len(numerical) >= CORRELATION_MIN_NUMERICAL:
-            return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
-                                  batch_size=batch, n_steps=steps, seed=seed, marginal_epsilon_share=share,
-                                  marginal_bins=bins, **CORRELATION_SETTINGS)
-    related = RELATED_EPSILON_SHARE if metadata is not None and metadata.related_pairs else 0.0
+        if CORRELATION_MIN_NUMERICAL <= len(numerical) < WIDE_MIN_NUMERICAL:
+            # (a gram matrix of thousands of genes would not fit: wide tables never get it)
+            relations = CORRELATION_SETTINGS
     return TrainingConfig(target_epsilon=epsilon, target_delta=delta, accountant=accountant,
                           batch_size=batch, n_steps=steps, seed=seed, marginal_epsilon_share=share,
-                          marginal_bins=bins, related_epsilon_share=related)
+                          marginal_bins=bins, **relations)

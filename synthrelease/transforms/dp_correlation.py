@@ -29,9 +29,9 @@ denoised by its spectrum — a symmetric noise matrix of entry std s has its eig
 eigen-components above 1 + 2s√d are kept (hard thresholding; Dwork, Talwar, Thakurta & Zhang
 2014, "analyze Gauss", and the low-rank structure of clinical measurements: size, lipid or
 blood-count panels move together); no component above that edge: no target, and the
-generator is not asked to match anything (matching the identity would erase correlations). The kept
-quadrant correlation q becomes a Pearson correlation by Greiner's relation r = sin(πq/2)
-(exact for a Gaussian copula).
+generator is not asked to match anything (matching the identity would erase correlations).
+The kept quadrant correlation q becomes a Pearson correlation by Greiner's relation
+r = sin(πq/2) (exact for a Gaussian copula).
 
 Measured end to end in ``benchmarks/results/small_tables-five-*.md`` (README, "DP correlation
 matrix"); the unit tests check the sensitivity by removing rows and the denoising's gain over
@@ -134,12 +134,11 @@ def centres(layout: NumericLayout, marginals: MarginalMeasurements | None) -> to
     counts = project_counts(noisy, np.maximum(noisy.sum(axis=1), 1.0)) + 1e-6
     cdf = np.cumsum(counts / counts.sum(axis=1, keepdims=True), axis=1)
     edges = np.concatenate([[-1.0], bin_edges(marginals.n_bins).double().numpy(), [1.0]])
-    out = np.empty(d)
-    for j in range(d):
-        k = int(np.searchsorted(cdf[j], 0.5))
-        below = cdf[j, k - 1] if k > 0 else 0.0
-        share = (0.5 - below) / max(cdf[j, k] - below, 1e-12)
-        out[j] = edges[k] + share * (edges[k + 1] - edges[k])
+    k = np.minimum((cdf < 0.5).sum(axis=1), cdf.shape[1] - 1)  # the median's bin
+    rows = np.arange(d)
+    below = np.where(k > 0, cdf[rows, np.maximum(k - 1, 0)], 0.0)
+    share = (0.5 - below) / np.maximum(cdf[rows, k] - below, 1e-12)
+    out = edges[k] + share * (edges[k + 1] - edges[k])
     return torch.as_tensor(out, dtype=torch.float32)
 
 

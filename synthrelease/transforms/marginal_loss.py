@@ -68,9 +68,9 @@ def unimodal_where_consistent(bins: np.ndarray, noise_std: float) -> np.ndarray:
     Why: noise of std σ on every bin, then the simplex projection, leaves isolated positive
     spikes in empty tail bins, and a generator that follows them spreads every column (the
     demo's targets came out with std 1.59× the true one, diabetes' 1.38×; with the fit 1.05×
-    and 1.01×: ``python benchmarks/marginal_spread.py``). A unimodal
-    histogram plus noise passes the test; a clearly multimodal one (adult's education years,
-    measured on 26,000 rows) fails it and is kept as measured.
+    and 1.01×: ``python benchmarks/marginal_spread.py``). A unimodal histogram plus noise
+    passes the test; a clearly multimodal one (adult's education years, measured on 26,000
+    rows) fails it and is kept as measured.
     """
     out = np.array(bins, dtype=np.float64, copy=True)
     flat = out.reshape(-1, out.shape[-1])

@@ -149,8 +149,8 @@ def test_the_release_is_charged_in_the_one_accountant(tiny_table):
 
 
 def test_defaults_turn_the_release_on_from_the_column_threshold():
-    """Public rule: ≥ CORRELATION_MIN_NUMERICAL numerical columns (below the wide path) get the release
-    instead of the related-column histograms; fewer keep them."""
+    """Public rule: ≥ CORRELATION_MIN_NUMERICAL numerical columns (below WIDE_MIN_NUMERICAL) get the
+    release instead of the related-column histograms; fewer keep them."""
     from synthrelease.api import default_training_config
     from synthrelease.gan.defaults import CORRELATION_MIN_NUMERICAL, CORRELATION_SETTINGS
 
@@ -166,6 +166,13 @@ def test_defaults_turn_the_release_on_from_the_column_threshold():
                                   metadata=table(CORRELATION_MIN_NUMERICAL - 1), condition_column="label")
     assert {k: getattr(many, k) for k in CORRELATION_SETTINGS} == CORRELATION_SETTINGS
     assert few.correlation_epsilon_share == 0.0 and few.related_epsilon_share > 0
+    # wide tables never get it (a gram matrix of thousands of columns), whichever their path
+    from synthrelease.gan.defaults import WIDE_MIN_NUMERICAL
+
+    for n in (455, 200_000):
+        wide = default_training_config(n, epsilon=1.0, delta=1e-6, seed=0, metadata=table(WIDE_MIN_NUMERICAL),
+                                       condition_column="label")
+        assert wide.correlation_epsilon_share == 0.0
 
 
 def test_the_matcher_gives_no_reason_to_flatten_an_uncorrelated_column():

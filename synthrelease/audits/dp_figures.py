@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +37,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthrelease.audits._encoding import distance_embedding
 from synthrelease.audits.domias import domias_scores
+from synthrelease.audits.float16_shapes import column_blocks, counted_columns, ks_statistics
 from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba, model_features
 from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
@@ -167,17 +168,36 @@ def quality_pairs(metadata: Metadata, *, seed: int, max_pairs: int = 200) -> lis
 def column_shape_scores(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> np.ndarray:
     """Per model column: sdmetrics ``KSComplement`` (numericals; missing as a sentinel below the
     declared minimum) or ``TVComplement`` (categoricals/booleans; canonical strings, missing a
-    category). Each score in [0, 1] moves by ≤ 1/(n1 − 1) per added/removed training row.
-    Reads private rows: internal only."""
-    scores = []
+    category). Float16 columns inside their declared bounds get the same KS by counting
+    (:mod:`synthrelease.audits.float16_shapes`). Each score in [0, 1] moves by ≤ 1/(n1 − 1) per
+    added/removed training row. Reads private rows: internal only."""
+    cols = metadata.model_columns
+    scores = dict(_counted_shape_scores(train, synthetic, metadata, counted_columns(train, synthetic, metadata, cols)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for c in metadata.model_columns:
+        for c in cols:
+            if c in scores:
+                continue
             real, syn = _shape_column(train, metadata, c), _shape_column(synthetic, metadata, c)
             metric = KSComplement if metadata.columns[c].is_numerical else TVComplement
-            scores.append(float(metric.compute(pd.Series(real), pd.Series(syn))))
+            scores[c] = float(metric.compute(pd.Series(real), pd.Series(syn)))
             release_mapped_pages()  # a spilled synthetic table: only this column's pages were resident
-    return np.array(scores)
+    return np.array([scores[c] for c in cols])
+
+
+def _counted_shape_scores(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,
+                          cols: list[str]) -> Iterator[tuple[str, float]]:
+    """(column, KSComplement with missing values lowest) of the float16 ``cols`` whose values all
+    lie inside the declared bounds (there clipping changes nothing); the rest are skipped. The
+    bounds check reads private rows only to choose how the same score is computed."""
+    for block, real, syn in column_blocks(train, synthetic, cols):
+        lo, hi = (np.array([metadata.columns[c].domain()[k] for c in block]) for k in (0, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an all-missing column: nanmin warns
+            inside = ((np.nanmin(real, 0) >= lo) & (np.nanmax(real, 0) <= hi) & (np.nanmin(syn, 0) >= lo)
+                      & (np.nanmax(syn, 0) <= hi))
+        scores = 1.0 - ks_statistics(real[:, inside], syn[:, inside], missing_lowest=True)
+        yield from zip(np.array(block)[inside].tolist(), scores.tolist(), strict=True)
 
 
 def pair_trend_scores(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata,

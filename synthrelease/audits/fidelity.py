@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.audits.base import AuditResult
+from synthrelease.audits.float16_shapes import column_blocks, counted_columns, ks_statistics
 from synthrelease.errors import DataValidationError
 from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
@@ -79,20 +80,34 @@ def _column_shapes_in_blocks(real: pd.DataFrame, synthetic: pd.DataFrame, metada
                              sdmeta: dict[str, Any], shapes_property: type) -> tuple[float, pd.DataFrame]:
     """sdmetrics' Column Shapes score and details over ``cols``, computed on column blocks of at
     most :data:`SHAPE_BLOCK_CELLS` cells (reads private rows). Equal to one call on all columns:
-    the score is the mean of the per-column scores (NaN skipped, as sdmetrics)."""
+    the score is the mean of the per-column scores (NaN skipped, as sdmetrics). Float16 columns
+    get the same ``KSComplement`` by counting (:mod:`synthrelease.audits.float16_shapes`)."""
+    counted = counted_columns(real, synthetic, metadata, cols)
+    skip = set(counted)
+    rest = [c for c in cols if c not in skip]
+    blocks = [_counted_shape_details(real, synthetic, counted)] if counted else []
     width = max(1, SHAPE_BLOCK_CELLS // max(1, len(real), len(synthetic)))
-    blocks: list[pd.DataFrame] = []
-    for lo in range(0, len(cols), width):
-        block = cols[lo:lo + width]
+    for lo in range(0, len(rest), width):
+        block = rest[lo:lo + width]
         prop = shapes_property()
         prop.get_score(_prepare(real, metadata, block, "real"), _prepare(synthetic, metadata, block, "synthetic"),
                        {"columns": {c: sdmeta["columns"][c] for c in block}})
         blocks.append(prop.details)
         release_mapped_pages()  # a spilled synthetic table: only this block's pages were resident
     details = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=["Column", "Metric", "Score"])
+    if counted and rest:  # back to table order
+        order = {c: i for i, c in enumerate(cols)}
+        details = details.iloc[np.argsort(details["Column"].map(order).to_numpy(), kind="stable")]
+        details = details.reset_index(drop=True)
     if "Error" in details.columns and details["Error"].isna().all():
         details = details.drop(columns="Error")
     return float(details["Score"].mean()), details
+
+
+def _counted_shape_details(real: pd.DataFrame, synthetic: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """Column Shapes details rows (``KSComplement``, NaN missing values dropped) of float16 columns."""
+    scores = [1.0 - ks_statistics(r, s) for _, r, s in column_blocks(real, synthetic, cols)]
+    return pd.DataFrame({"Column": cols, "Metric": "KSComplement", "Score": np.concatenate(scores)})
 
 
 def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> list[str]:

@@ -69,6 +69,37 @@ def _encode_column(df: pd.DataFrame, metadata: Metadata, column: str, out: np.nd
         out[np.nonzero(ok)[0], codes[ok].astype(int)] = 1.0
 
 
+def _plain_number(dtypes: pd.Series, metadata: Metadata, column: str) -> bool:
+    """An integer/float column without a missing-value feature already held as numbers (``dtypes``:
+    the table's): its :func:`column_numbers` is the values themselves, so a run of them encodes as one block."""
+    spec = metadata.columns[column]
+    return spec.type in ("integer", "float") and not spec.nullable and dtypes[column].kind in "fiu"
+
+
+def _encode_group(df: pd.DataFrame, metadata: Metadata, cols: list[str], out: np.ndarray) -> None:
+    """Write the encoding of ``cols`` side by side into ``out`` (zeros on entry): runs of
+    :func:`_plain_number` columns as one block (the same values as :func:`_encode_column` gives
+    each: (x − lo)/(hi − lo) clipped to [0, 1], missing 0.5), every other column on its own."""
+    start = i = 0
+    dtypes = df.dtypes
+    while i < len(cols):
+        run = i
+        while run < len(cols) and _plain_number(dtypes, metadata, cols[run]):
+            run += 1
+        if run > i:
+            names = cols[i:run]
+            lo, hi = (np.array([metadata.columns[c].domain()[k] for c in names], dtype=np.float64) for k in (0, 1))
+            x = df[names].to_numpy(dtype=np.float64, na_value=np.nan)
+            scaled = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+            scaled[np.isnan(x)] = 0.5
+            out[:, start:start + len(names)] = scaled
+            start, i = start + len(names), run
+            continue
+        w = column_width(metadata, cols[i])
+        _encode_column(df, metadata, cols[i], out[:, start:start + w])
+        start, i = start + w, i + 1
+
+
 def encode_for_distance(df: pd.DataFrame, metadata: Metadata, columns: list[str] | None = None) -> np.ndarray:
     """float32 [n, width] encoding of ``df`` for nearest-neighbour audits, filled column by column
     (no float64 copy of the table)."""
@@ -136,14 +167,13 @@ def distance_embedding(df: pd.DataFrame, metadata: Metadata, *,
     scale = float(2 ** QUANTUM_BITS)
     for cols, first, w in _groups(metadata, n):
         block = np.zeros((n, w))
-        start = 0
-        for c in cols:
-            cw = column_width(metadata, c)
-            part = block[:, start:start + cw]
-            _encode_column(df, metadata, c, part)
-            if permute is not None:
-                part[:] = part[permute.permutation(n)]
-            start += cw
+        _encode_group(df, metadata, cols, block)
+        if permute is not None:  # column by column, in model-column order
+            start = 0
+            for c in cols:
+                cw = column_width(metadata, c)
+                block[:, start:start + cw] = block[permute.permutation(n), start:start + cw]
+                start += cw
         np.rint(block * scale, out=block)
         out += block @ matrix[first:first + w]
         release_mapped_pages()  # a spilled synthetic table: only this group's pages were resident

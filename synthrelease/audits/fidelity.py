@@ -129,15 +129,27 @@ def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> li
     chosen = chosen[:max_columns]
     nums = [c for c in cols if metadata.columns[c].is_numerical]
     if nums and len(chosen) < max_columns:
-        variances = {}
-        for c in nums:  # one column at a time: no float64 copy of a wide table
-            lo, hi = metadata.columns[c].domain()
-            variances[c] = ((column_numbers(real[c], metadata.columns[c]).astype(np.float64) - lo) / (hi - lo)).var()
-        var = pd.Series(variances, dtype=np.float64).fillna(0.0)  # ddof=1, NaN skipped, as pandas in evaluate.py
+        var = _scaled_variances(real, metadata, nums).fillna(0.0)  # ddof=1, NaN skipped, as pandas in evaluate.py
         var = var.sort_values(ascending=False, kind="stable")
         chosen += list(var.index[: max_columns - len(chosen)])
     keep = set(chosen)
     return [c for c in cols if c in keep]
+
+
+def _scaled_variances(real: pd.DataFrame, metadata: Metadata, nums: list[str]) -> pd.Series:
+    """pandas' variance (ddof=1, NaN skipped) of each numerical column scaled by its declared
+    bounds, in blocks of :data:`SHAPE_BLOCK_CELLS` cells (no float64 copy of a wide table)."""
+    width = max(1, SHAPE_BLOCK_CELLS // max(1, len(real)))
+    parts = []
+    for start in range(0, len(nums), width):
+        block = nums[start:start + width]
+        if all(metadata.columns[c].type in ("integer", "float") and real[c].dtype.kind in "fiu" for c in block):
+            frame = real[block].astype(np.float64)  # column_numbers would return these values
+        else:
+            frame = pd.DataFrame({c: column_numbers(real[c], metadata.columns[c]).to_numpy() for c in block})
+        low, high = (np.array([metadata.columns[c].domain()[k] for c in block], dtype=np.float64) for k in (0, 1))
+        parts.append(((frame - low) / (high - low)).var())
+    return pd.concat(parts) if parts else pd.Series(dtype=np.float64)
 
 
 def _plain(value: Any) -> Any:

@@ -26,6 +26,8 @@ CODES = 1 << 16
 """Distinct float16 bit patterns: keys 0 … CODES − 1; key CODES is the missing-value slot."""
 BLOCK_CELLS = 1 << 21
 """Cells of a block: columns × max(rows, CODES + 1); each int64 array of a block is ≤ 16 MiB."""
+GATHER_CELLS = 1 << 24
+"""Cells of the float16 blocks read out of a table at a time (32 MiB): fewer, larger pandas reads."""
 
 
 def _key_table() -> np.ndarray:
@@ -115,8 +117,8 @@ def counted_columns(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metad
 def column_blocks(real: pd.DataFrame, synthetic: pd.DataFrame,
                   cols: list[str]) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
     """``(columns, real [n, k], synthetic [m, k])`` float16 blocks of ``cols`` of at most
-    ``BLOCK_CELLS`` cells each (a spilled synthetic table lets go of each block's pages after)."""
-    width = max(1, BLOCK_CELLS // max(1, len(real), len(synthetic), CODES + 1))
+    ``GATHER_CELLS`` cells each (a spilled synthetic table lets go of each block's pages after)."""
+    width = max(1, GATHER_CELLS // max(1, len(real), len(synthetic)))
     for lo in range(0, len(cols), width):
         block = cols[lo:lo + width]
         yield block, real[block].to_numpy(dtype=np.float16), synthetic[block].to_numpy(dtype=np.float16)

@@ -42,6 +42,11 @@ GROUP_CELLS = 1 << 24
 128 MiB of float64, so no copy of the whole encoded table is ever made."""
 
 
+RUN_CELLS = 1 << 21
+"""A run of plain numerical columns is encoded in pieces of at most this many cells (16 MiB of
+float64 per temporary), beside the column group it is written into."""
+
+
 def column_width(metadata: Metadata, column: str) -> int:
     """Encoded features of one metadata column (1 or 2 for a numerical, its categories otherwise)."""
     spec = metadata.columns[column]
@@ -78,13 +83,15 @@ def _plain_number(dtypes: pd.Series, metadata: Metadata, column: str) -> bool:
 
 def _encode_group(df: pd.DataFrame, metadata: Metadata, cols: list[str], out: np.ndarray) -> None:
     """Write the encoding of ``cols`` side by side into ``out`` (zeros on entry): runs of
-    :func:`_plain_number` columns as one block (the same values as :func:`_encode_column` gives
-    each: (x − lo)/(hi − lo) clipped to [0, 1], missing 0.5), every other column on its own."""
+    :func:`_plain_number` columns as blocks of at most :data:`RUN_CELLS` cells (the same values
+    as :func:`_encode_column` gives each: (x − lo)/(hi − lo) clipped to [0, 1], missing 0.5),
+    every other column on its own."""
     start = i = 0
     dtypes = df.dtypes
+    longest = max(1, RUN_CELLS // max(1, len(df)))
     while i < len(cols):
         run = i
-        while run < len(cols) and _plain_number(dtypes, metadata, cols[run]):
+        while run < len(cols) and run - i < longest and _plain_number(dtypes, metadata, cols[run]):
             run += 1
         if run > i:
             names = cols[i:run]

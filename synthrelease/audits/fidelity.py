@@ -50,6 +50,11 @@ SHAPE_BLOCK_CELLS = 1 << 24
 sdmetrics is one block (128 MiB), never the whole table. The score is the same: Column
 Shapes is a mean over per-column scores."""
 
+VARIANCE_BLOCK_CELLS = 1 << 17
+"""The Column Pair Trends subset's variances run on blocks of at most this many cells (1 MiB of
+float64; pandas makes a few temporaries of that size): the report's plot data calls it too,
+and must stay far below one float64 copy of a wide table."""
+
 NAN_TOKEN = "<NA>"
 """The category a missing categorical/boolean value becomes (as in the peers' evaluator)."""
 
@@ -138,8 +143,8 @@ def pair_columns(real: pd.DataFrame, metadata: Metadata, max_columns: int) -> li
 
 def _scaled_variances(real: pd.DataFrame, metadata: Metadata, nums: list[str]) -> pd.Series:
     """pandas' variance (ddof=1, NaN skipped) of each numerical column scaled by its declared
-    bounds, in blocks of :data:`SHAPE_BLOCK_CELLS` cells (no float64 copy of a wide table)."""
-    width = max(1, SHAPE_BLOCK_CELLS // max(1, len(real)))
+    bounds, in blocks of :data:`VARIANCE_BLOCK_CELLS` cells (no float64 copy of a wide table)."""
+    width = max(1, VARIANCE_BLOCK_CELLS // max(1, len(real)))
     parts = []
     for start in range(0, len(nums), width):
         block = nums[start:start + width]

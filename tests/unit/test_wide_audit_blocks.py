@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from synthrelease.audits import _encoding, fidelity
 from synthrelease.metadata.dates import column_numbers
@@ -31,8 +32,12 @@ def _mixed_table(n: int = 600) -> tuple[pd.DataFrame, Metadata]:
     return frame, Metadata.model_validate({"version": 1, "columns": columns})
 
 
-def test_encoded_groups_equal_the_columns_encoded_one_by_one() -> None:
+@pytest.mark.parametrize("run_columns", [None, 5])
+def test_encoded_groups_equal_the_columns_encoded_one_by_one(run_columns: int | None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     frame, meta = _mixed_table()
+    if run_columns:  # runs split into pieces of 5 columns
+        monkeypatch.setattr(_encoding, "RUN_CELLS", len(frame) * run_columns)
     cols = meta.model_columns
     widths = [_encoding.column_width(meta, c) for c in cols]
     one_by_one = np.zeros((len(frame), sum(widths)))

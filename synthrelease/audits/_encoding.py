@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.io.spill import release_mapped_pages
-from synthrelease.metadata.dates import column_numbers
+from synthrelease.metadata.dates import column_numbers, held_as_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 
 PROJECT_ABOVE_WIDTH = 1024
@@ -78,7 +78,7 @@ def _plain_number(dtypes: pd.Series, metadata: Metadata, column: str) -> bool:
     """An integer/float column without a missing-value feature already held as numbers (``dtypes``:
     the table's): its :func:`column_numbers` is the values themselves, so a run of them encodes as one block."""
     spec = metadata.columns[column]
-    return spec.type in ("integer", "float") and not spec.nullable and dtypes[column].kind in "fiu"
+    return not spec.nullable and held_as_numbers(spec, dtypes[column])
 
 
 def _encode_group(df: pd.DataFrame, metadata: Metadata, cols: list[str], out: np.ndarray) -> None:

@@ -37,7 +37,7 @@ from synthrelease.audits.base import AuditResult
 from synthrelease.audits.float16_shapes import column_blocks, counted_columns, ks_statistics
 from synthrelease.errors import DataValidationError
 from synthrelease.io.spill import release_mapped_pages
-from synthrelease.metadata.dates import column_numbers
+from synthrelease.metadata.dates import column_numbers, held_as_numbers
 from synthrelease.metadata.schema import Metadata, canonical_category
 from synthrelease.progress import ProgressCallback, ProgressEvent
 
@@ -145,10 +145,11 @@ def _scaled_variances(real: pd.DataFrame, metadata: Metadata, nums: list[str]) -
     """pandas' variance (ddof=1, NaN skipped) of each numerical column scaled by its declared
     bounds, in blocks of :data:`VARIANCE_BLOCK_CELLS` cells (no float64 copy of a wide table)."""
     width = max(1, VARIANCE_BLOCK_CELLS // max(1, len(real)))
+    dtypes = real.dtypes
     parts = []
     for start in range(0, len(nums), width):
         block = nums[start:start + width]
-        if all(metadata.columns[c].type in ("integer", "float") and real[c].dtype.kind in "fiu" for c in block):
+        if all(held_as_numbers(metadata.columns[c], dtypes[c]) for c in block):
             frame = real[block].astype(np.float64)  # column_numbers would return these values
         else:
             frame = pd.DataFrame({c: column_numbers(real[c], metadata.columns[c]).to_numpy() for c in block})

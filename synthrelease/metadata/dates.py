@@ -225,3 +225,10 @@ def column_numbers(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if spec.type in TEMPORAL_TYPES:
         return pd.Series(to_numbers(series, spec.type, spec.format), index=series.index, dtype=float)
     return pd.to_numeric(series, errors="coerce").astype(float)
+
+
+def held_as_numbers(spec: ColumnSpec, dtype: np.dtype) -> bool:
+    """True when :func:`column_numbers` of an ``integer``/``float`` column held with ``dtype``
+    is just its values as float64 (a numeric dtype: nothing to parse), so blocks of such
+    columns can be converted at once."""
+    return spec.type in ("integer", "float") and dtype.kind in "fiu"

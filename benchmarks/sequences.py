@@ -31,7 +31,7 @@ per-label mean positional TV (the windows are aligned) and the share of syntheti
 at +1/+2 and acceptors with AG at −2/−1 (real: about 0.99 each).
 
     OMP_NUM_THREADS=2 python benchmarks/sequences.py [--dataset amp|splice] [--epsilons 1,3,10,inf]
-        [--seeds 0] [--steps N] [--systems baseline,markov,autoregressive,gan] [--tag NAME]
+        [--seeds 0] [--steps N] [--systems baseline,markov,autoregressive,gan] [--option KEY=VALUE …] [--tag NAME]
 
 Writes benchmarks/results/sequences[-dna][-TAG].{json,md}.
 """
@@ -167,13 +167,15 @@ def markov(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, se
 
 
 def autoregressive(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int,
-                   steps: int | None, meta) -> pd.DataFrame:
+                   steps: int | None, meta, options: dict[str, float] | None = None) -> pd.DataFrame:
     """The sequence modality's default generator, as a release trains it: the autoregressive DP
-    language model (synthrelease.modalities.sequence.autoregressive)."""
+    language model (synthrelease.modalities.sequence.autoregressive), with ``options`` replacing
+    its default settings."""
     from synthrelease.modalities.sequence import modality as sm
 
     cfg = sm.default_config(len(train), epsilon=epsilon, delta=delta, seed=seed, metadata=meta,
                             condition_column="label", n_steps=steps)
+    cfg = dataclasses.replace(cfg, **(options or {}))
     model = sm.fit(train, meta, cfg, condition_column="label")
     return sm.sample(model, n_rows, seed=seed + 1)
 
@@ -245,7 +247,10 @@ def main() -> None:
     ap.add_argument("--systems", default="baseline,gan")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a numeric setting of the autoregressive system (e.g. ar_cells_budget_share=0.1)")
     a = ap.parse_args()
+    options = {k: float(v) for k, v in (o.split("=", 1) for o in a.option)}
     import torch
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
@@ -271,7 +276,7 @@ def main() -> None:
                     syn = markov(train, len(train), epsilon=eps, delta=1e-5, seed=seed, meta=meta_doc)
                 elif system == "autoregressive":
                     syn = autoregressive(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps,
-                                         meta=meta)
+                                         meta=meta, options=options)
                 else:
                     syn = gan(train, len(train), epsilon=eps, delta=1e-5, seed=seed, steps=a.steps, meta=meta)
                 seconds = time.perf_counter() - t0

@@ -38,6 +38,7 @@ from sklearn.neighbors import NearestNeighbors
 from synthrelease.audits._encoding import distance_embedding
 from synthrelease.audits.domias import domias_scores
 from synthrelease.audits.float16_shapes import column_blocks, counted_columns, ks_statistics
+from synthrelease.audits.neighbours import EXACT_MAX_PAIRS, nearest
 from synthrelease.audits.utility import MAX_NATIVE_CATEGORIES, _codes, _features, _numbers, _proba, model_features
 from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
@@ -262,11 +263,17 @@ def _encode(df: pd.DataFrame, metadata: Metadata) -> np.ndarray:
 def nearest_distances(queries: np.ndarray, synthetic: np.ndarray, k: int) -> np.ndarray:
     """[n, k] ascending Euclidean distances of each query row to its k nearest synthetic rows.
 
-    Candidates come from scikit-learn's brute-force search (``k + NEIGHBOUR_CANDIDATES`` of them);
-    their distances are then recomputed from differences, without the GEMM cancellation, so an
-    exact copy is at distance 0. Each row's result depends on that row and ``synthetic`` only.
+    Candidates (``k + NEIGHBOUR_CANDIDATES`` of them) come from scikit-learn's brute-force search
+    up to :data:`~synthrelease.audits.neighbours.EXACT_MAX_PAIRS` query × synthetic pairs, above
+    it from a FAISS HNSW graph built on the synthetic rows alone (approximate: a missed
+    neighbour can only make a distance larger; :mod:`synthrelease.audits.neighbours`). Their
+    distances are then recomputed from differences, without the GEMM cancellation, so an exact
+    copy is at distance 0. Either way each row's result depends on that row and ``synthetic``
+    only (the graph is built from the public synthetic rows), which the sensitivity bounds need.
     """
     want = min(k + NEIGHBOUR_CANDIDATES, len(synthetic))
+    if float(len(queries)) * len(synthetic) > EXACT_MAX_PAIRS:
+        return nearest(synthetic, queries, want, method="hnsw")[0][:, :k]
     idx = NearestNeighbors(n_neighbors=want, algorithm="brute").fit(synthetic).kneighbors(
         queries, return_distance=False)
     out = np.empty((len(queries), k))

@@ -426,3 +426,20 @@ def test_quality_pairs_are_drawn_without_listing_every_pair():
     assert len(got) == 200 and len(set(got)) == 200 and all(a < b for a, b in
                                                           ((int(x[1:]), int(y[1:])) for x, y in got))
     assert peak < 50 * 2**20
+
+
+def test_nearest_distances_above_the_exact_limit_come_from_the_hnsw_graph(monkeypatch):
+    """Above EXACT_MAX_PAIRS the gate's distances come from an HNSW graph on the synthetic rows:
+    on well-separated rows it finds the same neighbours, exact copies stay at distance 0, and a
+    row's distances do not depend on the other query rows."""
+    rng = np.random.default_rng(0)
+    synthetic = rng.normal(size=(3000, 8)) * 10
+    queries = np.vstack([synthetic[:50], rng.normal(size=(200, 8)) * 10])
+    exact = dpf.nearest_distances(queries, synthetic, 2)
+    monkeypatch.setattr(dpf, "EXACT_MAX_PAIRS", 0)
+    approximate = dpf.nearest_distances(queries, synthetic, 2)
+    assert np.all(approximate[:50, 0] == 0)
+    assert np.mean(np.isclose(approximate, exact, rtol=0, atol=1e-9).all(axis=1)) >= 0.99
+    assert np.all(approximate >= exact - 1e-9)  # a missed neighbour can only be farther
+    alone = dpf.nearest_distances(queries[60:61], synthetic, 2)
+    assert np.array_equal(alone, approximate[60:61])

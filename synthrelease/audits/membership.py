@@ -163,11 +163,11 @@ def _synthetic_to_real(rows: _Embedded, search: _Searches) -> tuple[np.ndarray, 
     return s_tr_all, s_ho_all, float(np.mean(s_tr < s_ho) + 0.5 * np.mean(s_tr == s_ho))
 
 
-def _nndr_scores(rows: _Embedded, search: _Searches) -> tuple[np.ndarray, np.ndarray]:
-    """−(nearest / 2nd nearest synthetic distance) of the balanced members and non-members (INTERNAL)."""
+def _nndr_scores(d_tr: np.ndarray, d_ho: np.ndarray, rows: _Embedded) -> tuple[np.ndarray, np.ndarray]:
+    """−(nearest / 2nd nearest synthetic distance) of the balanced members and non-members, from every
+    training and holdout row's two nearest synthetic distances ``[n, ≤ 2]`` (INTERNAL)."""
     ratio = []
-    for query in (rows.train[rows.train_idx], rows.holdout[rows.holdout_idx]):
-        d = search.k_nearest(rows.synthetic, query, min(2, len(rows.synthetic)))
+    for d in (d_tr[rows.train_idx], d_ho[rows.holdout_idx]):
         ratio.append(d[:, 0] / np.maximum(d[:, -1], 1e-12) if d.shape[1] > 1 else d[:, 0])
     return -ratio[0], -ratio[1]
 
@@ -190,10 +190,11 @@ def _domias_attack_scores(rows: _Embedded, rng: np.random.Generator, seed: int,
 
 def _run_attacks(d_tr: np.ndarray, d_ho: np.ndarray, rows: _Embedded, rng: np.random.Generator, seed: int,
                  search: _Searches) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """(summary, ROC curve) of each attack on the balanced sample: DCR, NNDR and (enough rows) DOMIAS."""
-    attacks = {"dcr": attack_summary(-d_tr[rows.train_idx], -d_ho[rows.holdout_idx], seed=seed)}
-    curves = {"dcr": roc_points(-d_tr[rows.train_idx], -d_ho[rows.holdout_idx])}
-    members, nonmembers = _nndr_scores(rows, search)
+    """(summary, ROC curve) of each attack on the balanced sample: DCR, NNDR and (enough rows) DOMIAS.
+    ``d_tr``, ``d_ho``: every training / holdout row's two nearest synthetic distances."""
+    attacks = {"dcr": attack_summary(-d_tr[rows.train_idx, 0], -d_ho[rows.holdout_idx, 0], seed=seed)}
+    curves = {"dcr": roc_points(-d_tr[rows.train_idx, 0], -d_ho[rows.holdout_idx, 0])}
+    members, nonmembers = _nndr_scores(d_tr, d_ho, rows)
     attacks["nndr"] = attack_summary(members, nonmembers, seed=seed)
     curves["nndr"] = roc_points(members, nonmembers)
     domias = _domias_attack_scores(rows, rng, seed, search)
@@ -306,11 +307,13 @@ def run_membership(real_train: pd.DataFrame, holdout: pd.DataFrame, synthetic: p
     rng = np.random.default_rng(seed)
     rows = _balanced_embeddings(real_train, holdout, synthetic, metadata, rng)
     search = _Searches(search_method, seed)  # exact, or HNSW with measured recall on very large tables
-    d_tr = search.nearest(rows.synthetic, rows.train)  # every training row → nearest synthetic row
-    d_ho = search.nearest(rows.synthetic, rows.holdout)
+    # every training and holdout row → its two nearest synthetic rows, in one search (DCR and NNDR)
+    two = search.k_nearest(rows.synthetic, np.vstack([rows.train, rows.holdout]), min(2, len(rows.synthetic)))
+    two_tr, two_ho = two[:len(rows.train)], two[len(rows.train):]
+    d_tr, d_ho = two_tr[:, 0], two_ho[:, 0]
     auc, auc_all = _dcr_aucs(d_tr, d_ho, rows)
     s_tr_all, s_ho_all, dcr_share = _synthetic_to_real(rows, search)
-    attacks, curves = _run_attacks(d_tr, d_ho, rows, rng, seed, search)
+    attacks, curves = _run_attacks(two_tr, two_ho, rows, rng, seed, search)
     metrics = _membership_metrics(auc, s_tr_all, d_tr, d_ho, dcr_share, attacks)
     details = _membership_details(rows, metadata, search.infos, s_ho_all, auc_all, attacks, curves, d_tr, d_ho)
     return AuditResult("membership", metrics, details, time.perf_counter() - started)

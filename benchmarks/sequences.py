@@ -167,7 +167,7 @@ def markov(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, se
 
 
 def autoregressive(train: pd.DataFrame, n_rows: int, *, epsilon: float, delta: float, seed: int,
-                   steps: int | None, meta, options: dict[str, float] | None = None) -> pd.DataFrame:
+                   steps: int | None, meta, options: dict[str, float | int] | None = None) -> pd.DataFrame:
     """The sequence modality's default generator, as a release trains it: the autoregressive DP
     language model (synthrelease.modalities.sequence.autoregressive), with ``options`` replacing
     its default settings."""
@@ -250,7 +250,9 @@ def main() -> None:
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a numeric setting of the autoregressive system (e.g. ar_cells_budget_share=0.1)")
     a = ap.parse_args()
-    options = {k: float(v) for k, v in (o.split("=", 1) for o in a.option)}
+    # whole numbers stay integers (ar_hidden, ar_lags, ar_prior_order), the rest are floats
+    options = {k: int(v) if v.strip().lstrip("-").isdigit() else float(v)
+               for k, v in (o.split("=", 1) for o in a.option)}
     import torch
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "2"))

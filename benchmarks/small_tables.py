@@ -28,6 +28,11 @@ smartnoise-sql, antlr4-python3-runtime==4.9.3, pyyaml, sqlalchemy, "pandas<3");
 (benchmarks/peers/dpmm_peer.py in the venv of ``benchmarks/peers/setup_envs.sh``: public bounds
 and category lists in dpmm's domain, 10 % of ε on its PrivTree bin edges).
 
+``--metadata drafted``: instead of the curated ``benchmarks/metadata/NAME.yaml``, the draft of
+``synthrelease metadata infer --target TARGET`` on the training split (bounds, categories,
+transforms, zero inflation and decimals as drafted), accepted as reviewed without edits — a
+new user's path. Peers keep the curated bounds. Rows record which metadata they used.
+
 Writes benchmarks/results/small_tables[-TAG].{json,md}.
 """
 from __future__ import annotations
@@ -137,8 +142,15 @@ def run_peer(peer: tuple[str, str], train: pd.DataFrame, meta, eps: float, delta
     return syn, eps
 
 
+def drafted(train: pd.DataFrame, name: str, target: str) -> object:
+    """``metadata infer --target TARGET``'s draft of the training split, accepted as reviewed unchanged."""
+    from synthrelease.metadata.infer import infer_metadata
+
+    return infer_metadata(train, name=name, target=target).model_copy(update={"reviewed": True})
+
+
 def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
-            peer: tuple[str, str] | None = None) -> dict:
+            peer: tuple[str, str] | None = None, metadata: str = "curated") -> dict:
     """Train, sample, score with the peers' evaluator and the clinician metrics."""
     from synthrelease.api import default_training_config
     from synthrelease.gan.sampling import sample_frame
@@ -147,15 +159,17 @@ def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
 
     df, meta = load(name)
     train, hold = split(df, meta.target)
+    # the model trains on the drafted metadata; scoring always reads the curated one, so numbers compare
+    model_meta = drafted(train, name, meta.target) if metadata == "drafted" and not peer else meta
     cfg = default_training_config(len(train), epsilon=eps, delta=min(1e-5, default_delta(len(train))), seed=seed,
-                                  metadata=meta, condition_column=meta.target)
+                                  metadata=model_meta, condition_column=meta.target)
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     t0 = time.perf_counter()
     if peer:
         syn, spent = run_peer(peer, train, meta, eps, cfg.target_delta, work)
     else:
-        model = fit_dp_synthesizer(train, meta, cfg, condition_column=meta.target)
+        model = fit_dp_synthesizer(train, model_meta, cfg, condition_column=meta.target)
         syn, spent = sample_frame(model, len(train), seed=seed + 1), model.privacy.epsilon
     train_s = time.perf_counter() - t0
     for part, frame in (("train", train), ("holdout", hold), ("synthetic", syn)):
@@ -170,7 +184,7 @@ def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
     summary = json.loads((work / "eval.json").read_text())["summary"]
     return {"dataset": name, "epsilon": eps, "seed": seed, "epsilon_spent": spent, "system": peer[0] if peer else
             "synthrelease",
-            "train_seconds": round(train_s, 1), "overrides": overrides,
+            "train_seconds": round(train_s, 1), "overrides": overrides, "metadata": "curated" if peer else metadata,
             "kernel": cfg.embedding_kernel if cfg.embedding_epsilon_share > 0 else "marginals",
             "marginal_share": cfg.marginal_epsilon_share, "embedding_share": cfg.embedding_epsilon_share,
             **{k: summary[k] for k in ("quality_overall", "column_shapes", "column_pair_trends", "tstr_auc_hgb",
@@ -199,6 +213,8 @@ def main() -> None:
     ap.add_argument("--peer", default="", help="run a peer instead: " + ", ".join(PEER_RUNNERS)
                     + " (needs --peer-python)")
     ap.add_argument("--peer-python", default="", help="python of the peer's venv (benchmarks/peers/setup_envs.sh)")
+    ap.add_argument("--metadata", choices=("curated", "drafted"), default="curated",
+                    help="curated: benchmarks/metadata/NAME.yaml; drafted: metadata infer on the training split")
     a = ap.parse_args()
     import torch
 
@@ -209,7 +225,7 @@ def main() -> None:
         for eps in [float(e) for e in a.epsilons.split(",")]:
             for seed in [int(s) for s in a.seeds.split(",")]:
                 row = run_one(name, eps, seed, overrides, Path(tempfile.mkdtemp(prefix=f"small-{name}-")),
-                              (a.peer, a.peer_python) if a.peer else None)
+                              (a.peer, a.peer_python) if a.peer else None, a.metadata)
                 rows.append(row)
                 print(json.dumps({k: row[k] for k in ("dataset", "epsilon", "seed", *COLUMNS)}), flush=True)
     stem = "small_tables" + (f"-{a.tag}" if a.tag else "")
@@ -217,6 +233,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     md = [f"# Small-cohort fidelity ({a.tag or 'shipped defaults'})", "", f"Command: `{command}`. "
+          f"Metadata: {'curated' if a.peer or a.metadata == 'curated' else 'drafted (metadata infer, unedited)'}. "
           "Peers' evaluator for quality and TSTR AUC (HGB); strong pairs = numerical pairs with real |r| ≥ 0.5; "
           "std ratio = synthetic / real per numerical column. Mean (min–max) over seeds.", "",
           "| dataset | ε | runs | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (3 + len(COLUMNS))]

@@ -285,9 +285,35 @@ def nearest_distances(queries: np.ndarray, synthetic: np.ndarray, k: int) -> np.
     return out
 
 
+COVERAGE_CANDIDATES = 32
+"""Synthetic rows checked per training row by :func:`coverage` above ``EXACT_MAX_PAIRS`` pairs."""
+
+
+def _coverage_radii(synthetic: np.ndarray, k: int) -> np.ndarray:
+    """Each synthetic row's distance to its k-th nearest OTHER synthetic row, + ``RADIUS_TOLERANCE``.
+
+    Exact (scikit-learn's brute force) up to ``EXACT_MAX_PAIRS`` synthetic pairs, above it from a
+    FAISS HNSW graph (:func:`~synthrelease.audits.neighbours.nearest`; the k + 1 nearest include
+    the row itself at distance 0). Public either way: a function of the synthetic rows only.
+    """
+    if float(len(synthetic)) ** 2 > EXACT_MAX_PAIRS:
+        return nearest(synthetic, synthetic, k + 1, method="hnsw")[0][:, k] + RADIUS_TOLERANCE
+    return NearestNeighbors(n_neighbors=k, algorithm="brute").fit(synthetic).kneighbors()[0][:, -1] + RADIUS_TOLERANCE
+
+
 def _covered(queries: np.ndarray, synthetic: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """Bool per query: some synthetic row s has ||x − s|| ≤ radii[s]; blocks of the distance
-    matrix (scikit-learn's BLAS kernel, ~64 MB at a time), never all of it."""
+    """Bool per query: some synthetic row s has ||x − s|| ≤ radii[s].
+
+    Up to ``EXACT_MAX_PAIRS`` query × synthetic pairs: every pair, in blocks of the distance
+    matrix (scikit-learn's BLAS kernel, ~64 MB at a time), never all of it. Above: the
+    ``COVERAGE_CANDIDATES`` nearest synthetic rows of each query from a FAISS HNSW graph built on
+    the synthetic rows alone (approximate: a covering row farther than those is missed). Either
+    way a query's answer depends on that query and the public synthetic rows only, which the
+    figure's sensitivity bound needs.
+    """
+    if float(len(queries)) * len(synthetic) > EXACT_MAX_PAIRS:
+        dist, idx, _ = nearest(synthetic, queries, min(COVERAGE_CANDIDATES, len(synthetic)), method="hnsw")
+        return (dist <= radii[idx]).any(axis=1)
 
     def reduce(block: np.ndarray, start: int) -> np.ndarray:
         return (block <= radii[None, :]).any(axis=1)
@@ -313,8 +339,7 @@ def coverage(train: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata, *
     if n1 <= 1 or len(synthetic) <= k:
         return None
     syn = _encode(synthetic, metadata)
-    radii = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(syn).kneighbors()[0][:, -1] + RADIUS_TOLERANCE
-    value = float(np.mean(_covered(_encode(train, metadata), syn, radii)))
+    value = float(np.mean(_covered(_encode(train, metadata), syn, _coverage_radii(syn, k))))
     return _scalar("coverage", value, _mean_sensitivity(n1),
                    "Share of training rows inside the k-nearest-neighbour ball of some synthetic row "
                    "(synthetic-manifold recall); higher is better.",

@@ -443,3 +443,22 @@ def test_nearest_distances_above_the_exact_limit_come_from_the_hnsw_graph(monkey
     assert np.all(approximate >= exact - 1e-9)  # a missed neighbour can only be farther
     alone = dpf.nearest_distances(queries[60:61], synthetic, 2)
     assert np.array_equal(alone, approximate[60:61])
+
+
+def test_coverage_above_the_exact_limit_comes_from_the_hnsw_graph(monkeypatch):
+    """Above EXACT_MAX_PAIRS the coverage figure's radii and balls come from HNSW graphs on the
+    synthetic rows: on well-separated rows the same rows are covered, and a row's answer does not
+    depend on the other training rows."""
+    rng = np.random.default_rng(1)
+    synthetic = rng.normal(size=(3000, 6)) * 10
+    queries = np.vstack([synthetic[:100] + 0.01, rng.normal(size=(400, 6)) * 16])
+    radii = dpf._coverage_radii(synthetic, 5)
+    exact = dpf._covered(queries, synthetic, radii)
+    monkeypatch.setattr(dpf, "EXACT_MAX_PAIRS", 0)
+    approximate_radii = dpf._coverage_radii(synthetic, 5)
+    assert np.mean(np.isclose(approximate_radii, radii, rtol=0, atol=1e-9)) >= 0.99
+    approximate = dpf._covered(queries, synthetic, approximate_radii)
+    assert approximate[:100].all()  # a near copy of a synthetic row is always covered
+    assert np.mean(approximate == exact) >= 0.99
+    assert 0.05 < exact[100:].mean() < 0.95  # the check is not trivially all or nothing
+    assert np.array_equal(dpf._covered(queries[150:151], synthetic, approximate_radii), approximate[150:151])

@@ -48,8 +48,10 @@ MIN_TARGET_CATEGORIES = 2
 MAX_TARGET_CATEGORIES = 20
 """Category counts of a column drafted or suggested as the target."""
 
-LABEL_NAMES = frozenset({"income", "label", "class", "target", "outcome", "diagnosis", "y", "response"})
-"""Column names (lower case, words split on ``_ - . space``) that read like a label."""
+LABEL_NAMES = frozenset({"income", "label", "class", "target", "outcome", "diagnosis", "y", "response",
+                         "cell_type", "celltype"})
+"""Column names (lower case, words split on ``_ - . space``) that read like a label. ``cell_type``
+is the label field of single-cell tables (CELLxGENE's schema; pbmc68k's annotation)."""
 
 TARGET_NOTE = "drafted as the target: its name reads like a label; review"
 """The description the draft gives a target it set by name."""

@@ -104,7 +104,8 @@ def test_without_a_label_name_the_last_column_is_only_suggested_in_a_comment():
 
 @pytest.mark.parametrize(("name", "found"), [("income", True), ("y", True), ("Class", True), ("disease_outcome", True),
                                              ("target-label", True), ("day_y", False), ("class-of-worker", False),
-                                             ("workclass", False), ("marital-status", False)])
+                                             ("workclass", False), ("marital-status", False), ("cell_type", True),
+                                             ("Cell Type", True), ("celltype", True), ("blood_type", False)])
 def test_label_names(name, found):
     df = pd.DataFrame({name: ["p", "q"] * 30, "other": range(60)})
     assert (suggest_target(infer_metadata(df, target="other").columns) == (name, True)) is found

@@ -22,7 +22,8 @@ noisy figures and their noise std.
 ``--metadata drafted``: instead of the curated ``benchmarks/metadata/NAME.yaml``, the
 metadata a new user gets from ``synthrelease metadata infer`` on the training split
 (bounds, categories, transforms, zero inflation, decimals and target as drafted), marked
-reviewed unchanged — the user's path. Rows record which metadata they used.
+reviewed unchanged — the user's path. ``--metadata FILE.yaml``: that file instead (a variant
+under study). Rows record which metadata they used.
 
 ``--count-share S``: also as ``release`` does since row counts became private: the part
 sizes are released once as DP counts with the share S of the budget (in the accountant),
@@ -79,7 +80,9 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
     from synthrelease.transforms.encoders import TableEncoder
 
     train = pd.read_csv(splits / f"{name}_train.csv")
-    meta = _drafted(name, train) if metadata == "drafted" else load_metadata(HERE / "metadata" / f"{name}.yaml")
+    curated = HERE / "metadata" / f"{name}.yaml"
+    meta = _drafted(name, train) if metadata == "drafted" else load_metadata(curated if metadata == "curated"
+                                                                             else Path(metadata))
     sizes = counts = None
     rows_for_defaults = len(train)
     if count_share > 0:  # the release's DP part sizes (the exact sizes stay in this process)
@@ -153,8 +156,9 @@ def main() -> None:
     ap.add_argument("--gate-policy", default=None, help="reserve and release the DP gate of this policy")
     ap.add_argument("--count-share", type=float, default=0.0,
                     help="release the part sizes as DP counts with this share of the budget, as a release does")
-    ap.add_argument("--metadata", choices=("curated", "drafted"), default="curated",
-                    help="curated: benchmarks/metadata/NAME.yaml; drafted: metadata infer on the training split")
+    ap.add_argument("--metadata", default="curated",
+                    help="curated: benchmarks/metadata/NAME.yaml; drafted: metadata infer on the training split; "
+                         "or a metadata YAML file (one data set)")
     ap.add_argument("--one", nargs=5, metavar=("NAME", "EPS", "OUT_CSV", "INFO", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:

@@ -42,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from drafting import drafted_metadata
 from key_values import key_values
 
 HERE = Path(__file__).resolve().parent
@@ -60,13 +61,6 @@ PEER_BARS = {  # PEERS.md: best DP peer (quality, TSTR AUC) at each ε; DPCTGAN 
 }
 
 
-def _drafted(name: str, train) -> object:
-    """``metadata infer``'s draft of the training split, accepted as reviewed without edits."""
-    from synthrelease.metadata.infer import infer_metadata
-
-    return infer_metadata(train, name=name).model_copy(update={"reviewed": True})
-
-
 def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Path, seed: int = 0,
               overrides: dict | None = None, gate_policy: str | None = None, count_share: float = 0.0,
               metadata: str = "curated") -> None:
@@ -81,7 +75,7 @@ def train_one(name: str, eps: float, splits: Path, out_csv: Path, info_json: Pat
 
     train = pd.read_csv(splits / f"{name}_train.csv")
     curated = HERE / "metadata" / f"{name}.yaml"
-    meta = _drafted(name, train) if metadata == "drafted" else load_metadata(curated if metadata == "curated"
+    meta = drafted_metadata(train, name) if metadata == "drafted" else load_metadata(curated if metadata == "curated"
                                                                              else Path(metadata))
     sizes = counts = None
     rows_for_defaults = len(train)

@@ -241,13 +241,13 @@ def nucleotide_figures(train: pd.DataFrame, synthetic: pd.DataFrame, labels: lis
 def _drafted(raw: pd.DataFrame, path: str, name: str) -> tuple[pd.DataFrame, object]:
     """The raw training split (the curated run's rows) validated against ``metadata infer``'s draft
     of it, accepted as reviewed unchanged, and that draft."""
+    from drafting import drafted_metadata
     from sklearn.model_selection import train_test_split
 
-    from synthrelease.metadata.infer import infer_metadata
     from synthrelease.modalities.sequence import modality as sm
 
     raw_train = train_test_split(raw, test_size=0.2, random_state=0, stratify=raw["label"])[0].reset_index(drop=True)
-    meta = infer_metadata(raw_train, name=name, target="label").model_copy(update={"reviewed": True})
+    meta = drafted_metadata(raw_train, name, target="label")
     return sm.validate(raw_train, meta, path), meta
 
 

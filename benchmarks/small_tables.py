@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from drafting import drafted_metadata
 from key_values import key_values
 
 HERE = Path(__file__).resolve().parent
@@ -142,13 +143,6 @@ def run_peer(peer: tuple[str, str], train: pd.DataFrame, meta, eps: float, delta
     return syn, eps
 
 
-def drafted(train: pd.DataFrame, name: str, target: str) -> object:
-    """``metadata infer --target TARGET``'s draft of the training split, accepted as reviewed unchanged."""
-    from synthrelease.metadata.infer import infer_metadata
-
-    return infer_metadata(train, name=name, target=target).model_copy(update={"reviewed": True})
-
-
 def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
             peer: tuple[str, str] | None = None, metadata: str = "curated") -> dict:
     """Train, sample, score with the peers' evaluator and the clinician metrics."""
@@ -160,7 +154,7 @@ def run_one(name: str, eps: float, seed: int, overrides: dict, work: Path,
     df, meta = load(name)
     train, hold = split(df, meta.target)
     # the model trains on the drafted metadata; scoring always reads the curated one, so numbers compare
-    model_meta = drafted(train, name, meta.target) if metadata == "drafted" and not peer else meta
+    model_meta = drafted_metadata(train, name, meta.target) if metadata == "drafted" and not peer else meta
     cfg = default_training_config(len(train), epsilon=eps, delta=min(1e-5, default_delta(len(train))), seed=seed,
                                   metadata=model_meta, condition_column=meta.target)
     if overrides:

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -108,6 +109,13 @@ _numba_cache_enabled = False
 
 class _Skip(Exception):
     """Why the audit (or one risk) cannot run: one line for the report."""
+
+
+def attack_threads() -> int:
+    """Threads for anonymeter's neighbour searches (numba, no GIL): ``OMP_NUM_THREADS`` when set
+    (the test suite's workers set 1), else every core. The figures do not depend on it."""
+    setting = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, int(setting) if setting.isdigit() else os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -308,7 +316,8 @@ def _attack(name: str, evaluators: Any, frames: _Frames, metadata: Metadata, *, 
                     "split": "audited columns in metadata order, alternately"}
         return (lambda: evaluators.LinkabilityEvaluator(
             ori=frames.train, syn=frames.synthetic, aux_cols=halves, n_attacks=n_attacks, n_neighbors=k,
-            control=frames.control).evaluate(n_jobs=1).results(confidence_level=CONFIDENCE_LEVEL)), settings
+            control=frames.control).evaluate(n_jobs=attack_threads()).results(
+            confidence_level=CONFIDENCE_LEVEL)), settings
     secret = inference_secret(frames.columns, metadata, target)
     aux = [c for c in frames.columns if c != secret]
     regression = secret in frames.numerical
@@ -319,7 +328,7 @@ def _attack(name: str, evaluators: Any, frames: _Frames, metadata: Metadata, *, 
     def run() -> Any:
         evaluator = evaluators.InferenceEvaluator(ori=frames.train, syn=frames.synthetic, aux_cols=aux, secret=secret,
                                                   regression=regression, n_attacks=n_attacks, control=frames.control)
-        first = evaluator.evaluate(n_jobs=1).results(confidence_level=CONFIDENCE_LEVEL)
+        first = evaluator.evaluate(n_jobs=attack_threads()).results(confidence_level=CONFIDENCE_LEVEL)
         n_base = min(len(frames.synthetic), first.n_attacks_ori)
         return type(first)(n_attacks=(first.n_attacks_ori, n_base, first.n_attacks_control),
                            n_success=first.n_success, n_control=first.n_control,

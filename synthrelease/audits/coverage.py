@@ -44,7 +44,7 @@ from synthrelease.audits._encoding import (
     encode_for_distance,
 )
 from synthrelease.io.spill import take_rows
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category_series
 
 PCA_DIMS = 50
 """Dimensions kept when PCA is applied."""
@@ -88,7 +88,7 @@ def prdc(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5) -> dict[str, fl
 
 def _shares(series: pd.Series, classes: list[str]) -> dict[str, float]:
     """Share of each declared class (and of missing/undeclared values, if any) among the rows."""
-    canon = series.map(canonical_category)
+    canon = canonical_category_series(series)
     counts = canon.value_counts(dropna=False)
     n = max(len(series), 1)
     out = {c: round(float(counts.get(c, 0)) / n, 4) for c in classes}
@@ -114,8 +114,8 @@ def category_coverage(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Met
         if c not in metadata.model_columns:
             continue
         declared = metadata.columns[c].canonical_categories()
-        in_real = set(real[c].map(canonical_category).dropna()) & set(declared)
-        in_syn = set(synthetic[c].map(canonical_category).dropna())
+        in_real = set(canonical_category_series(real[c]).dropna()) & set(declared)
+        in_syn = set(canonical_category_series(synthetic[c]).dropna())
         gone = sorted(in_real - in_syn, key=declared.index)
         present_total += len(in_real)
         absent_total += len(gone)

@@ -38,7 +38,7 @@ from synthrelease.audits.float16_shapes import column_blocks, counted_columns, k
 from synthrelease.errors import DataValidationError
 from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers, held_as_numbers
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category_series
 from synthrelease.progress import ProgressCallback, ProgressEvent
 
 WIDE_COLUMNS = 60
@@ -75,7 +75,7 @@ def _prepare(df: pd.DataFrame, metadata: Metadata, cols: list[str], what: str) -
         if metadata.columns[c].is_numerical:
             out[c] = column_numbers(df[c], metadata.columns[c])
         else:
-            out[c] = df[c].map(lambda v: canonical_category(v) or NAN_TOKEN).astype(object)
+            out[c] = canonical_category_series(df[c]).fillna(NAN_TOKEN)
     # by position: ``df`` may carry any index (filtered rows, duplicate labels); aligning the
     # series on a RangeIndex by label would silently turn rows into NaN
     return pd.DataFrame({c: v.to_numpy() for c, v in out.items()}, index=pd.RangeIndex(len(df)))

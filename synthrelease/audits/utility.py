@@ -40,7 +40,7 @@ from synthrelease.audits.base import AuditResult
 from synthrelease.errors import DataValidationError, MetadataError
 from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers
-from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
+from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category_series
 
 MAX_NATIVE_CATEGORIES = 255
 """HistGradientBoosting's categorical support takes at most ``max_bins`` (255) categories;
@@ -77,7 +77,7 @@ all features took ~150 s; each costs ``IMPORTANCE_REPEATS`` predictions per mode
 def _codes(series: pd.Series, categories: list[str]) -> np.ndarray:
     """Codes of canonical category values in the declared list; missing/undeclared → NaN (reads private rows)."""
     index = {k: float(i) for i, k in enumerate(categories)}
-    return series.map(canonical_category).map(index).to_numpy(dtype=np.float64, na_value=np.nan)
+    return canonical_category_series(series).map(index).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _numbers(series: pd.Series, spec: ColumnSpec | None = None) -> np.ndarray:

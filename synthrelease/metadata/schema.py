@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer, model_validator
 
 from synthrelease.metadata.dates import TEMPORAL_TYPES, bound_to_number, check_format, number_to_iso
@@ -69,6 +71,20 @@ def canonical_category(value: Any) -> str | None:
     if f.is_integer() and s.lower() not in ("inf", "-inf", "infinity"):
         return str(int(f))
     return s
+
+
+_HASH_SAFE = frozenset({"string", "integer", "floating", "mixed-integer-float", "boolean", "empty", "categorical"})
+"""Inferred dtypes whose equal-hashing values share one canonical string (``1 == 1.0``; no ``True == 1``)."""
+
+
+def canonical_category_series(series: pd.Series) -> pd.Series:
+    """:func:`canonical_category` of every value (object Series, same index; None when missing),
+    computed once per distinct value: a column of a million rows and ten categories costs ten calls."""
+    if pd.api.types.infer_dtype(series, skipna=True) not in _HASH_SAFE:  # e.g. True beside 1: value by value
+        return series.map(canonical_category).astype(object)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    canon = np.array([canonical_category(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(canon[codes], index=series.index, dtype=object)
 
 
 def rounded_bounds(lo: float, hi: float, decimals: int) -> tuple[float, float]:

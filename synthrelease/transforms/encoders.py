@@ -30,7 +30,7 @@ import pandas as pd
 
 from synthrelease.errors import MetadataError, ModelFileError
 from synthrelease.metadata.dates import column_numbers, to_strings
-from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category
+from synthrelease.metadata.schema import ColumnSpec, Metadata, canonical_category_series
 
 MISSING = "<missing>"
 SpanKind = Literal["continuous", "discrete"]
@@ -178,7 +178,7 @@ class TableEncoder:
                 continue  # numerical spans: one vectorised block above
             spec = self.metadata.columns[s.column]
             index = {c: i for i, c in enumerate(self.categories(s.column))}
-            canon = df[s.column].map(canonical_category)
+            canon = canonical_category_series(df[s.column])
             if spec.nullable:
                 canon = canon.fillna(MISSING)
             codes = canon.map(index).to_numpy()

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import yaml
 
 from synthrelease.errors import InputFileError, MetadataError
 from synthrelease.metadata.infer import infer_metadata, metadata_to_yaml
 from synthrelease.metadata.load import load_metadata, require_reviewed
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category, canonical_category_series
 from tests.conftest import TINY_METADATA, make_tiny_table
 
 
@@ -79,3 +80,18 @@ def test_infer_drafts_unreviewed_with_warning():
                                               (float("nan"), None), ("", None), (2.5, "2.5")])
 def test_canonical_category(value, canon):
     assert canonical_category(value) == canon
+
+
+@pytest.mark.parametrize("values", [
+    [1, 2.0, float("nan"), 3.5, 2],
+    ["a", " b", "", "nan", None, "a"],
+    [True, 1, 0, False, None],  # True == 1 when hashed: must still give "True" and "1"
+    ["1", "1.0", 1, " 7 "],
+    [],
+])
+def test_canonical_categories_equals_the_value_by_value_canonical_form(values):
+    series = pd.Series(values, dtype=object)
+    got = canonical_category_series(series).tolist()
+    assert got == [canonical_category(v) for v in values]
+    typed = pd.Series(values)  # pandas' own dtype (float, bool-object, string…)
+    assert canonical_category_series(typed).tolist() == [canonical_category(v) for v in typed.tolist()]

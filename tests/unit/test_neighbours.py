@@ -25,6 +25,18 @@ def test_hnsw_finds_nearly_every_exact_neighbour_and_reports_its_recall():
     assert abs(measured - info.recall) < 0.02  # the sampled recall matches the whole set's
 
 
+def test_exact_search_matches_float64_brute_force_even_where_float32_rounds():
+    rng = np.random.default_rng(3)
+    query = 3 + rng.random((300, 6))  # away from the reference rows' mean
+    # around each query, 6 reference rows within 1e-5 of it: float32 cannot rank them
+    ref = np.vstack([query + 1e-5 * rng.random((300, 6)) for _ in range(6)] + [rng.random((3000, 6))])
+    dist, idx, info = nearest(ref, query, 3, method="exact")
+    truth = np.sqrt(((query[:, None, :] - ref[None, :, :]) ** 2).sum(-1))
+    assert info.method == "exact" and idx.shape == (300, 3)
+    assert np.allclose(dist, np.sort(truth, axis=1)[:, :3], rtol=0, atol=1e-12)
+    assert np.array_equal(idx, np.argsort(truth, axis=1, kind="stable")[:, :3])
+
+
 def test_identical_rows_are_at_distance_zero_and_k_is_sorted():
     ref, _ = _data(500)
     d, idx, _ = nearest(ref, ref[:50], 2, method="hnsw")

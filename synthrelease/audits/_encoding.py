@@ -22,7 +22,7 @@ import pandas as pd
 
 from synthrelease.io.spill import release_mapped_pages
 from synthrelease.metadata.dates import column_numbers, held_as_numbers
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category_series
 
 PROJECT_ABOVE_WIDTH = 1024
 """Encodings wider than this many features are measured in the random projection."""
@@ -69,7 +69,7 @@ def _encode_column(df: pd.DataFrame, metadata: Metadata, column: str, out: np.nd
             out[:, 1] = missing
     else:
         index = {k: i for i, k in enumerate(spec.canonical_categories())}
-        codes = df[column].map(canonical_category).map(index).to_numpy()
+        codes = canonical_category_series(df[column]).map(index).to_numpy()
         ok = ~pd.isna(codes)
         out[np.nonzero(ok)[0], codes[ok].astype(int)] = 1.0
 

@@ -31,7 +31,7 @@ import torch
 from scipy.stats import norm
 
 from synthrelease.errors import PrivacyParameterError
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category_series
 from synthrelease.privacy.accounting import MechanismEntry
 from synthrelease.privacy.collective import current, noisy_sum
 
@@ -78,7 +78,7 @@ def discover_categories(df: pd.DataFrame, metadata: Metadata, *, noise_multiplie
     for c in cols:
         search = metadata.columns[c].dp_categories
         assert search is not None
-        counts = df[c].map(canonical_category).dropna().value_counts(sort=False)
+        counts = canonical_category_series(df[c]).dropna().value_counts(sort=False)
         # every rank's values (one process: its own), sorted: independent of the rows' order
         keys = np.asarray(current().union([str(k) for k in counts.index]), dtype=object)
         values = counts.reindex(keys, fill_value=0).to_numpy(dtype=np.float64)
@@ -103,6 +103,6 @@ def map_undiscovered(df: pd.DataFrame, discovered: DPCategories, original: Metad
     out = df.copy()
     for c, kept in discovered.categories.items():
         other = original.columns[c].dp_categories.other_label  # type: ignore[union-attr]
-        canon = out[c].map(canonical_category)
+        canon = canonical_category_series(out[c])
         out[c] = canon.where(canon.isin(kept) | canon.isna(), other).astype(object)
     return out

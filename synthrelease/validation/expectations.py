@@ -19,7 +19,7 @@ import pandas as pd
 
 from synthrelease.errors import DataValidationError
 from synthrelease.metadata.dates import column_numbers
-from synthrelease.metadata.schema import Metadata, canonical_category
+from synthrelease.metadata.schema import Metadata, canonical_category_series
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 if os.environ["GX_ANALYTICS_ENABLED"].lower() not in ("false", "0"):
@@ -86,7 +86,7 @@ def checked_frame(df: pd.DataFrame, metadata: Metadata, *, skip: frozenset[str] 
         if spec.is_numerical:
             out[c] = column_numbers(df[c], spec)
         else:
-            out[c] = df[c].map(canonical_category).astype(object)
+            out[c] = canonical_category_series(df[c])
     return pd.DataFrame(out, index=df.index)
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
 
-from synthrelease.audits.attack_metrics import attack_summary, clopper_pearson, tpr_at_fpr
+from synthrelease.audits.attack_metrics import attack_summary, bootstrap_aucs, clopper_pearson, tpr_at_fpr
 from synthrelease.audits.membership import run_membership
 from synthrelease.metadata.schema import Metadata
 from tests.conftest import TINY_METADATA, make_tiny_table
@@ -59,3 +60,13 @@ def test_summary_intervals_contain_the_estimate_and_are_reproducible():
     for fpr in ("1pct", "0_1pct"):
         lo, hi = a[f"tpr_at_fpr_{fpr}_ci"]
         assert lo <= a[f"tpr_at_fpr_{fpr}"] <= hi
+
+
+def test_bootstrap_aucs_equal_sklearn_on_the_same_resamples_ties_included():
+    rng = np.random.default_rng(1)
+    members, nonmembers = np.round(rng.normal(0.3, 1, 300), 1), np.round(rng.normal(0, 1, 400), 1)  # many ties
+    labels = np.r_[np.ones(300), np.zeros(400)]
+    draws = np.random.default_rng(7)
+    want = [roc_auc_score(labels, np.r_[draws.choice(members, 300), draws.choice(nonmembers, 400)])
+            for _ in range(30)]
+    assert np.allclose(bootstrap_aucs(members, nonmembers, np.random.default_rng(7), 30), want, rtol=0, atol=1e-12)

@@ -29,7 +29,7 @@ RECALL_SAMPLE = 2000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 RERANK_EXTRA = 4
 """Candidates beyond ``k`` that the exact search re-ranks in float64."""
-_BLOCK_ELEMENTS = 1 << 24
+_DISTANCE_BLOCK_ELEMENTS = 1 << 21
 _TIE_TOLERANCE = 1e-9
 
 
@@ -46,13 +46,15 @@ class SearchInfo:
 
 
 def _exact_distances(reference: np.ndarray, query: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """‖query_i − reference_idx[i, j]‖ in float64, block by block."""
+    """‖query_i − reference_idx[i, j]‖ in float64, one candidate column and block of rows at a time
+    (temporaries of at most ``_DISTANCE_BLOCK_ELEMENTS`` floats)."""
     out = np.empty(idx.shape, dtype=np.float64)
-    step = max(1, _BLOCK_ELEMENTS // max(1, query.shape[1] * idx.shape[1]))
+    step = max(1, _DISTANCE_BLOCK_ELEMENTS // max(1, query.shape[1]))
     for start in range(0, len(query), step):
-        q = query[start:start + step].astype(np.float64)[:, None, :]
-        r = reference[idx[start:start + step]].astype(np.float64)
-        out[start:start + step] = np.sqrt(np.square(q - r).sum(axis=2))
+        q = query[start:start + step].astype(np.float64)
+        for j in range(idx.shape[1]):
+            diff = reference[idx[start:start + step, j]].astype(np.float64) - q
+            out[start:start + step, j] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out
 
 

@@ -164,3 +164,19 @@ def test_fasta_with_side_labels_trains_and_the_cap_and_bad_input_refuse_before_s
     assert len(read_fasta(tmp_path / "s.fasta")) == 4
     (entry,) = Ledger(tmp_path / "l.sqlite3").entries("demo-peptides")
     assert entry.status == "spent" and 0 < entry.epsilon <= 2.0
+
+
+def test_a_model_file_from_before_the_lags_were_a_setting_samples_with_lags_3_and_4(trained, tmp_path):
+    payload = torch.load(trained / "model.pt", map_location="cpu", weights_only=True)
+    info = json.loads(payload["info_json"])
+    assert info["config"]["ar_prior_lags"] == [2, 3, 4] and payload["generator"]["lag_bias"].shape[1] == 3
+    del info["config"]["ar_prior_lags"]  # as written before: lags 3 and 4, no key
+    payload["info_json"] = json.dumps(info)
+    payload["generator"]["lag_bias"] = payload["generator"]["lag_bias"][:, 1:].clone()
+    torch.save(payload, tmp_path / "old.pt")
+    from synthrelease.modalities.model_files import load_model
+
+    assert load_model(tmp_path / "old.pt").inner.network.prior_lags == (3, 4)
+    res = run_cli("sample", str(tmp_path / "old.pt"), "-n", "20", "-o", str(tmp_path / "x.fasta"))
+    assert res.exit_code == 0, res.output
+    assert len(read_fasta(tmp_path / "x.fasta")) == 20

@@ -17,8 +17,10 @@ from synthrelease.modalities.sequence.autoregressive import (
     POSITION_LABEL,
     SGD_LABEL,
     TRANSITION_LABELS,
+    AutoregressiveModel,
     CausalConvLM,
     Vocabulary,
+    _draw,
     _draw_headers,
     generate,
     train_autoregressive,
@@ -367,7 +369,7 @@ def test_a_record_moves_the_lag_pair_counts_by_at_most_one_in_l2():
     for i in range(len(seqs)):
         without = lag_pair_counts(VOCAB.encode(seqs[:i] + seqs[i + 1:], labels[:i] + labels[i + 1:]), VOCAB)
         assert float((full - without).norm()) <= 1.0 + 1e-9
-    one = lag_pair_counts(VOCAB.encode(["KLAAK"], ["amp"]), VOCAB)  # lag 3: (K, A) (L, K); lag 4: (K, K)
+    one = lag_pair_counts(VOCAB.encode(["KLAAK"], ["amp"]), VOCAB, (3, 4))  # lag 3: (K, A) (L, K); lag 4: (K, K)
     k, ell, a = (VOCAB.letters.index(x) for x in "KLA")
     expected = torch.zeros_like(one)
     expected[0, 0, k, a] = expected[0, 0, ell, k] = expected[0, 1, k, k] = 1 / 3 ** 0.5
@@ -390,3 +392,36 @@ def test_the_dp_lag_prior_is_one_accounted_release_that_repeats_a_letter_three_p
     rates = _with_and_without_prior(seqs, labels, vocab, "ar_lag_budget_share", LAG_LABEL,
                                     lambda out: np.mean([s[i] == s[i - 3] for s in out for i in range(3, 12)]))
     assert rates[0.4] > 0.6 and rates[0.0] < 0.4, rates
+
+
+def test_letters_are_drawn_stratified_each_row_from_its_own_distribution():
+    """Rows sharing one next-letter distribution get each letter ⌊n·p⌋ or ⌈n·p⌉ times (not a
+    multinomial's spread); a row whose distribution is one letter always gets that letter."""
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    sure = torch.tensor([1e-30, 1e-30, 1.0, 1e-30])
+
+    class _Fixed(torch.nn.Module):
+        def __init__(self, sure_from: int) -> None:
+            super().__init__()
+            self.sure_from = sure_from
+
+        def forward(self, rows):  # the last position's logits: rows from ``sure_from`` on are sure
+            out = torch.where((torch.arange(len(rows)) < self.sure_from).unsqueeze(1), probs.log(), sure.log())
+            return out.unsqueeze(1).expand(len(rows), rows.shape[1], 4)
+
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.zeros(500, 3, dtype=torch.int64)
+    drawn = _draw(AutoregressiveModel(_Fixed(500), VOCAB, None, None), rows, 3, 0, 4, gen, None)
+    counts = torch.bincount(drawn, minlength=4).double()
+    assert torch.all((counts - 500 * probs).abs() <= 1 + 1e-9), counts
+    mixed = _draw(AutoregressiveModel(_Fixed(300), VOCAB, None, None), rows, 3, 0, 4, gen, None)
+    assert torch.all(mixed[300:] == 2) and set(mixed[:300].tolist()) == {0, 1, 2, 3}
+
+
+def test_prior_lags_must_be_distinct_whole_numbers():
+    from synthrelease.errors import PrivacyParameterError
+
+    assert _config(ar_prior_lags=[3, 4]).ar_prior_lags == (3, 4)
+    for bad in ((), (2, 2), (0,), (65,), (2.5,)):
+        with pytest.raises(PrivacyParameterError, match="ar_prior_lags"):
+            _config(ar_prior_lags=bad)

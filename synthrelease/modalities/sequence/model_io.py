@@ -85,11 +85,11 @@ def _autoregressive(info: dict[str, Any], metadata: Any, payload: dict[str, Any]
         ValueError, KeyError, TypeError, RuntimeError: an inconsistent part (the caller names the file).
     """
     from synthrelease.gan.trainer import PrivacySpent
-    from synthrelease.modalities.sequence.autoregressive import AutoregressiveModel, CausalConvLM
+    from synthrelease.modalities.sequence.autoregressive import LEGACY_PRIOR_LAGS, AutoregressiveModel, CausalConvLM
     from synthrelease.modalities.sequence.config import SequenceTrainingConfig
     from synthrelease.modalities.sequence.modality import vocabulary_for
 
-    config = SequenceTrainingConfig(**info["config"])
+    config = SequenceTrainingConfig(**{"ar_prior_lags": LEGACY_PRIOR_LAGS, **info["config"]})
     vocab = vocabulary_for(metadata)
     stored = info["vocabulary"]
     if (stored["letters"], tuple(stored["classes"]), stored["max_length"], stored["min_length"]) != (
@@ -104,7 +104,7 @@ def _autoregressive(info: dict[str, Any], metadata: Any, payload: dict[str, Any]
     with torch.random.fork_rng(devices=[]):  # building the network must not move the global RNG
         network = CausalConvLM(vocab, config.ar_hidden, config.ar_lags, config.ar_prior_budget_share > 0,
                                config.ar_prior_order, config.ar_position_budget_share > 0,
-                               config.ar_lag_budget_share > 0)
+                               config.ar_lag_budget_share > 0, config.ar_prior_lags)
     network.load_state_dict(state, strict=True)
     network.eval()
     freq = payload["label_length"]

@@ -425,3 +425,18 @@ def test_prior_lags_must_be_distinct_whole_numbers():
     for bad in ((), (2, 2), (0,), (65,), (2.5,)):
         with pytest.raises(PrivacyParameterError, match="ar_prior_lags"):
             _config(ar_prior_lags=bad)
+
+
+def test_a_lag_the_order2_context_covers_gets_half_weight_and_the_others_full():
+    from synthrelease.modalities.sequence.autoregressive import COVERED_LAG_WEIGHT, _dp_lag_pairs
+
+    seqs, labels = _data(60)
+    tokens = VOCAB.encode(seqs, labels)
+
+    def ratios(order: int) -> torch.Tensor:
+        cfg = _config(ar_prior_order=order, ar_prior_lags=(2, 3, 4))
+        return _dp_lag_pairs(tokens, VOCAB, cfg, PrivateRandomness.unsafe_reproducible_for_tests(5), ())[1]
+
+    two, one = ratios(2), ratios(1)
+    assert COVERED_LAG_WEIGHT == 0.5 and float(one[:, 0].abs().max()) > 0
+    assert torch.allclose(two[:, 0], 0.5 * one[:, 0]) and torch.equal(two[:, 1:], one[:, 1:])

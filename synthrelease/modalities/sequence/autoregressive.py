@@ -378,6 +378,12 @@ def _log_ratio_release(counts: torch.Tensor, rows: tuple[int, ...], share: float
 
 LAG_LABEL = "lag-pair letter counts (Gaussian, each record's counts scaled to L2 norm ≤ 1)"
 LAG_SHRINK = 2.0  # pseudo-counts per σ towards the label's composition
+COVERED_LAG_WEIGHT = 0.5
+"""Weight of the log-ratios of a lag the transition prior's context already covers (lag 2 under
+the order-2 prior): both carry that letter's effect, so at full weight it counts twice. Measured
+on amp_vs_uniprot (releases alone, 12 noise draws): TSTR unchanged against weight 1 (ε = 3:
+0.9005 both; ε = 1: 0.865 both), 3-mer JS 0.087 → 0.074 and real-vs-synthetic accuracy
+0.652 → 0.632 at ε = 3 (4 draws)."""
 
 
 def lag_pair_counts(tokens: torch.Tensor, vocabulary: Vocabulary, lags: tuple[int, ...] = PRIOR_LAGS) -> torch.Tensor:
@@ -406,10 +412,15 @@ def _dp_lag_pairs(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, sec
     """One Gaussian release of :func:`lag_pair_counts` (sensitivity 1) taking
     ``config.ar_lag_budget_share`` of the budget; returns the log-ratios ``[classes or 1, lags, A, A]``
     of the later letter's frequencies given the earlier one to the label's composition
-    (:func:`_log_ratio_release`, ``LAG_SHRINK``)."""
-    return _log_ratio_release(lag_pair_counts(tokens, vocabulary, config.ar_prior_lags), (1, 2),
-                              config.ar_lag_budget_share, LAG_LABEL,
-                              LAG_SHRINK, config, secret.torch("ar-lags"), reserved)
+    (:func:`_log_ratio_release`, ``LAG_SHRINK``), weighted ``COVERED_LAG_WEIGHT`` for lags up to
+    the transition prior's order."""
+    entry, ratios = _log_ratio_release(lag_pair_counts(tokens, vocabulary, config.ar_prior_lags), (1, 2),
+                                       config.ar_lag_budget_share, LAG_LABEL, LAG_SHRINK, config,
+                                       secret.torch("ar-lags"), reserved)
+    if config.ar_prior_budget_share > 0:  # post-processing: lags the transition prior's context already sees
+        covered = [j for j, k in enumerate(config.ar_prior_lags) if k <= config.ar_prior_order]
+        ratios[:, covered] *= COVERED_LAG_WEIGHT
+    return entry, ratios
 
 
 def _dp_priors(tokens: torch.Tensor, vocabulary: Vocabulary, config: Any, secret: PrivateRandomness,

@@ -422,7 +422,8 @@ def test_prior_lags_must_be_distinct_whole_numbers():
     from synthrelease.errors import PrivacyParameterError
 
     assert _config(ar_prior_lags=[3, 4]).ar_prior_lags == (3, 4)
-    for bad in ((), (2, 2), (0,), (65,), (2.5,)):
+    assert _config(ar_prior_lags="2, 3,4").ar_prior_lags == (2, 3, 4) and _config(ar_prior_lags=3).ar_prior_lags == (3,)
+    for bad in ((), (2, 2), (0,), (65,), (2.5,), "2;3", True):
         with pytest.raises(PrivacyParameterError, match="ar_prior_lags"):
             _config(ar_prior_lags=bad)
 

@@ -102,7 +102,7 @@ class SequenceTrainingConfig(TrainingConfig):
                 + self.ar_lag_budget_share > 0.98):
             raise PrivacyParameterError("ar_header_budget_share + ar_prior_budget_share + ar_position_budget_share + "
                                         "ar_lag_budget_share must be at most 0.98: DP-SGD needs the rest of the budget")
-        lags = tuple(self.ar_prior_lags) if isinstance(self.ar_prior_lags, list | tuple) else ()
+        lags = _lags(self.ar_prior_lags)
         if not lags or len(set(lags)) != len(lags) or not all(type(k) is int and 1 <= k <= 64 for k in lags):
             raise PrivacyParameterError("ar_prior_lags must be distinct whole numbers in [1, 64]")
         object.__setattr__(self, "ar_prior_lags", lags)  # a model file's list reads back as the tuple
@@ -114,3 +114,18 @@ class SequenceTrainingConfig(TrainingConfig):
         if self.generator == "positional_gan":
             return dataclasses.replace(self, batch_size=self.gan_batch_size, n_steps=self.gan_steps)
         return self
+
+
+def _lags(value: object) -> tuple[object, ...]:
+    """``ar_prior_lags`` as a tuple: from a tuple or list (a model file), a number or a text
+    ``"2,3,4"`` (``--train-option ar_prior_lags=2,3,4``); () when unreadable (refused after)."""
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str):
+        try:
+            return tuple(int(part) for part in value.split(","))
+        except ValueError:
+            return ()
+    return ()

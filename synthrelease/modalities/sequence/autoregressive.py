@@ -37,6 +37,7 @@ from torch import nn
 
 from synthrelease.errors import InternalError
 from synthrelease.gan.trainer import PrivacySpent, sample_rate_for
+from synthrelease.modalities.sequence.config import PRIOR_LAGS
 from synthrelease.privacy.accounting import MechanismEntry, budget_share_noise, calibrate_noise_multiplier, epsilon_for
 from synthrelease.privacy.randomness import PrivateRandomness, SeedTree, gaussian_noise
 from synthrelease.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -47,14 +48,6 @@ DILATIONS = (1, 2, 4, 8, 16)
 KERNEL = 3
 SGD_LABEL = "autoregressive DP-SGD"
 _MODE = "ghost"
-PRIOR_LAGS = (2, 3, 4)
-"""Default lags of the lag-pair prior. 3 and 4: an α-helix turns every 3.6 residues, so an
-amphipathic peptide's hydrophobic letters recur 3 and 4 places apart — what its hydrophobic
-moment measures. 2: the first letter of the order-2 context, whose effect on the next letter
-the order-2 table spreads over (1 + A)·A cells per label and this one over A·A, so it reaches
-the sampler with far less noise (measured on amp_vs_uniprot: README, "lag-2")."""
-LEGACY_PRIOR_LAGS = (3, 4)
-"""The lags of model files written before the lags were a setting."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,15 @@ SEQUENCE_GENERATORS = ("autoregressive", "positional_gan")
 """``autoregressive``: the DP causal-convolution language model
 (:mod:`synthrelease.modalities.sequence.autoregressive`), letters in order; ``positional_gan``:
 the tabular DP-GAN on one column per position (:mod:`synthrelease.modalities.sequence.positional`)."""
+PRIOR_LAGS = (2, 3, 4)
+"""Default lags of the lag-pair prior (``ar_prior_lags``). 3 and 4: an α-helix turns every 3.6
+residues, so an amphipathic peptide's hydrophobic letters recur 3 and 4 places apart — what its
+hydrophobic moment measures. 2: the first letter of the order-2 context, whose effect on the
+next letter the order-2 table spreads over (1 + A)·A cells per label and this one over A·A, so
+it reaches the sampler with far less noise (measured on amp_vs_uniprot: README, the sequence
+benchmark's "Current defaults")."""
+LEGACY_PRIOR_LAGS = (3, 4)
+"""The lags of model files written before the lags were a setting."""
 FIXED_LENGTH_SHARES = {"ar_header_budget_share": 0.05, "ar_prior_budget_share": 0.45,
                        "ar_position_budget_share": 0.4, "ar_lag_budget_share": 0.0}
 """Budget shares when the metadata declares one length (aligned windows): the header is then
@@ -51,7 +60,7 @@ class SequenceTrainingConfig(TrainingConfig):
             turn): hydrophobic-moment KS 0.131 → 0.075, hydrophobicity 0.120 → 0.079, TSTR
             unchanged; aligned windows (:data:`FIXED_LENGTH_SHARES`) keep 0 (not measured there).
         ar_prior_lags: the lags of that release (distinct, 1 … 64; default
-            ``autoregressive.PRIOR_LAGS`` = 2, 3, 4: adding lag 2 to 3 and 4 lifted TSTR at
+            :data:`PRIOR_LAGS` = 2, 3, 4: adding lag 2 to 3 and 4 lifted TSTR at
             ε = 3 from 0.895 to 0.900 and at ε = 1 from 0.856 to 0.866, releases alone, 12 noise draws).
 
     A budget share w gives a release the noise σ₀/√w, σ₀ being the σ that alone spends the whole
@@ -73,7 +82,7 @@ class SequenceTrainingConfig(TrainingConfig):
     ar_prior_order: int = 2
     ar_position_budget_share: float = 0.0
     ar_lag_budget_share: float = 0.15
-    ar_prior_lags: tuple[int, ...] = (2, 3, 4)
+    ar_prior_lags: tuple[int, ...] = PRIOR_LAGS
     gan_batch_size: int = 500
     gan_steps: int = 1000
 

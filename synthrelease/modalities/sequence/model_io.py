@@ -85,8 +85,8 @@ def _autoregressive(info: dict[str, Any], metadata: Any, payload: dict[str, Any]
         ValueError, KeyError, TypeError, RuntimeError: an inconsistent part (the caller names the file).
     """
     from synthrelease.gan.trainer import PrivacySpent
-    from synthrelease.modalities.sequence.autoregressive import LEGACY_PRIOR_LAGS, AutoregressiveModel, CausalConvLM
-    from synthrelease.modalities.sequence.config import SequenceTrainingConfig
+    from synthrelease.modalities.sequence.autoregressive import AutoregressiveModel, CausalConvLM
+    from synthrelease.modalities.sequence.config import LEGACY_PRIOR_LAGS, SequenceTrainingConfig
     from synthrelease.modalities.sequence.modality import vocabulary_for
 
     config = SequenceTrainingConfig(**{"ar_prior_lags": LEGACY_PRIOR_LAGS, **info["config"]})
